@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: MIT */
+#include "sysroot.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int vmc_sysroot_open(struct vmc_sysroot *sr, const char *path)
+{
+	int fd;
+
+	if (!path || !*path)
+		path = "/";
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	sr->fd = fd;
+	sr->live = strcmp(path, "/") == 0;
+	return 0;
+}
+
+void vmc_sysroot_close(struct vmc_sysroot *sr)
+{
+	if (sr->fd >= 0)
+		close(sr->fd);
+	sr->fd = -1;
+}
+
+/* Paths are relative to the root: a leading "/" would escape a fixture. */
+static const char *rel(const char *path)
+{
+	while (*path == '/')
+		path++;
+	return *path ? path : ".";
+}
+
+int vmc_read_str(int dirfd, const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = -1;
+	size_t len = 0;
+
+	if (size == 0)
+		return -EINVAL;
+	fd = openat(dirfd, rel(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t r;
+
+		if (len == size - 1) {
+			char c;
+
+			/* Full: fine only if the file ends here. */
+			r = TEMP_FAILURE_RETRY(read(fd, &c, 1));
+			if (r < 0)
+				return -errno;
+			if (r > 0)
+				return -EOVERFLOW;
+			break;
+		}
+		r = TEMP_FAILURE_RETRY(read(fd, buf + len, size - 1 - len));
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	while (len > 0 && buf[len - 1] == '\n')
+		len--;
+	buf[len] = '\0';
+	return (int)len;
+}
+
+#define FMT_PATH(path, fmt)                                                    \
+	char path[PATH_MAX];                                                   \
+	do {                                                                   \
+		va_list ap;                                                    \
+		int fmt_n_;                                                    \
+		va_start(ap, fmt);                                             \
+		fmt_n_ = vsnprintf(path, sizeof(path), fmt, ap);               \
+		va_end(ap);                                                    \
+		if (fmt_n_ < 0 || (size_t)fmt_n_ >= sizeof(path))              \
+			return -ENAMETOOLONG;                                  \
+	} while (0)
+
+int vmc_read_strf(int dirfd, char *buf, size_t size, const char *fmt, ...)
+{
+	FMT_PATH(path, fmt);
+	return vmc_read_str(dirfd, path, buf, size);
+}
+
+int vmc_parse_u64(const char *s, int base, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (end == s)
+		return -EINVAL;
+	if (*end == '\n')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int vmc_parse_s64(const char *s, int base, int64_t *out)
+{
+	long long v;
+	char *end;
+
+	if (!s || !*s || isspace((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, base);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (end == s)
+		return -EINVAL;
+	if (*end == '\n')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int vmc_read_u64f(int dirfd, uint64_t *out, int base, const char *fmt, ...)
+{
+	char buf[64];
+	int r;
+
+	FMT_PATH(path, fmt);
+	r = vmc_read_str(dirfd, path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	return vmc_parse_u64(buf, base, out);
+}
+
+int vmc_read_s64f(int dirfd, int64_t *out, int base, const char *fmt, ...)
+{
+	char buf[64];
+	int r;
+
+	FMT_PATH(path, fmt);
+	r = vmc_read_str(dirfd, path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	return vmc_parse_s64(buf, base, out);
+}
+
+/* Normalize "a/b/../c/./d" in place; fails if ".." climbs above the root. */
+static int normalize(char *p)
+{
+	char *out = p, *s = p;
+
+	while (*s) {
+		char *e = strchr(s, '/');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+
+		if (n == 0 || (n == 1 && s[0] == '.')) {
+			/* skip */
+		} else if (n == 2 && s[0] == '.' && s[1] == '.') {
+			if (out == p)
+				return -EXDEV;
+			out--;
+			while (out > p && out[-1] != '/')
+				out--;
+		} else {
+			memmove(out, s, n);
+			out += n;
+			*out++ = '/';
+		}
+		s += n;
+		if (*s == '/')
+			s++;
+	}
+	if (out > p)
+		out--;
+	*out = '\0';
+	return 0;
+}
+
+int vmc_resolve_linkf(int dirfd, char *out, size_t size, const char *fmt, ...)
+{
+	char target[PATH_MAX], full[2 * PATH_MAX];
+	const char *lp, *slash;
+	ssize_t n;
+	int r;
+
+	FMT_PATH(path, fmt);
+	lp = rel(path);
+	n = readlinkat(dirfd, lp, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	if (target[0] == '/') {
+		snprintf(full, sizeof(full), "%s", target + 1);
+	} else {
+		slash = strrchr(lp, '/');
+		snprintf(full, sizeof(full), "%.*s/%s", slash ? (int)(slash - lp) : 0, lp,
+			 target);
+	}
+	r = normalize(full);
+	if (r < 0)
+		return r;
+	if (strlen(full) >= size)
+		return -ENAMETOOLONG;
+	strcpy(out, full);
+	return 0;
+}
+
+int vmc_link_basef(int dirfd, char *out, size_t size, const char *fmt, ...)
+{
+	char target[PATH_MAX];
+	const char *b;
+	ssize_t n;
+
+	FMT_PATH(path, fmt);
+	n = readlinkat(dirfd, rel(path), target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	while (n > 1 && target[n - 1] == '/')
+		target[--n] = '\0';
+	b = strrchr(target, '/');
+	b = b ? b + 1 : target;
+	if (strlen(b) >= size)
+		return -ENAMETOOLONG;
+	strcpy(out, b);
+	return 0;
+}
+
+int vmc_natcmp(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+			const char *ea = a, *eb = b;
+			size_t la, lb;
+
+			while (*a == '0' && isdigit((unsigned char)a[1]))
+				a++;
+			while (*b == '0' && isdigit((unsigned char)b[1]))
+				b++;
+			for (ea = a; isdigit((unsigned char)*ea); ea++)
+				;
+			for (eb = b; isdigit((unsigned char)*eb); eb++)
+				;
+			la = (size_t)(ea - a);
+			lb = (size_t)(eb - b);
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			int c = strncmp(a, b, la);
+			if (c)
+				return c;
+			a = ea;
+			b = eb;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	return (unsigned char)*a - (unsigned char)*b;
+}
+
+static int natcmp_p(const void *a, const void *b)
+{
+	return vmc_natcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void vmc_names_free(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	FMT_PATH(path, fmt);
+	fd = openat(dirfd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			char **nv = realloc(v, nc * sizeof(*nv));
+
+			if (!nv)
+				goto enomem;
+			v = nv;
+			cap = nc;
+		}
+		v[n] = strdup(de->d_name);
+		if (!v[n])
+			goto enomem;
+		n++;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), natcmp_p);
+	if (n > INT_MAX) {
+		vmc_names_free(v, (int)n);
+		return -EOVERFLOW;
+	}
+	*names = v;
+	return (int)n;
+enomem:
+	closedir(d);
+	vmc_names_free(v, (int)n);
+	return -ENOMEM;
+}
+
+bool vmc_is_pci_address(const char *s)
+{
+	static const char shape[] = "xxxx:xx:xx.x";
+
+	if (strlen(s) != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++) {
+		if (shape[i] == 'x') {
+			if (!isxdigit((unsigned char)s[i]))
+				return false;
+		} else if (s[i] != shape[i]) {
+			return false;
+		}
+	}
+	return s[11] >= '0' && s[11] <= '7';
+}
+
+int vmc_pci_of_path(const char *path, char out[13], char parent[13])
+{
+	char last[13] = "", prev[13] = "";
+	const char *s = path;
+
+	while (*s) {
+		const char *e = strchr(s, '/');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+
+		if (n == 12) {
+			char comp[13];
+
+			memcpy(comp, s, 12);
+			comp[12] = '\0';
+			if (vmc_is_pci_address(comp)) {
+				strcpy(prev, last);
+				strcpy(last, comp);
+			}
+		}
+		s += n;
+		if (*s == '/')
+			s++;
+	}
+	if (!last[0])
+		return -ENOENT;
+	strcpy(out, last);
+	if (parent)
+		strcpy(parent, prev);
+	return 0;
+}
+
+int vmc_cpulist_contains(const char *list, unsigned cpu, bool *out)
+{
+	const char *p = list;
+	bool found = false;
+
+	while (*p && *p != '\n') {
+		unsigned long a, b;
+		char *e;
+
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		a = strtoul(p, &e, 10);
+		b = a;
+		if (*e == '-') {
+			p = e + 1;
+			if (!isdigit((unsigned char)*p))
+				return -EINVAL;
+			b = strtoul(p, &e, 10);
+			if (b < a)
+				return -EINVAL;
+		}
+		if (cpu >= a && cpu <= b)
+			found = true;
+		p = e;
+		if (*p == ',')
+			p++;
+		else if (*p && *p != '\n')
+			return -EINVAL;
+	}
+	*out = found;
+	return 0;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bounded, strict reads of sysfs/procfs files relative to a root directory,
+ * so every reader runs against "/" or a fixture tree alike. All functions
+ * return 0 (or a length) on success and -errno on failure; -ENOENT means
+ * "absent, or hot-removed while we looked" and is never fatal for a reader.
+ * Outputs are untouched on failure.
+ */
+#ifndef VMC_SYSROOT_H
+#define VMC_SYSROOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+struct vmc_sysroot {
+	int fd;    /* O_PATH|O_DIRECTORY fd of the root ("/" or a fixture) */
+	bool live; /* the running system: netlink and uname may be used */
+};
+
+/* Open @path (NULL: "/") as a root. Returns 0 or -errno. */
+int vmc_sysroot_open(struct vmc_sysroot *sr, const char *path);
+void vmc_sysroot_close(struct vmc_sysroot *sr);
+
+/* Largest file these helpers read whole. */
+#define VMC_READ_MAX 65536
+
+/*
+ * vmc_read_str - read a small file, trailing newlines stripped
+ * @buf: NUL-terminated on success
+ * Returns the string length, -EOVERFLOW if the file does not fit, -errno.
+ */
+int vmc_read_str(int dirfd, const char *path, char *buf, size_t size);
+int vmc_read_strf(int dirfd, char *buf, size_t size, const char *fmt, ...) _printf_(4, 5);
+
+/* Strict numbers: no junk, no overflow, optional trailing newline. */
+int vmc_parse_u64(const char *s, int base, uint64_t *out);
+int vmc_parse_s64(const char *s, int base, int64_t *out);
+int vmc_read_u64f(int dirfd, uint64_t *out, int base, const char *fmt, ...) _printf_(4, 5);
+int vmc_read_s64f(int dirfd, int64_t *out, int base, const char *fmt, ...) _printf_(4, 5);
+
+/*
+ * vmc_resolve_link - follow one symlink textually, within the root
+ * @out: the target as a normalized path relative to the root
+ *       ("sys/devices/pci0000:00/0000:00:01.0/virtio1")
+ * Works on fixture trees (no realpath, no escaping the root).
+ */
+int vmc_resolve_linkf(int dirfd, char *out, size_t size, const char *fmt, ...) _printf_(4, 5);
+
+/* Basename of a symlink's target ("virtio_net" for .../driver). */
+int vmc_link_basef(int dirfd, char *out, size_t size, const char *fmt, ...) _printf_(4, 5);
+
+/*
+ * vmc_list_dir - names in a directory, "." and ".." left out
+ * @names: malloc'd array of malloc'd names, sorted with vmc_natcmp
+ * Returns the count or -errno. Free with vmc_names_free().
+ */
+int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...) _printf_(3, 4);
+void vmc_names_free(char **names, int n);
+
+/* Compare like "sort -V" for names with a numeric suffix: cpu2 < cpu10. */
+int vmc_natcmp(const char *a, const char *b);
+
+/* True if @s is a PCI function address "dddd:bb:dd.f". */
+bool vmc_is_pci_address(const char *s);
+
+/*
+ * vmc_pci_of_path - the last PCI function in a sysfs device path
+ * @parent: if non-NULL, the one before it (the upstream bridge), or ""
+ * Returns 0, or -ENOENT if the path has no PCI component.
+ */
+int vmc_pci_of_path(const char *path, char out[13], char parent[13]);
+
+/*
+ * Kernel CPU list format ("0-3,5"): membership test, and a count.
+ * Return -EINVAL on malformed input.
+ */
+int vmc_cpulist_contains(const char *list, unsigned cpu, bool *out);
+
+#endif

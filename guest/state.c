@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#include "state.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "clock.h"
+
+typedef int (*reader_fn)(const struct vmc_state_opts *, struct vmc_arena *,
+			 Vmcheck__V1__State *);
+
+static const struct {
+	uint32_t bit;
+	reader_fn read;
+} readers[] = {
+	{ VMCHECK__V1__SECTION__SECTION_SYSTEM, vmc_state_read_system },
+	{ VMCHECK__V1__SECTION__SECTION_LINKS, vmc_state_read_links },
+	{ VMCHECK__V1__SECTION__SECTION_BLOCKS, vmc_state_read_blocks },
+	{ VMCHECK__V1__SECTION__SECTION_MEMORY, vmc_state_read_memory },
+	{ VMCHECK__V1__SECTION__SECTION_CPUS, vmc_state_read_cpus },
+	{ VMCHECK__V1__SECTION__SECTION_PCI, vmc_state_read_pci },
+	{ VMCHECK__V1__SECTION__SECTION_CRASH, vmc_state_read_crash },
+};
+
+int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t generation,
+		   struct vmc_arena *a, Vmcheck__V1__State **out)
+{
+	Vmcheck__V1__State *st = vmc_arena_alloc(a, sizeof(*st));
+	struct vmc_ptrvec errs = { 0 };
+	char boot_id[64];
+	uint64_t t0;
+
+	if (!st)
+		return -ENOMEM;
+	vmcheck__v1__state__init(st);
+	if (mask == 0)
+		mask = VMC_SECTION_ALL;
+	st->generation = generation;
+	st->realtime_ns = vmc_realtime_ns();
+	st->mono_ns = t0 = vmc_mono_ns();
+	if (vmc_read_str(o->root.fd, "proc/sys/kernel/random/boot_id", boot_id,
+			 sizeof(boot_id)) >= 0)
+		st->boot_id = vmc_arena_strdup(a, boot_id);
+	else
+		st->boot_id = "";
+	if (!st->boot_id)
+		return -ENOMEM;
+
+	for (size_t i = 0; i < ARRAY_SIZE(readers); i++) {
+		Vmcheck__V1__SectionError *e;
+		int r;
+
+		if (!(mask & readers[i].bit))
+			continue;
+		r = readers[i].read(o, a, st);
+		if (r == 0) {
+			st->sections |= readers[i].bit;
+			continue;
+		}
+		if (r == -ENOMEM)
+			return r;
+		e = vmc_arena_alloc(a, sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		vmcheck__v1__section_error__init(e);
+		e->section = (Vmcheck__V1__Section)readers[i].bit;
+		e->errno_value = -r;
+		e->message = vmc_arena_printf(a, "reading %s: %s",
+					      vmc_section_name(readers[i].bit), strerror(-r));
+		if (!e->message || vmc_ptrvec_push(a, &errs, e) < 0)
+			return -ENOMEM;
+	}
+	st->errors = (Vmcheck__V1__SectionError **)errs.items;
+	st->n_errors = errs.n;
+	st->read_ns = vmc_mono_ns() - t0;
+	*out = st;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Section readers. Each reads one subsystem relative to a sysroot and fills
+ * its part of a State message with memory from @a (see common/arena.h): the
+ * wire message is the data model, there is no second copy to keep in sync.
+ *
+ * Every reader returns 0 or -errno. A missing file or a device that vanished
+ * while being read (-ENOENT) makes that field or device absent, never a
+ * failure of the section; a reader fails only when the subsystem as a whole
+ * cannot be read. @st is left without the section on failure.
+ */
+#ifndef VMC_STATE_H
+#define VMC_STATE_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "pb.h"
+#include "sysroot.h"
+
+struct vmc_state_opts {
+	struct vmc_sysroot root;
+	const char *const *crash_dirs; /* NULL-terminated; relative to root */
+};
+
+int vmc_state_read_system(const struct vmc_state_opts *o, struct vmc_arena *a,
+			  Vmcheck__V1__State *st);
+int vmc_state_read_links(const struct vmc_state_opts *o, struct vmc_arena *a,
+			 Vmcheck__V1__State *st);
+int vmc_state_read_blocks(const struct vmc_state_opts *o, struct vmc_arena *a,
+			  Vmcheck__V1__State *st);
+int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,
+			  Vmcheck__V1__State *st);
+int vmc_state_read_cpus(const struct vmc_state_opts *o, struct vmc_arena *a,
+			Vmcheck__V1__State *st);
+int vmc_state_read_pci(const struct vmc_state_opts *o, struct vmc_arena *a,
+		       Vmcheck__V1__State *st);
+int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
+			 Vmcheck__V1__State *st);
+
+/*
+ * vmc_state_read - one consistent snapshot of the sections in @mask
+ * @generation: stamped into the State
+ * @out: allocated in @a
+ *
+ * Sections that fail are listed in State.errors with their errno; the call
+ * itself fails only on -ENOMEM.
+ */
+int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t generation,
+		   struct vmc_arena *a, Vmcheck__V1__State **out);
+
+#endif

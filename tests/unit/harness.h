@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit-test harness: suites register themselves at load time, fixtures are
+ * scratch sysfs trees or the committed trees under tests/fixtures.
+ */
+#ifndef VMC_TEST_HARNESS_H
+#define VMC_TEST_HARNESS_H
+
+#include <CUnit/CUnit.h>
+#include <limits.h>
+
+#include "sysroot.h"
+
+struct vmc_test {
+	const char *name;
+	void (*fn)(void);
+};
+
+struct vmc_test_suite {
+	const char *name;
+	const struct vmc_test *tests; /* terminated by { NULL, NULL } */
+	int (*init)(void);
+	int (*cleanup)(void);
+	struct vmc_test_suite *next;
+};
+
+void vmc_test_register(struct vmc_test_suite *s);
+
+#define VMC_TEST(fn) { #fn, fn }
+#define VMC_SUITE(id, init_fn, cleanup_fn, ...)                                  \
+	static const struct vmc_test id##_tests[] = { __VA_ARGS__, { NULL, NULL } }; \
+	static struct vmc_test_suite id##_suite = { #id, id##_tests, init_fn,        \
+						    cleanup_fn, NULL };              \
+	__attribute__((constructor)) static void id##_register(void)                \
+	{                                                                            \
+		vmc_test_register(&id##_suite);                                      \
+	}
+
+/* A scratch root directory for one test. */
+struct fx {
+	char path[PATH_MAX];
+	struct vmc_sysroot root; /* root.fd is the tree's fd; live = false */
+};
+
+/* Create an empty tree; CU_FAIL_FATAL on error. */
+void fx_init(struct fx *f);
+/* Remove the tree and close its fd. */
+void fx_cleanup(struct fx *f);
+/* Write @content to @rel (parents created). */
+void fx_write(struct fx *f, const char *rel, const char *content);
+void fx_mkdir(struct fx *f, const char *rel);
+/* Create symlink @rel pointing at @target (parents created). */
+void fx_symlink(struct fx *f, const char *target, const char *rel);
+void fx_remove(struct fx *f, const char *rel);
+
+/* Directory holding the committed fixture trees (--fixtures). */
+const char *fx_fixtures_dir(void);
+/* Open committed fixture tree @name as a root; CU_FAIL_FATAL if missing. */
+void fx_open_committed(const char *name, struct vmc_sysroot *root);
+
+#endif

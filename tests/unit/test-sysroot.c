@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* Tests of the sysroot helpers every reader stands on. */
+#include <errno.h>
+#include <string.h>
+
+#include "harness.h"
+#include "sysroot.h"
+
+static void read_str_strips_newlines_and_bounds(void)
+{
+	struct fx f;
+	char buf[8];
+
+	fx_init(&f);
+	fx_write(&f, "a", "hello\n\n");
+	fx_write(&f, "big", "0123456789\n");
+	CU_ASSERT_EQUAL(vmc_read_str(f.root.fd, "a", buf, sizeof(buf)), 5);
+	CU_ASSERT_STRING_EQUAL(buf, "hello");
+	CU_ASSERT_EQUAL(vmc_read_str(f.root.fd, "big", buf, sizeof(buf)), -EOVERFLOW);
+	CU_ASSERT_EQUAL(vmc_read_str(f.root.fd, "missing", buf, sizeof(buf)), -ENOENT);
+	/* A leading slash stays inside the root. */
+	CU_ASSERT_EQUAL(vmc_read_str(f.root.fd, "/a", buf, sizeof(buf)), 5);
+	fx_cleanup(&f);
+}
+
+static void numbers_are_parsed_strictly(void)
+{
+	uint64_t u = 7;
+	int64_t s = 7;
+
+	CU_ASSERT_EQUAL(vmc_parse_u64("8000000", 16, &u), 0);
+	CU_ASSERT_EQUAL(u, 0x8000000);
+	CU_ASSERT_EQUAL(vmc_parse_u64("12\n", 10, &u), 0);
+	CU_ASSERT_EQUAL(u, 12);
+	u = 7;
+	CU_ASSERT_EQUAL(vmc_parse_u64("12x", 10, &u), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_parse_u64("", 10, &u), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_parse_u64(" 1", 10, &u), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_parse_u64("-1", 10, &u), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_parse_u64("99999999999999999999999", 10, &u), -ERANGE);
+	CU_ASSERT_EQUAL(u, 7);
+	CU_ASSERT_EQUAL(vmc_parse_s64("-1", 10, &s), 0);
+	CU_ASSERT_EQUAL(s, -1);
+}
+
+static void links_resolve_inside_the_root(void)
+{
+	struct fx f;
+	char out[256];
+
+	fx_init(&f);
+	fx_mkdir(&f, "sys/devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1/net/eth0");
+	fx_symlink(&f, "../../devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1/net/eth0",
+		   "sys/class/net/eth0");
+	CU_ASSERT_EQUAL(vmc_resolve_linkf(f.root.fd, out, sizeof(out), "sys/class/net/%s", "eth0"), 0);
+	CU_ASSERT_STRING_EQUAL(out, "sys/devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1/net/eth0");
+	fx_symlink(&f, "../../../../../../..", "sys/class/net/evil");
+	CU_ASSERT_EQUAL(vmc_resolve_linkf(f.root.fd, out, sizeof(out), "sys/class/net/evil"), -EXDEV);
+	CU_ASSERT_EQUAL(vmc_link_basef(f.root.fd, out, sizeof(out), "sys/class/net/eth0"), 0);
+	CU_ASSERT_STRING_EQUAL(out, "eth0");
+	fx_cleanup(&f);
+}
+
+static void pci_address_is_found_in_a_device_path(void)
+{
+	char pci[13], parent[13];
+
+	CU_ASSERT_EQUAL(vmc_pci_of_path("sys/devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1",
+					pci, parent), 0);
+	CU_ASSERT_STRING_EQUAL(pci, "0000:01:00.0");
+	CU_ASSERT_STRING_EQUAL(parent, "0000:00:02.0");
+	CU_ASSERT_EQUAL(vmc_pci_of_path("sys/devices/virtual/net/lo", pci, parent), -ENOENT);
+	CU_ASSERT_FALSE(vmc_is_pci_address("0000:00:02.8"));
+	CU_ASSERT_FALSE(vmc_is_pci_address("0000:00:02"));
+}
+
+static void dir_listing_sorts_naturally(void)
+{
+	struct fx f;
+	char **names;
+	int n;
+
+	fx_init(&f);
+	fx_mkdir(&f, "d/cpu10");
+	fx_mkdir(&f, "d/cpu2");
+	fx_mkdir(&f, "d/cpu1");
+	n = vmc_list_dirf(f.root.fd, &names, "d");
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT_STRING_EQUAL(names[0], "cpu1");
+	CU_ASSERT_STRING_EQUAL(names[1], "cpu2");
+	CU_ASSERT_STRING_EQUAL(names[2], "cpu10");
+	vmc_names_free(names, n);
+	CU_ASSERT_EQUAL(vmc_list_dirf(f.root.fd, &names, "nope"), -ENOENT);
+	fx_cleanup(&f);
+}
+
+static void cpulist_membership(void)
+{
+	bool in = false;
+
+	CU_ASSERT_EQUAL(vmc_cpulist_contains("0-3,5\n", 5, &in), 0);
+	CU_ASSERT_TRUE(in);
+	CU_ASSERT_EQUAL(vmc_cpulist_contains("0-3,5", 4, &in), 0);
+	CU_ASSERT_FALSE(in);
+	CU_ASSERT_EQUAL(vmc_cpulist_contains("", 0, &in), 0);
+	CU_ASSERT_FALSE(in);
+	CU_ASSERT_EQUAL(vmc_cpulist_contains("3-1", 2, &in), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_cpulist_contains("a", 2, &in), -EINVAL);
+}
+
+VMC_SUITE(sysroot, NULL, NULL, VMC_TEST(read_str_strips_newlines_and_bounds),
+	  VMC_TEST(numbers_are_parsed_strictly), VMC_TEST(links_resolve_inside_the_root),
+	  VMC_TEST(pci_address_is_found_in_a_device_path), VMC_TEST(dir_listing_sorts_naturally),
+	  VMC_TEST(cpulist_membership))
