@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent core: decodes requests, answers them, keeps subscriptions and
+ * pushes Events. It knows nothing of transports: bytes come in through
+ * vmc_agent_feed() and frames go out through the send callback, which the
+ * core serialises (one frame at a time, from any thread).
+ */
+#ifndef VMC_AGENT_H
+#define VMC_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "state.h"
+
+struct vmc_agent;
+
+/*
+ * Called with one complete frame (header + payload). Returns 0, or -errno
+ * when the peer is gone (the frame is then dropped; pushes are not queued
+ * for an absent host).
+ */
+typedef int (*vmc_agent_send_fn)(void *ctx, const uint8_t *frame, size_t len);
+
+struct vmc_agent_config {
+	struct vmc_state_opts state;
+	size_t max_frame;       /* 0: VMC_FRAME_MAX_DEFAULT */
+	bool allow_crash;       /* Act: crash is refused unless set */
+	unsigned coalesce_ms;   /* default burst window for pushes; 0: 2 ms */
+	unsigned max_inflight;  /* requests answered concurrently; 0: 16 */
+	bool synchronous;       /* answer on the caller's thread (tests, fuzzing) */
+	const char *transport;  /* reported in HelloReply */
+};
+
+/* Returns 0 or -errno; *out owned by the caller, free with vmc_agent_free(). */
+int vmc_agent_new(const struct vmc_agent_config *cfg, vmc_agent_send_fn send, void *ctx,
+		  struct vmc_agent **out);
+void vmc_agent_free(struct vmc_agent *ag);
+
+/*
+ * vmc_agent_feed - bytes read from the transport
+ *
+ * Complete frames are decoded and answered (on worker threads unless the
+ * config says synchronous). Garbage is skipped; an undecodable frame gets an
+ * Error MALFORMED reply with id 0. Returns 0 or -ENOMEM.
+ */
+int vmc_agent_feed(struct vmc_agent *ag, const void *data, size_t n);
+
+/* The host went away (HUP): drop buffered bytes and all subscriptions. */
+void vmc_agent_disconnected(struct vmc_agent *ag);
+
+/*
+ * vmc_agent_handle_payload - decode and answer one payload synchronously
+ * The reply goes out through the send callback. Returns 0 or -ENOMEM.
+ */
+int vmc_agent_handle_payload(struct vmc_agent *ag, const uint8_t *payload, size_t len);
+
+/* Wait until every request in flight has been answered. */
+void vmc_agent_drain(struct vmc_agent *ag);
+
+#endif
