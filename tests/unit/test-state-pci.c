@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/* PCI reader against the committed q35 guest tree, scratch trees and this machine. */
+#include <errno.h>
+#include <string.h>
+
+#include "harness.h"
+#include "state.h"
+
+struct pci_run {
+	struct vmc_state_opts o;
+	struct vmc_arena a;
+	Vmcheck__V1__State st;
+	int r;
+};
+
+static void run_on(struct pci_run *t, struct vmc_sysroot root)
+{
+	memset(t, 0, sizeof(*t));
+	t->o.root = root;
+	t->a = (struct vmc_arena)VMC_ARENA_INIT;
+	vmcheck__v1__state__init(&t->st);
+	t->r = vmc_state_read_pci(&t->o, &t->a, &t->st);
+}
+
+static void run_guest(struct pci_run *t)
+{
+	struct vmc_sysroot root;
+
+	fx_open_committed("virtio-guest", &root);
+	run_on(t, root);
+	CU_ASSERT_EQUAL_FATAL(t->r, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t->st.pci);
+}
+
+static void run_done(struct pci_run *t, bool close_root)
+{
+	vmc_arena_free(&t->a);
+	if (close_root)
+		vmc_sysroot_close(&t->o.root);
+}
+
+static const Vmcheck__V1__PciFunction *fn(const struct pci_run *t, const char *addr)
+{
+	for (size_t i = 0; i < t->st.pci->n_functions; i++)
+		if (!strcmp(t->st.pci->functions[i]->address, addr))
+			return t->st.pci->functions[i];
+	return NULL;
+}
+
+static void functions_sorted_by_address(void)
+{
+	/* 00:1f sorts after 00:02: hex, not "sort -V". */
+	static const char *const order[] = {"0000:00:00.0", "0000:00:02.0", "0000:00:02.1",
+					    "0000:00:02.2", "0000:00:1f.0", "0000:00:1f.3",
+					    "0000:01:00.0", "0000:02:00.0"};
+	struct pci_run t;
+
+	run_guest(&t);
+	CU_ASSERT_EQUAL_FATAL(t.st.pci->n_functions, ARRAY_SIZE(order));
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+		CU_ASSERT_STRING_EQUAL(t.st.pci->functions[i]->address, order[i]);
+	run_done(&t, true);
+}
+
+static void function_has_ids_parent_bridge_driver_and_slot(void)
+{
+	const Vmcheck__V1__PciFunction *f;
+	struct pci_run t;
+
+	run_guest(&t);
+	f = fn(&t, "0000:01:00.0");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(f->vendor, 0x1af4);
+	CU_ASSERT_EQUAL(f->device, 0x1042);
+	CU_ASSERT_EQUAL(f->class_code, 0x010000);
+	CU_ASSERT_EQUAL(f->subsystem_vendor, 0x1af4);
+	CU_ASSERT_EQUAL(f->subsystem_device, 0x1100);
+	CU_ASSERT_STRING_EQUAL(f->driver, "virtio-pci");
+	CU_ASSERT_STRING_EQUAL(f->parent, "0000:00:02.0");
+	CU_ASSERT_STRING_EQUAL(f->slot, "1");
+	f = fn(&t, "0000:02:00.0");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_STRING_EQUAL(f->parent, "0000:00:02.1");
+	CU_ASSERT_STRING_EQUAL(f->slot, "2");
+	/* The root port itself sits on the root bus, in no slot. */
+	f = fn(&t, "0000:00:02.0");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(f->class_code, 0x060400);
+	CU_ASSERT_STRING_EQUAL(f->driver, "pcieport");
+	CU_ASSERT_STRING_EQUAL(f->parent, "");
+	CU_ASSERT_STRING_EQUAL(f->slot, "");
+	f = fn(&t, "0000:00:1f.3");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_STRING_EQUAL(f->driver, "");
+	run_done(&t, true);
+}
+
+static void slots_with_and_without_power(void)
+{
+	const Vmcheck__V1__PciSlot *s;
+	struct pci_run t;
+
+	run_guest(&t);
+	CU_ASSERT_EQUAL_FATAL(t.st.pci->n_slots, 3);
+	s = t.st.pci->slots[0];
+	CU_ASSERT_STRING_EQUAL(s->name, "1");
+	CU_ASSERT_STRING_EQUAL(s->address, "0000:01:00");
+	CU_ASSERT_EQUAL(s->power, 1);
+	CU_ASSERT_EQUAL(s->presence, 1);
+	CU_ASSERT_EQUAL(s->attention, 0);
+	CU_ASSERT_EQUAL(s->latch, -1);
+	CU_ASSERT_STRING_EQUAL(t.st.pci->slots[1]->name, "2");
+	/* The empty root port: natural order puts "10" last; no power control. */
+	s = t.st.pci->slots[2];
+	CU_ASSERT_STRING_EQUAL(s->name, "10");
+	CU_ASSERT_STRING_EQUAL(s->address, "0000:03:00");
+	CU_ASSERT_EQUAL(s->power, -1);
+	CU_ASSERT_EQUAL(s->presence, 0);
+	run_done(&t, true);
+}
+
+#define DEV "sys/devices/pci0000:00/0000:00:03.0/"
+
+static void scratch_tree_errors_and_vanishing(void)
+{
+	struct pci_run t;
+	struct fx f;
+
+	fx_init(&f);
+	run_on(&t, f.root);
+	CU_ASSERT_EQUAL(t.r, -ENOENT);
+	CU_ASSERT_PTR_NULL(t.st.pci);
+	run_done(&t, false);
+
+	/* No slots directory (no hotplug driver); one function hot-removed. */
+	fx_write(&f, DEV "vendor", "0x1af4\n");
+	fx_write(&f, DEV "device", "0x1041\n");
+	fx_write(&f, DEV "class", "0x020000\n");
+	fx_symlink(&f, "../../../devices/pci0000:00/0000:00:03.0",
+		   "sys/bus/pci/devices/0000:00:03.0");
+	fx_symlink(&f, "../../../devices/pci0000:00/0000:00:04.0",
+		   "sys/bus/pci/devices/0000:00:04.0");
+	run_on(&t, f.root);
+	CU_ASSERT_EQUAL_FATAL(t.r, 0);
+	CU_ASSERT_EQUAL(t.st.pci->n_slots, 0);
+	CU_ASSERT_EQUAL_FATAL(t.st.pci->n_functions, 1);
+	CU_ASSERT_EQUAL(t.st.pci->functions[0]->class_code, 0x020000);
+	CU_ASSERT_EQUAL(t.st.pci->functions[0]->subsystem_vendor, 0);
+	CU_ASSERT_STRING_EQUAL(t.st.pci->functions[0]->slot, "");
+	run_done(&t, false);
+
+	fx_write(&f, DEV "vendor", "0x1af4x\n");
+	run_on(&t, f.root);
+	CU_ASSERT_EQUAL(t.r, -EINVAL);
+	CU_ASSERT_PTR_NULL(t.st.pci);
+	run_done(&t, false);
+	fx_cleanup(&f);
+}
+
+static void live_machine_invariants(void)
+{
+	struct vmc_sysroot root;
+	struct pci_run t;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_sysroot_open(&root, "/"), 0);
+	run_on(&t, root);
+	CU_ASSERT_EQUAL_FATAL(t.r, 0);
+	for (size_t i = 0; i < t.st.pci->n_functions; i++) {
+		const Vmcheck__V1__PciFunction *f = t.st.pci->functions[i];
+
+		CU_ASSERT_TRUE(vmc_is_pci_address(f->address));
+		CU_ASSERT_NOT_EQUAL(f->vendor, 0);
+		CU_ASSERT_NOT_EQUAL(f->vendor, 0xffff);
+		if (i > 0)
+			CU_ASSERT_TRUE(strcmp(t.st.pci->functions[i - 1]->address, f->address) < 0);
+		if (f->parent[0])
+			CU_ASSERT_PTR_NOT_NULL(fn(&t, f->parent));
+	}
+	run_done(&t, true);
+}
+
+VMC_SUITE(state_pci, NULL, NULL, VMC_TEST(functions_sorted_by_address),
+	  VMC_TEST(function_has_ids_parent_bridge_driver_and_slot),
+	  VMC_TEST(slots_with_and_without_power), VMC_TEST(scratch_tree_errors_and_vanishing),
+	  VMC_TEST(live_machine_invariants))
