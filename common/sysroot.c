@@ -341,6 +341,28 @@ enomem:
 	return -ENOMEM;
 }
 
+int vmc_node_of_dirf(int dirfd, int *node, const char *fmt, ...)
+{
+	char **names;
+	int n, found = -1;
+
+	FMT_PATH(path, fmt);
+	n = vmc_list_dirf(dirfd, &names, "%s", path);
+	if (n < 0)
+		return n;
+	/* Sorted naturally: the first match is the lowest N. */
+	for (int i = 0; i < n && found < 0; i++) {
+		uint64_t v;
+
+		if (strncmp(names[i], "node", 4) == 0 && isdigit((unsigned char)names[i][4]) &&
+		    vmc_parse_u64(names[i] + 4, 10, &v) == 0 && v <= INT_MAX)
+			found = (int)v;
+	}
+	vmc_names_free(names, n);
+	*node = found;
+	return 0;
+}
+
 bool vmc_is_pci_address(const char *s)
 {
 	static const char shape[] = "xxxx:xx:xx.x";

@@ -60,6 +60,14 @@ int vmc_link_basef(int dirfd, char *out, size_t size, const char *fmt, ...) _pri
 int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...) _printf_(3, 4);
 void vmc_names_free(char **names, int n);
 
+/*
+ * vmc_node_of_dirf - NUMA node of a sysfs device from its "nodeN" entry
+ * @node: N of the lowest "nodeN" entry in the directory, or -1 if none
+ * Returns 0, -ENOENT if the directory is gone, or -errno; @node is
+ * untouched on failure.
+ */
+int vmc_node_of_dirf(int dirfd, int *node, const char *fmt, ...) _printf_(3, 4);
+
 /* Compare like "sort -V" for names with a numeric suffix: cpu2 < cpu10. */
 int vmc_natcmp(const char *a, const char *b);
 

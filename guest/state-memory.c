@@ -1,10 +1,240 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Memory blocks from sys/devices/system/memory. Totals and ranges must agree
+ * with lsmem(1) of util-linux 2.38.1 run on the same tree (`lsmem -J -b`):
+ * the host matches a DIMM by its range, so merging follows lsmem's default
+ * rules exactly. A block hot-removed while we read it is left out.
+ */
+#include <ctype.h>
 #include <errno.h>
+#include <string.h>
 
 #include "state.h"
 
-int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,
-		Vmcheck__V1__State *st)
+#define MEM "sys/devices/system/memory"
+
+/* Gone while we looked: files disappear, or an open attribute says ENODEV. */
+static bool vanished(int r)
 {
-	return -ENOSYS;
+	return r == -ENOENT || r == -ENODEV;
+}
+
+/* "memoryN" with N all digits, as lsmem filters its scandir. */
+static bool block_index(const char *name, uint64_t *index)
+{
+	return strncmp(name, "memory", 6) == 0 && isdigit((unsigned char)name[6]) &&
+	       vmc_parse_u64(name + 6, 10, index) == 0;
+}
+
+static Vmcheck__V1__MemoryBlock__State parse_state(const char *s)
+{
+	if (strcmp(s, "online") == 0)
+		return VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE;
+	if (strcmp(s, "offline") == 0)
+		return VMCHECK__V1__MEMORY_BLOCK__STATE__OFFLINE;
+	if (strcmp(s, "going-offline") == 0)
+		return VMCHECK__V1__MEMORY_BLOCK__STATE__GOING_OFFLINE;
+	return VMCHECK__V1__MEMORY_BLOCK__STATE__STATE_UNKNOWN;
+}
+
+/* The STATE column exactly as lsmem 2.38.1 prints it. */
+static char *lsmem_state(Vmcheck__V1__MemoryBlock__State s)
+{
+	switch (s) {
+	case VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE:
+		return "online";
+	case VMCHECK__V1__MEMORY_BLOCK__STATE__OFFLINE:
+		return "offline";
+	case VMCHECK__V1__MEMORY_BLOCK__STATE__GOING_OFFLINE:
+		return "on->off";
+	default:
+		return "?";
+	}
+}
+
+/*
+ * One memoryN directory. The state file decides whether the block exists:
+ * -ENOENT/-ENODEV from it (or from listing the directory for its node) means
+ * the block went away while we looked. Other attributes are optional.
+ */
+static int read_block(int fd, const char *name, struct vmc_arena *a, Vmcheck__V1__MemoryBlock *b)
+{
+	char buf[128];
+	uint64_t v;
+	int r;
+
+	r = vmc_read_strf(fd, buf, sizeof(buf), MEM "/%s/state", name);
+	if (r < 0)
+		return r;
+	b->state = parse_state(buf);
+
+	r = vmc_read_strf(fd, buf, sizeof(buf), MEM "/%s/valid_zones", name);
+	if (r >= 0) {
+		b->valid_zones = vmc_arena_strdup(a, buf);
+		if (!b->valid_zones)
+			return -ENOMEM;
+	} else if (!vanished(r)) {
+		return r;
+	}
+
+	/* Legacy (always 1 on current kernels), but lsmem splits ranges on it. */
+	r = vmc_read_u64f(fd, &v, 10, MEM "/%s/removable", name);
+	if (r == 0)
+		b->removable = v == 1;
+	else if (!vanished(r))
+		return r;
+
+	return vmc_node_of_dirf(fd, &b->node, MEM "/%s", name);
+}
+
+/*
+ * lsmem's default split: a new range at a hole in the indices, a change of
+ * state or a change of the removable file. Its JSON prints removable true
+ * only for an online range, so the range reports what lsmem prints.
+ */
+static int merge_ranges(struct vmc_arena *a, Vmcheck__V1__Memory *m)
+{
+	Vmcheck__V1__MemoryRange *rs = vmc_arena_alloc(a, m->n_blocks * sizeof(*rs));
+	Vmcheck__V1__MemoryRange **ptrs = vmc_arena_alloc(a, m->n_blocks * sizeof(*ptrs));
+	const uint64_t bs = m->block_size;
+	size_t n = 0;
+
+	if (!rs || !ptrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_blocks; i++) {
+		const Vmcheck__V1__MemoryBlock *b = m->blocks[i],
+					       *prev = i ? m->blocks[i - 1] : NULL;
+		Vmcheck__V1__MemoryRange *r;
+
+		if (prev && prev->index + 1 == b->index && prev->state == b->state &&
+		    prev->removable == b->removable) {
+			r = ptrs[n - 1];
+			r->last_block = b->index;
+			r->size += bs;
+			r->end += bs;
+			continue;
+		}
+		r = &rs[n];
+		ptrs[n++] = r;
+		vmcheck__v1__memory_range__init(r);
+		r->first_block = r->last_block = b->index;
+		r->start = b->phys_start;
+		r->size = bs;
+		r->end = b->phys_start + bs - 1;
+		r->state = lsmem_state(b->state);
+		r->removable = b->removable && b->state == VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE;
+	}
+	m->ranges = ptrs;
+	m->n_ranges = n;
+	return 0;
+}
+
+/* MemTotal from proc/meminfo: "MemTotal:       24684092 kB". */
+static int read_mem_total(int fd, uint64_t *kb)
+{
+	char buf[8192], num[24], *p;
+	size_t len;
+	int r;
+
+	r = vmc_read_str(fd, "proc/meminfo", buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	for (p = buf; strncmp(p, "MemTotal:", 9) != 0; p++) {
+		p = strchr(p, '\n');
+		if (!p)
+			return -ENOENT;
+	}
+	p += 9;
+	p += strspn(p, " ");
+	len = strspn(p, "0123456789");
+	if (len == 0 || len >= sizeof(num) || strncmp(p + len, " kB", 3) != 0 ||
+	    (p[len + 3] != '\n' && p[len + 3] != '\0'))
+		return -EINVAL;
+	memcpy(num, p, len);
+	num[len] = '\0';
+	return vmc_parse_u64(num, 10, kb);
+}
+
+static int read_memory(int fd, char **names, size_t n, struct vmc_arena *a, Vmcheck__V1__State *st)
+{
+	Vmcheck__V1__Memory *m = vmc_arena_alloc(a, sizeof(*m));
+	Vmcheck__V1__MemoryBlock *blocks = vmc_arena_alloc(a, n * sizeof(*blocks));
+	Vmcheck__V1__MemoryBlock **ptrs = vmc_arena_alloc(a, n * sizeof(*ptrs));
+	char buf[64];
+	int r;
+
+	if (!m || !blocks || !ptrs)
+		return -ENOMEM;
+	vmcheck__v1__memory__init(m);
+	r = vmc_read_u64f(fd, &m->block_size, 16, MEM "/block_size_bytes");
+	if (r < 0)
+		return r;
+	if (m->block_size == 0)
+		return -EINVAL;
+
+	for (size_t i = 0; i < n; i++) {
+		Vmcheck__V1__MemoryBlock *b = &blocks[m->n_blocks];
+		uint64_t index;
+
+		if (!block_index(names[i], &index))
+			continue;
+		/* Its last byte must be addressable, or the sums below wrap. */
+		if (index >= UINT64_MAX / m->block_size)
+			return -ERANGE;
+		vmcheck__v1__memory_block__init(b);
+		b->index = index;
+		b->phys_start = index * m->block_size;
+		r = read_block(fd, names[i], a, b);
+		if (vanished(r))
+			continue;
+		if (r < 0)
+			return r;
+		if (b->state == VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE)
+			m->online_bytes += m->block_size;
+		else
+			m->offline_bytes += m->block_size;
+		ptrs[m->n_blocks++] = b;
+	}
+	m->blocks = ptrs;
+	r = merge_ranges(a, m);
+	if (r < 0)
+		return r;
+
+	r = vmc_read_str(fd, MEM "/auto_online_blocks", buf, sizeof(buf));
+	if (r >= 0) {
+		m->auto_online_blocks = vmc_arena_strdup(a, buf);
+		if (!m->auto_online_blocks)
+			return -ENOMEM;
+	} else if (!vanished(r)) {
+		return r;
+	}
+	r = read_mem_total(fd, &m->mem_total_kb);
+	if (r < 0 && !vanished(r))
+		return r;
+
+	st->memory = m;
+	return 0;
+}
+
+/*
+ * vmc_state_read_memory - fill st->memory from sys/devices/system/memory
+ *
+ * Blocks sorted by index (the listing's natural order); online/offline totals
+ * and ranges as lsmem computes them (going-offline and unknown blocks count
+ * as offline). Returns 0; -ENOENT without memory-block support (no memory
+ * directory or no block_size_bytes); -EINVAL/-ERANGE on malformed files;
+ * -ENOMEM. st->memory is left unset on failure.
+ */
+int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,
+			  Vmcheck__V1__State *st)
+{
+	char **names;
+	int n, r;
+
+	n = vmc_list_dirf(o->root.fd, &names, MEM);
+	if (n < 0)
+		return n;
+	r = read_memory(o->root.fd, names, (size_t)n, a, st);
+	vmc_names_free(names, n);
+	return r;
 }
