@@ -11,7 +11,9 @@
 #ifndef VMC_AGENT_CLIENT_H
 #define VMC_AGENT_CLIENT_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "pb.h"
@@ -20,6 +22,7 @@ struct vmc_agent_conn;
 
 /* Returns 0 or a negative code with @err set ("connecting to unix:/x: ..."). */
 int vmc_agent_connect(const char *spec, struct vmc_agent_conn **out, struct vmc_error *err);
+/* Close the transport; responses not yet freed are freed with it. NULL is a no-op. */
 void vmc_agent_close(struct vmc_agent_conn *c);
 
 /*
@@ -27,7 +30,8 @@ void vmc_agent_close(struct vmc_agent_conn *c);
  * @timeout_ms: -1 waits forever
  * @resp: the reply, free with vmc_agent_response_free(); an agent Error reply
  *        is a successful call (check resp->kind_case)
- * Returns 0, -ETIMEDOUT, -EPIPE (agent gone), -EPROTO (undecodable reply).
+ * Returns 0, -ETIMEDOUT, -EPIPE (agent gone), -EPROTO (undecodable reply),
+ * -EINTR (a signal interrupted the wait; a late reply is then discarded).
  */
 int vmc_agent_call(struct vmc_agent_conn *c, Vmcheck__V1__Request *req, int timeout_ms,
 		   Vmcheck__V1__Response **resp, struct vmc_error *err);
@@ -38,7 +42,66 @@ int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms,
 
 void vmc_agent_response_free(struct vmc_agent_conn *c, Vmcheck__V1__Response *resp);
 
-/* The fd to poll for readability (for callers that multiplex). */
+/*
+ * The fd to poll for readability (for callers that multiplex). Frames may
+ * already be buffered: call vmc_agent_next_event() with timeout 0 until it
+ * returns -ETIMEDOUT before waiting on the fd.
+ */
 int vmc_agent_fd(const struct vmc_agent_conn *c);
+
+/* The spec the connection was opened with, for messages. */
+const char *vmc_agent_spec(const struct vmc_agent_conn *c);
+
+/*
+ * vmc_agent_connect_fd - speak the protocol over an already connected
+ * stream socket @fd (taken over, closed by vmc_agent_close()); @name stands
+ * for the peer in messages. Returns 0 or -ENOMEM.
+ */
+int vmc_agent_connect_fd(int fd, const char *name, struct vmc_agent_conn **out,
+			 struct vmc_error *err);
+
+/*
+ * vmc_agent_hello - the Hello round trip every session starts with
+ * @resp: the reply (resp->hello), free with vmc_agent_response_free()
+ *
+ * Returns 0; the codes of vmc_agent_call(); -EPROTONOSUPPORT when the
+ * agent answers with an Error or a protocol version other than 1.
+ */
+int vmc_agent_hello(struct vmc_agent_conn *c, int timeout_ms, Vmcheck__V1__Response **resp,
+		    struct vmc_error *err);
+
+/*
+ * vmc_agent_expect - check that @resp, the reply to @what, is of @kind
+ *
+ * Returns 0; -EREMOTEIO with @err set to the agent's Error ("unix:/x:
+ * get_state: agent error NOT_FOUND: ..."); -EPROTO for another kind.
+ */
+int vmc_agent_expect(const struct vmc_agent_conn *c, const Vmcheck__V1__Response *resp,
+		     Vmcheck__V1__Response__KindCase kind, const char *what, struct vmc_error *err);
+
+/*
+ * Transports, for agent-unix.c and agent-exec.c: each opens one connected
+ * stream socket and knows how the peer ends.
+ */
+struct vmc_agent_transport {
+	const struct vmc_agent_transport_ops *ops;
+	int fd;     /* owned; -1 once closed */
+	pid_t pid;  /* exec: the child, leader of its own process group; 0 if none or reaped */
+	int status; /* exec: wait status once reaped, else -1 */
+};
+
+struct vmc_agent_transport_ops {
+	const char *scheme; /* the spec's prefix, without the colon */
+	/* Open @arg (the spec after "scheme:"); 0 or -errno with @err set. */
+	int (*open)(struct vmc_agent_transport *t, const char *arg, struct vmc_error *err);
+	/* Why the stream ended ("agent exited (status 1)"), for messages. */
+	void (*describe_eof)(struct vmc_agent_transport *t, char *buf, size_t size);
+	/* Close the fd and release what the transport holds (reaps a child). */
+	void (*close)(struct vmc_agent_transport *t);
+};
+
+extern const struct vmc_agent_transport_ops vmc_agent_unix_ops;
+extern const struct vmc_agent_transport_ops vmc_agent_vserial_ops;
+extern const struct vmc_agent_transport_ops vmc_agent_exec_ops;
 
 #endif

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec:COMMAND: /bin/sh -c COMMAND with one end of a socketpair as its
+ * stdin and stdout; stderr is inherited so the agent's complaints reach the
+ * user. The child leads its own process group: a ^C at the terminal is the
+ * controller's to handle (it unsubscribes and closes), and closing can
+ * signal the shell and the agent together.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "agent-client.h"
+
+/* Voluntary exit after EOF, then after SIGTERM, before SIGKILL. */
+#define EXIT_WAIT_MS 1000
+/* How long an EOF waits for the child's status, to say why it went. */
+#define EOF_WAIT_MS 200
+
+static int exec_open(struct vmc_agent_transport *t, const char *cmd, struct vmc_error *err)
+{
+	char *const argv[] = { "sh", "-c", (char *)cmd, NULL };
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	_cleanup_close_ int mine = -1, theirs = -1;
+	int sv[2];
+	sigset_t none;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return vmc_error_set(err, -errno, "starting exec:%s: socketpair: %s", cmd,
+				     strerror(errno));
+	mine = sv[0];
+	theirs = sv[1];
+	sigemptyset(&none);
+	pid = fork();
+	if (pid < 0)
+		return vmc_error_set(err, -errno, "starting exec:%s: fork: %s", cmd,
+				     strerror(errno));
+	if (pid == 0) {
+		/*
+		 * Only async-signal-safe calls: the parent may have threads. The
+		 * agent must not inherit signals blocked for vmcheck's own use.
+		 */
+		setpgid(0, 0);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigaction(SIGPIPE, &dfl, NULL); /* an ignored SIGPIPE would survive exec */
+		if (dup2(theirs, STDIN_FILENO) < 0 || dup2(theirs, STDOUT_FILENO) < 0)
+			_exit(127);
+		/* dup2() onto itself keeps FD_CLOEXEC. */
+		fcntl(STDIN_FILENO, F_SETFD, 0);
+		fcntl(STDOUT_FILENO, F_SETFD, 0);
+		execv("/bin/sh", argv);
+		_exit(127);
+	}
+	/* Also here, so killing the group cannot race the child's setpgid(). */
+	setpgid(pid, pid);
+	t->fd = TAKE_FD(mine);
+	t->pid = pid;
+	return 0;
+}
+
+/* Reap the child if it exits within @ms; returns true once reaped. */
+static bool reap_within(struct vmc_agent_transport *t, int ms)
+{
+	const struct timespec tick = { 0, 5 * 1000000 };
+
+	for (int waited = 0; t->pid > 0; waited += 5) {
+		int st;
+		pid_t r = waitpid(t->pid, &st, WNOHANG);
+
+		if (r == t->pid || (r < 0 && errno == ECHILD)) {
+			t->status = r == t->pid ? st : -1;
+			t->pid = 0;
+			break;
+		}
+		if (waited >= ms)
+			return false;
+		nanosleep(&tick, NULL);
+	}
+	return true;
+}
+
+static void exec_describe_eof(struct vmc_agent_transport *t, char *buf, size_t size)
+{
+	reap_within(t, EOF_WAIT_MS);
+	if (t->pid > 0)
+		snprintf(buf, size, "the agent closed its stdout");
+	else if (t->status >= 0 && WIFEXITED(t->status))
+		snprintf(buf, size, "agent exited (status %d)", WEXITSTATUS(t->status));
+	else if (t->status >= 0 && WIFSIGNALED(t->status))
+		snprintf(buf, size, "agent killed by signal %d (%s)", WTERMSIG(t->status),
+			 strsignal(WTERMSIG(t->status)));
+	else
+		snprintf(buf, size, "agent exited");
+}
+
+static void exec_close(struct vmc_agent_transport *t)
+{
+	/* EOF on its stdin is the agent's signal to exit. */
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	if (reap_within(t, EXIT_WAIT_MS))
+		return;
+	kill(-t->pid, SIGTERM);
+	if (reap_within(t, EXIT_WAIT_MS))
+		return;
+	kill(-t->pid, SIGKILL);
+	if (TEMP_FAILURE_RETRY(waitpid(t->pid, &t->status, 0)) < 0)
+		t->status = -1;
+	t->pid = 0;
+}
+
+const struct vmc_agent_transport_ops vmc_agent_exec_ops = {
+	.scheme = "exec",
+	.open = exec_open,
+	.describe_eof = exec_describe_eof,
+	.close = exec_close,
+};

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* vmcheck state: one snapshot; and the helpers every agent command shares. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "print.h"
+#include "sysroot.h"
+
+int vmc_cmd_fail(struct vmc_error *err, int code)
+{
+	fprintf(stderr, "vmcheck: %s\n", err->msg ? err->msg : strerror(-err->code));
+	vmc_error_clear(err);
+	return code;
+}
+
+int vmc_cmd_usage_error(const char *cmd)
+{
+	fprintf(stderr, "Try 'vmcheck %s --help'.\n", cmd);
+	return VMC_EXIT_USAGE;
+}
+
+int vmc_cmd_open(const char *spec, struct vmc_agent_conn **c, Vmcheck__V1__Response **hello)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp;
+	int r;
+
+	if (vmc_agent_connect(spec, c, &err) < 0)
+		return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
+	r = vmc_agent_hello(*c, VMC_CMD_TIMEOUT_MS, &rsp, &err);
+	if (r < 0) {
+		vmc_agent_close(*c);
+		*c = NULL;
+		/* An agent that answers but refuses is the agent's failure, not the link's. */
+		return vmc_cmd_fail(&err, r == -EPROTONOSUPPORT ? VMC_EXIT_FAIL : VMC_EXIT_USAGE);
+	}
+	if (hello)
+		*hello = rsp;
+	else
+		vmc_agent_response_free(*c, rsp);
+	return VMC_EXIT_OK;
+}
+
+int vmc_cmd_sections(const char *list, uint32_t *mask)
+{
+	uint32_t m;
+
+	if (vmc_section_parse(list, &m) < 0 || !*list) {
+		fprintf(stderr,
+			"vmcheck: --section \"%s\": expected a comma list of system, links, blocks, memory, cpus, pci, crash, all\n",
+			list);
+		return -EINVAL;
+	}
+	*mask |= m;
+	return 0;
+}
+
+int vmc_cmd_number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+
+	if (vmc_parse_u64(arg, 10, &v) < 0 || v < min || v > max) {
+		fprintf(stderr, "vmcheck: %s \"%s\": expected a number from %llu to %llu\n", opt, arg,
+			(unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static const char usage[] =
+	"usage: vmcheck state --agent SPEC [--json] [--section LIST]...\n"
+	"\n"
+	"Print one snapshot of the guest, as the agent reads it from the guest kernel.\n"
+	"\n"
+	"  -a, --agent SPEC     the agent: unix:PATH, vserial:PATH (a QEMU chardev\n"
+	"                       socket) or exec:COMMAND (stdin/stdout of COMMAND)\n"
+	"  -j, --json           the State message as one JSON object\n"
+	"  -s, --section LIST   only these sections (system, links, blocks, memory,\n"
+	"                       cpus, pci, crash, all; comma separated, repeatable)\n"
+	"  -h, --help           this text\n"
+	"\n"
+	"Sections the agent could not read are reported on stderr. Exit status: 0 ok,\n"
+	"1 the agent failed or a section could not be read, 2 usage or connection error.\n";
+
+int vmc_cmd_state(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "agent", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "section", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	struct vmc_agent_conn *c = NULL;
+	const char *spec = NULL;
+	uint32_t mask = 0;
+	bool json = false;
+	int opt, code;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "a:js:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			spec = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			if (vmc_cmd_sections(optarg, &mask) < 0)
+				return vmc_cmd_usage_error(argv[0]);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return VMC_EXIT_OK;
+		default:
+			return vmc_cmd_usage_error(argv[0]);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vmcheck: state: unexpected argument \"%s\"\n", argv[optind]);
+		return vmc_cmd_usage_error(argv[0]);
+	}
+	if (!spec) {
+		fprintf(stderr, "vmcheck: state: --agent SPEC is required\n");
+		return vmc_cmd_usage_error(argv[0]);
+	}
+
+	code = vmc_cmd_open(spec, &c, NULL);
+	if (code)
+		return code;
+	get.sections = mask;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+	req.get_state = &get;
+	if (vmc_agent_call(c, &req, VMC_CMD_TIMEOUT_MS, &rsp, &err) < 0 ||
+	    vmc_agent_expect(c, rsp, VMCHECK__V1__RESPONSE__KIND_STATE, "get_state", &err) < 0) {
+		code = vmc_cmd_fail(&err, VMC_EXIT_FAIL);
+		goto out;
+	}
+	if (json) {
+		int r = vmc_json_print(stdout, &rsp->state->base);
+
+		if (r < 0) {
+			fprintf(stderr, "vmcheck: state: writing JSON: %s\n", strerror(-r));
+			code = VMC_EXIT_FAIL;
+		}
+	} else {
+		vmc_print_state(stdout, rsp->state);
+	}
+	fflush(stdout);
+	vmc_print_section_errors(stderr, rsp->state);
+	if (rsp->state->n_errors)
+		code = VMC_EXIT_FAIL;
+out:
+	if (rsp)
+		vmc_agent_response_free(c, rsp);
+	vmc_agent_close(c);
+	return code;
+}

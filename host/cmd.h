@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmcheck subcommands. Each takes its own argv (argv[0] is the command's
+ * name), handles --help itself, and returns the process exit code.
+ */
+#ifndef VMC_CMD_H
+#define VMC_CMD_H
+
+#include <stdint.h>
+
+#include "agent-client.h"
+
+enum {
+	VMC_EXIT_OK = 0,
+	VMC_EXIT_FAIL = 1,  /* a check failed, or the agent did */
+	VMC_EXIT_USAGE = 2, /* bad usage, or no connection to the agent */
+};
+
+/* How long one request may take before the agent counts as unresponsive. */
+#define VMC_CMD_TIMEOUT_MS 10000
+
+struct vmc_cmd {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+int vmc_cmd_state(int argc, char **argv);
+int vmc_cmd_watch(int argc, char **argv);
+int vmc_cmd_ping(int argc, char **argv);
+
+/* Helpers shared by the commands (cmd-state.c); they print their own messages. */
+
+/*
+ * vmc_cmd_open - connect to @spec and exchange Hello
+ * @hello: the agent's HelloReply response, or NULL if not wanted
+ * Returns VMC_EXIT_OK, or the exit code after printing why not.
+ */
+int vmc_cmd_open(const char *spec, struct vmc_agent_conn **c, Vmcheck__V1__Response **hello);
+
+/* OR the sections of a --section @list into *@mask; -EINVAL on an unknown name. */
+int vmc_cmd_sections(const char *list, uint32_t *mask);
+
+/* Parse the value of option @opt within [@min, @max]; -EINVAL if it is not one. */
+int vmc_cmd_number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out);
+
+/* "Try 'vmcheck CMD --help'." on stderr; returns VMC_EXIT_USAGE. */
+int vmc_cmd_usage_error(const char *cmd);
+
+/* Report @err (and clear it); returns @code. */
+int vmc_cmd_fail(struct vmc_error *err, int code);
+
+#endif

@@ -1,0 +1,1181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Text output shaped like the tools the users already read: ip -br link,
+ * lsblk, lsmem, lscpu. Every printer takes whatever the agent sent: a
+ * section may be missing, a string NULL, an array empty.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+#include "print.h"
+
+#define NS_PER_S 1000000000ull
+
+/* NULL and "" both print as "-" in tables, so columns stay countable. */
+static const char *dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+static const char *str(const char *s)
+{
+	return s ? s : "";
+}
+
+static const char *yesno(bool b)
+{
+	return b ? "yes" : "no";
+}
+
+const char *vmc_human_size(uint64_t bytes, char buf[static 16])
+{
+	static const char units[] = "BKMGTPE";
+	unsigned exp = 0;
+	uint64_t whole, tenths = 0;
+
+	while (exp < 6 && bytes >> (10 * (exp + 1)))
+		exp++;
+	whole = bytes >> (10 * exp);
+	if (exp) {
+		uint64_t rem = bytes & ((1ull << (10 * exp)) - 1);
+
+		/* Thousandths truncated, then rounded half up to one digit. */
+		uint64_t th = exp < 6 ? rem * 1000 >> (10 * exp) : (rem >> 10) * 1000 >> 50;
+
+		tenths = (th + 50) / 100;
+		if (tenths == 10) {
+			whole++;
+			tenths = 0;
+		}
+	}
+	/* whole <= 1024 here; the clamp only tells the compiler so. */
+	if (tenths)
+		snprintf(buf, 16, "%u.%u%c", whole > 9999 ? 9999u : (unsigned)whole,
+			 (unsigned)tenths % 10, units[exp]);
+	else
+		snprintf(buf, 16, "%u%c", whole > 9999 ? 9999u : (unsigned)whole, units[exp]);
+	return buf;
+}
+
+/* ------------------------------------------------------------- tables */
+
+struct table {
+	unsigned ncols; /* at most 16 */
+	const char *const *head;
+	uint32_t right; /* bit i: column i is aligned right */
+	char **cells;   /* row-major; NULL where formatting failed */
+	size_t n, cap;
+	bool oom;
+};
+
+static void table_init(struct table *t, const char *const *head, unsigned ncols, uint32_t right)
+{
+	memset(t, 0, sizeof(*t));
+	t->head = head;
+	t->ncols = ncols;
+	t->right = right;
+}
+
+static void _printf_(2, 3) cell(struct table *t, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	if (t->oom)
+		return;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		char **c = realloc(t->cells, cap * sizeof(*c));
+
+		if (!c) {
+			t->oom = true;
+			return;
+		}
+		t->cells = c;
+		t->cap = cap;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	t->cells[t->n++] = s;
+}
+
+/* Columns on screen: UTF-8 continuation bytes take none ("└─"). */
+static size_t width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+static void print_cell(FILE *fp, const char *s, size_t w, bool right, bool last)
+{
+	size_t pad = w - width(s);
+
+	if (right)
+		fprintf(fp, "%*s%s", (int)pad, "", s);
+	else if (last)
+		fputs(s, fp);
+	else
+		fprintf(fp, "%s%*s", s, (int)pad, "");
+	fputs(last ? "\n" : " ", fp);
+}
+
+static void table_print(FILE *fp, struct table *t)
+{
+	size_t w[16] = { 0 };
+	unsigned nc = t->ncols;
+
+	if (t->oom) {
+		fprintf(fp, "(out of memory)\n");
+		return;
+	}
+	for (unsigned c = 0; c < nc; c++)
+		w[c] = width(t->head[c]);
+	for (size_t i = 0; i < t->n; i++) {
+		size_t cw = width(t->cells[i] ? t->cells[i] : "?");
+
+		if (cw > w[i % t->ncols])
+			w[i % t->ncols] = cw;
+	}
+	for (unsigned c = 0; c < nc; c++)
+		print_cell(fp, t->head[c], w[c], t->right & (1u << c), c == nc - 1);
+	for (size_t i = 0; i < t->n; i++) {
+		unsigned c = (unsigned)(i % t->ncols);
+
+		print_cell(fp, t->cells[i] ? t->cells[i] : "?", w[c], t->right & (1u << c),
+			   c == nc - 1);
+	}
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+static void table_flush(FILE *fp, struct table *t)
+{
+	table_print(fp, t);
+	table_free(t);
+}
+
+/* -------------------------------------------------------------- system */
+
+static void kv(FILE *fp, const char *key, const char *fmt, ...) _printf_(3, 4);
+static void kv(FILE *fp, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(fp, "%-22s ", key);
+	va_start(ap, fmt);
+	vfprintf(fp, fmt, ap);
+	va_end(ap);
+	fputc('\n', fp);
+}
+
+static void print_duration_ms(FILE *fp, uint64_t ms)
+{
+	uint64_t s = ms / 1000;
+
+	if (s >= 86400)
+		fprintf(fp, "%llud ", (unsigned long long)(s / 86400));
+	fprintf(fp, "%02u:%02u:%02u.%03u", (unsigned)(s % 86400 / 3600), (unsigned)(s % 3600 / 60),
+		(unsigned)(s % 60), (unsigned)(ms % 1000));
+}
+
+static void print_system(FILE *fp, const Vmcheck__V1__System *s)
+{
+	if (!s) {
+		fprintf(fp, "(no system information)\n");
+		return;
+	}
+	kv(fp, "boot_id:", "%s", dash(s->boot_id));
+	kv(fp, "kernel:", "%s%s%s%s%s", dash(s->kernel_release), *str(s->kernel_version) ? " " : "",
+	   str(s->kernel_version), *str(s->machine) ? " " : "", str(s->machine));
+	if (s->os_pretty_name && *s->os_pretty_name)
+		kv(fp, "os:", "%s", s->os_pretty_name);
+	else
+		kv(fp, "os:", "%s%s%s", dash(s->os_id), *str(s->os_version_id) ? " " : "",
+		   str(s->os_version_id));
+	kv(fp, "hostname:", "%s", dash(s->hostname));
+	fprintf(fp, "%-22s ", "uptime:");
+	print_duration_ms(fp, s->uptime_ms);
+	fputc('\n', fp);
+	if (s->has_suspend_stats)
+		kv(fp, "suspend count:", "%llu (%llu failed)",
+		   (unsigned long long)s->suspend_success, (unsigned long long)s->suspend_fail);
+	else
+		kv(fp, "suspend count:", "- (no /sys/power/suspend_stats)");
+	kv(fp, "power states:", "%s", dash(s->power_states));
+}
+
+/* --------------------------------------------------------------- links */
+
+static const char *carrier_name(int c)
+{
+	switch (c) {
+	case VMCHECK__V1__LINK__CARRIER__CARRIER_UP:
+		return "up";
+	case VMCHECK__V1__LINK__CARRIER__CARRIER_DOWN:
+		return "down";
+	default:
+		return "unknown";
+	}
+}
+
+/* "10.0.2.15/24 fe80::1/64", or NULL; free() it. */
+static char *addresses(const Vmcheck__V1__Link *l)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (!m)
+		return NULL;
+	for (size_t i = 0; i < l->n_addresses; i++)
+		if (l->addresses[i])
+			fprintf(m, "%s%s/%u", i ? " " : "", str(l->addresses[i]->address),
+				l->addresses[i]->prefixlen);
+	fclose(m);
+	return buf;
+}
+
+static void upper(char *dst, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n && s[i]; i++)
+		dst[i] = (s[i] >= 'a' && s[i] <= 'z') ? (char)(s[i] - 'a' + 'A') : s[i];
+	dst[i] = '\0';
+}
+
+static void print_links(FILE *fp, const Vmcheck__V1__State *st)
+{
+	static const char *const head[] = { "NAME", "IFINDEX", "MAC", "MTU", "OPERSTATE",
+				    "CARRIER", "DRIVER", "PCI", "ADDRESSES" };
+	struct table t;
+
+	table_init(&t, head, ARRAY_SIZE(head), 1u << 1 | 1u << 3);
+	for (size_t i = 0; i < st->n_links; i++) {
+		const Vmcheck__V1__Link *l = st->links[i];
+		char op[32], *addr;
+
+		if (!l)
+			continue;
+		upper(op, sizeof(op), dash(l->operstate));
+		addr = addresses(l);
+		cell(&t, "%s", dash(l->name));
+		cell(&t, "%u", l->ifindex);
+		cell(&t, "%s", dash(l->mac));
+		cell(&t, "%u", l->mtu);
+		cell(&t, "%s", op);
+		cell(&t, "%s", carrier_name(l->carrier));
+		cell(&t, "%s", dash(l->driver));
+		cell(&t, "%s", dash(l->pci_address));
+		cell(&t, "%s", dash(addr));
+		free(addr);
+	}
+	table_flush(fp, &t);
+}
+
+/* -------------------------------------------------------------- blocks */
+
+static const Vmcheck__V1__Block *find_block(const Vmcheck__V1__State *st, const char *name)
+{
+	for (size_t i = 0; i < st->n_blocks; i++)
+		if (st->blocks[i] && !strcmp(str(st->blocks[i]->name), name))
+			return st->blocks[i];
+	return NULL;
+}
+
+static void block_row(struct table *t, const Vmcheck__V1__Block *b, const char *name,
+		      const char *tree)
+{
+	char size[16];
+
+	cell(t, "%s%s", tree, name);
+	if (!b) {
+		/* A partition the disk lists but the agent sent no entry for. */
+		for (unsigned c = 1; c < t->ncols; c++)
+			cell(t, "-");
+		return;
+	}
+	cell(t, "%u:%u", b->major, b->minor);
+	cell(t, "%s", vmc_human_size(b->size_bytes, size));
+	cell(t, "%d", b->ro ? 1 : 0);
+	cell(t, "%d", b->removable ? 1 : 0);
+	cell(t, "%s", dash(b->type));
+	cell(t, "%s", dash(b->serial));
+	cell(t, "%s", dash(b->pci_address));
+}
+
+/* True if @name is listed in @disk's partitions. */
+static bool lists_partition(const Vmcheck__V1__Block *disk, const char *name)
+{
+	for (size_t i = 0; i < disk->n_partitions; i++)
+		if (!strcmp(str(disk->partitions[i]), name))
+			return true;
+	return false;
+}
+
+/*
+ * The children of @disk, lsblk style: blocks naming it as parent, then the
+ * partitions it lists that do not (a NULL entry: known by name only). More
+ * than 256 partitions are not shown.
+ */
+static void block_children(struct table *t, const Vmcheck__V1__State *st,
+			   const Vmcheck__V1__Block *disk)
+{
+	const char *kids[256];
+	const Vmcheck__V1__Block *kb[256];
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->n_blocks && n < ARRAY_SIZE(kids); i++) {
+		const Vmcheck__V1__Block *b = st->blocks[i];
+
+		if (b && b != disk && !strcmp(str(b->parent), str(disk->name))) {
+			kb[n] = b;
+			kids[n++] = str(b->name);
+		}
+	}
+	for (size_t i = 0; i < disk->n_partitions && n < ARRAY_SIZE(kids); i++) {
+		const char *p = str(disk->partitions[i]);
+		const Vmcheck__V1__Block *b = find_block(st, p);
+
+		if (b && !strcmp(str(b->parent), str(disk->name)))
+			continue;
+		kb[n] = b && !*str(b->parent) ? b : NULL;
+		kids[n++] = p;
+	}
+	for (size_t i = 0; i < n; i++)
+		block_row(t, kb[i], kids[i], i + 1 < n ? "├─" : "└─");
+}
+
+static void print_blocks(FILE *fp, const Vmcheck__V1__State *st)
+{
+	static const char *const head[] = { "NAME", "MAJ:MIN", "SIZE", "RO", "RM", "TYPE",
+				    "SERIAL", "PCI" };
+	struct table t;
+
+	table_init(&t, head, ARRAY_SIZE(head), 1u << 2 | 1u << 3 | 1u << 4);
+	for (size_t i = 0; i < st->n_blocks; i++) {
+		const Vmcheck__V1__Block *b = st->blocks[i];
+		const Vmcheck__V1__Block *parent;
+
+		if (!b)
+			continue;
+		/* A child is printed under its parent, unless the parent is missing. */
+		parent = *str(b->parent) ? find_block(st, b->parent) : NULL;
+		if (parent && parent != b)
+			continue;
+		if (!parent && *str(b->parent) == '\0') {
+			bool listed = false;
+
+			for (size_t j = 0; j < st->n_blocks && !listed; j++)
+				listed = st->blocks[j] && st->blocks[j] != b &&
+					 lists_partition(st->blocks[j], str(b->name));
+			if (listed)
+				continue;
+		}
+		block_row(&t, b, dash(b->name), "");
+		block_children(&t, st, b);
+	}
+	table_flush(fp, &t);
+}
+
+/* -------------------------------------------------------------- memory */
+
+static void print_memory(FILE *fp, const Vmcheck__V1__Memory *m)
+{
+	static const char *const head[] = { "RANGE", "SIZE", "STATE", "REMOVABLE", "BLOCK" };
+	char a[16], b[16];
+	struct table t;
+
+	if (!m) {
+		fprintf(fp, "(no memory information)\n");
+		return;
+	}
+	table_init(&t, head, ARRAY_SIZE(head), 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4);
+	for (size_t i = 0; i < m->n_ranges; i++) {
+		const Vmcheck__V1__MemoryRange *r = m->ranges[i];
+
+		if (!r)
+			continue;
+		cell(&t, "0x%016llx-0x%016llx", (unsigned long long)r->start,
+		     (unsigned long long)r->end);
+		cell(&t, "%s", vmc_human_size(r->size, a));
+		cell(&t, "%s", dash(r->state));
+		cell(&t, "%s", yesno(r->removable));
+		if (r->first_block == r->last_block)
+			cell(&t, "%llu", (unsigned long long)r->first_block);
+		else
+			cell(&t, "%llu-%llu", (unsigned long long)r->first_block,
+			     (unsigned long long)r->last_block);
+	}
+	table_flush(fp, &t);
+	fputc('\n', fp);
+	fprintf(fp, "%-21s%8s\n", "Memory block size:", vmc_human_size(m->block_size, a));
+	fprintf(fp, "%-21s%8s\n", "Total online memory:", vmc_human_size(m->online_bytes, a));
+	fprintf(fp, "%-21s%8s\n", "Total offline memory:", vmc_human_size(m->offline_bytes, b));
+}
+
+/* ---------------------------------------------------------------- cpus */
+
+static bool seen_before(const int64_t *ids, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* lscpu's topology lines, from the online CPUs that expose a topology. */
+static void print_topology(FILE *fp, const Vmcheck__V1__Cpus *c)
+{
+	int64_t *sockets = calloc(c->n_cpus + 1, sizeof(*sockets));
+	int64_t *cores = calloc(c->n_cpus + 1, sizeof(*cores));
+	int64_t *nodes = calloc(c->n_cpus + 1, sizeof(*nodes));
+	size_t ns = 0, nc = 0, nn = 0, threads = 0;
+
+	for (size_t i = 0; sockets && cores && nodes && i < c->n_cpus; i++) {
+		const Vmcheck__V1__Cpu *cpu = c->cpus[i];
+		/* Core ids repeat across sockets: pair them up. */
+		int64_t core;
+
+		if (!cpu || !cpu->online || cpu->core_id < 0 || cpu->package_id < 0)
+			continue;
+		threads++;
+		core = (int64_t)cpu->package_id << 32 | cpu->core_id;
+		if (!seen_before(sockets, ns, cpu->package_id))
+			sockets[ns++] = cpu->package_id;
+		if (!seen_before(cores, nc, core))
+			cores[nc++] = core;
+		if (cpu->node >= 0 && !seen_before(nodes, nn, cpu->node))
+			nodes[nn++] = cpu->node;
+	}
+	if (nc && ns) {
+		kv(fp, "Thread(s) per core:", "%zu", threads / nc);
+		kv(fp, "Core(s) per socket:", "%zu", nc / ns);
+		kv(fp, "Socket(s):", "%zu", ns);
+	}
+	if (nn)
+		kv(fp, "NUMA node(s):", "%zu", nn);
+	free(sockets);
+	free(cores);
+	free(nodes);
+}
+
+static void id_cell(struct table *t, int32_t id)
+{
+	if (id < 0)
+		cell(t, "-");
+	else
+		cell(t, "%d", id);
+}
+
+static void print_cpus(FILE *fp, const Vmcheck__V1__Cpus *c)
+{
+	static const char *const head[] = { "CPU", "ONLINE", "CORE", "SOCKET", "DIE", "NODE",
+				    "SIBLINGS" };
+	struct table t;
+
+	if (!c) {
+		fprintf(fp, "(no cpu information)\n");
+		return;
+	}
+	kv(fp, "CPU(s):", "%zu", c->n_cpus);
+	kv(fp, "On-line CPU(s) list:", "%s", dash(c->online));
+	if (c->offline && *c->offline)
+		kv(fp, "Off-line CPU(s) list:", "%s", c->offline);
+	kv(fp, "Present CPU(s) list:", "%s", dash(c->present));
+	kv(fp, "Possible CPU(s) list:", "%s", dash(c->possible));
+	print_topology(fp, c);
+	fputc('\n', fp);
+	table_init(&t, head, ARRAY_SIZE(head), 1u << 0 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 5);
+	for (size_t i = 0; i < c->n_cpus; i++) {
+		const Vmcheck__V1__Cpu *cpu = c->cpus[i];
+
+		if (!cpu)
+			continue;
+		cell(&t, "%u", cpu->id);
+		cell(&t, "%s", yesno(cpu->online));
+		id_cell(&t, cpu->core_id);
+		id_cell(&t, cpu->package_id);
+		id_cell(&t, cpu->die_id);
+		id_cell(&t, cpu->node);
+		cell(&t, "%s", dash(cpu->thread_siblings));
+	}
+	table_flush(fp, &t);
+}
+
+/* ----------------------------------------------------------------- pci */
+
+static const char *tristate(int32_t v, const char *off, const char *on)
+{
+	return v < 0 ? "-" : v ? on : off;
+}
+
+static void print_pci(FILE *fp, const Vmcheck__V1__Pci *p)
+{
+	static const char *const fhead[] = { "ADDRESS", "VENDOR:DEVICE", "CLASS", "DRIVER",
+				    "PARENT", "SLOT" };
+	static const char *const shead[] = { "SLOT", "ADDRESS", "POWER", "PRESENCE" };
+	struct table t;
+
+	if (!p) {
+		fprintf(fp, "(no pci information)\n");
+		return;
+	}
+	table_init(&t, fhead, ARRAY_SIZE(fhead), 0);
+	for (size_t i = 0; i < p->n_functions; i++) {
+		const Vmcheck__V1__PciFunction *f = p->functions[i];
+
+		if (!f)
+			continue;
+		cell(&t, "%s", dash(f->address));
+		cell(&t, "%04x:%04x", f->vendor, f->device);
+		cell(&t, "%06x", f->class_code);
+		cell(&t, "%s", dash(f->driver));
+		cell(&t, "%s", dash(f->parent));
+		cell(&t, "%s", dash(f->slot));
+	}
+	table_flush(fp, &t);
+	if (!p->n_slots)
+		return;
+	fputc('\n', fp);
+	table_init(&t, shead, ARRAY_SIZE(shead), 0);
+	for (size_t i = 0; i < p->n_slots; i++) {
+		const Vmcheck__V1__PciSlot *s = p->slots[i];
+
+		if (!s)
+			continue;
+		cell(&t, "%s", dash(s->name));
+		cell(&t, "%s", dash(s->address));
+		cell(&t, "%s", tristate(s->power, "off", "on"));
+		cell(&t, "%s", tristate(s->presence, "empty", "present"));
+	}
+	table_flush(fp, &t);
+}
+
+/* --------------------------------------------------------------- crash */
+
+static const char *dump_format(int f)
+{
+	static const char *const names[] = { "none", "elf", "kdump", "unknown" };
+
+	return f >= 0 && (size_t)f < ARRAY_SIZE(names) ? names[f] : "?";
+}
+
+/* The crashkernel= word of @cmdline, or "-". */
+static void print_crashkernel(FILE *fp, const char *cmdline)
+{
+	const char *p = strstr(str(cmdline), "crashkernel=");
+
+	if (!p) {
+		kv(fp, "crashkernel:", "-");
+		return;
+	}
+	kv(fp, "crashkernel:", "%.*s", (int)strcspn(p, " \n"), p);
+}
+
+static void print_crash(FILE *fp, const Vmcheck__V1__Crash *c)
+{
+	static const char *const head[] = { "DUMP", "FORMAT", "VMCORE", "INCOMPLETE", "FILES" };
+	char size[16];
+
+	if (!c) {
+		fprintf(fp, "(no crash information)\n");
+		return;
+	}
+	kv(fp, "kdump armed:", "%s", yesno(c->kexec_crash_loaded));
+	kv(fp, "crash size:", "%s", vmc_human_size(c->crash_size, size));
+	print_crashkernel(fp, c->cmdline);
+	for (size_t i = 0; i < c->n_dirs; i++) {
+		const Vmcheck__V1__CrashDir *d = c->dirs[i];
+		struct table t;
+
+		if (!d)
+			continue;
+		fprintf(fp, "\n%s: %s%s, %zu dump%s\n", dash(d->path),
+			d->exists ? "exists" : "missing", d->writable ? ", writable" : "",
+			d->n_dumps, d->n_dumps == 1 ? "" : "s");
+		if (!d->n_dumps)
+			continue;
+		table_init(&t, head, ARRAY_SIZE(head), 1u << 2 | 1u << 4);
+		for (size_t j = 0; j < d->n_dumps; j++) {
+			const Vmcheck__V1__CrashDump *u = d->dumps[j];
+
+			if (!u)
+				continue;
+			cell(&t, "%s", dash(u->name));
+			cell(&t, "%s", dump_format(u->format));
+			if (u->has_vmcore)
+				cell(&t, "%s", vmc_human_size(u->vmcore_size, size));
+			else
+				cell(&t, "-");
+			cell(&t, "%s", yesno(u->incomplete));
+			cell(&t, "%zu", u->n_files);
+		}
+		table_flush(fp, &t);
+	}
+}
+
+/* --------------------------------------------------------------- state */
+
+void vmc_print_state(FILE *fp, const Vmcheck__V1__State *st)
+{
+	unsigned printed = 0, count = 0;
+
+	for (uint32_t bit = 1; bit & VMC_SECTION_ALL; bit <<= 1)
+		count += !!(st->sections & bit);
+	for (uint32_t bit = 1; bit & VMC_SECTION_ALL; bit <<= 1) {
+		if (!(st->sections & bit))
+			continue;
+		if (printed++)
+			fputc('\n', fp);
+		if (count > 1)
+			fprintf(fp, "[%s]\n", vmc_section_name(bit));
+		switch (bit) {
+		case VMCHECK__V1__SECTION__SECTION_SYSTEM:
+			print_system(fp, st->system);
+			break;
+		case VMCHECK__V1__SECTION__SECTION_LINKS:
+			print_links(fp, st);
+			break;
+		case VMCHECK__V1__SECTION__SECTION_BLOCKS:
+			print_blocks(fp, st);
+			break;
+		case VMCHECK__V1__SECTION__SECTION_MEMORY:
+			print_memory(fp, st->memory);
+			break;
+		case VMCHECK__V1__SECTION__SECTION_CPUS:
+			print_cpus(fp, st->cpus);
+			break;
+		case VMCHECK__V1__SECTION__SECTION_PCI:
+			print_pci(fp, st->pci);
+			break;
+		case VMCHECK__V1__SECTION__SECTION_CRASH:
+			print_crash(fp, st->crash);
+			break;
+		}
+	}
+}
+
+void vmc_print_section_errors(FILE *fp, const Vmcheck__V1__State *st)
+{
+	for (size_t i = 0; i < st->n_errors; i++) {
+		const Vmcheck__V1__SectionError *e = st->errors[i];
+		const char *name;
+
+		if (!e)
+			continue;
+		name = vmc_section_name(e->section);
+		if (e->message && *e->message)
+			fprintf(fp, "vmcheck: section %s: %s\n", name ? name : "?", e->message);
+		else
+			fprintf(fp, "vmcheck: section %s: %s\n", name ? name : "?",
+				e->errno_value > 0 ? strerror(e->errno_value) : "failed");
+	}
+}
+
+/* "lo eth0 vmct0", at most eight, into @buf. */
+static const char *some_names(char *buf, size_t size, size_t n,
+			      const char *(*name)(const void *, size_t), const void *arr)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && i <= 8 && len < size; i++) {
+		int w = snprintf(buf + len, size - len, "%s%s", i ? " " : "",
+				 i < 8 ? name(arr, i) : "...");
+
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
+	return buf;
+}
+
+static const char *link_name_at(const void *arr, size_t i)
+{
+	const Vmcheck__V1__Link *const *l = arr;
+
+	return l[i] ? dash(l[i]->name) : "?";
+}
+
+static const char *block_name_at(const void *arr, size_t i)
+{
+	const Vmcheck__V1__Block *const *b = arr;
+
+	return b[i] ? dash(b[i]->name) : "?";
+}
+
+void vmc_print_summary(FILE *fp, const Vmcheck__V1__State *st)
+{
+	char names[256], a[16], b[16];
+
+	fprintf(fp, "generation %llu, boot_id %s, read in %llu us\n",
+		(unsigned long long)st->generation, dash(st->boot_id),
+		(unsigned long long)(st->read_ns / 1000));
+	if ((st->sections & VMCHECK__V1__SECTION__SECTION_SYSTEM) && st->system)
+		fprintf(fp, "  system: %s, kernel %s, up %llu s\n", dash(st->system->hostname),
+			dash(st->system->kernel_release),
+			(unsigned long long)(st->system->uptime_ms / 1000));
+	if (st->sections & VMCHECK__V1__SECTION__SECTION_LINKS)
+		fprintf(fp, "  links: %zu (%s)\n", st->n_links,
+			some_names(names, sizeof(names), st->n_links, link_name_at, st->links));
+	if (st->sections & VMCHECK__V1__SECTION__SECTION_BLOCKS)
+		fprintf(fp, "  blocks: %zu (%s)\n", st->n_blocks,
+			some_names(names, sizeof(names), st->n_blocks, block_name_at, st->blocks));
+	if ((st->sections & VMCHECK__V1__SECTION__SECTION_MEMORY) && st->memory)
+		fprintf(fp, "  memory: %s online, %s offline, %zu blocks\n",
+			vmc_human_size(st->memory->online_bytes, a),
+			vmc_human_size(st->memory->offline_bytes, b), st->memory->n_blocks);
+	if ((st->sections & VMCHECK__V1__SECTION__SECTION_CPUS) && st->cpus)
+		fprintf(fp, "  cpus: online %s, present %s\n", dash(st->cpus->online),
+			dash(st->cpus->present));
+	if ((st->sections & VMCHECK__V1__SECTION__SECTION_PCI) && st->pci)
+		fprintf(fp, "  pci: %zu functions, %zu slots\n", st->pci->n_functions,
+			st->pci->n_slots);
+	if ((st->sections & VMCHECK__V1__SECTION__SECTION_CRASH) && st->crash)
+		fprintf(fp, "  crash: kdump %s\n", st->crash->kexec_crash_loaded ? "armed" : "not armed");
+}
+
+/* ---------------------------------------------------------------- diff */
+
+/* The changes of one object, "mtu 1500 -> 9000, carrier down -> up". */
+struct chg {
+	char buf[512];
+	size_t len;
+};
+
+/* Append one change; what does not fit in the buffer is cut off. */
+static void _printf_(2, 3) chg_add(struct chg *c, const char *fmt, ...)
+{
+	size_t room = sizeof(c->buf) - c->len;
+	va_list ap;
+	int w;
+
+	if (room < 3)
+		return;
+	if (c->len) {
+		memcpy(c->buf + c->len, ", ", 2);
+		c->len += 2;
+		room -= 2;
+	}
+	va_start(ap, fmt);
+	w = vsnprintf(c->buf + c->len, room, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		c->len += (size_t)w < room ? (size_t)w : room - 1;
+	c->buf[c->len] = '\0';
+}
+
+static void chg_str(struct chg *c, const char *field, const char *a, const char *b)
+{
+	if (strcmp(str(a), str(b)))
+		chg_add(c, "%s %s -> %s", field, dash(a), dash(b));
+}
+
+static void chg_u64(struct chg *c, const char *field, uint64_t a, uint64_t b)
+{
+	if (a != b)
+		chg_add(c, "%s %llu -> %llu", field, (unsigned long long)a, (unsigned long long)b);
+}
+
+static void chg_s64(struct chg *c, const char *field, int64_t a, int64_t b)
+{
+	if (a != b)
+		chg_add(c, "%s %lld -> %lld", field, (long long)a, (long long)b);
+}
+
+static void chg_bool(struct chg *c, const char *field, bool a, bool b)
+{
+	if (a != b)
+		chg_add(c, "%s %s -> %s", field, yesno(a), yesno(b));
+}
+
+static void chg_size(struct chg *c, const char *field, uint64_t a, uint64_t b)
+{
+	char x[16], y[16];
+
+	if (a != b)
+		chg_add(c, "%s %s -> %s", field, vmc_human_size(a, x), vmc_human_size(b, y));
+}
+
+/* How one kind of object is identified, labelled and compared. */
+struct diff_kind {
+	const char *what;
+	int (*cmp)(const void *, const void *); /* qsort() on pointers to elements */
+	/* Identity, and with @full what else is worth showing on an addition. */
+	void (*label)(char *buf, size_t size, const void *x, bool full);
+	void (*changes)(struct chg *c, const void *a, const void *b);
+};
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+	return (a > b) - (a < b);
+}
+
+#define ELEM(T, p) (*(const T *const *)(p))
+
+static int link_cmp(const void *x, const void *y)
+{
+	const Vmcheck__V1__Link *a = ELEM(Vmcheck__V1__Link, x), *b = ELEM(Vmcheck__V1__Link, y);
+	int r = strcmp(str(a->name), str(b->name));
+
+	return r ? r : cmp_u64(a->ifindex, b->ifindex);
+}
+
+static void link_label(char *buf, size_t size, const void *x, bool full)
+{
+	const Vmcheck__V1__Link *l = x;
+
+	if (full)
+		snprintf(buf, size, "%s (ifindex %u, mac %s, pci %s, driver %s)", dash(l->name),
+			 l->ifindex, dash(l->mac), dash(l->pci_address), dash(l->driver));
+	else
+		snprintf(buf, size, "%s (ifindex %u)", dash(l->name), l->ifindex);
+}
+
+static void link_changes(struct chg *c, const void *x, const void *y)
+{
+	const Vmcheck__V1__Link *a = x, *b = y;
+	char *aa = addresses(a), *ba = addresses(b);
+
+	chg_str(c, "mac", a->mac, b->mac);
+	chg_u64(c, "mtu", a->mtu, b->mtu);
+	chg_str(c, "operstate", a->operstate, b->operstate);
+	if (a->carrier != b->carrier)
+		chg_add(c, "carrier %s -> %s", carrier_name(a->carrier), carrier_name(b->carrier));
+	if (a->flags != b->flags)
+		chg_add(c, "flags 0x%x -> 0x%x", a->flags, b->flags);
+	chg_str(c, "driver", a->driver, b->driver);
+	chg_str(c, "pci", a->pci_address, b->pci_address);
+	chg_str(c, "addresses", aa, ba);
+	free(aa);
+	free(ba);
+}
+
+static int block_cmp(const void *x, const void *y)
+{
+	return strcmp(str(ELEM(Vmcheck__V1__Block, x)->name), str(ELEM(Vmcheck__V1__Block, y)->name));
+}
+
+static void block_label(char *buf, size_t size, const void *x, bool full)
+{
+	const Vmcheck__V1__Block *b = x;
+	char sz[16];
+
+	if (full)
+		snprintf(buf, size, "%s (%u:%u, %s, %s, serial %s, pci %s)", dash(b->name), b->major,
+			 b->minor, vmc_human_size(b->size_bytes, sz), dash(b->type), dash(b->serial),
+			 dash(b->pci_address));
+	else
+		snprintf(buf, size, "%s", dash(b->name));
+}
+
+static void block_changes(struct chg *c, const void *x, const void *y)
+{
+	const Vmcheck__V1__Block *a = x, *b = y;
+
+	if (a->major != b->major || a->minor != b->minor)
+		chg_add(c, "maj:min %u:%u -> %u:%u", a->major, a->minor, b->major, b->minor);
+	chg_size(c, "size", a->size_bytes, b->size_bytes);
+	chg_bool(c, "ro", a->ro, b->ro);
+	chg_bool(c, "removable", a->removable, b->removable);
+	chg_str(c, "type", a->type, b->type);
+	chg_str(c, "serial", a->serial, b->serial);
+	chg_str(c, "pci", a->pci_address, b->pci_address);
+	chg_u64(c, "partitions", a->n_partitions, b->n_partitions);
+	chg_u64(c, "holders", a->n_holders, b->n_holders);
+	chg_str(c, "backing_file", a->backing_file, b->backing_file);
+}
+
+static const char *mem_state(int s)
+{
+	static const char *const names[] = { "unknown", "online", "offline", "going-offline" };
+
+	return s >= 0 && (size_t)s < ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+static int memblock_cmp(const void *x, const void *y)
+{
+	return cmp_u64(ELEM(Vmcheck__V1__MemoryBlock, x)->index,
+		       ELEM(Vmcheck__V1__MemoryBlock, y)->index);
+}
+
+static void memblock_label(char *buf, size_t size, const void *x, bool full)
+{
+	const Vmcheck__V1__MemoryBlock *m = x;
+
+	if (full)
+		snprintf(buf, size, "%llu (0x%llx, %s, zones %s)", (unsigned long long)m->index,
+			 (unsigned long long)m->phys_start, mem_state(m->state),
+			 dash(m->valid_zones));
+	else
+		snprintf(buf, size, "%llu", (unsigned long long)m->index);
+}
+
+static void memblock_changes(struct chg *c, const void *x, const void *y)
+{
+	const Vmcheck__V1__MemoryBlock *a = x, *b = y;
+
+	if (a->state != b->state)
+		chg_add(c, "%s -> %s", mem_state(a->state), mem_state(b->state));
+	chg_str(c, "zones", a->valid_zones, b->valid_zones);
+	chg_s64(c, "node", a->node, b->node);
+	chg_bool(c, "removable", a->removable, b->removable);
+}
+
+static int cpu_cmp(const void *x, const void *y)
+{
+	return cmp_u64(ELEM(Vmcheck__V1__Cpu, x)->id, ELEM(Vmcheck__V1__Cpu, y)->id);
+}
+
+static void cpu_label(char *buf, size_t size, const void *x, bool full)
+{
+	const Vmcheck__V1__Cpu *c = x;
+
+	if (full)
+		snprintf(buf, size, "%u (%s, core %d, socket %d)", c->id,
+			 c->online ? "online" : "offline", c->core_id, c->package_id);
+	else
+		snprintf(buf, size, "%u", c->id);
+}
+
+static void cpu_changes(struct chg *c, const void *x, const void *y)
+{
+	const Vmcheck__V1__Cpu *a = x, *b = y;
+
+	chg_bool(c, "online", a->online, b->online);
+	chg_bool(c, "present", a->present, b->present);
+	chg_s64(c, "core", a->core_id, b->core_id);
+	chg_s64(c, "socket", a->package_id, b->package_id);
+	chg_s64(c, "die", a->die_id, b->die_id);
+	chg_s64(c, "node", a->node, b->node);
+	chg_str(c, "siblings", a->thread_siblings, b->thread_siblings);
+}
+
+static int pci_cmp(const void *x, const void *y)
+{
+	return strcmp(str(ELEM(Vmcheck__V1__PciFunction, x)->address),
+		      str(ELEM(Vmcheck__V1__PciFunction, y)->address));
+}
+
+static void pci_label(char *buf, size_t size, const void *x, bool full)
+{
+	const Vmcheck__V1__PciFunction *f = x;
+
+	if (full)
+		snprintf(buf, size, "%s (%04x:%04x, class %06x, driver %s)", dash(f->address),
+			 f->vendor, f->device, f->class_code, dash(f->driver));
+	else
+		snprintf(buf, size, "%s", dash(f->address));
+}
+
+static void pci_changes(struct chg *c, const void *x, const void *y)
+{
+	const Vmcheck__V1__PciFunction *a = x, *b = y;
+
+	if (a->vendor != b->vendor || a->device != b->device)
+		chg_add(c, "id %04x:%04x -> %04x:%04x", a->vendor, a->device, b->vendor, b->device);
+	chg_str(c, "driver", a->driver, b->driver);
+	chg_str(c, "slot", a->slot, b->slot);
+}
+
+static const struct diff_kind link_kind = { "link", link_cmp, link_label, link_changes };
+static const struct diff_kind block_kind = { "block", block_cmp, block_label, block_changes };
+static const struct diff_kind mem_kind = { "memory block", memblock_cmp, memblock_label,
+					   memblock_changes };
+static const struct diff_kind cpu_kind = { "cpu", cpu_cmp, cpu_label, cpu_changes };
+static const struct diff_kind pci_kind = { "pci", pci_cmp, pci_label, pci_changes };
+
+/* Sorted copy of @n element pointers without the NULL ones; NULL on ENOMEM. */
+static void **sorted(void *const *items, size_t n, size_t *out_n,
+		     int (*cmp)(const void *, const void *))
+{
+	void **v = malloc((n + 1) * sizeof(*v));
+	size_t k = 0;
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (items[i])
+			v[k++] = items[i];
+	qsort(v, k, sizeof(*v), cmp);
+	*out_n = k;
+	return v;
+}
+
+static unsigned diff_items(FILE *fp, const struct diff_kind *k, void *const *a, size_t na,
+			   void *const *b, size_t nb)
+{
+	size_t sa = 0, sb = 0, i = 0, j = 0;
+	void **va = sorted(a, na, &sa, k->cmp), **vb = sorted(b, nb, &sb, k->cmp);
+	unsigned lines = 0;
+	char label[256];
+
+	if (!va || !vb) {
+		fprintf(fp, "  (%s diff: out of memory)\n", k->what);
+		free(va);
+		free(vb);
+		return 1;
+	}
+	while (i < sa || j < sb) {
+		int r = i == sa ? 1 : j == sb ? -1 : k->cmp(&va[i], &vb[j]);
+		struct chg c = { .len = 0 };
+
+		if (r < 0) {
+			k->label(label, sizeof(label), va[i++], false);
+			fprintf(fp, "  - %s %s\n", k->what, label);
+		} else if (r > 0) {
+			k->label(label, sizeof(label), vb[j++], true);
+			fprintf(fp, "  + %s %s\n", k->what, label);
+		} else {
+			k->changes(&c, va[i], vb[j]);
+			k->label(label, sizeof(label), va[i], false);
+			i++, j++;
+			if (!c.len)
+				continue;
+			fprintf(fp, "  ~ %s %s: %s\n", k->what, label, c.buf);
+		}
+		lines++;
+	}
+	free(va);
+	free(vb);
+	return lines;
+}
+
+static unsigned diff_system(FILE *fp, const Vmcheck__V1__System *a, const Vmcheck__V1__System *b)
+{
+	struct chg c = { .len = 0 };
+
+	chg_str(&c, "boot_id", a->boot_id, b->boot_id);
+	chg_str(&c, "kernel", a->kernel_release, b->kernel_release);
+	chg_str(&c, "hostname", a->hostname, b->hostname);
+	chg_u64(&c, "suspend ok", a->suspend_success, b->suspend_success);
+	chg_u64(&c, "suspend failed", a->suspend_fail, b->suspend_fail);
+	if (!c.len)
+		return 0;
+	fprintf(fp, "  ~ system: %s\n", c.buf);
+	return 1;
+}
+
+static size_t dump_count(const Vmcheck__V1__Crash *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n_dirs; i++)
+		n += c->dirs[i] ? c->dirs[i]->n_dumps : 0;
+	return n;
+}
+
+static unsigned diff_crash(FILE *fp, const Vmcheck__V1__Crash *a, const Vmcheck__V1__Crash *b)
+{
+	struct chg c = { .len = 0 };
+
+	chg_bool(&c, "armed", a->kexec_crash_loaded, b->kexec_crash_loaded);
+	chg_size(&c, "crash size", a->crash_size, b->crash_size);
+	chg_u64(&c, "dumps", dump_count(a), dump_count(b));
+	if (!c.len)
+		return 0;
+	fprintf(fp, "  ~ crash: %s\n", c.buf);
+	return 1;
+}
+
+#define BOTH(a, b, bit) ((a)->sections & (b)->sections & VMCHECK__V1__SECTION__SECTION_##bit)
+
+unsigned vmc_print_diff(FILE *fp, const Vmcheck__V1__State *a, const Vmcheck__V1__State *b)
+{
+	unsigned n = 0;
+
+	if (BOTH(a, b, SYSTEM) && a->system && b->system)
+		n += diff_system(fp, a->system, b->system);
+	if (BOTH(a, b, LINKS))
+		n += diff_items(fp, &link_kind, (void *const *)a->links, a->n_links,
+				(void *const *)b->links, b->n_links);
+	if (BOTH(a, b, BLOCKS))
+		n += diff_items(fp, &block_kind, (void *const *)a->blocks, a->n_blocks,
+				(void *const *)b->blocks, b->n_blocks);
+	if (BOTH(a, b, MEMORY) && a->memory && b->memory)
+		n += diff_items(fp, &mem_kind, (void *const *)a->memory->blocks,
+				a->memory->n_blocks, (void *const *)b->memory->blocks,
+				b->memory->n_blocks);
+	if (BOTH(a, b, CPUS) && a->cpus && b->cpus)
+		n += diff_items(fp, &cpu_kind, (void *const *)a->cpus->cpus, a->cpus->n_cpus,
+				(void *const *)b->cpus->cpus, b->cpus->n_cpus);
+	if (BOTH(a, b, PCI) && a->pci && b->pci)
+		n += diff_items(fp, &pci_kind, (void *const *)a->pci->functions,
+				a->pci->n_functions, (void *const *)b->pci->functions,
+				b->pci->n_functions);
+	if (BOTH(a, b, CRASH) && a->crash && b->crash)
+		n += diff_crash(fp, a->crash, b->crash);
+	return n;
+}
+
+/* --------------------------------------------------------------- event */
+
+static void print_guest_time(FILE *fp, uint64_t ns)
+{
+	fprintf(fp, "%llu.%06llu", (unsigned long long)(ns / NS_PER_S),
+		(unsigned long long)(ns % NS_PER_S / 1000));
+}
+
+static const char *cause_source(int s)
+{
+	switch (s) {
+	case VMCHECK__V1__CAUSE__SOURCE__UEVENT:
+		return "uevent";
+	case VMCHECK__V1__CAUSE__SOURCE__RTNETLINK:
+		return "rtnetlink";
+	default:
+		return "unknown";
+	}
+}
+
+void vmc_print_event(FILE *fp, const Vmcheck__V1__Event *ev, const Vmcheck__V1__State *prev,
+		     int64_t host_ns)
+{
+	const Vmcheck__V1__State *st = ev->state;
+	time_t secs = (time_t)(host_ns / (int64_t)NS_PER_S);
+	struct tm tm;
+	char when[32] = "?";
+
+	if (localtime_r(&secs, &tm))
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	fprintf(fp, "%s.%06lld event", when, (long long)(host_ns % (int64_t)NS_PER_S / 1000));
+	if (!st) {
+		fprintf(fp, " without a state (subscription %llu)\n",
+			(unsigned long long)ev->subscription_id);
+		return;
+	}
+	fprintf(fp, " generation %llu: kernel ", (unsigned long long)st->generation);
+	print_guest_time(fp, ev->kernel_mono_ns);
+	fputs(", read ", fp);
+	print_guest_time(fp, st->mono_ns);
+	fprintf(fp, " +%llu us", (unsigned long long)(st->read_ns / 1000));
+	/* A burst that began before the read: how long the guest took to report it. */
+	if (ev->kernel_mono_ns && st->mono_ns + st->read_ns >= ev->kernel_mono_ns)
+		fprintf(fp, ", latency %.3f ms",
+			(double)(st->mono_ns + st->read_ns - ev->kernel_mono_ns) / 1e6);
+	fputc('\n', fp);
+	for (size_t i = 0; i < ev->n_causes; i++) {
+		const Vmcheck__V1__Cause *c = ev->causes[i];
+
+		if (c)
+			fprintf(fp, "  cause: %s %s %s %s\n", cause_source(c->source),
+				dash(c->action), dash(c->subsystem), dash(c->name));
+	}
+	if (prev && !vmc_print_diff(fp, prev, st))
+		fprintf(fp, "  (no change)\n");
+}

@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the host's agent client against a fake agent: a thread on the
+ * other end of a socketpair that answers (or misbehaves) as each test says.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "agent-client.h"
+#include "clock.h"
+#include "frame.h"
+#include "harness.h"
+
+enum fake_mode {
+	FAKE_PUSH_THEN_REPLY, /* a stale reply, a push, then the reply */
+	FAKE_SILENT,	      /* read the request, never answer */
+	FAKE_HALF_REPLY,      /* half a reply frame, then close */
+	FAKE_GARBAGE_FIRST,   /* junk, a bogus oversize header, then the reply */
+	FAKE_UNDECODABLE,     /* a frame that is no Response */
+};
+
+struct fake {
+	int fd;
+	enum fake_mode mode;
+	unsigned requests; /* how many to read (and answer, by the mode) */
+	pthread_t thread;
+};
+
+/* Read one Request; NULL at EOF. Free with vmcheck__v1__request__free_unpacked(r, NULL). */
+static Vmcheck__V1__Request *fake_read(int fd, struct vmc_frame_reader *rd)
+{
+	for (;;) {
+		const uint8_t *p;
+		uint8_t buf[4096];
+		size_t n;
+		ssize_t got;
+
+		if (vmc_frame_next(rd, &p, &n) == 1)
+			return vmcheck__v1__request__unpack(NULL, n, p);
+		got = read(fd, buf, sizeof(buf));
+		if (got <= 0)
+			return NULL;
+		vmc_frame_feed(rd, buf, (size_t)got);
+	}
+}
+
+static void fake_send_frame(int fd, const Vmcheck__V1__Response *r, size_t cut)
+{
+	uint8_t *frame;
+	size_t len;
+
+	if (vmc_pb_frame(&r->base, VMC_FRAME_MAX_DEFAULT, &frame, &len) < 0)
+		return;
+	vmc_write_all(fd, frame, cut ? cut : len);
+	free(frame);
+}
+
+static void fake_send_hello(int fd, uint64_t id, const char *version, size_t cut)
+{
+	Vmcheck__V1__Response r = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__HelloReply h = VMCHECK__V1__HELLO_REPLY__INIT;
+
+	h.protocol_version = 1;
+	h.agent_version = (char *)version;
+	h.transport = "fake";
+	r.id = id;
+	r.kind_case = VMCHECK__V1__RESPONSE__KIND_HELLO;
+	r.hello = &h;
+	fake_send_frame(fd, &r, cut);
+}
+
+static void fake_send_push(int fd, uint64_t sub)
+{
+	Vmcheck__V1__Response r = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__Event ev = VMCHECK__V1__EVENT__INIT;
+
+	ev.subscription_id = sub;
+	r.kind_case = VMCHECK__V1__RESPONSE__KIND_EVENT;
+	r.event = &ev;
+	fake_send_frame(fd, &r, 0);
+}
+
+static void *fake_run(void *arg)
+{
+	struct fake *f = arg;
+	struct vmc_frame_reader rd;
+	static const uint8_t junk[] = "stale bytes VMC VM\0\1\2VMC1\xff\xff\xff\xff more junk";
+	static const uint8_t bad[] = { 'V', 'M', 'C', '1', 0, 0, 0, 2, 0xff, 0xff };
+
+	vmc_frame_reader_init(&rd, 0);
+	for (unsigned i = 0; i < f->requests; i++) {
+		Vmcheck__V1__Request *req = fake_read(f->fd, &rd);
+		uint64_t id;
+
+		if (!req)
+			break;
+		id = req->id;
+		vmcheck__v1__request__free_unpacked(req, NULL);
+		switch (f->mode) {
+		case FAKE_PUSH_THEN_REPLY:
+			fake_send_hello(f->fd, id + 1000, "stale", 0);
+			fake_send_push(f->fd, 7);
+			fake_send_hello(f->fd, id, "fake 1.0", 0);
+			break;
+		case FAKE_SILENT:
+			break;
+		case FAKE_HALF_REPLY:
+			fake_send_hello(f->fd, id, "fake 1.0", 12);
+			shutdown(f->fd, SHUT_RDWR);
+			break;
+		case FAKE_GARBAGE_FIRST:
+			vmc_write_all(f->fd, junk, sizeof(junk) - 1);
+			fake_send_hello(f->fd, id, "fake 1.0", 0);
+			break;
+		case FAKE_UNDECODABLE:
+			vmc_write_all(f->fd, bad, sizeof(bad));
+			break;
+		}
+	}
+	vmc_frame_reader_free(&rd);
+	return NULL;
+}
+
+/* Start a fake agent answering @requests requests; *@c is the client's connection. */
+static void fake_start(struct fake *f, enum fake_mode mode, unsigned requests,
+		       struct vmc_agent_conn **c)
+{
+	int sv[2];
+
+	memset(f, 0, sizeof(*f));
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	f->fd = sv[1];
+	f->mode = mode;
+	f->requests = requests;
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_connect_fd(sv[0], "fake:agent", c, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&f->thread, NULL, fake_run, f), 0);
+}
+
+/* Close the client first: a silent fake is still blocked reading. */
+static void fake_stop(struct fake *f, struct vmc_agent_conn *c)
+{
+	vmc_agent_close(c);
+	pthread_join(f->thread, NULL);
+	close(f->fd);
+}
+
+static void hello_request(Vmcheck__V1__Request *req, Vmcheck__V1__Hello *h)
+{
+	vmcheck__v1__request__init(req);
+	vmcheck__v1__hello__init(h);
+	h->protocol_version = 1;
+	req->kind_case = VMCHECK__V1__REQUEST__KIND_HELLO;
+	req->hello = h;
+}
+
+static void reply_matched_by_id_and_push_queued(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp, *ev;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	struct fake f;
+	uint64_t first;
+
+	fake_start(&f, FAKE_PUSH_THEN_REPLY, 2, &c);
+	hello_request(&req, &h);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_call(c, &req, 5000, &rsp, &err), 0);
+	first = req.id;
+	CU_ASSERT_EQUAL(rsp->id, req.id);
+	CU_ASSERT_NOT_EQUAL(rsp->id, 0);
+	CU_ASSERT_EQUAL_FATAL(rsp->kind_case, VMCHECK__V1__RESPONSE__KIND_HELLO);
+	CU_ASSERT_STRING_EQUAL(rsp->hello->agent_version, "fake 1.0");
+	vmc_agent_response_free(c, rsp);
+
+	/* The push that came before the reply waits in the queue: no read needed. */
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_next_event(c, 0, &ev, &err), 0);
+	CU_ASSERT_EQUAL(ev->id, 0);
+	CU_ASSERT_EQUAL_FATAL(ev->kind_case, VMCHECK__V1__RESPONSE__KIND_EVENT);
+	CU_ASSERT_EQUAL(ev->event->subscription_id, 7);
+
+	/* Ids increase; a response may outlive the next call. */
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_call(c, &req, 5000, &rsp, &err), 0);
+	CU_ASSERT_EQUAL(rsp->id, first + 1);
+	CU_ASSERT_STRING_EQUAL(rsp->hello->agent_version, "fake 1.0");
+	vmc_agent_response_free(c, ev);
+	vmc_agent_response_free(c, rsp);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_next_event(c, 0, &ev, &err), 0);
+	CU_ASSERT_EQUAL(ev->event->subscription_id, 7);
+	vmc_agent_response_free(c, ev);
+	CU_ASSERT_EQUAL(vmc_agent_next_event(c, 20, &ev, &err), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "no event within 20 ms"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+static void silent_agent_times_out(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	struct vmc_agent_conn *c;
+	struct fake f;
+	uint64_t t0, ms;
+
+	fake_start(&f, FAKE_SILENT, 1, &c);
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+	req.get_state = &get;
+	t0 = vmc_mono_ns();
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 100, &rsp, &err), -ETIMEDOUT);
+	ms = (vmc_mono_ns() - t0) / 1000000;
+	CU_ASSERT(ms >= 99 && ms < 2000);
+	CU_ASSERT_PTR_NULL(rsp);
+	CU_ASSERT_EQUAL(err.code, -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_STRING_EQUAL(err.msg, "fake:agent: no reply to get_state within 100 ms");
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+static void agent_closing_mid_reply_is_epipe(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_HALF_REPLY, 1, &c);
+	hello_request(&req, &h);
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 5000, &rsp, &err), -EPIPE);
+	CU_ASSERT_PTR_NULL(rsp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_STRING_EQUAL(err.msg,
+			       "fake:agent: the connection was closed in the middle of a frame "
+			       "(12 bytes received) before replying to hello");
+	/* The connection stays dead, without waiting. */
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, -1, &rsp, &err), -EPIPE);
+	CU_ASSERT_EQUAL(vmc_agent_next_event(c, -1, &rsp, &err), -EPIPE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "while waiting for an event"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+static void garbage_before_a_reply_is_skipped(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_GARBAGE_FIRST, 2, &c);
+	hello_request(&req, &h);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(vmc_agent_call(c, &req, 5000, &rsp, &err), 0);
+		CU_ASSERT_EQUAL(rsp->id, req.id);
+		CU_ASSERT_STRING_EQUAL(rsp->hello->agent_version, "fake 1.0");
+		vmc_agent_response_free(c, rsp);
+	}
+	CU_ASSERT_PTR_NULL(err.msg);
+	fake_stop(&f, c);
+}
+
+static void undecodable_frame_is_eproto(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_UNDECODABLE, 1, &c);
+	hello_request(&req, &h);
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 5000, &rsp, &err), -EPROTO);
+	CU_ASSERT_PTR_NULL(rsp);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "undecodable frame (2 bytes) while "
+							  "waiting for the reply to hello"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+static void agent_error_reply_is_reported(void)
+{
+	Vmcheck__V1__Response rsp = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__Error e = VMCHECK__V1__ERROR__INIT;
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_agent_conn *c;
+	int sv[2];
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_connect_fd(sv[0], "fake:agent", &c, NULL), 0);
+	e.code = VMCHECK__V1__ERROR__CODE__NOT_FOUND;
+	e.errno_value = ENOENT;
+	e.message = "reading memory";
+	rsp.kind_case = VMCHECK__V1__RESPONSE__KIND_ERROR;
+	rsp.error = &e;
+	CU_ASSERT_EQUAL(vmc_agent_expect(c, &rsp, VMCHECK__V1__RESPONSE__KIND_STATE, "get_state",
+					 &err), -EREMOTEIO);
+	CU_ASSERT_STRING_EQUAL(err.msg, "fake:agent: get_state: agent error NOT_FOUND: "
+					"reading memory (No such file or directory)");
+	rsp.kind_case = VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED;
+	CU_ASSERT_EQUAL(vmc_agent_expect(c, &rsp, VMCHECK__V1__RESPONSE__KIND_STATE, "get_state",
+					 &err), -EPROTO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unexpected reply \"subscribed\""));
+	CU_ASSERT_EQUAL(vmc_agent_expect(c, &rsp, VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED, "x",
+					 &err), 0);
+	vmc_error_clear(&err);
+	vmc_agent_close(c);
+	close(sv[1]);
+}
+
+static void bad_specs_and_missing_sockets(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_agent_conn *c = NULL;
+
+	CU_ASSERT_EQUAL(vmc_agent_connect("tcp:1.2.3.4", &c, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "expected unix:PATH, vserial:PATH or exec:COMMAND"));
+	CU_ASSERT_EQUAL(vmc_agent_connect("exec:", &c, &err), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_agent_connect("unix:/nonexistent/vmcheck.sock", &c, &err), -ENOENT);
+	CU_ASSERT_STRING_EQUAL(err.msg, "connecting to unix:/nonexistent/vmcheck.sock: "
+					"No such file or directory");
+	CU_ASSERT_EQUAL(vmc_agent_connect("vserial:/nonexistent/agent.sock", &c, &err), -ENOENT);
+	CU_ASSERT_PTR_NULL(c);
+	vmc_error_clear(&err);
+}
+
+static void *accept_and_answer(void *arg)
+{
+	struct fake *f = arg;
+	int lfd = f->fd;
+
+	f->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	if (f->fd >= 0)
+		fake_run(f);
+	return NULL;
+}
+
+static void unix_transport_round_trip(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp;
+	struct vmc_agent_conn *c;
+	char dir[] = "/tmp/vmc-client-XXXXXX", spec[128];
+	struct fake f = { .mode = FAKE_PUSH_THEN_REPLY, .requests = 1 };
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", dir);
+	f.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_EQUAL_FATAL(bind(f.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CU_ASSERT_EQUAL_FATAL(listen(f.fd, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&f.thread, NULL, accept_and_answer, &f), 0);
+	snprintf(spec, sizeof(spec), "unix:%s", sa.sun_path);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_connect(spec, &c, &err), 0);
+	CU_ASSERT_STRING_EQUAL(vmc_agent_spec(c), spec);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_hello(c, 5000, &rsp, &err), 0);
+	CU_ASSERT_STRING_EQUAL(rsp->hello->agent_version, "fake 1.0");
+	vmc_agent_response_free(c, rsp);
+	vmc_agent_close(c);
+	pthread_join(f.thread, NULL);
+	close(f.fd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
+/*
+ * Connect to "exec:echo $$ >PIDFILE; @cmd" and return the shell's pid, so a
+ * test can check that closing reaped it (a zombie still answers kill(0)).
+ */
+static pid_t exec_with_pid(const char *cmd, struct vmc_agent_conn **c)
+{
+	char dir[] = "/tmp/vmc-exec-XXXXXX", spec[256], pidfile[64];
+	struct vmc_error err = VMC_ERROR_INIT;
+	long pid = -1;
+	FILE *fp;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(pidfile, sizeof(pidfile), "%s/pid", dir);
+	snprintf(spec, sizeof(spec), "exec:echo $$ >%s; %s", pidfile, cmd);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_connect(spec, c, &err), 0);
+	for (int i = 0; i < 500 && pid < 0; i++) {
+		fp = fopen(pidfile, "r");
+		if (!fp || fscanf(fp, "%ld", &pid) != 1)
+			usleep(10000);
+		if (fp)
+			fclose(fp);
+	}
+	unlink(pidfile);
+	rmdir(dir);
+	CU_ASSERT_FATAL(pid > 0);
+	return (pid_t)pid;
+}
+
+static bool reaped(pid_t pid)
+{
+	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+static void exec_agent_exit_status_is_reported(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	struct vmc_agent_conn *c;
+	pid_t pid = exec_with_pid("exit 3", &c);
+
+	CU_ASSERT_EQUAL(vmc_agent_hello(c, 5000, &rsp, &err), -EPIPE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ": agent exited (status 3) before replying to hello"));
+	CU_ASSERT_EQUAL(strncmp(err.msg, "exec:echo $$ >", 14), 0);
+	vmc_error_clear(&err);
+	vmc_agent_close(c);
+	CU_ASSERT(reaped(pid));
+}
+
+/*
+ * cat echoes the Hello request back, and a Request { id, hello } decodes as
+ * a Response { id, HelloReply }: a real round trip through a child process.
+ */
+static void exec_round_trip_and_reap(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp;
+	struct vmc_agent_conn *c;
+	pid_t pid = exec_with_pid("exec cat", &c);
+
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_hello(c, 5000, &rsp, &err), 0);
+	CU_ASSERT_EQUAL(rsp->hello->protocol_version, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(rsp->hello->agent_version, "vmcheck"));
+	vmc_agent_close(c); /* frees rsp too */
+	CU_ASSERT(reaped(pid));
+}
+
+static void exec_child_ignoring_eof_is_terminated(void)
+{
+	struct vmc_agent_conn *c;
+	pid_t pid = exec_with_pid("exec sleep 30", &c);
+	uint64_t t0 = vmc_mono_ns(), ms;
+
+	vmc_agent_close(c);
+	ms = (vmc_mono_ns() - t0) / 1000000;
+	CU_ASSERT(ms >= 900 && ms < 3000);
+	CU_ASSERT(reaped(pid));
+}
+
+VMC_SUITE(agent_client, NULL, NULL, VMC_TEST(reply_matched_by_id_and_push_queued),
+	  VMC_TEST(silent_agent_times_out), VMC_TEST(agent_closing_mid_reply_is_epipe),
+	  VMC_TEST(garbage_before_a_reply_is_skipped), VMC_TEST(undecodable_frame_is_eproto),
+	  VMC_TEST(agent_error_reply_is_reported), VMC_TEST(bad_specs_and_missing_sockets),
+	  VMC_TEST(unix_transport_round_trip), VMC_TEST(exec_agent_exit_status_is_reported),
+	  VMC_TEST(exec_round_trip_and_reap), VMC_TEST(exec_child_ignoring_eof_is_terminated))
