@@ -98,13 +98,14 @@ unit: $(B)/unit-tests
 		$(B)/unit-tests --junit $(B)/junit-unit.xml --fixtures tests/fixtures
 
 $(B)/fuzz-frame: tests/fuzz/fuzz-frame.c $(COMMON_SRC) $(GUEST_LIB) $(GEN_H)
-	$(CLANG) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined $(INC) $(HOST_CFLAGS) \
+	$(CLANG) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $(INC) $(HOST_CFLAGS) \
 		-o $@ tests/fuzz/fuzz-frame.c $(COMMON_SRC) $(GUEST_LIB) $(HOST_LIBS)
 
 fuzz: $(B)/fuzz-frame
 	@mkdir -p $(B)/fuzz-corpus
 	$(B)/fuzz-frame -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
-		-print_final_stats=1 $(B)/fuzz-corpus tests/fuzz/corpus
+		-print_final_stats=1 -artifact_prefix=$(B)/ $(B)/fuzz-corpus tests/fuzz/corpus
 
 integration: all
 	tests/integration/run-all
@@ -121,7 +122,7 @@ test: deps
 run: deps
 	$(MAKE) all
 	@echo "the sanity suite comes with the QMP backend; for now: one snapshot of this machine"
-	$(B)/vmcheck state --agent exec:$(B)/vmcheck-agent
+	$(B)/vmcheck state --agent "exec:$(B)/vmcheck-agent --stdio"
 
 bench: deps
 	$(MAKE) all

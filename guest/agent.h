@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "state.h"
+#include "watch.h"
 
 struct vmc_agent;
 
@@ -23,6 +24,7 @@ struct vmc_agent;
  */
 typedef int (*vmc_agent_send_fn)(void *ctx, const uint8_t *frame, size_t len);
 
+/* Every pointer in the config must outlive the agent. */
 struct vmc_agent_config {
 	struct vmc_state_opts state;
 	size_t max_frame;       /* 0: VMC_FRAME_MAX_DEFAULT */
@@ -31,11 +33,18 @@ struct vmc_agent_config {
 	unsigned max_inflight;  /* requests answered concurrently; 0: 16 */
 	bool synchronous;       /* answer on the caller's thread (tests, fuzzing) */
 	const char *transport;  /* reported in HelloReply */
+	bool watch;             /* listen for kernel changes and push Events */
 };
 
-/* Returns 0 or -errno; *out owned by the caller, free with vmc_agent_free(). */
+/*
+ * Returns 0 or -errno; *out owned by the caller, free with vmc_agent_free().
+ * When cfg->watch is set but the kernel's notifications cannot be opened,
+ * the agent still starts: it logs why to stderr, answers Subscribe with
+ * its baseline, and leaves "push" out of its capabilities.
+ */
 int vmc_agent_new(const struct vmc_agent_config *cfg, vmc_agent_send_fn send, void *ctx,
 		  struct vmc_agent **out);
+/* Stops the watcher, answers every request in flight, then frees @ag. */
 void vmc_agent_free(struct vmc_agent *ag);
 
 /*
@@ -47,8 +56,23 @@ void vmc_agent_free(struct vmc_agent *ag);
  */
 int vmc_agent_feed(struct vmc_agent *ag, const void *data, size_t n);
 
-/* The host went away (HUP): drop buffered bytes and all subscriptions. */
+/*
+ * The host went away (HUP): drop buffered bytes and all subscriptions.
+ * Replies still being prepared for the old host are dropped, so they never
+ * reach the next one. Call it from the thread that calls vmc_agent_feed().
+ */
 void vmc_agent_disconnected(struct vmc_agent *ag);
+
+/*
+ * vmc_agent_push - one burst of kernel messages (the watcher's callback)
+ *
+ * Reads the sections the burst affects that anyone subscribed to, once,
+ * and sends an Event (id 0) to every subscription whose sections
+ * intersect, carrying the causes relevant to it; its kernel_mono_ns is
+ * when the first of those was received. Blocks while a Subscribe
+ * reads its baseline, so no change falls between a baseline and the pushes.
+ */
+void vmc_agent_push(struct vmc_agent *ag, const struct vmc_cause *causes, size_t n);
 
 /*
  * vmc_agent_handle_payload - decode and answer one payload synchronously

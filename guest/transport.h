@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * How bytes reach the agent core: stdin/stdout (an SSH exec), a unix socket
+ * (one client at a time) or a virtio-serial port found by name. A transport
+ * owns its file descriptors; the core owns the protocol.
+ */
+#ifndef VMC_TRANSPORT_H
+#define VMC_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent.h"
+
+struct vmc_transport;
+
+struct vmc_transport_ops {
+	/*
+	 * Read from the peer and feed @ag until the transport ends (stdio:
+	 * EOF, after every request has been answered) or @stop_fd (-1: none)
+	 * becomes readable. Returns 0, or -errno on a failure that ends the
+	 * agent.
+	 */
+	int (*serve)(struct vmc_transport *t, struct vmc_agent *ag, int stop_fd);
+	/* One frame to the current peer; -errno if there is none or it left. */
+	int (*send)(struct vmc_transport *t, const uint8_t *frame, size_t len);
+	/* Release everything (the unix transport removes its socket). */
+	void (*close)(struct vmc_transport *t);
+};
+
+struct vmc_transport {
+	const struct vmc_transport_ops *ops;
+	const char *name; /* reported in HelloReply: "stdio", "unix", "virtio-serial" */
+};
+
+/* Matches vmc_agent_send_fn with the transport as context. */
+static inline int vmc_transport_send(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct vmc_transport *t = ctx;
+
+	return t->ops->send(t, frame, len);
+}
+
+/*
+ * vmc_transport_pump - feed @ag from the stream @fd until EOF or @stop_fd
+ * The read loop the stream transports share. Returns 1 at EOF, 0 when
+ * @stop_fd became readable, -errno when reading (or -ENOMEM when feeding)
+ * failed.
+ */
+int vmc_transport_pump(int fd, int stop_fd, struct vmc_agent *ag);
+
+/* Requests on stdin, replies on stdout. Returns 0 or -ENOMEM. */
+int vmc_transport_stdio_open(struct vmc_transport **out);
+
+/*
+ * vmc_transport_unix_open - listen on the unix socket @path
+ * A stale socket there is removed; -EADDRINUSE if an agent still answers
+ * on it, -EEXIST if @path is not a socket. Clients are served one at a time.
+ */
+int vmc_transport_unix_open(const char *path, struct vmc_transport **out);
+
+/*
+ * vmc_transport_vport_open - open the virtio-serial port called @name
+ * @rootfd: sysroot for sys/class/virtio-ports/<port>/name, consulted when
+ *          /dev/virtio-ports/@name does not exist (no udev in the guest)
+ * Returns 0, -ENOENT if no port has that name, or -errno from open().
+ */
+int vmc_transport_vport_open(int rootfd, const char *name, struct vmc_transport **out);
+
+#endif

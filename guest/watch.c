@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+#include "watch.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "macro.h"
+#include "pb.h"
+
+#define S(x) VMCHECK__V1__SECTION__SECTION_##x
+/* What a lost uevent could have changed: everything pushes cover. */
+#define UEVENT_ANY (S(LINKS) | S(BLOCKS) | S(MEMORY) | S(CPUS) | S(PCI))
+#define RCVBUF (1 << 20)
+#define THREAD_STACK (512u << 10)
+
+static const struct {
+	const char *subsystem;
+	uint32_t sections;
+} subsystems[] = {
+	{ "net", S(LINKS) },
+	{ "block", S(BLOCKS) },
+	{ "memory", S(MEMORY) },
+	{ "cpu", S(CPUS) },
+	/* A PCI function coming or going is also the NIC or disk behind it. */
+	{ "pci", S(PCI) | S(LINKS) | S(BLOCKS) },
+	{ "virtio", S(LINKS) | S(BLOCKS) },
+};
+
+uint32_t vmc_watch_subsystem_sections(const char *subsystem)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(subsystems); i++)
+		if (!strcmp(subsystem, subsystems[i].subsystem))
+			return subsystems[i].sections;
+	return 0;
+}
+
+static void copy_field(char *dst, size_t size, const char *src, size_t n)
+{
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+#define COPY(dst, s) copy_field(dst, sizeof(dst), s, strlen(s))
+
+static const char *value_of(const char *field, const char *key)
+{
+	size_t n = strlen(key);
+
+	return strncmp(field, key, n) ? NULL : field + n;
+}
+
+int vmc_watch_parse_uevent(const void *buf, size_t len, uint64_t mono_ns, struct vmc_cause *c)
+{
+	const char *p = buf, *end = p + len, *nul, *v;
+	const char *action = NULL, *devpath = NULL, *subsystem = NULL;
+	const char *devname = NULL, *iface = NULL, *name;
+
+	if (len > VMC_UEVENT_MAX)
+		return -EMSGSIZE;
+	/* Kernel messages open with "action@devpath"; libudev's do not. */
+	nul = memchr(p, '\0', len);
+	if (!nul || !memchr(p, '@', (size_t)(nul - p)))
+		return -EINVAL;
+	for (p = nul + 1; p < end; p = nul + 1) {
+		nul = memchr(p, '\0', (size_t)(end - p));
+		if (!nul)
+			return -EINVAL;
+		if ((v = value_of(p, "ACTION=")))
+			action = v;
+		else if ((v = value_of(p, "DEVPATH=")))
+			devpath = v;
+		else if ((v = value_of(p, "SUBSYSTEM=")))
+			subsystem = v;
+		else if ((v = value_of(p, "DEVNAME=")))
+			devname = v;
+		else if ((v = value_of(p, "INTERFACE=")))
+			iface = v;
+	}
+	if (!action || !*action || !devpath || !*devpath || !subsystem || !*subsystem)
+		return -EINVAL;
+	if (iface && *iface)
+		name = iface;
+	else if (devname && *devname)
+		name = devname;
+	else
+		name = strrchr(devpath, '/') ? strrchr(devpath, '/') + 1 : devpath;
+
+	memset(c, 0, sizeof(*c));
+	c->source = VMCHECK__V1__CAUSE__SOURCE__UEVENT;
+	c->sections = vmc_watch_subsystem_sections(subsystem);
+	c->mono_ns = mono_ns;
+	COPY(c->action, action);
+	COPY(c->subsystem, subsystem);
+	COPY(c->name, name);
+	COPY(c->devpath, devpath);
+	return 0;
+}
+
+static const struct {
+	uint16_t type;
+	const char *action;
+	size_t hdr;       /* family header before the attributes */
+	size_t index_off; /* of the ifindex in that header */
+	uint16_t name_attr;
+} rtnl_kinds[] = {
+	{ RTM_NEWLINK, "newlink", sizeof(struct ifinfomsg), offsetof(struct ifinfomsg, ifi_index),
+	  IFLA_IFNAME },
+	{ RTM_DELLINK, "dellink", sizeof(struct ifinfomsg), offsetof(struct ifinfomsg, ifi_index),
+	  IFLA_IFNAME },
+	{ RTM_NEWADDR, "newaddr", sizeof(struct ifaddrmsg), offsetof(struct ifaddrmsg, ifa_index),
+	  IFA_LABEL },
+	{ RTM_DELADDR, "deladdr", sizeof(struct ifaddrmsg), offsetof(struct ifaddrmsg, ifa_index),
+	  IFA_LABEL },
+};
+
+/* One message's payload (after the nlmsghdr). Returns 0, or -EINVAL to skip it. */
+static int parse_rtnl_msg(uint16_t type, const uint8_t *p, size_t len, struct vmc_cause *c)
+{
+	size_t k, hdr;
+	uint32_t ifindex;
+
+	for (k = 0; k < ARRAY_SIZE(rtnl_kinds); k++)
+		if (rtnl_kinds[k].type == type)
+			break;
+	if (k == ARRAY_SIZE(rtnl_kinds) || len < rtnl_kinds[k].hdr)
+		return -EINVAL;
+	memcpy(&ifindex, p + rtnl_kinds[k].index_off, sizeof(ifindex));
+	memset(c, 0, sizeof(*c));
+	c->source = VMCHECK__V1__CAUSE__SOURCE__RTNETLINK;
+	c->sections = S(LINKS);
+	c->ifindex = ifindex;
+	COPY(c->action, rtnl_kinds[k].action);
+	COPY(c->subsystem, "net");
+
+	hdr = NLMSG_ALIGN(rtnl_kinds[k].hdr);
+	if (hdr >= len)
+		return 0;
+	p += hdr;
+	len -= hdr;
+	while (len >= sizeof(struct rtattr)) {
+		struct rtattr rta;
+		size_t step;
+
+		memcpy(&rta, p, sizeof(rta));
+		if (rta.rta_len < sizeof(rta) || rta.rta_len > len)
+			return -EINVAL;
+		if ((rta.rta_type & NLA_TYPE_MASK) == rtnl_kinds[k].name_attr) {
+			const char *s = (const char *)p + RTA_LENGTH(0);
+			size_t n = rta.rta_len - RTA_LENGTH(0);
+			const char *nul = memchr(s, '\0', n);
+
+			if (!nul)
+				return -EINVAL;
+			copy_field(c->name, sizeof(c->name), s, (size_t)(nul - s));
+		}
+		step = RTA_ALIGN(rta.rta_len);
+		if (step >= len)
+			break;
+		p += step;
+		len -= step;
+	}
+	return 0;
+}
+
+size_t vmc_watch_parse_rtnl(const void *buf, size_t len, uint64_t mono_ns,
+			    struct vmc_cause *out, size_t max)
+{
+	const uint8_t *p = buf;
+	size_t n = 0;
+
+	while (len >= NLMSG_HDRLEN && n < max) {
+		struct nlmsghdr nh;
+		size_t step;
+
+		memcpy(&nh, p, sizeof(nh));
+		if (nh.nlmsg_len < NLMSG_HDRLEN || nh.nlmsg_len > len)
+			break;
+		if (parse_rtnl_msg(nh.nlmsg_type, p + NLMSG_HDRLEN, nh.nlmsg_len - NLMSG_HDRLEN,
+				   &out[n]) == 0)
+			out[n++].mono_ns = mono_ns;
+		step = NLMSG_ALIGN(nh.nlmsg_len);
+		if (step >= len)
+			break;
+		p += step;
+		len -= step;
+	}
+	return n;
+}
+
+struct vmc_watch {
+	const struct vmc_watch_ops *ops;
+	void *ctx;
+	int stop_fd, uev_fd, rtnl_fd;
+	pthread_t thread;
+	size_t n;          /* causes in the current burst */
+	uint64_t deadline; /* CLOCK_MONOTONIC ns at which the burst is pushed */
+	struct vmc_cause causes[VMC_WATCH_MAX_CAUSES];
+	uint8_t buf[65536] __attribute__((aligned(NLMSG_ALIGNTO)));
+};
+
+static void flush(struct vmc_watch *w)
+{
+	w->ops->burst(w->ctx, w->causes, w->n);
+	w->n = 0;
+}
+
+/* Commit @k causes already stored at causes[n]. */
+static void take(struct vmc_watch *w, size_t k)
+{
+	if (k == 0)
+		return;
+	if (w->n == 0)
+		w->deadline = w->causes[0].mono_ns + (uint64_t)w->ops->window_ms(w->ctx) * 1000000u;
+	w->n += k;
+	if (w->n == VMC_WATCH_MAX_CAUSES)
+		flush(w);
+}
+
+/*
+ * The socket's queue overflowed: messages were lost, so say that whatever
+ * they could have touched may have changed.
+ */
+static void take_overflow(struct vmc_watch *w, bool uevent, uint64_t now)
+{
+	struct vmc_cause *c = &w->causes[w->n];
+
+	memset(c, 0, sizeof(*c));
+	c->source = uevent ? VMCHECK__V1__CAUSE__SOURCE__UEVENT : VMCHECK__V1__CAUSE__SOURCE__RTNETLINK;
+	c->sections = uevent ? UEVENT_ANY : S(LINKS);
+	c->mono_ns = now;
+	COPY(c->action, "overflow");
+	COPY(c->subsystem, uevent ? "" : "net");
+	take(w, 1);
+}
+
+static void drain(struct vmc_watch *w, int fd, bool uevent)
+{
+	for (;;) {
+		struct sockaddr_nl sa = { 0 };
+		struct iovec iov = { .iov_base = w->buf, .iov_len = sizeof(w->buf) };
+		struct msghdr mh = { .msg_name = &sa, .msg_namelen = sizeof(sa),
+				     .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t len = recvmsg(fd, &mh, MSG_DONTWAIT);
+		uint64_t now = vmc_mono_ns();
+		struct vmc_cause *c = &w->causes[w->n];
+		size_t k;
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ENOBUFS) {
+				take_overflow(w, uevent, now);
+				continue;
+			}
+			if (errno != EAGAIN)
+				fprintf(stderr, "vmcheck-agent: watch: receiving from netlink: %s\n",
+					strerror(errno));
+			return;
+		}
+		/* Only the kernel speaks here; a cut-short datagram cannot be trusted. */
+		if (sa.nl_pid != 0 || (mh.msg_flags & MSG_TRUNC))
+			continue;
+		if (uevent) {
+			if (vmc_watch_parse_uevent(w->buf, (size_t)len, now, c) == 0)
+				take(w, c->sections ? 1 : 0);
+			continue;
+		}
+		k = vmc_watch_parse_rtnl(w->buf, (size_t)len, now, c, VMC_WATCH_MAX_CAUSES - w->n);
+		for (size_t i = 0; i < k; i++) {
+			char ifname[IF_NAMESIZE];
+
+			if (c[i].name[0])
+				continue;
+			/* IPv6 addresses carry no label: name the link as it is now. */
+			if (if_indextoname(c[i].ifindex, ifname))
+				COPY(c[i].name, ifname);
+			else
+				snprintf(c[i].name, sizeof(c[i].name), "%u", c[i].ifindex);
+		}
+		take(w, k);
+	}
+}
+
+static void *watch_main(void *arg)
+{
+	struct vmc_watch *w = arg;
+	struct pollfd pfd[] = {
+		{ .fd = w->stop_fd, .events = POLLIN },
+		{ .fd = w->uev_fd, .events = POLLIN },
+		{ .fd = w->rtnl_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		struct timespec ts, *tp = NULL;
+
+		if (w->n) {
+			uint64_t now = vmc_mono_ns();
+			uint64_t left = w->deadline > now ? w->deadline - now : 0;
+
+			ts.tv_sec = (time_t)(left / 1000000000u);
+			ts.tv_nsec = (long)(left % 1000000000u);
+			tp = &ts;
+		}
+		if (ppoll(pfd, ARRAY_SIZE(pfd), tp, NULL) < 0 && errno != EINTR) {
+			fprintf(stderr, "vmcheck-agent: watch: poll: %s; pushes stop\n",
+				strerror(errno));
+			return NULL;
+		}
+		if (pfd[0].revents)
+			return NULL;
+		if (pfd[1].revents)
+			drain(w, w->uev_fd, true);
+		if (pfd[2].revents)
+			drain(w, w->rtnl_fd, false);
+		if (w->n && vmc_mono_ns() >= w->deadline)
+			flush(w);
+	}
+}
+
+static int nl_open(int type, int proto, uint32_t groups)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = groups };
+	int size = RCVBUF;
+	int fd = socket(AF_NETLINK, type | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+
+	if (fd < 0)
+		return -errno;
+	/*
+	 * A hotplug burst must not overflow the queue while a push reads
+	 * state; the FORCE variant (CAP_NET_ADMIN) passes rmem_max.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static void watch_free(struct vmc_watch *w)
+{
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+	if (w->uev_fd >= 0)
+		close(w->uev_fd);
+	if (w->rtnl_fd >= 0)
+		close(w->rtnl_fd);
+	free(w);
+}
+
+int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, struct vmc_watch **out)
+{
+	struct vmc_watch *w = calloc(1, sizeof(*w));
+	pthread_attr_t attr;
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->ops = ops;
+	w->ctx = ctx;
+	w->uev_fd = nl_open(SOCK_DGRAM, NETLINK_KOBJECT_UEVENT, 1);
+	w->rtnl_fd = nl_open(SOCK_RAW, NETLINK_ROUTE,
+			     RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
+	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r = w->uev_fd < 0 ? w->uev_fd : w->rtnl_fd < 0 ? w->rtnl_fd : w->stop_fd < 0 ? -errno : 0;
+	if (r < 0) {
+		watch_free(w);
+		return r;
+	}
+	pthread_attr_init(&attr);
+	/* Bursts are answered on this thread: give the readers room. */
+	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	r = -pthread_create(&w->thread, &attr, watch_main, w);
+	pthread_attr_destroy(&attr);
+	if (r < 0) {
+		watch_free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+void vmc_watch_stop(struct vmc_watch *w)
+{
+	uint64_t one = 1;
+
+	if (!w)
+		return;
+	if (write(w->stop_fd, &one, sizeof(one)) < 0)
+		fprintf(stderr, "vmcheck-agent: watch: stopping: %s\n", strerror(errno));
+	pthread_join(w->thread, NULL);
+	watch_free(w);
+}
