@@ -679,8 +679,9 @@ void vmc_print_section_errors(FILE *fp, const Vmcheck__V1__State *st)
 		if (!e)
 			continue;
 		name = vmc_section_name(e->section);
+		/* The agent's message already names the section ("reading links: ..."). */
 		if (e->message && *e->message)
-			fprintf(fp, "vmcheck: section %s: %s\n", name ? name : "?", e->message);
+			fprintf(fp, "vmcheck: agent: %s\n", e->message);
 		else
 			fprintf(fp, "vmcheck: section %s: %s\n", name ? name : "?",
 				e->errno_value > 0 ? strerror(e->errno_value) : "failed");
