@@ -390,7 +390,7 @@ static void text_tables_look_like_the_tools(void)
 	ASSERT_HAS(text, "CPU ONLINE CORE SOCKET DIE NODE SIBLINGS\n"
 			 "  0 yes       0      0   0    0 0\n"
 			 "  1 no        1      -   -    - 1\n");
-	ASSERT_HAS(text, "vmcheck: section crash: reading crash: Permission denied\n");
+	ASSERT_HAS(text, "vmcheck: agent: reading crash: Permission denied\n");
 	cap_free(&c);
 }
 
