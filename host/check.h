@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Checks and the step machinery they share (implemented in suite.c).
+ *
+ * A check is a sequence of steps; a step is action -> expectation ->
+ * deadline. The runner keeps a merged view of the guest (each pushed Event
+ * replaces the sections it carries), so an expectation is a predicate on
+ * the latest State, evaluated each time a push arrives: no sleeps, no
+ * polling. Every step records a timeline (host action time, hypervisor
+ * reply, guest kernel event time, host time of the confirming snapshot) and
+ * a failed step attaches evidence (snapshot diff baseline -> last, guest
+ * kernel log since the action, the hypervisor transcript, the detection
+ * ladder). Results are written to the reports as each step ends.
+ */
+#ifndef VMC_CHECK_H
+#define VMC_CHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent-client.h"
+#include "error.h"
+#include "hv.h"
+#include "pb.h"
+
+struct vmc_suite;
+struct vmc_step;
+
+struct vmc_run_opts {
+	unsigned nics, disks, dimms, cpus; /* how many of each to plug per cycle */
+	unsigned repeat;                   /* hotplug cycles per check (>= 1) */
+	unsigned deadline_ms;              /* per guest-visible change */
+	uint64_t dimm_bytes;               /* size of each DIMM */
+	uint64_t disk_bytes;               /* size of each hotplugged disk image */
+	const char *workdir;               /* disk images and other scratch files */
+	bool verbose;
+};
+
+/* What a check works with. */
+struct vmc_ctx {
+	struct vmc_hv *hv;
+	struct vmc_suite *suite;
+	const struct vmc_run_opts *opts;
+};
+
+/* The guest as last reported: every section, merged from pushes. */
+const Vmcheck__V1__State *vmc_view(struct vmc_ctx *c);
+
+/*
+ * Why an expectation does not hold yet, for the failure message: the
+ * predicate writes a short reason ("vdb: size 0, want 1073741824").
+ */
+struct vmc_why {
+	char text[512];
+};
+void vmc_why_set(struct vmc_why *w, const char *fmt, ...) _printf_(2, 3);
+
+typedef bool (*vmc_expect_fn)(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+
+/*
+ * vmc_step_begin - start step @name of check @check
+ * Records the baseline view and host time; flushes stale hypervisor events.
+ * Never fails (a step that cannot start fails at its first call).
+ */
+struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char *fmt, ...)
+	_printf_(3, 4);
+
+/*
+ * vmc_step_acted - the action was issued; @rc is its result, @err its error
+ * Records the hypervisor's reply time. Returns @rc (0 or negative): on
+ * failure the step is already failed with @err's message.
+ */
+int vmc_step_acted(struct vmc_step *s, int rc, struct vmc_error *err);
+
+/*
+ * vmc_step_expect - wait until @fn holds on the merged view
+ * Evaluated at once, then on every push, until @deadline_ms after the
+ * action. Meanwhile hypervisor events are queued and the VM process is
+ * watched: a QEMU that dies ends the wait at once with how it died. The
+ * confirming snapshot's host arrival time and guest kernel event time go
+ * into the timeline. Returns 0, -ETIMEDOUT (step failed, with @fn's last
+ * reason and the ladder), -ESRCH (VM gone), -EPIPE (agent gone).
+ */
+int vmc_step_expect(struct vmc_step *s, vmc_expect_fn fn, void *arg, unsigned deadline_ms);
+
+/* Wait for hypervisor event @name about @device (NULL: any). Same returns. */
+int vmc_step_expect_event(struct vmc_step *s, const char *name, const char *device,
+			  unsigned deadline_ms);
+
+/*
+ * vmc_step_agent - send an Act or Probe to the agent within the step
+ * @req: the request (id assigned here); @resp: reply, free with
+ *       vmc_agent_response_free(vmc_step_conn(s), resp)
+ * An agent Error reply fails the step with the agent's message.
+ */
+int vmc_step_agent(struct vmc_step *s, Vmcheck__V1__Request *req, unsigned deadline_ms,
+		   Vmcheck__V1__Response **resp);
+struct vmc_agent_conn *vmc_step_conn(struct vmc_step *s);
+
+/*
+ * vmc_step_wait_new_boot - after a reset/reboot/crash: wait until the agent
+ * of a new boot (different boot_id) answers, re-subscribe and refresh the
+ * view. Same returns as vmc_step_expect.
+ */
+int vmc_step_wait_new_boot(struct vmc_step *s, unsigned deadline_ms);
+
+/*
+ * Detection ladder for a device that did not show up (or did not go):
+ * where the guest stopped noticing it. @hv_id is the hypervisor device id;
+ * @pci is the guest PCI address expected ("" if unknown); @kobj describes
+ * the kernel object sought ("link 52:54:00:..", "block serial=d1",
+ * "memory blocks 32-39", "cpu3"). Appended to the step's evidence.
+ */
+void vmc_step_ladder(struct vmc_step *s, const char *hv_id, const char *pci, const char *kobj);
+
+/* Add a line to the step's evidence / a key figure to its record. */
+void vmc_step_note(struct vmc_step *s, const char *fmt, ...) _printf_(2, 3);
+
+/*
+ * vmc_step_end - finish the step: @rc 0 passes, negative fails with @fmt
+ * (ignored on pass; NULL keeps the message already set). The record goes
+ * to every report at once. Returns @rc.
+ */
+int vmc_step_end(struct vmc_step *s, int rc, const char *fmt, ...) _printf_(3, 4);
+
+/* Skip a step or a whole check with a reason visible in the report. */
+void vmc_step_skip(struct vmc_ctx *c, const char *check, const char *name, const char *fmt, ...)
+	_printf_(4, 5);
+
+/* A check: returns 0 if every step passed, else negative. */
+struct vmc_check {
+	const char *name; /* "lifecycle", "nic", ... (--only names) */
+	int (*run)(struct vmc_ctx *c);
+};
+
+int vmc_check_lifecycle_s3(struct vmc_ctx *c); /* stop/cont, S3, then reset */
+int vmc_check_lifecycle_reboot(struct vmc_ctx *c);
+int vmc_check_lifecycle_powerdown(struct vmc_ctx *c); /* last: the VM is gone after it */
+int vmc_check_nic(struct vmc_ctx *c);
+int vmc_check_disk(struct vmc_ctx *c);
+int vmc_check_memory(struct vmc_ctx *c);
+int vmc_check_vcpu(struct vmc_ctx *c); /* unplug last (QEMU 7.2 defect, LAB.md) */
+
+#endif

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hypervisor seam: every check acts on a VM only through these
+ * operations, so the same check runs through QMP (hv-qmp.c) or libvirt
+ * (hv-libvirt.c). Each operation returns 0 or a negative code with @err set
+ * to a message naming what was done to what, with the hypervisor's own
+ * words ("device_add nic3 on pciroot3: Bus 'pciroot3' does not support
+ * hotplugging"). Operations a backend cannot do return -ENOTSUP.
+ */
+#ifndef VMC_HV_H
+#define VMC_HV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+struct vmc_hv;
+
+/* Names of the hypervisor events checks wait for (QMP's names). */
+#define VMC_EV_DEVICE_DELETED "DEVICE_DELETED"
+#define VMC_EV_RESET "RESET"
+#define VMC_EV_STOP "STOP"
+#define VMC_EV_RESUME "RESUME"
+#define VMC_EV_SUSPEND "SUSPEND"
+#define VMC_EV_WAKEUP "WAKEUP"
+#define VMC_EV_SHUTDOWN "SHUTDOWN"
+#define VMC_EV_POWERDOWN "POWERDOWN"
+#define VMC_EV_GUEST_PANICKED "GUEST_PANICKED"
+#define VMC_EV_ACPI_DEVICE_OST "ACPI_DEVICE_OST"
+
+struct vmc_hv_event {
+	char *name;      /* VMC_EV_* */
+	char *device;    /* device id the event is about ("nic1"), or NULL */
+	char *detail;    /* the raw event data as text, for evidence */
+	uint64_t host_ns; /* host CLOCK_MONOTONIC at receipt */
+};
+
+void vmc_hv_event_free(struct vmc_hv_event *ev);
+
+/* A free hotplug slot: a pcie-root-port with nothing plugged in. */
+struct vmc_hv_slot {
+	char *id;      /* QOM id used as bus= ("pciroot2") */
+	char *address; /* where the port itself sits, "0000:00:02.1", for evidence */
+};
+
+/* Memory hotplug capacity, discovered from the hypervisor. */
+struct vmc_hv_mem {
+	uint64_t base_bytes;    /* boot memory */
+	uint64_t plugged_bytes; /* DIMMs present */
+	uint64_t max_bytes;     /* maxmem */
+	unsigned slots;         /* DIMM slots in all */
+	unsigned used_slots;
+};
+
+/* A vCPU position from query-hotpluggable-cpus. */
+struct vmc_hv_cpu {
+	char *type;     /* "qemu64-x86_64-cpu" */
+	int socket_id, die_id, core_id, thread_id; /* -1 when not a property */
+	char *qom_path; /* NULL when the position is free */
+	int cpu_index;  /* guest CPU number when plugged (query-cpus-fast), else -1 */
+};
+
+struct vmc_hv_nic {
+	const char *id;   /* device id; the netdev is "<id>-net" */
+	const char *mac;  /* "52:54:00:..." */
+	const char *slot; /* vmc_hv_slot.id */
+};
+
+struct vmc_hv_disk {
+	const char *id;     /* device id; the block node is "<id>-blk" */
+	const char *path;   /* image file */
+	const char *format; /* "qcow2", "raw" */
+	const char *serial;
+	const char *slot;
+};
+
+struct vmc_hv_dimm {
+	const char *id; /* device id; the backend object is "<id>-mem" */
+	uint64_t size;
+};
+
+struct vmc_hv_vcpu {
+	const char *id;
+	const struct vmc_hv_cpu *where; /* a free position */
+};
+
+struct vmc_hv_ops {
+	const char *name; /* "qmp", "libvirt" */
+
+	/* Lifecycle. reboot asks the guest (ctrl-alt-del / ACPI); reset is hard. */
+	int (*reboot)(struct vmc_hv *hv, struct vmc_error *err);
+	int (*reset)(struct vmc_hv *hv, struct vmc_error *err);
+	int (*stop)(struct vmc_hv *hv, struct vmc_error *err);
+	int (*cont)(struct vmc_hv *hv, struct vmc_error *err);
+	int (*wakeup)(struct vmc_hv *hv, struct vmc_error *err);
+	int (*powerdown)(struct vmc_hv *hv, struct vmc_error *err);
+	int (*destroy)(struct vmc_hv *hv, struct vmc_error *err);
+
+	/* Hotplug. *_del only requests the removal: wait for DEVICE_DELETED. */
+	int (*nic_add)(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc_error *err);
+	int (*nic_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+	int (*disk_add)(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err);
+	int (*disk_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+	/* Release what disk_add set up besides the device (the block node). */
+	int (*disk_release)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+	int (*mem_add)(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc_error *err);
+	int (*mem_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+	int (*mem_release)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+	int (*cpu_add)(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc_error *err);
+	int (*cpu_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+
+	/* Discovery, never assumed. Arrays are malloc'd; free with vmc_hv_*_free. */
+	int (*free_slots)(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,
+			  struct vmc_error *err);
+	int (*mem_info)(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_error *err);
+	int (*cpus)(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err);
+
+	/*
+	 * Host-side view of a device, for the detection ladder: 1 if the
+	 * hypervisor has device @id (and, in @where, on which bus/address),
+	 * 0 if not.
+	 */
+	int (*device_present)(struct vmc_hv *hv, const char *id, char **where,
+			      struct vmc_error *err);
+
+	/*
+	 * Events. wait_event takes the first queued or arriving event named
+	 * @name about device @device (NULL: any) before @deadline_ns (absolute
+	 * CLOCK_MONOTONIC); earlier other events stay queued. seen_event peeks.
+	 */
+	int (*wait_event)(struct vmc_hv *hv, const char *name, const char *device,
+			  uint64_t deadline_ns, struct vmc_hv_event *out, struct vmc_error *err);
+	bool (*seen_event)(struct vmc_hv *hv, const char *name, const char *device);
+	void (*flush_events)(struct vmc_hv *hv);
+	/* fd to poll for hypervisor input, and a non-blocking read of it. */
+	int (*fd)(struct vmc_hv *hv);
+	int (*pump)(struct vmc_hv *hv, struct vmc_error *err);
+
+	/*
+	 * Is the VM process still there? 0 if running; otherwise -ESRCH with
+	 * @err describing how it ended (exit status or signal, the last lines of
+	 * its stderr, the last command sent).
+	 */
+	int (*alive)(struct vmc_hv *hv, struct vmc_error *err);
+
+	/* Evidence: the command/event transcript from @since_ns on. */
+	void (*transcript)(struct vmc_hv *hv, uint64_t since_ns, FILE *out);
+
+	/* Where the guest agent is reached ("vserial:/tmp/x/agent.sock"). */
+	const char *(*agent_spec)(struct vmc_hv *hv);
+
+	/* Tear down: a launched VM is killed and reaped, sockets removed. */
+	void (*free)(struct vmc_hv *hv);
+};
+
+struct vmc_hv {
+	const struct vmc_hv_ops *ops;
+};
+
+void vmc_hv_slots_free(struct vmc_hv_slot *s, size_t n);
+void vmc_hv_cpus_free(struct vmc_hv_cpu *c, size_t n);
+
+#endif
