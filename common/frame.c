@@ -42,8 +42,12 @@ static void compact(struct vmc_frame_reader *r)
  */
 static void skip_garbage(struct vmc_frame_reader *r)
 {
-	const uint8_t *p = r->buf + r->start;
 	size_t n = r->end - r->start, i;
+	const uint8_t *p;
+
+	if (n == 0)
+		return; /* also: buf may still be NULL */
+	p = r->buf + r->start;
 
 	for (i = 0; i < n; i++) {
 		size_t k = n - i < 4 ? n - i : 4;
@@ -77,6 +81,8 @@ int vmc_frame_feed(struct vmc_frame_reader *r, const void *data, size_t n)
 {
 	int err;
 
+	if (n == 0)
+		return 0;
 	/* Consume the frame handed out last time before adding bytes. */
 	if (r->pending) {
 		r->start += r->pending;

@@ -78,6 +78,27 @@ int vmc_read_str(int dirfd, const char *path, char *buf, size_t size)
 	return (int)len;
 }
 
+int vmc_read_attr(int dirfd, const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = -1;
+	ssize_t len;
+
+	if (size < 2)
+		return -EINVAL;
+	fd = openat(dirfd, rel(path), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	len = TEMP_FAILURE_RETRY(read(fd, buf, size - 1));
+	if (len < 0)
+		return -errno;
+	if ((size_t)len == size - 1)
+		return -EOVERFLOW;
+	while (len > 0 && buf[len - 1] == '\n')
+		len--;
+	buf[len] = '\0';
+	return (int)len;
+}
+
 #define FMT_PATH(path, fmt)                                                    \
 	char path[PATH_MAX];                                                   \
 	do {                                                                   \

@@ -35,6 +35,13 @@ void vmc_sysroot_close(struct vmc_sysroot *sr);
 int vmc_read_str(int dirfd, const char *path, char *buf, size_t size);
 int vmc_read_strf(int dirfd, char *buf, size_t size, const char *fmt, ...) _printf_(4, 5);
 
+/*
+ * vmc_read_attr - vmc_read_str for a sysfs attribute: one read() only,
+ * since sysfs hands an attribute (at most a page) over whole. For hot paths
+ * that read thousands of attributes; never for procfs seq_files.
+ */
+int vmc_read_attr(int dirfd, const char *path, char *buf, size_t size);
+
 /* Strict numbers: no junk, no overflow, optional trailing newline. */
 int vmc_parse_u64(const char *s, int base, uint64_t *out);
 int vmc_parse_s64(const char *s, int base, int64_t *out);

@@ -7,6 +7,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "state.h"
@@ -53,22 +56,69 @@ static char *lsmem_state(Vmcheck__V1__MemoryBlock__State s)
 }
 
 /*
- * One memoryN directory. The state file decides whether the block exists:
- * -ENOENT/-ENODEV from it (or from listing the directory for its node) means
- * the block went away while we looked. Other attributes are optional.
+ * Block -> NUMA node, from sys/devices/system/node/nodeN/memoryM links: one
+ * listing per node instead of one per block (thousands of blocks on a big
+ * guest). Returns the map (index -> node, -1 unknown) or NULL when the tree
+ * has no node directory; then each block's own nodeN entry is used.
  */
-static int read_block(int fd, const char *name, struct vmc_arena *a, Vmcheck__V1__MemoryBlock *b)
+static int *node_map(int rootfd, uint64_t max_index, bool *have)
 {
-	char buf[128];
+	char **nodes;
+	int nn, *map;
+
+	*have = false;
+	nn = vmc_list_dirf(rootfd, &nodes, "sys/devices/system/node");
+	if (nn < 0)
+		return NULL;
+	map = malloc((max_index + 1) * sizeof(*map));
+	if (!map) {
+		vmc_names_free(nodes, nn);
+		return NULL;
+	}
+	for (uint64_t i = 0; i <= max_index; i++)
+		map[i] = -1;
+	for (int i = 0; i < nn; i++) {
+		uint64_t node, idx;
+		char **ents;
+		int ne;
+
+		if (strncmp(nodes[i], "node", 4) || vmc_parse_u64(nodes[i] + 4, 10, &node) ||
+		    node > INT32_MAX)
+			continue;
+		ne = vmc_list_dirf(rootfd, &ents, "sys/devices/system/node/%s", nodes[i]);
+		if (ne < 0)
+			continue;
+		for (int j = 0; j < ne; j++)
+			if (block_index(ents[j], &idx) && idx <= max_index && map[idx] < 0)
+				map[idx] = (int)node;
+		vmc_names_free(ents, ne);
+	}
+	vmc_names_free(nodes, nn);
+	*have = true;
+	return map;
+}
+
+/*
+ * One memoryN directory, read relative to the memory directory's fd with
+ * single-read attributes: this is the hot path of a snapshot. The state
+ * file decides whether the block exists: -ENOENT/-ENODEV from it means the
+ * block went away while we looked. Other attributes are optional.
+ */
+static int read_block(int memfd, const char *name, const int *nodes, struct vmc_arena *a,
+		      Vmcheck__V1__MemoryBlock *b)
+{
+	char path[64], buf[128];
 	uint64_t v;
 	int r;
 
-	r = vmc_read_strf(fd, buf, sizeof(buf), MEM "/%s/state", name);
+	snprintf(path, sizeof(path), "%s/state", name);
+	r = vmc_read_attr(memfd, path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	b->state = parse_state(buf);
 
-	r = vmc_read_strf(fd, buf, sizeof(buf), MEM "/%s/valid_zones", name);
+	snprintf(path, sizeof(path), "%s/valid_zones", name);
+	r = vmc_read_attr(memfd, path, buf, sizeof(buf));
 	if (r >= 0) {
 		b->valid_zones = vmc_arena_strdup(a, buf);
 		if (!b->valid_zones)
@@ -78,13 +128,20 @@ static int read_block(int fd, const char *name, struct vmc_arena *a, Vmcheck__V1
 	}
 
 	/* Legacy (always 1 on current kernels), but lsmem splits ranges on it. */
-	r = vmc_read_u64f(fd, &v, 10, MEM "/%s/removable", name);
-	if (r == 0)
+	snprintf(path, sizeof(path), "%s/removable", name);
+	r = vmc_read_attr(memfd, path, buf, sizeof(buf));
+	if (r >= 0 && vmc_parse_u64(buf, 10, &v) == 0)
 		b->removable = v == 1;
+	else if (r >= 0)
+		return -EINVAL;
 	else if (!vanished(r))
 		return r;
 
-	return vmc_node_of_dirf(fd, &b->node, MEM "/%s", name);
+	if (nodes) {
+		b->node = nodes[b->index];
+		return 0;
+	}
+	return vmc_node_of_dirf(memfd, &b->node, "%s", name);
 }
 
 /*
@@ -155,8 +212,12 @@ static int read_mem_total(int fd, uint64_t *kb)
 	return vmc_parse_u64(num, 10, kb);
 }
 
-static int read_memory(int fd, char **names, size_t n, struct vmc_arena *a, Vmcheck__V1__State *st)
+static int read_memory(int fd, int memfd, char **names, size_t n, struct vmc_arena *a,
+		       Vmcheck__V1__State *st)
 {
+	_cleanup_free_ int *nodes = NULL;
+	uint64_t max_index = 0;
+	bool have_nodes;
 	Vmcheck__V1__Memory *m = vmc_arena_alloc(a, sizeof(*m));
 	Vmcheck__V1__MemoryBlock *blocks = vmc_arena_alloc(a, n * sizeof(*blocks));
 	Vmcheck__V1__MemoryBlock **ptrs = vmc_arena_alloc(a, n * sizeof(*ptrs));
@@ -171,6 +232,20 @@ static int read_memory(int fd, char **names, size_t n, struct vmc_arena *a, Vmch
 		return r;
 	if (m->block_size == 0)
 		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t index;
+
+		if (block_index(names[i], &index) && index > max_index)
+			max_index = index;
+	}
+	/* The map is only worth it (and bounded) for a sane index range. */
+	if (max_index < (1u << 24)) {
+		nodes = node_map(fd, max_index, &have_nodes);
+		if (!have_nodes && nodes) {
+			free(nodes);
+			nodes = NULL;
+		}
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		Vmcheck__V1__MemoryBlock *b = &blocks[m->n_blocks];
@@ -184,7 +259,7 @@ static int read_memory(int fd, char **names, size_t n, struct vmc_arena *a, Vmch
 		vmcheck__v1__memory_block__init(b);
 		b->index = index;
 		b->phys_start = index * m->block_size;
-		r = read_block(fd, names[i], a, b);
+		r = read_block(memfd, names[i], nodes, a, b);
 		if (vanished(r))
 			continue;
 		if (r < 0)
@@ -228,13 +303,17 @@ static int read_memory(int fd, char **names, size_t n, struct vmc_arena *a, Vmch
 int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,
 			  Vmcheck__V1__State *st)
 {
+	_cleanup_close_ int memfd = -1;
 	char **names;
 	int n, r;
 
-	n = vmc_list_dirf(o->root.fd, &names, MEM);
+	memfd = openat(o->root.fd, MEM, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (memfd < 0)
+		return -errno;
+	n = vmc_list_dirf(memfd, &names, ".");
 	if (n < 0)
 		return n;
-	r = read_memory(o->root.fd, names, (size_t)n, a, st);
+	r = read_memory(o->root.fd, memfd, names, (size_t)n, a, st);
 	vmc_names_free(names, n);
 	return r;
 }
