@@ -91,6 +91,27 @@ void vmc_arena_free(struct vmc_arena *a)
 	a->total = 0;
 }
 
+void vmc_arena_adopt(struct vmc_arena *to, struct vmc_arena *from)
+{
+	struct vmc_arena_chunk *c = from->head;
+
+	if (!c)
+		return;
+	while (c->next)
+		c = c->next;
+	/* @from's chunks go behind @to's current one, which keeps filling. */
+	if (to->head) {
+		c->next = to->head->next;
+		to->head->next = from->head;
+	} else {
+		c->next = NULL;
+		to->head = from->head;
+	}
+	to->total += from->total;
+	from->head = NULL;
+	from->total = 0;
+}
+
 int vmc_ptrvec_push(struct vmc_arena *a, struct vmc_ptrvec *v, void *item)
 {
 	if (v->n == v->cap) {

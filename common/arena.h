@@ -26,6 +26,8 @@ char *vmc_arena_strdup(struct vmc_arena *a, const char *s);
 char *vmc_arena_strndup(struct vmc_arena *a, const char *s, size_t n);
 char *vmc_arena_printf(struct vmc_arena *a, const char *fmt, ...) _printf_(2, 3);
 void vmc_arena_free(struct vmc_arena *a);
+/* Move everything @from holds into @to (both stay valid; @from ends empty). */
+void vmc_arena_adopt(struct vmc_arena *to, struct vmc_arena *from);
 
 /*
  * A growable array of pointers in an arena, for repeated protobuf fields:

@@ -221,7 +221,12 @@ static int read_partitions(int fd, struct vmc_arena *a, const char *dir, Vmcheck
 	for (int i = 0; i < n && r == 0; i++) {
 		Vmcheck__V1__Block *p;
 
-		if ((size_t)snprintf(pdir, sizeof(pdir), "%s/%s", dir, names[i]) >= sizeof(pdir) ||
+		/*
+		 * The kernel names a partition after its disk (vda1, nvme0n1p1):
+		 * test only those entries, not the disk's thirty attributes.
+		 */
+		if (strncmp(names[i], disk->name, strlen(disk->name)) != 0 ||
+		    (size_t)snprintf(pdir, sizeof(pdir), "%s/%s", dir, names[i]) >= sizeof(pdir) ||
 		    !has(fd, pdir, "partition"))
 			continue;
 		p = new_block(a);

@@ -6,7 +6,10 @@
  * rules exactly. A block hot-removed while we read it is left out.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +107,8 @@ static int *node_map(int rootfd, uint64_t max_index, bool *have)
  * file decides whether the block exists: -ENOENT/-ENODEV from it means the
  * block went away while we looked. Other attributes are optional.
  */
-static int read_block(int memfd, const char *name, const int *nodes, struct vmc_arena *a,
-		      Vmcheck__V1__MemoryBlock *b)
+static int read_block(int memfd, const char *name, const int *nodes, int *removable,
+		      struct vmc_arena *a, Vmcheck__V1__MemoryBlock *b)
 {
 	char path[64], buf[128];
 	uint64_t v;
@@ -127,21 +130,45 @@ static int read_block(int memfd, const char *name, const int *nodes, struct vmc_
 		return r;
 	}
 
-	/* Legacy (always 1 on current kernels), but lsmem splits ranges on it. */
-	snprintf(path, sizeof(path), "%s/removable", name);
-	r = vmc_read_attr(memfd, path, buf, sizeof(buf));
-	if (r >= 0 && vmc_parse_u64(buf, 10, &v) == 0)
-		b->removable = v == 1;
-	else if (r >= 0)
-		return -EINVAL;
-	else if (!vanished(r))
-		return r;
+	/* Legacy, but lsmem splits ranges on it. See removable_is_constant(). */
+	if (*removable >= 0) {
+		b->removable = *removable;
+	} else {
+		snprintf(path, sizeof(path), "%s/removable", name);
+		r = vmc_read_attr(memfd, path, buf, sizeof(buf));
+		if (r >= 0 && vmc_parse_u64(buf, 10, &v) == 0)
+			b->removable = v == 1;
+		else if (r >= 0)
+			return -EINVAL;
+		else if (!vanished(r))
+			return r;
+		if (*removable == -2 && r >= 0)
+			*removable = b->removable;
+	}
 
 	if (nodes) {
 		b->node = nodes[b->index];
 		return 0;
 	}
 	return vmc_node_of_dirf(memfd, &b->node, "%s", name);
+}
+
+/*
+ * Since Linux 5.7 ("drivers/base/memory.c: indicate all memory blocks as
+ * removable") every block's removable file prints the same constant, so one
+ * read stands for all: a third fewer sysfs opens on the snapshot's hot path.
+ * Older or unknown kernels (fixture trees without osrelease) are read per
+ * block. Returns -2 ("read the first block, then reuse") or -1 (per block).
+ */
+static int removable_is_constant(int rootfd)
+{
+	char rel[64];
+	unsigned maj = 0, min = 0;
+
+	if (vmc_read_str(rootfd, "proc/sys/kernel/osrelease", rel, sizeof(rel)) < 0 ||
+	    sscanf(rel, "%u.%u", &maj, &min) != 2)
+		return -1;
+	return maj > 5 || (maj == 5 && min >= 7) ? -2 : -1;
 }
 
 /*
@@ -212,12 +239,69 @@ static int read_mem_total(int fd, uint64_t *kb)
 	return vmc_parse_u64(num, 10, kb);
 }
 
-static int read_memory(int fd, int memfd, char **names, size_t n, struct vmc_arena *a,
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The memoryN indices under @memfd, sorted. Straight from getdents into an
+ * integer array: no per-name allocation for thousands of blocks.
+ */
+static int list_blocks(int memfd, uint64_t **out)
+{
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	fd = openat(memfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(d))) {
+		uint64_t index;
+
+		if (!block_index(de->d_name, &index))
+			continue;
+		if (n == cap) {
+			uint64_t *nv;
+
+			cap = cap ? cap * 2 : 256;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n++] = index;
+	}
+	closedir(d);
+	if (n > INT_MAX) {
+		free(v);
+		return -EOVERFLOW;
+	}
+	qsort(v, n, sizeof(*v), cmp_u64);
+	*out = v;
+	return (int)n;
+}
+
+static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, struct vmc_arena *a,
 		       Vmcheck__V1__State *st)
 {
 	_cleanup_free_ int *nodes = NULL;
 	uint64_t max_index = 0;
 	bool have_nodes;
+	int removable;
 	Vmcheck__V1__Memory *m = vmc_arena_alloc(a, sizeof(*m));
 	Vmcheck__V1__MemoryBlock *blocks = vmc_arena_alloc(a, n * sizeof(*blocks));
 	Vmcheck__V1__MemoryBlock **ptrs = vmc_arena_alloc(a, n * sizeof(*ptrs));
@@ -232,12 +316,8 @@ static int read_memory(int fd, int memfd, char **names, size_t n, struct vmc_are
 		return r;
 	if (m->block_size == 0)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t index;
-
-		if (block_index(names[i], &index) && index > max_index)
-			max_index = index;
-	}
+	if (n > 0)
+		max_index = idx[n - 1];
 	/* The map is only worth it (and bounded) for a sane index range. */
 	if (max_index < (1u << 24)) {
 		nodes = node_map(fd, max_index, &have_nodes);
@@ -247,19 +327,20 @@ static int read_memory(int fd, int memfd, char **names, size_t n, struct vmc_are
 		}
 	}
 
+	removable = removable_is_constant(fd);
 	for (size_t i = 0; i < n; i++) {
 		Vmcheck__V1__MemoryBlock *b = &blocks[m->n_blocks];
-		uint64_t index;
+		uint64_t index = idx[i];
+		char name[32];
 
-		if (!block_index(names[i], &index))
-			continue;
 		/* Its last byte must be addressable, or the sums below wrap. */
 		if (index >= UINT64_MAX / m->block_size)
 			return -ERANGE;
 		vmcheck__v1__memory_block__init(b);
 		b->index = index;
 		b->phys_start = index * m->block_size;
-		r = read_block(memfd, names[i], nodes, a, b);
+		snprintf(name, sizeof(name), "memory%llu", (unsigned long long)index);
+		r = read_block(memfd, name, nodes, &removable, a, b);
 		if (vanished(r))
 			continue;
 		if (r < 0)
@@ -304,16 +385,14 @@ int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,
 			  Vmcheck__V1__State *st)
 {
 	_cleanup_close_ int memfd = -1;
-	char **names;
-	int n, r;
+	_cleanup_free_ uint64_t *idx = NULL;
+	int n;
 
 	memfd = openat(o->root.fd, MEM, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (memfd < 0)
 		return -errno;
-	n = vmc_list_dirf(memfd, &names, ".");
+	n = list_blocks(memfd, &idx);
 	if (n < 0)
 		return n;
-	r = read_memory(o->root.fd, memfd, names, (size_t)n, a, st);
-	vmc_names_free(names, n);
-	return r;
+	return read_memory(o->root.fd, memfd, idx, (size_t)n, a, st);
 }

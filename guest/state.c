@@ -2,6 +2,7 @@
 #include "state.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "clock.h"
@@ -21,6 +22,43 @@ static const struct {
 	{ VMCHECK__V1__SECTION__SECTION_PCI, vmc_state_read_pci },
 	{ VMCHECK__V1__SECTION__SECTION_CRASH, vmc_state_read_crash },
 };
+
+/*
+ * The memory section is the costly one (three sysfs files per 128 MiB
+ * block: thousands on a big guest), so when other sections are wanted too
+ * it is read on a thread of its own, into an arena of its own that joins
+ * the snapshot's afterwards. Arenas are not shared between threads.
+ */
+struct side_read {
+	const struct vmc_state_opts *o;
+	struct vmc_arena arena;
+	Vmcheck__V1__State st;
+	int r;
+};
+
+static void *side_reader(void *p)
+{
+	struct side_read *s = p;
+
+	vmcheck__v1__state__init(&s->st);
+	s->r = vmc_state_read_memory(s->o, &s->arena, &s->st);
+	return NULL;
+}
+
+static int record_error(struct vmc_arena *a, struct vmc_ptrvec *errs, uint32_t bit, int r)
+{
+	Vmcheck__V1__SectionError *e = vmc_arena_alloc(a, sizeof(*e));
+
+	if (!e)
+		return -ENOMEM;
+	vmcheck__v1__section_error__init(e);
+	e->section = (Vmcheck__V1__Section)bit;
+	e->errno_value = -r;
+	e->message = vmc_arena_printf(a, "reading %s: %s", vmc_section_name(bit), strerror(-r));
+	if (!e->message || vmc_ptrvec_push(a, errs, e) < 0)
+		return -ENOMEM;
+	return 0;
+}
 
 int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t generation,
 		   struct vmc_arena *a, Vmcheck__V1__State **out)
@@ -46,30 +84,43 @@ int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t gener
 	if (!st->boot_id)
 		return -ENOMEM;
 
+	const uint32_t mem = VMCHECK__V1__SECTION__SECTION_MEMORY;
+	struct side_read side = { .o = o, .arena = VMC_ARENA_INIT };
+	pthread_attr_t attr;
+	pthread_t tid;
+	bool threaded = false;
+	int fail = 0;
+
+	if ((mask & mem) && (mask & ~mem) && pthread_attr_init(&attr) == 0) {
+		/* musl's 128 KiB default is tight for the readers' path buffers. */
+		pthread_attr_setstacksize(&attr, 512 * 1024);
+		threaded = pthread_create(&tid, &attr, side_reader, &side) == 0;
+		pthread_attr_destroy(&attr);
+	}
+
 	for (size_t i = 0; i < ARRAY_SIZE(readers); i++) {
-		Vmcheck__V1__SectionError *e;
 		int r;
 
-		if (!(mask & readers[i].bit))
+		if (!(mask & readers[i].bit) || (threaded && readers[i].bit == mem))
 			continue;
 		r = readers[i].read(o, a, st);
-		if (r == 0) {
+		if (r == 0)
 			st->sections |= readers[i].bit;
-			continue;
-		}
-		if (r == -ENOMEM)
-			return r;
-		e = vmc_arena_alloc(a, sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		vmcheck__v1__section_error__init(e);
-		e->section = (Vmcheck__V1__Section)readers[i].bit;
-		e->errno_value = -r;
-		e->message = vmc_arena_printf(a, "reading %s: %s",
-					      vmc_section_name(readers[i].bit), strerror(-r));
-		if (!e->message || vmc_ptrvec_push(a, &errs, e) < 0)
-			return -ENOMEM;
+		else if (!fail)
+			fail = r == -ENOMEM ? r : record_error(a, &errs, readers[i].bit, r);
 	}
+	if (threaded) {
+		pthread_join(tid, NULL);
+		vmc_arena_adopt(a, &side.arena);
+		if (side.r == 0) {
+			st->memory = side.st.memory;
+			st->sections |= mem;
+		} else if (!fail) {
+			fail = side.r == -ENOMEM ? side.r : record_error(a, &errs, mem, side.r);
+		}
+	}
+	if (fail)
+		return fail;
 	st->errors = (Vmcheck__V1__SectionError **)errs.items;
 	st->n_errors = errs.n;
 	st->read_ns = vmc_mono_ns() - t0;
