@@ -8,8 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "act.h"
+#include "clock.h"
 #include "frame.h"
+#include "kmsg.h"
+#include "probe.h"
 
 #define PROTOCOL_VERSION 1u
 #define MAX_SUBS 64
@@ -18,6 +23,8 @@
 #define DEFAULT_INFLIGHT 16u
 /* Answers are read on workers: give the section readers room (musl: 128 KiB). */
 #define WORKER_STACK (512u << 10)
+/* Room in a Kmsg reply frame for everything but the records' own bytes. */
+#define KMSG_FRAME_SLACK 256u
 
 #define S(x) VMCHECK__V1__SECTION__SECTION_##x
 #define ECODE(x) VMCHECK__V1__ERROR__CODE__##x
@@ -52,6 +59,16 @@ struct vmc_agent {
 	pthread_cond_t work;       /* a job was queued, or stopping */
 	pthread_cond_t done;       /* inflight dropped to 0 */
 	uint64_t epoch;            /* connection count; written under both locks */
+	/*
+	 * Act suspend: the write to sys/power/state runs on its own thread,
+	 * which waits at the gate until the worker has sent the reply.
+	 */
+	pthread_mutex_t suspend_gate;
+	pthread_t suspender;
+	bool suspending;    /* a suspend is claimed or its thread not yet joined */
+	bool suspend_done;  /* the thread has finished (joinable) */
+	int suspend_fd;
+	char suspend_word[8];
 	struct sub subs[MAX_SUBS];
 	size_t n_subs;
 	uint64_t last_sub;
@@ -165,42 +182,59 @@ static int request_mask(uint32_t bits, uint32_t *mask)
 	return *mask ? 0 : -EINVAL;
 }
 
-static void answer_hello(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
+/* The HelloReply to request @id (0: the announcement), speaking @version. */
+static void send_hello(struct vmc_agent *ag, uint64_t epoch, uint64_t id, uint32_t version)
 {
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
 	Vmcheck__V1__HelloReply hr = VMCHECK__V1__HELLO_REPLY__INIT;
 	char sections[7][24], boot_id[64] = "";
-	char *caps[3 + ARRAY_SIZE(sections)];
+	char *caps[7 + ARRAY_SIZE(sections)];
 	size_t n = 0;
 
-	if (req->hello->protocol_version == 0) {
-		reply_error(ag, epoch, req->id, ECODE(VERSION), 0, "hello",
-			    "protocol version 0 does not exist; this agent speaks %u",
-			    PROTOCOL_VERSION);
-		return;
-	}
 	caps[n++] = "state";
 	caps[n++] = "subscribe";
 	if (ag->watch)
 		caps[n++] = "push";
+	caps[n++] = "act";
+	caps[n++] = "probe";
+	caps[n++] = "kmsg";
+	if (ag->cfg.allow_crash)
+		caps[n++] = "act:crash";
 	for (unsigned i = 0; i < ARRAY_SIZE(sections); i++) {
 		snprintf(sections[i], sizeof(sections[i]), "section:%s", vmc_section_name(1u << i));
 		caps[n++] = sections[i];
 	}
 	(void)vmc_read_str(ag->cfg.state.root.fd, "proc/sys/kernel/random/boot_id", boot_id,
 			   sizeof(boot_id));
-	hr.protocol_version = req->hello->protocol_version < PROTOCOL_VERSION ?
-				      req->hello->protocol_version : PROTOCOL_VERSION;
+	hr.protocol_version = version;
 	hr.agent_version = VMC_VERSION;
 	hr.capabilities = caps;
 	hr.n_capabilities = n;
 	hr.max_frame = (uint32_t)ag->cfg.max_frame;
 	hr.boot_id = boot_id;
 	hr.transport = (char *)(ag->cfg.transport ? ag->cfg.transport : "");
-	resp.id = req->id;
+	resp.id = id;
 	resp.kind_case = RKIND(HELLO);
 	resp.hello = &hr;
 	send_response(ag, epoch, &resp, 0);
+}
+
+static void answer_hello(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
+{
+	uint32_t v = req->hello->protocol_version;
+
+	if (v == 0) {
+		reply_error(ag, epoch, req->id, ECODE(VERSION), 0, "hello",
+			    "protocol version 0 does not exist; this agent speaks %u",
+			    PROTOCOL_VERSION);
+		return;
+	}
+	send_hello(ag, epoch, req->id, v < PROTOCOL_VERSION ? v : PROTOCOL_VERSION);
+}
+
+void vmc_agent_announce(struct vmc_agent *ag)
+{
+	send_hello(ag, current_epoch(ag), 0, PROTOCOL_VERSION);
 }
 
 static void answer_get_state(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
@@ -317,6 +351,240 @@ static void answer_unsubscribe(struct vmc_agent *ag, uint64_t epoch,
 	send_response(ag, epoch, &resp, 0);
 }
 
+/* Start @fn on a thread with the workers' stack size. Returns 0 or -errno. */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	int r;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	r = -pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
+static void reply_failure(struct vmc_agent *ag, uint64_t epoch, uint64_t id, const char *kind,
+			  const struct vmc_outcome *o)
+{
+	reply_error(ag, epoch, id, o->code ? o->code : ECODE(INTERNAL), o->err, kind, "%s",
+		    o->msg);
+}
+
+static void reply_act(struct vmc_agent *ag, uint64_t epoch, uint64_t id, const char *detail)
+{
+	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__ActResult ar = VMCHECK__V1__ACT_RESULT__INIT;
+
+	ar.detail = (char *)detail;
+	ar.mono_ns = vmc_mono_ns();
+	resp.id = id;
+	resp.kind_case = RKIND(ACT);
+	resp.act = &ar;
+	send_response(ag, epoch, &resp, 0);
+}
+
+/*
+ * The write that suspends returns once the guest woke up: tell every
+ * subscriber of the system section, whose suspend count just changed.
+ */
+static void *suspend_main(void *arg)
+{
+	struct vmc_agent *ag = arg;
+	struct vmc_cause c = { .source = VMCHECK__V1__CAUSE__SOURCE__AGENT, .sections = S(SYSTEM) };
+	int r;
+
+	pthread_mutex_lock(&ag->suspend_gate);
+	pthread_mutex_unlock(&ag->suspend_gate);
+	r = vmc_act_write(ag->suspend_fd, ag->suspend_word);
+	c.mono_ns = vmc_mono_ns();
+	close(ag->suspend_fd);
+	if (r < 0)
+		fprintf(stderr, "vmcheck-agent: suspend to %s: %s\n", ag->suspend_word,
+			strerror(-r));
+	snprintf(c.action, sizeof(c.action), "%s", r < 0 ? "suspend-failed" : "resume");
+	snprintf(c.subsystem, sizeof(c.subsystem), "power");
+	snprintf(c.name, sizeof(c.name), "%s", ag->suspend_word);
+	snprintf(c.devpath, sizeof(c.devpath), "/power/state");
+	vmc_agent_push(ag, &c, 1);
+	pthread_mutex_lock(&ag->lock);
+	ag->suspend_done = true;
+	pthread_cond_broadcast(&ag->done);
+	pthread_mutex_unlock(&ag->lock);
+	return NULL;
+}
+
+/* Claim the suspender; false while another suspend is under way. */
+static bool claim_suspender(struct vmc_agent *ag)
+{
+	bool busy;
+
+	pthread_mutex_lock(&ag->lock);
+	busy = ag->suspending && !ag->suspend_done;
+	if (!busy) {
+		/* The last one has finished (or there was none): it exits at once. */
+		if (ag->suspending)
+			pthread_join(ag->suspender, NULL);
+		ag->suspending = true;
+		ag->suspend_done = false;
+	}
+	pthread_mutex_unlock(&ag->lock);
+	return !busy;
+}
+
+static void release_suspender(struct vmc_agent *ag)
+{
+	pthread_mutex_lock(&ag->lock);
+	ag->suspending = false;
+	pthread_mutex_unlock(&ag->lock);
+}
+
+/* Reply first, then sleep: once the write starts, nothing gets out until wake-up. */
+static void act_suspend(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
+{
+	struct vmc_outcome o = { 0 };
+	const char *word;
+	char detail[64];
+	int r;
+
+	if (!claim_suspender(ag)) {
+		reply_error(ag, epoch, req->id, ECODE(BUSY), 0, "act",
+			    "a suspend is already under way");
+		return;
+	}
+	r = vmc_act_suspend_open(ag->cfg.state.root.fd, req->act->suspend->state, &word,
+				 &ag->suspend_fd, &o);
+	if (r < 0) {
+		release_suspender(ag);
+		reply_failure(ag, epoch, req->id, "act", &o);
+		return;
+	}
+	snprintf(ag->suspend_word, sizeof(ag->suspend_word), "%s", word);
+	pthread_mutex_lock(&ag->suspend_gate);
+	r = start_thread(&ag->suspender, suspend_main, ag);
+	if (r < 0) {
+		pthread_mutex_unlock(&ag->suspend_gate);
+		close(ag->suspend_fd);
+		release_suspender(ag);
+		reply_error(ag, epoch, req->id, ECODE(INTERNAL), -r, "act",
+			    "no thread for the suspend: %s", strerror(-r));
+		return;
+	}
+	snprintf(detail, sizeof(detail), "suspending to %s", ag->suspend_word);
+	reply_act(ag, epoch, req->id, detail);
+	pthread_mutex_unlock(&ag->suspend_gate);
+}
+
+static void act_crash(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
+{
+	struct vmc_outcome o = { 0 };
+	int fd, r;
+
+	if (!ag->cfg.allow_crash) {
+		reply_error(ag, epoch, req->id, ECODE(NOT_PERMITTED), 0, "act",
+			    "crash refused: the agent was not started with --allow-crash");
+		return;
+	}
+	r = vmc_act_crash_open(ag->cfg.state.root.fd, &fd, &o);
+	if (r < 0) {
+		reply_failure(ag, epoch, req->id, "act", &o);
+		return;
+	}
+	reply_act(ag, epoch, req->id, "crashing the kernel (sysrq c)");
+	r = vmc_act_crash(fd);
+	close(fd);
+	/* Still here: only a fixture root, or a kernel that refused. */
+	if (r < 0)
+		fprintf(stderr, "vmcheck-agent: crash: writing proc/sysrq-trigger: %s\n",
+			strerror(-r));
+}
+
+static void answer_act(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
+{
+	const Vmcheck__V1__Act *act = req->act;
+	int rootfd = ag->cfg.state.root.fd;
+	struct vmc_outcome o = { 0 };
+	int r;
+
+	switch (act->kind_case) {
+	case VMCHECK__V1__ACT__KIND_CPU_ONLINE:
+		r = vmc_act_cpu_online(rootfd, act->cpu_online->cpu, act->cpu_online->online, &o);
+		break;
+	case VMCHECK__V1__ACT__KIND_MEMORY_ONLINE:
+		r = vmc_act_memory_online(rootfd, act->memory_online->block,
+					  act->memory_online->zone, &o);
+		break;
+	case VMCHECK__V1__ACT__KIND_SUSPEND:
+		act_suspend(ag, epoch, req);
+		return;
+	case VMCHECK__V1__ACT__KIND_CRASH:
+		act_crash(ag, epoch, req);
+		return;
+	default:
+		reply_error(ag, epoch, req->id, ECODE(UNSUPPORTED), 0, "act",
+			    "act kind %d is not known to this agent version", (int)act->kind_case);
+		return;
+	}
+	if (r < 0)
+		reply_failure(ag, epoch, req->id, "act", &o);
+	else
+		reply_act(ag, epoch, req->id, o.msg);
+}
+
+static void answer_probe(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
+{
+	const Vmcheck__V1__Probe *p = req->probe;
+	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__ProbeResult pr = VMCHECK__V1__PROBE_RESULT__INIT;
+	struct vmc_arena a = VMC_ARENA_INIT;
+	struct vmc_outcome o = { 0 };
+	int r;
+
+	switch (p->kind_case) {
+	case VMCHECK__V1__PROBE__KIND_DISK:
+		r = vmc_probe_disk(&ag->cfg.state.root, p->disk, &a, &pr, &o);
+		break;
+	case VMCHECK__V1__PROBE__KIND_CPU:
+		r = vmc_probe_cpu(ag->cfg.state.root.fd, p->cpu, &pr, &o);
+		break;
+	default:
+		reply_error(ag, epoch, req->id, ECODE(UNSUPPORTED), 0, "probe",
+			    "probe kind %d is not known to this agent version", (int)p->kind_case);
+		return;
+	}
+	if (r < 0) {
+		reply_failure(ag, epoch, req->id, "probe", &o);
+	} else {
+		resp.id = req->id;
+		resp.kind_case = RKIND(PROBE);
+		resp.probe = &pr;
+		send_response(ag, epoch, &resp, 0);
+	}
+	vmc_arena_free(&a);
+}
+
+static void answer_read_kmsg(struct vmc_agent *ag, uint64_t epoch,
+			     const Vmcheck__V1__Request *req)
+{
+	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__Kmsg km = VMCHECK__V1__KMSG__INIT;
+	struct vmc_arena a = VMC_ARENA_INIT;
+	struct vmc_outcome o = { 0 };
+	size_t max = ag->cfg.max_frame;
+	size_t budget = max > KMSG_FRAME_SLACK ? max - KMSG_FRAME_SLACK : 0;
+
+	if (vmc_kmsg_read(ag->cfg.state.root.fd, req->read_kmsg->since_seq,
+			  req->read_kmsg->max_records, budget, &a, &km, &o) < 0) {
+		reply_failure(ag, epoch, req->id, "read_kmsg", &o);
+	} else {
+		resp.id = req->id;
+		resp.kind_case = RKIND(KMSG);
+		resp.kmsg = &km;
+		send_response(ag, epoch, &resp, 0);
+	}
+	vmc_arena_free(&a);
+}
+
 static void answer(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
 {
 	const char *kind = vmc_pb_request_kind(req);
@@ -335,10 +603,13 @@ static void answer(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Requ
 		answer_unsubscribe(ag, epoch, req);
 		break;
 	case VMCHECK__V1__REQUEST__KIND_PROBE:
+		answer_probe(ag, epoch, req);
+		break;
 	case VMCHECK__V1__REQUEST__KIND_ACT:
+		answer_act(ag, epoch, req);
+		break;
 	case VMCHECK__V1__REQUEST__KIND_READ_KMSG:
-		reply_error(ag, epoch, req->id, ECODE(UNSUPPORTED), 0, kind,
-			    "%s is not implemented by this agent version", kind);
+		answer_read_kmsg(ag, epoch, req);
 		break;
 	default:
 		/* No kind at all, or a oneof member from a newer contract. */
@@ -389,7 +660,6 @@ static void *worker_main(void *arg)
 /* Queue @j for a worker, starting one if none is free. Takes @j. */
 static void submit(struct vmc_agent *ag, struct job *j)
 {
-	pthread_attr_t attr;
 	int r = 0;
 
 	pthread_mutex_lock(&ag->lock);
@@ -401,10 +671,7 @@ static void submit(struct vmc_agent *ag, struct job *j)
 		return;
 	}
 	if (ag->queued >= ag->idle && ag->n_workers < ag->cfg.max_inflight) {
-		pthread_attr_init(&attr);
-		pthread_attr_setstacksize(&attr, WORKER_STACK);
-		r = -pthread_create(&ag->workers[ag->n_workers], &attr, worker_main, ag);
-		pthread_attr_destroy(&attr);
+		r = start_thread(&ag->workers[ag->n_workers], worker_main, ag);
 		if (r == 0)
 			ag->n_workers++;
 	}
@@ -445,10 +712,11 @@ static int handle(struct vmc_agent *ag, const uint8_t *payload, size_t len, bool
 		free(j);
 		return -EBADMSG;
 	}
-	/* Only reads can be slow; everything else is answered right here. */
+	/* Hello, Unsubscribe and refusals of unknown kinds are answered right here. */
 	kind = j->req->kind_case;
-	if (synchronous || (kind != VMCHECK__V1__REQUEST__KIND_GET_STATE &&
-			    kind != VMCHECK__V1__REQUEST__KIND_SUBSCRIBE)) {
+	if (synchronous || kind == VMCHECK__V1__REQUEST__KIND_HELLO ||
+	    kind == VMCHECK__V1__REQUEST__KIND_UNSUBSCRIBE ||
+	    kind == VMCHECK__V1__REQUEST__KIND__NOT_SET) {
 		answer(ag, j->epoch, j->req);
 		job_free(j);
 		return 0;
@@ -503,7 +771,7 @@ void vmc_agent_disconnected(struct vmc_agent *ag)
 void vmc_agent_drain(struct vmc_agent *ag)
 {
 	pthread_mutex_lock(&ag->lock);
-	while (ag->inflight)
+	while (ag->inflight || (ag->suspending && !ag->suspend_done))
 		pthread_cond_wait(&ag->done, &ag->lock);
 	pthread_mutex_unlock(&ag->lock);
 }
@@ -679,6 +947,7 @@ int vmc_agent_new(const struct vmc_agent_config *cfg, vmc_agent_send_fn send, vo
 	pthread_mutex_init(&ag->send_lock, NULL);
 	pthread_mutex_init(&ag->push_lock, NULL);
 	pthread_mutex_init(&ag->lock, NULL);
+	pthread_mutex_init(&ag->suspend_gate, NULL);
 	pthread_cond_init(&ag->work, NULL);
 	pthread_cond_init(&ag->done, NULL);
 	ag->tail = &ag->head;
@@ -706,9 +975,13 @@ void vmc_agent_free(struct vmc_agent *ag)
 	/* Workers answer what is queued before they see the stop. */
 	for (unsigned i = 0; i < ag->n_workers; i++)
 		pthread_join(ag->workers[i], NULL);
+	/* Pushes after a wake-up use everything below: let the last one finish. */
+	if (ag->suspending)
+		pthread_join(ag->suspender, NULL);
 	vmc_frame_reader_free(&ag->rd);
 	pthread_cond_destroy(&ag->done);
 	pthread_cond_destroy(&ag->work);
+	pthread_mutex_destroy(&ag->suspend_gate);
 	pthread_mutex_destroy(&ag->lock);
 	pthread_mutex_destroy(&ag->push_lock);
 	pthread_mutex_destroy(&ag->send_lock);

@@ -75,6 +75,15 @@ void vmc_agent_disconnected(struct vmc_agent *ag);
 void vmc_agent_push(struct vmc_agent *ag, const struct vmc_cause *causes, size_t n);
 
 /*
+ * vmc_agent_announce - an unsolicited HelloReply with id 0
+ *
+ * For transports that outlive their hosts (virtio-serial): sent when the
+ * agent starts and whenever a host (re)connects, so the host notices a new
+ * agent or a new boot (boot_id) and subscribes again.
+ */
+void vmc_agent_announce(struct vmc_agent *ag);
+
+/*
  * vmc_agent_handle_payload - decode and answer one payload synchronously
  * The reply goes out through the send callback. Returns 0 or -ENOMEM.
  */

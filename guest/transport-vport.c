@@ -44,9 +44,15 @@ static bool port_exists(const struct vport_transport *v)
 static int vport_serve(struct vmc_transport *t, struct vmc_agent *ag, int stop_fd)
 {
 	struct vport_transport *v = (struct vport_transport *)t;
-	bool gone = false;
+	bool gone = false, present;
 	unsigned idle = 0;
 
+	/*
+	 * A new agent (restarted, or a new boot after a reset) says so: the
+	 * host may still be connected from before and would not otherwise know
+	 * that its subscriptions are gone. Without a host the frame is dropped.
+	 */
+	vmc_agent_announce(ag);
 	for (;;) {
 		struct pollfd pfd[] = {
 			{ .fd = v->fd, .events = POLLIN },
@@ -71,16 +77,20 @@ static int vport_serve(struct vmc_transport *t, struct vmc_agent *ag, int stop_f
 			if (n < 0)
 				return -errno;
 		}
+		/* Data, or a quiet poll without HUP: a host is there. */
+		present = !(pfd[0].revents & POLLHUP) && (n > 0 || !(pfd[0].revents & POLLIN));
+		if (present && gone) {
+			/* Before its first request is answered: it learns our boot first. */
+			gone = false;
+			vmc_agent_announce(ag);
+		}
 		if (n > 0) {
 			r = vmc_agent_feed(ag, v->buf, (size_t)n);
 			if (r < 0)
 				return r;
 		}
-		if (!(pfd[0].revents & POLLHUP) && (n > 0 || !(pfd[0].revents & POLLIN))) {
-			/* Data, or a quiet poll without HUP: a host is there. */
-			gone = false;
+		if (present)
 			continue;
-		}
 		if (!gone) {
 			gone = true;
 			idle = 0;

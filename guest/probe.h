@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Usage probes: prove the guest can use what it got. Sysfs and procfs are
+ * read relative to the sysroot; the disk probe opens dev/NAME below it too
+ * (on a fixture root a regular file may stand in for the device). Both
+ * return 0 with @res filled (strings from @a), or -errno with the Error
+ * code, errno and reason in @o.
+ */
+#ifndef VMC_PROBE_H
+#define VMC_PROBE_H
+
+#include "arena.h"
+#include "outcome.h"
+#include "sysroot.h"
+
+#define VMC_PROBE_PATTERN_MAX (1u << 20)
+#define VMC_PROBE_REGIONS_MAX 64u
+#define VMC_PROBE_CPU_DEFAULT_MS 50u
+#define VMC_PROBE_CPU_MAX_MS 5000u
+
+/*
+ * vmc_probe_disk - write @p->pattern at each offset of a raw disk, read it back
+ *
+ * Refused, before anything is opened for writing: a disk that is missing,
+ * read-only, mounted (itself or a partition, by major:minor in
+ * proc/self/mountinfo), held (holders/), partitioned; offsets that are not
+ * multiples of 512, overlap or run past the end; an empty pattern or one
+ * over 1 MiB. The live device is opened O_EXCL, so the kernel refuses it
+ * too when something claims it. Writes go through O_DIRECT when the device
+ * allows it, else through the page cache with fsync and FADV_DONTNEED
+ * before reading back.
+ */
+int vmc_probe_disk(const struct vmc_sysroot *root, const Vmcheck__V1__DiskProbe *p,
+		   struct vmc_arena *a, Vmcheck__V1__ProbeResult *res, struct vmc_outcome *o);
+
+/*
+ * vmc_probe_cpu - spin for @p->duration_ms on a thread pinned to CPU @p->cpu
+ *
+ * Refused when the CPU is not present or offline (per @rootfd's sysfs) or
+ * the duration is over the maximum. res->cpu_ran_on is the CPU asked for,
+ * or the last other CPU sched_getcpu() reported during the loop.
+ */
+int vmc_probe_cpu(int rootfd, const Vmcheck__V1__CpuProbe *p, Vmcheck__V1__ProbeResult *res,
+		  struct vmc_outcome *o);
+
+#endif
