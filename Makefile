@@ -50,7 +50,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-.PHONY: all test unit integration run bench fuzz deps clean format
+.PHONY: all test unit integration run bench fuzz deps clean format guest
 all: $(B)/vmcheck $(B)/vmcheck-agent
 
 $(GEN) $(GEN_H): proto/vmcheck.proto
@@ -106,6 +106,17 @@ fuzz: $(B)/fuzz-frame
 	@mkdir -p $(B)/fuzz-corpus
 	$(B)/fuzz-frame -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
 		-print_final_stats=1 -artifact_prefix=$(B)/ $(B)/fuzz-corpus tests/fuzz/corpus
+
+# The QEMU launcher and QMP backend against a real QEMU (tests/integration/test-launcher).
+HV_SMOKE_OBJ := $(call obj,host,$(COMMON_SRC) host/error.c host/hv.c host/hv-qmp.c host/qemu.c \
+		host/qmp.c host/agent-client.c host/agent-unix.c host/agent-exec.c)
+$(B)/hv-smoke: tests/integration/hv-smoke.c $(HV_SMOKE_OBJ)
+	$(CC) $(CSTD) $(WARN) $(OPT) $(INC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
+
+# The embedded test guest (Debian kernel + busybox + the agent), rebuilt
+# only when an input changes. GUEST_ARGS="--kernel DEB --modules-from DIR".
+guest: $(B)/vmcheck-agent
+	packaging/guest/build-guest --agent $(B)/vmcheck-agent --out $(B)/guest $(GUEST_ARGS)
 
 integration: all
 	tests/integration/run-all

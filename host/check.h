@@ -60,7 +60,11 @@ typedef bool (*vmc_expect_fn)(const Vmcheck__V1__State *st, void *arg, struct vm
 /*
  * vmc_step_begin - start step @name of check @check
  * Records the baseline view and host time; flushes stale hypervisor events.
- * Never fails (a step that cannot start fails at its first call).
+ * Never fails (a step that cannot start fails at its first call). Call it
+ * right before the action: its time is the step's action time. The first
+ * word of @name is the operation the summary groups latencies by ("plug
+ * nic1 (...)" -> "nic plug"). Once the VM is gone (or the run interrupted)
+ * a step begun is reported skipped and its calls return -ESRCH.
  */
 struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char *fmt, ...)
 	_printf_(3, 4);
@@ -68,7 +72,8 @@ struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char
 /*
  * vmc_step_acted - the action was issued; @rc is its result, @err its error
  * Records the hypervisor's reply time. Returns @rc (0 or negative): on
- * failure the step is already failed with @err's message.
+ * failure the step is already failed with @err's message (@err is cleared),
+ * or -ESRCH when the VM died of the action (with how it died).
  */
 int vmc_step_acted(struct vmc_step *s, int rc, struct vmc_error *err);
 
@@ -79,19 +84,39 @@ int vmc_step_acted(struct vmc_step *s, int rc, struct vmc_error *err);
  * watched: a QEMU that dies ends the wait at once with how it died. The
  * confirming snapshot's host arrival time and guest kernel event time go
  * into the timeline. Returns 0, -ETIMEDOUT (step failed, with @fn's last
- * reason and the ladder), -ESRCH (VM gone), -EPIPE (agent gone).
+ * reason; call vmc_step_ladder() for the ladder), -ESRCH (VM gone), -EPIPE
+ * (agent gone), -ECONNRESET (the guest rebooted meanwhile), -EINTR (the run
+ * was interrupted). The first expectation that holds in a step fixes its
+ * confirm time (latency = confirm - action): call it before
+ * vmc_step_expect_event() when both apply.
  */
 int vmc_step_expect(struct vmc_step *s, vmc_expect_fn fn, void *arg, unsigned deadline_ms);
 
-/* Wait for hypervisor event @name about @device (NULL: any). Same returns. */
+/*
+ * Wait for hypervisor event @name about @device (NULL: any). Same returns,
+ * but a guest reboot meanwhile does not end it. A step no agent expectation
+ * confirmed is confirmed by its last event.
+ */
 int vmc_step_expect_event(struct vmc_step *s, const char *name, const char *device,
 			  unsigned deadline_ms);
+
+/* Host CLOCK_MONOTONIC time of the last event vmc_step_expect_event() took, or 0. */
+uint64_t vmc_step_event_ns(struct vmc_step *s);
+
+/*
+ * vmc_step_expect_exit - wait until the VM process has ended (after a guest
+ * shutdown); how it ended goes into the step's notes. Returns 0, or
+ * -ETIMEDOUT / -EINTR. Every later step is skipped: the VM is gone.
+ */
+int vmc_step_expect_exit(struct vmc_step *s, unsigned deadline_ms);
 
 /*
  * vmc_step_agent - send an Act or Probe to the agent within the step
  * @req: the request (id assigned here); @resp: reply, free with
  *       vmc_agent_response_free(vmc_step_conn(s), resp)
- * An agent Error reply fails the step with the agent's message.
+ * An agent Error reply fails the step with the agent's message
+ * (-EREMOTEIO). Records the reply time when the step has none yet (an Act
+ * as the step's action).
  */
 int vmc_step_agent(struct vmc_step *s, Vmcheck__V1__Request *req, unsigned deadline_ms,
 		   Vmcheck__V1__Response **resp);
@@ -100,18 +125,23 @@ struct vmc_agent_conn *vmc_step_conn(struct vmc_step *s);
 /*
  * vmc_step_wait_new_boot - after a reset/reboot/crash: wait until the agent
  * of a new boot (different boot_id) answers, re-subscribe and refresh the
- * view. Same returns as vmc_step_expect.
+ * view. Same returns as vmc_step_expect. A step that sees a new boot
+ * without calling this fails ("the guest rebooted during the step").
  */
 int vmc_step_wait_new_boot(struct vmc_step *s, unsigned deadline_ms);
 
 /*
  * Detection ladder for a device that did not show up (or did not go):
  * where the guest stopped noticing it. @hv_id is the hypervisor device id;
- * @pci is the guest PCI address expected ("" if unknown); @kobj describes
+ * @pci is the guest PCI address expected, or that of the root port the
+ * device sits behind (vmc_hv_slot.address), "" if unknown; @kobj describes
  * the kernel object sought ("link 52:54:00:..", "block serial=d1",
  * "memory blocks 32-39", "cpu3"). Appended to the step's evidence.
  */
 void vmc_step_ladder(struct vmc_step *s, const char *hv_id, const char *pci, const char *kobj);
+/* The same for a device that did not go: walked guest first, host last. */
+void vmc_step_ladder_gone(struct vmc_step *s, const char *hv_id, const char *pci,
+			  const char *kobj);
 
 /* Add a line to the step's evidence / a key figure to its record. */
 void vmc_step_note(struct vmc_step *s, const char *fmt, ...) _printf_(2, 3);

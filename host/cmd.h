@@ -28,6 +28,7 @@ struct vmc_cmd {
 int vmc_cmd_state(int argc, char **argv);
 int vmc_cmd_watch(int argc, char **argv);
 int vmc_cmd_ping(int argc, char **argv);
+int vmc_cmd_run(int argc, char **argv);
 
 /* Helpers shared by the commands (cmd-state.c); they print their own messages. */
 

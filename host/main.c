@@ -6,6 +6,7 @@
 #include "cmd.h"
 
 static const struct vmc_cmd cmds[] = {
+	{ "run", "boot the test guest (or attach) and run the sanity suite", vmc_cmd_run },
 	{ "state", "print one snapshot of the guest (links, blocks, memory, cpus, ...)",
 	  vmc_cmd_state },
 	{ "watch", "follow the guest's changes as the agent pushes them", vmc_cmd_watch },

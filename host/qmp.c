@@ -12,10 +12,9 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "frame.h"
 
 #define QMP_LINE_MAX (8u << 20) /* one reply (query-pci can be large) */
-#define TRANSCRIPT_MAX 4096      /* lines kept */
+#define TRANSCRIPT_MAX 4096	/* lines kept */
 
 struct transcript_line {
 	uint64_t ns;
@@ -35,6 +34,9 @@ struct vmc_qmp {
 	struct transcript_line *lines; /* ring */
 	size_t n_lines, head_line;
 	char *last_cmd;
+	char *err_class, *err_desc; /* of the last command QEMU refused */
+	vmc_qmp_event_fn on_event;
+	void *on_event_ctx;
 };
 
 static void transcript_add(struct vmc_qmp *q, bool sent, const char *text, size_t len)
@@ -79,6 +81,22 @@ const char *vmc_qmp_last_command(const struct vmc_qmp *q)
 	return q->last_cmd ? q->last_cmd : "";
 }
 
+const char *vmc_qmp_error_class(const struct vmc_qmp *q)
+{
+	return q->err_class ? q->err_class : "";
+}
+
+const char *vmc_qmp_error_desc(const struct vmc_qmp *q)
+{
+	return q->err_desc ? q->err_desc : "";
+}
+
+void vmc_qmp_on_event(struct vmc_qmp *q, vmc_qmp_event_fn fn, void *ctx)
+{
+	q->on_event = fn;
+	q->on_event_ctx = ctx;
+}
+
 void vmc_qmp_event_free(struct vmc_qmp_event *ev)
 {
 	free(ev->name);
@@ -114,9 +132,12 @@ static int queue_event(struct vmc_qmp *q, json_object *msg)
 
 		if (json_object_object_get_ex(ts, "seconds", &s) &&
 		    json_object_object_get_ex(ts, "microseconds", &us))
-			ev->qemu_us = json_object_get_int64(s) * 1000000 + json_object_get_int64(us);
+			ev->qemu_us =
+			    json_object_get_int64(s) * 1000000 + json_object_get_int64(us);
 	}
 	q->n_events++;
+	if (q->on_event)
+		q->on_event(ev, q->on_event_ctx);
 	return 0;
 }
 
@@ -172,14 +193,16 @@ static int parse_buffered(struct vmc_qmp *q, const char *want_id, json_object **
 		/* A reply to a command we gave up on: drop it. */
 		json_object_put(msg);
 	}
-	memmove(q->buf, q->buf + off, q->len - off);
-	q->len -= off;
+	if (off) {
+		memmove(q->buf, q->buf + off, q->len - off);
+		q->len -= off;
+	}
 	return 0;
 }
 
 static int read_some(struct vmc_qmp *q, int timeout_ms, struct vmc_error *err)
 {
-	struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = q->fd, .events = POLLIN};
 	ssize_t n;
 	int r;
 
@@ -205,11 +228,12 @@ static int read_some(struct vmc_qmp *q, int timeout_ms, struct vmc_error *err)
 	n = TEMP_FAILURE_RETRY(read(q->fd, q->buf + q->len, q->cap - q->len));
 	if (n < 0 && errno == EAGAIN)
 		return 0;
-	if (n < 0)
-		return vmc_error_set(err, -errno, "qmp %s: read: %s", q->name, strerror(errno));
-	if (n == 0)
+	/* A reset is how a QEMU that died before accepting us shows up. */
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
 		return vmc_error_set(err, -EPIPE, "qmp %s: QEMU closed the monitor (exited?)",
 				     q->name);
+	if (n < 0)
+		return vmc_error_set(err, -errno, "qmp %s: read: %s", q->name, strerror(errno));
 	q->len += (size_t)n;
 	return 0;
 }
@@ -254,18 +278,35 @@ static int wait_reply(struct vmc_qmp *q, const char *id, uint64_t deadline, json
 	}
 }
 
+/* send(MSG_NOSIGNAL): a QEMU that went away must not kill us with SIGPIPE. */
+static int send_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = TEMP_FAILURE_RETRY(send(fd, s, n, MSG_NOSIGNAL));
+
+		if (w < 0)
+			return -errno;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 static int send_line(struct vmc_qmp *q, const char *s, struct vmc_error *err)
 {
 	size_t n = strlen(s);
 	int r;
 
 	transcript_add(q, true, s, n);
-	r = vmc_write_all(q->fd, s, n);
+	r = send_all(q->fd, s, n);
 	if (r == 0)
-		r = vmc_write_all(q->fd, "\n", 1);
+		r = send_all(q->fd, "\n", 1);
+	if (r == -EPIPE || r == -ECONNRESET)
+		return vmc_error_set(err, -EPIPE,
+				     "qmp %s: sending %s: QEMU closed the monitor (exited?)",
+				     q->name, q->last_cmd ? q->last_cmd : "");
 	if (r < 0)
-		return vmc_error_set(err, r == -EPIPE || r == -ECONNRESET ? -EPIPE : r,
-				     "qmp %s: sending: %s", q->name, strerror(-r));
+		return vmc_error_set(err, r, "qmp %s: sending: %s", q->name, strerror(-r));
 	return 0;
 }
 
@@ -273,6 +314,7 @@ int vmc_qmp_command(struct vmc_qmp *q, const char *cmd, json_object *args, int t
 		    json_object **ret, struct vmc_error *err)
 {
 	json_object *msg = json_object_new_object(), *reply = NULL, *v;
+	const char *line;
 	char id[32];
 	int r;
 
@@ -281,10 +323,12 @@ int vmc_qmp_command(struct vmc_qmp *q, const char *cmd, json_object *args, int t
 	if (args)
 		json_object_object_add(msg, "arguments", args);
 	json_object_object_add(msg, "id", json_object_new_string(id));
+	/* Unescaped slashes: paths read as paths in the transcript. */
+	line = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE);
 	free(q->last_cmd);
-	q->last_cmd = args ? strdup(json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN))
-			   : strdup(cmd);
-	r = send_line(q, json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN), err);
+	q->last_cmd = strdup(args ? line : cmd);
+	r = send_line(q, line, err);
 	json_object_put(msg);
 	if (r < 0)
 		return r;
@@ -296,9 +340,12 @@ int vmc_qmp_command(struct vmc_qmp *q, const char *cmd, json_object *args, int t
 
 		json_object_object_get_ex(v, "class", &cls);
 		json_object_object_get_ex(v, "desc", &desc);
-		vmc_error_set(err, VMC_QMP_ECOMMAND, "%s: %s: %s", cmd,
-			      cls ? json_object_get_string(cls) : "Error",
-			      desc ? json_object_get_string(desc) : "(no description)");
+		free(q->err_class);
+		free(q->err_desc);
+		q->err_class = strdup(cls ? json_object_get_string(cls) : "Error");
+		q->err_desc = strdup(desc ? json_object_get_string(desc) : "(no description)");
+		vmc_error_set(err, VMC_QMP_ECOMMAND, "%s: %s: %s", cmd, vmc_qmp_error_class(q),
+			      vmc_qmp_error_desc(q));
 		json_object_put(reply);
 		return VMC_QMP_ECOMMAND;
 	}
@@ -309,8 +356,8 @@ int vmc_qmp_command(struct vmc_qmp *q, const char *cmd, json_object *args, int t
 	return 0;
 }
 
-int vmc_qmp_commandf(struct vmc_qmp *q, json_object **ret, struct vmc_error *err,
-		     int timeout_ms, const char *cmd, const char *args_fmt, ...)
+int vmc_qmp_commandf(struct vmc_qmp *q, json_object **ret, struct vmc_error *err, int timeout_ms,
+		     const char *cmd, const char *args_fmt, ...)
 {
 	json_object *args = NULL;
 
@@ -374,10 +421,9 @@ fail:
 	return r;
 }
 
-int vmc_qmp_connect(const char *path, int timeout_ms, struct vmc_qmp **out,
-		    struct vmc_error *err)
+int vmc_qmp_connect(const char *path, int timeout_ms, struct vmc_qmp **out, struct vmc_error *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -412,6 +458,8 @@ void vmc_qmp_close(struct vmc_qmp *q)
 	free(q->buf);
 	free(q->name);
 	free(q->last_cmd);
+	free(q->err_class);
+	free(q->err_desc);
 	free(q);
 }
 
@@ -444,8 +492,8 @@ int vmc_qmp_wait_event(struct vmc_qmp *q, const char *name, vmc_qmp_match_fn mat
 		}
 		r = read_some(q, remaining_ms(deadline_ns), err);
 		if (r == -ETIMEDOUT)
-			return vmc_error_set(err, -ETIMEDOUT, "qmp %s: no %s event in time", q->name,
-					     name);
+			return vmc_error_set(err, -ETIMEDOUT, "qmp %s: no %s event in time",
+					     q->name, name);
 		if (r < 0)
 			return r;
 		r = parse_buffered(q, "", NULL, err);

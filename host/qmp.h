@@ -25,8 +25,7 @@ struct vmc_qmp;
  * @timeout_ms: for the connect and the greeting; -1 forever
  * Returns 0 or -errno with @err set ("qmp /x/qmp.sock: connect: ...").
  */
-int vmc_qmp_connect(const char *path, int timeout_ms, struct vmc_qmp **out,
-		    struct vmc_error *err);
+int vmc_qmp_connect(const char *path, int timeout_ms, struct vmc_qmp **out, struct vmc_error *err);
 
 /* Same, on an already connected fd (taken over; used by tests). */
 int vmc_qmp_open_fd(int fd, const char *name, int timeout_ms, struct vmc_qmp **out,
@@ -45,15 +44,15 @@ int vmc_qmp_command(struct vmc_qmp *q, const char *cmd, json_object *args, int t
 		    json_object **ret, struct vmc_error *err);
 
 /* printf-style args: vmc_qmp_commandf(q, &ret, err, 5000, "device_del", "{\"id\":\"%s\"}", id) */
-int vmc_qmp_commandf(struct vmc_qmp *q, json_object **ret, struct vmc_error *err,
-		     int timeout_ms, const char *cmd, const char *args_fmt, ...) _printf_(6, 7);
+int vmc_qmp_commandf(struct vmc_qmp *q, json_object **ret, struct vmc_error *err, int timeout_ms,
+		     const char *cmd, const char *args_fmt, ...) _printf_(6, 7);
 
 /* One received event. */
 struct vmc_qmp_event {
 	char *name;
-	json_object *data;   /* owned; may be NULL */
-	uint64_t host_ns;    /* host CLOCK_MONOTONIC when received */
-	int64_t qemu_us;     /* QEMU's timestamp, microseconds since the epoch */
+	json_object *data; /* owned; may be NULL */
+	uint64_t host_ns;  /* host CLOCK_MONOTONIC when received */
+	int64_t qemu_us;   /* QEMU's timestamp, microseconds since the epoch */
 };
 
 void vmc_qmp_event_free(struct vmc_qmp_event *ev);
@@ -74,6 +73,14 @@ int vmc_qmp_wait_event(struct vmc_qmp *q, const char *name, vmc_qmp_match_fn mat
 /* True if an event named @name (and matching) is queued; it stays queued. */
 bool vmc_qmp_has_event(struct vmc_qmp *q, const char *name, vmc_qmp_match_fn match, void *ctx);
 
+/*
+ * vmc_qmp_on_event - call @fn for each event as it is received and queued
+ * (before anyone waits for it), e.g. to release what a deleted device held.
+ * @fn must not issue commands: it runs while a reply is being read.
+ */
+typedef void (*vmc_qmp_event_fn)(const struct vmc_qmp_event *ev, void *ctx);
+void vmc_qmp_on_event(struct vmc_qmp *q, vmc_qmp_event_fn fn, void *ctx);
+
 /* Drop every queued event (start of a step). */
 void vmc_qmp_flush_events(struct vmc_qmp *q);
 
@@ -91,5 +98,11 @@ int vmc_qmp_fd(const struct vmc_qmp *q);
 void vmc_qmp_transcript_since(const struct vmc_qmp *q, uint64_t since_ns, FILE *out);
 /* The last command sent, for failure reports ("device_del {\"id\":\"cpu3\"}"). */
 const char *vmc_qmp_last_command(const struct vmc_qmp *q);
+/*
+ * After VMC_QMP_ECOMMAND: QEMU's error class ("DeviceNotFound") and its own
+ * words ("Bus 'pciroot3' does not support hotplugging"); "" before any.
+ */
+const char *vmc_qmp_error_class(const struct vmc_qmp *q);
+const char *vmc_qmp_error_desc(const struct vmc_qmp *q);
 
 #endif

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Lifecycle: stop/cont (the guest is frozen: its agent stays silent and its
+ * clock does not run), S3 suspend through the agent and system_wakeup (same
+ * boot, suspend count +1), reset, guest reboot, and powerdown (a clean guest
+ * shutdown after which QEMU exits).
+ *
+ * Order (LAB.md, QEMU 7.2 defect 2): S3 on q35 leaves ACPI broken until the
+ * next reset, so the S3 check always ends with a reset, even when a step
+ * before it failed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent-client.h"
+#include "check.h"
+#include "clock.h"
+
+#define CHECK "lifecycle"
+
+/* How long the VM stays stopped: the agent must stay silent that long. */
+#define QUIET_MS 500
+/* Slack for the clock comparison beyond the two round trips' uncertainty. */
+#define CLOCK_SLACK_MS 20
+/*
+ * A boot is not one guest-visible change but a whole sequence (firmware,
+ * kernel, init, agent; a guest reboot adds busybox's shutdown pauses):
+ * it gets a multiple of the per-change deadline.
+ */
+#define BOOT_DEADLINE_MS(c) (3 * (c)->opts->deadline_ms)
+
+/* One reading of the guest's monotonic clock against the host's. */
+struct clock_sample {
+	uint64_t host_ns;  /* host time at the middle of the round trip */
+	uint64_t guest_ns; /* guest CLOCK_MONOTONIC in the middle of its read */
+	uint64_t rtt_ns;   /* the round trip: the reading's uncertainty */
+};
+
+static void get_state_request(Vmcheck__V1__Request *req, Vmcheck__V1__GetState *get)
+{
+	vmcheck__v1__request__init(req);
+	vmcheck__v1__get_state__init(get);
+	get->sections = VMCHECK__V1__SECTION__SECTION_SYSTEM;
+	req->kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+	req->get_state = get;
+}
+
+static int sample_clock(struct vmc_step *s, unsigned deadline_ms, struct clock_sample *out)
+{
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__GetState get;
+	Vmcheck__V1__Response *rsp;
+	uint64_t t0 = vmc_mono_ns(), t1;
+	int r;
+
+	get_state_request(&req, &get);
+	r = vmc_step_agent(s, &req, deadline_ms, &rsp);
+	if (r < 0)
+		return r;
+	t1 = vmc_mono_ns();
+	out->host_ns = t0 + (t1 - t0) / 2;
+	out->guest_ns = rsp->state->mono_ns + rsp->state->read_ns / 2;
+	out->rtt_ns = t1 - t0;
+	vmc_agent_response_free(vmc_step_conn(s), rsp);
+	return 0;
+}
+
+/*
+ * While the VM is stopped the agent cannot answer: a GetState must go
+ * unanswered for QUIET_MS (its late reply, after cont, is dropped as stale).
+ */
+static int agent_quiet(struct vmc_step *s)
+{
+	struct vmc_agent_conn *conn = vmc_step_conn(s);
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__GetState get;
+	Vmcheck__V1__Response *rsp;
+	int r;
+
+	if (!conn)
+		return vmc_step_end(s, -EPIPE, "no agent connection to watch");
+	get_state_request(&req, &get);
+	r = vmc_agent_call(conn, &req, QUIET_MS, &rsp, &err);
+	vmc_error_clear(&err);
+	if (r == 0) {
+		vmc_agent_response_free(conn, rsp);
+		return vmc_step_end(s, -EBUSY, "the agent answered while the VM was stopped");
+	}
+	if (r != -ETIMEDOUT)
+		return vmc_step_end(s, r, "watching the agent while stopped");
+	vmc_step_note(s, "no answer from the agent for %d ms while stopped", QUIET_MS);
+	return vmc_step_end(s, 0, NULL);
+}
+
+static double ms_of(int64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+/*
+ * The guest's clock must not have run while the VM was stopped: between
+ * the two readings it advanced less than the host's clock by at least the
+ * stopped time, within the readings' uncertainty.
+ */
+static int judge_clock(struct vmc_step *s, const struct clock_sample *a,
+		       const struct clock_sample *b, uint64_t stopped_ns)
+{
+	int64_t host = (int64_t)(b->host_ns - a->host_ns);
+	int64_t guest = (int64_t)(b->guest_ns - a->guest_ns);
+	int64_t lag = host - guest;
+	int64_t tol = (int64_t)(a->rtt_ns / 2 + b->rtt_ns / 2) + CLOCK_SLACK_MS * 1000000ll;
+	int64_t want = (int64_t)stopped_ns - tol;
+
+	if (lag >= want) {
+		vmc_step_note(s,
+			      "guest clock advanced %.1f ms over %.1f ms of host time: it lags by "
+			      "%.1f ms, the VM was stopped for %.1f ms (tolerance %.1f ms)",
+			      ms_of(guest), ms_of(host), ms_of(lag), ms_of((int64_t)stopped_ns),
+			      ms_of(tol));
+		return 0;
+	}
+	return vmc_step_end(s, -EINVAL,
+			    "the guest clock ran while the VM was stopped: it advanced %.1f ms over "
+			    "%.1f ms of host time, lagging by %.1f ms; stopped for %.1f ms, it should "
+			    "lag by at least %.1f ms (stopped time - %.1f ms tolerance)",
+			    ms_of(guest), ms_of(host), ms_of(lag), ms_of((int64_t)stopped_ns),
+			    ms_of(want), ms_of(tol));
+}
+
+static bool suspend_counted(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
+{
+	const uint64_t *want = arg;
+
+	if (!st->system) {
+		vmc_why_set(why, "no system section");
+		return false;
+	}
+	if (!st->system->has_suspend_stats) {
+		vmc_why_set(why, "the guest has no /sys/power/suspend_stats");
+		return false;
+	}
+	if (st->system->suspend_success != *want) {
+		vmc_why_set(why, "suspend_success %llu, want %llu",
+			    (unsigned long long)st->system->suspend_success,
+			    (unsigned long long)*want);
+		return false;
+	}
+	return true;
+}
+
+/* Step "stop": STOP seen, then the agent silent; @before is read first. */
+static int stop(struct vmc_ctx *c, struct clock_sample *before, uint64_t *t_stop)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(c, CHECK, "stop (guest frozen, agent silent)");
+	unsigned dl = c->opts->deadline_ms;
+	int r;
+
+	r = sample_clock(s, dl, before);
+	if (r < 0)
+		return vmc_step_end(s, r, "reading the guest clock before stop");
+	r = vmc_step_acted(s, c->hv->ops->stop(c->hv, &err), &err);
+	if (r == 0)
+		r = vmc_step_expect_event(s, "STOP", NULL, dl);
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	*t_stop = vmc_step_event_ns(s);
+	return agent_quiet(s);
+}
+
+/*
+ * Step "cont": RESUME seen (*@resumed: the VM runs again, whatever the
+ * verdict), same boot, and the clock judged against @before.
+ */
+static int cont(struct vmc_ctx *c, const struct clock_sample *before, uint64_t t_stop,
+		bool *resumed)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(c, CHECK, "cont (guest clock stood still)");
+	unsigned dl = c->opts->deadline_ms;
+	struct clock_sample after;
+	int r;
+
+	r = vmc_step_acted(s, c->hv->ops->cont(c->hv, &err), &err);
+	if (r == 0)
+		r = vmc_step_expect_event(s, "RESUME", NULL, dl);
+	*resumed = r == 0;
+	if (r == 0)
+		r = sample_clock(s, dl, &after);
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	if (!t_stop) {
+		vmc_step_note(s, "the stop step failed: guest clock not judged");
+		return vmc_step_end(s, 0, NULL);
+	}
+	r = judge_clock(s, before, &after, vmc_step_event_ns(s) - t_stop);
+	return r < 0 ? r : vmc_step_end(s, 0, NULL);
+}
+
+/* Step "suspend": Act suspend (the agent replies before the guest sleeps), SUSPEND seen. */
+static int suspend(struct vmc_ctx *c, uint64_t *count)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
+	Vmcheck__V1__Suspend sus = VMCHECK__V1__SUSPEND__INIT;
+	Vmcheck__V1__Response *rsp;
+	const Vmcheck__V1__State *st = vmc_view(c);
+	struct vmc_step *s = vmc_step_begin(c, CHECK, "suspend to RAM (agent Act suspend)");
+	int r;
+
+	*count = st->system ? st->system->suspend_success : 0;
+	sus.state = "mem";
+	act.kind_case = VMCHECK__V1__ACT__KIND_SUSPEND;
+	act.suspend = &sus;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_ACT;
+	req.act = &act;
+	r = vmc_step_agent(s, &req, c->opts->deadline_ms, &rsp);
+	if (r == 0) {
+		vmc_agent_response_free(vmc_step_conn(s), rsp);
+		r = vmc_step_expect_event(s, "SUSPEND", NULL, c->opts->deadline_ms);
+	}
+	return vmc_step_end(s, r, NULL);
+}
+
+/* Step "wakeup": the guest's own snapshot shows one more suspend, same boot; WAKEUP seen. */
+static int wakeup(struct vmc_ctx *c, uint64_t count)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(c, CHECK, "wakeup (system_wakeup, suspend count +1)");
+	uint64_t want = count + 1;
+	int r;
+
+	r = vmc_step_acted(s, c->hv->ops->wakeup(c->hv, &err), &err);
+	if (r == 0)
+		r = vmc_step_expect(s, suspend_counted, &want, c->opts->deadline_ms);
+	if (r == 0)
+		r = vmc_step_expect_event(s, "WAKEUP", NULL, c->opts->deadline_ms);
+	return vmc_step_end(s, r, NULL);
+}
+
+/* Step "reset": RESET seen and the agent of a new boot answers. */
+static int reset(struct vmc_ctx *c, const char *why)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(c, CHECK, "reset (system_reset%s)", why);
+	int r;
+
+	r = vmc_step_acted(s, c->hv->ops->reset(c->hv, &err), &err);
+	if (r == 0)
+		r = vmc_step_expect_event(s, "RESET", NULL, c->opts->deadline_ms);
+	if (r == 0)
+		r = vmc_step_wait_new_boot(s, BOOT_DEADLINE_MS(c));
+	return vmc_step_end(s, r, NULL);
+}
+
+int vmc_check_lifecycle_s3(struct vmc_ctx *c)
+{
+	struct clock_sample before = { 0 };
+	uint64_t t_stop = 0, count = 0;
+	bool resumed = false;
+	int rc, r;
+
+	rc = stop(c, &before, &t_stop);
+	/* Whatever stop did, the VM must run again. */
+	r = cont(c, &before, rc == 0 ? t_stop : 0, &resumed);
+	rc = rc ? rc : r;
+	if (resumed) {
+		r = suspend(c, &count);
+		rc = rc ? rc : r;
+		if (r == 0) {
+			r = wakeup(c, count);
+			rc = rc ? rc : r;
+		} else {
+			vmc_step_skip(c, CHECK, "wakeup (system_wakeup, suspend count +1)",
+				      "the guest did not suspend");
+		}
+	}
+	/* After S3, ACPI works again only after a reset (LAB.md): always reset. */
+	r = reset(c, ", required after S3");
+	return rc ? rc : r;
+}
+
+int vmc_check_lifecycle_reboot(struct vmc_ctx *c)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(c, CHECK, "reboot (guest reboot, new boot_id)");
+	int r;
+
+	r = vmc_step_acted(s, c->hv->ops->reboot(c->hv, &err), &err);
+	if (r == 0)
+		r = vmc_step_wait_new_boot(s, BOOT_DEADLINE_MS(c));
+	/* QEMU reports the guest's reset as it happens; libvirt has no such event here. */
+	if (r == 0 && !strcmp(c->hv->ops->name, "qmp"))
+		r = vmc_step_expect_event(s, "RESET", NULL, c->opts->deadline_ms);
+	return vmc_step_end(s, r, NULL);
+}
+
+int vmc_check_lifecycle_powerdown(struct vmc_ctx *c)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(c, CHECK, "powerdown (ACPI button, clean shutdown)");
+	unsigned dl = c->opts->deadline_ms;
+	int r;
+
+	r = vmc_step_acted(s, c->hv->ops->powerdown(c->hv, &err), &err);
+	if (r == 0)
+		r = vmc_step_expect_event(s, "POWERDOWN", NULL, dl);
+	if (r == 0)
+		r = vmc_step_expect_event(s, "SHUTDOWN", NULL, dl);
+	if (r == 0)
+		r = vmc_step_expect_exit(s, dl);
+	return vmc_step_end(s, r, NULL);
+}

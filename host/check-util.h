@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the hotplug checks (check-nic.c, check-disk.c, check-memory.c,
+ * check-vcpu.c) share: the identities they give devices and the predicates
+ * that find those devices in the guest's merged view. Predicates match by
+ * identity (MAC, PCI parent, serial, block indices, CPU id), never by count
+ * or by kernel name, and keep nothing from the State they are given: the
+ * view changes under the check with every push, so whatever a check needs
+ * later is copied out into the expectation structs.
+ */
+#ifndef VMC_CHECK_UTIL_H
+#define VMC_CHECK_UTIL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "check.h"
+
+/* A PCI address in the guest's notation, "0000:01:00.0", and a kernel name. */
+#define VMC_CHK_PCI_LEN 13
+#define VMC_CHK_NAME_LEN 32
+
+/* 16 random bits drawn once per process: tells this run's devices apart. */
+unsigned vmc_chk_run_tag(void);
+
+/*
+ * vmc_chk_mac - the MAC of the @seq-th NIC of run @run
+ * "52:54:00:76:RR:SS": QEMU's locally administered prefix, 0x76 ('v') to
+ * mark vmcheck's NICs, the low byte of the run tag and of @seq. Unique among
+ * the NICs present at once as long as fewer than 256 are.
+ */
+void vmc_chk_mac(unsigned run, unsigned seq, char out[18]);
+
+/* Case-insensitive equality of two addresses (MAC, PCI); NULL never equals. */
+bool vmc_chk_addr_eq(const char *a, const char *b);
+
+/*
+ * Lookups in a State; NULL when absent (or the section is missing). A block
+ * by serial is a whole device, never one of its partitions.
+ */
+const Vmcheck__V1__Link *vmc_chk_link_by_mac(const Vmcheck__V1__State *st, const char *mac);
+const Vmcheck__V1__Block *vmc_chk_block_by_serial(const Vmcheck__V1__State *st, const char *serial);
+const Vmcheck__V1__PciFunction *vmc_chk_pci_function(const Vmcheck__V1__State *st,
+						     const char *addr);
+/* The first function whose upstream bridge is @port (a root port's address). */
+const Vmcheck__V1__PciFunction *vmc_chk_pci_behind(const Vmcheck__V1__State *st, const char *port);
+const Vmcheck__V1__MemoryBlock *vmc_chk_memblock(const Vmcheck__V1__State *st, uint64_t index);
+/* A CPU the guest lists as present (in Cpus.present and in Cpus.cpus). */
+const Vmcheck__V1__Cpu *vmc_chk_cpu_present(const Vmcheck__V1__State *st, unsigned id);
+
+/*
+ * A NIC on a root port: the link with @mac whose PCI function sits behind
+ * @port, bound to virtio_net. vmc_chk_nic_up fills @pci with the function
+ * found behind @port (even before the link shows) and @name with the link.
+ */
+struct vmc_chk_nic {
+	const char *mac;
+	const char *port;
+	char pci[VMC_CHK_PCI_LEN];
+	char name[VMC_CHK_NAME_LEN];
+};
+bool vmc_chk_nic_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+/* @arg: struct vmc_chk_nic; holds once no link has the MAC. */
+bool vmc_chk_nic_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+
+/*
+ * A disk on a root port: block device with @serial, type disk, exactly
+ * @size bytes, its PCI function behind @port. Fills @pci and @name.
+ */
+struct vmc_chk_disk {
+	const char *serial;
+	const char *port;
+	uint64_t size;
+	char pci[VMC_CHK_PCI_LEN];
+	char name[VMC_CHK_NAME_LEN];
+};
+bool vmc_chk_disk_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+/* @arg: struct vmc_chk_disk; holds once no block device has the serial. */
+bool vmc_chk_disk_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+
+/*
+ * A DIMM, identified in the guest by the memory blocks it brought: those not
+ * in the baseline @base (sorted indices), which must be @size bytes' worth
+ * of contiguous blocks. vmc_chk_dimm_blocks fills @first and @count.
+ */
+struct vmc_chk_dimm {
+	uint64_t *base; /* owned; block indices before the plug, sorted */
+	size_t n_base;
+	uint64_t base_online; /* Memory.online_bytes before the plug */
+	uint64_t left_online; /* what should stay online after the unplug */
+	uint64_t size;
+	uint64_t first, count;
+};
+/* Copy the baseline out of @st; -ENOMEM, or -ENOENT if it has no memory section. */
+int vmc_chk_dimm_init(struct vmc_chk_dimm *d, const Vmcheck__V1__State *st, uint64_t size);
+void vmc_chk_dimm_free(struct vmc_chk_dimm *d);
+bool vmc_chk_dimm_blocks(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+/* The DIMM's blocks all online, online bytes = baseline + size. */
+bool vmc_chk_dimm_online(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+/*
+ * vmc_chk_dimm_unplugging - right before the unplug, from @st: what must
+ * stay online once the DIMM is gone (the online bytes less its online
+ * blocks; DIMMs plugged after it still count).
+ */
+void vmc_chk_dimm_unplugging(struct vmc_chk_dimm *d, const Vmcheck__V1__State *st);
+/* None of the DIMM's blocks left, online bytes as vmc_chk_dimm_unplugging() said. */
+bool vmc_chk_dimm_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+
+/*
+ * A vCPU by its guest id (QEMU's cpu_index): present in the guest and new
+ * since @base_present (the Cpus.present list before the plug), then online,
+ * then gone.
+ */
+struct vmc_chk_cpu {
+	unsigned id;
+	char base_present[256];
+};
+bool vmc_chk_cpu_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+bool vmc_chk_cpu_online(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+bool vmc_chk_cpu_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+
+/* The VM or its agent is gone, or the run was interrupted: no later step can run. */
+static inline bool vmc_chk_fatal(int rc)
+{
+	return rc == -ESRCH || rc == -EPIPE || rc == -EINTR;
+}
+
+/*
+ * vmc_chk_slot_address - 0 if @slot has its guest PCI address, which is
+ * how a device plugged into it is recognised; else -EINVAL with @err set.
+ */
+int vmc_chk_slot_address(const struct vmc_hv_slot *slot, struct vmc_error *err);
+
+/*
+ * vmc_chk_fail - record a failed step @name of @check for an error that came
+ * before any action (discovery, image creation): begins, fails and ends it.
+ * Returns @rc.
+ */
+int vmc_chk_fail(struct vmc_ctx *c, const char *check, const char *name, int rc,
+		 struct vmc_error *err);
+
+/* "256 MiB", "1 GiB", "4096 B": exact binary units for messages. */
+const char *vmc_chk_bytes(uint64_t n, char buf[32]);
+
+#endif

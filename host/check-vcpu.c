@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vCPU hotplug: CPUs added at free positions from query-hotpluggable-cpus,
+ * each identified in the guest by its id (QEMU's cpu_index once plugged),
+ * onlined through the agent when it arrives offline (the Debian kernel's
+ * way), proven usable by a probe pinned to it; then all unplugged.
+ *
+ * Order matters because of a QEMU 7.2 defect (LAB.md, defect 1): after any
+ * vCPU device_del, the next CPU device_add, system_reset or S3 aborts QEMU
+ * under TCG. So every plug of every --repeat cycle comes first (a cycle adds
+ * K more CPUs at new positions), and all of them are removed once at the
+ * end; the suite runs this check last.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check-util.h"
+
+#define CHECK "vcpu"
+#define PROBE_MS 50
+
+struct vcpu {
+	char id[16];
+	const struct vmc_hv_cpu *where; /* a free position at the start */
+	struct vmc_chk_cpu want;
+	bool added;
+};
+
+static void note_defect(struct vmc_step *s, int r, bool deleted)
+{
+	if (r == -ESRCH && deleted)
+		vmc_step_note(s, "QEMU died after a vCPU device_del: QEMU 7.2 defect under TCG "
+				 "(LAB.md, defect 1: vCPU unplug corrupts QEMU's heap)");
+}
+
+static void ladder(struct vmc_step *s, const struct vcpu *v, bool gone)
+{
+	char kobj[24];
+
+	snprintf(kobj, sizeof(kobj), "cpu%u", v->want.id);
+	if (gone)
+		vmc_step_ladder_gone(s, v->id, "", kobj);
+	else
+		vmc_step_ladder(s, v->id, "", kobj);
+}
+
+static bool same_position(const struct vmc_hv_cpu *a, const struct vmc_hv_cpu *b)
+{
+	return a->socket_id == b->socket_id && a->die_id == b->die_id && a->core_id == b->core_id &&
+	       a->thread_id == b->thread_id;
+}
+
+/* QEMU numbers its positions (cpu_index) by socket, die, core, thread. */
+static int position_cmp(const void *x, const void *y)
+{
+	const struct vmc_hv_cpu *a = *(const struct vmc_hv_cpu *const *)x;
+	const struct vmc_hv_cpu *b = *(const struct vmc_hv_cpu *const *)y;
+	const int ka[] = {a->socket_id, a->die_id, a->core_id, a->thread_id};
+	const int kb[] = {b->socket_id, b->die_id, b->core_id, b->thread_id};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ka); i++)
+		if (ka[i] != kb[i])
+			return (ka[i] > kb[i]) - (ka[i] < kb[i]);
+	return 0;
+}
+
+/* The guest id of the CPU now at @v's position: ask QEMU again. */
+static int plugged_index(struct vmc_ctx *c, const struct vcpu *v, unsigned *id,
+			 struct vmc_error *err)
+{
+	struct vmc_hv_cpu *cpus = NULL;
+	size_t n = 0;
+	int r = c->hv->ops->cpus(c->hv, &cpus, &n, err);
+
+	if (r < 0)
+		return r;
+	r = vmc_error_set(err, -ENOENT,
+			  "after device_add %s QEMU lists no CPU at socket-id=%d core-id=%d "
+			  "thread-id=%d",
+			  v->id, v->where->socket_id, v->where->core_id, v->where->thread_id);
+	for (size_t i = 0; i < n; i++) {
+		if (!same_position(&cpus[i], v->where) || !cpus[i].qom_path ||
+		    cpus[i].cpu_index < 0)
+			continue;
+		*id = (unsigned)cpus[i].cpu_index;
+		vmc_error_clear(err);
+		r = 0;
+	}
+	vmc_hv_cpus_free(cpus, n);
+	return r;
+}
+
+static int plug(struct vmc_ctx *c, struct vcpu *v)
+{
+	const Vmcheck__V1__State *st = vmc_view(c);
+	struct vmc_hv *hv = c->hv;
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_vcpu spec = {.id = v->id, .where = v->where};
+	struct vmc_step *s;
+	int r;
+
+	s = vmc_step_begin(c, CHECK, "plug %s (socket %d core %d thread %d)", v->id,
+			   v->where->socket_id, v->where->core_id, v->where->thread_id);
+	if (!st->cpus)
+		return vmc_step_end(s, -ENOENT,
+				    "no cpus section in the guest's view to start from");
+	snprintf(v->want.base_present, sizeof(v->want.base_present), "%s", st->cpus->present);
+	r = vmc_step_acted(s, hv->ops->cpu_add(hv, &spec, &err), &err);
+	vmc_error_clear(&err);
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	/*
+	 * Without its guest id the CPU cannot be judged, nor its removal: it
+	 * stays plugged (this check is the last one, the VM goes after it).
+	 */
+	r = plugged_index(c, v, &v->want.id, &err);
+	if (r < 0) {
+		r = vmc_step_end(s, r, "%s", err.msg);
+		vmc_error_clear(&err);
+		return r;
+	}
+	v->added = true;
+	r = vmc_step_expect(s, vmc_chk_cpu_up, &v->want, c->opts->deadline_ms);
+	if (r == -ETIMEDOUT)
+		ladder(s, v, false);
+	else if (r == 0)
+		vmc_step_note(s, "cpu%u", v->want.id);
+	return vmc_step_end(s, r, NULL);
+}
+
+/* Writing 1 to an online CPU's online file succeeds: no race with a guest that onlines it. */
+static int online(struct vmc_ctx *c, struct vcpu *v)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
+	Vmcheck__V1__CpuOnline co = VMCHECK__V1__CPU_ONLINE__INIT;
+	Vmcheck__V1__Response *resp = NULL;
+	struct vmc_step *s;
+	int r;
+
+	s = vmc_step_begin(c, CHECK, "online cpu%u", v->want.id);
+	co.cpu = v->want.id;
+	co.online = true;
+	act.kind_case = VMCHECK__V1__ACT__KIND_CPU_ONLINE;
+	act.cpu_online = &co;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_ACT;
+	req.act = &act;
+	r = vmc_step_agent(s, &req, c->opts->deadline_ms, &resp);
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	vmc_agent_response_free(vmc_step_conn(s), resp);
+	r = vmc_step_expect(s, vmc_chk_cpu_online, &v->want, c->opts->deadline_ms);
+	if (r == -ETIMEDOUT)
+		ladder(s, v, false);
+	return vmc_step_end(s, r, NULL);
+}
+
+/* The agent runs a loop pinned to the CPU and says where it really ran. */
+static int probe(struct vmc_ctx *c, struct vcpu *v)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__Probe pr = VMCHECK__V1__PROBE__INIT;
+	Vmcheck__V1__CpuProbe cp = VMCHECK__V1__CPU_PROBE__INIT;
+	Vmcheck__V1__Response *resp = NULL;
+	struct vmc_step *s;
+	uint64_t ran_ns;
+	unsigned ran_on;
+	int r;
+
+	s = vmc_step_begin(c, CHECK, "use cpu%u", v->want.id);
+	cp.cpu = v->want.id;
+	cp.duration_ms = PROBE_MS;
+	pr.kind_case = VMCHECK__V1__PROBE__KIND_CPU;
+	pr.cpu = &cp;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_PROBE;
+	req.probe = &pr;
+	r = vmc_step_agent(s, &req, c->opts->deadline_ms, &resp);
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	ran_on = resp->probe->cpu_ran_on;
+	ran_ns = resp->probe->duration_ns;
+	vmc_agent_response_free(vmc_step_conn(s), resp);
+	if (ran_on != v->want.id)
+		return vmc_step_end(s, -EIO, "the probe pinned to cpu%u ran on cpu%u", v->want.id,
+				    ran_on);
+	vmc_step_note(s, "ran %llu us on cpu%u", (unsigned long long)(ran_ns / 1000), ran_on);
+	return vmc_step_end(s, 0, NULL);
+}
+
+/*
+ * DEVICE_DELETED for a CPU names only its lapic's path; the backend maps it
+ * to the device id. The guest drops the CPU first: wait in that order.
+ */
+static int unplug(struct vmc_ctx *c, struct vcpu *v, bool *deleted)
+{
+	struct vmc_hv *hv = c->hv;
+	struct vmc_error err = VMC_ERROR_INIT;
+	unsigned deadline = c->opts->deadline_ms;
+	struct vmc_step *s;
+	int r;
+
+	s = vmc_step_begin(c, CHECK, "unplug %s (cpu%u)", v->id, v->want.id);
+	*deleted = true;
+	r = vmc_step_acted(s, hv->ops->cpu_del(hv, v->id, &err), &err);
+	vmc_error_clear(&err);
+	if (r == 0)
+		r = vmc_step_expect(s, vmc_chk_cpu_gone, &v->want, deadline);
+	if (r == 0)
+		r = vmc_step_expect_event(s, VMC_EV_DEVICE_DELETED, v->id, deadline);
+	if (r == 0)
+		v->added = false;
+	else if (r == -ETIMEDOUT)
+		ladder(s, v, true);
+	note_defect(s, r, *deleted);
+	return vmc_step_end(s, r, NULL);
+}
+
+/* Plug, online if the guest left it offline, use. */
+static int bring_up(struct vmc_ctx *c, struct vcpu *v)
+{
+	const Vmcheck__V1__Cpu *p;
+	int r = plug(c, v);
+
+	if (r < 0)
+		return r;
+	p = vmc_chk_cpu_present(vmc_view(c), v->want.id);
+	if (!p || !p->online) {
+		r = online(c, v);
+		if (r < 0)
+			return r;
+	}
+	return probe(c, v);
+}
+
+/* The free positions, in QEMU's order; -ENOMEM. */
+static int free_positions(struct vmc_hv_cpu *cpus, size_t n, const struct vmc_hv_cpu ***out,
+			  size_t *n_out)
+{
+	const struct vmc_hv_cpu **f = calloc(n ? n : 1, sizeof(*f));
+	size_t k = 0;
+
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!cpus[i].qom_path)
+			f[k++] = &cpus[i];
+	qsort(f, k, sizeof(*f), position_cmp);
+	*out = f;
+	*n_out = k;
+	return 0;
+}
+
+int vmc_check_vcpu(struct vmc_ctx *c)
+{
+	const struct vmc_run_opts *o = c->opts;
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_cpu *cpus = NULL;
+	const struct vmc_hv_cpu **pos = NULL;
+	struct vcpu *v = NULL;
+	size_t n = 0, n_free = 0;
+	unsigned cycles, total;
+	bool deleted = false;
+	int r, rc = 0;
+
+	if (!o->cpus) {
+		vmc_step_skip(c, CHECK, "plug", "--cpus 0");
+		return 0;
+	}
+	r = c->hv->ops->cpus(c->hv, &cpus, &n, &err);
+	if (r < 0) {
+		rc = vmc_chk_fail(c, CHECK, "find free vCPU positions", r, &err);
+		vmc_error_clear(&err);
+		return rc;
+	}
+	rc = free_positions(cpus, n, &pos, &n_free);
+	if (rc < 0)
+		goto out;
+	if (n_free < o->cpus) {
+		vmc_step_skip(c, CHECK, "plug",
+			      "--cpus %u needs as many free vCPU positions, found %zu", o->cpus,
+			      n_free);
+		goto out;
+	}
+	cycles = o->repeat;
+	if ((size_t)cycles * o->cpus > n_free) {
+		cycles = (unsigned)(n_free / o->cpus);
+		vmc_step_skip(
+		    c, CHECK, "repeat",
+		    "--repeat %u x --cpus %u needs %u free vCPU positions (each cycle plugs "
+		    "new ones: unplugging first would hit QEMU 7.2's defect), found %zu: "
+		    "%u of %u cycles run",
+		    o->repeat, o->cpus, o->repeat * o->cpus, n_free, cycles, o->repeat);
+	}
+	total = cycles * o->cpus;
+	v = calloc(total, sizeof(*v));
+	if (!v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/*
+	 * A failed cycle leaves the VM in an unknown state: repeating it
+	 * measures nothing. The cycle itself goes on (i % cpus != 0), as the
+	 * other checks plug all their devices before judging.
+	 */
+	for (unsigned i = 0; i < total && (rc == 0 || i % o->cpus); i++) {
+		snprintf(v[i].id, sizeof(v[i].id), "vcpu%u", i + 1);
+		v[i].where = pos[i];
+		r = bring_up(c, &v[i]);
+		rc = rc ? rc : r;
+		if (vmc_chk_fatal(r))
+			goto out;
+	}
+	for (unsigned i = 0; i < total; i++) {
+		if (!v[i].added)
+			continue;
+		r = unplug(c, &v[i], &deleted);
+		rc = rc ? rc : r;
+		if (vmc_chk_fatal(r))
+			break;
+	}
+out:
+	free(v);
+	free(pos);
+	vmc_hv_cpus_free(cpus, n);
+	return rc;
+}

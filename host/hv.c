@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* Release functions for what the hypervisor seam hands out. */
+#include "hv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void vmc_hv_event_free(struct vmc_hv_event *ev)
+{
+	free(ev->name);
+	free(ev->device);
+	free(ev->detail);
+	memset(ev, 0, sizeof(*ev));
+}
+
+void vmc_hv_slots_free(struct vmc_hv_slot *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(s[i].id);
+		free(s[i].address);
+	}
+	free(s);
+}
+
+void vmc_hv_cpus_free(struct vmc_hv_cpu *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(c[i].type);
+		free(c[i].qom_path);
+	}
+	free(c);
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The QEMU launcher and attach mode: both hand back a struct vmc_hv driven
+ * over QMP (hv-qmp.c).
+ *
+ * A launched VM has the topology every check needs (LAB.md, "Working QEMU
+ * shape"): q35, DIMM slots and maxmem, maxcpus, S3 enabled, hotplug
+ * pcie-root-ports "pciroot1".."pciroot<N>", the agent's virtio-serial port
+ * org.vmcheck.agent.0 on WORKDIR/agent.sock behind root port "rp-agent", a
+ * user-mode boot NIC behind "rp-net", the serial console in
+ * WORKDIR/console.log and QEMU's stderr in WORKDIR/qemu.stderr.
+ *
+ * The launcher owns its QEMU: the process is its own process group, dies
+ * with us (PR_SET_PDEATHSIG), is killed by SIGINT/SIGTERM handlers installed
+ * at the first launch (they kill every launched QEMU, remove its sockets and
+ * re-raise), and is reaped by free().
+ */
+#ifndef VMC_QEMU_H
+#define VMC_QEMU_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "hv.h"
+#include "qmp.h"
+
+/* Zero or NULL in any field means its default. */
+struct vmc_qemu_config {
+	const char *qemu;	       /* "qemu-system-x86_64" (looked up in PATH) */
+	const char *kernel;	       /* required */
+	const char *initrd;	       /* required */
+	const char *append;	       /* contents of the file "cmdline" next to the kernel */
+	unsigned mem_mb;	       /* 512 */
+	unsigned mem_slots;	       /* 4 */
+	unsigned maxmem_mb;	       /* 4096 */
+	unsigned cpus;		       /* 1 */
+	unsigned maxcpus;	       /* 4 */
+	unsigned hotplug_ports;	       /* 8, at most VMC_QEMU_PORTS_MAX */
+	const char *accel;	       /* "auto" (KVM if it really boots, else TCG), "kvm", "tcg" */
+	const char *workdir;	       /* a new directory under $TMPDIR (or /tmp) */
+	bool keep_workdir;	       /* keep console.log and qemu.stderr (sockets always go) */
+	const char *const *extra_args; /* NULL-terminated, appended as they are */
+};
+
+#define VMC_QEMU_PORTS_MAX 24 /* one per free slot of pcie.0 */
+
+/*
+ * vmc_qemu_launch - start QEMU as @cfg says and connect its QMP monitor
+ * @out: the VM; its ops->free() quits QEMU (QMP quit, then SIGTERM, then
+ *       SIGKILL, each with a bounded wait), reaps it and removes its sockets
+ *       and, unless keep_workdir, its files and the workdir it created
+ *
+ * With accel "auto" the first launch of a process probes KVM (LAB.md: it
+ * hangs on nested hosts) by booting this guest under KVM until its agent
+ * port opens, within VMC_QEMU_KVM_PROBE_MS; the verdict is cached per host
+ * kernel and QEMU binary in $XDG_RUNTIME_DIR/vmcheck-kvm-probe (or
+ * /tmp/vmcheck-kvm-probe-<uid>) and one line on stderr says which
+ * accelerator is used and why. A working probe VM is the one returned.
+ *
+ * Returns 0, or a negative code with @err set: -EINVAL (bad config),
+ * -ENOENT (kernel, initrd or cmdline missing), -ECHILD (QEMU exited while
+ * starting; @err holds its exit status and the end of its stderr),
+ * -ETIMEDOUT (no QMP greeting). Nothing is left running on failure.
+ */
+int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, struct vmc_error *err);
+
+#define VMC_QEMU_KVM_PROBE_MS 8000
+
+/*
+ * vmc_qmp_attach - drive a VM someone else started
+ * @qmp_path: its QMP unix socket (a server socket QEMU listens on)
+ * @agent_spec: how to reach the agent ("vserial:/path"), returned by
+ *              ops->agent_spec(); may be NULL
+ * free() only disconnects; destroy() sends "quit".
+ * Returns 0 or a negative code with @err set.
+ */
+int vmc_qmp_attach(const char *qmp_path, const char *agent_spec, struct vmc_hv **out,
+		   struct vmc_error *err);
+
+/* The launched VM's workdir (console.log, qemu.stderr); NULL when attached. */
+const char *vmc_qemu_workdir(struct vmc_hv *hv);
+
+/* ---- Between qemu.c and hv-qmp.c */
+
+/* A QEMU process this program started. */
+struct vmc_qemu_proc;
+
+/*
+ * vmc_hv_qmp_new - the QMP backend over connection @q
+ * Takes over @q and @proc (NULL in attach mode and in tests) even on
+ * failure. Returns 0 or -ENOMEM.
+ */
+int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_proc *proc,
+		   struct vmc_hv **out, struct vmc_error *err);
+
+/*
+ * vmc_qemu_proc_status - has the process ended?
+ * @wait_ms: how long to wait for it to end (0: just look)
+ * Returns 0 if running; -ESRCH with @err = how it ended ("QEMU exited on
+ * signal 6 (Aborted)"), "; last QMP command: @last_cmd" when given, and the
+ * last lines of its stderr.
+ */
+int vmc_qemu_proc_status(struct vmc_qemu_proc *p, int wait_ms, const char *last_cmd,
+			 struct vmc_error *err);
+
+/*
+ * vmc_qemu_proc_stop - end the process (QMP quit over @q if non-NULL, then
+ * SIGTERM, then SIGKILL), reap it, remove its sockets and files
+ * (keep_workdir keeps the logs) and free @p. NULL is a no-op.
+ */
+void vmc_qemu_proc_stop(struct vmc_qemu_proc *p, struct vmc_qmp *q);
+
+/* The process is gone (destroy): reap it, keep @p for status reports. */
+void vmc_qemu_proc_kill(struct vmc_qemu_proc *p, struct vmc_qmp *q);
+
+const char *vmc_qemu_proc_workdir(const struct vmc_qemu_proc *p);
+
+#endif

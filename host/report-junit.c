@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * JUnit XML, the format CI systems read. The file is rewritten whole after
+ * every step (to PATH.tmp, then renamed over PATH), so whatever reads it,
+ * whenever, sees a well-formed document with every step so far.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+struct jcase {
+	char *check, *name, *message, *out;
+	enum vmc_step_status status;
+	uint64_t ns;
+};
+
+struct junit_report {
+	struct vmc_report base;
+	char *path, *tmp;
+	struct jcase *cases;
+	size_t n, cap;
+	uint64_t t_zero, t_end;
+};
+
+/* @s XML-escaped; @attr also escapes quotes and line breaks. */
+static void xml_escaped(FILE *fp, const char *s, bool attr)
+{
+	char *clean = vmc_report_clean(s);
+
+	for (const char *p = clean ? clean : ""; *p; p++) {
+		switch (*p) {
+		case '&':
+			fputs("&amp;", fp);
+			break;
+		case '<':
+			fputs("&lt;", fp);
+			break;
+		case '>':
+			fputs("&gt;", fp);
+			break;
+		case '"':
+			fputs(attr ? "&quot;" : "\"", fp);
+			break;
+		case '\n':
+			fputs(attr ? "&#10;" : "\n", fp);
+			break;
+		case '\t':
+			fputs(attr ? "&#9;" : "\t", fp);
+			break;
+		default:
+			fputc(*p, fp);
+		}
+	}
+	free(clean);
+}
+
+static void write_case(FILE *fp, const struct jcase *c)
+{
+	fputs("    <testcase classname=\"vmcheck.", fp);
+	xml_escaped(fp, c->check, true);
+	fputs("\" name=\"", fp);
+	xml_escaped(fp, c->name, true);
+	fprintf(fp, "\" time=\"%.6f\">\n", (double)c->ns / 1e9);
+	if (c->status != VMC_STEP_PASSED) {
+		bool failed = c->status == VMC_STEP_FAILED;
+
+		fprintf(fp, "      <%s message=\"", failed ? "failure" : "skipped");
+		xml_escaped(fp, c->message ? c->message : "", true);
+		if (failed) {
+			fputs("\" type=\"failure\">", fp);
+			xml_escaped(fp, c->message ? c->message : "", false);
+			fputs("</failure>\n", fp);
+		} else {
+			fputs("\"/>\n", fp);
+		}
+	}
+	if (c->out && *c->out) {
+		fputs("      <system-out>", fp);
+		xml_escaped(fp, c->out, false);
+		fputs("</system-out>\n", fp);
+	}
+	fputs("    </testcase>\n", fp);
+}
+
+static bool seen_check(const struct junit_report *j, size_t upto, const char *check)
+{
+	for (size_t i = 0; i < upto; i++)
+		if (!strcmp(j->cases[i].check, check))
+			return true;
+	return false;
+}
+
+static void write_doc(FILE *fp, const struct junit_report *j)
+{
+	unsigned tot[3] = { 0, 0, 0 };
+
+	for (size_t i = 0; i < j->n; i++)
+		tot[j->cases[i].status]++;
+	fprintf(fp,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<testsuites name=\"vmcheck\" tests=\"%zu\" failures=\"%u\" errors=\"0\" "
+		"skipped=\"%u\" time=\"%.6f\">\n",
+		j->n, tot[1], tot[2], j->t_end > j->t_zero ? (double)(j->t_end - j->t_zero) / 1e9 : 0.0);
+	/* One testsuite per check, in the order checks first appeared. */
+	for (size_t i = 0; i < j->n; i++) {
+		const char *check = j->cases[i].check;
+		unsigned n[3] = { 0, 0, 0 };
+		uint64_t ns = 0;
+
+		if (seen_check(j, i, check))
+			continue;
+		for (size_t k = i; k < j->n; k++)
+			if (!strcmp(j->cases[k].check, check)) {
+				n[j->cases[k].status]++;
+				ns += j->cases[k].ns;
+			}
+		fputs("  <testsuite name=\"", fp);
+		xml_escaped(fp, check, true);
+		fprintf(fp,
+			"\" tests=\"%u\" failures=\"%u\" errors=\"0\" skipped=\"%u\" "
+			"time=\"%.6f\">\n",
+			n[0] + n[1] + n[2], n[1], n[2], (double)ns / 1e9);
+		for (size_t k = i; k < j->n; k++)
+			if (!strcmp(j->cases[k].check, check))
+				write_case(fp, &j->cases[k]);
+		fputs("  </testsuite>\n", fp);
+	}
+	fputs("</testsuites>\n", fp);
+}
+
+static int rewrite(struct junit_report *j)
+{
+	FILE *fp = fopen(j->tmp, "we");
+	int r = 0;
+
+	if (!fp)
+		return -errno;
+	write_doc(fp, j);
+	if (ferror(fp))
+		r = -EIO;
+	if (fclose(fp) == EOF && !r)
+		r = -errno;
+	if (!r && rename(j->tmp, j->path) < 0)
+		r = -errno;
+	if (r)
+		unlink(j->tmp);
+	return r;
+}
+
+/* "timeline: action +0.0 ms, reply +2.1 ms, ..." relative to the step's action. */
+static void timeline(FILE *fp, const struct vmc_step_record *rec)
+{
+	const char *names[] = { "reply", "kernel", "confirm", "event" };
+	const uint64_t ts[] = { rec->t_reply, rec->t_kernel, rec->t_confirm, rec->t_event };
+
+	if (!rec->t_action)
+		return;
+	fputs("timeline: action", fp);
+	for (size_t i = 0; i < 4; i++)
+		if (ts[i])
+			fprintf(fp, ", %s %+.1f ms", names[i],
+				((double)ts[i] - (double)rec->t_action) / 1e6);
+	fputc('\n', fp);
+}
+
+static int junit_step(struct vmc_report *r, const struct vmc_step_record *rec)
+{
+	struct junit_report *j = (struct junit_report *)r;
+	struct jcase *c;
+	size_t len = 0;
+	FILE *fp;
+
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? 2 * j->cap : 32;
+
+		c = realloc(j->cases, cap * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		j->cases = c;
+		j->cap = cap;
+	}
+	c = &j->cases[j->n];
+	memset(c, 0, sizeof(*c));
+	c->status = rec->status;
+	c->ns = rec->t_end > rec->t_begin ? rec->t_end - rec->t_begin : 0;
+	c->check = strdup(rec->check);
+	c->name = strdup(rec->name);
+	c->message = rec->message ? strdup(rec->message) : NULL;
+	fp = open_memstream(&c->out, &len);
+	if (fp) {
+		timeline(fp, rec);
+		if (rec->notes)
+			fputs(rec->notes, fp);
+		if (rec->evidence)
+			fputs(rec->evidence, fp);
+		fclose(fp);
+	}
+	if (!c->check || !c->name || (rec->message && !c->message) || !fp || !c->out) {
+		free(c->check);
+		free(c->name);
+		free(c->message);
+		free(c->out);
+		return -ENOMEM;
+	}
+	j->n++;
+	j->t_zero = rec->t_zero;
+	j->t_end = rec->t_end;
+	return rewrite(j);
+}
+
+static int junit_finish(struct vmc_report *r)
+{
+	return rewrite((struct junit_report *)r);
+}
+
+static void junit_free(struct vmc_report *r)
+{
+	struct junit_report *j = (struct junit_report *)r;
+
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->cases[i].check);
+		free(j->cases[i].name);
+		free(j->cases[i].message);
+		free(j->cases[i].out);
+	}
+	free(j->cases);
+	free(j->path);
+	free(j->tmp);
+	free(j);
+}
+
+static const struct vmc_report_ops junit_ops = {
+	.step = junit_step,
+	.finish = junit_finish,
+	.free = junit_free,
+};
+
+int vmc_report_junit_new(const char *path, struct vmc_report **out, struct vmc_error *err)
+{
+	struct junit_report *j = calloc(1, sizeof(*j));
+	int r;
+
+	if (!j || !(j->path = strdup(path)) || asprintf(&j->tmp, "%s.tmp", path) < 0) {
+		if (j)
+			free(j->path);
+		free(j);
+		return vmc_error_set(err, -ENOMEM, "junit report: out of memory");
+	}
+	j->base.ops = &junit_ops;
+	/* An empty document at once: a bad path fails before anything runs. */
+	r = rewrite(j);
+	if (r < 0) {
+		vmc_error_set(err, r, "junit report %s: %s", path, strerror(-r));
+		junit_free(&j->base);
+		return r;
+	}
+	*out = &j->base;
+	return 0;
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The human report: one progress line per step as it ends, failures with
+ * their evidence, then a summary table (steps per check, latency per
+ * operation). Also the helpers every report shares.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+const char *vmc_step_status_short(enum vmc_step_status st)
+{
+	return st == VMC_STEP_PASSED ? "ok" : st == VMC_STEP_FAILED ? "FAIL" : "skip";
+}
+
+const char *vmc_step_status_name(enum vmc_step_status st)
+{
+	return st == VMC_STEP_PASSED ? "passed" : st == VMC_STEP_FAILED ? "failed" : "skipped";
+}
+
+void vmc_report_free(struct vmc_report *r)
+{
+	if (r)
+		r->ops->free(r);
+}
+
+/* Length of the valid UTF-8 sequence at @s, 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, beyond Unicode. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+char *vmc_report_clean(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *out, *o;
+
+	if (!s)
+		return NULL;
+	out = o = malloc(strlen(s) + 1);
+	if (!out)
+		return NULL;
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (n == 0) {
+			*o++ = '?';
+			p++;
+		} else if (n == 1 && (*p < 0x20 || *p == 0x7f) && *p != '\t' && *p != '\n') {
+			p++;
+		} else {
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* --------------------------------------------------------------- report */
+
+struct check_count {
+	char *check;
+	unsigned n[3]; /* by enum vmc_step_status */
+};
+
+struct op_latency {
+	char *op;
+	int64_t *ns;
+	size_t n, cap;
+};
+
+struct text_report {
+	struct vmc_report base;
+	FILE *fp;
+	bool verbose;
+	struct check_count *checks;
+	size_t n_checks;
+	struct op_latency *ops;
+	size_t n_ops;
+	uint64_t t_zero, t_end;
+};
+
+static void fmt_ms(char *buf, size_t size, int64_t ns)
+{
+	double ms = (double)ns / 1e6;
+
+	if (ms < 10)
+		snprintf(buf, size, "%.1f ms", ms);
+	else if (ms < 10000)
+		snprintf(buf, size, "%.0f ms", ms);
+	else
+		snprintf(buf, size, "%.1f s", ms / 1000);
+}
+
+/* Each line of @text on @fp, indented. */
+static void indented(FILE *fp, const char *text)
+{
+	while (text && *text) {
+		const char *nl = strchr(text, '\n');
+		int len = nl ? (int)(nl - text) : (int)strlen(text);
+
+		fprintf(fp, "        %.*s\n", len, text);
+		text = nl ? nl + 1 : NULL;
+	}
+}
+
+static struct check_count *count_of(struct text_report *t, const char *check)
+{
+	struct check_count *c;
+
+	for (size_t i = 0; i < t->n_checks; i++)
+		if (!strcmp(t->checks[i].check, check))
+			return &t->checks[i];
+	c = realloc(t->checks, (t->n_checks + 1) * sizeof(*c));
+	if (!c)
+		return NULL;
+	t->checks = c;
+	c = &c[t->n_checks];
+	memset(c, 0, sizeof(*c));
+	c->check = strdup(check);
+	if (!c->check)
+		return NULL;
+	t->n_checks++;
+	return c;
+}
+
+static int add_latency(struct text_report *t, const char *op, int64_t ns)
+{
+	struct op_latency *o = NULL;
+
+	for (size_t i = 0; i < t->n_ops && !o; i++)
+		if (!strcmp(t->ops[i].op, op))
+			o = &t->ops[i];
+	if (!o) {
+		o = realloc(t->ops, (t->n_ops + 1) * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		t->ops = o;
+		o = &o[t->n_ops];
+		memset(o, 0, sizeof(*o));
+		o->op = strdup(op);
+		if (!o->op)
+			return -ENOMEM;
+		t->n_ops++;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? 2 * o->cap : 8;
+		int64_t *ns_arr = realloc(o->ns, cap * sizeof(*ns_arr));
+
+		if (!ns_arr)
+			return -ENOMEM;
+		o->ns = ns_arr;
+		o->cap = cap;
+	}
+	o->ns[o->n++] = ns;
+	return 0;
+}
+
+static int text_step(struct vmc_report *r, const struct vmc_step_record *rec)
+{
+	struct text_report *t = (struct text_report *)r;
+	struct check_count *c = count_of(t, rec->check);
+	char lat[32] = "";
+
+	t->t_zero = rec->t_zero;
+	t->t_end = rec->t_end;
+	if (!c)
+		return -ENOMEM;
+	c->n[rec->status]++;
+	if (rec->status == VMC_STEP_PASSED && rec->latency_ns >= 0) {
+		fmt_ms(lat, sizeof(lat), rec->latency_ns);
+		if (add_latency(t, rec->operation, rec->latency_ns) < 0)
+			return -ENOMEM;
+	}
+	fprintf(t->fp, "  %-10s %-50s %-4s %8s\n", rec->check, rec->name,
+		vmc_step_status_short(rec->status), lat);
+	if (rec->message && rec->status != VMC_STEP_PASSED)
+		indented(t->fp, rec->message);
+	if (t->verbose || rec->status == VMC_STEP_FAILED)
+		indented(t->fp, rec->notes);
+	if (rec->status == VMC_STEP_FAILED)
+		indented(t->fp, rec->evidence);
+	return fflush(t->fp) == EOF ? -errno : 0;
+}
+
+static int cmp_s64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int text_finish(struct vmc_report *r)
+{
+	struct text_report *t = (struct text_report *)r;
+	unsigned tot[3] = { 0, 0, 0 };
+
+	fprintf(t->fp, "\n  %-20s %7s %7s %7s\n", "check", "passed", "failed", "skipped");
+	for (size_t i = 0; i < t->n_checks; i++) {
+		const struct check_count *c = &t->checks[i];
+
+		fprintf(t->fp, "  %-20s %7u %7u %7u\n", c->check, c->n[0], c->n[1], c->n[2]);
+		for (int k = 0; k < 3; k++)
+			tot[k] += c->n[k];
+	}
+	if (t->n_ops)
+		fprintf(t->fp, "\n  %-20s %7s %9s %9s\n", "operation", "count", "p50", "max");
+	for (size_t i = 0; i < t->n_ops; i++) {
+		struct op_latency *o = &t->ops[i];
+		char p50[32], max[32];
+
+		qsort(o->ns, o->n, sizeof(*o->ns), cmp_s64);
+		fmt_ms(p50, sizeof(p50), o->ns[(o->n - 1) / 2]);
+		fmt_ms(max, sizeof(max), o->ns[o->n - 1]);
+		fprintf(t->fp, "  %-20s %7zu %9s %9s\n", o->op, o->n, p50, max);
+	}
+	fprintf(t->fp, "\n%u steps: %u passed, %u failed, %u skipped in %.1f s\n",
+		tot[0] + tot[1] + tot[2], tot[0], tot[1], tot[2],
+		t->t_end > t->t_zero ? (double)(t->t_end - t->t_zero) / 1e9 : 0.0);
+	return fflush(t->fp) == EOF ? -errno : 0;
+}
+
+static void text_free(struct vmc_report *r)
+{
+	struct text_report *t = (struct text_report *)r;
+
+	for (size_t i = 0; i < t->n_checks; i++)
+		free(t->checks[i].check);
+	for (size_t i = 0; i < t->n_ops; i++) {
+		free(t->ops[i].op);
+		free(t->ops[i].ns);
+	}
+	free(t->checks);
+	free(t->ops);
+	free(t);
+}
+
+static const struct vmc_report_ops text_ops = {
+	.step = text_step,
+	.finish = text_finish,
+	.free = text_free,
+};
+
+int vmc_report_text_new(FILE *fp, bool verbose, struct vmc_report **out, struct vmc_error *err)
+{
+	struct text_report *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return vmc_error_set(err, -ENOMEM, "text report: out of memory");
+	t->base.ops = &text_ops;
+	t->fp = fp;
+	t->verbose = verbose;
+	*out = &t->base;
+	return 0;
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reports of a run: human progress and summary (report-text.c), JUnit XML
+ * (report-junit.c), JSON lines (report-json.c). The suite hands every
+ * report each step as it ends; each writes it out and flushes at once, so a
+ * crash loses nothing already measured.
+ */
+#ifndef VMC_REPORT_H
+#define VMC_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+enum vmc_step_status {
+	VMC_STEP_PASSED,
+	VMC_STEP_FAILED,
+	VMC_STEP_SKIPPED,
+};
+
+/*
+ * One finished step. Times are host CLOCK_MONOTONIC nanoseconds, 0 when not
+ * recorded; @t_zero is the start of the run, for relative times.
+ */
+struct vmc_step_record {
+	const char *check;     /* "nic" */
+	const char *name;      /* "plug nic1 (pciroot1, 52:54:00:12:34:01)" */
+	const char *operation; /* "nic plug": latencies are summed up per operation */
+	enum vmc_step_status status;
+	const char *message;   /* why it failed or was skipped; NULL on pass */
+	const char *notes;     /* lines added with vmc_step_note(), or NULL */
+	const char *evidence;  /* on failure: ladder, diff, kernel log, transcript; or NULL */
+	uint64_t t_zero;
+	uint64_t t_begin;      /* the step began */
+	uint64_t t_action;     /* the action was issued */
+	uint64_t t_reply;      /* the hypervisor (or agent) answered the action */
+	uint64_t t_kernel;     /* the guest kernel saw the change (converted to host time) */
+	uint64_t t_confirm;    /* the confirming snapshot (or event) arrived */
+	uint64_t t_event;      /* the last hypervisor event waited for arrived */
+	uint64_t t_end;
+	int64_t latency_ns;    /* t_confirm - t_action; -1 when not confirmed */
+};
+
+struct vmc_report;
+
+struct vmc_report_ops {
+	/* A step ended: write it and flush. Returns 0 or -errno. */
+	int (*step)(struct vmc_report *r, const struct vmc_step_record *rec);
+	/* The run ended (the text report prints its summary). Returns 0 or -errno. */
+	int (*finish)(struct vmc_report *r);
+	void (*free)(struct vmc_report *r);
+};
+
+struct vmc_report {
+	const struct vmc_report_ops *ops;
+};
+
+/*
+ * vmc_report_text_new - progress on @fp, one line per step, failures with
+ * their evidence, and a summary table at the end; @verbose adds each
+ * step's notes. @fp is not closed.
+ */
+int vmc_report_text_new(FILE *fp, bool verbose, struct vmc_report **out, struct vmc_error *err);
+
+/*
+ * vmc_report_junit_new - JUnit XML in @path: one testsuite per check, one
+ * testcase per step. Rewritten whole after each step (@path.tmp, then
+ * rename), so the file is well-formed whenever it is read. Returns 0 or
+ * -errno with @err set (the directory is not writable).
+ */
+int vmc_report_junit_new(const char *path, struct vmc_report **out, struct vmc_error *err);
+
+/* vmc_report_json_new - one JSON object per step, a line each, in @path (truncated). */
+int vmc_report_json_new(const char *path, struct vmc_report **out, struct vmc_error *err);
+
+/* NULL is a no-op. */
+void vmc_report_free(struct vmc_report *r);
+
+/*
+ * vmc_report_clean - a copy of @s fit for XML and JSON: invalid UTF-8 bytes
+ * become '?', control characters other than tab and newline are dropped
+ * (guest strings end up in reports). NULL for a NULL @s or on ENOMEM.
+ */
+char *vmc_report_clean(const char *s);
+
+/* "ok", "FAIL", "skip" / "passed", "failed", "skipped". */
+const char *vmc_step_status_short(enum vmc_step_status st);
+const char *vmc_step_status_name(enum vmc_step_status st);
+
+#endif

@@ -1,0 +1,1237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The step machinery of check.h and the runner of suite.h.
+ *
+ * The suite owns the agent session (connect, Hello, Subscribe to every
+ * section) and the merged view. Every wait is one poll(2) loop over the
+ * agent's fd and the hypervisor's: each pushed Event is merged into the view
+ * as it arrives and the expectation evaluated on it; hypervisor input is
+ * pumped into its event queue; the VM process is asked whether it is alive
+ * when its fd hangs up or after 200 ms of silence (a liveness guard: results
+ * only ever come from pushes and events). Steps go to every report the
+ * moment they end.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "print.h"
+#include "suite.h"
+#include "view.h"
+
+#define MS 1000000ull
+#define LIVENESS_MS 200      /* silence after which the VM process is asked */
+#define DEATH_GRACE_MS 2000  /* a closed socket before the process is reaped */
+#define HELLO_RETRY_MS 2000  /* re-Hello while waiting for an agent */
+#define CALL_TIMEOUT_MS 5000 /* Hello and Subscribe of a live agent */
+#define KMSG_MAX_LINES 100   /* kernel log lines kept as evidence */
+#define KMSG_MAX_PAGES 64
+
+struct vmc_suite {
+	struct vmc_hv *hv;
+	const struct vmc_run_opts *opts;
+	struct vmc_report *const *reports;
+	size_t n_reports;
+	struct vmc_ctx ctx;
+	int stop_fd;
+
+	struct vmc_agent_conn *conn; /* NULL while there is none */
+	char *agent_err;             /* why the connection ended */
+	uint64_t sub_id;
+	char *boot_id;
+	struct vmc_view *view;
+	uint64_t view_ns; /* host time the newest push was merged */
+	bool no_kmsg;     /* the agent refused ReadKmsg */
+	uint64_t kmsg_seq;
+
+	char *why_attached; /* a note for the next connect step */
+	char *gone;  /* why no step can run any more (VM gone, interrupted) */
+	char *death; /* how the VM process ended, as the hypervisor tells */
+	struct vmc_step *cur;
+	unsigned counts[3];
+	uint64_t t_zero;
+};
+
+struct vmc_step {
+	struct vmc_suite *suite;
+	char *check, *name, *op;
+	struct vmc_view *baseline;
+	uint64_t t_begin, t_action, t_reply, t_kernel, t_confirm, t_event;
+	char *message;
+	char *notes, *evidence;
+	size_t notes_len, evidence_len;
+	FILE *notes_fp, *evidence_fp;
+	bool skipped;        /* begun after the VM was gone */
+	bool died;           /* the VM died during this step */
+	bool interrupted;    /* a signal stopped the run during this step */
+	char *old_boot;      /* boot_id at the start */
+	bool rebooted;       /* a new boot was seen */
+	bool boot_expected;  /* vmc_step_wait_new_boot() was called */
+};
+
+/* What a wait is for; exactly one of fn, event, new_boot, vm_exit. */
+struct wait {
+	vmc_expect_fn fn;
+	void *arg;
+	struct vmc_why why;
+	const char *event, *device;
+	bool new_boot;
+	bool vm_exit;
+	uint64_t deadline;
+	bool done;
+};
+
+static uint64_t now_ns(void)
+{
+	return vmc_mono_ns();
+}
+
+void vmc_why_set(struct vmc_why *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->text, sizeof(w->text), fmt, ap);
+	va_end(ap);
+}
+
+const Vmcheck__V1__State *vmc_view(struct vmc_ctx *c)
+{
+	return vmc_view_state(c->suite->view);
+}
+
+static void set_str(char **dst, const char *src)
+{
+	char *c = src ? strdup(src) : NULL;
+
+	free(*dst);
+	*dst = c;
+}
+
+/* Fail the step's message with @fmt, keeping the first failure's words after it. */
+static void _printf_(2, 3) step_fail(struct vmc_step *st, const char *fmt, ...)
+{
+	char *m = NULL, *both = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	if (!m)
+		return;
+	if (st->message && asprintf(&both, "%s: %s", m, st->message) >= 0) {
+		free(m);
+		m = both;
+	}
+	free(st->message);
+	st->message = m;
+}
+
+void vmc_step_note(struct vmc_step *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!st->notes_fp)
+		return;
+	va_start(ap, fmt);
+	vfprintf(st->notes_fp, fmt, ap);
+	va_end(ap);
+	fputc('\n', st->notes_fp);
+}
+
+/* ------------------------------------------------------- liveness */
+
+/*
+ * Ask the hypervisor whether the VM still runs. A closed socket can come a
+ * moment before the process is reaped: with @grace_ms, keep asking that
+ * long. Returns -ESRCH (the suite is marked gone with how it died) or 0.
+ */
+static int vm_check(struct vmc_suite *s, unsigned grace_ms, struct vmc_error *err)
+{
+	uint64_t until = now_ns() + grace_ms * MS;
+
+	for (;;) {
+		int r = s->hv->ops->alive(s->hv, err);
+
+		if (r == -ESRCH) {
+			if (!s->death)
+				set_str(&s->death, err->msg ? err->msg : "it exited");
+			/* How it died, without the details the failed step already gives. */
+			if (!s->gone && asprintf(&s->gone, "not run: the VM is gone (%.*s)",
+						 (int)strcspn(s->death, ";\n"), s->death) < 0)
+				s->gone = NULL;
+			return -ESRCH;
+		}
+		vmc_error_clear(err);
+		if (now_ns() >= until)
+			return 0;
+		poll(NULL, 0, 20);
+	}
+}
+
+/* The VM died during @st: fail it with how, once. */
+static int step_died(struct vmc_step *st, struct vmc_error *err)
+{
+	if (!st->died)
+		step_fail(st, "the VM died: %s", err->msg ? err->msg : "it exited");
+	st->died = true;
+	vmc_error_clear(err);
+	return -ESRCH;
+}
+
+/* ------------------------------------------------------- agent session */
+
+static void conn_lost(struct vmc_suite *s, struct vmc_error *err)
+{
+	set_str(&s->agent_err, err->msg ? err->msg : "the agent connection ended");
+	vmc_error_clear(err);
+	vmc_agent_close(s->conn);
+	s->conn = NULL;
+}
+
+static int call(struct vmc_suite *s, Vmcheck__V1__Request *req, int timeout_ms,
+		Vmcheck__V1__Response__KindCase kind, Vmcheck__V1__Response **out,
+		struct vmc_error *err)
+{
+	Vmcheck__V1__Response *rsp;
+	int r = vmc_agent_call(s->conn, req, timeout_ms, &rsp, err);
+
+	if (r < 0)
+		return r;
+	r = vmc_agent_expect(s->conn, rsp, kind, vmc_pb_request_kind(req), err);
+	if (r < 0) {
+		vmc_agent_response_free(s->conn, rsp);
+		return r;
+	}
+	*out = rsp;
+	return 0;
+}
+
+/* Hello; on success *@boot_id is the agent's (malloc'd). */
+static int hello(struct vmc_suite *s, int timeout_ms, char **boot_id, struct vmc_error *err)
+{
+	Vmcheck__V1__Response *rsp;
+	int r = vmc_agent_hello(s->conn, timeout_ms, &rsp, err);
+
+	if (r < 0)
+		return r;
+	*boot_id = strdup(rsp->hello->boot_id ? rsp->hello->boot_id : "");
+	vmc_agent_response_free(s->conn, rsp);
+	return *boot_id ? 0 : vmc_error_set(err, -ENOMEM, "hello: out of memory");
+}
+
+/* Subscribe to every section; the baseline replaces the whole view. */
+static int subscribe(struct vmc_suite *s, struct vmc_error *err)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__Subscribe sub = VMCHECK__V1__SUBSCRIBE__INIT;
+	Vmcheck__V1__Response *rsp;
+	int r;
+
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_SUBSCRIBE;
+	req.subscribe = &sub;
+	r = call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED, &rsp, err);
+	if (r < 0)
+		return r;
+	s->sub_id = rsp->subscribed->subscription_id;
+	vmc_view_reset(s->view);
+	if (rsp->subscribed->state)
+		r = vmc_view_merge(s->view, rsp->subscribed->state);
+	s->view_ns = now_ns();
+	vmc_agent_response_free(s->conn, rsp);
+	return r < 0 ? vmc_error_set(err, r, "subscribe: keeping the baseline: %s", strerror(-r))
+		     : 0;
+}
+
+/* Forget an old subscription of the same agent instance, if it is one. */
+static void unsubscribe_old(struct vmc_suite *s, uint64_t id)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__Unsubscribe u = VMCHECK__V1__UNSUBSCRIBE__INIT;
+	Vmcheck__V1__Response *rsp;
+
+	u.subscription_id = id;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_UNSUBSCRIBE;
+	req.unsubscribe = &u;
+	if (vmc_agent_call(s->conn, &req, 1000, &rsp, NULL) == 0)
+		vmc_agent_response_free(s->conn, rsp);
+}
+
+/*
+ * The agent (re)announced itself, or a new boot is suspected: Hello to
+ * learn its boot_id, then subscribe again. Returns 1 for a new boot, 0 for
+ * the same one, negative with @err set.
+ */
+static int resync(struct vmc_suite *s, int hello_ms, struct vmc_error *err)
+{
+	_cleanup_free_ char *boot = NULL;
+	uint64_t old_sub = s->sub_id;
+	bool new_boot;
+	int r = hello(s, hello_ms, &boot, err);
+
+	if (r < 0)
+		return r;
+	new_boot = !s->boot_id || strcmp(boot, s->boot_id);
+	if (!new_boot)
+		unsubscribe_old(s, old_sub);
+	r = subscribe(s, err);
+	if (r < 0)
+		return r;
+	free(s->boot_id);
+	s->boot_id = TAKE_PTR(boot);
+	if (new_boot)
+		s->kmsg_seq = 0;
+	return new_boot;
+}
+
+/*
+ * Connect (or reconnect) and Hello until the agent answers, then subscribe.
+ * Hello is repeated: the guest may still be booting, and an agent that has
+ * not opened its port yet hears nothing. Returns 0 or negative with @err.
+ */
+static int session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *err)
+{
+	const char *spec = s->hv->ops->agent_spec(s->hv);
+	Vmcheck__V1__Response *rsp;
+	int r;
+
+	for (;;) {
+		uint64_t now = now_ns();
+		int left = now < deadline ? (int)((deadline - now) / MS) : 0;
+
+		if (!s->conn) {
+			r = vmc_agent_connect(spec, &s->conn, err);
+			if (r < 0)
+				s->conn = NULL;
+		}
+		if (s->conn) {
+			_cleanup_free_ char *boot = NULL;
+
+			r = hello(s, left < HELLO_RETRY_MS ? left : HELLO_RETRY_MS, &boot, err);
+			if (r == 0) {
+				/* Announcements queued before this reply are answered by it. */
+				while (vmc_agent_next_event(s->conn, 0, &rsp, NULL) == 0)
+					vmc_agent_response_free(s->conn, rsp);
+				r = subscribe(s, err);
+				if (r == 0) {
+					if (!s->boot_id || strcmp(s->boot_id, boot))
+						s->kmsg_seq = 0;
+					free(s->boot_id);
+					s->boot_id = TAKE_PTR(boot);
+					return 0;
+				}
+			}
+			if (r == -EPIPE)
+				conn_lost(s, err);
+			else if (r != -ETIMEDOUT)
+				return r;
+		}
+		if (vm_check(s, 0, err) == -ESRCH)
+			return -ESRCH;
+		if (now_ns() >= deadline)
+			return vmc_error_set(err, -ETIMEDOUT,
+					     "the agent at %s did not answer within the deadline%s%s",
+					     spec, err->msg ? ": " : "", err->msg ? err->msg : "");
+		vmc_error_clear(err);
+		if (!s->conn)
+			poll(NULL, 0, 100); /* the socket is not there yet */
+	}
+}
+
+/* ------------------------------------------------------- waiting */
+
+/* The confirming push of @st arrived at @host_ns. */
+static void confirm(struct vmc_step *st, const Vmcheck__V1__Event *ev, uint64_t host_ns)
+{
+	const Vmcheck__V1__State *gs = ev ? ev->state : NULL;
+	uint64_t kernel = 0, read_end;
+
+	if (st->t_confirm)
+		return;
+	st->t_confirm = host_ns;
+	if (!gs)
+		return;
+	kernel = ev->kernel_mono_ns;
+	if (!kernel && ev->n_causes && ev->causes[0])
+		kernel = ev->causes[0]->mono_ns;
+	read_end = gs->mono_ns + gs->read_ns;
+	/*
+	 * The snapshot's own clock gives the offset: it was read until
+	 * read_end (guest) and arrived at host_ns (host), so host_ns - read_end
+	 * bounds host - guest from above by the transfer time (~0.1 ms on
+	 * virtio-serial). Unlike an offset measured earlier it holds after a
+	 * stop or S3, which the guest clock does not see.
+	 */
+	if (kernel && read_end >= kernel)
+		st->t_kernel = host_ns - (read_end - kernel);
+}
+
+/*
+ * Take every push available now. Events of our subscription are merged and
+ * @w's expectation evaluated after each; an announcement of the agent leads
+ * to a resync. Returns 0 (nothing more for now, or @w done), -EPIPE (the
+ * connection ended), -ECONNRESET (a new boot while @w evaluates a
+ * predicate), other negative codes with the step failed.
+ */
+static int agent_pump(struct vmc_step *st, struct wait *w)
+{
+	struct vmc_suite *s = st->suite;
+	struct vmc_error err = VMC_ERROR_INIT;
+
+	while (s->conn && !(w && w->done)) {
+		Vmcheck__V1__Response *rsp;
+		int r = vmc_agent_next_event(s->conn, 0, &rsp, &err);
+		uint64_t t = now_ns();
+
+		if (r == -ETIMEDOUT) {
+			vmc_error_clear(&err);
+			return 0;
+		}
+		if (r == -EPROTO) {
+			vmc_step_note(st, "skipped: %s", err.msg);
+			vmc_error_clear(&err);
+			continue;
+		}
+		if (r < 0) {
+			conn_lost(s, &err);
+			return -EPIPE;
+		}
+		switch (rsp->kind_case) {
+		case VMCHECK__V1__RESPONSE__KIND_EVENT:
+			if (rsp->event->subscription_id != s->sub_id || !rsp->event->state)
+				break;
+			r = vmc_view_merge(s->view, rsp->event->state);
+			if (r < 0) {
+				vmc_step_note(st, "a pushed snapshot was lost: %s", strerror(-r));
+				break;
+			}
+			s->view_ns = t;
+			if (w && w->fn && w->fn(vmc_view_state(s->view), w->arg, &w->why)) {
+				confirm(st, rsp->event, t);
+				w->done = true;
+			}
+			break;
+		case VMCHECK__V1__RESPONSE__KIND_HELLO:
+			r = resync(s, CALL_TIMEOUT_MS, &err);
+			if (r < 0) {
+				vmc_agent_response_free(s->conn, rsp);
+				if (r == -EPIPE) {
+					conn_lost(s, &err);
+					return -EPIPE;
+				}
+				step_fail(st, "re-subscribing after the agent announced itself: %s",
+					  err.msg);
+				vmc_error_clear(&err);
+				return r;
+			}
+			if (r == 0) {
+				vmc_step_note(st, "the agent restarted (same boot); subscribed again");
+				break;
+			}
+			st->rebooted = true;
+			if (w && w->new_boot) {
+				confirm(st, NULL, t);
+				w->done = true;
+			} else if (w && w->fn) {
+				vmc_agent_response_free(s->conn, rsp);
+				return -ECONNRESET;
+			}
+			break;
+		case VMCHECK__V1__RESPONSE__KIND_ERROR:
+			vmc_step_note(st, "agent error: %s", rsp->error->message);
+			break;
+		default:
+			break;
+		}
+		vmc_agent_response_free(s->conn, rsp);
+	}
+	return 0;
+}
+
+/* While waiting for a new boot: ask the agent directly now and then. */
+static void probe_boot(struct vmc_step *st, struct wait *w, struct vmc_error *err)
+{
+	int r = resync(st->suite, 300, err);
+
+	if (r == 1) {
+		st->rebooted = true;
+		confirm(st, NULL, now_ns());
+		w->done = true;
+	}
+	if (r == -EPIPE)
+		conn_lost(st->suite, err);
+	vmc_error_clear(err);
+}
+
+static bool take_event(struct vmc_step *st, struct wait *w)
+{
+	struct vmc_hv *hv = st->suite->hv;
+	struct vmc_hv_event ev = { 0 };
+
+	if (!hv->ops->seen_event(hv, w->event, w->device))
+		return false;
+	if (hv->ops->wait_event(hv, w->event, w->device, now_ns() + MS, &ev, NULL) < 0)
+		return false;
+	st->t_event = ev.host_ns ? ev.host_ns : now_ns();
+	vmc_hv_event_free(&ev);
+	w->done = true;
+	return true;
+}
+
+/*
+ * The VM is gone. What it said before going still counts (the SHUTDOWN of a
+ * powerdown is read after the socket closed); so does an exit waited for.
+ */
+static int vm_ended(struct vmc_step *st, struct wait *w, struct vmc_error *err)
+{
+	struct vmc_hv *hv = st->suite->hv;
+
+	if (w->event) {
+		hv->ops->pump(hv, NULL);
+		if (take_event(st, w)) {
+			vmc_error_clear(err);
+			return 0;
+		}
+	}
+	if (w->vm_exit) {
+		vmc_error_clear(err);
+		return 0;
+	}
+	return step_died(st, err);
+}
+
+/*
+ * The one wait loop. Returns 0 when @w is done, else a negative code with
+ * the step's message set.
+ */
+static int wait_for(struct vmc_step *st, struct wait *w)
+{
+	struct vmc_suite *s = st->suite;
+	struct vmc_hv *hv = s->hv;
+	struct vmc_error err = VMC_ERROR_INIT;
+	uint64_t last_alive = now_ns(), last_hello = now_ns();
+	bool hv_hup = false;
+	int r;
+
+	if (st->skipped)
+		return -ESRCH;
+	for (;;) {
+		struct pollfd pfd[3];
+		nfds_t n = 0;
+		int hv_fd = hv->ops->fd(hv), timeout;
+		uint64_t now;
+
+		r = agent_pump(st, w);
+		if (w->done)
+			return 0;
+		if (r == -ECONNRESET) {
+			step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
+				  st->old_boot ? st->old_boot : "?", s->boot_id);
+			return r;
+		}
+		if (r < 0 && r != -EPIPE)
+			return r;
+		if (r == -EPIPE) {
+			/* Most often the VM itself went away: say that instead. */
+			if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
+				return vm_ended(st, w, &err);
+		}
+		if (w->fn && !s->conn) {
+			step_fail(st, "the agent is gone: %s", s->agent_err);
+			return -EPIPE;
+		}
+		if (w->new_boot && !s->conn) {
+			/* A transport that ends with the guest (not vserial): reconnect. */
+			if (session_open(s, now_ns() + HELLO_RETRY_MS * MS, &err) == 0 &&
+			    strcmp(s->boot_id, st->old_boot ? st->old_boot : "")) {
+				st->rebooted = true;
+				confirm(st, NULL, now_ns());
+				return 0;
+			}
+			vmc_error_clear(&err);
+		}
+		if (!hv_hup && hv->ops->pump(hv, &err) < 0) {
+			hv_hup = true;
+			vmc_error_clear(&err);
+			if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
+				return vm_ended(st, w, &err);
+		}
+		if (w->event && take_event(st, w))
+			return 0;
+		now = now_ns();
+		if (now >= w->deadline)
+			return -ETIMEDOUT;
+		if (w->new_boot && s->conn && now - last_hello >= HELLO_RETRY_MS * MS) {
+			probe_boot(st, w, &err);
+			last_hello = now_ns();
+			if (w->done)
+				return 0;
+			continue;
+		}
+		if (s->conn)
+			pfd[n++] = (struct pollfd){ .fd = vmc_agent_fd(s->conn), .events = POLLIN };
+		if (hv_fd >= 0 && !hv_hup)
+			pfd[n++] = (struct pollfd){ .fd = hv_fd, .events = POLLIN };
+		if (s->stop_fd >= 0)
+			pfd[n++] = (struct pollfd){ .fd = s->stop_fd, .events = POLLIN };
+		timeout = (int)((w->deadline - now + MS - 1) / MS);
+		if (timeout > LIVENESS_MS)
+			timeout = LIVENESS_MS;
+		r = poll(pfd, n, timeout);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (s->stop_fd >= 0 && n && pfd[n - 1].fd == s->stop_fd && pfd[n - 1].revents) {
+			set_str(&s->gone, "not run: the run was interrupted");
+			step_fail(st, "interrupted by a signal");
+			st->interrupted = true;
+			return -EINTR;
+		}
+		if (r == 0 || now_ns() - last_alive >= LIVENESS_MS * MS) {
+			last_alive = now_ns();
+			if (vm_check(s, 0, &err) == -ESRCH)
+				return vm_ended(st, w, &err);
+		}
+	}
+}
+
+static uint64_t deadline_of(struct vmc_step *st, unsigned ms)
+{
+	return (st->t_action ? st->t_action : now_ns()) + ms * MS;
+}
+
+/* An agent connection for a call in @st; reconnects once if it was lost. */
+static int need_conn(struct vmc_step *st, unsigned ms)
+{
+	struct vmc_suite *s = st->suite;
+	struct vmc_error err = VMC_ERROR_INIT;
+	uint64_t deadline = now_ns() + (ms < 2000 ? ms : 2000) * MS;
+	int r;
+
+	if (s->conn)
+		return 0;
+	r = session_open(s, deadline, &err);
+	if (r == -ESRCH)
+		return step_died(st, &err);
+	if (r < 0) {
+		step_fail(st, "the agent is gone: %s (reconnecting: %s)",
+			  s->agent_err ? s->agent_err : "no connection", err.msg);
+		vmc_error_clear(&err);
+		return -EPIPE;
+	}
+	if (st->old_boot && strcmp(st->old_boot, s->boot_id))
+		st->rebooted = true;
+	return 0;
+}
+
+int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned deadline_ms)
+{
+	struct wait w = { .fn = fn, .arg = arg, .deadline = deadline_of(st, deadline_ms) };
+	int r;
+
+	if (st->skipped)
+		return -ESRCH;
+	r = need_conn(st, deadline_ms);
+	if (r < 0)
+		return r;
+	/* Pushes already queued count: they may be the confirmation. */
+	r = agent_pump(st, NULL);
+	if (r == 0 && st->rebooted && !st->boot_expected) {
+		step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
+			  st->old_boot ? st->old_boot : "?", st->suite->boot_id);
+		return -ECONNRESET;
+	}
+	if (fn(vmc_view_state(st->suite->view), arg, &w.why)) {
+		uint64_t t = st->suite->view_ns;
+
+		confirm(st, NULL, t > st->t_action ? t : now_ns());
+		return 0;
+	}
+	r = wait_for(st, &w);
+	if (r == -ETIMEDOUT)
+		step_fail(st, "not within %u ms: %s", deadline_ms,
+			  w.why.text[0] ? w.why.text : "the expectation did not hold");
+	return r;
+}
+
+int vmc_step_expect_event(struct vmc_step *st, const char *name, const char *device,
+			  unsigned deadline_ms)
+{
+	struct wait w = { .event = name, .device = device,
+			  .deadline = deadline_of(st, deadline_ms) };
+	int r = wait_for(st, &w);
+
+	if (r == -ETIMEDOUT)
+		step_fail(st, "no %s event%s%s within %u ms", name, device ? " for " : "",
+			  device ? device : "", deadline_ms);
+	return r;
+}
+
+uint64_t vmc_step_event_ns(struct vmc_step *st)
+{
+	return st->t_event;
+}
+
+int vmc_step_expect_exit(struct vmc_step *st, unsigned deadline_ms)
+{
+	struct wait w = { .vm_exit = true, .deadline = deadline_of(st, deadline_ms) };
+	struct vmc_suite *s = st->suite;
+	int r = wait_for(st, &w);
+
+	if (r == -ETIMEDOUT) {
+		step_fail(st, "the VM process did not exit within %u ms", deadline_ms);
+		return r;
+	}
+	if (r == 0) {
+		st->t_event = now_ns();
+		vmc_step_note(st, "the VM process ended: %s", s->death ? s->death : "?");
+		/* Later steps are not run, for a plain reason. */
+		set_str(&s->gone, "not run: the VM was powered down");
+	}
+	return r;
+}
+
+int vmc_step_wait_new_boot(struct vmc_step *st, unsigned deadline_ms)
+{
+	struct wait w = { .new_boot = true, .deadline = deadline_of(st, deadline_ms) };
+	int r;
+
+	if (st->skipped)
+		return -ESRCH;
+	st->boot_expected = true;
+	if (!st->rebooted)
+		agent_pump(st, &w);
+	if (st->rebooted) {
+		confirm(st, NULL, st->suite->view_ns);
+		return 0;
+	}
+	r = wait_for(st, &w);
+	if (r == -ETIMEDOUT)
+		step_fail(st, "no agent of a new boot (boot_id other than %s) within %u ms",
+			  st->old_boot ? st->old_boot : "?", deadline_ms);
+	return r;
+}
+
+/* The reply kind each request kind expects. */
+static Vmcheck__V1__Response__KindCase reply_kind(Vmcheck__V1__Request__KindCase k)
+{
+	switch (k) {
+	case VMCHECK__V1__REQUEST__KIND_HELLO:
+		return VMCHECK__V1__RESPONSE__KIND_HELLO;
+	case VMCHECK__V1__REQUEST__KIND_GET_STATE:
+		return VMCHECK__V1__RESPONSE__KIND_STATE;
+	case VMCHECK__V1__REQUEST__KIND_SUBSCRIBE:
+		return VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED;
+	case VMCHECK__V1__REQUEST__KIND_UNSUBSCRIBE:
+		return VMCHECK__V1__RESPONSE__KIND_UNSUBSCRIBED;
+	case VMCHECK__V1__REQUEST__KIND_PROBE:
+		return VMCHECK__V1__RESPONSE__KIND_PROBE;
+	case VMCHECK__V1__REQUEST__KIND_ACT:
+		return VMCHECK__V1__RESPONSE__KIND_ACT;
+	case VMCHECK__V1__REQUEST__KIND_READ_KMSG:
+		return VMCHECK__V1__RESPONSE__KIND_KMSG;
+	default:
+		return VMCHECK__V1__RESPONSE__KIND__NOT_SET;
+	}
+}
+
+int vmc_step_agent(struct vmc_step *st, Vmcheck__V1__Request *req, unsigned deadline_ms,
+		   Vmcheck__V1__Response **resp)
+{
+	struct vmc_suite *s = st->suite;
+	struct vmc_error err = VMC_ERROR_INIT;
+	int r;
+
+	*resp = NULL;
+	if (st->skipped)
+		return -ESRCH;
+	r = need_conn(st, deadline_ms);
+	if (r < 0)
+		return r;
+	r = call(s, req, (int)deadline_ms, reply_kind(req->kind_case), resp, &err);
+	if (!st->t_reply)
+		st->t_reply = now_ns();
+	if (r == -EPIPE) {
+		conn_lost(s, &err);
+		if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
+			return step_died(st, &err);
+		step_fail(st, "the agent is gone: %s", s->agent_err);
+		return r;
+	}
+	if (r < 0) {
+		step_fail(st, "%s", err.msg ? err.msg : strerror(-r));
+		vmc_error_clear(&err);
+	}
+	return r;
+}
+
+struct vmc_agent_conn *vmc_step_conn(struct vmc_step *st)
+{
+	return st->suite->conn;
+}
+
+/* ------------------------------------------------------- steps */
+
+static void record(struct vmc_suite *s, const struct vmc_step_record *rec)
+{
+	s->counts[rec->status]++;
+	for (size_t i = 0; i < s->n_reports; i++) {
+		int r = s->reports[i]->ops->step(s->reports[i], rec);
+
+		if (r < 0)
+			fprintf(stderr, "vmcheck: writing a report: %s\n", strerror(-r));
+	}
+}
+
+/* "nic plug" from check "nic" and step "plug nic1 (...)". */
+static char *operation_of(const char *check, const char *name)
+{
+	size_t n = strcspn(name, " ");
+	char *op = NULL;
+
+	if (asprintf(&op, "%s %.*s", check, (int)n, name) < 0)
+		return NULL;
+	return op;
+}
+
+struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char *fmt, ...)
+{
+	struct vmc_suite *s = c->suite;
+	struct vmc_step *st;
+	va_list ap;
+	int r;
+
+	if (s->cur)
+		vmc_step_end(s->cur, -EINVAL, "the check did not end this step");
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		abort(); /* no step object to fail: nothing sensible to carry on with */
+	st->suite = s;
+	va_start(ap, fmt);
+	r = vasprintf(&st->name, fmt, ap);
+	va_end(ap);
+	st->check = strdup(check);
+	st->op = r < 0 ? NULL : operation_of(check, st->name);
+	st->notes_fp = open_memstream(&st->notes, &st->notes_len);
+	st->evidence_fp = open_memstream(&st->evidence, &st->evidence_len);
+	if (r < 0 || !st->check || !st->op || !st->notes_fp || !st->evidence_fp)
+		abort();
+	s->cur = st;
+	st->t_begin = now_ns();
+	if (s->gone) {
+		st->skipped = true;
+		return st;
+	}
+	/* The baseline is the view as of now: take what was pushed meanwhile. */
+	set_str(&st->old_boot, s->boot_id);
+	agent_pump(st, NULL);
+	if (st->rebooted)
+		vmc_step_note(st, "the guest rebooted before this step (boot_id %s -> %s)",
+			      st->old_boot ? st->old_boot : "?", s->boot_id);
+	st->rebooted = false;
+	set_str(&st->old_boot, s->boot_id);
+	st->baseline = vmc_view_dup(s->view);
+	s->hv->ops->flush_events(s->hv);
+	st->t_action = now_ns();
+	return st;
+}
+
+int vmc_step_acted(struct vmc_step *st, int rc, struct vmc_error *err)
+{
+	struct vmc_error e = VMC_ERROR_INIT;
+
+	st->t_reply = now_ns();
+	if (st->skipped) {
+		vmc_error_clear(err);
+		return -ESRCH;
+	}
+	if (rc >= 0)
+		return rc;
+	step_fail(st, "%s", err && err->msg ? err->msg : strerror(-rc));
+	if (err)
+		vmc_error_clear(err);
+	/* A hypervisor that stops answering mid-command has usually died of it. */
+	if ((rc == -EPIPE || rc == -ECONNRESET) && vm_check(st->suite, DEATH_GRACE_MS, &e) == -ESRCH)
+		return step_died(st, &e);
+	return rc;
+}
+
+static void ladder(struct vmc_step *st, const char *hv_id, const char *pci, const char *kobj,
+		   bool gone)
+{
+	if (st->skipped || st->died)
+		return;
+	vmc_ladder_write(st->evidence_fp, st->suite->hv, vmc_view_state(st->suite->view), hv_id,
+			 pci, kobj, gone);
+}
+
+void vmc_step_ladder(struct vmc_step *st, const char *hv_id, const char *pci, const char *kobj)
+{
+	ladder(st, hv_id, pci, kobj, false);
+}
+
+void vmc_step_ladder_gone(struct vmc_step *st, const char *hv_id, const char *pci,
+			  const char *kobj)
+{
+	ladder(st, hv_id, pci, kobj, true);
+}
+
+/* host - guest monotonic clock, from one GetState round trip. */
+static int clock_offset(struct vmc_suite *s, int64_t *offset)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
+	Vmcheck__V1__Response *rsp;
+	uint64_t t0 = now_ns(), t1;
+	int r;
+
+	get.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+	req.get_state = &get;
+	r = call(s, &req, 1000, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp, NULL);
+	if (r < 0)
+		return r;
+	t1 = now_ns();
+	*offset = (int64_t)(t0 + (t1 - t0) / 2) -
+		  (int64_t)(rsp->state->mono_ns + rsp->state->read_ns / 2);
+	vmc_agent_response_free(s->conn, rsp);
+	return 0;
+}
+
+static bool kmsg_refused(const Vmcheck__V1__Response *rsp)
+{
+	return rsp->kind_case == VMCHECK__V1__RESPONSE__KIND_ERROR &&
+	       (rsp->error->code == VMCHECK__V1__ERROR__CODE__UNSUPPORTED ||
+		rsp->error->code == VMCHECK__V1__ERROR__CODE__UNKNOWN_REQUEST);
+}
+
+/* The guest kernel's log since the step's action, for evidence. */
+static void evidence_kmsg(struct vmc_step *st, FILE *fp)
+{
+	struct vmc_suite *s = st->suite;
+	char *lines[KMSG_MAX_LINES] = { NULL };
+	size_t n = 0, first = 0;
+	bool new_boot = st->old_boot && s->boot_id && strcmp(st->old_boot, s->boot_id);
+	int64_t offset;
+	uint64_t since = s->kmsg_seq, from_us;
+
+	if (!s->conn || s->no_kmsg) {
+		fprintf(fp, "guest kernel log: %s\n",
+			s->no_kmsg ? "agent has no kmsg" : "no agent connection");
+		return;
+	}
+	if (clock_offset(s, &offset) < 0) {
+		fprintf(fp, "guest kernel log: the agent does not answer\n");
+		return;
+	}
+	/*
+	 * Records from 50 ms before the action on (kmsg and monotonic clocks
+	 * differ a little); after a new boot, that boot's whole log.
+	 */
+	from_us = !new_boot && (int64_t)st->t_action - offset > 50 * (int64_t)MS
+			  ? (uint64_t)((int64_t)st->t_action - offset - 50 * (int64_t)MS) / 1000
+			  : 0;
+	for (unsigned page = 0; page < KMSG_MAX_PAGES; page++) {
+		Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+		Vmcheck__V1__ReadKmsg rk = VMCHECK__V1__READ_KMSG__INIT;
+		Vmcheck__V1__Response *rsp;
+		const Vmcheck__V1__Kmsg *k;
+
+		rk.since_seq = since;
+		req.kind_case = VMCHECK__V1__REQUEST__KIND_READ_KMSG;
+		req.read_kmsg = &rk;
+		if (vmc_agent_call(s->conn, &req, 1000, &rsp, NULL) < 0) {
+			fprintf(fp, "guest kernel log: no reply to read_kmsg\n");
+			break;
+		}
+		if (kmsg_refused(rsp)) {
+			s->no_kmsg = true;
+			fprintf(fp, "guest kernel log: agent has no kmsg\n");
+			vmc_agent_response_free(s->conn, rsp);
+			break;
+		}
+		if (rsp->kind_case != VMCHECK__V1__RESPONSE__KIND_KMSG) {
+			vmc_agent_response_free(s->conn, rsp);
+			break;
+		}
+		k = rsp->kmsg;
+		for (size_t i = 0; i < k->n_records; i++) {
+			const Vmcheck__V1__KmsgRecord *rec = k->records[i];
+			size_t slot = (first + n) % KMSG_MAX_LINES;
+
+			if (!rec || rec->ts_us < from_us)
+				continue;
+			if (n == KMSG_MAX_LINES) {
+				free(lines[first]);
+				first = (first + 1) % KMSG_MAX_LINES;
+				n--;
+			}
+			if (asprintf(&lines[slot], "  [%5llu.%06llu] %s",
+				     (unsigned long long)(rec->ts_us / 1000000),
+				     (unsigned long long)(rec->ts_us % 1000000),
+				     rec->message ? rec->message : "") < 0)
+				lines[slot] = NULL;
+			n++;
+		}
+		bool more = k->n_records && k->next_seq > since;
+
+		since = k->next_seq > since ? k->next_seq : since;
+		vmc_agent_response_free(s->conn, rsp);
+		if (!more)
+			break;
+	}
+	s->kmsg_seq = since;
+	if (!s->no_kmsg && new_boot)
+		fprintf(fp, "guest kernel log of the new boot %s (its last %zu records):\n",
+			s->boot_id, n);
+	else if (!s->no_kmsg)
+		fprintf(fp, "guest kernel log since the action (%zu records):\n", n);
+	for (size_t i = 0; i < n; i++) {
+		char **l = &lines[(first + i) % KMSG_MAX_LINES];
+
+		if (*l)
+			fprintf(fp, "%s\n", *l);
+		free(*l);
+	}
+}
+
+static void gather_evidence(struct vmc_step *st)
+{
+	struct vmc_suite *s = st->suite;
+	const Vmcheck__V1__State *now = vmc_view_state(s->view);
+	FILE *fp = st->evidence_fp;
+
+	if (st->died) {
+		fputs("the guest's last snapshot:\n", fp);
+		vmc_print_state(fp, now);
+	} else if (st->baseline) {
+		fputs("guest changes since the step began (baseline -> last):\n", fp);
+		if (!vmc_print_diff(fp, vmc_view_state(st->baseline), now))
+			fputs("  (none)\n", fp);
+		/* Interrupted, the user wants out: no more waiting on the guest. */
+		if (!st->interrupted)
+			evidence_kmsg(st, fp);
+	}
+	fputs("hypervisor transcript since the step began:\n", fp);
+	s->hv->ops->transcript(s->hv, st->t_begin, fp);
+}
+
+static void step_free(struct vmc_step *st)
+{
+	if (st->notes_fp)
+		fclose(st->notes_fp);
+	if (st->evidence_fp)
+		fclose(st->evidence_fp);
+	vmc_view_free(st->baseline);
+	free(st->notes);
+	free(st->evidence);
+	free(st->check);
+	free(st->name);
+	free(st->op);
+	free(st->message);
+	free(st->old_boot);
+	free(st);
+}
+
+int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
+{
+	struct vmc_suite *s = st->suite;
+	struct vmc_step_record rec = { 0 };
+	va_list ap;
+
+	if (rc >= 0 && !st->skipped && st->rebooted && !st->boot_expected) {
+		rc = -ECONNRESET;
+		step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
+			  st->old_boot ? st->old_boot : "?", s->boot_id);
+	}
+	if (rc < 0 && fmt && !st->skipped) {
+		char *m = NULL;
+
+		va_start(ap, fmt);
+		if (vasprintf(&m, fmt, ap) < 0)
+			m = NULL;
+		va_end(ap);
+		if (m)
+			step_fail(st, "%s", m);
+		free(m);
+	}
+	if (rc < 0 && !st->message && !st->skipped)
+		step_fail(st, "%s", strerror(-rc));
+	rec.status = st->skipped ? VMC_STEP_SKIPPED : rc < 0 ? VMC_STEP_FAILED : VMC_STEP_PASSED;
+	if (rec.status == VMC_STEP_FAILED)
+		gather_evidence(st);
+	if (!st->t_confirm && st->t_event)
+		st->t_confirm = st->t_event;
+	fflush(st->notes_fp);
+	fflush(st->evidence_fp);
+	rec.check = st->check;
+	rec.name = st->name;
+	rec.operation = st->op;
+	rec.message = st->skipped ? s->gone : rec.status == VMC_STEP_FAILED ? st->message : NULL;
+	rec.notes = st->notes_len ? st->notes : NULL;
+	rec.evidence = st->evidence_len ? st->evidence : NULL;
+	rec.t_zero = s->t_zero;
+	rec.t_begin = st->t_begin;
+	rec.t_action = st->skipped ? 0 : st->t_action;
+	rec.t_reply = st->t_reply;
+	rec.t_kernel = st->t_kernel;
+	rec.t_confirm = st->t_confirm;
+	rec.t_event = st->t_event;
+	rec.t_end = now_ns();
+	rec.latency_ns = rec.status == VMC_STEP_PASSED && st->t_confirm
+				 ? (int64_t)(st->t_confirm - st->t_action)
+				 : -1;
+	record(s, &rec);
+	if (s->cur == st)
+		s->cur = NULL;
+	step_free(st);
+	return rec.status == VMC_STEP_SKIPPED && rc >= 0 ? -ESRCH : rc;
+}
+
+void vmc_step_skip(struct vmc_ctx *c, const char *check, const char *name, const char *fmt, ...)
+{
+	struct vmc_step_record rec = { 0 };
+	char *m = NULL, *op = operation_of(check, name);
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	rec.check = check;
+	rec.name = name;
+	rec.operation = op ? op : check;
+	rec.status = VMC_STEP_SKIPPED;
+	rec.message = m;
+	rec.t_zero = c->suite->t_zero;
+	rec.t_begin = rec.t_end = now_ns();
+	rec.latency_ns = -1;
+	record(c->suite, &rec);
+	free(m);
+	free(op);
+}
+
+/* ------------------------------------------------------- runner */
+
+int vmc_suite_new(struct vmc_hv *hv, const struct vmc_run_opts *opts,
+		  struct vmc_report *const *reports, size_t n_reports, struct vmc_suite **out,
+		  struct vmc_error *err)
+{
+	struct vmc_suite *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->view = vmc_view_new())) {
+		free(s);
+		return vmc_error_set(err, -ENOMEM, "suite: out of memory");
+	}
+	s->hv = hv;
+	s->opts = opts;
+	s->reports = reports;
+	s->n_reports = n_reports;
+	s->ctx = (struct vmc_ctx){ .hv = hv, .suite = s, .opts = opts };
+	s->stop_fd = -1;
+	s->t_zero = now_ns();
+	*out = s;
+	return 0;
+}
+
+void vmc_suite_free(struct vmc_suite *s)
+{
+	if (!s)
+		return;
+	if (s->cur)
+		vmc_step_end(s->cur, -EINVAL, "the check did not end this step");
+	vmc_agent_close(s->conn);
+	vmc_view_free(s->view);
+	free(s->agent_err);
+	free(s->boot_id);
+	free(s->gone);
+	free(s->death);
+	free(s->why_attached);
+	free(s);
+}
+
+void vmc_suite_set_stop_fd(struct vmc_suite *s, int fd)
+{
+	s->stop_fd = fd;
+}
+
+void vmc_suite_attach(struct vmc_suite *s, struct vmc_hv *hv, const char *why)
+{
+	vmc_agent_close(s->conn);
+	s->conn = NULL;
+	s->hv = hv;
+	s->ctx.hv = hv;
+	s->sub_id = 0;
+	s->no_kmsg = false;
+	s->kmsg_seq = 0;
+	vmc_view_reset(s->view);
+	set_str(&s->boot_id, NULL);
+	set_str(&s->agent_err, NULL);
+	set_str(&s->death, NULL);
+	set_str(&s->gone, NULL);
+	set_str(&s->why_attached, why);
+}
+
+int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *st;
+	int r;
+
+	st = vmc_step_begin(&s->ctx, "setup", "connect to the agent (%s)",
+			    s->hv->ops->agent_spec(s->hv));
+	if (st->skipped)
+		return vmc_step_end(st, -ESRCH, NULL);
+	if (s->why_attached) {
+		vmc_step_note(st, "%s", s->why_attached);
+		set_str(&s->why_attached, NULL);
+	}
+	r = session_open(s, st->t_action + deadline_ms * MS, &err);
+	if (r == -ESRCH) {
+		step_died(st, &err);
+	} else if (r < 0) {
+		step_fail(st, "%s", err.msg ? err.msg : strerror(-r));
+		vmc_error_clear(&err);
+		if (asprintf(&s->gone, "not run: no agent (%s)", st->message) < 0)
+			s->gone = NULL;
+	} else {
+		st->t_confirm = now_ns();
+		vmc_step_note(st, "agent of boot %s", s->boot_id);
+	}
+	/* This step's "baseline" is the first view: nothing to diff. */
+	vmc_view_free(st->baseline);
+	st->baseline = NULL;
+	return vmc_step_end(st, r, NULL);
+}
+
+int vmc_suite_run(struct vmc_suite *s, const struct vmc_check *checks, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s->gone) {
+			vmc_step_skip(&s->ctx, checks[i].name, "not run", "%s", s->gone);
+			continue;
+		}
+		checks[i].run(&s->ctx);
+		if (s->cur)
+			vmc_step_end(s->cur, -EINVAL, "the check did not end this step");
+	}
+	return s->counts[VMC_STEP_FAILED] ? -1 : 0;
+}
+
+void vmc_suite_finish(struct vmc_suite *s)
+{
+	for (size_t i = 0; i < s->n_reports; i++) {
+		int r = s->reports[i]->ops->finish(s->reports[i]);
+
+		if (r < 0)
+			fprintf(stderr, "vmcheck: finishing a report: %s\n", strerror(-r));
+	}
+}
+
+void vmc_suite_counts(const struct vmc_suite *s, unsigned counts[3])
+{
+	memcpy(counts, s->counts, sizeof(s->counts));
+}

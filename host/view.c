@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+#include "view.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+#define NSECTIONS 7 /* bits 0..6 of Section */
+
+/* What one copied State may cost once unpacked (as the agent client allows a reply). */
+#define COPY_BUDGET (16 * (size_t)VMC_FRAME_MAX_DEFAULT)
+
+/* One merged State, shared by every view that shows one of its sections. */
+struct node {
+	unsigned refs;
+	struct vmc_pb_budget budget;
+	Vmcheck__V1__State *st;
+};
+
+struct vmc_view {
+	struct node *sec[NSECTIONS]; /* who supplies each section; NULL: none yet */
+	struct node *top;            /* the newest merged: generation, boot_id, clocks */
+	Vmcheck__V1__State merged;   /* pointers into the nodes */
+	Vmcheck__V1__SectionError **errors;
+};
+
+static void node_put(struct node *n)
+{
+	if (!n || --n->refs)
+		return;
+	vmcheck__v1__state__free_unpacked(n->st, &n->budget.alloc);
+	free(n);
+}
+
+static struct node *node_get(struct node *n)
+{
+	if (n)
+		n->refs++;
+	return n;
+}
+
+/* A deep copy of @st by packing and unpacking: protobuf-c has no copy. */
+static struct node *node_copy(const Vmcheck__V1__State *st, int *err)
+{
+	size_t len = vmcheck__v1__state__get_packed_size(st);
+	uint8_t *buf = malloc(len ? len : 1);
+	struct node *n = calloc(1, sizeof(*n));
+
+	*err = -ENOMEM;
+	if (!buf || !n)
+		goto fail;
+	vmcheck__v1__state__pack(st, buf);
+	vmc_pb_budget_init(&n->budget, COPY_BUDGET);
+	n->st = vmcheck__v1__state__unpack(&n->budget.alloc, len, buf);
+	if (!n->st) {
+		*err = n->budget.used ? -EMSGSIZE : -ENOMEM;
+		goto fail;
+	}
+	n->refs = 1;
+	free(buf);
+	return n;
+fail:
+	free(buf);
+	free(n);
+	return NULL;
+}
+
+/* Rebuild v->merged from the nodes. Returns 0 or -ENOMEM (v->merged then lacks errors). */
+static int compose(struct vmc_view *v)
+{
+	Vmcheck__V1__State *m = &v->merged;
+	size_t nerr = 0;
+
+	vmcheck__v1__state__init(m);
+	free(v->errors);
+	v->errors = NULL;
+	if (v->top) {
+		m->generation = v->top->st->generation;
+		m->boot_id = v->top->st->boot_id;
+		m->mono_ns = v->top->st->mono_ns;
+		m->realtime_ns = v->top->st->realtime_ns;
+		m->read_ns = v->top->st->read_ns;
+	}
+	for (unsigned i = 0; i < NSECTIONS; i++) {
+		const Vmcheck__V1__State *s = v->sec[i] ? v->sec[i]->st : NULL;
+
+		if (!s)
+			continue;
+		m->sections |= 1u << i;
+		for (size_t e = 0; e < s->n_errors; e++)
+			nerr += s->errors[e] && (uint32_t)s->errors[e]->section == 1u << i;
+		switch (1u << i) {
+		case VMCHECK__V1__SECTION__SECTION_SYSTEM:
+			m->system = s->system;
+			break;
+		case VMCHECK__V1__SECTION__SECTION_LINKS:
+			m->links = s->links;
+			m->n_links = s->n_links;
+			break;
+		case VMCHECK__V1__SECTION__SECTION_BLOCKS:
+			m->blocks = s->blocks;
+			m->n_blocks = s->n_blocks;
+			break;
+		case VMCHECK__V1__SECTION__SECTION_MEMORY:
+			m->memory = s->memory;
+			break;
+		case VMCHECK__V1__SECTION__SECTION_CPUS:
+			m->cpus = s->cpus;
+			break;
+		case VMCHECK__V1__SECTION__SECTION_PCI:
+			m->pci = s->pci;
+			break;
+		case VMCHECK__V1__SECTION__SECTION_CRASH:
+			m->crash = s->crash;
+			break;
+		}
+	}
+	if (!nerr)
+		return 0;
+	v->errors = calloc(nerr, sizeof(*v->errors));
+	if (!v->errors)
+		return -ENOMEM;
+	for (unsigned i = 0; i < NSECTIONS; i++) {
+		const Vmcheck__V1__State *s = v->sec[i] ? v->sec[i]->st : NULL;
+
+		for (size_t e = 0; s && e < s->n_errors; e++)
+			if (s->errors[e] && (uint32_t)s->errors[e]->section == 1u << i)
+				v->errors[m->n_errors++] = s->errors[e];
+	}
+	m->errors = v->errors;
+	return 0;
+}
+
+struct vmc_view *vmc_view_new(void)
+{
+	struct vmc_view *v = calloc(1, sizeof(*v));
+
+	if (v)
+		vmcheck__v1__state__init(&v->merged);
+	return v;
+}
+
+void vmc_view_reset(struct vmc_view *v)
+{
+	for (unsigned i = 0; i < NSECTIONS; i++) {
+		node_put(v->sec[i]);
+		v->sec[i] = NULL;
+	}
+	node_put(v->top);
+	v->top = NULL;
+	compose(v); /* no errors left: cannot fail */
+}
+
+void vmc_view_free(struct vmc_view *v)
+{
+	if (!v)
+		return;
+	vmc_view_reset(v);
+	free(v->errors);
+	free(v);
+}
+
+int vmc_view_merge(struct vmc_view *v, const Vmcheck__V1__State *st)
+{
+	struct node *old[NSECTIONS], *old_top = v->top, *n;
+	int r;
+
+	n = node_copy(st, &r);
+	if (!n)
+		return r;
+	memcpy(old, v->sec, sizeof(old));
+	for (unsigned i = 0; i < NSECTIONS; i++)
+		if (st->sections & (1u << i))
+			v->sec[i] = node_get(n);
+	v->top = n; /* takes the reference node_copy() made */
+	r = compose(v);
+	if (r < 0) {
+		for (unsigned i = 0; i < NSECTIONS; i++)
+			if (v->sec[i] != old[i])
+				node_put(v->sec[i]);
+		memcpy(v->sec, old, sizeof(old));
+		v->top = old_top;
+		node_put(n);
+		compose(v); /* as before the merge, which composed */
+		return r;
+	}
+	for (unsigned i = 0; i < NSECTIONS; i++)
+		if (v->sec[i] != old[i])
+			node_put(old[i]);
+	node_put(old_top);
+	return 0;
+}
+
+const Vmcheck__V1__State *vmc_view_state(const struct vmc_view *v)
+{
+	return &v->merged;
+}
+
+struct vmc_view *vmc_view_dup(const struct vmc_view *v)
+{
+	struct vmc_view *d = vmc_view_new();
+
+	if (!d)
+		return NULL;
+	for (unsigned i = 0; i < NSECTIONS; i++)
+		d->sec[i] = node_get(v->sec[i]);
+	d->top = node_get(v->top);
+	if (compose(d) < 0) {
+		vmc_view_free(d);
+		return NULL;
+	}
+	return d;
+}

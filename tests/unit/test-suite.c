@@ -1,0 +1,1192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The step machinery (suite.c) against a fake VM that misbehaves: a fake
+ * hypervisor (struct vmc_hv_ops here) and a fake guest whose agent, a
+ * thread behind a unix socket, speaks the real protocol. The fake guest has
+ * a clock that stops while the VM is stopped, an agent that is silent then,
+ * reboots that change its boot_id and announce the new agent with an
+ * unsolicited HelloReply (id 0), and device changes scheduled by the test.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "clock.h"
+#include "frame.h"
+#include "harness.h"
+#include "suite.h"
+#include "view.h"
+
+#define MS 1000000ull
+#define GUEST_OFFSET (5000 * MS) /* the fake guest's clock runs 5 s ahead of the host's */
+#define MAX_CHANGES 16
+
+/* ------------------------------------------------------------ fake guest */
+
+enum change_kind {
+	CH_LINK_ON,   /* links[idx] appears */
+	CH_LINK_OFF,  /* links[idx] goes */
+	CH_BLOCK_ON,  /* blocks[idx] appears */
+	CH_REBOOT,    /* new boot_id, subscriptions lost, announced */
+	CH_RESTART,   /* same boot, the agent restarts: subscriptions lost, announced */
+	CH_WAKE,      /* the guest resumes from S3: suspend count +1 */
+	CH_SHUTDOWN,  /* the guest powers off: QEMU exits */
+};
+
+struct change {
+	uint64_t due;
+	enum change_kind kind;
+	unsigned idx;
+};
+
+struct fdev {
+	bool on;
+	char key[24];  /* MAC or serial */
+	char name[16];
+	char pci[16];
+	uint64_t size;
+};
+
+struct fake_hv;
+
+struct fguest {
+	pthread_mutex_t mu;
+	struct fake_hv *hv;
+	char path[108];
+	int listen_fd, conn, wake[2];
+	pthread_t thread;
+	bool quit;
+	unsigned boot_no;
+	char boot_id[40];
+	uint64_t sub_id, next_sub, generation;
+	bool stopped;             /* the VM is paused: no CPU, no agent */
+	bool clock_leaks;         /* ...but the guest clock runs on (a broken pause) */
+	uint64_t stopped_at, paused_ns;
+	uint64_t suspend_success;
+	struct fdev links[4], blocks[4];
+	struct change changes[MAX_CHANGES];
+	size_t n_changes;
+	unsigned requests;        /* answered so far */
+};
+
+static uint64_t guest_now(struct fguest *g)
+{
+	uint64_t t = vmc_mono_ns() + GUEST_OFFSET;
+
+	if (g->clock_leaks)
+		return t;
+	t -= g->paused_ns;
+	return g->stopped ? t - (vmc_mono_ns() - g->stopped_at) : t;
+}
+
+static void wake(struct fguest *g)
+{
+	char c = 1;
+
+	if (write(g->wake[1], &c, 1) < 0)
+		CU_FAIL("waking the fake agent");
+}
+
+/* Schedule a change of the fake guest @delay_ms from now. */
+static void schedule(struct fguest *g, enum change_kind kind, unsigned idx, unsigned delay_ms)
+{
+	pthread_mutex_lock(&g->mu);
+	CU_ASSERT_FATAL(g->n_changes < MAX_CHANGES);
+	g->changes[g->n_changes++] =
+		(struct change){ vmc_mono_ns() + delay_ms * MS, kind, idx };
+	pthread_mutex_unlock(&g->mu);
+	wake(g);
+}
+
+/* A State of the fake guest's model; strings point into it (hold g->mu). */
+struct built {
+	Vmcheck__V1__State st;
+	Vmcheck__V1__System sys;
+	Vmcheck__V1__Link links[4], *lp[4];
+	Vmcheck__V1__Block blocks[4], *bp[4];
+	Vmcheck__V1__Pci pci;
+	Vmcheck__V1__PciFunction fn[8], *fp[8];
+};
+
+static void build(struct fguest *g, uint32_t sections, struct built *b)
+{
+	vmcheck__v1__state__init(&b->st);
+	b->st.generation = ++g->generation;
+	b->st.boot_id = g->boot_id;
+	b->st.mono_ns = guest_now(g);
+	b->st.read_ns = 1000;
+	b->st.sections = sections ? sections : VMCHECK__V1__SECTION__SECTION_SYSTEM |
+						       VMCHECK__V1__SECTION__SECTION_LINKS |
+						       VMCHECK__V1__SECTION__SECTION_BLOCKS |
+						       VMCHECK__V1__SECTION__SECTION_PCI;
+	if (b->st.sections & VMCHECK__V1__SECTION__SECTION_SYSTEM) {
+		vmcheck__v1__system__init(&b->sys);
+		b->sys.boot_id = g->boot_id;
+		b->sys.has_suspend_stats = true;
+		b->sys.suspend_success = g->suspend_success;
+		b->st.system = &b->sys;
+	}
+	if (b->st.sections & VMCHECK__V1__SECTION__SECTION_LINKS) {
+		b->st.links = b->lp;
+		for (unsigned i = 0; i < 4; i++) {
+			if (!g->links[i].on)
+				continue;
+			vmcheck__v1__link__init(&b->links[i]);
+			b->links[i].name = g->links[i].name;
+			b->links[i].mac = g->links[i].key;
+			b->links[i].pci_address = g->links[i].pci;
+			b->links[i].driver = "virtio_net";
+			b->lp[b->st.n_links++] = &b->links[i];
+		}
+	}
+	if (b->st.sections & VMCHECK__V1__SECTION__SECTION_BLOCKS) {
+		b->st.blocks = b->bp;
+		for (unsigned i = 0; i < 4; i++) {
+			if (!g->blocks[i].on)
+				continue;
+			vmcheck__v1__block__init(&b->blocks[i]);
+			b->blocks[i].name = g->blocks[i].name;
+			b->blocks[i].serial = g->blocks[i].key;
+			b->blocks[i].size_bytes = g->blocks[i].size;
+			b->bp[b->st.n_blocks++] = &b->blocks[i];
+		}
+	}
+	if (b->st.sections & VMCHECK__V1__SECTION__SECTION_PCI) {
+		/* Root ports 0000:00:02.0 on; link i behind port i. */
+		static const char *const ports[4] = { "0000:00:02.0", "0000:00:03.0",
+						      "0000:00:04.0", "0000:00:05.0" };
+
+		vmcheck__v1__pci__init(&b->pci);
+		b->pci.functions = b->fp;
+		for (unsigned i = 0; i < 4; i++) {
+			vmcheck__v1__pci_function__init(&b->fn[4 + i]);
+			b->fn[4 + i].address = (char *)ports[i];
+			b->fn[4 + i].class_code = 0x060400;
+			b->fn[4 + i].driver = "pcieport";
+			b->fp[b->pci.n_functions++] = &b->fn[4 + i];
+			if (!g->links[i].on)
+				continue;
+			vmcheck__v1__pci_function__init(&b->fn[i]);
+			b->fn[i].address = g->links[i].pci;
+			b->fn[i].parent = (char *)ports[i];
+			b->fn[i].driver = "virtio-pci";
+			b->fp[b->pci.n_functions++] = &b->fn[i];
+		}
+		b->st.pci = &b->pci;
+	}
+}
+
+static void send_response(struct fguest *g, Vmcheck__V1__Response *r)
+{
+	uint8_t *frame;
+	size_t len;
+
+	if (g->conn < 0 || vmc_pb_frame(&r->base, VMC_FRAME_MAX_DEFAULT, &frame, &len) < 0)
+		return;
+	vmc_write_all(g->conn, frame, len);
+	free(frame);
+}
+
+static void send_hello(struct fguest *g, uint64_t id)
+{
+	Vmcheck__V1__Response r = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__HelloReply h = VMCHECK__V1__HELLO_REPLY__INIT;
+
+	h.protocol_version = 1;
+	h.agent_version = "fake";
+	h.boot_id = g->boot_id;
+	r.id = id;
+	r.kind_case = VMCHECK__V1__RESPONSE__KIND_HELLO;
+	r.hello = &h;
+	send_response(g, &r);
+}
+
+static void push(struct fguest *g, uint32_t sections, uint64_t kernel_ns)
+{
+	Vmcheck__V1__Response r = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__Event ev = VMCHECK__V1__EVENT__INIT;
+	struct built b;
+
+	if (!g->sub_id)
+		return;
+	build(g, sections, &b);
+	ev.subscription_id = g->sub_id;
+	ev.state = &b.st;
+	ev.kernel_mono_ns = kernel_ns;
+	r.kind_case = VMCHECK__V1__RESPONSE__KIND_EVENT;
+	r.event = &ev;
+	send_response(g, &r);
+}
+
+static void hv_queue_event(struct fake_hv *h, const char *name);
+static void hv_exit(struct fake_hv *h, const char *how);
+
+static void apply(struct fguest *g, const struct change *c)
+{
+	uint64_t k = guest_now(g);
+
+	switch (c->kind) {
+	case CH_LINK_ON:
+	case CH_LINK_OFF:
+		g->links[c->idx].on = c->kind == CH_LINK_ON;
+		push(g, VMCHECK__V1__SECTION__SECTION_LINKS | VMCHECK__V1__SECTION__SECTION_PCI, k);
+		break;
+	case CH_BLOCK_ON:
+		g->blocks[c->idx].on = true;
+		push(g, VMCHECK__V1__SECTION__SECTION_BLOCKS, k);
+		break;
+	case CH_REBOOT:
+		snprintf(g->boot_id, sizeof(g->boot_id), "boot-%u", ++g->boot_no);
+		/* the new agent knows no subscription */
+		__attribute__((fallthrough));
+	case CH_RESTART:
+		g->sub_id = 0;
+		send_hello(g, 0);
+		break;
+	case CH_WAKE:
+		g->suspend_success++;
+		hv_queue_event(g->hv, "WAKEUP");
+		push(g, VMCHECK__V1__SECTION__SECTION_SYSTEM, k);
+		break;
+	case CH_SHUTDOWN:
+		hv_queue_event(g->hv, "SHUTDOWN");
+		hv_exit(g->hv, "QEMU exited with status 0");
+		if (g->conn >= 0)
+			close(g->conn);
+		g->conn = -1;
+		break;
+	}
+}
+
+static void answer(struct fguest *g, const Vmcheck__V1__Request *req)
+{
+	Vmcheck__V1__Response r = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__Subscribed sd = VMCHECK__V1__SUBSCRIBED__INIT;
+	Vmcheck__V1__Unsubscribed ud = VMCHECK__V1__UNSUBSCRIBED__INIT;
+	Vmcheck__V1__ActResult act = VMCHECK__V1__ACT_RESULT__INIT;
+	Vmcheck__V1__Kmsg km = VMCHECK__V1__KMSG__INIT;
+	Vmcheck__V1__KmsgRecord rec[2] = { VMCHECK__V1__KMSG_RECORD__INIT,
+					   VMCHECK__V1__KMSG_RECORD__INIT };
+	Vmcheck__V1__KmsgRecord *recp[2] = { &rec[0], &rec[1] };
+	Vmcheck__V1__Error er = VMCHECK__V1__ERROR__INIT;
+	struct built b;
+
+	g->requests++;
+	r.id = req->id;
+	switch (req->kind_case) {
+	case VMCHECK__V1__REQUEST__KIND_HELLO:
+		send_hello(g, req->id);
+		return;
+	case VMCHECK__V1__REQUEST__KIND_SUBSCRIBE:
+		g->sub_id = ++g->next_sub;
+		build(g, 0, &b);
+		sd.subscription_id = g->sub_id;
+		sd.state = &b.st;
+		r.kind_case = VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED;
+		r.subscribed = &sd;
+		break;
+	case VMCHECK__V1__REQUEST__KIND_UNSUBSCRIBE:
+		if (req->unsubscribe->subscription_id == g->sub_id)
+			g->sub_id = 0;
+		ud.subscription_id = req->unsubscribe->subscription_id;
+		r.kind_case = VMCHECK__V1__RESPONSE__KIND_UNSUBSCRIBED;
+		r.unsubscribed = &ud;
+		break;
+	case VMCHECK__V1__REQUEST__KIND_GET_STATE:
+		build(g, req->get_state->sections, &b);
+		r.kind_case = VMCHECK__V1__RESPONSE__KIND_STATE;
+		r.state = &b.st;
+		break;
+	case VMCHECK__V1__REQUEST__KIND_READ_KMSG:
+		/* One record from boot, one from just now: only the latter is "since the action". */
+		rec[0].seq = 0;
+		rec[0].ts_us = 1000000;
+		rec[0].message = "fake: booting";
+		rec[1].seq = 1;
+		rec[1].ts_us = guest_now(g) / 1000;
+		rec[1].message = "fake: pciehp: Slot(2): Card not present";
+		km.records = recp + req->read_kmsg->since_seq;
+		km.n_records = req->read_kmsg->since_seq < 2 ? 2 - req->read_kmsg->since_seq : 0;
+		km.next_seq = 2;
+		r.kind_case = VMCHECK__V1__RESPONSE__KIND_KMSG;
+		r.kmsg = &km;
+		break;
+	case VMCHECK__V1__REQUEST__KIND_ACT:
+		r.kind_case = VMCHECK__V1__RESPONSE__KIND_ACT;
+		r.act = &act;
+		if (req->act->kind_case == VMCHECK__V1__ACT__KIND_SUSPEND) {
+			/* Reply first, then sleep: the guest is gone until system_wakeup. */
+			send_response(g, &r);
+			hv_queue_event(g->hv, "SUSPEND");
+			return;
+		}
+		break;
+	default:
+		er.code = VMCHECK__V1__ERROR__CODE__UNSUPPORTED;
+		er.message = "not in the fake";
+		r.kind_case = VMCHECK__V1__RESPONSE__KIND_ERROR;
+		r.error = &er;
+		break;
+	}
+	send_response(g, &r);
+}
+
+static void *guest_run(void *arg)
+{
+	struct fguest *g = arg;
+	struct vmc_frame_reader rd;
+
+	vmc_frame_reader_init(&rd, 0);
+	for (;;) {
+		struct pollfd pfd[3] = {
+			{ .fd = g->wake[0], .events = POLLIN },
+			{ .fd = g->listen_fd, .events = POLLIN },
+			{ .fd = -1, .events = POLLIN },
+		};
+		int timeout = -1;
+
+		pthread_mutex_lock(&g->mu);
+		if (g->quit) {
+			pthread_mutex_unlock(&g->mu);
+			break;
+		}
+		/* Due changes; a stopped VM changes nothing and answers nothing. */
+		for (size_t i = 0; !g->stopped && i < g->n_changes;) {
+			uint64_t now = vmc_mono_ns();
+			struct change c = g->changes[i];
+
+			if (c.due > now) {
+				int ms = (int)((c.due - now) / MS) + 1;
+
+				timeout = timeout < 0 || ms < timeout ? ms : timeout;
+				i++;
+				continue;
+			}
+			g->changes[i] = g->changes[--g->n_changes];
+			apply(g, &c);
+		}
+		if (!g->stopped)
+			pfd[2].fd = g->conn;
+		pthread_mutex_unlock(&g->mu);
+
+		if (poll(pfd, 3, timeout) < 0)
+			break;
+		if (pfd[0].revents) {
+			char buf[64];
+
+			if (read(g->wake[0], buf, sizeof(buf)) < 0)
+				break;
+		}
+		if (pfd[1].revents) {
+			int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+			pthread_mutex_lock(&g->mu);
+			if (g->conn >= 0)
+				close(g->conn);
+			g->conn = fd;
+			g->sub_id = 0;
+			vmc_frame_reader_reset(&rd);
+			pthread_mutex_unlock(&g->mu);
+			continue;
+		}
+		if (pfd[2].revents) {
+			uint8_t buf[4096];
+			const uint8_t *p;
+			size_t len;
+			ssize_t n;
+
+			pthread_mutex_lock(&g->mu);
+			/* Stopped while polling: the request waits for cont. */
+			if (g->stopped || g->conn != pfd[2].fd) {
+				pthread_mutex_unlock(&g->mu);
+				continue;
+			}
+			n = read(pfd[2].fd, buf, sizeof(buf));
+			if (n <= 0) {
+				close(g->conn);
+				g->conn = -1;
+			} else {
+				vmc_frame_feed(&rd, buf, (size_t)n);
+				while (vmc_frame_next(&rd, &p, &len) == 1) {
+					Vmcheck__V1__Request *req =
+						vmcheck__v1__request__unpack(NULL, len, p);
+
+					if (req)
+						answer(g, req);
+					vmcheck__v1__request__free_unpacked(req, NULL);
+				}
+			}
+			pthread_mutex_unlock(&g->mu);
+		}
+	}
+	vmc_frame_reader_free(&rd);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ fake hv */
+
+struct fake_hv {
+	struct vmc_hv hv;
+	pthread_mutex_t mu;
+	struct fguest *g;
+	int pipe[2];
+	char spec[128];
+	struct {
+		char name[32];
+		uint64_t ns;
+	} ev[32];
+	size_t n_ev;
+	bool dead;
+	char death[128];
+	char present[4][16]; /* device ids the "hypervisor" has */
+	char transcript[4096];
+	size_t tlen;
+};
+
+#define FH(hv) ((struct fake_hv *)(hv))
+
+static void _printf_(2, 3) hv_log(struct fake_hv *h, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	pthread_mutex_lock(&h->mu);
+	va_start(ap, fmt);
+	n = vsnprintf(h->transcript + h->tlen, sizeof(h->transcript) - h->tlen, fmt, ap);
+	va_end(ap);
+	if (n > 0 && (size_t)n < sizeof(h->transcript) - h->tlen)
+		h->tlen += (size_t)n;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void hv_queue_event(struct fake_hv *h, const char *name)
+{
+	char c = 1;
+
+	pthread_mutex_lock(&h->mu);
+	if (h->n_ev < ARRAY_SIZE(h->ev)) {
+		snprintf(h->ev[h->n_ev].name, sizeof(h->ev[0].name), "%s", name);
+		h->ev[h->n_ev++].ns = vmc_mono_ns();
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (write(h->pipe[1], &c, 1) < 0)
+		CU_FAIL("fake hv pipe");
+	hv_log(h, "<- event %s\n", name);
+}
+
+static void hv_exit(struct fake_hv *h, const char *how)
+{
+	pthread_mutex_lock(&h->mu);
+	h->dead = true;
+	snprintf(h->death, sizeof(h->death), "%s", how);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static int fake_action(struct vmc_hv *hv, const char *what, const char *event,
+		       struct vmc_error *err)
+{
+	struct fake_hv *h = FH(hv);
+
+	hv_log(h, "-> %s\n", what);
+	if (h->dead)
+		return vmc_error_set(err, -EPIPE, "%s: QEMU is gone", what);
+	if (event)
+		hv_queue_event(h, event);
+	return 0;
+}
+
+static int f_reboot(struct vmc_hv *hv, struct vmc_error *err)
+{
+	schedule(FH(hv)->g, CH_REBOOT, 0, 50);
+	return fake_action(hv, "reboot", NULL, err);
+}
+
+static int f_reset(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct fguest *g = FH(hv)->g;
+
+	pthread_mutex_lock(&g->mu);
+	g->stopped = false; /* a reset also ends S3 */
+	pthread_mutex_unlock(&g->mu);
+	schedule(g, CH_REBOOT, 0, 50);
+	return fake_action(hv, "reset", "RESET", err);
+}
+
+static int f_stop(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct fguest *g = FH(hv)->g;
+
+	pthread_mutex_lock(&g->mu);
+	g->stopped = true;
+	g->stopped_at = vmc_mono_ns();
+	pthread_mutex_unlock(&g->mu);
+	return fake_action(hv, "stop", "STOP", err);
+}
+
+static int f_cont(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct fguest *g = FH(hv)->g;
+
+	pthread_mutex_lock(&g->mu);
+	if (g->stopped)
+		g->paused_ns += vmc_mono_ns() - g->stopped_at;
+	g->stopped = false;
+	pthread_mutex_unlock(&g->mu);
+	wake(g);
+	return fake_action(hv, "cont", "RESUME", err);
+}
+
+static int f_wakeup(struct vmc_hv *hv, struct vmc_error *err)
+{
+	schedule(FH(hv)->g, CH_WAKE, 0, 20);
+	return fake_action(hv, "system_wakeup", NULL, err);
+}
+
+static int f_powerdown(struct vmc_hv *hv, struct vmc_error *err)
+{
+	schedule(FH(hv)->g, CH_SHUTDOWN, 0, 50);
+	return fake_action(hv, "system_powerdown", "POWERDOWN", err);
+}
+
+static void set_present(struct fake_hv *h, const char *id, bool on)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(h->present); i++) {
+		if (on && !h->present[i][0]) {
+			snprintf(h->present[i], sizeof(h->present[i]), "%s", id);
+			return;
+		}
+		if (!on && !strcmp(h->present[i], id))
+			h->present[i][0] = '\0';
+	}
+}
+
+static int f_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc_error *err)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "device_add %s mac=%s bus=%s", nic->id, nic->mac, nic->slot);
+	set_present(FH(hv), nic->id, true);
+	return fake_action(hv, what, NULL, err);
+}
+
+static int f_del(struct vmc_hv *hv, const char *id, struct vmc_error *err)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "device_del %s", id);
+	return fake_action(hv, what, NULL, err);
+}
+
+static int f_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "device_add %s serial=%s", d->id, d->serial);
+	set_present(FH(hv), d->id, true);
+	return fake_action(hv, what, NULL, err);
+}
+
+static int f_device_present(struct vmc_hv *hv, const char *id, char **where,
+			    struct vmc_error *err)
+{
+	struct fake_hv *h = FH(hv);
+
+	for (size_t i = 0; i < ARRAY_SIZE(h->present); i++)
+		if (!strcmp(h->present[i], id)) {
+			*where = strdup("virtio-net-pci at pciroot2");
+			return 1;
+		}
+	return 0;
+}
+
+static ssize_t find_event(struct fake_hv *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_ev; i++)
+		if (!strcmp(h->ev[i].name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
+static int f_wait_event(struct vmc_hv *hv, const char *name, const char *device,
+			uint64_t deadline_ns, struct vmc_hv_event *out, struct vmc_error *err)
+{
+	struct fake_hv *h = FH(hv);
+	ssize_t i;
+
+	pthread_mutex_lock(&h->mu);
+	i = find_event(h, name);
+	if (i >= 0) {
+		memset(out, 0, sizeof(*out));
+		out->name = strdup(name);
+		out->host_ns = h->ev[i].ns;
+		memmove(&h->ev[i], &h->ev[i + 1], (h->n_ev - (size_t)i - 1) * sizeof(h->ev[0]));
+		h->n_ev--;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return i >= 0 ? 0 : vmc_error_set(err, -ETIMEDOUT, "no %s", name);
+}
+
+static bool f_seen_event(struct vmc_hv *hv, const char *name, const char *device)
+{
+	struct fake_hv *h = FH(hv);
+	bool seen;
+
+	pthread_mutex_lock(&h->mu);
+	seen = find_event(h, name) >= 0;
+	pthread_mutex_unlock(&h->mu);
+	return seen;
+}
+
+static void f_flush_events(struct vmc_hv *hv)
+{
+	pthread_mutex_lock(&FH(hv)->mu);
+	FH(hv)->n_ev = 0;
+	pthread_mutex_unlock(&FH(hv)->mu);
+}
+
+static int f_fd(struct vmc_hv *hv)
+{
+	return FH(hv)->pipe[0];
+}
+
+static int f_pump(struct vmc_hv *hv, struct vmc_error *err)
+{
+	char buf[64];
+
+	while (read(FH(hv)->pipe[0], buf, sizeof(buf)) > 0)
+		;
+	return 0;
+}
+
+static int f_alive(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct fake_hv *h = FH(hv);
+	int r = 0;
+
+	pthread_mutex_lock(&h->mu);
+	if (h->dead)
+		r = vmc_error_set(err, -ESRCH, "%s", h->death);
+	pthread_mutex_unlock(&h->mu);
+	return r;
+}
+
+static void f_transcript(struct vmc_hv *hv, uint64_t since_ns, FILE *out)
+{
+	pthread_mutex_lock(&FH(hv)->mu);
+	fputs(FH(hv)->transcript, out);
+	pthread_mutex_unlock(&FH(hv)->mu);
+}
+
+static const char *f_agent_spec(struct vmc_hv *hv)
+{
+	return FH(hv)->spec;
+}
+
+static const struct vmc_hv_ops fake_ops = {
+	.name = "fake",
+	.reboot = f_reboot,
+	.reset = f_reset,
+	.stop = f_stop,
+	.cont = f_cont,
+	.wakeup = f_wakeup,
+	.powerdown = f_powerdown,
+	.nic_add = f_nic_add,
+	.nic_del = f_del,
+	.disk_add = f_disk_add,
+	.device_present = f_device_present,
+	.wait_event = f_wait_event,
+	.seen_event = f_seen_event,
+	.flush_events = f_flush_events,
+	.fd = f_fd,
+	.pump = f_pump,
+	.alive = f_alive,
+	.transcript = f_transcript,
+	.agent_spec = f_agent_spec,
+};
+
+/* ------------------------------------------------------------ capture report */
+
+struct cap_rec {
+	char *check, *name, *message, *notes, *evidence;
+	enum vmc_step_status status;
+	uint64_t t_action, t_kernel, t_confirm;
+	int64_t latency_ns;
+};
+
+struct cap {
+	struct vmc_report base;
+	struct cap_rec r[64];
+	size_t n;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int cap_step(struct vmc_report *r, const struct vmc_step_record *rec)
+{
+	struct cap *c = (struct cap *)r;
+	struct cap_rec *x = &c->r[c->n++];
+
+	CU_ASSERT_FATAL(c->n <= ARRAY_SIZE(c->r));
+	x->check = dup_or_null(rec->check);
+	x->name = dup_or_null(rec->name);
+	x->message = dup_or_null(rec->message);
+	x->notes = dup_or_null(rec->notes);
+	x->evidence = dup_or_null(rec->evidence);
+	x->status = rec->status;
+	x->t_action = rec->t_action;
+	x->t_kernel = rec->t_kernel;
+	x->t_confirm = rec->t_confirm;
+	x->latency_ns = rec->latency_ns;
+	return 0;
+}
+
+static int cap_finish(struct vmc_report *r)
+{
+	return 0;
+}
+
+static void cap_free(struct vmc_report *r)
+{
+	struct cap *c = (struct cap *)r;
+
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->r[i].check);
+		free(c->r[i].name);
+		free(c->r[i].message);
+		free(c->r[i].notes);
+		free(c->r[i].evidence);
+	}
+}
+
+static const struct vmc_report_ops cap_ops = { cap_step, cap_finish, cap_free };
+
+/* ------------------------------------------------------------ fixture */
+
+static struct fixture {
+	struct fguest g;
+	struct fake_hv h;
+	struct cap cap;
+	struct vmc_report *reps[1];
+	struct vmc_run_opts opts;
+	struct vmc_suite *s;
+	char dir[64];
+} T;
+
+static void start(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vmc_error err = VMC_ERROR_INIT;
+
+	memset(&T, 0, sizeof(T));
+	snprintf(T.dir, sizeof(T.dir), "/tmp/vmc-suite-XXXXXX");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(T.dir));
+	/* The fake guest: two NICs and a disk it may show, boot-0. */
+	pthread_mutex_init(&T.g.mu, NULL);
+	T.g.hv = &T.h;
+	T.g.conn = -1;
+	snprintf(T.g.boot_id, sizeof(T.g.boot_id), "boot-0");
+	T.g.links[0] = (struct fdev){ false, "52:54:00:76:00:01", "eth1", "0000:01:00.0", 0 };
+	T.g.links[1] = (struct fdev){ true, "52:54:00:76:00:02", "eth2", "0000:02:00.0", 0 };
+	T.g.blocks[0] = (struct fdev){ false, "d1", "vdb", "0000:03:00.0", 0 };
+	snprintf(T.g.path, sizeof(T.g.path), "%s/agent.sock", T.dir);
+	strcpy(sa.sun_path, T.g.path);
+	T.g.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_EQUAL_FATAL(bind(T.g.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CU_ASSERT_EQUAL_FATAL(listen(T.g.listen_fd, 4), 0);
+	CU_ASSERT_EQUAL_FATAL(pipe2(T.g.wake, O_CLOEXEC | O_NONBLOCK), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&T.g.thread, NULL, guest_run, &T.g), 0);
+
+	T.h.hv.ops = &fake_ops;
+	T.h.g = &T.g;
+	pthread_mutex_init(&T.h.mu, NULL);
+	CU_ASSERT_EQUAL_FATAL(pipe2(T.h.pipe, O_CLOEXEC | O_NONBLOCK), 0);
+	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s", T.g.path);
+
+	T.cap.base.ops = &cap_ops;
+	T.reps[0] = &T.cap.base;
+	T.opts = (struct vmc_run_opts){ .repeat = 1, .deadline_ms = 300 };
+	CU_ASSERT_EQUAL_FATAL(vmc_suite_new(&T.h.hv, &T.opts, T.reps, 1, &T.s, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_suite_connect(T.s, 2000), 0);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 1);
+	CU_ASSERT_EQUAL(T.cap.r[0].status, VMC_STEP_PASSED);
+}
+
+static void stop(void)
+{
+	vmc_suite_free(T.s);
+	pthread_mutex_lock(&T.g.mu);
+	T.g.quit = true;
+	pthread_mutex_unlock(&T.g.mu);
+	wake(&T.g);
+	pthread_join(T.g.thread, NULL);
+	if (T.g.conn >= 0)
+		close(T.g.conn);
+	close(T.g.listen_fd);
+	close(T.g.wake[0]);
+	close(T.g.wake[1]);
+	close(T.h.pipe[0]);
+	close(T.h.pipe[1]);
+	unlink(T.g.path);
+	rmdir(T.dir);
+	cap_free(&T.cap.base);
+	pthread_mutex_destroy(&T.g.mu);
+	pthread_mutex_destroy(&T.h.mu);
+}
+
+static const struct cap_rec *last(void)
+{
+	return &T.cap.r[T.cap.n - 1];
+}
+
+static bool has(const char *hay, const char *needle)
+{
+	return hay && strstr(hay, needle);
+}
+
+/* ------------------------------------------------------------ predicates */
+
+static bool link_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
+{
+	for (size_t i = 0; i < st->n_links; i++)
+		if (!strcmp(st->links[i]->mac, arg))
+			return true;
+	vmc_why_set(why, "no link with MAC %s", (const char *)arg);
+	return false;
+}
+
+static bool link_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
+{
+	for (size_t i = 0; i < st->n_links; i++)
+		if (!strcmp(st->links[i]->mac, arg)) {
+			vmc_why_set(why, "%s still has MAC %s", st->links[i]->name,
+				    (const char *)arg);
+			return false;
+		}
+	return true;
+}
+
+static bool disk_1g(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
+{
+	for (size_t i = 0; i < st->n_blocks; i++)
+		if (!strcmp(st->blocks[i]->serial, arg)) {
+			if (st->blocks[i]->size_bytes == 1ull << 30)
+				return true;
+			vmc_why_set(why, "%s: size %llu, want %llu", st->blocks[i]->name,
+				    (unsigned long long)st->blocks[i]->size_bytes, 1ull << 30);
+			return false;
+		}
+	vmc_why_set(why, "no block device with serial %s", (const char *)arg);
+	return false;
+}
+
+static struct vmc_ctx *ctx(void)
+{
+	static struct vmc_ctx c;
+
+	c = (struct vmc_ctx){ .hv = &T.h.hv, .suite = T.s, .opts = &T.opts };
+	return &c;
+}
+
+/* Plug links[0] (made to appear after @delay_ms, or never) and expect it. */
+static int plug_nic(int delay_ms, unsigned deadline_ms)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_nic nic = { "nic1", "52:54:00:76:00:01", "pciroot2" };
+	struct vmc_step *s = vmc_step_begin(ctx(), "nic", "plug nic1 (%s)", nic.mac);
+	int r;
+
+	if (delay_ms >= 0)
+		schedule(&T.g, CH_LINK_ON, 0, (unsigned)delay_ms);
+	r = vmc_step_acted(s, T.h.hv.ops->nic_add(&T.h.hv, &nic, &err), &err);
+	if (r == 0)
+		r = vmc_step_expect(s, link_up, (void *)nic.mac, deadline_ms);
+	if (r == -ETIMEDOUT)
+		vmc_step_ladder(s, "nic1", "0000:00:02.0", "link 52:54:00:76:00:01");
+	return vmc_step_end(s, r, NULL);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void device_never_appears(void)
+{
+	uint64_t t0;
+	int r;
+
+	start();
+	t0 = vmc_mono_ns();
+	r = plug_nic(-1, 150);
+	CU_ASSERT_EQUAL(r, -ETIMEDOUT);
+	CU_ASSERT((vmc_mono_ns() - t0) / MS >= 150);
+	CU_ASSERT_EQUAL(last()->status, VMC_STEP_FAILED);
+	CU_ASSERT_STRING_EQUAL(last()->message,
+			       "not within 150 ms: no link with MAC 52:54:00:76:00:01");
+	CU_ASSERT_EQUAL(last()->latency_ns, -1);
+	/* The hypervisor has it, the guest has no function behind the port. */
+	CU_ASSERT(has(last()->evidence, "host    ok       nic1 on virtio-net-pci at pciroot2"));
+	CU_ASSERT(has(last()->evidence,
+		      "pci     MISSING  no function behind the port at 0000:00:02.0   <- stopped here"));
+	CU_ASSERT(has(last()->evidence, "kernel  MISSING  no link with MAC 52:54:00:76:00:01\n"));
+	/* Diff, kernel log since the action (not the boot record), transcript. */
+	CU_ASSERT(has(last()->evidence, "baseline -> last):\n  (none)"));
+	CU_ASSERT(has(last()->evidence, "since the action (1 records):\n"));
+	CU_ASSERT(has(last()->evidence, "Card not present"));
+	CU_ASSERT(!has(last()->evidence, "fake: booting"));
+	CU_ASSERT(has(last()->evidence, "-> device_add nic1 mac=52:54:00:76:00:01 bus=pciroot2"));
+	stop();
+}
+
+static void device_appears_with_timeline(void)
+{
+	const struct cap_rec *x;
+
+	start();
+	CU_ASSERT_EQUAL(plug_nic(30, 2000), 0);
+	x = last();
+	CU_ASSERT_EQUAL(x->status, VMC_STEP_PASSED);
+	CU_ASSERT_PTR_NULL(x->message);
+	/* Latency from the action to the push; the kernel time falls in between. */
+	CU_ASSERT(x->latency_ns >= 30 * (int64_t)MS && x->latency_ns < 1000 * (int64_t)MS);
+	CU_ASSERT(x->t_kernel >= x->t_action && x->t_kernel <= x->t_confirm);
+	CU_ASSERT(x->t_confirm - x->t_kernel < 20 * MS);
+	stop();
+}
+
+static void wrong_size_says_why(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_disk d = { .id = "disk1", .serial = "d1", .slot = "pciroot3" };
+	struct vmc_step *s;
+	int r;
+
+	start();
+	s = vmc_step_begin(ctx(), "disk", "plug disk1 (serial d1)");
+	schedule(&T.g, CH_BLOCK_ON, 0, 20); /* arrives, but with size 0 */
+	r = vmc_step_acted(s, T.h.hv.ops->disk_add(&T.h.hv, &d, &err), &err);
+	CU_ASSERT_EQUAL(r, 0);
+	r = vmc_step_expect(s, disk_1g, "d1", 200);
+	CU_ASSERT_EQUAL(r, -ETIMEDOUT);
+	vmc_step_ladder(s, "disk1", "", "block serial=d1");
+	CU_ASSERT_EQUAL(vmc_step_end(s, r, "disk d1 on %s", "pciroot3"), -ETIMEDOUT);
+	CU_ASSERT_STRING_EQUAL(last()->message,
+			       "disk d1 on pciroot3: not within 200 ms: vdb: size 0, want 1073741824");
+	CU_ASSERT(has(last()->evidence, "+ block vdb"));
+	CU_ASSERT(has(last()->evidence, "kernel  ok       vdb\n"));
+	CU_ASSERT(has(last()->evidence,
+		      "online  MISSING  size 0 bytes   <- stopped here"));
+	stop();
+}
+
+static int unplug_nic2(unsigned delay_ms, unsigned deadline_ms)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(ctx(), "nic", "unplug nic2");
+	int r;
+
+	schedule(&T.g, CH_LINK_OFF, 1, delay_ms);
+	r = vmc_step_acted(s, T.h.hv.ops->nic_del(&T.h.hv, "nic2", &err), &err);
+	if (r == 0)
+		r = vmc_step_expect(s, link_gone, "52:54:00:76:00:02", deadline_ms);
+	if (r == -ETIMEDOUT)
+		vmc_step_ladder_gone(s, "nic2", "0000:02:00.0", "link 52:54:00:76:00:02");
+	return vmc_step_end(s, r, NULL);
+}
+
+static void disappears_late(void)
+{
+	start();
+	/* Gone only after 300 ms: a 100 ms deadline fails, naming the link... */
+	CU_ASSERT_EQUAL(unplug_nic2(300, 100), -ETIMEDOUT);
+	CU_ASSERT_STRING_EQUAL(last()->message,
+			       "not within 100 ms: eth2 still has MAC 52:54:00:76:00:02");
+	/* ...and the removal ladder stops at the guest's kernel object. */
+	CU_ASSERT(has(last()->evidence,
+		      "kernel  present  eth2 (ifindex 0)   <- stopped here (still present)"));
+	stop();
+	/* A deadline that allows it: passes, the latency at least the delay. */
+	start();
+	CU_ASSERT_EQUAL(unplug_nic2(300, 2000), 0);
+	CU_ASSERT(last()->latency_ns >= 300 * (int64_t)MS);
+	stop();
+}
+
+static void agent_restarts_mid_step(void)
+{
+	start();
+	/* A new boot while waiting for a device: the step fails at once, saying so. */
+	schedule(&T.g, CH_REBOOT, 0, 30);
+	CU_ASSERT_EQUAL(plug_nic(-1, 2000), -ECONNRESET);
+	CU_ASSERT(last()->latency_ns == -1);
+	CU_ASSERT_STRING_EQUAL(last()->message,
+			       "the guest rebooted during the step (boot_id boot-0 -> boot-1)");
+	/* The suite subscribed again: the next step sees pushes of the new agent. */
+	CU_ASSERT_EQUAL(plug_nic(30, 2000), 0);
+	/* Same boot, agent restarted: subscribed again, the step goes on and passes. */
+	schedule(&T.g, CH_RESTART, 0, 10);
+	CU_ASSERT_EQUAL(unplug_nic2(80, 2000), 0);
+	CU_ASSERT(has(last()->notes, "the agent restarted (same boot); subscribed again"));
+	stop();
+}
+
+static int dies_check(struct vmc_ctx *c)
+{
+	hv_exit(&T.h, "QEMU exited on signal 6 (Aborted); last QMP command: device_del cpu3");
+	return plug_nic(-1, 5000);
+}
+
+static int never_run_check(struct vmc_ctx *c)
+{
+	CU_FAIL("a check ran after the VM died");
+	return 0;
+}
+
+static void hv_dies_mid_step(void)
+{
+	const struct vmc_check checks[] = { { "vcpu", dies_check }, { "nic", never_run_check } };
+	uint64_t t0 = vmc_mono_ns();
+
+	start();
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 2), -1);
+	/* Noticed by the liveness guard long before the 5 s deadline. */
+	CU_ASSERT((vmc_mono_ns() - t0) / MS < 2000);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 3);
+	CU_ASSERT_EQUAL(T.cap.r[1].status, VMC_STEP_FAILED);
+	/* How it died first, then what the action met. */
+	CU_ASSERT_STRING_EQUAL(T.cap.r[1].message,
+			       "the VM died: QEMU exited on signal 6 (Aborted); last QMP command: "
+			       "device_del cpu3: device_add nic1 mac=52:54:00:76:00:01 "
+			       "bus=pciroot2: QEMU is gone");
+	CU_ASSERT(has(T.cap.r[1].evidence, "the guest's last snapshot:"));
+	CU_ASSERT(has(T.cap.r[1].evidence, "eth2"));
+	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_SKIPPED);
+	CU_ASSERT_STRING_EQUAL(T.cap.r[2].check, "nic");
+	CU_ASSERT_STRING_EQUAL(T.cap.r[2].message,
+			       "not run: the VM is gone (QEMU exited on signal 6 (Aborted))");
+	stop();
+}
+
+static void lifecycle_against_fake(void)
+{
+	const struct vmc_check checks[] = {
+		{ "lifecycle", vmc_check_lifecycle_s3 },
+		{ "lifecycle", vmc_check_lifecycle_reboot },
+		{ "lifecycle", vmc_check_lifecycle_powerdown },
+		{ "nic", never_run_check },
+	};
+	unsigned counts[3];
+
+	start();
+	T.opts.deadline_ms = 2000;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, ARRAY_SIZE(checks)), 0);
+	for (size_t i = 0; i < T.cap.n; i++)
+		if (T.cap.r[i].status == VMC_STEP_FAILED)
+			fprintf(stderr, "%s: %s\n%s", T.cap.r[i].name, T.cap.r[i].message,
+				T.cap.r[i].evidence ? T.cap.r[i].evidence : "");
+	vmc_suite_counts(T.s, counts);
+	/* setup, stop, cont, suspend, wakeup, reset, reboot, powerdown; nic skipped. */
+	CU_ASSERT_EQUAL(counts[VMC_STEP_PASSED], 8);
+	CU_ASSERT_EQUAL(counts[VMC_STEP_FAILED], 0);
+	CU_ASSERT_EQUAL(counts[VMC_STEP_SKIPPED], 1);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 9);
+	/* The stopped fake's clock did not run: judged and said. */
+	CU_ASSERT(has(T.cap.r[2].notes, "guest clock advanced"));
+	CU_ASSERT(has(T.cap.r[2].notes, "the VM was stopped for"));
+	CU_ASSERT(has(T.cap.r[7].notes, "the VM process ended: QEMU exited with status 0"));
+	CU_ASSERT(has(T.cap.r[8].message, "not run: the VM was powered down"));
+	stop();
+}
+
+static void clock_running_while_stopped_fails(void)
+{
+	const struct vmc_check checks[] = { { "lifecycle", vmc_check_lifecycle_s3 } };
+
+	start();
+	T.opts.deadline_ms = 2000;
+	/* A broken pause: the agent hushes but the guest's clock runs on. */
+	pthread_mutex_lock(&T.g.mu);
+	T.g.clock_leaks = true;
+	pthread_mutex_unlock(&T.g.mu);
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 6);
+	CU_ASSERT_EQUAL(T.cap.r[1].status, VMC_STEP_PASSED);
+	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_FAILED);
+	CU_ASSERT(has(T.cap.r[2].message, "the guest clock ran while the VM was stopped: it "
+					  "advanced"));
+	/* The rest of the check still runs, and ends with the reset S3 needs. */
+	CU_ASSERT(has(T.cap.r[3].name, "suspend"));
+	CU_ASSERT_EQUAL(T.cap.r[4].status, VMC_STEP_PASSED);
+	CU_ASSERT(has(T.cap.r[5].name, "reset"));
+	CU_ASSERT_EQUAL(T.cap.r[5].status, VMC_STEP_PASSED);
+	stop();
+}
+
+/* ------------------------------------------------------------ the view */
+
+static void view_merges_only_the_sections_carried(void)
+{
+	Vmcheck__V1__State a = VMCHECK__V1__STATE__INIT, b = VMCHECK__V1__STATE__INIT;
+	Vmcheck__V1__System sys = VMCHECK__V1__SYSTEM__INIT;
+	Vmcheck__V1__Link l1 = VMCHECK__V1__LINK__INIT, l2 = VMCHECK__V1__LINK__INIT;
+	Vmcheck__V1__Link *la[1] = { &l1 }, *lb[1] = { &l2 };
+	Vmcheck__V1__SectionError e = VMCHECK__V1__SECTION_ERROR__INIT, *ea[1] = { &e };
+	struct vmc_view *v = vmc_view_new(), *old;
+	const Vmcheck__V1__State *m;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	sys.boot_id = "b0";
+	l1.name = "eth0";
+	a.generation = 1;
+	a.boot_id = "b0";
+	a.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM | VMCHECK__V1__SECTION__SECTION_LINKS;
+	a.system = &sys;
+	a.links = la;
+	a.n_links = 1;
+	CU_ASSERT_EQUAL(vmc_view_merge(v, &a), 0);
+	old = vmc_view_dup(v);
+	/* A push with links only (and an error in blocks): system stays. */
+	l2.name = "eth1";
+	e.section = VMCHECK__V1__SECTION__SECTION_BLOCKS;
+	e.message = "reading blocks: EIO";
+	b.generation = 2;
+	b.boot_id = "b0";
+	b.sections = VMCHECK__V1__SECTION__SECTION_LINKS | VMCHECK__V1__SECTION__SECTION_BLOCKS;
+	b.links = lb;
+	b.n_links = 1;
+	b.errors = ea;
+	b.n_errors = 1;
+	CU_ASSERT_EQUAL(vmc_view_merge(v, &b), 0);
+	m = vmc_view_state(v);
+	CU_ASSERT_EQUAL(m->generation, 2);
+	CU_ASSERT_EQUAL(m->sections, VMCHECK__V1__SECTION__SECTION_SYSTEM |
+					     VMCHECK__V1__SECTION__SECTION_LINKS |
+					     VMCHECK__V1__SECTION__SECTION_BLOCKS);
+	CU_ASSERT_STRING_EQUAL(m->system->boot_id, "b0");
+	CU_ASSERT_EQUAL_FATAL(m->n_links, 1);
+	CU_ASSERT_STRING_EQUAL(m->links[0]->name, "eth1");
+	CU_ASSERT_EQUAL_FATAL(m->n_errors, 1);
+	CU_ASSERT_STRING_EQUAL(m->errors[0]->message, "reading blocks: EIO");
+	/* The copy is frozen, and independent of what it was copied from. */
+	l1.name = "changed";
+	CU_ASSERT_STRING_EQUAL(vmc_view_state(old)->links[0]->name, "eth0");
+	CU_ASSERT_EQUAL(vmc_view_state(old)->generation, 1);
+	vmc_view_reset(v);
+	CU_ASSERT_EQUAL(vmc_view_state(v)->sections, 0);
+	CU_ASSERT_STRING_EQUAL(vmc_view_state(old)->system->boot_id, "b0");
+	vmc_view_free(v);
+	vmc_view_free(old);
+}
+
+VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears),
+	  VMC_TEST(device_appears_with_timeline), VMC_TEST(wrong_size_says_why),
+	  VMC_TEST(disappears_late), VMC_TEST(agent_restarts_mid_step),
+	  VMC_TEST(hv_dies_mid_step), VMC_TEST(lifecycle_against_fake),
+	  VMC_TEST(clock_running_while_stopped_fails),
+	  VMC_TEST(view_merges_only_the_sections_carried))
