@@ -2,7 +2,9 @@
 #
 #   make            build/vmcheck and build/vmcheck-agent (static)
 #   make test       install missing packages (as root), build, run every test
-#   make run        install missing packages (as root), build, run the main job
+#   make run        install missing packages (as root), build, build the
+#                   embedded guest, run the sanity suite on it (RUN_ARGS=...)
+#   make guest      the embedded test guest in build/guest (GUEST_ARGS=...)
 #   make bench      vmcheck-agent against qemu-ga, one table
 #   make fuzz       the frame/request fuzzer for FUZZ_SECONDS (default 30)
 
@@ -118,22 +120,23 @@ $(B)/hv-smoke: tests/integration/hv-smoke.c $(HV_SMOKE_OBJ)
 guest: $(B)/vmcheck-agent
 	packaging/guest/build-guest --agent $(B)/vmcheck-agent --out $(B)/guest $(GUEST_ARGS)
 
-integration: all
+integration: all guest $(B)/hv-smoke
 	tests/integration/run-all
 
 deps:
 	packaging/install-deps
 
 test: deps
-	$(MAKE) all $(B)/unit-tests $(B)/fuzz-frame
+	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke
 	$(MAKE) unit
 	$(MAKE) fuzz
 	$(MAKE) integration
 
+# The main job: the whole sanity suite on the embedded guest, with reports.
+RUN_ARGS ?=
 run: deps
-	$(MAKE) all
-	@echo "the sanity suite comes with the QMP backend; for now: one snapshot of this machine"
-	$(B)/vmcheck state --agent "exec:$(B)/vmcheck-agent --stdio"
+	$(MAKE) all guest
+	$(B)/vmcheck run --junit $(B)/junit-run.xml --json $(B)/run.jsonl $(RUN_ARGS)
 
 # A host-side client; links only the framing and protobuf glue.
 $(B)/bench-agent: tests/bench/bench-agent.c common/frame.c common/pb.c $(GEN) $(GEN_H)

@@ -1139,6 +1139,8 @@ static const char *cause_source(int s)
 		return "uevent";
 	case VMCHECK__V1__CAUSE__SOURCE__RTNETLINK:
 		return "rtnetlink";
+	case VMCHECK__V1__CAUSE__SOURCE__AGENT:
+		return "agent";
 	default:
 		return "unknown";
 	}
