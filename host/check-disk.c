@@ -377,19 +377,9 @@ static int cycle(struct vmc_ctx *c, unsigned *seq)
 	size_t n_slots = 0;
 	int r, rc = 0;
 
-	r = c->hv->ops->free_slots(c->hv, &slots, &n_slots, &err);
-	if (r < 0) {
-		rc = vmc_chk_fail(c, CHECK, "find free root ports", r, &err);
-		vmc_error_clear(&err);
-		return rc;
-	}
-	if (n_slots < o->disks) {
-		vmc_step_skip(c, CHECK, "plug",
-			      "--disks %u needs as many free root ports, found %zu", o->disks,
-			      n_slots);
-		vmc_hv_slots_free(slots, n_slots);
-		return 0;
-	}
+	r = vmc_chk_free_slots(c, CHECK, o->disks, "--disks", &slots, &n_slots);
+	if (r <= 0)
+		return r;
 	disks = calloc(o->disks, sizeof(*disks));
 	if (!disks) {
 		vmc_hv_slots_free(slots, n_slots);

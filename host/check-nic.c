@@ -88,25 +88,14 @@ static int unplug(struct vmc_ctx *c, struct nic *n)
 static int cycle(struct vmc_ctx *c, unsigned *seq)
 {
 	const struct vmc_run_opts *o = c->opts;
-	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_slot *slots = NULL;
 	struct nic *nics;
 	size_t n_slots = 0;
 	int r, rc = 0;
 
-	r = c->hv->ops->free_slots(c->hv, &slots, &n_slots, &err);
-	if (r < 0) {
-		rc = vmc_chk_fail(c, CHECK, "find free root ports", r, &err);
-		vmc_error_clear(&err);
-		return rc;
-	}
-	if (n_slots < o->nics) {
-		vmc_step_skip(c, CHECK, "plug",
-			      "--nics %u needs as many free root ports, found %zu", o->nics,
-			      n_slots);
-		vmc_hv_slots_free(slots, n_slots);
-		return 0;
-	}
+	r = vmc_chk_free_slots(c, CHECK, o->nics, "--nics", &slots, &n_slots);
+	if (r <= 0)
+		return r;
 	nics = calloc(o->nics, sizeof(*nics));
 	if (!nics) {
 		vmc_hv_slots_free(slots, n_slots);

@@ -432,3 +432,28 @@ const char *vmc_chk_bytes(uint64_t n, char buf[32])
 	snprintf(buf, 32, "%llu %s", (unsigned long long)n, unit[u]);
 	return buf;
 }
+
+int vmc_chk_free_slots(struct vmc_ctx *c, const char *check, unsigned want, const char *opt,
+		       struct vmc_hv_slot **slots, size_t *n)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	int r;
+
+	*slots = NULL;
+	*n = 0;
+	r = c->hv->ops->free_slots(c->hv, slots, n, &err);
+	if (r < 0) {
+		r = vmc_chk_fail(c, check, "find free root ports", r, &err);
+		vmc_error_clear(&err);
+		return r;
+	}
+	if (*n < want) {
+		vmc_step_skip(c, check, "plug", "%s %u needs as many free root ports, found %zu",
+			      opt, want, *n);
+		vmc_hv_slots_free(*slots, *n);
+		*slots = NULL;
+		*n = 0;
+		return 0;
+	}
+	return 1;
+}

@@ -133,6 +133,16 @@ static inline bool vmc_chk_fatal(int rc)
 int vmc_chk_slot_address(const struct vmc_hv_slot *slot, struct vmc_error *err);
 
 /*
+ * vmc_chk_free_slots - the free root ports for @want devices of @check
+ * @opt: the option that asked for them ("--nics"), for the skip reason
+ * Returns 1 with @slots/@n set (free with vmc_hv_slots_free()); 0 when
+ * there are too few (the plug is reported skipped with the count found);
+ * negative when discovery failed (reported as a failed step).
+ */
+int vmc_chk_free_slots(struct vmc_ctx *c, const char *check, unsigned want, const char *opt,
+		       struct vmc_hv_slot **slots, size_t *n);
+
+/*
  * vmc_chk_fail - record a failed step @name of @check for an error that came
  * before any action (discovery, image creation): begins, fails and ends it.
  * Returns @rc.

@@ -147,14 +147,9 @@ int vmc_cmd_ping(int argc, char **argv)
 			return vmc_cmd_usage_error(argv[0]);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vmcheck: ping: unexpected argument \"%s\"\n", argv[optind]);
-		return vmc_cmd_usage_error(argv[0]);
-	}
-	if (!spec) {
-		fprintf(stderr, "vmcheck: ping: --agent SPEC is required\n");
-		return vmc_cmd_usage_error(argv[0]);
-	}
+	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);
+	if (code)
+		return code;
 	rtt = calloc(count, sizeof(*rtt));
 	if (!rtt) {
 		fprintf(stderr, "vmcheck: ping: %s\n", strerror(ENOMEM));

@@ -17,6 +17,19 @@ int vmc_cmd_fail(struct vmc_error *err, int code)
 	return code;
 }
 
+int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec)
+{
+	if (optind < argc) {
+		fprintf(stderr, "vmcheck: %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
+		return vmc_cmd_usage_error(cmd);
+	}
+	if (!spec) {
+		fprintf(stderr, "vmcheck: %s: --agent SPEC is required\n", cmd);
+		return vmc_cmd_usage_error(cmd);
+	}
+	return 0;
+}
+
 int vmc_cmd_usage_error(const char *cmd)
 {
 	fprintf(stderr, "Try 'vmcheck %s --help'.\n", cmd);
@@ -126,14 +139,9 @@ int vmc_cmd_state(int argc, char **argv)
 			return vmc_cmd_usage_error(argv[0]);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vmcheck: state: unexpected argument \"%s\"\n", argv[optind]);
-		return vmc_cmd_usage_error(argv[0]);
-	}
-	if (!spec) {
-		fprintf(stderr, "vmcheck: state: --agent SPEC is required\n");
-		return vmc_cmd_usage_error(argv[0]);
-	}
+	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);
+	if (code)
+		return code;
 
 	code = vmc_cmd_open(spec, &c, NULL);
 	if (code)

@@ -249,14 +249,9 @@ int vmc_cmd_watch(int argc, char **argv)
 			return vmc_cmd_usage_error(argv[0]);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "vmcheck: watch: unexpected argument \"%s\"\n", argv[optind]);
-		return vmc_cmd_usage_error(argv[0]);
-	}
-	if (!spec) {
-		fprintf(stderr, "vmcheck: watch: --agent SPEC is required\n");
-		return vmc_cmd_usage_error(argv[0]);
-	}
+	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);
+	if (code)
+		return code;
 
 	code = vmc_cmd_open(spec, &w.c, NULL);
 	if (code)

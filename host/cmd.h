@@ -48,6 +48,12 @@ int vmc_cmd_number(const char *opt, const char *arg, uint64_t min, uint64_t max,
 /* "Try 'vmcheck CMD --help'." on stderr; returns VMC_EXIT_USAGE. */
 int vmc_cmd_usage_error(const char *cmd);
 
+/*
+ * vmc_cmd_need_agent - after getopt: no stray arguments and an --agent SPEC
+ * Returns 0, or the usage exit code after saying what is wrong.
+ */
+int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec);
+
 /* Report @err (and clear it); returns @code. */
 int vmc_cmd_fail(struct vmc_error *err, int code);
 
