@@ -39,13 +39,21 @@ static int read_list(int fd, const char *file, char *buf, struct vmc_arena *a, c
 	bool in;
 	int r;
 
+	const char *list = buf;
+
 	r = vmc_read_strf(fd, buf, VMC_READ_MAX, CPU "/%s", file);
 	if (r < 0)
 		return r;
-	r = vmc_cpulist_contains(buf, 0, &in);
+	/*
+	 * "offline" appends ",N-M" for CPUs beyond nr_cpu_ids even when the
+	 * list before it is empty: the kernel really prints ",1-3" (nr_cpus=1).
+	 */
+	if (*list == ',')
+		list++;
+	r = vmc_cpulist_contains(list, 0, &in);
 	if (r < 0)
 		return r;
-	*out = vmc_arena_strdup(a, buf);
+	*out = vmc_arena_strdup(a, list);
 	return *out ? 0 : -ENOMEM;
 }
 

@@ -102,9 +102,14 @@ static int plug(struct vmc_ctx *c, struct vcpu *v)
 
 	s = vmc_step_begin(c, CHECK, "plug %s (socket %d core %d thread %d)", v->id,
 			   v->where->socket_id, v->where->core_id, v->where->thread_id);
-	if (!st->cpus)
-		return vmc_step_end(s, -ENOENT,
-				    "no cpus section in the guest's view to start from");
+	if (!st->cpus) {
+		const char *why = "the agent has not reported it";
+
+		for (size_t i = 0; i < st->n_errors; i++)
+			if (st->errors[i]->section == VMCHECK__V1__SECTION__SECTION_CPUS)
+				why = st->errors[i]->message;
+		return vmc_step_end(s, -ENOENT, "no cpus section in the guest's view: %s", why);
+	}
 	snprintf(v->want.base_present, sizeof(v->want.base_present), "%s", st->cpus->present);
 	r = vmc_step_acted(s, hv->ops->cpu_add(hv, &spec, &err), &err);
 	vmc_error_clear(&err);

@@ -143,6 +143,26 @@ static void vanished_cpu_is_skipped(void)
 	fx_cleanup(&f);
 }
 
+/* nr_cpus=1 on a maxcpus=4 guest: the kernel prints "offline" as ",1-3". */
+static void offline_list_beyond_nr_cpus_is_read(void)
+{
+	struct cpu_read c;
+	Vmcheck__V1__Cpus *cpus;
+	struct fx f;
+
+	fx_init(&f);
+	lists(&f, "0\n", "0\n", "0\n");
+	fx_write(&f, CPU "offline", ",1-3\n");
+	topology(&f, 0, "0\n", "0\n");
+
+	cpus = read_cpus(&c, &f.root);
+	CU_ASSERT_EQUAL_FATAL(c.r, 0);
+	CU_ASSERT_STRING_EQUAL(cpus->offline, "1-3");
+	CU_ASSERT_EQUAL(cpus->n_cpus, 1);
+	vmc_arena_free(&c.a);
+	fx_cleanup(&f);
+}
+
 static void missing_or_malformed_fails(void)
 {
 	struct cpu_read c;
@@ -209,4 +229,5 @@ static void live_tree_is_consistent(void)
 
 VMC_SUITE(state_cpus, NULL, NULL, VMC_TEST(offline_cpus_have_no_topology),
 	  VMC_TEST(cpus_sorted_and_only_present), VMC_TEST(vanished_cpu_is_skipped),
-	  VMC_TEST(missing_or_malformed_fails), VMC_TEST(live_tree_is_consistent))
+	  VMC_TEST(offline_list_beyond_nr_cpus_is_read), VMC_TEST(missing_or_malformed_fails),
+	  VMC_TEST(live_tree_is_consistent))
