@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -102,26 +104,131 @@ static int *node_map(int rootfd, uint64_t max_index, bool *have)
 }
 
 /*
+ * Open attribute files of the live system's memory blocks, kept between
+ * snapshots: a sysfs attribute re-reads fresh with pread(fd, .., 0), so a
+ * cached block costs one system call per attribute instead of three, and
+ * memory blocks are most of a snapshot's system calls (thousands of 128 MiB
+ * blocks on a big guest). A block that was removed answers ENODEV on its old
+ * fd: it is reopened (a new block of the same index) or found absent.
+ * Fixture trees are never cached (a replaced file would keep old bytes).
+ * One process-wide cache for the one live root; memory reads serialise on
+ * its lock, which is cheap next to the syscalls saved.
+ */
+enum { ATTR_STATE, ATTR_ZONES, N_ATTRS };
+
+static struct {
+	pthread_mutex_t mu;
+	int (*fds)[N_ATTRS]; /* by block index; -1 = not open */
+	size_t cap;          /* indices covered */
+	size_t max_blocks;   /* from RLIMIT_NOFILE: leave room for the rest */
+} cache = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* Make room for @n indices; false when the cache cannot cover them. */
+static bool cache_reserve(size_t n)
+{
+	int (*fds)[N_ATTRS];
+
+	if (!cache.max_blocks) {
+		struct rlimit rl;
+
+		cache.max_blocks = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 512
+					   ? (rl.rlim_cur - 256) / N_ATTRS
+					   : 1;
+	}
+	if (n > cache.max_blocks)
+		return false;
+	if (n <= cache.cap)
+		return true;
+	fds = realloc(cache.fds, n * sizeof(*fds));
+	if (!fds)
+		return false;
+	for (size_t i = cache.cap; i < n; i++)
+		for (int k = 0; k < N_ATTRS; k++)
+			fds[i][k] = -1;
+	cache.fds = fds;
+	cache.cap = n;
+	return true;
+}
+
+/* Close the fds of blocks no longer listed (@idx sorted, @n of them). */
+static void cache_prune(const uint64_t *idx, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < cache.cap; i++) {
+		while (j < n && idx[j] < i)
+			j++;
+		if (j < n && idx[j] == i)
+			continue;
+		for (int k = 0; k < N_ATTRS; k++)
+			if (cache.fds[i][k] >= 0) {
+				close(cache.fds[i][k]);
+				cache.fds[i][k] = -1;
+			}
+	}
+}
+
+/*
+ * Read attribute @attr of block @name into @buf, through the cached fd in
+ * *@slot when there is one (NULL: no caching). Same returns as vmc_read_attr.
+ */
+static int block_attr(int memfd, const char *name, const char *attr, int *slot, char *buf,
+		      size_t size)
+{
+	char path[64];
+	ssize_t len;
+	int fd;
+
+	if (slot && *slot >= 0) {
+		len = TEMP_FAILURE_RETRY(pread(*slot, buf, size - 1, 0));
+		if (len >= 0 && (size_t)len < size - 1)
+			goto done;
+		/* Removed (ENODEV), or odd: forget the fd and look again. */
+		close(*slot);
+		*slot = -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", name, attr);
+	fd = openat(memfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	len = TEMP_FAILURE_RETRY(read(fd, buf, size - 1));
+	if (len < 0 || (size_t)len == size - 1) {
+		int e = len < 0 ? -errno : -EOVERFLOW;
+
+		close(fd);
+		return e;
+	}
+	if (slot)
+		*slot = fd;
+	else
+		close(fd);
+done:
+	while (len > 0 && buf[len - 1] == '\n')
+		len--;
+	buf[len] = '\0';
+	return (int)len;
+}
+
+/*
  * One memoryN directory, read relative to the memory directory's fd with
  * single-read attributes: this is the hot path of a snapshot. The state
  * file decides whether the block exists: -ENOENT/-ENODEV from it means the
  * block went away while we looked. Other attributes are optional.
  */
 static int read_block(int memfd, const char *name, const int *nodes, int *removable,
-		      struct vmc_arena *a, Vmcheck__V1__MemoryBlock *b)
+		      int *fds, struct vmc_arena *a, Vmcheck__V1__MemoryBlock *b)
 {
 	char path[64], buf[128];
 	uint64_t v;
 	int r;
 
-	snprintf(path, sizeof(path), "%s/state", name);
-	r = vmc_read_attr(memfd, path, buf, sizeof(buf));
+	r = block_attr(memfd, name, "state", fds ? &fds[ATTR_STATE] : NULL, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	b->state = parse_state(buf);
 
-	snprintf(path, sizeof(path), "%s/valid_zones", name);
-	r = vmc_read_attr(memfd, path, buf, sizeof(buf));
+	r = block_attr(memfd, name, "valid_zones", fds ? &fds[ATTR_ZONES] : NULL, buf,
+		       sizeof(buf));
 	if (r >= 0) {
 		b->valid_zones = vmc_arena_strdup(a, buf);
 		if (!b->valid_zones)
@@ -295,12 +402,12 @@ static int list_blocks(int memfd, uint64_t **out)
 	return (int)n;
 }
 
-static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, struct vmc_arena *a,
-		       Vmcheck__V1__State *st)
+static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, bool live,
+		       struct vmc_arena *a, Vmcheck__V1__State *st)
 {
 	_cleanup_free_ int *nodes = NULL;
 	uint64_t max_index = 0;
-	bool have_nodes;
+	bool have_nodes, cached;
 	int removable;
 	Vmcheck__V1__Memory *m = vmc_arena_alloc(a, sizeof(*m));
 	Vmcheck__V1__MemoryBlock *blocks = vmc_arena_alloc(a, n * sizeof(*blocks));
@@ -327,6 +434,10 @@ static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, struct 
 		}
 	}
 
+	/* Caller holds cache.mu when @live. */
+	cached = live && n > 0 && max_index < SIZE_MAX / 2 && cache_reserve((size_t)max_index + 1);
+	if (cached)
+		cache_prune(idx, n);
 	removable = removable_is_constant(fd);
 	for (size_t i = 0; i < n; i++) {
 		Vmcheck__V1__MemoryBlock *b = &blocks[m->n_blocks];
@@ -340,7 +451,8 @@ static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, struct 
 		b->index = index;
 		b->phys_start = index * m->block_size;
 		snprintf(name, sizeof(name), "memory%llu", (unsigned long long)index);
-		r = read_block(memfd, name, nodes, &removable, a, b);
+		r = read_block(memfd, name, nodes, &removable, cached ? cache.fds[index] : NULL, a,
+			       b);
 		if (vanished(r))
 			continue;
 		if (r < 0)
@@ -394,5 +506,10 @@ int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,
 	n = list_blocks(memfd, &idx);
 	if (n < 0)
 		return n;
-	return read_memory(o->root.fd, memfd, idx, (size_t)n, a, st);
+	if (!o->root.live)
+		return read_memory(o->root.fd, memfd, idx, (size_t)n, false, a, st);
+	pthread_mutex_lock(&cache.mu);
+	n = read_memory(o->root.fd, memfd, idx, (size_t)n, true, a, st);
+	pthread_mutex_unlock(&cache.mu);
+	return n;
 }
