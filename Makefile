@@ -23,7 +23,7 @@ CSTD   := -std=gnu11 -D_GNU_SOURCE -DVMC_VERSION='"$(VERSION)"'
 OPT    ?= -O2 -g
 INC    := -Icommon -Iguest -Ihost -I$(B)/gen
 
-HOST_PKGS := libprotobuf-c json-c
+HOST_PKGS := libprotobuf-c json-c libvirt libxml-2.0
 HOST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS) 2>/dev/null)
 HOST_LIBS   := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS) 2>/dev/null) -lpthread
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags cunit 2>/dev/null)
@@ -97,6 +97,7 @@ $(B)/unit-tests: $(UNIT_OBJ)
 
 unit: $(B)/unit-tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		LSAN_OPTIONS=suppressions=tests/unit/lsan.supp,print_suppressions=0 \
 		$(B)/unit-tests --junit $(B)/junit-unit.xml --fixtures tests/fixtures
 
 $(B)/fuzz-frame: tests/fuzz/fuzz-frame.c $(COMMON_SRC) $(GUEST_LIB) $(GEN_H)

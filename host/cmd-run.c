@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 
 #include "cmd.h"
+#include "hv-libvirt.h"
 #include "qemu.h"
 #include "suite.h"
 
@@ -25,6 +27,7 @@
 static const char usage[] =
 	"usage: vmcheck run [OPTIONS]\n"
 	"       vmcheck run --qmp PATH --agent vserial:PATH [OPTIONS]\n"
+	"       vmcheck run --libvirt URI [--domain NAME [--agent SPEC]] [OPTIONS]\n"
 	"\n"
 	"Run the sanity suite: lifecycle (stop/cont, S3, reset, reboot), NIC, disk,\n"
 	"memory and vCPU hotplug and unplug, powerdown; every action cross-checked\n"
@@ -48,6 +51,13 @@ static const char usage[] =
 	"Attach mode:\n"
 	"      --qmp PATH           QMP socket of a running VM\n"
 	"      --agent SPEC         its agent, e.g. vserial:PATH (required with --qmp)\n"
+	"libvirt:\n"
+	"      --libvirt URI        drive the VM through libvirt (qemu:///system, ...);\n"
+	"                           without --domain a transient domain of the embedded\n"
+	"                           guest, destroyed at the end (type kvm with --accel kvm)\n"
+	"      --domain NAME        an existing running domain; its agent is its\n"
+	"                           org.vmcheck.agent.0 channel unless --agent says\n"
+	"      --libvirt-network N  attach NICs to libvirt network N (default type='user')\n"
 	"Suite:\n"
 	"      --only LIST          checks to run: lifecycle, nic, disk, memory, vcpu,\n"
 	"                           powerdown (lifecycle includes powerdown; in attach\n"
@@ -136,6 +146,7 @@ struct run_args {
 	struct vmc_qemu_config qemu;
 	struct vmc_run_opts opts;
 	const char *qmp, *agent, *only, *junit, *json;
+	const char *libvirt, *domain, *network; /* --libvirt mode */
 };
 
 /* Parse numbered option @opt into *@out (unsigned) within [@min, @max]. */
@@ -155,6 +166,7 @@ static int parse(int argc, char **argv, struct run_args *a)
 		O_KERNEL = 256, O_INITRD, O_APPEND, O_QEMU, O_ACCEL, O_MEM, O_MAXMEM, O_SLOTS,
 		O_SMP, O_MAXCPUS, O_PORTS, O_KEEP, O_QMP, O_AGENT, O_ONLY, O_NICS, O_DISKS,
 		O_DIMMS, O_DIMM_MB, O_DISK_MB, O_CPUS, O_REPEAT, O_DEADLINE, O_JUNIT, O_JSON,
+		O_LIBVIRT, O_DOMAIN, O_NETWORK,
 	};
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -182,6 +194,9 @@ static int parse(int argc, char **argv, struct run_args *a)
 		{ "deadline-ms", required_argument, NULL, O_DEADLINE },
 		{ "junit", required_argument, NULL, O_JUNIT },
 		{ "json", required_argument, NULL, O_JSON },
+		{ "libvirt", required_argument, NULL, O_LIBVIRT },
+		{ "domain", required_argument, NULL, O_DOMAIN },
+		{ "libvirt-network", required_argument, NULL, O_NETWORK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -273,6 +288,15 @@ static int parse(int argc, char **argv, struct run_args *a)
 		case O_JSON:
 			a->json = optarg;
 			break;
+		case O_LIBVIRT:
+			a->libvirt = optarg;
+			break;
+		case O_DOMAIN:
+			a->domain = optarg;
+			break;
+		case O_NETWORK:
+			a->network = optarg;
+			break;
 		case 'v':
 			a->opts.verbose = true;
 			break;
@@ -287,7 +311,19 @@ static int parse(int argc, char **argv, struct run_args *a)
 		fprintf(stderr, "vmcheck: run: unexpected argument \"%s\"\n", argv[optind]);
 		r = -EINVAL;
 	}
-	if (!r && !a->qmp != !a->agent) {
+	if (!r && (a->domain || a->network) && !a->libvirt) {
+		fprintf(stderr, "vmcheck: run: --domain and --libvirt-network need --libvirt\n");
+		r = -EINVAL;
+	}
+	if (!r && a->libvirt && a->qmp) {
+		fprintf(stderr, "vmcheck: run: --libvirt and --qmp exclude each other\n");
+		r = -EINVAL;
+	}
+	if (!r && a->libvirt && a->agent && !a->domain) {
+		fprintf(stderr, "vmcheck: run: --agent with --libvirt needs --domain\n");
+		r = -EINVAL;
+	}
+	if (!r && !a->libvirt && !a->qmp != !a->agent) {
 		fprintf(stderr, "vmcheck: run: --qmp and --agent go together (attach mode)\n");
 		r = -EINVAL;
 	}
@@ -323,11 +359,32 @@ static int open_reports(const struct run_args *a, struct vmc_report **reps, size
 	return VMC_EXIT_OK;
 }
 
+/* --libvirt: a transient domain of the guest kit, or --domain. */
+static int start_libvirt(struct run_args *a, struct vmc_hv **hv)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_lv_config c = {
+		.uri = a->libvirt, .domain = a->domain, .agent = a->agent, .network = a->network,
+		.kernel = a->qemu.kernel ? a->qemu.kernel : GUEST_DIR "/vmlinuz",
+		.initrd = a->qemu.initrd ? a->qemu.initrd : GUEST_DIR "/initrd.img",
+		.append = a->qemu.append, .accel = a->qemu.accel,
+		.mem_mb = a->qemu.mem_mb, .maxmem_mb = a->qemu.maxmem_mb,
+		.slots = a->qemu.mem_slots, .cpus = a->qemu.cpus, .maxcpus = a->qemu.maxcpus,
+		.ports = a->qemu.hotplug_ports,
+	};
+
+	if (vmc_libvirt_open(&c, hv, &err) < 0)
+		return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
+	return VMC_EXIT_OK;
+}
+
 /* Launch or attach; returns an exit code, VMC_EXIT_OK with *@hv set. */
 static int start_vm(struct run_args *a, struct vmc_hv **hv)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 
+	if (a->libvirt)
+		return start_libvirt(a, hv);
 	if (a->qmp) {
 		if (vmc_qmp_attach(a->qmp, a->agent, hv, &err) < 0)
 			return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
@@ -379,7 +436,7 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 		     size_t n_reps, int sfd)
 {
 	struct vmc_check checks[ARRAY_SIZE(suite_order)], last = { NULL, NULL };
-	bool attached = a->qmp != NULL, unplugs_cpus = false;
+	bool attached = a->qmp || a->domain, unplugs_cpus = false;
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_suite *s;
 	unsigned counts[3];
@@ -447,6 +504,9 @@ int vmc_cmd_run(int argc, char **argv)
 		}
 		own_scratch = true;
 		a.opts.workdir = scratch;
+		/* A domain's QEMU may run as another user (libvirt-qemu): let it reach the images. */
+		if (a.libvirt)
+			chmod(scratch, 0711);
 	}
 	sfd = signals_fd();
 	if (sfd < 0)

@@ -1,0 +1,1084 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct vmc_hv_ops over libvirt's C API. libvirt's events arrive on one
+ * process-wide thread running virEventRunDefaultImpl(); its callbacks queue
+ * them under a mutex and signal an eventfd, which is what ops->fd() returns,
+ * so the suite polls libvirt like it polls QMP. Every failure carries
+ * libvirt's own code, domain and message.
+ */
+#include "hv-libvirt.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "clock.h"
+#include "libvirt-xml.h"
+
+struct qev {
+	struct qev *next;
+	struct vmc_hv_event ev;
+};
+
+struct tline {
+	struct tline *next;
+	uint64_t ns;
+	char *text;
+};
+
+/*
+ * What the event thread and the main thread share. Each callback
+ * registration holds a reference, the backend one: libvirt may still run a
+ * callback after deregistering it, until it calls the free function.
+ */
+struct evq {
+	pthread_mutex_t mu;
+	int efd;
+	int refs;
+	bool closed; /* the connection to libvirt closed */
+	struct qev *head, **tail;
+	struct tline *lines, **ltail;
+};
+
+struct vcpu_map {
+	char *id;
+	unsigned vcpu;
+};
+
+struct hv_lv {
+	struct vmc_hv hv;
+	virConnectPtr conn;
+	virDomainPtr dom;
+	bool owned; /* our transient domain: destroyed by free() */
+	char *agent_spec;
+	char *network;
+	struct evq *q;
+	int cb[6];
+	size_t n_cb;
+	struct vcpu_map *vcpus;
+	size_t n_vcpus;
+};
+
+#define H(hv) ((struct hv_lv *)(hv))
+
+/* ---- the event queue and transcript */
+
+static void evq_unref(void *opaque)
+{
+	struct evq *q = opaque;
+	bool last;
+
+	pthread_mutex_lock(&q->mu);
+	last = --q->refs == 0;
+	pthread_mutex_unlock(&q->mu);
+	if (!last)
+		return;
+	while (q->head) {
+		struct qev *e = q->head;
+
+		q->head = e->next;
+		vmc_hv_event_free(&e->ev);
+		free(e);
+	}
+	while (q->lines) {
+		struct tline *l = q->lines;
+
+		q->lines = l->next;
+		free(l->text);
+		free(l);
+	}
+	close(q->efd);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+/* Append transcript line @text (taken over); q->mu held. Out of memory loses the line only. */
+static void line_locked(struct evq *q, uint64_t ns, char *text)
+{
+	struct tline *l = text ? calloc(1, sizeof(*l)) : NULL;
+
+	if (!l) {
+		free(text);
+		return;
+	}
+	l->ns = ns;
+	l->text = text;
+	*q->ltail = l;
+	q->ltail = &l->next;
+}
+
+static void _printf_(2, 3) note(struct evq *q, const char *fmt, ...)
+{
+	char *text;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	pthread_mutex_lock(&q->mu);
+	line_locked(q, vmc_mono_ns(), text);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void wake(struct evq *q)
+{
+	uint64_t one = 1;
+
+	/* Only EAGAIN can fail here, and then the counter is already set. */
+	if (write(q->efd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* Queue event @name (a VMC_EV_* or a libvirt name for the transcript only). */
+static void _printf_(4, 5) push(struct evq *q, const char *name, const char *device,
+				const char *fmt, ...)
+{
+	struct qev *e = calloc(1, sizeof(*e));
+	char *text = NULL;
+	va_list ap;
+
+	if (!e)
+		return;
+	e->ev.host_ns = vmc_mono_ns();
+	e->ev.name = strdup(name);
+	e->ev.device = device ? strdup(device) : NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&e->ev.detail, fmt, ap) < 0)
+		e->ev.detail = NULL;
+	va_end(ap);
+	if (!e->ev.name || !e->ev.detail || (device && !e->ev.device)) {
+		vmc_hv_event_free(&e->ev);
+		free(e);
+		return;
+	}
+	if (asprintf(&text, "event %s%s%s %s", name, device ? " " : "", device ? device : "",
+		     e->ev.detail) < 0)
+		text = NULL;
+	pthread_mutex_lock(&q->mu);
+	*q->tail = e;
+	q->tail = &e->next;
+	line_locked(q, e->ev.host_ns, text);
+	pthread_mutex_unlock(&q->mu);
+	wake(q);
+}
+
+/* ---- libvirt's callbacks (event thread) */
+
+static const char *const life_names[] = {
+	"DEFINED", "UNDEFINED", "STARTED", "SUSPENDED", "RESUMED",
+	"STOPPED", "SHUTDOWN", "PMSUSPENDED", "CRASHED",
+};
+
+static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
+{
+	const char *name = event >= 0 && (size_t)event < ARRAY_SIZE(life_names) ? life_names[event]
+										   : "?";
+	const char *as;
+
+	/* QMP's names for what the checks wait for; the rest as libvirt says. */
+	switch (event) {
+	case VIR_DOMAIN_EVENT_SUSPENDED: as = VMC_EV_STOP; break;
+	case VIR_DOMAIN_EVENT_RESUMED: as = VMC_EV_RESUME; break;
+	case VIR_DOMAIN_EVENT_SHUTDOWN: as = VMC_EV_SHUTDOWN; break;
+	default: as = "LIFECYCLE";
+	}
+	push(opaque, as, NULL, "{\"libvirt\":\"lifecycle %s\",\"detail\":%d}", name, detail);
+	return 0;
+}
+
+static int on_reboot(virConnectPtr c, virDomainPtr d, void *opaque)
+{
+	/* libvirt sends REBOOT on QEMU's RESET. */
+	push(opaque, VMC_EV_RESET, NULL, "{\"libvirt\":\"reboot\"}");
+	return 0;
+}
+
+static int on_pmsuspend(virConnectPtr c, virDomainPtr d, int reason, void *opaque)
+{
+	push(opaque, VMC_EV_SUSPEND, NULL, "{\"libvirt\":\"pmsuspend\",\"reason\":%d}", reason);
+	return 0;
+}
+
+static int on_pmwakeup(virConnectPtr c, virDomainPtr d, int reason, void *opaque)
+{
+	push(opaque, VMC_EV_WAKEUP, NULL, "{\"libvirt\":\"pmwakeup\",\"reason\":%d}", reason);
+	return 0;
+}
+
+/* Our aliases carry VMC_LV_ALIAS_PREFIX; the checks know the ids without it. */
+static const char *id_of_alias(const char *alias)
+{
+	size_t n = strlen(VMC_LV_ALIAS_PREFIX);
+
+	return strncmp(alias, VMC_LV_ALIAS_PREFIX, n) ? alias : alias + n;
+}
+
+static int on_removed(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
+{
+	push(opaque, VMC_EV_DEVICE_DELETED, id_of_alias(alias),
+	     "{\"libvirt\":\"device-removed\",\"alias\":\"%s\"}", alias);
+	return 0;
+}
+
+static int on_removal_failed(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
+{
+	push(opaque, "DEVICE_REMOVAL_FAILED", id_of_alias(alias),
+	     "{\"libvirt\":\"device-removal-failed\",\"alias\":\"%s\"}", alias);
+	return 0;
+}
+
+static void on_close(virConnectPtr c, int reason, void *opaque)
+{
+	struct evq *q = opaque;
+
+	pthread_mutex_lock(&q->mu);
+	q->closed = true;
+	pthread_mutex_unlock(&q->mu);
+	note(q, "the connection to libvirt closed (reason %d)", reason);
+	wake(q);
+}
+
+/* ---- process-wide setup */
+
+static void quiet(void *opaque, virErrorPtr e)
+{
+	/* Errors are reported through vmc_error, not printed by libvirt. */
+}
+
+static void *event_loop(void *arg)
+{
+	for (;;)
+		virEventRunDefaultImpl();
+	return NULL;
+}
+
+static int setup_result;
+
+/* Once: silence libvirt's stderr, register its event loop, run it on a thread. */
+static void setup(void)
+{
+	sigset_t all, old;
+	pthread_t t;
+
+	virSetErrorFunc(NULL, quiet);
+	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+		setup_result = -EIO;
+		return;
+	}
+	/* The thread takes no signals: SIGINT/SIGTERM go to the suite's signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	setup_result = -pthread_create(&t, NULL, event_loop, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!setup_result)
+		pthread_detach(t);
+}
+
+/* ---- errors */
+
+static int code_of(const virError *e)
+{
+	if (!e)
+		return -EIO;
+	switch (e->code) {
+	case VIR_ERR_NO_DOMAIN: return -ENOENT;
+	case VIR_ERR_OPERATION_TIMEOUT: return -ETIMEDOUT;
+	case VIR_ERR_NO_SUPPORT:
+	case VIR_ERR_OPERATION_UNSUPPORTED: return -ENOTSUP;
+	case VIR_ERR_NO_CONNECT:
+	case VIR_ERR_SYSTEM_ERROR:
+	case VIR_ERR_RPC: return -ECONNREFUSED;
+	case VIR_ERR_INVALID_ARG:
+	case VIR_ERR_XML_ERROR:
+	case VIR_ERR_XML_DETAIL: return -EINVAL;
+	default: return -EIO;
+	}
+}
+
+/* @what failed: "@what: libvirt error CODE/DOMAIN: MESSAGE", also in the transcript. */
+static int lv_fail(struct hv_lv *h, struct vmc_error *err, const char *what)
+{
+	const virError *e = virGetLastError();
+	int r = code_of(e);
+
+	if (h)
+		note(h->q, "%s: libvirt error %d/%d: %s", what, e ? e->code : 0,
+		     e ? e->domain : 0, e && e->message ? e->message : "(no message)");
+	vmc_error_set(err, r, "%s: libvirt error %d/%d: %s", what, e ? e->code : 0,
+		      e ? e->domain : 0, e && e->message ? e->message : "(no message)");
+	virResetLastError();
+	return r;
+}
+
+/* Log API call @what with its result @r (libvirt's < 0 is failure). */
+static int done(struct hv_lv *h, int r, struct vmc_error *err, const char *what)
+{
+	if (r < 0)
+		return lv_fail(h, err, what);
+	note(h->q, "%s: ok", what);
+	return 0;
+}
+
+/* The live domain XML, parsed. */
+static int live(struct hv_lv *h, struct vmc_lvxml **x, struct vmc_error *err)
+{
+	char *xml = virDomainGetXMLDesc(h->dom, 0);
+	int r;
+
+	if (!xml)
+		return lv_fail(h, err, "virDomainGetXMLDesc");
+	r = vmc_lvxml_parse(xml, x, err);
+	free(xml);
+	return r;
+}
+
+static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err);
+
+/* ---- lifecycle */
+
+static int lv_reboot(struct vmc_hv *hv, struct vmc_error *err)
+{
+	/* ACPI: the guest's acpid powers off, libvirt restarts it (LAB.md, --mode acpi). */
+	return done(H(hv), virDomainReboot(H(hv)->dom, VIR_DOMAIN_REBOOT_ACPI_POWER_BTN), err,
+		    "virDomainReboot acpi");
+}
+
+static int lv_reset(struct vmc_hv *hv, struct vmc_error *err)
+{
+	return done(H(hv), virDomainReset(H(hv)->dom, 0), err, "virDomainReset");
+}
+
+static int lv_stop(struct vmc_hv *hv, struct vmc_error *err)
+{
+	return done(H(hv), virDomainSuspend(H(hv)->dom), err, "virDomainSuspend");
+}
+
+static int lv_cont(struct vmc_hv *hv, struct vmc_error *err)
+{
+	return done(H(hv), virDomainResume(H(hv)->dom), err, "virDomainResume");
+}
+
+static int lv_wakeup(struct vmc_hv *hv, struct vmc_error *err)
+{
+	return done(H(hv), virDomainPMWakeup(H(hv)->dom, 0), err, "virDomainPMWakeup");
+}
+
+static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	int r = done(h, virDomainShutdownFlags(h->dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN), err,
+		     "virDomainShutdownFlags acpi");
+
+	/*
+	 * QEMU emits POWERDOWN when it accepts system_powerdown, which is when
+	 * this call returns; libvirt does not forward that event. The queued
+	 * POWERDOWN says so in its detail: it is libvirt's return, not QEMU's event.
+	 */
+	if (r == 0)
+		push(h->q, VMC_EV_POWERDOWN, NULL,
+		     "{\"libvirt\":\"virDomainShutdownFlags(ACPI_POWER_BTN) returned 0\","
+		     "\"note\":\"libvirt forwards no POWERDOWN event\"}");
+	return r;
+}
+
+static int lv_destroy(struct vmc_hv *hv, struct vmc_error *err)
+{
+	return done(H(hv), virDomainDestroy(H(hv)->dom), err, "virDomainDestroy");
+}
+
+/* ---- hotplug */
+
+static int attach(struct hv_lv *h, const char *xml, struct vmc_error *err, const char *what)
+{
+	note(h->q, "%s: %s", what, xml);
+	return done(h, virDomainAttachDeviceFlags(h->dom, xml, VIR_DOMAIN_AFFECT_LIVE), err, what);
+}
+
+/* The bus of root port @slot from the live XML; -ENOENT with a message. */
+static int slot_bus(struct hv_lv *h, struct vmc_lvxml *x, const char *slot, unsigned *bus,
+		    struct vmc_error *err)
+{
+	if (vmc_lvxml_port_bus(x, slot, bus) < 0)
+		return vmc_error_set(err, -ENOENT, "the domain has no pcie-root-port %s", slot);
+	return 0;
+}
+
+static int lv_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	struct vmc_lvxml *x = NULL;
+	_cleanup_free_ char *xml = NULL;
+	char what[300];
+	unsigned bus;
+	int r = live(h, &x, err);
+
+	if (r == 0)
+		r = slot_bus(h, x, nic->slot, &bus, err);
+	vmc_lvxml_free(x);
+	if (r < 0)
+		return vmc_error_prefix(err, "attach-device %s: ", nic->id);
+	if (vmc_lvxml_nic(nic, bus, h->network, &xml) < 0)
+		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", nic->id);
+	snprintf(what, sizeof(what), "attach-device %s on %s", nic->id, nic->slot);
+	return attach(h, xml, err, what);
+}
+
+static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	struct vmc_lvxml *x = NULL;
+	_cleanup_free_ char *xml = NULL;
+	char what[300], dev[8];
+	unsigned bus;
+	int r = live(h, &x, err);
+
+	if (r == 0)
+		r = slot_bus(h, x, d->slot, &bus, err);
+	if (r == 0 && vmc_lvxml_free_vd(x, dev) < 0)
+		r = vmc_error_set(err, -ENOSPC, "no free virtio disk target vda..vdz");
+	vmc_lvxml_free(x);
+	if (r < 0)
+		return vmc_error_prefix(err, "attach-device %s: ", d->id);
+	if (vmc_lvxml_disk(d, bus, dev, &xml) < 0)
+		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", d->id);
+	snprintf(what, sizeof(what), "attach-device %s (%s) on %s", d->id, dev, d->slot);
+	return attach(h, xml, err, what);
+}
+
+static int lv_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc_error *err)
+{
+	_cleanup_free_ char *xml = NULL;
+	char what[300];
+
+	if (vmc_lvxml_dimm(m, &xml) < 0)
+		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", m->id);
+	snprintf(what, sizeof(what), "attach-device %s (%llu MiB)", m->id,
+		 (unsigned long long)(m->size >> 20));
+	return attach(H(hv), xml, err, what);
+}
+
+/*
+ * Detach by the device's live XML (found by alias): libvirt matches a
+ * <memory> by model and size, so two equal DIMMs are told apart only by the
+ * address libvirt gave them.
+ */
+static int lv_detach(struct vmc_hv *hv, const char *id, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	struct vmc_lvxml *x = NULL;
+	_cleanup_free_ char *xml = NULL;
+	char what[300];
+	int r = live(h, &x, err);
+
+	if (r == 0)
+		r = vmc_lvxml_device(x, id, NULL, &xml);
+	vmc_lvxml_free(x);
+	if (r == 0)
+		return vmc_error_set(err, -ENOENT, "detach-device %s: the domain has no device "
+						   "with alias " VMC_LV_ALIAS_PREFIX "%s",
+				     id, id);
+	if (r < 0)
+		return vmc_error_prefix(err, "detach-device %s: ", id);
+	snprintf(what, sizeof(what), "detach-device %s", id);
+	note(h->q, "%s: %s", what, xml);
+	return done(h, virDomainDetachDeviceFlags(h->dom, xml, VIR_DOMAIN_AFFECT_LIVE), err,
+		    what);
+}
+
+/* libvirt removes a disk's or DIMM's backend with the device: nothing left to release. */
+static int lv_release(struct vmc_hv *hv, const char *id, struct vmc_error *err)
+{
+	return 0;
+}
+
+static struct vcpu_map *vcpu_find(struct hv_lv *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_vcpus; i++)
+		if (!strcmp(h->vcpus[i].id, id))
+			return &h->vcpus[i];
+	return NULL;
+}
+
+/* virDomainSetVcpu on libvirt vCPU @n: exactly the position asked for, not "the next one". */
+static int set_vcpu(struct hv_lv *h, const char *id, unsigned n, bool on,
+		    struct vmc_error *err)
+{
+	char map[16], what[300];
+
+	snprintf(map, sizeof(map), "%u", n);
+	snprintf(what, sizeof(what), "virDomainSetVcpu %s (vcpu %u) %s", id, n,
+		 on ? "enable" : "disable");
+	return done(h, virDomainSetVcpu(h->dom, map, on, VIR_DOMAIN_AFFECT_LIVE), err, what);
+}
+
+static bool same_position(const struct vmc_hv_cpu *a, const struct vmc_hv_cpu *b)
+{
+	return a->socket_id == b->socket_id && a->die_id == b->die_id &&
+	       a->core_id == b->core_id && a->thread_id == b->thread_id;
+}
+
+static int lv_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	struct vmc_hv_cpu *cpus = NULL;
+	struct vcpu_map *m;
+	size_t n = 0, i;
+	int r = lv_cpus(hv, &cpus, &n, err);
+
+	if (r < 0)
+		return vmc_error_prefix(err, "setvcpu %s: ", c->id);
+	/* The position's index in cpus() is libvirt's vCPU id. */
+	for (i = 0; i < n && !same_position(&cpus[i], c->where); i++)
+		;
+	vmc_hv_cpus_free(cpus, n);
+	if (i == n)
+		return vmc_error_set(err, -ENOENT, "setvcpu %s: libvirt has no vCPU at socket %d "
+						   "die %d core %d thread %d",
+				     c->id, c->where->socket_id, c->where->die_id,
+				     c->where->core_id, c->where->thread_id);
+	m = realloc(h->vcpus, (h->n_vcpus + 1) * sizeof(*m));
+	if (!m)
+		return vmc_error_set(err, -ENOMEM, "setvcpu %s: out of memory", c->id);
+	h->vcpus = m;
+	m = &h->vcpus[h->n_vcpus];
+	m->id = strdup(c->id);
+	if (!m->id)
+		return vmc_error_set(err, -ENOMEM, "setvcpu %s: out of memory", c->id);
+	m->vcpu = (unsigned)i;
+	r = set_vcpu(h, c->id, m->vcpu, true, err);
+	if (r < 0) {
+		free(m->id);
+		return r;
+	}
+	h->n_vcpus++;
+	return 0;
+}
+
+static int lv_cpu_del(struct vmc_hv *hv, const char *id, struct vmc_error *err)
+{
+	struct vcpu_map *m = vcpu_find(H(hv), id);
+
+	if (!m)
+		return vmc_error_set(err, -ENOENT, "setvcpu %s: not a vCPU vmcheck plugged", id);
+	return set_vcpu(H(hv), id, m->vcpu, false, err);
+}
+
+/* ---- discovery */
+
+static int lv_free_slots(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,
+			 struct vmc_error *err)
+{
+	struct vmc_lvxml *x = NULL;
+	int r = live(H(hv), &x, err);
+
+	if (r == 0)
+		r = vmc_lvxml_free_slots(x, out, n, err);
+	vmc_lvxml_free(x);
+	return r;
+}
+
+static int lv_mem_info(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_error *err)
+{
+	struct vmc_lvxml *x = NULL;
+	int r = live(H(hv), &x, err);
+
+	if (r == 0)
+		r = vmc_lvxml_mem(x, out, err);
+	vmc_lvxml_free(x);
+	return r;
+}
+
+static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
+{
+	struct vmc_lvxml *x = NULL;
+	int r = live(H(hv), &x, err);
+
+	if (r == 0)
+		r = vmc_lvxml_cpus(x, out, n, err);
+	vmc_lvxml_free(x);
+	return r;
+}
+
+static int lv_device_present(struct vmc_hv *hv, const char *id, char **where,
+			     struct vmc_error *err)
+{
+	struct vcpu_map *m = vcpu_find(H(hv), id);
+	struct vmc_lvxml *x = NULL;
+	int r = live(H(hv), &x, err);
+
+	/* A vCPU is no device in libvirt's XML: it is its <vcpus> entry, enabled or not. */
+	if (r == 0 && m) {
+		struct vmc_hv_cpu *cpus = NULL;
+		size_t n = 0;
+
+		r = vmc_lvxml_cpus(x, &cpus, &n, err);
+		if (r == 0) {
+			r = m->vcpu < n && cpus[m->vcpu].qom_path;
+			if (r && where && asprintf(where, "libvirt vcpu %u enabled", m->vcpu) < 0)
+				r = -ENOMEM;
+			vmc_hv_cpus_free(cpus, n);
+		}
+	} else if (r == 0) {
+		r = vmc_lvxml_device(x, id, where, NULL);
+	}
+	vmc_lvxml_free(x);
+	if (r == -ENOMEM)
+		vmc_error_set(err, r, "device %s: out of memory", id);
+	return r;
+}
+
+/* ---- events */
+
+static bool matches(const struct vmc_hv_event *ev, const char *name, const char *device)
+{
+	return !strcmp(ev->name, name) && (!device || (ev->device && !strcmp(ev->device, device)));
+}
+
+/* Unlink the first queued match into @out; q->mu held. */
+static bool take_locked(struct evq *q, const char *name, const char *device,
+			struct vmc_hv_event *out)
+{
+	for (struct qev **p = &q->head; *p; p = &(*p)->next) {
+		struct qev *e = *p;
+
+		if (!matches(&e->ev, name, device))
+			continue;
+		*p = e->next;
+		if (q->tail == &e->next)
+			q->tail = p;
+		if (out)
+			*out = e->ev;
+		else
+			vmc_hv_event_free(&e->ev);
+		free(e);
+		return true;
+	}
+	return false;
+}
+
+static void drain(struct evq *q)
+{
+	uint64_t v;
+
+	while (read(q->efd, &v, sizeof(v)) == sizeof(v))
+		;
+}
+
+static int lv_wait_event(struct vmc_hv *hv, const char *name, const char *device,
+			 uint64_t deadline_ns, struct vmc_hv_event *out, struct vmc_error *err)
+{
+	struct evq *q = H(hv)->q;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = q->efd, .events = POLLIN };
+		uint64_t now;
+		bool got, closed;
+
+		pthread_mutex_lock(&q->mu);
+		got = take_locked(q, name, device, out);
+		closed = q->closed;
+		pthread_mutex_unlock(&q->mu);
+		if (got)
+			return 0;
+		if (closed)
+			return vmc_error_set(err, -EPIPE, "waiting for %s: the connection to "
+							  "libvirt closed",
+					     name);
+		now = vmc_mono_ns();
+		if (now >= deadline_ns)
+			return vmc_error_set(err, -ETIMEDOUT, "no %s event%s%s in time", name,
+					     device ? " for " : "", device ? device : "");
+		drain(q);
+		pthread_mutex_lock(&q->mu);
+		got = take_locked(q, name, device, out);
+		pthread_mutex_unlock(&q->mu);
+		if (got)
+			return 0;
+		poll(&pfd, 1, (int)((deadline_ns - now + 999999) / 1000000));
+	}
+}
+
+static bool lv_seen_event(struct vmc_hv *hv, const char *name, const char *device)
+{
+	struct evq *q = H(hv)->q;
+	bool seen = false;
+
+	pthread_mutex_lock(&q->mu);
+	for (struct qev *e = q->head; e && !seen; e = e->next)
+		seen = matches(&e->ev, name, device);
+	pthread_mutex_unlock(&q->mu);
+	return seen;
+}
+
+static void lv_flush_events(struct vmc_hv *hv)
+{
+	struct evq *q = H(hv)->q;
+
+	pthread_mutex_lock(&q->mu);
+	while (q->head) {
+		struct qev *e = q->head;
+
+		q->head = e->next;
+		vmc_hv_event_free(&e->ev);
+		free(e);
+	}
+	q->tail = &q->head;
+	pthread_mutex_unlock(&q->mu);
+}
+
+static int lv_fd(struct vmc_hv *hv)
+{
+	return H(hv)->q->efd;
+}
+
+static int lv_pump(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct evq *q = H(hv)->q;
+	bool closed;
+
+	drain(q);
+	pthread_mutex_lock(&q->mu);
+	closed = q->closed;
+	pthread_mutex_unlock(&q->mu);
+	if (closed)
+		return vmc_error_set(err, -EPIPE, "the connection to libvirt closed");
+	return 0;
+}
+
+static int lv_alive(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	int state, reason;
+
+	if (virDomainGetState(h->dom, &state, &reason, 0) < 0) {
+		int r = lv_fail(h, err, "virDomainGetState");
+
+		/* A transient domain that shut down is gone from libvirt. */
+		return r == -ENOENT ? vmc_error_prefix(err, "the domain is gone: "), -ESRCH : r;
+	}
+	if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED)
+		return vmc_error_set(err, -ESRCH, "the domain is %s (reason %d)",
+				     state == VIR_DOMAIN_SHUTOFF ? "shut off" : "crashed", reason);
+	return 0;
+}
+
+static void lv_transcript(struct vmc_hv *hv, uint64_t since_ns, FILE *out)
+{
+	struct evq *q = H(hv)->q;
+
+	pthread_mutex_lock(&q->mu);
+	for (struct tline *l = q->lines; l; l = l->next)
+		if (l->ns >= since_ns)
+			fprintf(out, "%llu.%06llu libvirt %s\n",
+				(unsigned long long)(l->ns / 1000000000),
+				(unsigned long long)(l->ns / 1000 % 1000000), l->text);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static const char *lv_agent_spec(struct vmc_hv *hv)
+{
+	return H(hv)->agent_spec;
+}
+
+static void lv_free(struct vmc_hv *hv)
+{
+	struct hv_lv *h = H(hv);
+
+	if (!h)
+		return;
+	if (h->dom && h->owned && virDomainDestroy(h->dom) < 0)
+		virResetLastError(); /* already gone: a powerdown ended it */
+	for (size_t i = 0; i < h->n_cb; i++)
+		virConnectDomainEventDeregisterAny(h->conn, h->cb[i]);
+	if (h->conn)
+		virConnectUnregisterCloseCallback(h->conn, on_close);
+	if (h->dom)
+		virDomainFree(h->dom);
+	if (h->conn)
+		virConnectClose(h->conn);
+	/*
+	 * libvirt drops deregistered callbacks (and our references) on its
+	 * event thread a moment later: wait for that, bounded, so the queue is
+	 * freed here rather than by a thread that may not run again.
+	 */
+	for (int i = 0; h->q && i < 100; i++) {
+		bool last;
+
+		pthread_mutex_lock(&h->q->mu);
+		last = h->q->refs == 1;
+		pthread_mutex_unlock(&h->q->mu);
+		if (last)
+			break;
+		poll(NULL, 0, 5);
+	}
+	for (size_t i = 0; i < h->n_vcpus; i++)
+		free(h->vcpus[i].id);
+	free(h->vcpus);
+	free(h->agent_spec);
+	free(h->network);
+	if (h->q)
+		evq_unref(h->q);
+	free(h);
+}
+
+static const struct vmc_hv_ops hv_libvirt_ops = {
+	.name = "libvirt",
+	.reboot = lv_reboot,
+	.reset = lv_reset,
+	.stop = lv_stop,
+	.cont = lv_cont,
+	.wakeup = lv_wakeup,
+	.powerdown = lv_powerdown,
+	.destroy = lv_destroy,
+	.nic_add = lv_nic_add,
+	.nic_del = lv_detach,
+	.disk_add = lv_disk_add,
+	.disk_del = lv_detach,
+	.disk_release = lv_release,
+	.mem_add = lv_mem_add,
+	.mem_del = lv_detach,
+	.mem_release = lv_release,
+	.cpu_add = lv_cpu_add,
+	.cpu_del = lv_cpu_del,
+	.free_slots = lv_free_slots,
+	.mem_info = lv_mem_info,
+	.cpus = lv_cpus,
+	.device_present = lv_device_present,
+	.wait_event = lv_wait_event,
+	.seen_event = lv_seen_event,
+	.flush_events = lv_flush_events,
+	.fd = lv_fd,
+	.pump = lv_pump,
+	.alive = lv_alive,
+	.transcript = lv_transcript,
+	.agent_spec = lv_agent_spec,
+	.free = lv_free,
+};
+
+/* ---- construction */
+
+static struct evq *evq_new(void)
+{
+	struct evq *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->efd < 0) {
+		free(q);
+		return NULL;
+	}
+	pthread_mutex_init(&q->mu, NULL);
+	q->refs = 1;
+	q->tail = &q->head;
+	q->ltail = &q->lines;
+	return q;
+}
+
+/* Register callback @id with a reference on the queue. */
+static int subscribe(struct hv_lv *h, int id, virConnectDomainEventGenericCallback cb,
+		     struct vmc_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&h->q->mu);
+	h->q->refs++;
+	pthread_mutex_unlock(&h->q->mu);
+	r = virConnectDomainEventRegisterAny(h->conn, h->dom, id, cb, h->q, evq_unref);
+	if (r < 0) {
+		evq_unref(h->q);
+		return lv_fail(h, err, "virConnectDomainEventRegisterAny");
+	}
+	h->cb[h->n_cb++] = r;
+	return 0;
+}
+
+static int subscribe_all(struct hv_lv *h, struct vmc_error *err)
+{
+	static const struct {
+		int id;
+		virConnectDomainEventGenericCallback cb;
+	} cbs[] = {
+		{ VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle) },
+		{ VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_reboot) },
+		{ VIR_DOMAIN_EVENT_ID_PMSUSPEND, VIR_DOMAIN_EVENT_CALLBACK(on_pmsuspend) },
+		{ VIR_DOMAIN_EVENT_ID_PMWAKEUP, VIR_DOMAIN_EVENT_CALLBACK(on_pmwakeup) },
+		{ VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_removed) },
+		{ VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+		  VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed) },
+	};
+	int r = 0;
+
+	for (size_t i = 0; !r && i < ARRAY_SIZE(cbs); i++)
+		r = subscribe(h, cbs[i].id, cbs[i].cb, err);
+	if (r == 0) {
+		pthread_mutex_lock(&h->q->mu);
+		h->q->refs++;
+		pthread_mutex_unlock(&h->q->mu);
+		if (virConnectRegisterCloseCallback(h->conn, on_close, h->q, evq_unref) < 0) {
+			evq_unref(h->q);
+			r = lv_fail(h, err, "virConnectRegisterCloseCallback");
+		}
+	}
+	return r;
+}
+
+/* The guest kit's "cmdline" next to @kernel, trailing newline dropped; NULL if unreadable. */
+static char *kit_cmdline(const char *kernel)
+{
+	_cleanup_free_ char *path = NULL;
+	const char *slash = strrchr(kernel, '/');
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	if (asprintf(&path, "%.*scmdline", slash ? (int)(slash - kernel + 1) : 0, kernel) < 0)
+		return NULL;
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	if (getline(&line, &cap, f) < 0) {
+		free(line);
+		line = NULL;
+	} else {
+		line[strcspn(line, "\n")] = '\0';
+	}
+	fclose(f);
+	return line;
+}
+
+/* Define and start the transient domain of the guest kit. */
+static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
+			   struct vmc_error *err)
+{
+	static unsigned seq;
+	_cleanup_free_ char *xml = NULL, *append = NULL, *name = NULL, *log = NULL;
+	_cleanup_free_ char *kernel = cfg->kernel ? realpath(cfg->kernel, NULL) : NULL;
+	_cleanup_free_ char *initrd = cfg->initrd ? realpath(cfg->initrd, NULL) : NULL;
+	struct vmc_lv_domain d = {
+		.type = cfg->accel && !strcmp(cfg->accel, "kvm") ? "kvm" : "qemu",
+		/* The daemon resolves paths from its own directory: make them absolute. */
+		.kernel = kernel,
+		.initrd = initrd,
+		.mem_mb = cfg->mem_mb ?: 512,
+		.maxmem_mb = cfg->maxmem_mb ?: 4096,
+		.slots = cfg->slots ?: 4,
+		.cpus = cfg->cpus ?: 1,
+		.maxcpus = cfg->maxcpus ?: 4,
+		.ports = cfg->ports ?: 8,
+	};
+	int r;
+
+	if (!d.kernel || !d.initrd || access(d.kernel, R_OK) || access(d.initrd, R_OK))
+		return vmc_error_set(err, -ENOENT, "guest kit %s / %s not readable (make guest)",
+				     cfg->kernel ? cfg->kernel : "(no kernel)",
+				     cfg->initrd ? cfg->initrd : "(no initrd)");
+	d.append = cfg->append;
+	if (!d.append) {
+		append = kit_cmdline(d.kernel);
+		if (!append)
+			return vmc_error_set(err, -ENOENT, "no cmdline file next to %s", d.kernel);
+		d.append = append;
+	}
+	if (asprintf(&name, "vmcheck-%d-%u", (int)getpid(), ++seq) < 0 ||
+	    (cfg->workdir && asprintf(&log, "%s/console.log", cfg->workdir) < 0))
+		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
+	d.name = name;
+	d.console_log = log;
+	r = vmc_lvxml_domain(&d, &xml, err);
+	if (r < 0)
+		return r;
+	h->dom = virDomainCreateXML(h->conn, xml, VIR_DOMAIN_START_AUTODESTROY);
+	if (!h->dom)
+		return lv_fail(h, err, "virDomainCreateXML (transient domain of the guest kit)");
+	h->owned = true;
+	note(h->q, "virDomainCreateXML %s (type %s): ok", name, d.type);
+	return 0;
+}
+
+/* Where the agent is: @cfg->agent, or the domain's agent channel. */
+static int find_agent(struct hv_lv *h, const struct vmc_lv_config *cfg, struct vmc_error *err)
+{
+	struct vmc_lvxml *x = NULL;
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (cfg->agent) {
+		h->agent_spec = strdup(cfg->agent);
+		return h->agent_spec ? 0 : vmc_error_set(err, -ENOMEM, "out of memory");
+	}
+	r = live(h, &x, err);
+	if (r < 0)
+		return r;
+	path = vmc_lvxml_channel_path(x, VMC_LV_AGENT_CHANNEL);
+	vmc_lvxml_free(x);
+	if (!path)
+		return vmc_error_set(err, -ENODEV,
+				     "domain %s has no unix channel " VMC_LV_AGENT_CHANNEL
+				     " (add <channel type='unix'><source mode='bind'/><target "
+				     "type='virtio' name='" VMC_LV_AGENT_CHANNEL
+				     "'/></channel>, or pass --agent)",
+				     virDomainGetName(h->dom));
+	if (asprintf(&h->agent_spec, "vserial:%s", path) < 0) {
+		h->agent_spec = NULL;
+		return vmc_error_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int vmc_libvirt_open(const struct vmc_lv_config *cfg, struct vmc_hv **out, struct vmc_error *err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct hv_lv *h;
+	int r;
+
+	if (!cfg->uri || !*cfg->uri)
+		return vmc_error_set(err, -EINVAL, "libvirt: no URI");
+	pthread_once(&once, setup);
+	if (setup_result < 0)
+		return vmc_error_set(err, setup_result, "libvirt: cannot start its event loop");
+	h = calloc(1, sizeof(*h));
+	if (!h || !(h->q = evq_new()) || (cfg->network && !(h->network = strdup(cfg->network)))) {
+		lv_free(h ? &h->hv : NULL);
+		return vmc_error_set(err, -ENOMEM, "libvirt: out of memory");
+	}
+	h->hv.ops = &hv_libvirt_ops;
+	h->conn = virConnectOpen(cfg->uri);
+	if (!h->conn) {
+		r = lv_fail(h, err, "connecting to libvirt");
+		vmc_error_prefix(err, "%s: ", cfg->uri);
+		lv_free(&h->hv);
+		return r == -EIO || r == -ENOENT ? -ECONNREFUSED : r;
+	}
+	if (cfg->domain) {
+		h->dom = virDomainLookupByName(h->conn, cfg->domain);
+		r = h->dom ? 0 : lv_fail(h, err, "looking up the domain");
+		if (r < 0)
+			vmc_error_prefix(err, "%s domain %s: ", cfg->uri, cfg->domain);
+		else if (!virDomainIsActive(h->dom))
+			r = vmc_error_set(err, -ESRCH, "%s domain %s is not running", cfg->uri,
+					  cfg->domain);
+	} else {
+		r = start_transient(h, cfg, err);
+	}
+	if (r == 0)
+		r = subscribe_all(h, err);
+	if (r == 0)
+		r = find_agent(h, cfg, err);
+	if (r < 0) {
+		lv_free(&h->hv);
+		return r;
+	}
+	*out = &h->hv;
+	return 0;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libvirt backend: struct vmc_hv_ops through libvirt's C API, on a
+ * transient domain of the embedded guest or on an existing domain.
+ */
+#ifndef VMC_HV_LIBVIRT_H
+#define VMC_HV_LIBVIRT_H
+
+#include "error.h"
+#include "hv.h"
+
+/* Zero or NULL means the default, as in struct vmc_qemu_config. */
+struct vmc_lv_config {
+	const char *uri;     /* required: "qemu:///system", "test:///default" */
+	const char *domain;  /* existing domain; NULL: a transient one of the guest kit */
+	const char *agent;   /* agent spec; NULL: the domain's org.vmcheck.agent.0 channel */
+	const char *network; /* libvirt network for NICs; NULL: type='user' */
+	/* The transient domain: */
+	const char *kernel, *initrd, *append; /* append: the file "cmdline" next to the kernel */
+	const char *accel;   /* "kvm": type kvm; otherwise type qemu (TCG) */
+	const char *workdir; /* the serial console goes to WORKDIR/console.log */
+	unsigned mem_mb, maxmem_mb, slots, cpus, maxcpus, ports; /* 512 4096 4 1 4 8 */
+};
+
+/*
+ * vmc_libvirt_open - connect to @cfg->uri and look the domain up or start a
+ * transient one (VIR_DOMAIN_START_AUTODESTROY: libvirt destroys it when our
+ * connection closes, however this process ends; free() destroys it first).
+ * Returns 0, or with a one-line @err: -ECONNREFUSED (no daemon / URI not
+ * usable), -ENOENT (no such domain, or a kit file missing), -ENODEV (no
+ * agent channel, no --agent), -EIO (libvirt refused the domain).
+ */
+int vmc_libvirt_open(const struct vmc_lv_config *cfg, struct vmc_hv **out, struct vmc_error *err);
+
+#endif

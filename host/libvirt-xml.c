@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: MIT */
+/* libvirt domain/device XML: generation with escaping, live XML read with XPath. */
+#include "libvirt-xml.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+
+/* ---- generation */
+
+/* @s with &, <, >, ', " as entities (every value goes into '...' attributes or text). */
+static void put_esc(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '\'': fputs("&apos;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+/* Close memstream @f; *@out holds its text. -ENOMEM when writing failed. */
+static int finish(FILE *f, char **buf, char **out)
+{
+	int bad = ferror(f);
+
+	if (fclose(f) || bad) {
+		free(*buf);
+		*buf = NULL;
+		return -ENOMEM;
+	}
+	*out = *buf;
+	return 0;
+}
+
+static void put_alias(FILE *f, const char *id)
+{
+	fputs("<alias name='" VMC_LV_ALIAS_PREFIX, f);
+	put_esc(f, id);
+	fputs("'/>", f);
+}
+
+static void put_port_address(FILE *f, unsigned bus)
+{
+	fprintf(f, "<address type='pci' domain='0x0000' bus='0x%02x' slot='0x00' function='0x0'/>",
+		bus);
+}
+
+int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error *err)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f;
+	unsigned agent_bus = d->ports + 1;
+
+	if (!d->cpus || d->cpus > d->maxcpus || d->mem_mb > d->maxmem_mb || !d->mem_mb)
+		return vmc_error_set(err, -EINVAL,
+				     "domain %s: want 0 < cpus %u <= maxcpus %u and 0 < mem %u MiB "
+				     "<= maxmem %u MiB",
+				     d->name, d->cpus, d->maxcpus, d->mem_mb, d->maxmem_mb);
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return vmc_error_set(err, -ENOMEM, "domain XML: out of memory");
+	fprintf(f, "<domain type='%s'>\n  <name>", d->type);
+	put_esc(f, d->name);
+	fprintf(f, "</name>\n  <memory unit='MiB'>%u</memory>\n", d->mem_mb);
+	fprintf(f, "  <maxMemory slots='%u' unit='MiB'>%u</maxMemory>\n", d->slots, d->maxmem_mb);
+	fprintf(f, "  <vcpu current='%u'>%u</vcpu>\n  <vcpus>\n", d->cpus, d->maxcpus);
+	/* Boot vCPU 0 stays; the others can come and go (virDomainSetVcpu). */
+	for (unsigned i = 0; i < d->maxcpus; i++)
+		fprintf(f, "    <vcpu id='%u' enabled='%s' hotpluggable='%s' order='%u'/>\n", i,
+			i < d->cpus ? "yes" : "no", i ? "yes" : "no", i + 1);
+	fputs("  </vcpus>\n  <os>\n    <type arch='x86_64' machine='q35'>hvm</type>\n"
+	      "    <kernel>", f);
+	put_esc(f, d->kernel);
+	fputs("</kernel>\n    <initrd>", f);
+	put_esc(f, d->initrd);
+	fputs("</initrd>\n    <cmdline>", f);
+	put_esc(f, d->append ? d->append : "");
+	fputs("</cmdline>\n  </os>\n  <features><acpi/></features>\n", f);
+	fprintf(f, "  <cpu mode='custom' match='exact' check='none'>\n"
+		   "    <model fallback='forbid'>qemu64</model>\n"
+		   "    <topology sockets='1' dies='1' cores='%u' threads='1'/>\n"
+		   "    <numa><cell id='0' cpus='0-%u' memory='%u' unit='MiB'/></numa>\n"
+		   "  </cpu>\n",
+		d->maxcpus, d->maxcpus - 1, d->mem_mb);
+	fputs("  <pm><suspend-to-mem enabled='yes'/><suspend-to-disk enabled='no'/></pm>\n"
+	      "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n"
+	      "  <on_crash>destroy</on_crash>\n"
+	      "  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>\n"
+	      "  <devices>\n    <controller type='pci' index='0' model='pcie-root'/>\n",
+	      f);
+	for (unsigned i = 1; i <= d->ports; i++)
+		fprintf(f,
+			"    <controller type='pci' index='%u' model='pcie-root-port'>"
+			"<alias name='" VMC_LV_ALIAS_PREFIX "pciroot%u'/></controller>\n",
+			i, i);
+	/* The agent's port is explicit: left to libvirt it could take a hotplug port. */
+	fprintf(f,
+		"    <controller type='pci' index='%u' model='pcie-root-port'>"
+		"<alias name='" VMC_LV_ALIAS_PREFIX "rp-agent'/></controller>\n"
+		"    <controller type='virtio-serial' index='0'>",
+		agent_bus);
+	put_port_address(f, agent_bus);
+	fputs("</controller>\n    <controller type='usb' model='none'/>\n"
+	      "    <memballoon model='none'/>\n",
+	      f);
+	if (d->console_log) {
+		fputs("    <serial type='file'><source path='", f);
+		put_esc(f, d->console_log);
+		fputs("'/><target port='0'/></serial>\n", f);
+	} else {
+		fputs("    <serial type='pty'><target port='0'/></serial>\n", f);
+	}
+	fputs("    <channel type='unix'><source mode='bind'/>"
+	      "<target type='virtio' name='" VMC_LV_AGENT_CHANNEL "'/></channel>\n"
+	      "  </devices>\n</domain>\n",
+	      f);
+	if (finish(f, &buf, out) < 0)
+		return vmc_error_set(err, -ENOMEM, "domain XML: out of memory");
+	return 0;
+}
+
+int vmc_lvxml_nic(const struct vmc_hv_nic *nic, unsigned bus, const char *network, char **out)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return -ENOMEM;
+	if (network) {
+		fputs("<interface type='network'><source network='", f);
+		put_esc(f, network);
+		fputs("'/>", f);
+	} else {
+		fputs("<interface type='user'>", f);
+	}
+	fputs("<mac address='", f);
+	put_esc(f, nic->mac);
+	fputs("'/><model type='virtio'/>", f);
+	put_alias(f, nic->id);
+	put_port_address(f, bus);
+	fputs("</interface>", f);
+	return finish(f, &buf, out);
+}
+
+int vmc_lvxml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, char **out)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return -ENOMEM;
+	fputs("<disk type='file' device='disk'><driver name='qemu' type='", f);
+	put_esc(f, d->format);
+	fputs("'/><source file='", f);
+	put_esc(f, d->path);
+	fputs("'/><target dev='", f);
+	put_esc(f, dev);
+	fputs("' bus='virtio'/><serial>", f);
+	put_esc(f, d->serial);
+	fputs("</serial>", f);
+	put_alias(f, d->id);
+	put_port_address(f, bus);
+	fputs("</disk>", f);
+	return finish(f, &buf, out);
+}
+
+int vmc_lvxml_dimm(const struct vmc_hv_dimm *m, char **out)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "<memory model='dimm'><target><size unit='KiB'>%llu</size><node>0</node>"
+		   "</target>",
+		(unsigned long long)(m->size >> 10));
+	put_alias(f, m->id);
+	fputs("</memory>", f);
+	return finish(f, &buf, out);
+}
+
+/* ---- parsing */
+
+struct vmc_lvxml {
+	xmlDocPtr doc;
+	xmlXPathContextPtr ctx;
+};
+
+int vmc_lvxml_parse(const char *xml, struct vmc_lvxml **out, struct vmc_error *err)
+{
+	struct vmc_lvxml *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return vmc_error_set(err, -ENOMEM, "domain XML: out of memory");
+	x->doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+			       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!x->doc) {
+		const xmlError *e = xmlGetLastError();
+
+		free(x);
+		return vmc_error_set(err, -EINVAL, "domain XML: %s",
+				     e && e->message ? e->message : "not XML");
+	}
+	x->ctx = xmlXPathNewContext(x->doc);
+	if (!x->ctx) {
+		vmc_lvxml_free(x);
+		return vmc_error_set(err, -ENOMEM, "domain XML: out of memory");
+	}
+	*out = x;
+	return 0;
+}
+
+void vmc_lvxml_free(struct vmc_lvxml *x)
+{
+	if (!x)
+		return;
+	xmlXPathFreeContext(x->ctx);
+	xmlFreeDoc(x->doc);
+	free(x);
+}
+
+/* Nodes matching @expr relative to @node (NULL: the document); free with xmlXPathFreeObject. */
+static xmlXPathObjectPtr eval(const struct vmc_lvxml *x, xmlNodePtr node, const char *expr)
+{
+	x->ctx->node = node ? node : xmlDocGetRootElement(x->doc);
+	return xmlXPathEvalExpression((const xmlChar *)expr, x->ctx);
+}
+
+static int count_of(xmlXPathObjectPtr o)
+{
+	return o && o->nodesetval ? o->nodesetval->nodeNr : 0;
+}
+
+/* Attribute @name of @n as a malloc'd string (libxml2 allocates with malloc), or NULL. */
+static char *attr(xmlNodePtr n, const char *name)
+{
+	return (char *)xmlGetProp(n, (const xmlChar *)name);
+}
+
+/* Attribute @name of @n as a number (decimal or 0x), @dflt when absent or malformed. */
+static unsigned long long num_attr(xmlNodePtr n, const char *name, unsigned long long dflt)
+{
+	char *s = attr(n, name), *end;
+	unsigned long long v;
+
+	if (!s)
+		return dflt;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		v = dflt;
+	xmlFree(s);
+	return v;
+}
+
+/* The text of @expr's first match as a number of bytes, honouring its unit= (KiB default). */
+static int bytes_of(const struct vmc_lvxml *x, xmlNodePtr node, const char *expr,
+		    uint64_t *out)
+{
+	static const struct { const char *unit; unsigned shift; } units[] = {
+		{ "b", 0 }, { "bytes", 0 }, { "KiB", 10 }, { "k", 10 }, { "MiB", 20 }, { "M", 20 },
+		{ "GiB", 30 }, { "G", 30 }, { "TiB", 40 }, { "T", 40 },
+	};
+	xmlXPathObjectPtr o = eval(x, node, expr);
+	char *text = NULL, *unit = NULL, *end;
+	unsigned shift = 10;
+	int r = -ENOENT;
+
+	if (count_of(o)) {
+		xmlNodePtr n = o->nodesetval->nodeTab[0];
+
+		text = (char *)xmlNodeGetContent(n);
+		unit = attr(n, "unit");
+		r = -EINVAL;
+		for (size_t i = 0; unit && i < ARRAY_SIZE(units); i++)
+			if (!strcmp(unit, units[i].unit))
+				shift = units[i].shift;
+		errno = 0;
+		*out = text ? strtoull(text, &end, 10) << shift : 0;
+		if (text && !errno && end != text && !*end)
+			r = 0;
+	}
+	xmlFree(text);
+	xmlFree(unit);
+	xmlXPathFreeObject(o);
+	return r;
+}
+
+/* The alias of @n without VMC_LV_ALIAS_PREFIX, malloc'd; NULL without one. */
+static char *alias_of(const struct vmc_lvxml *x, xmlNodePtr n)
+{
+	xmlXPathObjectPtr o = eval(x, n, "alias/@name");
+	char *a = NULL, *id = NULL;
+	size_t pl = strlen(VMC_LV_ALIAS_PREFIX);
+
+	if (count_of(o))
+		a = (char *)xmlNodeGetContent(o->nodesetval->nodeTab[0]);
+	xmlXPathFreeObject(o);
+	if (a)
+		id = strdup(strncmp(a, VMC_LV_ALIAS_PREFIX, pl) ? a : a + pl);
+	xmlFree(a);
+	return id;
+}
+
+/* Does any device sit on PCI bus @bus? */
+static bool bus_used(const struct vmc_lvxml *x, unsigned long long bus)
+{
+	xmlXPathObjectPtr o = eval(x, NULL, "/domain/devices/*/address[@type='pci']");
+	bool used = false;
+
+	for (int i = 0; !used && i < count_of(o); i++)
+		used = num_attr(o->nodesetval->nodeTab[i], "bus", ~0ULL) == bus;
+	xmlXPathFreeObject(o);
+	return used;
+}
+
+static int cmp_slot(const void *a, const void *b)
+{
+	return strverscmp(((const struct vmc_hv_slot *)a)->id, ((const struct vmc_hv_slot *)b)->id);
+}
+
+#define ROOT_PORTS "/domain/devices/controller[@type='pci'][@model='pcie-root-port']"
+
+int vmc_lvxml_free_slots(const struct vmc_lvxml *x, struct vmc_hv_slot **out, size_t *n,
+			 struct vmc_error *err)
+{
+	xmlXPathObjectPtr o = eval(x, NULL, ROOT_PORTS "[not(target/@hotplug='off')]");
+	struct vmc_hv_slot *v = calloc(count_of(o) ? count_of(o) : 1, sizeof(*v));
+	size_t k = 0;
+	int r = 0;
+
+	for (int i = 0; v && !r && i < count_of(o); i++) {
+		xmlNodePtr c = o->nodesetval->nodeTab[i], a;
+		xmlXPathObjectPtr ao;
+
+		if (bus_used(x, num_attr(c, "index", ~0ULL)))
+			continue;
+		v[k].id = alias_of(x, c);
+		if (!v[k].id)
+			continue; /* not started yet: libvirt names controllers when it starts */
+		ao = eval(x, c, "address[@type='pci']");
+		if (count_of(ao)) {
+			a = ao->nodesetval->nodeTab[0];
+			if (asprintf(&v[k].address, "%04llx:%02llx:%02llx.%llx",
+				     num_attr(a, "domain", 0), num_attr(a, "bus", 0),
+				     num_attr(a, "slot", 0), num_attr(a, "function", 0)) < 0) {
+				v[k].address = NULL;
+				r = -ENOMEM;
+			}
+		}
+		xmlXPathFreeObject(ao);
+		k++;
+	}
+	xmlXPathFreeObject(o);
+	if (!v || r) {
+		vmc_hv_slots_free(v, k);
+		return vmc_error_set(err, -ENOMEM, "free_slots: out of memory");
+	}
+	if (k)
+		qsort(v, k, sizeof(*v), cmp_slot);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int vmc_lvxml_port_bus(const struct vmc_lvxml *x, const char *slot, unsigned *bus)
+{
+	xmlXPathObjectPtr o = eval(x, NULL, ROOT_PORTS);
+	int r = -ENOENT;
+
+	for (int i = 0; r && i < count_of(o); i++) {
+		xmlNodePtr c = o->nodesetval->nodeTab[i];
+		char *id = alias_of(x, c);
+
+		if (id && !strcmp(id, slot)) {
+			*bus = (unsigned)num_attr(c, "index", 0);
+			r = 0;
+		}
+		free(id);
+	}
+	xmlXPathFreeObject(o);
+	return r;
+}
+
+int vmc_lvxml_mem(const struct vmc_lvxml *x, struct vmc_hv_mem *out, struct vmc_error *err)
+{
+	xmlXPathObjectPtr o;
+	struct vmc_hv_mem m = { 0 };
+	uint64_t total = 0;
+
+	if (bytes_of(x, NULL, "/domain/maxMemory", &m.max_bytes) < 0)
+		return vmc_error_set(err, -ENOENT, "the domain has no <maxMemory>: no memory hotplug");
+	if (bytes_of(x, NULL, "/domain/memory", &total) < 0)
+		return vmc_error_set(err, -EINVAL, "the domain XML has no readable <memory>");
+	o = eval(x, NULL, "/domain/maxMemory");
+	m.slots = (unsigned)num_attr(o->nodesetval->nodeTab[0], "slots", 0);
+	xmlXPathFreeObject(o);
+	o = eval(x, NULL, "/domain/devices/memory[@model='dimm' or @model='nvdimm']");
+	for (int i = 0; i < count_of(o); i++) {
+		uint64_t size = 0;
+
+		if (bytes_of(x, o->nodesetval->nodeTab[i], "target/size", &size) == 0)
+			m.plugged_bytes += size;
+		m.used_slots++;
+	}
+	xmlXPathFreeObject(o);
+	m.base_bytes = total > m.plugged_bytes ? total - m.plugged_bytes : 0;
+	*out = m;
+	return 0;
+}
+
+int vmc_lvxml_cpus(const struct vmc_lvxml *x, struct vmc_hv_cpu **out, size_t *n,
+		   struct vmc_error *err)
+{
+	xmlXPathObjectPtr vcpu = eval(x, NULL, "/domain/vcpu"), topo, list;
+	unsigned long long max = 0, cur = 0, threads = 1, cores = 1, dies = 1;
+	struct vmc_hv_cpu *v;
+
+	if (count_of(vcpu)) {
+		char *t = (char *)xmlNodeGetContent(vcpu->nodesetval->nodeTab[0]);
+
+		max = t ? strtoull(t, NULL, 10) : 0;
+		xmlFree(t);
+		cur = num_attr(vcpu->nodesetval->nodeTab[0], "current", max);
+	}
+	xmlXPathFreeObject(vcpu);
+	if (!max || max > 4096)
+		return vmc_error_set(err, -EINVAL, "the domain XML has no readable <vcpu>");
+	topo = eval(x, NULL, "/domain/cpu/topology");
+	if (count_of(topo)) {
+		xmlNodePtr t = topo->nodesetval->nodeTab[0];
+
+		threads = num_attr(t, "threads", 1) ?: 1;
+		cores = num_attr(t, "cores", 1) ?: 1;
+		dies = num_attr(t, "dies", 1) ?: 1;
+	}
+	xmlXPathFreeObject(topo);
+	v = calloc(max, sizeof(*v));
+	if (!v)
+		return vmc_error_set(err, -ENOMEM, "cpus: out of memory");
+	list = eval(x, NULL, "/domain/vcpus/vcpu");
+	for (unsigned long long i = 0; i < max; i++) {
+		bool on = i < cur;
+
+		/* <vcpus> (when present) says which ids are on; <vcpu current> is the first N. */
+		for (int k = 0; k < count_of(list); k++) {
+			xmlNodePtr e = list->nodesetval->nodeTab[k];
+			char *en;
+
+			if (num_attr(e, "id", ~0ULL) != i)
+				continue;
+			en = attr(e, "enabled");
+			on = en && !strcmp(en, "yes");
+			xmlFree(en);
+		}
+		v[i].thread_id = (int)(i % threads);
+		v[i].core_id = (int)(i / threads % cores);
+		v[i].die_id = (int)(i / threads / cores % dies);
+		v[i].socket_id = (int)(i / threads / cores / dies);
+		v[i].cpu_index = on ? (int)i : -1;
+		v[i].type = strdup("vcpu");
+		if (on && asprintf(&v[i].qom_path, "vcpu%llu", i) < 0)
+			v[i].qom_path = NULL;
+		if (!v[i].type || (on && !v[i].qom_path)) {
+			xmlXPathFreeObject(list);
+			vmc_hv_cpus_free(v, i + 1);
+			return vmc_error_set(err, -ENOMEM, "cpus: out of memory");
+		}
+	}
+	xmlXPathFreeObject(list);
+	*out = v;
+	*n = max;
+	return 0;
+}
+
+char *vmc_lvxml_channel_path(const struct vmc_lvxml *x, const char *name)
+{
+	xmlXPathObjectPtr o = eval(x, NULL, "/domain/devices/channel[@type='unix']");
+	char *path = NULL;
+
+	for (int i = 0; !path && i < count_of(o); i++) {
+		xmlNodePtr c = o->nodesetval->nodeTab[i];
+		xmlXPathObjectPtr t = eval(x, c, "target[@type='virtio']/@name");
+		xmlXPathObjectPtr s = eval(x, c, "source/@path");
+		char *tn = count_of(t) ? (char *)xmlNodeGetContent(t->nodesetval->nodeTab[0]) : NULL;
+
+		if (tn && !strcmp(tn, name) && count_of(s))
+			path = (char *)xmlNodeGetContent(s->nodesetval->nodeTab[0]);
+		xmlFree(tn);
+		xmlXPathFreeObject(t);
+		xmlXPathFreeObject(s);
+	}
+	xmlXPathFreeObject(o);
+	return path;
+}
+
+int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, char **dev_xml)
+{
+	xmlXPathObjectPtr o = eval(x, NULL, "/domain/devices/*[alias/@name]");
+	xmlNodePtr dev = NULL;
+	int r = 0;
+
+	for (int i = 0; !dev && i < count_of(o); i++) {
+		xmlNodePtr c = o->nodesetval->nodeTab[i];
+		char *a = alias_of(x, c);
+
+		/* "ua-" + id, or id itself on a domain someone else defined. */
+		if (a && !strcmp(a, id))
+			dev = c;
+		free(a);
+	}
+	xmlXPathFreeObject(o);
+	if (!dev)
+		return 0;
+	if (where) {
+		xmlXPathObjectPtr ao = eval(x, dev, "address[@type='pci']");
+
+		if (count_of(ao))
+			r = asprintf(where, "%s on pci bus %llu slot %llu", (const char *)dev->name,
+				     num_attr(ao->nodesetval->nodeTab[0], "bus", 0),
+				     num_attr(ao->nodesetval->nodeTab[0], "slot", 0));
+		else
+			r = asprintf(where, "%s", (const char *)dev->name);
+		xmlXPathFreeObject(ao);
+		if (r < 0) {
+			*where = NULL;
+			return -ENOMEM;
+		}
+	}
+	if (dev_xml) {
+		xmlBufferPtr b = xmlBufferCreate();
+
+		if (!b || xmlNodeDump(b, x->doc, dev, 0, 0) < 0 ||
+		    !(*dev_xml = strdup((const char *)xmlBufferContent(b)))) {
+			xmlBufferFree(b);
+			if (where) {
+				free(*where);
+				*where = NULL;
+			}
+			return -ENOMEM;
+		}
+		xmlBufferFree(b);
+	}
+	return 1;
+}
+
+int vmc_lvxml_free_vd(const struct vmc_lvxml *x, char buf[8])
+{
+	for (char c = 'a'; c <= 'z'; c++) {
+		char expr[96];
+		xmlXPathObjectPtr o;
+		int used;
+
+		snprintf(buf, 8, "vd%c", c);
+		snprintf(expr, sizeof(expr), "/domain/devices/disk/target[@dev='%s']", buf);
+		o = eval(x, NULL, expr);
+		used = count_of(o);
+		xmlXPathFreeObject(o);
+		if (!used)
+			return 0;
+	}
+	return -ENOSPC;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libvirt XML for the libvirt backend, without a daemon: the transient
+ * domain of the embedded guest and the device fragments vmcheck attaches
+ * (generation), and what the backend needs from a live domain XML
+ * (virDomainGetXMLDesc) (parsing, with libxml2).
+ *
+ * Device ids: libvirt accepts user aliases only with the prefix "ua-", so
+ * check id "nic1" is alias "ua-nic1"; every id handed back (slots, removed
+ * devices) has the prefix stripped again.
+ */
+#ifndef VMC_LIBVIRT_XML_H
+#define VMC_LIBVIRT_XML_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "hv.h"
+
+#define VMC_LV_ALIAS_PREFIX "ua-"
+#define VMC_LV_AGENT_CHANNEL "org.vmcheck.agent.0"
+
+struct vmc_lv_domain {
+	const char *name;
+	const char *type;   /* "qemu" (TCG) or "kvm" */
+	const char *kernel; /* direct kernel boot */
+	const char *initrd;
+	const char *append;
+	const char *console_log; /* serial console into this file, or NULL (pty) */
+	unsigned mem_mb, maxmem_mb, slots;
+	unsigned cpus, maxcpus;
+	unsigned ports; /* hotplug pcie-root-ports "pciroot1".."pciroot<ports>" */
+};
+
+/*
+ * vmc_lvxml_domain - the domain XML of @d: q35, direct kernel boot, S3 on,
+ * a NUMA cell (DIMMs need one), <maxMemory slots>, hotpluggable vCPUs on a
+ * topology of one socket with maxcpus cores, the ports, the agent channel on
+ * a socket libvirt names, QEMU as root (relabel off: it reads the guest kit
+ * and the check's disk images wherever they are).
+ * Returns 0 with *@out malloc'd, -EINVAL (bad sizes) or -ENOMEM.
+ */
+int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error *err);
+
+/*
+ * Device fragments for virDomainAttachDeviceFlags. @bus is the libvirt
+ * index of the pcie-root-port the device goes behind (at slot 0: the only
+ * one a PCIe port has). @network: a libvirt network for the NIC, NULL for
+ * type='user'. @dev: the disk's target ("vdb").
+ */
+int vmc_lvxml_nic(const struct vmc_hv_nic *nic, unsigned bus, const char *network, char **out);
+int vmc_lvxml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, char **out);
+int vmc_lvxml_dimm(const struct vmc_hv_dimm *m, char **out);
+
+/* A parsed live domain XML. */
+struct vmc_lvxml;
+
+/* Parse @xml; -EINVAL (with the parser's words in @err) or -ENOMEM. */
+int vmc_lvxml_parse(const char *xml, struct vmc_lvxml **out, struct vmc_error *err);
+void vmc_lvxml_free(struct vmc_lvxml *x);
+
+/*
+ * Free hotplug slots: pcie-root-ports with hotplug not off and no device
+ * whose PCI address is on their bus, sorted by id; the id is the port's
+ * alias (prefix stripped), the address where the port sits ("0000:00:02.1").
+ */
+int vmc_lvxml_free_slots(const struct vmc_lvxml *x, struct vmc_hv_slot **out, size_t *n,
+			 struct vmc_error *err);
+
+/* The bus index of root port @slot (an id from free_slots); -ENOENT. */
+int vmc_lvxml_port_bus(const struct vmc_lvxml *x, const char *slot, unsigned *bus);
+
+/*
+ * Memory from the XML: max_bytes and slots from <maxMemory>, plugged bytes
+ * and used slots from <memory model='dimm'> devices, base = <memory> minus
+ * the DIMMs (libvirt counts them in <memory>). -ENOENT without <maxMemory>.
+ */
+int vmc_lvxml_mem(const struct vmc_lvxml *x, struct vmc_hv_mem *out, struct vmc_error *err);
+
+/*
+ * vCPUs from <vcpus> (or <vcpu current>): one entry per libvirt vCPU id.
+ * libvirt shows neither QOM paths nor topology ids: the position is inferred
+ * from the id and <topology> the way QEMU numbers x86 CPUs (thread fastest,
+ * then core, die, socket); qom_path is "vcpuN" and cpu_index N for an
+ * enabled vCPU (libvirt's id is QEMU's cpu-index), NULL and -1 otherwise.
+ */
+int vmc_lvxml_cpus(const struct vmc_lvxml *x, struct vmc_hv_cpu **out, size_t *n,
+		   struct vmc_error *err);
+
+/* The unix socket of virtio channel @name, malloc'd, or NULL (none, or no path yet). */
+char *vmc_lvxml_channel_path(const struct vmc_lvxml *x, const char *name);
+
+/*
+ * Device with alias VMC_LV_ALIAS_PREFIX @id: 1 with, if @where, "interface
+ * on pci bus 3 slot 0" (malloc'd) and, if @dev_xml, the device's own XML
+ * (malloc'd, what DetachDeviceFlags wants); 0 if none; -ENOMEM.
+ */
+int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, char **dev_xml);
+
+/* A virtio disk target no disk uses yet ("vdb"), into @buf; -ENOSPC. */
+int vmc_lvxml_free_vd(const struct vmc_lvxml *x, char buf[8]);
+
+#endif

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libvirt backend without a daemon: XML generation and live-XML reading,
+ * and argument/error handling and events against libvirt's built-in
+ * test:///default driver (its running domain "test").
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "harness.h"
+#include "clock.h"
+#include "hv-libvirt.h"
+#include "libvirt-xml.h"
+
+/* A live XML as libvirt 9.0 shows it: port 1 taken by a NIC, port 3 hotplug off. */
+static const char live_xml[] =
+	"<domain type='qemu' id='3'><name>vm</name>"
+	"<maxMemory slots='4' unit='KiB'>4194304</maxMemory>"
+	"<memory unit='KiB'>655360</memory>"
+	"<vcpu placement='static' current='2'>4</vcpu>"
+	"<vcpus><vcpu id='0' enabled='yes' hotpluggable='no'/><vcpu id='1' enabled='no' "
+	"hotpluggable='yes'/><vcpu id='2' enabled='yes' hotpluggable='yes'/>"
+	"<vcpu id='3' enabled='no' hotpluggable='yes'/></vcpus>"
+	"<cpu><topology sockets='1' dies='1' cores='4' threads='1'/></cpu>"
+	"<devices>"
+	"<disk type='file' device='disk'><target dev='vda' bus='virtio'/><alias name='ua-disk1'/>"
+	"<address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/></disk>"
+	"<controller type='pci' index='1' model='pcie-root-port'><alias name='ua-pciroot1'/>"
+	"<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/></controller>"
+	"<controller type='pci' index='2' model='pcie-root-port'><alias name='ua-pciroot2'/>"
+	"<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x1'/></controller>"
+	"<controller type='pci' index='3' model='pcie-root-port'><target hotplug='off'/>"
+	"<alias name='ua-pciroot3'/>"
+	"<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x2'/></controller>"
+	"<controller type='pci' index='4' model='pcie-root-port'><alias name='pci.4'/>"
+	"<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x3'/></controller>"
+	"<interface type='user'><mac address='52:54:00:00:00:01'/><alias name='ua-nic1'/>"
+	"<address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>"
+	"<channel type='unix'><source mode='bind' path='/run/x/org.vmcheck.agent.0'/>"
+	"<target type='virtio' name='org.vmcheck.agent.0'/></channel>"
+	"<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>"
+	"<alias name='ua-dimm1'/></memory>"
+	"</devices></domain>";
+
+static void live_xml_is_read(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_lvxml *x = NULL;
+	struct vmc_hv_slot *slots = NULL;
+	struct vmc_hv_cpu *cpus = NULL;
+	struct vmc_hv_mem m;
+	size_t n = 0;
+	unsigned bus = 0;
+	char *where = NULL, *dev = NULL, *path, vd[8];
+
+	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(live_xml, &x, &err), 0);
+	/* pciroot1 has the NIC; pciroot3 has hotplug off; pciroot2 is taken by disk1 (bus 2). */
+	CU_ASSERT_EQUAL(vmc_lvxml_free_slots(x, &slots, &n, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(slots[0].id, "pci.4");
+	CU_ASSERT_STRING_EQUAL(slots[0].address, "0000:00:02.3");
+	vmc_hv_slots_free(slots, n);
+	CU_ASSERT_EQUAL(vmc_lvxml_port_bus(x, "pciroot3", &bus), 0);
+	CU_ASSERT_EQUAL(bus, 3);
+	CU_ASSERT_EQUAL(vmc_lvxml_port_bus(x, "pciroot9", &bus), -ENOENT);
+
+	CU_ASSERT_EQUAL(vmc_lvxml_mem(x, &m, &err), 0);
+	CU_ASSERT_EQUAL(m.max_bytes, 4096ULL << 20);
+	CU_ASSERT_EQUAL(m.plugged_bytes, 128ULL << 20);
+	CU_ASSERT_EQUAL(m.base_bytes, 512ULL << 20);
+	CU_ASSERT_EQUAL(m.slots, 4);
+	CU_ASSERT_EQUAL(m.used_slots, 1);
+
+	CU_ASSERT_EQUAL(vmc_lvxml_cpus(x, &cpus, &n, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 4);
+	CU_ASSERT_EQUAL(cpus[2].core_id, 2);
+	CU_ASSERT_EQUAL(cpus[2].cpu_index, 2);
+	CU_ASSERT_STRING_EQUAL(cpus[2].qom_path, "vcpu2");
+	CU_ASSERT_PTR_NULL(cpus[1].qom_path);
+	CU_ASSERT_EQUAL(cpus[1].cpu_index, -1);
+	vmc_hv_cpus_free(cpus, n);
+
+	path = vmc_lvxml_channel_path(x, VMC_LV_AGENT_CHANNEL);
+	CU_ASSERT_STRING_EQUAL(path, "/run/x/org.vmcheck.agent.0");
+	free(path);
+	CU_ASSERT_PTR_NULL(vmc_lvxml_channel_path(x, "org.qemu.guest_agent.0"));
+
+	CU_ASSERT_EQUAL(vmc_lvxml_device(x, "nic1", &where, &dev), 1);
+	CU_ASSERT_STRING_EQUAL(where, "interface on pci bus 1 slot 0");
+	CU_ASSERT_PTR_NOT_NULL(strstr(dev, "52:54:00:00:00:01"));
+	free(where);
+	free(dev);
+	CU_ASSERT_EQUAL(vmc_lvxml_device(x, "nic2", NULL, NULL), 0);
+	CU_ASSERT_EQUAL(vmc_lvxml_free_vd(x, vd), 0);
+	CU_ASSERT_STRING_EQUAL(vd, "vdb");
+	vmc_lvxml_free(x);
+
+	CU_ASSERT_EQUAL(vmc_lvxml_parse("<domain>", &x, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(err.msg);
+	vmc_error_clear(&err);
+}
+
+static void generated_xml_escapes_and_reads_back(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_lv_domain d = { .name = "a'<b", .type = "qemu", .kernel = "/k", .initrd = "/i",
+				   .append = "x=\"1\" & y", .mem_mb = 512, .maxmem_mb = 4096,
+				   .slots = 4, .cpus = 1, .maxcpus = 4, .ports = 2 };
+	struct vmc_hv_nic nic = { .id = "nic1", .mac = "52:54:00:12:34:56", .slot = "pciroot1" };
+	struct vmc_lvxml *x = NULL;
+	struct vmc_hv_mem m;
+	unsigned bus = 0;
+	char *xml = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_domain(&d, &xml, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "<name>a&apos;&lt;b</name>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "x=&quot;1&quot; &amp; y"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "<suspend-to-mem enabled='yes'/>"));
+	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(xml, &x, &err), 0);
+	CU_ASSERT_EQUAL(vmc_lvxml_port_bus(x, "pciroot2", &bus), 0);
+	CU_ASSERT_EQUAL(bus, 2);
+	CU_ASSERT_EQUAL(vmc_lvxml_mem(x, &m, &err), 0);
+	CU_ASSERT_EQUAL(m.slots, 4);
+	CU_ASSERT_EQUAL(m.base_bytes, 512ULL << 20);
+	vmc_lvxml_free(x);
+	free(xml);
+
+	d.cpus = 5;
+	CU_ASSERT_EQUAL(vmc_lvxml_domain(&d, &xml, &err), -EINVAL);
+	vmc_error_clear(&err);
+
+	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_nic(&nic, 1, NULL, &xml), 0);
+	CU_ASSERT_STRING_EQUAL(xml, "<interface type='user'><mac address='52:54:00:12:34:56'/>"
+				    "<model type='virtio'/><alias name='ua-nic1'/>"
+				    "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' "
+				    "function='0x0'/></interface>");
+	free(xml);
+}
+
+static void test_driver_errors(void)
+{
+	struct vmc_lv_config c = { .uri = "test:///default", .domain = "nope" };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv *hv = NULL;
+
+	CU_ASSERT_EQUAL(vmc_libvirt_open(&c, &hv, &err), -ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "domain nope: looking up the domain: libvirt error 42/"));
+	vmc_error_clear(&err);
+	/* The test domain has no agent channel. */
+	c.domain = "test";
+	CU_ASSERT_EQUAL(vmc_libvirt_open(&c, &hv, &err), -ENODEV);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no unix channel org.vmcheck.agent.0"));
+	vmc_error_clear(&err);
+	c.uri = "qemu:///system?socket=/nonexistent/sock";
+	CU_ASSERT_EQUAL(vmc_libvirt_open(&c, &hv, &err), -ECONNREFUSED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "libvirt error 38/"));
+	vmc_error_clear(&err);
+}
+
+static void test_driver_ops_and_events(void)
+{
+	struct vmc_lv_config c = { .uri = "test:///default", .domain = "test", .agent = "vserial:/x" };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_nic nic = { .id = "nic1", .mac = "52:54:00:12:34:56", .slot = "pciroot9" };
+	struct vmc_hv_event ev = { 0 };
+	struct vmc_hv *hv = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_STRING_EQUAL(hv->ops->agent_spec(hv), "vserial:/x");
+	CU_ASSERT_EQUAL(hv->ops->alive(hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->stop(hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->wait_event(hv, VMC_EV_STOP, NULL, vmc_mono_ns() + 2000000000ULL,
+					    &ev, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(ev.detail && strstr(ev.detail, "lifecycle SUSPENDED"));
+	vmc_hv_event_free(&ev);
+	/* Suspending twice is libvirt's error, with its code. */
+	CU_ASSERT(hv->ops->stop(hv, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "virDomainSuspend: libvirt error "));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->cont(hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->wait_event(hv, VMC_EV_RESUME, NULL, vmc_mono_ns() + 2000000000ULL,
+					    &ev, &err), 0);
+	vmc_hv_event_free(&ev);
+	CU_ASSERT_EQUAL(hv->ops->wait_event(hv, VMC_EV_RESET, NULL, vmc_mono_ns() + 50000000ULL,
+					    &ev, &err), -ETIMEDOUT);
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->nic_add(hv, &nic, &err), -ENOENT);
+	CU_ASSERT_STRING_EQUAL(err.msg, "attach-device nic1: the domain has no pcie-root-port pciroot9");
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->cpu_del(hv, "vcpu1", &err), -ENOENT);
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->nic_del(hv, "nic7", &err), -ENOENT);
+	vmc_error_clear(&err);
+	hv->ops->free(hv);
+}
+
+VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
+	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(test_driver_errors),
+	  VMC_TEST(test_driver_ops_and_events));
