@@ -348,8 +348,23 @@ int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...)
 		n++;
 	}
 	closedir(d);
-	if (n > 1)
+	/*
+	 * Insertion sort for the short listings readers make by the thousand
+	 * (a device's attributes): musl's qsort moves every element with
+	 * memcpy, which dominated a snapshot's user time.
+	 */
+	if (n > 64) {
 		qsort(v, n, sizeof(*v), natcmp_p);
+	} else {
+		for (size_t i = 1; i < n; i++) {
+			char *x = v[i];
+			size_t j = i;
+
+			for (; j > 0 && vmc_natcmp(v[j - 1], x) > 0; j--)
+				v[j] = v[j - 1];
+			v[j] = x;
+		}
+	}
 	if (n > INT_MAX) {
 		vmc_names_free(v, (int)n);
 		return -EOVERFLOW;

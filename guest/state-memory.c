@@ -61,6 +61,61 @@ static char *lsmem_state(Vmcheck__V1__MemoryBlock__State s)
 }
 
 /*
+ * Call @fn for every entry of directory @path under @dirfd, in readdir
+ * order: no copies, no sorting (a node directory lists every block).
+ * Returns 0 or -errno.
+ */
+static int scan_dir(int dirfd, const char *path, void (*fn)(const char *name, void *ctx),
+		    void *ctx)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(d)))
+		fn(de->d_name, ctx);
+	closedir(d);
+	return 0;
+}
+
+struct node_scan {
+	int rootfd;
+	int *map;
+	uint64_t max_index;
+	int node;
+};
+
+static void note_block(const char *name, void *ctx)
+{
+	struct node_scan *ns = ctx;
+	uint64_t idx;
+
+	if (block_index(name, &idx) && idx <= ns->max_index && ns->map[idx] < 0)
+		ns->map[idx] = ns->node;
+}
+
+static void scan_node(const char *name, void *ctx)
+{
+	struct node_scan *ns = ctx;
+	char path[64];
+	uint64_t node;
+
+	if (strncmp(name, "node", 4) || vmc_parse_u64(name + 4, 10, &node) || node > INT32_MAX)
+		return;
+	ns->node = (int)node;
+	snprintf(path, sizeof(path), "sys/devices/system/node/%s", name);
+	scan_dir(ns->rootfd, path, note_block, ns);
+}
+
+/*
  * Block -> NUMA node, from sys/devices/system/node/nodeN/memoryM links: one
  * listing per node instead of one per block (thousands of blocks on a big
  * guest). Returns the map (index -> node, -1 unknown) or NULL when the tree
@@ -68,39 +123,20 @@ static char *lsmem_state(Vmcheck__V1__MemoryBlock__State s)
  */
 static int *node_map(int rootfd, uint64_t max_index, bool *have)
 {
-	char **nodes;
-	int nn, *map;
+	struct node_scan ns = { .rootfd = rootfd, .max_index = max_index };
 
 	*have = false;
-	nn = vmc_list_dirf(rootfd, &nodes, "sys/devices/system/node");
-	if (nn < 0)
+	ns.map = malloc((max_index + 1) * sizeof(*ns.map));
+	if (!ns.map)
 		return NULL;
-	map = malloc((max_index + 1) * sizeof(*map));
-	if (!map) {
-		vmc_names_free(nodes, nn);
-		return NULL;
-	}
 	for (uint64_t i = 0; i <= max_index; i++)
-		map[i] = -1;
-	for (int i = 0; i < nn; i++) {
-		uint64_t node, idx;
-		char **ents;
-		int ne;
-
-		if (strncmp(nodes[i], "node", 4) || vmc_parse_u64(nodes[i] + 4, 10, &node) ||
-		    node > INT32_MAX)
-			continue;
-		ne = vmc_list_dirf(rootfd, &ents, "sys/devices/system/node/%s", nodes[i]);
-		if (ne < 0)
-			continue;
-		for (int j = 0; j < ne; j++)
-			if (block_index(ents[j], &idx) && idx <= max_index && map[idx] < 0)
-				map[idx] = (int)node;
-		vmc_names_free(ents, ne);
+		ns.map[i] = -1;
+	if (scan_dir(rootfd, "sys/devices/system/node", scan_node, &ns) < 0) {
+		free(ns.map);
+		return NULL;
 	}
-	vmc_names_free(nodes, nn);
 	*have = true;
-	return map;
+	return ns.map;
 }
 
 /*
@@ -357,6 +393,32 @@ static int cmp_u64(const void *a, const void *b)
  * The memoryN indices under @memfd, sorted. Straight from getdents into an
  * integer array: no per-name allocation for thousands of blocks.
  */
+/*
+ * Sort block indices: sysfs lists them in hash order. Indices are dense and
+ * small (one per 128 MiB), so a bitmap pass beats a comparison sort by far;
+ * a sparse or huge range falls back to qsort.
+ */
+static void sort_indices(uint64_t *v, size_t n)
+{
+	uint64_t max = 0, *bits;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i] > max)
+			max = v[i];
+	if (n == 0 || max >= (1u << 24) || max / 64 > 16 * n ||
+	    !(bits = calloc(max / 64 + 1, sizeof(*bits)))) {
+		qsort(v, n, sizeof(*v), cmp_u64);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		bits[v[i] / 64] |= 1ull << (v[i] % 64);
+	for (uint64_t w = 0; w <= max / 64; w++)
+		for (uint64_t b = bits[w]; b; b &= b - 1)
+			v[k++] = w * 64 + (uint64_t)__builtin_ctzll(b);
+	free(bits);
+}
+
 static int list_blocks(int memfd, uint64_t **out)
 {
 	uint64_t *v = NULL;
@@ -397,7 +459,7 @@ static int list_blocks(int memfd, uint64_t **out)
 		free(v);
 		return -EOVERFLOW;
 	}
-	qsort(v, n, sizeof(*v), cmp_u64);
+	sort_indices(v, n);
 	*out = v;
 	return (int)n;
 }
