@@ -603,7 +603,10 @@ static uint64_t deadline_of(struct vmc_step *st, unsigned ms)
 	return (st->t_action ? st->t_action : now_ns()) + ms * MS;
 }
 
-/* An agent connection for a call in @st; reconnects once if it was lost. */
+/*
+ * An agent connection for a call in @st; reconnects once if it was lost.
+ * -ESRCH for a step already skipped (the VM is gone).
+ */
 static int need_conn(struct vmc_step *st, unsigned ms)
 {
 	struct vmc_suite *s = st->suite;
@@ -611,6 +614,8 @@ static int need_conn(struct vmc_step *st, unsigned ms)
 	uint64_t deadline = now_ns() + (ms < 2000 ? ms : 2000) * MS;
 	int r;
 
+	if (st->skipped)
+		return -ESRCH;
 	if (s->conn)
 		return 0;
 	r = session_open(s, deadline, &err);
@@ -632,8 +637,6 @@ int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned d
 	struct wait w = { .fn = fn, .arg = arg, .deadline = deadline_of(st, deadline_ms) };
 	int r;
 
-	if (st->skipped)
-		return -ESRCH;
 	r = need_conn(st, deadline_ms);
 	if (r < 0)
 		return r;
@@ -746,8 +749,6 @@ int vmc_step_agent(struct vmc_step *st, Vmcheck__V1__Request *req, unsigned dead
 	int r;
 
 	*resp = NULL;
-	if (st->skipped)
-		return -ESRCH;
 	r = need_conn(st, deadline_ms);
 	if (r < 0)
 		return r;

@@ -9,6 +9,7 @@
 #include <CUnit/CUnit.h>
 #include <limits.h>
 
+#include "state.h"
 #include "sysroot.h"
 
 struct vmc_test {
@@ -57,5 +58,21 @@ void fx_remove(struct fx *f, const char *rel);
 const char *fx_fixtures_dir(void);
 /* Open committed fixture tree @name as a root; CU_FAIL_FATAL if missing. */
 void fx_open_committed(const char *name, struct vmc_sysroot *root);
+
+/* One section reader run on a root: the State it filled and its result. */
+struct fx_run {
+	struct vmc_state_opts o;
+	struct vmc_arena a;
+	Vmcheck__V1__State st;
+	int r;
+};
+
+typedef int (*fx_reader_fn)(const struct vmc_state_opts *, struct vmc_arena *,
+			    Vmcheck__V1__State *);
+
+/* Run @read on @root into @t (t->r is its return). */
+void fx_run(struct fx_run *t, struct vmc_sysroot root, fx_reader_fn read);
+/* Free what the run allocated; close the root too if @close_root. */
+void fx_run_done(struct fx_run *t, bool close_root);
 
 #endif

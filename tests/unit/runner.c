@@ -47,6 +47,22 @@ void fx_open_committed(const char *name, struct vmc_sysroot *root)
 	root->live = false;
 }
 
+void fx_run(struct fx_run *t, struct vmc_sysroot root, fx_reader_fn read)
+{
+	memset(t, 0, sizeof(*t));
+	t->o.root = root;
+	t->a = (struct vmc_arena)VMC_ARENA_INIT;
+	vmcheck__v1__state__init(&t->st);
+	t->r = read(&t->o, &t->a, &t->st);
+}
+
+void fx_run_done(struct fx_run *t, bool close_root)
+{
+	vmc_arena_free(&t->a);
+	if (close_root)
+		vmc_sysroot_close(&t->o.root);
+}
+
 static void mkparents(const char *path)
 {
 	char tmp[PATH_MAX];

@@ -6,23 +6,12 @@
 #include "harness.h"
 #include "state.h"
 
-struct blk_run {
-	struct vmc_state_opts o;
-	struct vmc_arena a;
-	Vmcheck__V1__State st;
-	int r;
-};
-
-static void run_on(struct blk_run *t, struct vmc_sysroot root)
+static void run_on(struct fx_run *t, struct vmc_sysroot root)
 {
-	memset(t, 0, sizeof(*t));
-	t->o.root = root;
-	t->a = (struct vmc_arena)VMC_ARENA_INIT;
-	vmcheck__v1__state__init(&t->st);
-	t->r = vmc_state_read_blocks(&t->o, &t->a, &t->st);
+	fx_run(t, root, vmc_state_read_blocks);
 }
 
-static void run_committed(struct blk_run *t, const char *name)
+static void run_committed(struct fx_run *t, const char *name)
 {
 	struct vmc_sysroot root;
 
@@ -30,14 +19,7 @@ static void run_committed(struct blk_run *t, const char *name)
 	run_on(t, root);
 }
 
-static void run_done(struct blk_run *t, bool close_root)
-{
-	vmc_arena_free(&t->a);
-	if (close_root)
-		vmc_sysroot_close(&t->o.root);
-}
-
-static const Vmcheck__V1__Block *find(const struct blk_run *t, const char *name)
+static const Vmcheck__V1__Block *find(const struct fx_run *t, const char *name)
 {
 	for (size_t i = 0; i < t->st.n_blocks; i++)
 		if (!strcmp(t->st.blocks[i]->name, name))
@@ -48,7 +30,7 @@ static const Vmcheck__V1__Block *find(const struct blk_run *t, const char *name)
 static void virtio_disk_has_pci_driver_serial_and_size(void)
 {
 	const Vmcheck__V1__Block *b;
-	struct blk_run t;
+	struct fx_run t;
 
 	run_committed(&t, "virtio-guest");
 	CU_ASSERT_EQUAL_FATAL(t.r, 0);
@@ -71,14 +53,14 @@ static void virtio_disk_has_pci_driver_serial_and_size(void)
 	CU_ASSERT_TRUE(b->ro);
 	CU_ASSERT_EQUAL_FATAL(b->n_holders, 1);
 	CU_ASSERT_STRING_EQUAL(b->holders[0], "dm-0");
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 static void partition_follows_its_disk(void)
 {
 	static const char *const order[] = {"dm-0", "loop0", "vda", "vda1", "vdb"};
 	const Vmcheck__V1__Block *disk, *part;
-	struct blk_run t;
+	struct fx_run t;
 
 	run_committed(&t, "virtio-guest");
 	CU_ASSERT_EQUAL_FATAL(t.r, 0);
@@ -99,13 +81,13 @@ static void partition_follows_its_disk(void)
 	/* Only the disk carries the serial that identifies it. */
 	CU_ASSERT_STRING_EQUAL(part->serial, "");
 	CU_ASSERT_STRING_EQUAL(find(&t, "vdb")->parent, "");
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 static void loop_and_dm_devices(void)
 {
 	const Vmcheck__V1__Block *b;
-	struct blk_run t;
+	struct fx_run t;
 
 	run_committed(&t, "virtio-guest");
 	CU_ASSERT_EQUAL_FATAL(t.r, 0);
@@ -122,7 +104,7 @@ static void loop_and_dm_devices(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
 	CU_ASSERT_STRING_EQUAL(b->type, "dm");
 	CU_ASSERT_STRING_EQUAL(b->backing_file, "");
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 #define SCSI "sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/"
@@ -130,7 +112,7 @@ static void loop_and_dm_devices(void)
 static void rom_scsi_md_and_flags(void)
 {
 	const Vmcheck__V1__Block *b;
-	struct blk_run t;
+	struct fx_run t;
 	struct fx f;
 
 	fx_init(&f);
@@ -171,13 +153,13 @@ static void rom_scsi_md_and_flags(void)
 	CU_ASSERT_FALSE(b->ro);
 	CU_ASSERT_FALSE(b->removable);
 	CU_ASSERT_STRING_EQUAL(find(&t, "md0")->type, "md");
-	run_done(&t, false);
+	fx_run_done(&t, false);
 	fx_cleanup(&f);
 }
 
 static void vanishing_disk_is_skipped(void)
 {
-	struct blk_run t;
+	struct fx_run t;
 
 	run_committed(&t, "vanishing-disk");
 	/* vdb lost its size, vdc its whole directory, vda2 its dev and size. */
@@ -187,33 +169,33 @@ static void vanishing_disk_is_skipped(void)
 	CU_ASSERT_STRING_EQUAL(t.st.blocks[1]->name, "vda1");
 	CU_ASSERT_EQUAL_FATAL(t.st.blocks[0]->n_partitions, 1);
 	CU_ASSERT_STRING_EQUAL(t.st.blocks[0]->partitions[0], "vda1");
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 static void malformed_dev_fails_and_missing_sys_block_is_enoent(void)
 {
-	struct blk_run t;
+	struct fx_run t;
 	struct fx f;
 
 	fx_init(&f);
 	run_on(&t, f.root);
 	CU_ASSERT_EQUAL(t.r, -ENOENT);
 	CU_ASSERT_EQUAL(t.st.n_blocks, 0);
-	run_done(&t, false);
+	fx_run_done(&t, false);
 
 	fx_write(&f, "sys/block/vda/dev", "254-0\n");
 	fx_write(&f, "sys/block/vda/size", "8\n");
 	run_on(&t, f.root);
 	CU_ASSERT_EQUAL(t.r, -EINVAL);
 	CU_ASSERT_EQUAL(t.st.n_blocks, 0);
-	run_done(&t, false);
+	fx_run_done(&t, false);
 	fx_cleanup(&f);
 }
 
 static void live_machine_invariants(void)
 {
 	struct vmc_sysroot root;
-	struct blk_run t;
+	struct fx_run t;
 
 	CU_ASSERT_EQUAL_FATAL(vmc_sysroot_open(&root, "/"), 0);
 	run_on(&t, root);
@@ -229,7 +211,7 @@ static void live_machine_invariants(void)
 		if (!strcmp(b->type, "part"))
 			CU_ASSERT_PTR_NOT_NULL(find(&t, b->parent));
 	}
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 VMC_SUITE(state_blocks, NULL, NULL, VMC_TEST(virtio_disk_has_pci_driver_serial_and_size),

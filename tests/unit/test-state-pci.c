@@ -6,23 +6,12 @@
 #include "harness.h"
 #include "state.h"
 
-struct pci_run {
-	struct vmc_state_opts o;
-	struct vmc_arena a;
-	Vmcheck__V1__State st;
-	int r;
-};
-
-static void run_on(struct pci_run *t, struct vmc_sysroot root)
+static void run_on(struct fx_run *t, struct vmc_sysroot root)
 {
-	memset(t, 0, sizeof(*t));
-	t->o.root = root;
-	t->a = (struct vmc_arena)VMC_ARENA_INIT;
-	vmcheck__v1__state__init(&t->st);
-	t->r = vmc_state_read_pci(&t->o, &t->a, &t->st);
+	fx_run(t, root, vmc_state_read_pci);
 }
 
-static void run_guest(struct pci_run *t)
+static void run_guest(struct fx_run *t)
 {
 	struct vmc_sysroot root;
 
@@ -32,14 +21,7 @@ static void run_guest(struct pci_run *t)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t->st.pci);
 }
 
-static void run_done(struct pci_run *t, bool close_root)
-{
-	vmc_arena_free(&t->a);
-	if (close_root)
-		vmc_sysroot_close(&t->o.root);
-}
-
-static const Vmcheck__V1__PciFunction *fn(const struct pci_run *t, const char *addr)
+static const Vmcheck__V1__PciFunction *fn(const struct fx_run *t, const char *addr)
 {
 	for (size_t i = 0; i < t->st.pci->n_functions; i++)
 		if (!strcmp(t->st.pci->functions[i]->address, addr))
@@ -53,19 +35,19 @@ static void functions_sorted_by_address(void)
 	static const char *const order[] = {"0000:00:00.0", "0000:00:02.0", "0000:00:02.1",
 					    "0000:00:02.2", "0000:00:1f.0", "0000:00:1f.3",
 					    "0000:01:00.0", "0000:02:00.0"};
-	struct pci_run t;
+	struct fx_run t;
 
 	run_guest(&t);
 	CU_ASSERT_EQUAL_FATAL(t.st.pci->n_functions, ARRAY_SIZE(order));
 	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
 		CU_ASSERT_STRING_EQUAL(t.st.pci->functions[i]->address, order[i]);
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 static void function_has_ids_parent_bridge_driver_and_slot(void)
 {
 	const Vmcheck__V1__PciFunction *f;
-	struct pci_run t;
+	struct fx_run t;
 
 	run_guest(&t);
 	f = fn(&t, "0000:01:00.0");
@@ -92,13 +74,13 @@ static void function_has_ids_parent_bridge_driver_and_slot(void)
 	f = fn(&t, "0000:00:1f.3");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
 	CU_ASSERT_STRING_EQUAL(f->driver, "");
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 static void slots_with_and_without_power(void)
 {
 	const Vmcheck__V1__PciSlot *s;
-	struct pci_run t;
+	struct fx_run t;
 
 	run_guest(&t);
 	CU_ASSERT_EQUAL_FATAL(t.st.pci->n_slots, 3);
@@ -116,21 +98,21 @@ static void slots_with_and_without_power(void)
 	CU_ASSERT_STRING_EQUAL(s->address, "0000:03:00");
 	CU_ASSERT_EQUAL(s->power, -1);
 	CU_ASSERT_EQUAL(s->presence, 0);
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 #define DEV "sys/devices/pci0000:00/0000:00:03.0/"
 
 static void scratch_tree_errors_and_vanishing(void)
 {
-	struct pci_run t;
+	struct fx_run t;
 	struct fx f;
 
 	fx_init(&f);
 	run_on(&t, f.root);
 	CU_ASSERT_EQUAL(t.r, -ENOENT);
 	CU_ASSERT_PTR_NULL(t.st.pci);
-	run_done(&t, false);
+	fx_run_done(&t, false);
 
 	/* No slots directory (no hotplug driver); one function hot-removed. */
 	fx_write(&f, DEV "vendor", "0x1af4\n");
@@ -147,20 +129,20 @@ static void scratch_tree_errors_and_vanishing(void)
 	CU_ASSERT_EQUAL(t.st.pci->functions[0]->class_code, 0x020000);
 	CU_ASSERT_EQUAL(t.st.pci->functions[0]->subsystem_vendor, 0);
 	CU_ASSERT_STRING_EQUAL(t.st.pci->functions[0]->slot, "");
-	run_done(&t, false);
+	fx_run_done(&t, false);
 
 	fx_write(&f, DEV "vendor", "0x1af4x\n");
 	run_on(&t, f.root);
 	CU_ASSERT_EQUAL(t.r, -EINVAL);
 	CU_ASSERT_PTR_NULL(t.st.pci);
-	run_done(&t, false);
+	fx_run_done(&t, false);
 	fx_cleanup(&f);
 }
 
 static void live_machine_invariants(void)
 {
 	struct vmc_sysroot root;
-	struct pci_run t;
+	struct fx_run t;
 
 	CU_ASSERT_EQUAL_FATAL(vmc_sysroot_open(&root, "/"), 0);
 	run_on(&t, root);
@@ -176,7 +158,7 @@ static void live_machine_invariants(void)
 		if (f->parent[0])
 			CU_ASSERT_PTR_NOT_NULL(fn(&t, f->parent));
 	}
-	run_done(&t, true);
+	fx_run_done(&t, true);
 }
 
 VMC_SUITE(state_pci, NULL, NULL, VMC_TEST(functions_sorted_by_address),
