@@ -2,6 +2,7 @@
 #include "arena.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +16,61 @@ struct vmc_arena_chunk {
 
 #define CHUNK_MIN 16384u
 
-void *vmc_arena_alloc(struct vmc_arena *a, size_t size)
+/*
+ * Freed chunks are kept for the next arena, up to CACHE_BYTES in all, and
+ * none larger than CACHE_CHUNK_MAX. A snapshot is built and freed many
+ * times a second; handing its chunks back to malloc makes musl return the
+ * pages to the kernel and fault them in again, and with several threads
+ * every unmap is a TLB shootdown across CPUs, costlier than the reading
+ * itself on a nested guest.
+ */
+#define CACHE_BYTES (1024u * 1024u)
+#define CACHE_CHUNK_MAX (128u * 1024u)
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vmc_arena_chunk *cache;
+static size_t cache_bytes;
+
+/* A chunk of at least @csize bytes: the first cached one that fits, or new. */
+static struct vmc_arena_chunk *chunk_get(size_t csize)
+{
+	struct vmc_arena_chunk *c = NULL, **pp;
+
+	if (csize <= CACHE_CHUNK_MAX) {
+		pthread_mutex_lock(&cache_lock);
+		for (pp = &cache; *pp; pp = &(*pp)->next)
+			if ((*pp)->size >= csize) {
+				c = *pp;
+				*pp = c->next;
+				cache_bytes -= c->size;
+				break;
+			}
+		pthread_mutex_unlock(&cache_lock);
+	}
+	if (!c) {
+		c = malloc(sizeof(*c) + csize);
+		if (c)
+			c->size = csize;
+	}
+	return c;
+}
+
+static void chunk_put(struct vmc_arena_chunk *c)
+{
+	if (c->size <= CACHE_CHUNK_MAX) {
+		pthread_mutex_lock(&cache_lock);
+		if (cache_bytes + c->size <= CACHE_BYTES) {
+			c->next = cache;
+			cache = c;
+			cache_bytes += c->size;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&cache_lock);
+	}
+	free(c);
+}
+
+static void *bump(struct vmc_arena *a, size_t size)
 {
 	struct vmc_arena_chunk *c = a->head;
 	size_t al = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
@@ -28,19 +83,31 @@ void *vmc_arena_alloc(struct vmc_arena *a, size_t size)
 
 		if (csize > SIZE_MAX - sizeof(*c))
 			return NULL;
-		c = malloc(sizeof(*c) + csize);
+		c = chunk_get(csize);
 		if (!c)
 			return NULL;
 		c->used = 0;
-		c->size = csize;
 		c->next = a->head;
 		a->head = c;
 	}
 	p = (char *)c->data + c->used;
 	c->used += al;
 	a->total += al;
-	memset(p, 0, size);
 	return p;
+}
+
+void *vmc_arena_alloc(struct vmc_arena *a, size_t size)
+{
+	void *p = bump(a, size);
+
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+void *vmc_arena_scratch(struct vmc_arena *a, size_t size)
+{
+	return bump(a, size);
 }
 
 char *vmc_arena_strndup(struct vmc_arena *a, const char *s, size_t n)
@@ -84,7 +151,7 @@ void vmc_arena_free(struct vmc_arena *a)
 	while (c) {
 		struct vmc_arena_chunk *n = c->next;
 
-		free(c);
+		chunk_put(c);
 		c = n;
 	}
 	a->head = NULL;

@@ -22,6 +22,11 @@ struct vmc_arena {
 
 /* Zeroed memory from @a; NULL on ENOMEM. Lives until vmc_arena_free(). */
 void *vmc_arena_alloc(struct vmc_arena *a, size_t size);
+/*
+ * Uninitialized memory from @a, for a reader's scratch buffer: cheaper than
+ * malloc() per snapshot (the arena's chunks are reused), gone with the arena.
+ */
+void *vmc_arena_scratch(struct vmc_arena *a, size_t size);
 char *vmc_arena_strdup(struct vmc_arena *a, const char *s);
 char *vmc_arena_strndup(struct vmc_arena *a, const char *s, size_t n);
 char *vmc_arena_printf(struct vmc_arena *a, const char *fmt, ...) _printf_(2, 3);

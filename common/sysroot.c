@@ -2,7 +2,6 @@
 #include "sysroot.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int vmc_sysroot_open(struct vmc_sysroot *sr, const char *path)
@@ -311,43 +311,87 @@ void vmc_names_free(char **names, int n)
 	free(names);
 }
 
+int vmc_dir_open(struct vmc_dir *d, int dirfd, const char *path)
+{
+	d->fd = openat(dirfd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->pos = d->end = 0;
+	return d->fd < 0 ? -errno : 0;
+}
+
+/* The kernel's record (linux/dirent.h has none for user space). */
+struct dirent64_rec {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+int vmc_dir_next(struct vmc_dir *d, const char **name)
+{
+	for (;;) {
+		const struct dirent64_rec *e;
+
+		if (d->pos >= d->end) {
+			long n = syscall(SYS_getdents64, d->fd, d->buf, sizeof(d->buf));
+
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				return 0;
+			d->pos = 0;
+			d->end = (size_t)n;
+		}
+		e = (const struct dirent64_rec *)(d->buf + d->pos);
+		if (e->reclen == 0 || e->reclen > d->end - d->pos)
+			return -EIO;
+		d->pos += e->reclen;
+		if (strcmp(e->name, ".") && strcmp(e->name, "..")) {
+			*name = e->name;
+			return 1;
+		}
+	}
+}
+
+void vmc_dir_close(struct vmc_dir *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
 int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...)
 {
 	char **v = NULL;
 	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-	int fd;
+	struct vmc_dir d;
+	const char *name;
+	int r;
 
 	FMT_PATH(path, fmt);
-	fd = openat(dirfd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	while ((errno = 0, de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
+	r = vmc_dir_open(&d, dirfd, path);
+	if (r < 0)
+		return r;
+	while ((r = vmc_dir_next(&d, &name)) > 0) {
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 16;
 			char **nv = realloc(v, nc * sizeof(*nv));
 
 			if (!nv)
-				goto enomem;
+				goto fail_nomem;
 			v = nv;
 			cap = nc;
 		}
-		v[n] = strdup(de->d_name);
+		v[n] = strdup(name);
 		if (!v[n])
-			goto enomem;
+			goto fail_nomem;
 		n++;
 	}
-	closedir(d);
+	vmc_dir_close(&d);
+	if (r < 0) {
+		vmc_names_free(v, (int)n);
+		return r;
+	}
 	/*
 	 * Insertion sort for the short listings readers make by the thousand
 	 * (a device's attributes): musl's qsort moves every element with
@@ -371,8 +415,8 @@ int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...)
 	}
 	*names = v;
 	return (int)n;
-enomem:
-	closedir(d);
+fail_nomem:
+	vmc_dir_close(&d);
 	vmc_names_free(v, (int)n);
 	return -ENOMEM;
 }

@@ -68,6 +68,23 @@ int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...) _printf_(3, 4)
 void vmc_names_free(char **names, int n);
 
 /*
+ * A directory read with getdents64 into a buffer of its own, for readers
+ * that list directories by the dozen per snapshot: no DIR to allocate (musl
+ * maps and unmaps a page for each, a TLB shootdown with several threads).
+ */
+struct vmc_dir {
+	int fd;
+	size_t pos, end;
+	_Alignas(8) char buf[4096];
+};
+
+/* Open directory @path under @dirfd. Returns 0 or -errno. */
+int vmc_dir_open(struct vmc_dir *d, int dirfd, const char *path);
+/* The next name, "." and ".." left out: 1 and @name, 0 at the end, -errno. */
+int vmc_dir_next(struct vmc_dir *d, const char **name);
+void vmc_dir_close(struct vmc_dir *d);
+
+/*
  * vmc_node_of_dirf - NUMA node of a sysfs device from its "nodeN" entry
  * @node: N of the lowest "nodeN" entry in the directory, or -1 if none
  * Returns 0, -ENOENT if the directory is gone, or -errno; @node is

@@ -169,8 +169,12 @@ static int read_common(int fd, struct vmc_arena *a, const char *dir, const char 
 	return r;
 }
 
-/* The hardware behind a disk: PCI function from the sysfs path, bound driver. */
-static int read_origin(int fd, struct vmc_arena *a, const char *dir, Vmcheck__V1__Block *b)
+/*
+ * The hardware behind a disk: PCI function from the sysfs path (the link
+ * @dir under the root @fd), bound driver (from the disk's directory @dfd).
+ */
+static int read_origin(int fd, int dfd, struct vmc_arena *a, const char *dir,
+		       Vmcheck__V1__Block *b)
 {
 	char path[PATH_MAX], pci[13], drv[256];
 	int r;
@@ -184,7 +188,7 @@ static int read_origin(int fd, struct vmc_arena *a, const char *dir, Vmcheck__V1
 	} else if (r < 0 && r != -EINVAL) {
 		return r;
 	}
-	r = vmc_link_basef(fd, drv, sizeof(drv), "%s/device/driver", dir);
+	r = vmc_link_basef(dfd, drv, sizeof(drv), "device/driver");
 	if (vanished(r))
 		return 0;
 	if (r < 0)
@@ -264,6 +268,7 @@ static int read_partitions(int fd, struct vmc_arena *a, const char *dir, Vmcheck
 static int read_disk(int fd, struct vmc_arena *a, const char *name, struct vmc_ptrvec *out)
 {
 	Vmcheck__V1__Block *b = new_block(a);
+	_cleanup_close_ int dfd = -1;
 	char dir[PATH_MAX];
 	int r;
 
@@ -271,27 +276,35 @@ static int read_disk(int fd, struct vmc_arena *a, const char *name, struct vmc_p
 		return -ENOMEM;
 	if ((size_t)snprintf(dir, sizeof(dir), "sys/block/%s", name) >= sizeof(dir))
 		return -ENAMETOOLONG;
-	r = read_common(fd, a, dir, name, b);
+	/*
+	 * The attributes are read relative to the disk's directory, opened
+	 * once: each path from the root would walk sys/block, follow the
+	 * symlink and walk the device path again, a dozen times per disk.
+	 */
+	dfd = openat(fd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = read_common(dfd, a, ".", name, b);
 	if (r < 0)
 		return r;
-	b->type = (char *)disk_type(fd, dir, name);
-	r = read_flag(fd, dir, "removable", &b->removable);
+	b->type = (char *)disk_type(dfd, ".", name);
+	r = read_flag(dfd, ".", "removable", &b->removable);
 	if (r == 0)
-		r = read_flag(fd, dir, "queue/rotational", &b->rotational);
+		r = read_flag(dfd, ".", "queue/rotational", &b->rotational);
 	/* virtio-blk has NAME/serial; SCSI and others keep it on the device. */
 	if (r == 0)
-		r = read_text(fd, a, dir, has(fd, dir, "serial") ? "serial" : "device/serial",
+		r = read_text(dfd, a, ".", has(dfd, ".", "serial") ? "serial" : "device/serial",
 			      &b->serial);
 	if (r == 0)
-		r = read_text(fd, a, dir, "device/model", &b->model);
+		r = read_text(dfd, a, ".", "device/model", &b->model);
 	if (r == 0 && !strcmp(b->type, "loop"))
-		r = read_text(fd, a, dir, "loop/backing_file", &b->backing_file);
+		r = read_text(dfd, a, ".", "loop/backing_file", &b->backing_file);
 	if (r == 0)
-		r = read_origin(fd, a, dir, b);
+		r = read_origin(fd, dfd, a, dir, b);
 	if (r == 0)
 		r = vmc_ptrvec_push(a, out, b);
 	if (r == 0)
-		r = read_partitions(fd, a, dir, b, out);
+		r = read_partitions(dfd, a, ".", b, out);
 	return r;
 }
 

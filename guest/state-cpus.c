@@ -168,7 +168,7 @@ static int read_cpus(int fd, char **names, size_t n, char *buf, struct vmc_arena
  */
 int vmc_state_read_cpus(const struct vmc_state_opts *o, struct vmc_arena *a, Vmcheck__V1__State *st)
 {
-	_cleanup_free_ char *buf = malloc(VMC_READ_MAX); /* lists can be a page or more */
+	char *buf = vmc_arena_scratch(a, VMC_READ_MAX); /* lists can be a page or more */
 	char **names;
 	int n, r;
 

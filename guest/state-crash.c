@@ -199,7 +199,7 @@ int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
 			 Vmcheck__V1__State *st)
 {
 	const char *const *dirs = o->crash_dirs ? o->crash_dirs : default_dirs;
-	_cleanup_free_ char *cmdline = malloc(VMC_READ_MAX);
+	char *cmdline = vmc_arena_scratch(a, VMC_READ_MAX);
 	struct vmc_ptrvec out = {0};
 	int fd = o->root.fd;
 	Vmcheck__V1__Crash *c;

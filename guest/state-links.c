@@ -267,7 +267,7 @@ static int dump_once(int fd, uint32_t seq, char *buf, struct vmc_arena *a, struc
 static int read_addresses(struct vmc_arena *a, struct slot *slots, size_t n)
 {
 	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	_cleanup_free_ char *buf = malloc(NL_BUF);
+	char *buf = vmc_arena_scratch(a, NL_BUF);
 	int r = -EAGAIN;
 
 	if (fd < 0)

@@ -6,7 +6,6 @@
  * rules exactly. A block hot-removed while we read it is left out.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -68,22 +67,16 @@ static char *lsmem_state(Vmcheck__V1__MemoryBlock__State s)
 static int scan_dir(int dirfd, const char *path, void (*fn)(const char *name, void *ctx),
 		    void *ctx)
 {
-	struct dirent *de;
-	DIR *d;
-	int fd;
+	struct vmc_dir d;
+	const char *name;
+	int r = vmc_dir_open(&d, dirfd, path);
 
-	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while ((de = readdir(d)))
-		fn(de->d_name, ctx);
-	closedir(d);
-	return 0;
+	if (r < 0)
+		return r;
+	while ((r = vmc_dir_next(&d, &name)) > 0)
+		fn(name, ctx);
+	vmc_dir_close(&d);
+	return r;
 }
 
 struct node_scan {
@@ -423,22 +416,17 @@ static int list_blocks(int memfd, uint64_t **out)
 {
 	uint64_t *v = NULL;
 	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
-	int fd;
+	struct vmc_dir d;
+	const char *name;
+	int r;
 
-	fd = openat(memfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while ((de = readdir(d))) {
+	r = vmc_dir_open(&d, memfd, ".");
+	if (r < 0)
+		return r;
+	while ((r = vmc_dir_next(&d, &name)) > 0) {
 		uint64_t index;
 
-		if (!block_index(de->d_name, &index))
+		if (!block_index(name, &index))
 			continue;
 		if (n == cap) {
 			uint64_t *nv;
@@ -446,15 +434,18 @@ static int list_blocks(int memfd, uint64_t **out)
 			cap = cap ? cap * 2 : 256;
 			nv = realloc(v, cap * sizeof(*v));
 			if (!nv) {
-				free(v);
-				closedir(d);
-				return -ENOMEM;
+				r = -ENOMEM;
+				break;
 			}
 			v = nv;
 		}
 		v[n++] = index;
 	}
-	closedir(d);
+	vmc_dir_close(&d);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
 	if (n > INT_MAX) {
 		free(v);
 		return -EOVERFLOW;

@@ -6,7 +6,9 @@
  * read it is left out.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +22,11 @@ static bool vanished(int r)
 	return r == -ENOENT || r == -ENODEV;
 }
 
-/* A hex ID file ("0x1af4") no wider than @max. */
-static int read_id(int fd, const char *addr, const char *file, uint64_t max, uint32_t *out)
+/* A hex ID file ("0x1af4") of the function's directory @dfd, no wider than @max. */
+static int read_id(int dfd, const char *file, uint64_t max, uint32_t *out)
 {
 	uint64_t v;
-	int r = vmc_read_u64f(fd, &v, 16, PCI_DEVICES "/%s/%s", addr, file);
+	int r = vmc_read_u64f(dfd, &v, 16, "%s", file);
 
 	if (r < 0)
 		return r;
@@ -35,9 +37,9 @@ static int read_id(int fd, const char *addr, const char *file, uint64_t max, uin
 }
 
 /* Subsystem IDs are absent on devices without them: left 0. */
-static int read_opt_id(int fd, const char *addr, const char *file, uint32_t *out)
+static int read_opt_id(int dfd, const char *file, uint32_t *out)
 {
-	int r = read_id(fd, addr, file, 0xffff, out);
+	int r = read_id(dfd, file, 0xffff, out);
 
 	return vanished(r) ? 0 : r;
 }
@@ -123,21 +125,28 @@ static int read_function(int fd, struct vmc_arena *a, const Vmcheck__V1__Pci *pc
 {
 	Vmcheck__V1__PciFunction *f = vmc_arena_alloc(a, sizeof(*f));
 	char path[PATH_MAX], self[13], parent[13] = "", drv[256] = "";
+	_cleanup_close_ int dfd = -1;
 	int r;
 
 	if (!f)
 		return -ENOMEM;
 	vmcheck__v1__pci_function__init(f);
-	r = read_id(fd, addr, "vendor", 0xffff, &f->vendor);
+	/* Opened once: a path from the root walks the bus link for every file. */
+	if ((size_t)snprintf(path, sizeof(path), PCI_DEVICES "/%s", addr) >= sizeof(path))
+		return -ENAMETOOLONG;
+	dfd = openat(fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = read_id(dfd, "vendor", 0xffff, &f->vendor);
 	if (r == 0)
-		r = read_id(fd, addr, "device", 0xffff, &f->device);
+		r = read_id(dfd, "device", 0xffff, &f->device);
 	if (r == 0)
-		r = read_id(fd, addr, "class", 0xffffff, &f->class_code);
+		r = read_id(dfd, "class", 0xffffff, &f->class_code);
 	if (r < 0)
 		return r;
-	r = read_opt_id(fd, addr, "subsystem_vendor", &f->subsystem_vendor);
+	r = read_opt_id(dfd, "subsystem_vendor", &f->subsystem_vendor);
 	if (r == 0)
-		r = read_opt_id(fd, addr, "subsystem_device", &f->subsystem_device);
+		r = read_opt_id(dfd, "subsystem_device", &f->subsystem_device);
 	if (r < 0)
 		return r;
 
@@ -147,7 +156,7 @@ static int read_function(int fd, struct vmc_arena *a, const Vmcheck__V1__Pci *pc
 		(void)vmc_pci_of_path(path, self, parent); /* none: parent stays "" */
 	else if (r != -EINVAL) /* EINVAL: not a link, no path to learn from */
 		return r;
-	r = vmc_link_basef(fd, drv, sizeof(drv), PCI_DEVICES "/%s/driver", addr);
+	r = vmc_link_basef(dfd, drv, sizeof(drv), "driver");
 	if (r < 0 && !vanished(r))
 		return r;
 	f->address = vmc_arena_strdup(a, addr);

@@ -144,7 +144,7 @@ static int parse_os_release(char *text, struct vmc_arena *a, Vmcheck__V1__System
 
 static int read_os_release(int fd, struct vmc_arena *a, Vmcheck__V1__System *sys)
 {
-	_cleanup_free_ char *buf = malloc(VMC_READ_MAX);
+	char *buf = vmc_arena_scratch(a, VMC_READ_MAX);
 	int r;
 
 	if (!buf)

@@ -43,15 +43,81 @@ struct side_read {
 	int r[ARRAY_SIZE(readers)];
 };
 
-static void *side_reader(void *p)
-{
-	struct side_read *s = p;
+/*
+ * The side thread is started once and kept: creating a thread per snapshot
+ * costs a stack mapping and its unmapping (a TLB shootdown on every CPU).
+ * One snapshot at a time uses it; a concurrent one reads alone.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t go, done;
+	bool started, claimed;
+	struct side_read *job; /* set: to read; NULL again: read */
+} side_thread = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+		  PTHREAD_COND_INITIALIZER, false, false, NULL };
 
+static void side_read_run(struct side_read *s)
+{
 	vmcheck__v1__state__init(&s->st);
 	for (size_t i = 0; i < ARRAY_SIZE(readers); i++)
 		if (s->mask & readers[i].bit)
 			s->r[i] = readers[i].read(s->o, &s->arena, &s->st);
+}
+
+static void *side_reader(void *unused)
+{
+	(void)unused;
+	pthread_mutex_lock(&side_thread.lock);
+	for (;;) {
+		struct side_read *s;
+
+		while (!side_thread.job)
+			pthread_cond_wait(&side_thread.go, &side_thread.lock);
+		s = side_thread.job;
+		pthread_mutex_unlock(&side_thread.lock);
+		side_read_run(s);
+		pthread_mutex_lock(&side_thread.lock);
+		side_thread.job = NULL;
+		pthread_cond_signal(&side_thread.done);
+	}
 	return NULL;
+}
+
+/* Hand @s to the side thread; false: read it on this one. */
+static bool side_start(struct side_read *s)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&side_thread.lock);
+	if (!side_thread.claimed && !side_thread.started) {
+		pthread_attr_t attr;
+		pthread_t tid;
+
+		if (pthread_attr_init(&attr) == 0) {
+			/* musl's 128 KiB default is tight for the readers' path buffers. */
+			pthread_attr_setstacksize(&attr, 512 * 1024);
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			side_thread.started = pthread_create(&tid, &attr, side_reader, NULL) == 0;
+			pthread_attr_destroy(&attr);
+		}
+	}
+	if (side_thread.started && !side_thread.claimed) {
+		side_thread.claimed = true;
+		side_thread.job = s;
+		pthread_cond_signal(&side_thread.go);
+		ok = true;
+	}
+	pthread_mutex_unlock(&side_thread.lock);
+	return ok;
+}
+
+static void side_wait(void)
+{
+	pthread_mutex_lock(&side_thread.lock);
+	while (side_thread.job)
+		pthread_cond_wait(&side_thread.done, &side_thread.lock);
+	side_thread.claimed = false;
+	pthread_mutex_unlock(&side_thread.lock);
 }
 
 static int record_error(struct vmc_arena *a, struct vmc_ptrvec *errs, uint32_t bit, int r)
@@ -95,17 +161,8 @@ int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t gener
 
 	const uint32_t mem = VMCHECK__V1__SECTION__SECTION_MEMORY;
 	struct side_read side = { .o = o, .mask = mask & SIDE_SECTIONS, .arena = VMC_ARENA_INIT };
-	pthread_attr_t attr;
-	pthread_t tid;
-	bool threaded = false;
+	bool threaded = (mask & mem) && (mask & ~SIDE_SECTIONS) && side_start(&side);
 	int fail = 0;
-
-	if ((mask & mem) && (mask & ~SIDE_SECTIONS) && pthread_attr_init(&attr) == 0) {
-		/* musl's 128 KiB default is tight for the readers' path buffers. */
-		pthread_attr_setstacksize(&attr, 512 * 1024);
-		threaded = pthread_create(&tid, &attr, side_reader, &side) == 0;
-		pthread_attr_destroy(&attr);
-	}
 
 	for (size_t i = 0; i < ARRAY_SIZE(readers); i++) {
 		int r;
@@ -119,7 +176,7 @@ int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t gener
 			fail = r == -ENOMEM ? r : record_error(a, &errs, readers[i].bit, r);
 	}
 	if (threaded) {
-		pthread_join(tid, NULL);
+		side_wait();
 		vmc_arena_adopt(a, &side.arena);
 		st->memory = side.st.memory;
 		st->pci = side.st.pci;

@@ -6,6 +6,8 @@
  */
 #include <json-c/json.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -267,5 +269,102 @@ static void links_match_ip(void)
 	json_object_put(j);
 }
 
+/* A whole snapshot of the tree, packed with its clocks zeroed. */
+struct packed_snapshot {
+	const struct vmc_state_opts *o;
+	int r;
+	uint32_t sections;
+	uint8_t *buf;
+	size_t len;
+};
+
+static void *take_snapshot(void *p)
+{
+	struct packed_snapshot *s = p;
+	struct vmc_arena a = VMC_ARENA_INIT;
+	Vmcheck__V1__State *st;
+
+	s->r = vmc_state_read(s->o, 0, 1, &a, &st);
+	if (s->r == 0) {
+		st->realtime_ns = st->mono_ns = st->read_ns = 0;
+		s->sections = st->sections;
+		s->len = vmcheck__v1__state__get_packed_size(st);
+		s->buf = malloc(s->len ? s->len : 1);
+		if (s->buf)
+			vmcheck__v1__state__pack(st, s->buf);
+	}
+	vmc_arena_free(&a);
+	return NULL;
+}
+
+/*
+ * vmc_state_read hands memory, PCI and CPUs to a side thread that one
+ * snapshot at a time may use: snapshots taken at once (some on the side
+ * thread, some alone) and one after another must all be the same bytes,
+ * and equal to the sections read one by one.
+ */
+static void snapshots_agree_however_they_are_taken(void)
+{
+	struct vmc_state_opts o = { 0 };
+	struct packed_snapshot s[4] = { 0 }, ref = { 0 };
+	pthread_t t[3];
+	struct vmc_arena a = VMC_ARENA_INIT;
+	Vmcheck__V1__State one;
+	size_t len;
+	uint8_t *buf;
+
+	fx_open_committed(FIXTURE, &o.root);
+	for (size_t i = 0; i < ARRAY_SIZE(s); i++)
+		s[i].o = &o;
+	ref.o = &o;
+	take_snapshot(&ref);
+	CU_ASSERT_EQUAL_FATAL(ref.r, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ref.buf);
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, take_snapshot, &s[i]), 0);
+	take_snapshot(&s[3]);
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		pthread_join(t[i], NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(s); i++) {
+		CU_ASSERT_EQUAL(s[i].r, 0);
+		CU_ASSERT_EQUAL(s[i].sections, ref.sections);
+		CU_ASSERT_EQUAL(s[i].len, ref.len);
+		CU_ASSERT(s[i].buf && s[i].len == ref.len && !memcmp(s[i].buf, ref.buf, ref.len));
+		free(s[i].buf);
+	}
+
+	/* The same State, section by section on this thread alone. */
+	vmcheck__v1__state__init(&one);
+	one.generation = 1;
+	CU_ASSERT_EQUAL(vmc_state_read_system(&o, &a, &one), 0);
+	CU_ASSERT_EQUAL(vmc_state_read_links(&o, &a, &one), 0);
+	CU_ASSERT_EQUAL(vmc_state_read_blocks(&o, &a, &one), 0);
+	CU_ASSERT_EQUAL(vmc_state_read_memory(&o, &a, &one), 0);
+	CU_ASSERT_EQUAL(vmc_state_read_cpus(&o, &a, &one), 0);
+	CU_ASSERT_EQUAL(vmc_state_read_pci(&o, &a, &one), 0);
+	CU_ASSERT_EQUAL(vmc_state_read_crash(&o, &a, &one), 0);
+	CU_ASSERT_PTR_NOT_NULL(one.memory);
+	CU_ASSERT_PTR_NOT_NULL(one.pci);
+	CU_ASSERT_PTR_NOT_NULL(one.cpus);
+	one.sections = ref.sections;
+	{
+		char boot_id[64];
+
+		one.boot_id = vmc_read_str(o.root.fd, "proc/sys/kernel/random/boot_id", boot_id,
+					   sizeof(boot_id)) >= 0 ? vmc_arena_strdup(&a, boot_id) : "";
+		len = vmcheck__v1__state__get_packed_size(&one);
+		buf = malloc(len ? len : 1);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+		vmcheck__v1__state__pack(&one, buf);
+	}
+	CU_ASSERT_EQUAL(len, ref.len);
+	CU_ASSERT(len == ref.len && !memcmp(buf, ref.buf, len));
+	free(buf);
+	free(ref.buf);
+	vmc_arena_free(&a);
+	vmc_sysroot_close(&o.root);
+}
+
 VMC_SUITE(captured, NULL, NULL, VMC_TEST(memory_matches_lsmem), VMC_TEST(cpus_match_lscpu),
-	  VMC_TEST(blocks_match_lsblk), VMC_TEST(links_match_ip))
+	  VMC_TEST(blocks_match_lsblk), VMC_TEST(links_match_ip),
+	  VMC_TEST(snapshots_agree_however_they_are_taken))

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of the sysroot helpers every reader stands on. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
@@ -94,6 +95,43 @@ static void dir_listing_sorts_naturally(void)
 	fx_cleanup(&f);
 }
 
+/* More entries than one getdents64 buffer holds; "." and ".." left out. */
+static void dir_iterator_reads_past_one_buffer(void)
+{
+	enum { N = 300 };
+	static bool seen[N];
+	struct vmc_dir d;
+	const char *name;
+	struct fx f;
+	char rel[96];
+	int r, n = 0;
+
+	fx_init(&f);
+	for (int i = 0; i < N; i++) {
+		snprintf(rel, sizeof(rel), "d/entry-with-a-name-long-enough-to-fill-%03d", i);
+		fx_mkdir(&f, rel);
+	}
+	memset(seen, 0, sizeof(seen));
+	CU_ASSERT_EQUAL_FATAL(vmc_dir_open(&d, f.root.fd, "d"), 0);
+	while ((r = vmc_dir_next(&d, &name)) > 0) {
+		int i;
+
+		CU_ASSERT_EQUAL(sscanf(name, "entry-with-a-name-long-enough-to-fill-%d", &i), 1);
+		if (i >= 0 && i < N) {
+			CU_ASSERT_FALSE(seen[i]);
+			seen[i] = true;
+		}
+		n++;
+	}
+	vmc_dir_close(&d);
+	CU_ASSERT_EQUAL(r, 0);
+	CU_ASSERT_EQUAL(n, N);
+	fx_write(&f, "file", "x");
+	CU_ASSERT_EQUAL(vmc_dir_open(&d, f.root.fd, "file"), -ENOTDIR);
+	CU_ASSERT_EQUAL(vmc_dir_open(&d, f.root.fd, "nope"), -ENOENT);
+	fx_cleanup(&f);
+}
+
 static void cpulist_membership(void)
 {
 	bool in = false;
@@ -111,4 +149,4 @@ static void cpulist_membership(void)
 VMC_SUITE(sysroot, NULL, NULL, VMC_TEST(read_str_strips_newlines_and_bounds),
 	  VMC_TEST(numbers_are_parsed_strictly), VMC_TEST(links_resolve_inside_the_root),
 	  VMC_TEST(pci_address_is_found_in_a_device_path), VMC_TEST(dir_listing_sorts_naturally),
-	  VMC_TEST(cpulist_membership))
+	  VMC_TEST(dir_iterator_reads_past_one_buffer), VMC_TEST(cpulist_membership))
