@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Disk hotplug: qcow2 images made here with qemu-img, plugged as
- * virtio-blk-pci with a serial on free root ports, each found in the guest
+ * Disk hotplug: qcow2 images made here with qemu-img (or, through libvirt,
+ * volumes of a storage pool on the libvirt host), plugged as virtio-blk-pci with a serial on free root ports, each found in the guest
  * by serial, exact size and the PCI function behind its port. A usage probe
  * has the agent write and read back a random pattern on the raw device;
  * after the unplug the host finds that pattern in the image itself, so the
  * bytes really went through the whole stack.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -38,6 +39,7 @@ struct disk {
 	uint8_t pattern[PATTERN_LEN];
 	uint64_t offsets[N_OFFSETS];
 	bool created, added, probed;
+	bool pooled; /* the hypervisor's image (image_create), not a file of ours */
 };
 
 /*
@@ -130,18 +132,35 @@ static int qcow2_size(const char *path, uint64_t *size, struct vmc_error *err)
 	return 0;
 }
 
-static int create_image(const struct vmc_run_opts *o, struct disk *d, struct vmc_error *err)
+static int create_image(struct vmc_ctx *c, struct disk *d, struct vmc_error *err)
 {
+	const struct vmc_run_opts *o = c->opts;
+	const struct vmc_hv_ops *ops = c->hv->ops;
 	char size[24];
 	char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", d->path, size, NULL};
 	int r;
 
-	snprintf(size, sizeof(size), "%" PRIu64, o->disk_bytes);
-	r = run_tool(argv, err);
-	if (r < 0)
-		return r;
-	d->created = true;
-	r = qcow2_size(d->path, &d->want.size, err);
+	if (ops->image_create) {
+		char name[32], *path = NULL;
+
+		snprintf(name, sizeof(name), "%s.qcow2", d->serial);
+		r = ops->image_create(c->hv, name, o->disk_bytes, &path, &d->want.size, err);
+		if (r < 0)
+			return r;
+		d->created = d->pooled = true;
+		if (strlen(path) >= sizeof(d->path))
+			r = vmc_error_set(err, -ENAMETOOLONG, "volume path %s too long", path);
+		else
+			strcpy(d->path, path);
+		free(path);
+	} else {
+		snprintf(size, sizeof(size), "%" PRIu64, o->disk_bytes);
+		r = run_tool(argv, err);
+		if (r < 0)
+			return r;
+		d->created = true;
+		r = qcow2_size(d->path, &d->want.size, err);
+	}
 	if (r == 0 && d->want.size < PATTERN_LEN)
 		r = vmc_error_set(err, -EINVAL, "%s: %" PRIu64 " bytes, the probe needs %u",
 				  d->path, d->want.size, PATTERN_LEN);
@@ -187,6 +206,8 @@ static int plug(struct vmc_ctx *c, struct disk *d)
 		ladder(s, d, false);
 	else if (r == 0)
 		vmc_step_note(s, "%s at %s behind %s", d->want.name, d->want.pci, d->slot->address);
+	vmc_step_note(s, "image %s%s", d->path,
+		      d->pooled ? " (a volume in the hypervisor's storage pool)" : "");
 	return vmc_step_end(s, r, NULL);
 }
 
@@ -319,20 +340,30 @@ static size_t first_diff(const uint8_t *got, const uint8_t *want, size_t n)
 
 /*
  * With the device gone QEMU has closed the image: convert it to raw and
- * read the pattern back at each offset the guest wrote to.
+ * read the pattern back at each offset the guest wrote to. A pooled image
+ * is first downloaded from the hypervisor (it may be on another host).
  */
 static int verify(struct vmc_ctx *c, struct disk *d)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	char raw[PATH_MAX + 8];
-	char *argv[] = {"qemu-img", "convert", "-f", "qcow2", "-O", "raw", d->path, raw, NULL};
+	char local[PATH_MAX + 32], raw[sizeof(local) + 8];
+	char *argv[] = {"qemu-img", "convert", "-f", "qcow2", "-O", "raw", local, raw, NULL};
 	uint8_t got[PATTERN_LEN];
 	struct vmc_step *s;
-	int fd, r;
+	int fd, r = 0;
 
 	s = vmc_step_begin(c, CHECK, "verify %s image", d->id);
-	snprintf(raw, sizeof(raw), "%s.raw", d->path);
-	r = run_tool(argv, &err);
+	if (d->pooled) {
+		snprintf(local, sizeof(local), "%s/%s.fetched.qcow2", c->opts->workdir, d->serial);
+		r = c->hv->ops->image_fetch(c->hv, d->path, local, &err);
+	} else {
+		snprintf(local, sizeof(local), "%s", d->path);
+	}
+	snprintf(raw, sizeof(raw), "%s.raw", local);
+	if (r == 0)
+		r = run_tool(argv, &err);
+	if (d->pooled)
+		unlink(local);
 	if (r < 0) {
 		r = vmc_step_end(s, r, "%s", err.msg);
 		vmc_error_clear(&err);
@@ -361,6 +392,26 @@ static int verify(struct vmc_ctx *c, struct disk *d)
 	close(fd);
 	unlink(raw);
 	return r < 0 ? r : vmc_step_end(s, 0, NULL);
+}
+
+/* A pooled image that cannot be deleted is a failed step: it is left on the host. */
+static int remove_image(struct vmc_ctx *c, struct disk *d)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	char name[48];
+	int r;
+
+	if (!d->pooled) {
+		unlink(d->path); /* ours, in the workdir that goes at the end anyway */
+		return 0;
+	}
+	r = c->hv->ops->image_remove(c->hv, d->path, &err);
+	if (r < 0) {
+		snprintf(name, sizeof(name), "remove %s image", d->id);
+		r = vmc_chk_fail(c, CHECK, name, r, &err);
+	}
+	vmc_error_clear(&err);
+	return r;
 }
 
 /*
@@ -396,7 +447,7 @@ static int cycle(struct vmc_ctx *c, unsigned *seq)
 		d->slot = &slots[i];
 		d->want.serial = d->serial;
 		d->want.port = d->slot->address;
-		r = create_image(o, d, &err);
+		r = create_image(c, d, &err);
 		if (r < 0) {
 			snprintf(name, sizeof(name), "create %s image", d->id);
 			rc = rc ? rc : vmc_chk_fail(c, CHECK, name, r, &err);
@@ -421,9 +472,10 @@ static int cycle(struct vmc_ctx *c, unsigned *seq)
 			break;
 	}
 out:
-	for (unsigned i = 0; i < o->disks; i++)
-		if (disks[i].created)
-			unlink(disks[i].path);
+	for (unsigned i = 0; i < o->disks; i++) {
+		r = disks[i].created ? remove_image(c, &disks[i]) : 0;
+		rc = rc ? rc : r;
+	}
 	free(disks);
 	vmc_hv_slots_free(slots, n_slots);
 	return rc;

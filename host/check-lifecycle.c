@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent-client.h"
+#include "check-util.h"
 #include "check.h"
 #include "clock.h"
 
@@ -199,28 +200,45 @@ static int cont(struct vmc_ctx *c, const struct clock_sample *before, uint64_t t
 	return r < 0 ? r : vmc_step_end(s, 0, NULL);
 }
 
-/* Step "suspend": Act suspend (the agent replies before the guest sleeps), SUSPEND seen. */
+/*
+ * Step "suspend": the hypervisor's own PM suspend where it has one (libvirt,
+ * through qemu-guest-agent), else vmcheck's agent's Act suspend (it replies
+ * before the guest sleeps); then SUSPEND seen.
+ */
 static int suspend(struct vmc_ctx *c, uint64_t *count)
 {
-	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 	Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
 	Vmcheck__V1__Suspend sus = VMCHECK__V1__SUSPEND__INIT;
-	Vmcheck__V1__Response *rsp;
+	const struct vmc_hv_ops *ops = c->hv->ops;
 	const Vmcheck__V1__State *st = vmc_view(c);
-	struct vmc_step *s = vmc_step_begin(c, CHECK, "suspend to RAM (agent Act suspend)");
-	int r;
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s;
+	int r = -ENOTSUP;
 
+	if (ops->pm_suspend)
+		s = vmc_step_begin(c, CHECK, "suspend to RAM (%s PM suspend, qemu-guest-agent)",
+				   ops->name);
+	else
+		s = vmc_step_begin(c, CHECK, "suspend to RAM (agent Act suspend)");
 	*count = st->system ? st->system->suspend_success : 0;
-	sus.state = "mem";
-	act.kind_case = VMCHECK__V1__ACT__KIND_SUSPEND;
-	act.suspend = &sus;
-	req.kind_case = VMCHECK__V1__REQUEST__KIND_ACT;
-	req.act = &act;
-	r = vmc_step_agent(s, &req, c->opts->deadline_ms, &rsp);
-	if (r == 0) {
-		vmc_agent_response_free(vmc_step_conn(s), rsp);
-		r = vmc_step_expect_event(s, "SUSPEND", NULL, c->opts->deadline_ms);
+	if (ops->pm_suspend) {
+		r = ops->pm_suspend(c->hv, &err);
+		if (r == -ENOTSUP)
+			vmc_step_note(s, "%s: no qemu-guest-agent answers; suspending through "
+					 "vmcheck's agent instead",
+				      err.msg ? err.msg : "PM suspend not supported");
+		else
+			r = vmc_step_acted(s, r, &err);
+		vmc_error_clear(&err);
 	}
+	if (r == -ENOTSUP) {
+		sus.state = "mem";
+		act.kind_case = VMCHECK__V1__ACT__KIND_SUSPEND;
+		act.suspend = &sus;
+		r = vmc_chk_act(s, &act, c->opts->deadline_ms);
+	}
+	if (r == 0)
+		r = vmc_step_expect_event(s, "SUSPEND", NULL, c->opts->deadline_ms);
 	return vmc_step_end(s, r, NULL);
 }
 

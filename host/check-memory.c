@@ -79,10 +79,8 @@ static int online(struct vmc_ctx *c, struct dimm *m)
 			   m->want.first, last);
 	for (uint64_t i = m->want.first; i <= last && r == 0; i++) {
 		const Vmcheck__V1__MemoryBlock *b = vmc_chk_memblock(vmc_view(c), i);
-		Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 		Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
 		Vmcheck__V1__MemoryOnline mo = VMCHECK__V1__MEMORY_ONLINE__INIT;
-		Vmcheck__V1__Response *resp = NULL;
 
 		if (b && b->state == VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE)
 			continue;
@@ -90,11 +88,7 @@ static int online(struct vmc_ctx *c, struct dimm *m)
 		mo.zone = "online_movable";
 		act.kind_case = VMCHECK__V1__ACT__KIND_MEMORY_ONLINE;
 		act.memory_online = &mo;
-		req.kind_case = VMCHECK__V1__REQUEST__KIND_ACT;
-		req.act = &act;
-		r = vmc_step_agent(s, &req, c->opts->deadline_ms, &resp);
-		if (r == 0)
-			vmc_agent_response_free(vmc_step_conn(s), resp);
+		r = vmc_chk_act(s, &act, c->opts->deadline_ms);
 	}
 	if (r == 0)
 		r = vmc_step_expect(s, vmc_chk_dimm_online, &m->want, c->opts->deadline_ms);

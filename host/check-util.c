@@ -411,6 +411,20 @@ int vmc_chk_slot_address(const struct vmc_hv_slot *slot, struct vmc_error *err)
 	return 0;
 }
 
+int vmc_chk_act(struct vmc_step *s, Vmcheck__V1__Act *act, unsigned deadline_ms)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__Response *resp = NULL;
+	int r;
+
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_ACT;
+	req.act = act;
+	r = vmc_step_agent(s, &req, deadline_ms, &resp);
+	if (r == 0)
+		vmc_agent_response_free(vmc_step_conn(s), resp);
+	return r;
+}
+
 int vmc_chk_fail(struct vmc_ctx *c, const char *check, const char *name, int rc,
 		 struct vmc_error *err)
 {

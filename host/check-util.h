@@ -143,6 +143,12 @@ int vmc_chk_free_slots(struct vmc_ctx *c, const char *check, unsigned want, cons
 		       struct vmc_hv_slot **slots, size_t *n);
 
 /*
+ * vmc_chk_act - have the agent do @act within @deadline_ms, for step @s.
+ * The reply says only that it was done. Returns 0 or vmc_step_agent()'s code.
+ */
+int vmc_chk_act(struct vmc_step *s, Vmcheck__V1__Act *act, unsigned deadline_ms);
+
+/*
  * vmc_chk_fail - record a failed step @name of @check for an error that came
  * before any action (discovery, image creation): begins, fails and ends it.
  * Returns @rc.

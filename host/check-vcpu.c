@@ -137,10 +137,8 @@ static int plug(struct vmc_ctx *c, struct vcpu *v)
 /* Writing 1 to an online CPU's online file succeeds: no race with a guest that onlines it. */
 static int online(struct vmc_ctx *c, struct vcpu *v)
 {
-	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 	Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
 	Vmcheck__V1__CpuOnline co = VMCHECK__V1__CPU_ONLINE__INIT;
-	Vmcheck__V1__Response *resp = NULL;
 	struct vmc_step *s;
 	int r;
 
@@ -149,12 +147,9 @@ static int online(struct vmc_ctx *c, struct vcpu *v)
 	co.online = true;
 	act.kind_case = VMCHECK__V1__ACT__KIND_CPU_ONLINE;
 	act.cpu_online = &co;
-	req.kind_case = VMCHECK__V1__REQUEST__KIND_ACT;
-	req.act = &act;
-	r = vmc_step_agent(s, &req, c->opts->deadline_ms, &resp);
+	r = vmc_chk_act(s, &act, c->opts->deadline_ms);
 	if (r < 0)
 		return vmc_step_end(s, r, NULL);
-	vmc_agent_response_free(vmc_step_conn(s), resp);
 	r = vmc_step_expect(s, vmc_chk_cpu_online, &v->want, c->opts->deadline_ms);
 	if (r == -ETIMEDOUT)
 		ladder(s, v, false);

@@ -9,6 +9,9 @@
 #include "hv-libvirt.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <libvirt/libvirt.h>
@@ -23,6 +27,7 @@
 
 #include "clock.h"
 #include "libvirt-xml.h"
+#include "qemu.h"
 
 struct qev {
 	struct qev *next;
@@ -66,6 +71,8 @@ struct hv_lv {
 	size_t n_cb;
 	struct vcpu_map *vcpus;
 	size_t n_vcpus;
+	virStoragePoolPtr pool; /* ours, for disk images; made on first use */
+	char *pool_xml;
 };
 
 #define H(hv) ((struct hv_lv *)(hv))
@@ -391,6 +398,29 @@ static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 	return r;
 }
 
+/*
+ * virsh dompmsuspend: libvirt asks qemu-guest-agent in the guest. Without
+ * one (no channel, or nothing answering on it) -ENOTSUP: the check then
+ * suspends through vmcheck's agent.
+ */
+static int lv_pm_suspend(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	const virError *e;
+
+	if (virDomainPMSuspendForDuration(h->dom, VIR_NODE_SUSPEND_TARGET_MEM, 0, 0) == 0) {
+		note(h->q, "virDomainPMSuspendForDuration mem: ok");
+		return 0;
+	}
+	e = virGetLastError();
+	if (e && (e->code == VIR_ERR_AGENT_UNRESPONSIVE || e->code == VIR_ERR_ARGUMENT_UNSUPPORTED ||
+		  e->code == VIR_ERR_OPERATION_UNSUPPORTED)) {
+		lv_fail(h, err, "virDomainPMSuspendForDuration mem");
+		return -ENOTSUP;
+	}
+	return lv_fail(h, err, "virDomainPMSuspendForDuration mem");
+}
+
 static int lv_destroy(struct vmc_hv *hv, struct vmc_error *err)
 {
 	return done(H(hv), virDomainDestroy(H(hv)->dom), err, "virDomainDestroy");
@@ -499,6 +529,194 @@ static int lv_detach(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 static int lv_release(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 {
 	return 0;
+}
+
+/* ---- disk images: a dir storage pool of our own on the libvirt host */
+
+/*
+ * Start the pool on first use, as QA does with pool-define-as/vol-create-as:
+ * a transient dir pool, its directory built by libvirt (the host may be
+ * remote), named so that runs from several machines never share one.
+ */
+static int pool_ensure(struct hv_lv *h, struct vmc_error *err)
+{
+	_cleanup_free_ char *name = NULL, *path = NULL;
+	uint32_t tag;
+
+	if (h->pool)
+		return 0;
+	if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+		tag = (uint32_t)vmc_mono_ns();
+	if (asprintf(&name, "vmcheck-%d-%08x", (int)getpid(), tag) < 0) {
+		name = NULL;
+		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
+	}
+	if (asprintf(&path, "/var/tmp/%s", name) < 0) {
+		path = NULL;
+		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
+	}
+	if (vmc_lvxml_pool(name, path, &h->pool_xml) < 0)
+		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
+	h->pool = virStoragePoolCreateXML(h->conn, h->pool_xml, VIR_STORAGE_POOL_CREATE_WITH_BUILD);
+	/* A driver that builds nothing (test:///) refuses the flag: it needs no directory. */
+	if (!h->pool && virGetLastErrorCode() == VIR_ERR_INVALID_ARG)
+		h->pool = virStoragePoolCreateXML(h->conn, h->pool_xml, 0);
+	if (!h->pool) {
+		char what[300];
+
+		snprintf(what, sizeof(what), "virStoragePoolCreateXML dir pool %s at %s", name, path);
+		return lv_fail(h, err, what);
+	}
+	note(h->q, "virStoragePoolCreateXML dir pool %s at %s: ok", name, path);
+	return 0;
+}
+
+/*
+ * Remove the pool and its directory. A transient pool cannot be deleted,
+ * only destroyed; defining it again while inactive lets libvirt remove the
+ * (now empty) directory, wherever the host is.
+ */
+/* At teardown nobody reads the transcript: say on stderr what is left behind. */
+static void warn_fail(struct hv_lv *h, const char *what)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+
+	lv_fail(h, &err, what);
+	fprintf(stderr, "vmcheck: storage pool teardown: %s\n", err.msg ? err.msg : what);
+	vmc_error_clear(&err);
+}
+
+static void pool_teardown(struct hv_lv *h)
+{
+	virStorageVolPtr *vols = NULL;
+	virStoragePoolPtr p;
+	int n;
+
+	if (!h->pool)
+		return;
+	n = virStoragePoolListAllVolumes(h->pool, &vols, 0);
+	for (int i = 0; i < n; i++) {
+		if (virStorageVolDelete(vols[i], 0) < 0)
+			warn_fail(h, "virStorageVolDelete (teardown)");
+		virStorageVolFree(vols[i]);
+	}
+	free(vols);
+	if (virStoragePoolDestroy(h->pool) < 0) {
+		warn_fail(h, "virStoragePoolDestroy");
+	} else if ((p = virStoragePoolDefineXML(h->conn, h->pool_xml, 0))) {
+		if (virStoragePoolDelete(p, 0) < 0)
+			warn_fail(h, "virStoragePoolDelete (removing its directory)");
+		if (virStoragePoolUndefine(p) < 0)
+			warn_fail(h, "virStoragePoolUndefine");
+		virStoragePoolFree(p);
+	} else {
+		warn_fail(h, "virStoragePoolDefineXML (to remove its directory)");
+	}
+	virResetLastError();
+	virStoragePoolFree(h->pool);
+	h->pool = NULL;
+}
+
+static int lv_image_create(struct vmc_hv *hv, const char *name, uint64_t bytes, char **path,
+			   uint64_t *size, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	_cleanup_free_ char *xml = NULL;
+	virStorageVolInfo info;
+	virStorageVolPtr vol;
+	char what[300];
+	int r = pool_ensure(h, err);
+
+	if (r < 0)
+		return vmc_error_prefix(err, "vol-create %s: ", name);
+	if (vmc_lvxml_volume(name, bytes, &xml) < 0)
+		return vmc_error_set(err, -ENOMEM, "vol-create %s: out of memory", name);
+	snprintf(what, sizeof(what), "virStorageVolCreateXML %s (qcow2, %" PRIu64 " bytes)", name,
+		 bytes);
+	vol = virStorageVolCreateXML(h->pool, xml, 0);
+	if (!vol)
+		return lv_fail(h, err, what);
+	*path = virStorageVolGetPath(vol);
+	if (!*path)
+		r = lv_fail(h, err, "virStorageVolGetPath");
+	else if (virStorageVolGetInfo(vol, &info) < 0)
+		r = lv_fail(h, err, "virStorageVolGetInfo");
+	else
+		*size = info.capacity;
+	if (r == 0)
+		note(h->q, "%s: ok, %s", what, *path);
+	virStorageVolFree(vol);
+	if (r < 0) {
+		free(*path);
+		*path = NULL;
+	}
+	return r;
+}
+
+static int sink(virStreamPtr st, const char *data, size_t n, void *opaque)
+{
+	size_t done_n = 0;
+
+	(void)st;
+	while (done_n < n) {
+		ssize_t w = write(*(int *)opaque, data + done_n, n - done_n);
+
+		if (w < 0 && errno != EINTR)
+			return -1;
+		done_n += w > 0 ? (size_t)w : 0;
+	}
+	return (int)n;
+}
+
+/* virsh vol-download: the image's bytes through libvirt's stream, into @local. */
+static int lv_image_fetch(struct vmc_hv *hv, const char *path, const char *local,
+			  struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	_cleanup_close_ int fd = -1;
+	virStorageVolPtr vol;
+	virStreamPtr st;
+	char what[PATH_MAX + 64];
+	int r = 0;
+
+	snprintf(what, sizeof(what), "virStorageVolDownload %s", path);
+	vol = virStorageVolLookupByPath(h->conn, path);
+	if (!vol)
+		return lv_fail(h, err, what);
+	st = virStreamNew(h->conn, 0);
+	fd = open(local, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (!st || fd < 0) {
+		r = fd < 0 ? vmc_error_set(err, -errno, "%s: open %s: %m", what, local)
+			   : lv_fail(h, err, what);
+	} else if (virStorageVolDownload(vol, st, 0, 0, 0) < 0) {
+		r = lv_fail(h, err, what);
+	} else if (virStreamRecvAll(st, sink, &fd) < 0) {
+		r = lv_fail(h, err, what);
+		virStreamAbort(st);
+	} else if (virStreamFinish(st) < 0) {
+		r = lv_fail(h, err, what);
+	}
+	if (r == 0)
+		note(h->q, "%s into %s: ok", what, local);
+	if (st)
+		virStreamFree(st);
+	virStorageVolFree(vol);
+	return r;
+}
+
+static int lv_image_remove(struct vmc_hv *hv, const char *path, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	virStorageVolPtr vol = virStorageVolLookupByPath(h->conn, path);
+	char what[PATH_MAX + 64];
+	int r;
+
+	snprintf(what, sizeof(what), "virStorageVolDelete %s", path);
+	if (!vol)
+		return lv_fail(h, err, what);
+	r = done(h, virStorageVolDelete(vol, 0), err, what);
+	virStorageVolFree(vol);
+	return r;
 }
 
 static struct vcpu_map *vcpu_find(struct hv_lv *h, const char *id)
@@ -798,6 +1016,7 @@ static void lv_free(struct vmc_hv *hv)
 		return;
 	if (h->dom && h->owned && virDomainDestroy(h->dom) < 0)
 		virResetLastError(); /* already gone: a powerdown ended it */
+	pool_teardown(h);
 	for (size_t i = 0; i < h->n_cb; i++)
 		virConnectDomainEventDeregisterAny(h->conn, h->cb[i]);
 	if (h->conn)
@@ -826,6 +1045,7 @@ static void lv_free(struct vmc_hv *hv)
 	free(h->vcpus);
 	free(h->agent_spec);
 	free(h->network);
+	free(h->pool_xml);
 	if (h->q)
 		evq_unref(h->q);
 	free(h);
@@ -838,6 +1058,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.stop = lv_stop,
 	.cont = lv_cont,
 	.wakeup = lv_wakeup,
+	.pm_suspend = lv_pm_suspend,
 	.powerdown = lv_powerdown,
 	.destroy = lv_destroy,
 	.nic_add = lv_nic_add,
@@ -850,6 +1071,9 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.mem_release = lv_release,
 	.cpu_add = lv_cpu_add,
 	.cpu_del = lv_cpu_del,
+	.image_create = lv_image_create,
+	.image_fetch = lv_image_fetch,
+	.image_remove = lv_image_remove,
 	.free_slots = lv_free_slots,
 	.mem_info = lv_mem_info,
 	.cpus = lv_cpus,
@@ -957,16 +1181,79 @@ static char *kit_cmdline(const char *kernel)
 	return line;
 }
 
-/* Define and start the transient domain of the guest kit. */
+/* libvirt would run this domain under KVM; else @why says why not. */
+static bool kvm_offered(struct hv_lv *h, char *why, size_t size)
+{
+	char *caps = virConnectGetDomainCapabilities(h->conn, NULL, "x86_64", "q35", "kvm", 0);
+
+	if (caps) {
+		free(caps);
+		return true;
+	}
+	snprintf(why, size, "libvirt offers no KVM domain here: %s", virGetLastErrorMessage());
+	virResetLastError();
+	return false;
+}
+
+/* Has the guest opened the agent channel before @deadline_ns? */
+static bool agent_channel_up(struct hv_lv *h, uint64_t deadline_ns)
+{
+	do {
+		struct vmc_lvxml *x = NULL;
+		struct vmc_error e = VMC_ERROR_INIT;
+		bool up = live(h, &x, &e) == 0 && vmc_lvxml_channel_connected(x, VMC_LV_AGENT_CHANNEL);
+
+		vmc_lvxml_free(x);
+		vmc_error_clear(&e);
+		if (up)
+			return true;
+		poll(NULL, 0, 100);
+	} while (vmc_mono_ns() < deadline_ns);
+	return false;
+}
+
+/* Define and start the transient domain @d under @type. */
+static int create_domain(struct hv_lv *h, struct vmc_lv_domain *d, const char *type,
+			 struct vmc_error *err)
+{
+	static unsigned seq;
+	_cleanup_free_ char *xml = NULL, *name = NULL;
+	char what[128];
+	int r;
+
+	if (asprintf(&name, "vmcheck-%d-%u", (int)getpid(), ++seq) < 0) {
+		name = NULL;
+		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
+	}
+	d->name = name;
+	d->type = type;
+	r = vmc_lvxml_domain(d, &xml, err);
+	d->name = NULL;
+	if (r < 0)
+		return r;
+	h->dom = virDomainCreateXML(h->conn, xml, VIR_DOMAIN_START_AUTODESTROY);
+	if (!h->dom)
+		return lv_fail(h, err, "virDomainCreateXML (transient domain of the guest kit)");
+	h->owned = true;
+	snprintf(what, sizeof(what), "virDomainCreateXML %s (type %s)", name, type);
+	return done(h, 0, err, what);
+}
+
+/*
+ * Define and start the transient domain of the guest kit. --accel auto:
+ * KVM when libvirt offers it and the guest really comes up under it
+ * (LAB.md: /dev/kvm may exist and hang), judged by the agent channel
+ * connecting within VMC_QEMU_KVM_PROBE_MS; otherwise the domain is
+ * destroyed and started again under TCG. One line on stderr says which.
+ */
 static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 			   struct vmc_error *err)
 {
-	static unsigned seq;
-	_cleanup_free_ char *xml = NULL, *append = NULL, *name = NULL, *log = NULL;
+	_cleanup_free_ char *append = NULL, *log = NULL;
 	_cleanup_free_ char *kernel = cfg->kernel ? realpath(cfg->kernel, NULL) : NULL;
 	_cleanup_free_ char *initrd = cfg->initrd ? realpath(cfg->initrd, NULL) : NULL;
+	const char *accel = cfg->accel ? cfg->accel : "auto";
 	struct vmc_lv_domain d = {
-		.type = cfg->accel && !strcmp(cfg->accel, "kvm") ? "kvm" : "qemu",
 		/* The daemon resolves paths from its own directory: make them absolute. */
 		.kernel = kernel,
 		.initrd = initrd,
@@ -977,6 +1264,8 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 		.maxcpus = cfg->maxcpus ?: 4,
 		.ports = cfg->ports ?: 8,
 	};
+	char why[512];
+	uint64_t t0;
 	int r;
 
 	if (!d.kernel || !d.initrd || access(d.kernel, R_OK) || access(d.initrd, R_OK))
@@ -990,20 +1279,38 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 			return vmc_error_set(err, -ENOENT, "no cmdline file next to %s", d.kernel);
 		d.append = append;
 	}
-	if (asprintf(&name, "vmcheck-%d-%u", (int)getpid(), ++seq) < 0 ||
-	    (cfg->workdir && asprintf(&log, "%s/console.log", cfg->workdir) < 0))
+	if (cfg->workdir && asprintf(&log, "%s/console.log", cfg->workdir) < 0)
 		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
-	d.name = name;
 	d.console_log = log;
-	r = vmc_lvxml_domain(&d, &xml, err);
-	if (r < 0)
-		return r;
-	h->dom = virDomainCreateXML(h->conn, xml, VIR_DOMAIN_START_AUTODESTROY);
-	if (!h->dom)
-		return lv_fail(h, err, "virDomainCreateXML (transient domain of the guest kit)");
-	h->owned = true;
-	note(h->q, "virDomainCreateXML %s (type %s): ok", name, d.type);
-	return 0;
+	if (strcmp(accel, "auto"))
+		return create_domain(h, &d, strcmp(accel, "kvm") ? "qemu" : "kvm", err);
+
+	if (kvm_offered(h, why, sizeof(why))) {
+		t0 = vmc_mono_ns();
+		r = create_domain(h, &d, "kvm", err);
+		if (r == 0 && agent_channel_up(h, t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull)) {
+			fprintf(stderr, "vmcheck: libvirt: KVM: the guest's agent came up under KVM "
+					"in %.1f s\n",
+				(double)(vmc_mono_ns() - t0) / 1e9);
+			return 0;
+		}
+		if (r == 0) {
+			snprintf(why, sizeof(why),
+				 "under KVM the guest did not open its agent channel within %d s",
+				 VMC_QEMU_KVM_PROBE_MS / 1000);
+			if (virDomainDestroy(h->dom) < 0)
+				lv_fail(h, NULL, "virDomainDestroy (the KVM probe)");
+			virDomainFree(h->dom);
+			h->dom = NULL;
+			h->owned = false;
+		} else {
+			snprintf(why, sizeof(why), "%s", err->msg);
+			vmc_error_clear(err);
+		}
+	}
+	note(h->q, "TCG: %s", why);
+	fprintf(stderr, "vmcheck: libvirt: TCG: %s\n", why);
+	return create_domain(h, &d, "qemu", err);
 }
 
 /* Where the agent is: @cfg->agent, or the domain's agent channel. */

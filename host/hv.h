@@ -95,6 +95,12 @@ struct vmc_hv_ops {
 	int (*stop)(struct vmc_hv *hv, struct vmc_error *err);
 	int (*cont)(struct vmc_hv *hv, struct vmc_error *err);
 	int (*wakeup)(struct vmc_hv *hv, struct vmc_error *err);
+	/*
+	 * Suspend to RAM by the hypervisor's own means (libvirt: through
+	 * qemu-guest-agent), or NULL: the check asks vmcheck's agent. -ENOTSUP
+	 * when this VM cannot (no qemu-guest-agent): the check falls back too.
+	 */
+	int (*pm_suspend)(struct vmc_hv *hv, struct vmc_error *err);
 	int (*powerdown)(struct vmc_hv *hv, struct vmc_error *err);
 	int (*destroy)(struct vmc_hv *hv, struct vmc_error *err);
 
@@ -110,6 +116,20 @@ struct vmc_hv_ops {
 	int (*mem_release)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
 	int (*cpu_add)(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc_error *err);
 	int (*cpu_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+
+	/*
+	 * Disk images where the hypervisor keeps them (libvirt: a storage pool
+	 * on the libvirt host, which may be remote). NULL ops: a qcow2 file made
+	 * here in the run's workdir. image_create makes a qcow2 volume of
+	 * @bytes: *@path (malloc'd) is what disk_add takes, *@size its virtual
+	 * size as the hypervisor reports it. image_fetch copies the image's
+	 * bytes (as stored, qcow2) into local file @local; image_remove deletes it.
+	 */
+	int (*image_create)(struct vmc_hv *hv, const char *name, uint64_t bytes, char **path,
+			    uint64_t *size, struct vmc_error *err);
+	int (*image_fetch)(struct vmc_hv *hv, const char *path, const char *local,
+			   struct vmc_error *err);
+	int (*image_remove)(struct vmc_hv *hv, const char *path, struct vmc_error *err);
 
 	/* Discovery, never assumed. Arrays are malloc'd; free with vmc_hv_*_free. */
 	int (*free_slots)(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,

@@ -3,6 +3,7 @@
 #include "libvirt-xml.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,8 +122,11 @@ int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error
 	} else {
 		fputs("    <serial type='pty'><target port='0'/></serial>\n", f);
 	}
+	/* qemu-guest-agent too: libvirt's PM suspend and agent shutdown need it. */
 	fputs("    <channel type='unix'><source mode='bind'/>"
 	      "<target type='virtio' name='" VMC_LV_AGENT_CHANNEL "'/></channel>\n"
+	      "    <channel type='unix'><source mode='bind'/>"
+	      "<target type='virtio' name='" VMC_LV_QGA_CHANNEL "'/></channel>\n"
 	      "  </devices>\n</domain>\n",
 	      f);
 	if (finish(f, &buf, out) < 0)
@@ -174,6 +178,37 @@ int vmc_lvxml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, c
 	put_alias(f, d->id);
 	put_port_address(f, bus);
 	fputs("</disk>", f);
+	return finish(f, &buf, out);
+}
+
+int vmc_lvxml_pool(const char *name, const char *path, char **out)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return -ENOMEM;
+	fputs("<pool type='dir'><name>", f);
+	put_esc(f, name);
+	fputs("</name><target><path>", f);
+	put_esc(f, path);
+	fputs("</path><permissions><mode>0711</mode></permissions></target></pool>", f);
+	return finish(f, &buf, out);
+}
+
+int vmc_lvxml_volume(const char *name, uint64_t bytes, char **out)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return -ENOMEM;
+	fputs("<volume><name>", f);
+	put_esc(f, name);
+	fprintf(f, "</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+		   "<target><format type='qcow2'/></target></volume>", bytes);
 	return finish(f, &buf, out);
 }
 
@@ -487,25 +522,40 @@ int vmc_lvxml_cpus(const struct vmc_lvxml *x, struct vmc_hv_cpu **out, size_t *n
 	return 0;
 }
 
-char *vmc_lvxml_channel_path(const struct vmc_lvxml *x, const char *name)
+/* Attribute @xpath (relative to the channel) of unix channel @name, malloc'd, or NULL. */
+static char *channel_attr(const struct vmc_lvxml *x, const char *name, const char *xpath)
 {
 	xmlXPathObjectPtr o = eval(x, NULL, "/domain/devices/channel[@type='unix']");
-	char *path = NULL;
+	char *val = NULL;
 
-	for (int i = 0; !path && i < count_of(o); i++) {
+	for (int i = 0; !val && i < count_of(o); i++) {
 		xmlNodePtr c = o->nodesetval->nodeTab[i];
 		xmlXPathObjectPtr t = eval(x, c, "target[@type='virtio']/@name");
-		xmlXPathObjectPtr s = eval(x, c, "source/@path");
+		xmlXPathObjectPtr s = eval(x, c, xpath);
 		char *tn = count_of(t) ? (char *)xmlNodeGetContent(t->nodesetval->nodeTab[0]) : NULL;
 
 		if (tn && !strcmp(tn, name) && count_of(s))
-			path = (char *)xmlNodeGetContent(s->nodesetval->nodeTab[0]);
+			val = (char *)xmlNodeGetContent(s->nodesetval->nodeTab[0]);
 		xmlFree(tn);
 		xmlXPathFreeObject(t);
 		xmlXPathFreeObject(s);
 	}
 	xmlXPathFreeObject(o);
-	return path;
+	return val;
+}
+
+char *vmc_lvxml_channel_path(const struct vmc_lvxml *x, const char *name)
+{
+	return channel_attr(x, name, "source/@path");
+}
+
+bool vmc_lvxml_channel_connected(const struct vmc_lvxml *x, const char *name)
+{
+	char *state = channel_attr(x, name, "target/@state");
+	bool on = state && !strcmp(state, "connected");
+
+	xmlFree(state);
+	return on;
 }
 
 int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, char **dev_xml)

@@ -12,6 +12,7 @@
 #ifndef VMC_LIBVIRT_XML_H
 #define VMC_LIBVIRT_XML_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -19,6 +20,7 @@
 
 #define VMC_LV_ALIAS_PREFIX "ua-"
 #define VMC_LV_AGENT_CHANNEL "org.vmcheck.agent.0"
+#define VMC_LV_QGA_CHANNEL "org.qemu.guest_agent.0"
 
 struct vmc_lv_domain {
 	const char *name;
@@ -35,9 +37,10 @@ struct vmc_lv_domain {
 /*
  * vmc_lvxml_domain - the domain XML of @d: q35, direct kernel boot, S3 on,
  * a NUMA cell (DIMMs need one), <maxMemory slots>, hotpluggable vCPUs on a
- * topology of one socket with maxcpus cores, the ports, the agent channel on
- * a socket libvirt names, QEMU as root (relabel off: it reads the guest kit
- * and the check's disk images wherever they are).
+ * topology of one socket with maxcpus cores, the ports, the agent's channel
+ * and qemu-guest-agent's (VMC_LV_QGA_CHANNEL) on sockets libvirt names, QEMU
+ * as root (relabel off: it reads the guest kit and the check's disk images
+ * wherever they are).
  * Returns 0 with *@out malloc'd, -EINVAL (bad sizes) or -ENOMEM.
  */
 int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error *err);
@@ -51,6 +54,10 @@ int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error
 int vmc_lvxml_nic(const struct vmc_hv_nic *nic, unsigned bus, const char *network, char **out);
 int vmc_lvxml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, char **out);
 int vmc_lvxml_dimm(const struct vmc_hv_dimm *m, char **out);
+
+/* A dir storage pool @name at @path, and a qcow2 volume of @bytes in it. */
+int vmc_lvxml_pool(const char *name, const char *path, char **out);
+int vmc_lvxml_volume(const char *name, uint64_t bytes, char **out);
 
 /* A parsed live domain XML. */
 struct vmc_lvxml;
@@ -89,6 +96,12 @@ int vmc_lvxml_cpus(const struct vmc_lvxml *x, struct vmc_hv_cpu **out, size_t *n
 
 /* The unix socket of virtio channel @name, malloc'd, or NULL (none, or no path yet). */
 char *vmc_lvxml_channel_path(const struct vmc_lvxml *x, const char *name);
+
+/*
+ * Has the guest opened virtio channel @name? libvirt tracks it from QEMU's
+ * VSERPORT_CHANGE as <target state='connected'/>, for any virtio channel.
+ */
+bool vmc_lvxml_channel_connected(const struct vmc_lvxml *x, const char *name);
 
 /*
  * Device with alias VMC_LV_ALIAS_PREFIX @id: 1 with, if @where, "interface

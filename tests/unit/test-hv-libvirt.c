@@ -5,6 +5,8 @@
  * test:///default driver (its running domain "test").
  */
 #include <errno.h>
+#include <libvirt/libvirt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -194,6 +196,63 @@ static void test_driver_ops_and_events(void)
 	hv->ops->free(hv);
 }
 
+/* Names of the test driver's storage pools that start with "vmcheck-". */
+static int our_pools(void)
+{
+	virConnectPtr conn = virConnectOpen("test:///default");
+	virStoragePoolPtr *pools = NULL;
+	int n, ours = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(conn);
+	n = virConnectListAllStoragePools(conn, &pools, 0);
+	for (int i = 0; i < n; i++) {
+		ours += !strncmp(virStoragePoolGetName(pools[i]), "vmcheck-", 8);
+		virStoragePoolFree(pools[i]);
+	}
+	free(pools);
+	virConnectClose(conn);
+	return n < 0 ? -1 : ours;
+}
+
+/* Disk images: a pool made on first use, volumes in it, all gone at the end. */
+static void test_driver_storage_pool(void)
+{
+	struct vmc_lv_config c = { .uri = "test:///default", .domain = "test", .agent = "vserial:/x" };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv *hv = NULL;
+	uint64_t size = 0;
+	char *path = NULL, *path2 = NULL;
+
+	CU_ASSERT_EQUAL(our_pools(), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_EQUAL(our_pools(), 0); /* not before an image is asked for */
+	CU_ASSERT_EQUAL_FATAL(hv->ops->image_create(hv, "d1.qcow2", 64 << 20, &path, &size, &err),
+			      0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(path, "/var/tmp/vmcheck-"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(path, "/d1.qcow2"));
+	CU_ASSERT_EQUAL(size, 64 << 20);
+	CU_ASSERT_EQUAL(our_pools(), 1);
+	/* The same name twice is libvirt's error, named. */
+	CU_ASSERT(hv->ops->image_create(hv, "d1.qcow2", 1 << 20, &path2, &size, &err) < 0);
+	CU_ASSERT_PTR_NULL(path2);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "virStorageVolCreateXML d1.qcow2"));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->image_create(hv, "d2.qcow2", 1 << 20, &path2, &size, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->image_remove(hv, path, &err), 0);
+	CU_ASSERT(hv->ops->image_remove(hv, path, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "virStorageVolDelete"));
+	vmc_error_clear(&err);
+	/* No qemu-guest-agent in the test driver: PM suspend says -ENOTSUP, named. */
+	CU_ASSERT_EQUAL(hv->ops->pm_suspend(hv, &err), -ENOTSUP);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "virDomainPMSuspendForDuration"));
+	vmc_error_clear(&err);
+	/* d2 is still in the pool: teardown deletes it with the pool. */
+	hv->ops->free(hv);
+	CU_ASSERT_EQUAL(our_pools(), 0);
+	free(path);
+	free(path2);
+}
+
 VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(test_driver_errors),
-	  VMC_TEST(test_driver_ops_and_events));
+	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_storage_pool));
