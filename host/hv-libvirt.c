@@ -349,6 +349,23 @@ static int live(struct hv_lv *h, struct vmc_lvxml **x, struct vmc_error *err)
 	return r;
 }
 
+/* Has the guest opened virtio channel @name before @deadline_ns? */
+static bool channel_up(struct hv_lv *h, const char *name, uint64_t deadline_ns)
+{
+	do {
+		struct vmc_lvxml *x = NULL;
+		struct vmc_error e = VMC_ERROR_INIT;
+		bool up = live(h, &x, &e) == 0 && vmc_lvxml_channel_connected(x, name);
+
+		vmc_lvxml_free(x);
+		vmc_error_clear(&e);
+		if (up)
+			return true;
+		poll(NULL, 0, 100);
+	} while (vmc_mono_ns() < deadline_ns);
+	return false;
+}
+
 static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err);
 
 /* ---- lifecycle */
@@ -399,15 +416,34 @@ static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 }
 
 /*
- * virsh dompmsuspend: libvirt asks qemu-guest-agent in the guest. Without
- * one (no channel, or nothing answering on it) -ENOTSUP: the check then
- * suspends through vmcheck's agent.
+ * virsh dompmsuspend: libvirt asks qemu-guest-agent in the guest, which
+ * starts a few seconds after the boot: wait for it to open its channel,
+ * bounded. Without one (no channel, nothing connecting) -ENOTSUP: the
+ * check then suspends through vmcheck's agent.
  */
+#define QGA_WAIT_MS 20000
+
 static int lv_pm_suspend(struct vmc_hv *hv, struct vmc_error *err)
 {
 	struct hv_lv *h = H(hv);
+	struct vmc_lvxml *x = NULL;
+	char *path = NULL;
 	const virError *e;
+	int r = live(h, &x, err);
 
+	if (r < 0)
+		return r;
+	path = vmc_lvxml_channel_path(x, VMC_LV_QGA_CHANNEL);
+	vmc_lvxml_free(x);
+	free(path);
+	if (!path)
+		return vmc_error_set(err, -ENOTSUP, "the domain has no " VMC_LV_QGA_CHANNEL
+						    " channel");
+	if (!channel_up(h, VMC_LV_QGA_CHANNEL, vmc_mono_ns() + QGA_WAIT_MS * 1000000ull))
+		return vmc_error_set(err, -ENOTSUP,
+				     "qemu-guest-agent did not open " VMC_LV_QGA_CHANNEL
+				     " within %d s",
+				     QGA_WAIT_MS / 1000);
 	if (virDomainPMSuspendForDuration(h->dom, VIR_NODE_SUSPEND_TARGET_MEM, 0, 0) == 0) {
 		note(h->q, "virDomainPMSuspendForDuration mem: ok");
 		return 0;
@@ -1195,23 +1231,6 @@ static bool kvm_offered(struct hv_lv *h, char *why, size_t size)
 	return false;
 }
 
-/* Has the guest opened the agent channel before @deadline_ns? */
-static bool agent_channel_up(struct hv_lv *h, uint64_t deadline_ns)
-{
-	do {
-		struct vmc_lvxml *x = NULL;
-		struct vmc_error e = VMC_ERROR_INIT;
-		bool up = live(h, &x, &e) == 0 && vmc_lvxml_channel_connected(x, VMC_LV_AGENT_CHANNEL);
-
-		vmc_lvxml_free(x);
-		vmc_error_clear(&e);
-		if (up)
-			return true;
-		poll(NULL, 0, 100);
-	} while (vmc_mono_ns() < deadline_ns);
-	return false;
-}
-
 /* Define and start the transient domain @d under @type. */
 static int create_domain(struct hv_lv *h, struct vmc_lv_domain *d, const char *type,
 			 struct vmc_error *err)
@@ -1288,7 +1307,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 	if (kvm_offered(h, why, sizeof(why))) {
 		t0 = vmc_mono_ns();
 		r = create_domain(h, &d, "kvm", err);
-		if (r == 0 && agent_channel_up(h, t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull)) {
+		if (r == 0 && channel_up(h, VMC_LV_AGENT_CHANNEL, t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull)) {
 			fprintf(stderr, "vmcheck: libvirt: KVM: the guest's agent came up under KVM "
 					"in %.1f s\n",
 				(double)(vmc_mono_ns() - t0) / 1e9);
