@@ -238,6 +238,17 @@ done:
 	return (int)len;
 }
 
+/* Is block @name linked to node @node (>= 0) right now? */
+static bool node_linked(int memfd, const char *name, int node)
+{
+	char path[64];
+
+	if (node < 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/node%d", name, node);
+	return faccessat(memfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 /*
  * One memoryN directory, read relative to the memory directory's fd with
  * single-read attributes: this is the hot path of a snapshot. The state
@@ -255,9 +266,27 @@ static int read_block(int memfd, const char *name, const int *nodes, int *remova
 	if (r < 0)
 		return r;
 	b->state = parse_state(buf);
+	b->node = -1;
+	if (nodes)
+		b->node = nodes[b->index];
 
-	r = block_attr(memfd, name, "valid_zones", fds ? &fds[ATTR_ZONES] : NULL, buf,
-		       sizeof(buf));
+	/*
+	 * A hot-added block is announced before the kernel gives it a node
+	 * (memory_block_add_nid() runs, then the nodeN links appear); until
+	 * then valid_zones of an offline block dereferences
+	 * NODE_DATA(NUMA_NO_NODE) and oopses the guest (Linux 6.1, seen under
+	 * systemd). On a NUMA kernel (node links exist), such a block has no
+	 * zones yet: the snapshot its node link brings will have them. The
+	 * link is looked for again right before the read: the map is a few
+	 * milliseconds old, and a DIMM unplugged and plugged again in that
+	 * time is a new block with no node yet.
+	 */
+	if (nodes && b->state != VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE &&
+	    !node_linked(memfd, name, b->node))
+		r = -ENOENT;
+	else
+		r = block_attr(memfd, name, "valid_zones", fds ? &fds[ATTR_ZONES] : NULL, buf,
+			       sizeof(buf));
 	if (r >= 0) {
 		b->valid_zones = vmc_arena_strdup(a, buf);
 		if (!b->valid_zones)
@@ -282,10 +311,8 @@ static int read_block(int memfd, const char *name, const int *nodes, int *remova
 			*removable = b->removable;
 	}
 
-	if (nodes) {
-		b->node = nodes[b->index];
+	if (nodes)
 		return 0;
-	}
 	return vmc_node_of_dirf(memfd, &b->node, "%s", name);
 }
 

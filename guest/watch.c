@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -204,10 +205,12 @@ size_t vmc_watch_parse_rtnl(const void *buf, size_t len, uint64_t mono_ns,
 struct vmc_watch {
 	const struct vmc_watch_ops *ops;
 	void *ctx;
-	int stop_fd, uev_fd, rtnl_fd;
+	int stop_fd, uev_fd, rtnl_fd, clock_fd;
 	pthread_t thread;
 	size_t n;          /* causes in the current burst */
 	uint64_t deadline; /* CLOCK_MONOTONIC ns at which the burst is pushed */
+	unsigned settle_left; /* follow-up pushes still due after a clock jump */
+	uint64_t settle_at;   /* CLOCK_MONOTONIC ns of the next one */
 	struct vmc_cause causes[VMC_WATCH_MAX_CAUSES];
 	uint8_t buf[65536] __attribute__((aligned(NLMSG_ALIGNTO)));
 };
@@ -295,6 +298,67 @@ static void drain(struct vmc_watch *w, int fd, bool uevent)
 	}
 }
 
+/*
+ * A realtime timer far in the future that the kernel cancels when the wall
+ * clock jumps: settimeofday, and every resume from suspend (timekeeping
+ * resumes with the time slept). So a suspend vmcheck's agent did not do
+ * itself (qemu-ga's guest-suspend-ram) still pushes the system section.
+ */
+static int clock_arm(int fd)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)1 << 40 } };
+
+	return timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0
+		       ? -errno
+		       : 0;
+}
+
+/* A system-section cause from the clock: "clock-set", or a later "clock-settle". */
+static void take_clock(struct vmc_watch *w, const char *action, uint64_t now)
+{
+	struct vmc_cause *c = &w->causes[w->n];
+
+	memset(c, 0, sizeof(*c));
+	c->source = VMCHECK__V1__CAUSE__SOURCE__CLOCK;
+	c->sections = S(SYSTEM);
+	c->mono_ns = now;
+	COPY(c->action, action);
+	take(w, 1);
+}
+
+/*
+ * The kernel counts a suspend as a success only after it has thawed the
+ * tasks, so this thread may read the system section before the count
+ * moves: two follow-up pushes, 0.1 s and 1 s later, catch it.
+ */
+#define SETTLE_FIRST_NS 100000000ull
+#define SETTLE_NEXT_NS 900000000ull
+
+static void clock_jumped(struct vmc_watch *w)
+{
+	uint64_t ticks, now;
+
+	/* ECANCELED is the jump; anything else (the far timer firing) re-arms too. */
+	if (read(w->clock_fd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN)
+		return;
+	if (clock_arm(w->clock_fd) < 0)
+		fprintf(stderr, "vmcheck-agent: watch: re-arming the clock timer: %s\n",
+			strerror(errno));
+	now = vmc_mono_ns();
+	take_clock(w, "clock-set", now);
+	w->settle_left = 2;
+	w->settle_at = now + SETTLE_FIRST_NS;
+}
+
+static void clock_settle(struct vmc_watch *w, uint64_t now)
+{
+	if (!w->settle_left || now < w->settle_at)
+		return;
+	take_clock(w, "clock-settle", now);
+	w->settle_left--;
+	w->settle_at = now + SETTLE_NEXT_NS;
+}
+
 static void *watch_main(void *arg)
 {
 	struct vmc_watch *w = arg;
@@ -302,15 +366,19 @@ static void *watch_main(void *arg)
 		{ .fd = w->stop_fd, .events = POLLIN },
 		{ .fd = w->uev_fd, .events = POLLIN },
 		{ .fd = w->rtnl_fd, .events = POLLIN },
+		{ .fd = w->clock_fd, .events = POLLIN },
 	};
 
 	for (;;) {
 		struct timespec ts, *tp = NULL;
 
-		if (w->n) {
-			uint64_t now = vmc_mono_ns();
-			uint64_t left = w->deadline > now ? w->deadline - now : 0;
+		if (w->n || w->settle_left) {
+			uint64_t now = vmc_mono_ns(), until = w->n ? w->deadline : w->settle_at;
+			uint64_t left;
 
+			if (w->n && w->settle_left && w->settle_at < until)
+				until = w->settle_at;
+			left = until > now ? until - now : 0;
 			ts.tv_sec = (time_t)(left / 1000000000u);
 			ts.tv_nsec = (long)(left % 1000000000u);
 			tp = &ts;
@@ -326,6 +394,9 @@ static void *watch_main(void *arg)
 			drain(w, w->uev_fd, true);
 		if (pfd[2].revents)
 			drain(w, w->rtnl_fd, false);
+		if (pfd[3].revents)
+			clock_jumped(w);
+		clock_settle(w, vmc_mono_ns());
 		if (w->n && vmc_mono_ns() >= w->deadline)
 			flush(w);
 	}
@@ -362,6 +433,8 @@ static void watch_free(struct vmc_watch *w)
 		close(w->uev_fd);
 	if (w->rtnl_fd >= 0)
 		close(w->rtnl_fd);
+	if (w->clock_fd >= 0)
+		close(w->clock_fd);
 	free(w);
 }
 
@@ -380,6 +453,12 @@ int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, struct vmc_watch
 			     RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
 	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	r = w->uev_fd < 0 ? w->uev_fd : w->rtnl_fd < 0 ? w->rtnl_fd : w->stop_fd < 0 ? -errno : 0;
+	if (r == 0) {
+		w->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+		r = w->clock_fd < 0 ? -errno : clock_arm(w->clock_fd);
+	} else {
+		w->clock_fd = -1;
+	}
 	if (r < 0) {
 		watch_free(w);
 		return r;

@@ -178,6 +178,48 @@ static void hotplugged_dimm_is_an_offline_range_after_a_hole(void)
 	vmc_sysroot_close(&root);
 }
 
+/*
+ * A DIMM's blocks just announced, before the kernel put them on a node: an
+ * offline block without a node link has no zones (Linux 6.1 oopses on
+ * reading its valid_zones), one already on node 0 has them.
+ */
+static void offline_block_without_node_has_no_zones_yet(void)
+{
+	struct mem_read m;
+	Vmcheck__V1__Memory *mem;
+	struct fx f;
+
+	fx_init(&f);
+	fx_write(&f, MEM "block_size_bytes", "8000000\n");
+	block(&f, 0, "online\n", "1\n");
+	fx_write(&f, MEM "memory0/valid_zones", "none\n");
+	fx_symlink(&f, "../../memory/memory0", "sys/devices/system/node/node0/memory0");
+	block(&f, 32, "offline\n", "1\n");
+	fx_write(&f, MEM "memory32/valid_zones", "Normal Movable\n");
+	fx_symlink(&f, "../../memory/memory32", "sys/devices/system/node/node0/memory32");
+	fx_symlink(&f, "../../node/node0", MEM "memory32/node0");
+	block(&f, 33, "offline\n", "1\n");
+	fx_write(&f, MEM "memory33/valid_zones", "Normal Movable\n"); /* must not be read */
+	/* Half linked (the node's link made, the block's not yet): not read either. */
+	block(&f, 34, "offline\n", "1\n");
+	fx_write(&f, MEM "memory34/valid_zones", "Normal Movable\n");
+	fx_symlink(&f, "../../memory/memory34", "sys/devices/system/node/node0/memory34");
+
+	mem = read_mem(&m, &f.root);
+	CU_ASSERT_EQUAL_FATAL(m.r, 0);
+	CU_ASSERT_EQUAL_FATAL(mem->n_blocks, 4);
+	CU_ASSERT_EQUAL(mem->blocks[3]->node, 0);
+	CU_ASSERT_STRING_EQUAL(mem->blocks[3]->valid_zones, "");
+	CU_ASSERT_STRING_EQUAL(mem->blocks[0]->valid_zones, "none");
+	CU_ASSERT_EQUAL(mem->blocks[1]->node, 0);
+	CU_ASSERT_STRING_EQUAL(mem->blocks[1]->valid_zones, "Normal Movable");
+	CU_ASSERT_EQUAL(mem->blocks[2]->node, -1);
+	CU_ASSERT_STRING_EQUAL(mem->blocks[2]->valid_zones, "");
+	CU_ASSERT_EQUAL(mem->offline_bytes, 3 * BS);
+	vmc_arena_free(&m.a);
+	fx_cleanup(&f);
+}
+
 /* Hot-removed while we listed: the block is skipped and leaves a hole. */
 static void vanished_block_is_skipped(void)
 {
@@ -293,5 +335,6 @@ out:
 VMC_SUITE(state_memory, NULL, NULL, VMC_TEST(reads_blocks_sorted_by_index),
 	  VMC_TEST(merges_ranges_like_lsmem),
 	  VMC_TEST(hotplugged_dimm_is_an_offline_range_after_a_hole),
+	  VMC_TEST(offline_block_without_node_has_no_zones_yet),
 	  VMC_TEST(vanished_block_is_skipped), VMC_TEST(missing_memory_dir_is_enoent),
 	  VMC_TEST(malformed_files_fail_the_section), VMC_TEST(live_tree_is_consistent))

@@ -243,6 +243,7 @@ struct bursts {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool seen; /* the cause we are waiting for arrived */
+	bool clock; /* waiting for a clock jump, not lo's uevent */
 	unsigned windows_asked;
 };
 
@@ -261,10 +262,15 @@ static void test_burst(void *ctx, const struct vmc_cause *c, size_t n)
 	struct bursts *b = ctx;
 
 	pthread_mutex_lock(&b->lock);
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(c[i].action, "change") && !strcmp(c[i].subsystem, "net") &&
+	for (size_t i = 0; i < n; i++) {
+		if (!b->clock && !strcmp(c[i].action, "change") && !strcmp(c[i].subsystem, "net") &&
 		    !strcmp(c[i].name, "lo") && c[i].sections == S(LINKS) && c[i].mono_ns > 0)
 			b->seen = true;
+		if (b->clock && !strcmp(c[i].action, "clock-set") &&
+		    c[i].source == VMCHECK__V1__CAUSE__SOURCE__CLOCK &&
+		    c[i].sections == S(SYSTEM) && c[i].mono_ns > 0)
+			b->seen = true;
+	}
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 }
@@ -302,8 +308,41 @@ static void the_watcher_delivers_a_real_uevent(void)
 	vmc_watch_stop(w);
 }
 
+/*
+ * A resume from suspend sets the wall clock; so does clock_settime, which
+ * this test does (to the time it reads, a few microseconds back: root only).
+ */
+static void the_watcher_sees_the_wall_clock_jump(void)
+{
+	static const struct vmc_watch_ops ops = { .window_ms = test_window, .burst = test_burst };
+	struct bursts b = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+			    .clock = true };
+	struct vmc_watch *w;
+	struct timespec now, deadline;
+
+	if (vmc_watch_start(&ops, &b, &w) < 0) {
+		CU_PASS("skipped: no netlink notifications here");
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (clock_settime(CLOCK_REALTIME, &now) < 0) {
+		vmc_watch_stop(w);
+		CU_PASS("skipped: setting the clock needs root");
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	pthread_mutex_lock(&b.lock);
+	while (!b.seen && pthread_cond_timedwait(&b.cond, &b.lock, &deadline) == 0)
+		;
+	CU_ASSERT_TRUE(b.seen);
+	pthread_mutex_unlock(&b.lock);
+	vmc_watch_stop(w);
+}
+
 VMC_SUITE(watch, NULL, NULL, VMC_TEST(a_nic_uevent_names_the_interface),
 	  VMC_TEST(names_come_from_devname_or_the_devpath), VMC_TEST(subsystems_map_to_sections),
 	  VMC_TEST(malformed_uevents_are_refused), VMC_TEST(long_fields_are_truncated_not_overrun),
 	  VMC_TEST(link_and_address_messages_become_causes),
-	  VMC_TEST(malformed_rtnetlink_is_skipped), VMC_TEST(the_watcher_delivers_a_real_uevent))
+	  VMC_TEST(malformed_rtnetlink_is_skipped), VMC_TEST(the_watcher_delivers_a_real_uevent),
+	  VMC_TEST(the_watcher_sees_the_wall_clock_jump))
