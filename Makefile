@@ -5,8 +5,15 @@
 #   make run        install missing packages (as root), build, build the
 #                   embedded guest, run the sanity suite on it (RUN_ARGS=...)
 #   make guest      the embedded test guest in build/guest (GUEST_ARGS=...)
-#   make bench      vmcheck-agent against qemu-ga, one table
+#   make bench      vmcheck-agent against qemu-ga, one table; a 512 GiB guest's boot
+#   make bench-backends  the suite through QMP and libvirt, latencies side by side
 #   make fuzz       the frame/request fuzzer for FUZZ_SECONDS (default 30)
+#   make install    DESTDIR, PREFIX (/usr/local), BINDIR, SBINDIR, MANDIR, ...; uninstall
+#   make deb        vmcheck and vmcheck-agent .debs in build/deb, then lintian
+#   make rpm        the .rpms in build/rpm (RPM_STUB_MACROS=1 on Debian)
+#   make test-packaging  install, man pages, completion, deb, rpm (about 2 min)
+#   make image      a Debian disk image with the agent's .deb in build/image (root)
+#   make test-image the suite on that image guest (2-4 min once the image is built)
 
 VERSION   := 0.1.0
 B         := build
@@ -23,7 +30,7 @@ CSTD   := -std=gnu11 -D_GNU_SOURCE -DVMC_VERSION='"$(VERSION)"'
 OPT    ?= -O2 -g
 INC    := -Icommon -Iguest -Ihost -I$(B)/gen
 
-HOST_PKGS := libprotobuf-c json-c libvirt libxml-2.0
+HOST_PKGS := libprotobuf-c json-c libvirt libxml-2.0 libssh
 HOST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS) 2>/dev/null)
 HOST_LIBS   := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS) 2>/dev/null) -lpthread
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags cunit 2>/dev/null)
@@ -52,7 +59,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-.PHONY: all test unit integration run bench fuzz deps clean format guest
+.PHONY: all test unit integration run bench bench-backends fuzz deps clean format guest
 all: $(B)/vmcheck $(B)/vmcheck-agent
 
 $(GEN) $(GEN_H): proto/vmcheck.proto
@@ -112,7 +119,7 @@ fuzz: $(B)/fuzz-frame
 
 # The QEMU launcher and QMP backend against a real QEMU (tests/integration/test-launcher).
 HV_SMOKE_OBJ := $(call obj,host,$(COMMON_SRC) host/error.c host/hv.c host/hv-qmp.c host/qemu.c \
-		host/qmp.c host/agent-client.c host/agent-unix.c host/agent-exec.c)
+		host/qmp.c host/agent-client.c host/agent-unix.c host/agent-exec.c host/agent-ssh.c)
 $(B)/hv-smoke: tests/integration/hv-smoke.c $(HV_SMOKE_OBJ)
 	$(CC) $(CSTD) $(WARN) $(OPT) $(INC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
 
@@ -147,6 +154,169 @@ $(B)/bench-agent: tests/bench/bench-agent.c common/frame.c common/pb.c $(GEN) $(
 bench: deps
 	$(MAKE) all $(B)/bench-agent
 	tests/bench/run $(B)
+	tests/bench/bigmem $(B) 512G
+
+# REPEAT: hotplug cycles per check in each backend's run (default 10).
+bench-backends: deps
+	$(MAKE) all guest
+	tests/bench/backends $(B) $(REPEAT)
+
+# ---- install, packages
+.PHONY: install uninstall deb rpm test-packaging FORCE
+# make install [DESTDIR=...] [PREFIX=/usr/local] [BINDIR= SBINDIR= MANDIR=
+# GUESTKITDIR= SYSTEMDUNITDIR= UDEVRULESDIR= BASHCOMPDIR=]. The unit, rule and
+# completion dirs are where this system's systemd, udev and bash-completion
+# look (their .pc files); without those, PREFIX paths they also search.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+GUESTKITDIR ?= $(DATADIR)/vmcheck/guest
+pc_var = $(shell $(PKG_CONFIG) --variable=$(1) $(2) 2>/dev/null)
+SYSTEMDUNITDIR ?= $(or $(call pc_var,systemdsystemunitdir,systemd),$(PREFIX)/lib/systemd/system)
+UDEVRULESDIR   ?= $(or $(addsuffix /rules.d,$(call pc_var,udevdir,udev)),$(PREFIX)/lib/udev/rules.d)
+BASHCOMPDIR    ?= $(or $(call pc_var,completionsdir,bash-completion),$(DATADIR)/bash-completion/completions)
+
+# The installed vmcheck takes the guest kit from GUESTKITDIR, a source-tree
+# build from build/guest: only cmd-run.o differs (-DGUEST_DIR). The stamps
+# $(B)/inst/guest-dir and $(B)/inst/dirs change whenever what they hold does,
+# so nothing installed is stale.
+INST_VARS  = $(VERSION) $(SBINDIR) $(GUESTKITDIR) $(SYSTEMDUNITDIR) $(UDEVRULESDIR)
+INST_GEN  := $(B)/inst/vmcheck.1 $(B)/inst/vmcheck-agent.8 $(B)/inst/vmcheck-agent.service
+# What make guest leaves besides the kit: its download cache and fingerprint.
+# Installed, every user may read the kit (its ssh/ test keys too, as the
+# packages' tools would make them anyway): vmcheck runs as any user.
+KIT_SKIP  := --exclude=./cache --exclude=./.inputs
+
+stamp = @mkdir -p $(@D); echo '$(1)' | cmp -s - $@ || echo '$(1)' > $@
+$(B)/inst/dirs: FORCE
+	$(call stamp,$(INST_VARS))
+$(B)/inst/guest-dir: FORCE
+	$(call stamp,$(GUESTKITDIR))
+
+$(B)/inst/cmd-run.o: host/cmd-run.c $(GEN_H) $(B)/inst/guest-dir
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(OPT) $(INC) $(HOST_CFLAGS) -DGUEST_DIR='"$(GUESTKITDIR)"' \
+		-MMD -c -o $@ $<
+
+$(B)/inst/vmcheck: $(filter-out $(B)/host/cmd-run.o,$(HOST_OBJ)) $(B)/inst/cmd-run.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+inst_subst = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' \
+	-e 's|@GUESTKITDIR@|$(GUESTKITDIR)|g' -e 's|@SYSTEMDUNITDIR@|$(SYSTEMDUNITDIR)|g' \
+	-e 's|@UDEVRULESDIR@|$(UDEVRULESDIR)|g' $< > $@
+$(B)/inst/vmcheck.1: packaging/man/vmcheck.1.in $(B)/inst/dirs
+	$(inst_subst)
+$(B)/inst/vmcheck-agent.8: packaging/man/vmcheck-agent.8.in $(B)/inst/dirs
+	$(inst_subst)
+$(B)/inst/vmcheck-agent.service: packaging/systemd/vmcheck-agent.service.in $(B)/inst/dirs
+	$(inst_subst)
+
+install: $(B)/inst/vmcheck $(B)/vmcheck-agent $(INST_GEN)
+	install -D -m 755 $(B)/inst/vmcheck $(DESTDIR)$(BINDIR)/vmcheck
+	install -D -m 755 $(B)/vmcheck-agent $(DESTDIR)$(SBINDIR)/vmcheck-agent
+	install -D -m 644 $(B)/inst/vmcheck.1 $(DESTDIR)$(MANDIR)/man1/vmcheck.1
+	install -D -m 644 $(B)/inst/vmcheck-agent.8 $(DESTDIR)$(MANDIR)/man8/vmcheck-agent.8
+	install -D -m 644 packaging/completion/vmcheck $(DESTDIR)$(BASHCOMPDIR)/vmcheck
+	install -D -m 644 packaging/completion/vmcheck $(DESTDIR)$(BASHCOMPDIR)/vmcheck-agent
+	install -D -m 644 $(B)/inst/vmcheck-agent.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/vmcheck-agent.service
+	install -D -m 644 packaging/udev/60-vmcheck-agent.rules \
+		$(DESTDIR)$(UDEVRULESDIR)/60-vmcheck-agent.rules
+	@if [ -f $(B)/guest/vmlinuz ]; then \
+		echo "install: guest kit $(B)/guest -> $(DESTDIR)$(GUESTKITDIR)"; \
+		mkdir -p $(DESTDIR)$(GUESTKITDIR) && \
+		tar -C $(B)/guest $(KIT_SKIP) -cf - . | tar -C $(DESTDIR)$(GUESTKITDIR) --no-same-owner -xf - && \
+		chmod -R u=rwX,go=rX $(DESTDIR)$(GUESTKITDIR); \
+	else \
+		echo "install: no guest kit in $(B)/guest (make guest): not installed;" \
+			"vmcheck run will need --kernel/--initrd, --qmp or --libvirt"; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmcheck $(DESTDIR)$(SBINDIR)/vmcheck-agent \
+		$(DESTDIR)$(MANDIR)/man1/vmcheck.1 $(DESTDIR)$(MANDIR)/man8/vmcheck-agent.8 \
+		$(DESTDIR)$(BASHCOMPDIR)/vmcheck $(DESTDIR)$(BASHCOMPDIR)/vmcheck-agent \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/vmcheck-agent.service \
+		$(DESTDIR)$(UDEVRULESDIR)/60-vmcheck-agent.rules
+	rm -rf $(DESTDIR)$(GUESTKITDIR)
+	rmdir $(DESTDIR)$(DATADIR)/vmcheck 2>/dev/null || true
+
+# Packages are built from a copy of the working tree in $(B)/deb or $(B)/rpm
+# (tracked and untracked files; .gitignore'd ones, the build dirs, left out):
+# what the developer sees, without a clean tree and without touching any
+# build dir but $(B). The guest kit's downloads are kept in $(B)/guest-cache.
+PKG_SRC = $(abspath $(B))/$(1)/vmcheck-$(VERSION)
+define copy_tree
+	rm -rf $(abspath $(B))/$(1) && mkdir -p $(call PKG_SRC,$(1))
+	git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+		tar --null -T - -cf - | tar -C $(call PKG_SRC,$(1)) -xf -
+endef
+# The package build runs its own make: none of this one's variables (B=...)
+# may leak into it through MAKEFLAGS.
+PKG_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	GUEST_ARGS="--cache $(abspath $(B))/guest-cache $(GUEST_ARGS)"
+
+# vmcheck and vmcheck-agent .debs in $(B)/deb/, then lintian (errors fail).
+deb:
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version); \
+	[ "$$v" = "$(VERSION)" ] || { echo "deb: packaging/debian/changelog is at $$v," \
+		"the Makefile at $(VERSION): add a changelog entry (dch -v $(VERSION))" >&2; exit 1; }
+	$(call copy_tree,deb)
+	cp -r packaging/debian $(call PKG_SRC,deb)/debian
+	cd $(call PKG_SRC,deb) && $(PKG_ENV) dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --info $(abspath $(B))/deb/vmcheck_$(VERSION)_*.changes
+
+# The .rpms in $(B)/rpm/RPMS, with the guest kit where apt-get can fetch its
+# Debian packages. Needs the systemd RPM macros (systemd-rpm-macros); a
+# Debian host has none: RPM_STUB_MACROS=1 takes packaging/rpm/macros.systemd-stub
+# and skips the BuildRequires check, for a test build of the spec only.
+RPMBUILD_ARGS ?= $(if $(shell command -v apt-get),--with guest_kit)
+rpm:
+	@v=$$(sed -n 's/^Version:[[:space:]]*//p' packaging/rpm/vmcheck.spec); \
+	[ "$$v" = "$(VERSION)" ] || { echo "rpm: packaging/rpm/vmcheck.spec is at $$v," \
+		"the Makefile at $(VERSION)" >&2; exit 1; }
+	@command -v rpmbuild >/dev/null || { echo "rpm: no rpmbuild (apt-get install rpm)" >&2; exit 1; }
+	@if [ "$$(rpm --eval '%{?systemd_post:yes}')" != yes ] && [ "$(RPM_STUB_MACROS)" != 1 ]; then \
+		echo "rpm: this host has no systemd RPM macros (%systemd_post, %_unitdir):" \
+			"install systemd-rpm-macros (RHEL, Oracle Linux, Fedora), or for a test" \
+			"build of the spec on Debian: make rpm RPM_STUB_MACROS=1" >&2; exit 1; fi
+	$(call copy_tree,rpm)
+	mkdir -p $(abspath $(B))/rpm/SOURCES
+	tar -C $(abspath $(B))/rpm -czf $(abspath $(B))/rpm/SOURCES/vmcheck-$(VERSION).tar.gz \
+		vmcheck-$(VERSION)
+	$(PKG_ENV) rpmbuild -ba $(RPMBUILD_ARGS) --define '_topdir $(abspath $(B))/rpm' \
+		$(if $(filter 1,$(RPM_STUB_MACROS)),--nodeps --load packaging/rpm/macros.systemd-stub) \
+		packaging/rpm/vmcheck.spec
+	rpmlint -r packaging/rpm/rpmlint-filters packaging/rpm/vmcheck.spec \
+		$(abspath $(B))/rpm/RPMS/*/*.rpm \
+		$(abspath $(B))/rpm/SRPMS/*.rpm
+
+# make install, man pages, completion, unit and rule, make deb, make rpm
+# (VMC_SKIP_PACKAGES=1: all but the packages, about 10 s).
+test-packaging:
+	B=$(B) tests/integration/test-packaging
+
+# ---- a Debian (systemd) disk image with the vmcheck-agent .deb, for
+# vmcheck run --image: $(B)/image/{rootfs.img,vmlinuz,initrd.img,cmdline}.
+# Root (debootstrap, chroot); debootstrap's output is cached in IMAGE_CACHE.
+# The .deb is rebuilt (make deb) when the agent or its unit or rule changed.
+IMAGE_CACHE ?= /var/cache/vmcheck/image
+IMAGE_DEB := $(B)/deb/vmcheck-agent_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+.PHONY: image test-image
+$(IMAGE_DEB): $(B)/vmcheck-agent packaging/systemd/vmcheck-agent.service.in \
+		packaging/udev/60-vmcheck-agent.rules packaging/debian/changelog
+	$(MAKE) deb
+
+image: $(IMAGE_DEB)
+	packaging/image/build-image --deb $(IMAGE_DEB) --out $(B)/image --cache $(IMAGE_CACHE)
+
+test-image: all
+	B=$(B) tests/integration/test-image
+
+FORCE:
 
 format:
 	clang-format -i common/*.[ch] guest/*.[ch] host/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c

@@ -41,6 +41,7 @@ static const struct vmc_agent_transport_ops *const transports[] = {
 	&vmc_agent_unix_ops,
 	&vmc_agent_vserial_ops,
 	&vmc_agent_exec_ops,
+	&vmc_agent_ssh_ops,
 };
 
 static void reply_free(struct reply *r)
@@ -115,7 +116,8 @@ int vmc_agent_connect(const char *spec, struct vmc_agent_conn **out, struct vmc_
 		return 0;
 	}
 	return vmc_error_set(err, -EINVAL,
-			     "agent spec \"%s\": expected unix:PATH, vserial:PATH or exec:COMMAND",
+			     "agent spec \"%s\": expected unix:PATH, vserial:PATH, exec:COMMAND "
+			     "or ssh://USER@HOST[:PORT][/PATH]",
 			     spec);
 }
 
@@ -182,7 +184,7 @@ static uint64_t deadline_of(int timeout_ms)
  */
 static int gone(struct vmc_agent_conn *c, const char *kind, struct vmc_error *err)
 {
-	char why[128] = "the connection was closed";
+	char why[256] = "the connection was closed";
 	char mid[64] = "";
 	size_t buffered = c->rd.end - c->rd.start;
 

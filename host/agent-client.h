@@ -5,12 +5,17 @@
  *   vserial:PATH   a QEMU chardev socket wired to the agent's virtio-serial port
  *   exec:COMMAND   spawn COMMAND (via /bin/sh -c) speaking the protocol on its
  *                  stdin/stdout, e.g. "exec:build/vmcheck-agent --stdio"
+ *   ssh://USER@HOST[:PORT][/PATH]
+ *                  "PATH --stdio" on an SSH exec channel (libssh; PATH
+ *                  defaults to vmcheck-agent in the guest's PATH), with the
+ *                  settings in vmc_agent_ssh_opts
  * Requests get increasing ids; replies are matched by id; pushes (id 0)
  * arriving meanwhile are queued for vmc_agent_next_event().
  */
 #ifndef VMC_AGENT_CLIENT_H
 #define VMC_AGENT_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -80,14 +85,15 @@ int vmc_agent_expect(const struct vmc_agent_conn *c, const Vmcheck__V1__Response
 		     Vmcheck__V1__Response__KindCase kind, const char *what, struct vmc_error *err);
 
 /*
- * Transports, for agent-unix.c and agent-exec.c: each opens one connected
- * stream socket and knows how the peer ends.
+ * Transports, for agent-unix.c, agent-exec.c and agent-ssh.c: each opens one
+ * connected stream socket and knows how the peer ends.
  */
 struct vmc_agent_transport {
 	const struct vmc_agent_transport_ops *ops;
 	int fd;     /* owned; -1 once closed */
 	pid_t pid;  /* exec: the child, leader of its own process group; 0 if none or reaped */
 	int status; /* exec: wait status once reaped, else -1 */
+	void *priv; /* ssh: the session and the thread pumping it */
 };
 
 struct vmc_agent_transport_ops {
@@ -103,5 +109,37 @@ struct vmc_agent_transport_ops {
 extern const struct vmc_agent_transport_ops vmc_agent_unix_ops;
 extern const struct vmc_agent_transport_ops vmc_agent_vserial_ops;
 extern const struct vmc_agent_transport_ops vmc_agent_exec_ops;
+extern const struct vmc_agent_transport_ops vmc_agent_ssh_ops;
+
+/*
+ * How ssh:// connections authenticate and check the host, process-wide: a
+ * command fills it from its options before connecting. Key authentication
+ * only: @key first, then the keys of the ssh-agent at SSH_AUTH_SOCK. A host
+ * key that differs from the one in known_hosts is always refused.
+ */
+struct vmc_agent_ssh_opts {
+	const char *key;         /* a private key file (--ssh-key); NULL: none */
+	const char *known_hosts; /* NULL: libssh's default, ~/.ssh/known_hosts */
+	bool accept_new;         /* record the key of a host known_hosts lacks */
+};
+
+extern struct vmc_agent_ssh_opts vmc_agent_ssh_opts;
+
+/* An ssh:// agent spec, taken apart. */
+struct vmc_agent_ssh_target {
+	char *user, *host; /* host without the brackets of an IPv6 literal */
+	unsigned port;     /* 22 unless given */
+	char *path;        /* the agent on the guest; "vmcheck-agent" unless given */
+};
+
+/*
+ * vmc_agent_ssh_parse - take "ssh://USER@HOST[:PORT][/PATH]" apart
+ * HOST may be an IPv6 literal in brackets ("[::1]:2222"); PATH is kept with
+ * its leading slash. Returns 0 with @out filled (free it with
+ * vmc_agent_ssh_target_free()), or -EINVAL with @err saying what is wrong.
+ */
+int vmc_agent_ssh_parse(const char *spec, struct vmc_agent_ssh_target *out,
+			struct vmc_error *err);
+void vmc_agent_ssh_target_free(struct vmc_agent_ssh_target *t);
 
 #endif

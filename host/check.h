@@ -33,6 +33,8 @@ struct vmc_run_opts {
 	uint64_t dimm_bytes;               /* size of each DIMM */
 	uint64_t disk_bytes;               /* size of each hotplugged disk image */
 	const char *workdir;               /* disk images and other scratch files */
+	uint64_t bigmem_bytes;             /* --bigmem: RAM of the large-memory VM; 0: none */
+	const char *vfio;                  /* --vfio: host VF addresses "A,B"; NULL: discover */
 	bool verbose;
 };
 
@@ -91,6 +93,14 @@ int vmc_step_acted(struct vmc_step *s, int rc, struct vmc_error *err);
  * vmc_step_expect_event() when both apply.
  */
 int vmc_step_expect(struct vmc_step *s, vmc_expect_fn fn, void *arg, unsigned deadline_ms);
+
+/*
+ * vmc_step_expect_asking - vmc_step_expect for a change no uevent announces
+ * (a suspend count after a resume someone else caused): the view is also
+ * refreshed with a GetState of @sections every 200 ms until @fn holds.
+ */
+int vmc_step_expect_asking(struct vmc_step *s, vmc_expect_fn fn, void *arg, uint32_t sections,
+			   unsigned deadline_ms);
 
 /*
  * Wait for hypervisor event @name about @device (NULL: any). Same returns,
@@ -170,5 +180,8 @@ int vmc_check_nic(struct vmc_ctx *c);
 int vmc_check_disk(struct vmc_ctx *c);
 int vmc_check_memory(struct vmc_ctx *c);
 int vmc_check_vcpu(struct vmc_ctx *c); /* unplug last (QEMU 7.2 defect, LAB.md) */
+int vmc_check_kdump(struct vmc_ctx *c); /* crashes the guest: only when it can dump */
+int vmc_check_bigmem(struct vmc_ctx *c); /* on the VM cmd-run.c launched with bigmem_bytes */
+int vmc_check_vfio(struct vmc_ctx *c);   /* skipped, with the reason, on hosts without VFs */
 
 #endif

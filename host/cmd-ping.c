@@ -18,10 +18,12 @@ static const char usage[] =
 	"requests one after the other; print min, p50, p99 and max in microseconds\n"
 	"and the request rate.\n"
 	"\n"
-	"  -a, --agent SPEC   unix:PATH, vserial:PATH or exec:COMMAND\n"
+	"  -a, --agent SPEC   unix:PATH, vserial:PATH, exec:COMMAND or\n"
+	"                     ssh://USER@HOST[:PORT][/PATH]\n"
 	"  -n, --count N      round trips (default 100)\n"
 	"  -j, --json         one JSON object\n"
-	"  -h, --help         this text\n";
+	"  -h, --help         this text\n"
+	VMC_CMD_SSH_USAGE;
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -116,6 +118,7 @@ int vmc_cmd_ping(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		VMC_CMD_SSH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	Vmcheck__V1__Response *hello = NULL;
@@ -144,7 +147,8 @@ int vmc_cmd_ping(int argc, char **argv)
 			fputs(usage, stdout);
 			return VMC_EXIT_OK;
 		default:
-			return vmc_cmd_usage_error(argv[0]);
+			if (!vmc_cmd_ssh_option(opt, optarg))
+				return vmc_cmd_usage_error(argv[0]);
 		}
 	}
 	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -14,13 +16,21 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 
+#include "check-bigmem.h"
 #include "cmd.h"
 #include "hv-libvirt.h"
+#include "multi-host.h"
 #include "qemu.h"
 #include "suite.h"
+#include "sysroot.h"
 
+/* The guest kit: build/guest in a source tree; make install sets its own. */
+#ifndef GUEST_DIR
 #define GUEST_DIR "build/guest"
+#endif
 #define DEFAULT_DEADLINE_MS 10000
+/* A distribution's boot (systemd) under TCG takes 3-4x the initramfs guest's. */
+#define IMAGE_DEADLINE_MS 20000
 /* The first agent answer comes after a whole boot (and a KVM probe's). */
 #define CONNECT_DEADLINE_MS 60000
 
@@ -28,10 +38,12 @@ static const char usage[] =
 	"usage: vmcheck run [OPTIONS]\n"
 	"       vmcheck run --qmp PATH --agent vserial:PATH [OPTIONS]\n"
 	"       vmcheck run --libvirt URI [--domain NAME [--agent SPEC]] [OPTIONS]\n"
+	"       vmcheck run --hosts URI1,URI2,... [--domain NAME] [OPTIONS]\n"
 	"\n"
 	"Run the sanity suite: lifecycle (stop/cont, S3, reset, reboot), NIC, disk,\n"
-	"memory and vCPU hotplug and unplug, powerdown; every action cross-checked\n"
-	"against the guest's own view. Without --qmp, boots the embedded test guest\n"
+	"memory and vCPU hotplug and unplug, kdump (crash, dump saved, found after\n"
+	"the reboot), powerdown; every action cross-checked against the guest's own\n"
+	"view. Without --qmp, boots the embedded test guest\n"
 	"from " GUEST_DIR "/ (make guest) under QEMU.\n"
 	"\n"
 	"Guest and VM (launch mode):\n"
@@ -39,6 +51,14 @@ static const char usage[] =
 	"      --initrd FILE        initramfs (default " GUEST_DIR "/initrd.img)\n"
 	"      --append TEXT        kernel command line (default: the file cmdline\n"
 	"                           next to the kernel)\n"
+	"      --image FILE         boot a disk image (make image: Debian with systemd\n"
+	"                           and the vmcheck-agent .deb) instead of the initramfs\n"
+	"                           guest, as its root disk (virtio-blk, serial\n"
+	"                           vmcheck-root); the image is never written (a qcow2\n"
+	"                           overlay in the workdir takes the guest's writes).\n"
+	"                           Kernel, initrd and command line default to vmlinuz,\n"
+	"                           initrd.img and cmdline in FILE's directory; kdump\n"
+	"                           runs on it only when named in --only\n"
 	"      --qemu BIN           QEMU binary (default qemu-system-x86_64)\n"
 	"      --accel A            auto (KVM if it really boots, else TCG), kvm, tcg\n"
 	"      --mem MB             boot memory (default 512)\n"
@@ -48,9 +68,13 @@ static const char usage[] =
 	"      --maxcpus N          vCPU hotplug ceiling (default 4)\n"
 	"      --ports N            hotplug root ports (default 8)\n"
 	"      --keep-workdir       keep the console log and QEMU's stderr\n"
+	"      --agent-transport T  vserial (default) or ssh: the agent over SSH to the\n"
+	"                           guest's dropbear on a forwarded 127.0.0.1 port, with\n"
+	"                           ssh/id_ed25519 and ssh/known_hosts next to the kernel\n"
 	"Attach mode:\n"
 	"      --qmp PATH           QMP socket of a running VM\n"
-	"      --agent SPEC         its agent, e.g. vserial:PATH (required with --qmp)\n"
+	"      --agent SPEC         its agent, e.g. vserial:PATH or ssh://root@HOST:PORT\n"
+	"                           (required with --qmp)\n"
 	"libvirt:\n"
 	"      --libvirt URI        drive the VM through libvirt (qemu:///system, ...);\n"
 	"                           without --domain a transient domain of the embedded\n"
@@ -58,10 +82,18 @@ static const char usage[] =
 	"      --domain NAME        an existing running domain; its agent is its\n"
 	"                           org.vmcheck.agent.0 channel unless --agent says\n"
 	"      --libvirt-network N  attach NICs to libvirt network N (default type='user')\n"
+	"      --hosts URI,...      run on several libvirt URIs at once, one process each\n"
+	"                           (the other options apply to every host); one merged\n"
+	"                           report: lines prefixed [HOST], a summary and a JUnit\n"
+	"                           testsuite per host; a host that cannot connect or\n"
+	"                           start its domain is a failed step (exit status 1)\n"
+	VMC_CMD_SSH_USAGE
 	"Suite:\n"
-	"      --only LIST          checks to run: lifecycle, nic, disk, memory, vcpu,\n"
-	"                           powerdown (lifecycle includes powerdown; in attach\n"
-	"                           mode powerdown runs only when named)\n"
+	"      --only LIST          checks to run: lifecycle, nic, vfio, disk, memory,\n"
+	"                           kdump, vcpu, powerdown, bigmem (lifecycle includes\n"
+	"                           powerdown; in attach mode powerdown runs only when\n"
+	"                           named; kdump crashes the guest: unnamed, it runs\n"
+	"                           only on the guest launched here)\n"
 	"      --nics N             NICs per cycle (default 2)\n"
 	"      --disks N            disks per cycle (default 2)\n"
 	"      --dimms N            DIMMs per cycle (default 2)\n"
@@ -69,10 +101,16 @@ static const char usage[] =
 	"      --disk-mb N          size of each disk (default 64)\n"
 	"      --cpus N             vCPUs per cycle (default 2)\n"
 	"      --repeat R           hotplug cycles per check (default 1)\n"
-	"      --deadline-ms N      per guest-visible change (default 10000; a new\n"
-	"                           boot and a vCPU unplug get 3x)\n"
+	"      --deadline-ms N      per guest-visible change (default 10000, 20000\n"
+	"                           with --image; a new boot and a vCPU unplug get 3x)\n"
 	"      --junit FILE         JUnit XML report, rewritten after every step\n"
 	"      --json FILE          JSON lines report, one object per step\n"
+	"      --bigmem SIZE        first boot a VM of SIZE RAM (64G, 512G, 1T; launch\n"
+	"                           mode) and check the guest counts exactly SIZE\n"
+	"                           online; refused up front when the host cannot hold\n"
+	"                           it (--only bigmem alone: 64G)\n"
+	"      --vfio ADDR,...      host SR-IOV VFs to hot-plug through VFIO (default:\n"
+	"                           the first usable VF; none: the check is skipped)\n"
 	"  -v, --verbose            print every step's notes\n"
 	"  -h, --help               this text\n"
 	"\n"
@@ -83,13 +121,20 @@ struct entry {
 	struct vmc_check check;
 };
 
-/* The default order runs clear of QEMU 7.2's defects (LAB.md): S3 then reset first, vCPU last. */
+/*
+ * The default order runs clear of QEMU 7.2's defects (LAB.md): S3 then reset first, vCPU last.
+ * bigmem runs only with --bigmem, first, on a VM of its own (run_suite()).
+ */
 static const struct entry suite_order[] = {
+	{ "bigmem", { "bigmem", vmc_check_bigmem } },
 	{ "lifecycle", { "lifecycle", vmc_check_lifecycle_s3 } },
 	{ "lifecycle", { "lifecycle", vmc_check_lifecycle_reboot } },
 	{ "nic", { "nic", vmc_check_nic } },
+	{ "vfio", { "vfio", vmc_check_vfio } },
 	{ "disk", { "disk", vmc_check_disk } },
 	{ "memory", { "memory", vmc_check_memory } },
+	/* Before vcpu: QEMU 7.2 aborts on a reset after a vCPU unplug (the capture kernel resets). */
+	{ "kdump", { "kdump", vmc_check_kdump } },
 	{ "vcpu", { "vcpu", vmc_check_vcpu } },
 	{ "powerdown", { "lifecycle", vmc_check_lifecycle_powerdown } },
 };
@@ -122,9 +167,28 @@ static int check_only(const char *list)
 	free(copy);
 	if (r)
 		fprintf(stderr, "vmcheck: --only \"%s\": expected a comma list of lifecycle, nic, "
-				"disk, memory, vcpu, powerdown\n",
+				"vfio, disk, memory, kdump, vcpu, powerdown, bigmem\n",
 			list);
 	return r;
+}
+
+/* --vfio: a comma list of host PCI addresses; -EINVAL otherwise (with a message). */
+static int check_vfio(const char *list)
+{
+	for (const char *p = list;; p += strcspn(p, ",") + 1) {
+		char addr[16];
+		size_t n = strcspn(p, ",");
+
+		snprintf(addr, sizeof(addr), "%.*s", (int)n, p);
+		if (n >= sizeof(addr) || !vmc_is_pci_address(addr)) {
+			fprintf(stderr, "vmcheck: --vfio \"%s\": expected host PCI addresses "
+					"like 0000:06:02.0, comma separated\n",
+				list);
+			return -EINVAL;
+		}
+		if (!p[n])
+			return 0;
+	}
 }
 
 /* Is entry @e selected by --only @only (NULL: the default run)? */
@@ -147,6 +211,7 @@ struct run_args {
 	struct vmc_run_opts opts;
 	const char *qmp, *agent, *only, *junit, *json;
 	const char *libvirt, *domain, *network; /* --libvirt mode */
+	const char *hosts;                      /* --hosts: --libvirt on each */
 };
 
 /* Parse numbered option @opt into *@out (unsigned) within [@min, @max]. */
@@ -166,7 +231,8 @@ static int parse(int argc, char **argv, struct run_args *a)
 		O_KERNEL = 256, O_INITRD, O_APPEND, O_QEMU, O_ACCEL, O_MEM, O_MAXMEM, O_SLOTS,
 		O_SMP, O_MAXCPUS, O_PORTS, O_KEEP, O_QMP, O_AGENT, O_ONLY, O_NICS, O_DISKS,
 		O_DIMMS, O_DIMM_MB, O_DISK_MB, O_CPUS, O_REPEAT, O_DEADLINE, O_JUNIT, O_JSON,
-		O_LIBVIRT, O_DOMAIN, O_NETWORK,
+		O_LIBVIRT, O_DOMAIN, O_NETWORK, O_HOSTS, O_BIGMEM, O_VFIO,
+		O_AGENT_TRANSPORT, O_IMAGE,
 	};
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -197,6 +263,12 @@ static int parse(int argc, char **argv, struct run_args *a)
 		{ "libvirt", required_argument, NULL, O_LIBVIRT },
 		{ "domain", required_argument, NULL, O_DOMAIN },
 		{ "libvirt-network", required_argument, NULL, O_NETWORK },
+		{ "hosts", required_argument, NULL, O_HOSTS },
+		{ "bigmem", required_argument, NULL, O_BIGMEM },
+		{ "vfio", required_argument, NULL, O_VFIO },
+		{ "agent-transport", required_argument, NULL, O_AGENT_TRANSPORT },
+		{ "image", required_argument, NULL, O_IMAGE },
+		VMC_CMD_SSH_OPTIONS,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -297,6 +369,33 @@ static int parse(int argc, char **argv, struct run_args *a)
 		case O_NETWORK:
 			a->network = optarg;
 			break;
+		case O_HOSTS:
+			a->hosts = optarg;
+			break;
+		case O_BIGMEM:
+			r = vmc_bigmem_parse(optarg, &a->opts.bigmem_bytes);
+			if (r)
+				fprintf(stderr,
+					"vmcheck: --bigmem \"%s\": expected a size with a unit, "
+					"M, G or T, a multiple of 128M from 128M to 4096T\n",
+					optarg);
+			break;
+		case O_VFIO:
+			a->opts.vfio = optarg;
+			r = check_vfio(optarg);
+			break;
+		case O_IMAGE:
+			a->qemu.image = optarg;
+			break;
+		case O_AGENT_TRANSPORT:
+			a->qemu.agent_ssh = !strcmp(optarg, "ssh");
+			if (!a->qemu.agent_ssh && strcmp(optarg, "vserial")) {
+				fprintf(stderr, "vmcheck: --agent-transport \"%s\": expected vserial "
+						"or ssh\n",
+					optarg);
+				r = -EINVAL;
+			}
+			break;
 		case 'v':
 			a->opts.verbose = true;
 			break;
@@ -304,15 +403,21 @@ static int parse(int argc, char **argv, struct run_args *a)
 			fputs(usage, stdout);
 			return 1;
 		default:
-			r = -EINVAL;
+			if (!vmc_cmd_ssh_option(opt, optarg))
+				r = -EINVAL;
 		}
 	}
 	if (!r && optind < argc) {
 		fprintf(stderr, "vmcheck: run: unexpected argument \"%s\"\n", argv[optind]);
 		r = -EINVAL;
 	}
-	if (!r && (a->domain || a->network) && !a->libvirt) {
-		fprintf(stderr, "vmcheck: run: --domain and --libvirt-network need --libvirt\n");
+	if (!r && a->hosts && (a->libvirt || a->qmp || a->agent)) {
+		fprintf(stderr, "vmcheck: run: --hosts excludes --libvirt, --qmp and --agent\n");
+		r = -EINVAL;
+	}
+	if (!r && (a->domain || a->network) && !a->libvirt && !a->hosts) {
+		fprintf(stderr, "vmcheck: run: --domain and --libvirt-network need --libvirt or "
+				"--hosts\n");
 		r = -EINVAL;
 	}
 	if (!r && a->libvirt && a->qmp) {
@@ -325,6 +430,23 @@ static int parse(int argc, char **argv, struct run_args *a)
 	}
 	if (!r && !a->libvirt && !a->qmp != !a->agent) {
 		fprintf(stderr, "vmcheck: run: --qmp and --agent go together (attach mode)\n");
+		r = -EINVAL;
+	}
+	if (!r && !a->opts.bigmem_bytes && in_list(a->only, "bigmem"))
+		a->opts.bigmem_bytes = VMC_BIGMEM_DEFAULT;
+	if (!r && a->opts.bigmem_bytes && (a->libvirt || a->qmp || a->hosts)) {
+		fprintf(stderr, "vmcheck: run: bigmem boots a VM of its own: launch mode only "
+				"(no --libvirt, --qmp, --hosts)\n");
+		r = -EINVAL;
+	}
+	if (!r && a->qemu.image && (a->libvirt || a->qmp || a->hosts)) {
+		fprintf(stderr, "vmcheck: run: --image is for launch mode (no --libvirt, --qmp, "
+				"--hosts)\n");
+		r = -EINVAL;
+	}
+	if (!r && a->qemu.agent_ssh && (a->libvirt || a->qmp || a->hosts)) {
+		fprintf(stderr, "vmcheck: run: --agent-transport is for launch mode (attached: "
+				"--agent ssh://...)\n");
 		r = -EINVAL;
 	}
 	a->opts.dimm_bytes = (uint64_t)dimm_mb << 20;
@@ -345,14 +467,31 @@ static int signals_fd(void)
 	return signalfd(-1, &set, SFD_CLOEXEC);
 }
 
-static int open_reports(const struct run_args *a, struct vmc_report **reps, size_t *n)
+/*
+ * Text on stdout, --junit, --json; with @hosts, testsuites for them. A
+ * child of --hosts (@json_fd >= 0) has only its JSON lines, on @json_fd.
+ */
+static int open_reports(const struct run_args *a, const struct vmc_hosts *hosts, int json_fd,
+			struct vmc_report **reps, size_t *n)
 {
+	const char *const *labels = hosts ? (const char *const *)hosts->labels : NULL;
+	size_t n_labels = hosts ? hosts->n : 0;
 	struct vmc_error err = VMC_ERROR_INIT;
+	int r;
 
 	*n = 0;
-	if (vmc_report_text_new(stdout, a->opts.verbose, &reps[(*n)++], &err) < 0 ||
-	    (a->junit && vmc_report_junit_new(a->junit, &reps[(*n)++], &err) < 0) ||
-	    (a->json && vmc_report_json_new(a->json, &reps[(*n)++], &err) < 0)) {
+	if (json_fd >= 0) {
+		r = vmc_report_json_new_fd(json_fd, &reps[(*n)++], &err);
+	} else {
+		r = vmc_report_text_new_hosts(stdout, a->opts.verbose, labels, n_labels,
+					      &reps[(*n)++], &err);
+		if (!r && a->junit)
+			r = vmc_report_junit_new_hosts(a->junit, labels, n_labels, &reps[(*n)++],
+						       &err);
+		if (!r && a->json)
+			r = vmc_report_json_new(a->json, &reps[(*n)++], &err);
+	}
+	if (r < 0) {
 		(*n)--;
 		return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
 	}
@@ -378,6 +517,42 @@ static int start_libvirt(struct run_args *a, struct vmc_hv **hv)
 	return VMC_EXIT_OK;
 }
 
+/*
+ * --agent-transport ssh: the key and known_hosts of the guest kit the kernel
+ * comes from (build-guest makes them in ssh/ next to it), unless given.
+ */
+static void kit_ssh_opts(const char *kernel)
+{
+	static char key[4096], known_hosts[4096];
+	_cleanup_free_ char *copy = strdup(kernel);
+	const char *dir = copy ? dirname(copy) : ".";
+
+	snprintf(key, sizeof(key), "%s/ssh/id_ed25519", dir);
+	snprintf(known_hosts, sizeof(known_hosts), "%s/ssh/known_hosts", dir);
+	if (!vmc_agent_ssh_opts.key)
+		vmc_agent_ssh_opts.key = key;
+	if (!vmc_agent_ssh_opts.known_hosts)
+		vmc_agent_ssh_opts.known_hosts = known_hosts;
+}
+
+/*
+ * --image: unless given, the kernel and initrd exported next to the image
+ * (make image; the command line comes from the cmdline file beside them).
+ */
+static void image_kit(struct vmc_qemu_config *q)
+{
+	static char kernel[PATH_MAX], initrd[PATH_MAX];
+	_cleanup_free_ char *copy = strdup(q->image);
+	const char *dir = copy ? dirname(copy) : ".";
+
+	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", dir);
+	snprintf(initrd, sizeof(initrd), "%s/initrd.img", dir);
+	if (!q->kernel)
+		q->kernel = kernel;
+	if (!q->initrd)
+		q->initrd = initrd;
+}
+
 /* Launch or attach; returns an exit code, VMC_EXIT_OK with *@hv set. */
 static int start_vm(struct run_args *a, struct vmc_hv **hv)
 {
@@ -390,10 +565,14 @@ static int start_vm(struct run_args *a, struct vmc_hv **hv)
 			return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
 		return VMC_EXIT_OK;
 	}
+	if (a->qemu.image)
+		image_kit(&a->qemu);
 	if (!a->qemu.kernel)
 		a->qemu.kernel = GUEST_DIR "/vmlinuz";
 	if (!a->qemu.initrd)
 		a->qemu.initrd = GUEST_DIR "/initrd.img";
+	if (a->qemu.agent_ssh)
+		kit_ssh_opts(a->qemu.kernel);
 	if (vmc_qemu_launch(&a->qemu, hv, &err) < 0)
 		return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
 	return VMC_EXIT_OK;
@@ -401,24 +580,31 @@ static int start_vm(struct run_args *a, struct vmc_hv **hv)
 
 static unsigned connect_ms(const struct run_args *a)
 {
-	return a->opts.deadline_ms > CONNECT_DEADLINE_MS ? a->opts.deadline_ms : CONNECT_DEADLINE_MS;
+	unsigned ms = a->opts.deadline_ms > CONNECT_DEADLINE_MS ? a->opts.deadline_ms
+								: CONNECT_DEADLINE_MS;
+
+	/*
+	 * A big guest's boot grows with its RAM (the kernel fills its struct
+	 * pages under TCG): 256 GiB took 41 s on a busy 2-core host. Allow
+	 * 250 ms per GiB more.
+	 */
+	return ms + (unsigned)(a->qemu.ram_bytes >> 30) * 250;
 }
 
 /*
  * QEMU 7.2 aborts on the first ACPI event after a vCPU unplug (LAB.md,
  * defect 1; the power button is one). A launched run that unplugged vCPUs
  * powers down a fresh VM instead: the check is the same, the guest new.
+ * The checks after --bigmem's VM get one too. @why goes into the notes.
  */
-static int fresh_vm(struct run_args *a, struct vmc_suite *s, struct vmc_hv **hv)
+static int fresh_vm(struct run_args *a, struct vmc_suite *s, struct vmc_hv **hv, const char *why)
 {
 	(*hv)->ops->free(*hv);
 	*hv = NULL;
 	if (start_vm(a, hv) != VMC_EXIT_OK)
 		return -1;
 	a->opts.workdir = vmc_qemu_workdir(*hv);
-	vmc_suite_attach(s, *hv,
-			 "a fresh VM for powerdown: QEMU 7.2 aborts on the first ACPI event after "
-			 "a vCPU unplug (LAB.md, defect 1)");
+	vmc_suite_attach(s, *hv, why);
 	/* Without an agent the check is reported as not run, with the reason. */
 	vmc_suite_connect(s, connect_ms(a));
 	return 0;
@@ -432,10 +618,41 @@ static bool interrupted(int sfd)
 	return sfd >= 0 && poll(&pfd, 1, 0) == 1;
 }
 
+/*
+ * --bigmem's VM is the one launched first (vmc_cmd_run() shaped it), so
+ * the setup step's wait was its boot: run bigmem on it, then give the
+ * other checks (@checks, @n, @last) the usual VM; without one they are
+ * reported not run.
+ */
+static void run_bigmem(struct run_args *a, struct vmc_suite *s, struct vmc_hv **hv, int sfd,
+		       const struct vmc_check *big, const struct vmc_check *checks, size_t *n,
+		       struct vmc_check *last)
+{
+	struct vmc_ctx c = { .suite = s };
+	const char *why;
+
+	vmc_suite_run(s, big, 1);
+	if (!*n && !last->run)
+		return;
+	a->qemu.ram_bytes = 0;
+	a->qemu.phys_bits = 0;
+	why = "a VM of the usual size for the other checks: the large-memory one is done";
+	if (!interrupted(sfd) && fresh_vm(a, s, hv, why) == 0)
+		return;
+	for (size_t i = 0; i < *n; i++)
+		vmc_step_skip(&c, checks[i].name, "not run",
+			      interrupted(sfd) ? "the run was interrupted" : "no VM after bigmem's");
+	if (last->run)
+		vmc_step_skip(&c, last->name, "powerdown",
+			      interrupted(sfd) ? "the run was interrupted" : "no VM after bigmem's");
+	*n = 0;
+	*last = (struct vmc_check){ NULL, NULL };
+}
+
 static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report **reps,
 		     size_t n_reps, int sfd)
 {
-	struct vmc_check checks[ARRAY_SIZE(suite_order)], last = { NULL, NULL };
+	struct vmc_check checks[ARRAY_SIZE(suite_order)], last = { NULL, NULL }, big = { NULL, NULL };
 	bool attached = a->qmp || a->domain, unplugs_cpus = false;
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_suite *s;
@@ -445,7 +662,18 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 	for (size_t i = 0; i < ARRAY_SIZE(suite_order); i++) {
 		const struct entry *e = &suite_order[i];
 
+		if (!strcmp(e->only, "bigmem")) {
+			big = a->opts.bigmem_bytes ? e->check : big;
+			continue;
+		}
 		if (!selected(e, a->only, attached))
+			continue;
+		/*
+		 * Unasked, crash only the embedded guest launched here: it has the
+		 * crash disk and kdump set up (an --image guest need not).
+		 */
+		if (!strcmp(e->only, "kdump") && !a->only &&
+		    (attached || a->libvirt || a->qemu.image))
 			continue;
 		unplugs_cpus |= !strcmp(e->only, "vcpu");
 		if (!strcmp(e->only, "powerdown") && unplugs_cpus && !attached)
@@ -458,8 +686,13 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 	vmc_suite_set_stop_fd(s, sfd);
 	/* Without an agent the checks are reported as not run, with the reason. */
 	vmc_suite_connect(s, connect_ms(a));
+	if (big.run)
+		run_bigmem(a, s, hv, sfd, &big, checks, &n, &last);
 	vmc_suite_run(s, checks, n);
-	if (last.run && !interrupted(sfd) && fresh_vm(a, s, hv) == 0)
+	if (last.run && !interrupted(sfd) &&
+	    fresh_vm(a, s, hv,
+		     "a fresh VM for powerdown: QEMU 7.2 aborts on the first ACPI event after "
+		     "a vCPU unplug (LAB.md, defect 1)") == 0)
 		vmc_suite_run(s, &last, 1);
 	else if (last.run)
 		vmc_step_skip(&(struct vmc_ctx){ .suite = s }, last.name, "powerdown",
@@ -471,12 +704,9 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 	return counts[VMC_STEP_FAILED] ? VMC_EXIT_FAIL : VMC_EXIT_OK;
 }
 
-int vmc_cmd_run(int argc, char **argv)
+/* One VM; a child of --hosts has @json_fd for its report. */
+static int run_one(struct run_args *a, int json_fd)
 {
-	struct run_args a = {
-		.opts = { .nics = 2, .disks = 2, .dimms = 2, .cpus = 2, .repeat = 1,
-			  .deadline_ms = DEFAULT_DEADLINE_MS },
-	};
 	struct vmc_report *reps[3];
 	char scratch[] = "/tmp/vmcheck-run-XXXXXX";
 	bool own_scratch = false;
@@ -484,35 +714,30 @@ int vmc_cmd_run(int argc, char **argv)
 	size_t n_reps = 0;
 	int code, sfd;
 
-	code = parse(argc, argv, &a);
-	if (code > 0)
-		return VMC_EXIT_OK;
-	if (code < 0)
-		return vmc_cmd_usage_error(argv[0]);
-	code = open_reports(&a, reps, &n_reps);
+	code = open_reports(a, NULL, json_fd, reps, &n_reps);
 	if (code == VMC_EXIT_OK)
-		code = start_vm(&a, &hv);
+		code = start_vm(a, &hv);
 	if (code != VMC_EXIT_OK)
 		goto out;
 	/* Disk images go where the VM's files are; attached, into a scratch dir of ours. */
-	a.opts.workdir = vmc_qemu_workdir(hv);
-	if (!a.opts.workdir) {
+	a->opts.workdir = vmc_qemu_workdir(hv);
+	if (!a->opts.workdir) {
 		if (!mkdtemp(scratch)) {
 			fprintf(stderr, "vmcheck: run: mkdtemp %s: %s\n", scratch, strerror(errno));
 			code = VMC_EXIT_USAGE;
 			goto out;
 		}
 		own_scratch = true;
-		a.opts.workdir = scratch;
+		a->opts.workdir = scratch;
 		/* A domain's QEMU may run as another user (libvirt-qemu): let it reach the images. */
-		if (a.libvirt)
+		if (a->libvirt)
 			chmod(scratch, 0711);
 	}
 	sfd = signals_fd();
 	if (sfd < 0)
 		fprintf(stderr, "vmcheck: run: signalfd: %s (Ctrl-C ends the run abruptly)\n",
 			strerror(errno));
-	code = run_suite(&a, &hv, reps, n_reps, sfd);
+	code = run_suite(a, &hv, reps, n_reps, sfd);
 	if (sfd >= 0)
 		close(sfd);
 out:
@@ -523,4 +748,69 @@ out:
 	for (size_t i = 0; i < n_reps; i++)
 		vmc_report_free(reps[i]);
 	return code;
+}
+
+/* The child of host @uri in a --hosts run. */
+static int run_host(const char *uri, int json_fd, void *arg)
+{
+	struct run_args *a = arg;
+
+	a->libvirt = uri;
+	a->hosts = NULL;
+	return run_one(a, json_fd);
+}
+
+static int run_hosts(struct run_args *a, const char *cmd)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hosts hosts;
+	struct vmc_report *reps[3];
+	size_t n_reps = 0;
+	int code;
+
+	if (vmc_hosts_parse(a->hosts, !a->domain, &hosts, &err) < 0) {
+		fprintf(stderr, "vmcheck: run: %s\n", err.msg);
+		vmc_error_clear(&err);
+		return vmc_cmd_usage_error(cmd);
+	}
+	code = open_reports(a, &hosts, -1, reps, &n_reps);
+	if (code == VMC_EXIT_OK)
+		code = vmc_hosts_run(&hosts, &(struct vmc_hosts_job){
+						     .run = run_host,
+						     .arg = a,
+						     .reports = reps,
+						     .n_reports = n_reps,
+						     .log = stderr,
+					     });
+	for (size_t i = 0; i < n_reps; i++)
+		vmc_report_free(reps[i]);
+	vmc_hosts_free(&hosts);
+	return code;
+}
+
+int vmc_cmd_run(int argc, char **argv)
+{
+	struct run_args a = {
+		.opts = { .nics = 2, .disks = 2, .dimms = 2, .cpus = 2, .repeat = 1 },
+	};
+	struct vmc_error err = VMC_ERROR_INIT;
+	int code = parse(argc, argv, &a);
+
+	if (code > 0)
+		return VMC_EXIT_OK;
+	if (code < 0)
+		return vmc_cmd_usage_error(argv[0]);
+	/* Not given (--deadline-ms is at least 1): the guest's kind decides. */
+	if (!a.opts.deadline_ms)
+		a.opts.deadline_ms = a.qemu.image ? IMAGE_DEADLINE_MS : DEFAULT_DEADLINE_MS;
+	/* Before anything is launched: a host that cannot hold the guest is told why now. */
+	if (a.opts.bigmem_bytes) {
+		if (vmc_bigmem_host_check(a.opts.bigmem_bytes, &err) < 0) {
+			vmc_error_prefix(&err, "--bigmem refused: ");
+			return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
+		}
+		a.qemu.ram_bytes = a.opts.bigmem_bytes;
+		a.qemu.phys_bits = vmc_bigmem_phys_bits(a.opts.bigmem_bytes);
+	}
+	return a.hosts ? run_hosts(&a, argv[0]) : run_one(&a, -1);
 }

@@ -30,6 +30,23 @@ int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec)
 	return 0;
 }
 
+bool vmc_cmd_ssh_option(int opt, const char *arg)
+{
+	switch (opt) {
+	case VMC_OPT_SSH_KEY:
+		vmc_agent_ssh_opts.key = arg;
+		return true;
+	case VMC_OPT_SSH_KNOWN_HOSTS:
+		vmc_agent_ssh_opts.known_hosts = arg;
+		return true;
+	case VMC_OPT_SSH_ACCEPT_NEW:
+		vmc_agent_ssh_opts.accept_new = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
 int vmc_cmd_usage_error(const char *cmd)
 {
 	fprintf(stderr, "Try 'vmcheck %s --help'.\n", cmd);
@@ -91,11 +108,14 @@ static const char usage[] =
 	"Print one snapshot of the guest, as the agent reads it from the guest kernel.\n"
 	"\n"
 	"  -a, --agent SPEC     the agent: unix:PATH, vserial:PATH (a QEMU chardev\n"
-	"                       socket) or exec:COMMAND (stdin/stdout of COMMAND)\n"
+	"                       socket), exec:COMMAND (stdin/stdout of COMMAND) or\n"
+	"                       ssh://USER@HOST[:PORT][/PATH] (PATH --stdio over SSH;\n"
+	"                       default PATH: vmcheck-agent in the guest's PATH)\n"
 	"  -j, --json           the State message as one JSON object\n"
 	"  -s, --section LIST   only these sections (system, links, blocks, memory,\n"
 	"                       cpus, pci, crash, all; comma separated, repeatable)\n"
 	"  -h, --help           this text\n"
+	VMC_CMD_SSH_USAGE
 	"\n"
 	"Sections the agent could not read are reported on stderr. Exit status: 0 ok,\n"
 	"1 the agent failed or a section could not be read, 2 usage or connection error.\n";
@@ -107,6 +127,7 @@ int vmc_cmd_state(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "section", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		VMC_CMD_SSH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
@@ -136,7 +157,8 @@ int vmc_cmd_state(int argc, char **argv)
 			fputs(usage, stdout);
 			return VMC_EXIT_OK;
 		default:
-			return vmc_cmd_usage_error(argv[0]);
+			if (!vmc_cmd_ssh_option(opt, optarg))
+				return vmc_cmd_usage_error(argv[0]);
 		}
 	}
 	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);

@@ -24,13 +24,15 @@ static const char usage[] =
 	"agent pushes when the guest kernel announces a change (uevent, rtnetlink),\n"
 	"with its causes, its latency and what changed since the previous one.\n"
 	"\n"
-	"  -a, --agent SPEC       unix:PATH, vserial:PATH or exec:COMMAND\n"
+	"  -a, --agent SPEC       unix:PATH, vserial:PATH, exec:COMMAND or\n"
+	"                         ssh://USER@HOST[:PORT][/PATH]\n"
 	"  -j, --json             one JSON object per line: each Response as received\n"
 	"  -s, --section LIST     sections to watch (see vmcheck state --help)\n"
 	"  -c, --coalesce-ms N    the agent's burst window (default: the agent's, 2 ms)\n"
 	"  -n, --count N          exit after N events\n"
 	"  -t, --timeout-ms N     fail when no event arrives within N ms\n"
 	"  -h, --help             this text\n"
+	VMC_CMD_SSH_USAGE
 	"\n"
 	"SIGINT and SIGTERM unsubscribe and exit 0. Exit status: 0 ok, 1 the agent\n"
 	"failed or no event came in time, 2 usage or connection error.\n";
@@ -207,6 +209,7 @@ int vmc_cmd_watch(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		VMC_CMD_SSH_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct watch w = { .c = NULL };
@@ -246,7 +249,8 @@ int vmc_cmd_watch(int argc, char **argv)
 			fputs(usage, stdout);
 			return VMC_EXIT_OK;
 		default:
-			return vmc_cmd_usage_error(argv[0]);
+			if (!vmc_cmd_ssh_option(opt, optarg))
+				return vmc_cmd_usage_error(argv[0]);
 		}
 	}
 	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);

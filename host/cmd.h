@@ -6,6 +6,7 @@
 #ifndef VMC_CMD_H
 #define VMC_CMD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "agent-client.h"
@@ -56,5 +57,35 @@ int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec)
 
 /* Report @err (and clear it); returns @code. */
 int vmc_cmd_fail(struct vmc_error *err, int code);
+
+/*
+ * The SSH options of every command that takes --agent: VMC_CMD_SSH_OPTIONS
+ * goes into the getopt_long() table, the codes it returns to
+ * vmc_cmd_ssh_option(), VMC_CMD_SSH_USAGE into the help text.
+ */
+enum {
+	VMC_OPT_SSH_KEY = 0x1000, /* clear of the commands' own option codes */
+	VMC_OPT_SSH_KNOWN_HOSTS,
+	VMC_OPT_SSH_ACCEPT_NEW,
+};
+
+#define VMC_CMD_SSH_OPTIONS                                                                \
+	{ "ssh-key", required_argument, NULL, VMC_OPT_SSH_KEY },                           \
+	{ "ssh-known-hosts", required_argument, NULL, VMC_OPT_SSH_KNOWN_HOSTS },           \
+	{ "ssh-accept-new", no_argument, NULL, VMC_OPT_SSH_ACCEPT_NEW }
+
+#define VMC_CMD_SSH_USAGE                                                                  \
+	"SSH (an ssh://USER@HOST[:PORT][/PATH] agent; key authentication only):\n"          \
+	"      --ssh-key FILE          a private key, tried before the ssh-agent's keys\n"  \
+	"      --ssh-known-hosts FILE  host keys to check against (default\n"                \
+	"                              ~/.ssh/known_hosts); a changed key is refused\n"     \
+	"      --ssh-accept-new        record the key of a host not in it yet\n"
+
+/*
+ * vmc_cmd_ssh_option - take option @opt (with @arg) if it is an SSH one
+ * Sets vmc_agent_ssh_opts (@arg must outlive the connections: argv does).
+ * Returns true if @opt was one of VMC_CMD_SSH_OPTIONS.
+ */
+bool vmc_cmd_ssh_option(int opt, const char *arg);
 
 #endif

@@ -349,6 +349,14 @@ static int live(struct hv_lv *h, struct vmc_lvxml **x, struct vmc_error *err)
 	return r;
 }
 
+/* A URI without a host part ("qemu:///system?socket=...") is a daemon on this host. */
+static bool local_uri(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+
+	return p && p[3] == '/';
+}
+
 /* Has the guest opened virtio channel @name before @deadline_ns? */
 static bool channel_up(struct hv_lv *h, const char *name, uint64_t deadline_ns)
 {
@@ -470,28 +478,32 @@ static int attach(struct hv_lv *h, const char *xml, struct vmc_error *err, const
 	return done(h, virDomainAttachDeviceFlags(h->dom, xml, VIR_DOMAIN_AFFECT_LIVE), err, what);
 }
 
-/* The bus of root port @slot from the live XML; -ENOENT with a message. */
-static int slot_bus(struct hv_lv *h, struct vmc_lvxml *x, const char *slot, unsigned *bus,
+/*
+ * From the live XML: the bus of root port @slot (-ENOENT with a message)
+ * and, if @dev, a virtio disk target no disk uses yet.
+ */
+static int port_bus(struct hv_lv *h, const char *slot, unsigned *bus, char dev[8],
 		    struct vmc_error *err)
 {
-	if (vmc_lvxml_port_bus(x, slot, bus) < 0)
-		return vmc_error_set(err, -ENOENT, "the domain has no pcie-root-port %s", slot);
-	return 0;
+	struct vmc_lvxml *x = NULL;
+	int r = live(h, &x, err);
+
+	if (r == 0 && vmc_lvxml_port_bus(x, slot, bus) < 0)
+		r = vmc_error_set(err, -ENOENT, "the domain has no pcie-root-port %s", slot);
+	if (r == 0 && dev && vmc_lvxml_free_vd(x, dev) < 0)
+		r = vmc_error_set(err, -ENOSPC, "no free virtio disk target vda..vdz");
+	vmc_lvxml_free(x);
+	return r;
 }
 
 static int lv_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc_error *err)
 {
 	struct hv_lv *h = H(hv);
-	struct vmc_lvxml *x = NULL;
 	_cleanup_free_ char *xml = NULL;
 	char what[300];
 	unsigned bus;
-	int r = live(h, &x, err);
 
-	if (r == 0)
-		r = slot_bus(h, x, nic->slot, &bus, err);
-	vmc_lvxml_free(x);
-	if (r < 0)
+	if (port_bus(h, nic->slot, &bus, NULL, err) < 0)
 		return vmc_error_prefix(err, "attach-device %s: ", nic->id);
 	if (vmc_lvxml_nic(nic, bus, h->network, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", nic->id);
@@ -502,18 +514,11 @@ static int lv_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vm
 static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err)
 {
 	struct hv_lv *h = H(hv);
-	struct vmc_lvxml *x = NULL;
 	_cleanup_free_ char *xml = NULL;
 	char what[300], dev[8];
 	unsigned bus;
-	int r = live(h, &x, err);
 
-	if (r == 0)
-		r = slot_bus(h, x, d->slot, &bus, err);
-	if (r == 0 && vmc_lvxml_free_vd(x, dev) < 0)
-		r = vmc_error_set(err, -ENOSPC, "no free virtio disk target vda..vdz");
-	vmc_lvxml_free(x);
-	if (r < 0)
+	if (port_bus(h, d->slot, &bus, dev, err) < 0)
 		return vmc_error_prefix(err, "attach-device %s: ", d->id);
 	if (vmc_lvxml_disk(d, bus, dev, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", d->id);
@@ -531,6 +536,48 @@ static int lv_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc
 	snprintf(what, sizeof(what), "attach-device %s (%llu MiB)", m->id,
 		 (unsigned long long)(m->size >> 20));
 	return attach(H(hv), xml, err, what);
+}
+
+/*
+ * managed='no' leaves the binding to the client: detach the function from
+ * its host driver through libvirt first (virsh nodedev-detach), which binds
+ * it to vfio-pci and lets a domain take it. It stays there after the unplug.
+ */
+static int nodedev_detach(struct hv_lv *h, const char *addr, struct vmc_error *err)
+{
+	virNodeDevicePtr dev;
+	char name[32], what[96];
+	int r;
+
+	if (vmc_lvxml_nodedev_name(addr, name) < 0)
+		return vmc_error_set(err, -EINVAL, "%s: not a PCI address", addr);
+	snprintf(what, sizeof(what), "virNodeDeviceLookupByName %s", name);
+	dev = virNodeDeviceLookupByName(h->conn, name);
+	if (!dev)
+		return lv_fail(h, err, what);
+	snprintf(what, sizeof(what), "virNodeDeviceDetachFlags %s vfio", name);
+	r = done(h, virNodeDeviceDetachFlags(dev, "vfio", 0), err, what);
+	virNodeDeviceFree(dev);
+	return r;
+}
+
+static int lv_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	_cleanup_free_ char *xml = NULL;
+	char what[300];
+	unsigned bus;
+	int r = port_bus(h, v->slot, &bus, NULL, err);
+
+	if (r == 0 && (r = vmc_lvxml_hostdev(v, bus, &xml)) < 0)
+		vmc_error_set(err, r, "%s", r == -EINVAL ? "host address is no PCI address"
+							  : "out of memory");
+	if (r == 0 && !v->managed)
+		r = nodedev_detach(h, v->host, err);
+	if (r < 0)
+		return vmc_error_prefix(err, "attach-device %s (host %s): ", v->id, v->host);
+	snprintf(what, sizeof(what), "attach-device %s (host %s) on %s", v->id, v->host, v->slot);
+	return attach(h, xml, err, what);
 }
 
 /*
@@ -1107,6 +1154,9 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.mem_release = lv_release,
 	.cpu_add = lv_cpu_add,
 	.cpu_del = lv_cpu_del,
+	.vfio_add = lv_vfio_add,
+	.vfio_del = lv_detach,
+	.vfio_rebinds = true,
 	.image_create = lv_image_create,
 	.image_fetch = lv_image_fetch,
 	.image_remove = lv_image_remove,
@@ -1260,10 +1310,11 @@ static int create_domain(struct hv_lv *h, struct vmc_lv_domain *d, const char *t
 
 /*
  * Define and start the transient domain of the guest kit. --accel auto:
- * KVM when libvirt offers it and the guest really comes up under it
- * (LAB.md: /dev/kvm may exist and hang), judged by the agent channel
- * connecting within VMC_QEMU_KVM_PROBE_MS; otherwise the domain is
- * destroyed and started again under TCG. One line on stderr says which.
+ * KVM when it really works (LAB.md: /dev/kvm may exist and hang). On this
+ * host vmcheck's own probe says; on a remote one, KVM when libvirt offers
+ * it and the guest opens its agent channel within VMC_QEMU_KVM_PROBE_MS,
+ * otherwise the domain is destroyed and started again under TCG. One line
+ * on stderr says which.
  */
 static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 			   struct vmc_error *err)
@@ -1304,7 +1355,23 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 	if (strcmp(accel, "auto"))
 		return create_domain(h, &d, strcmp(accel, "kvm") ? "qemu" : "kvm", err);
 
-	if (kvm_offered(h, why, sizeof(why))) {
+	/*
+	 * A daemon on this host: vmcheck's own KVM probe decides (cached), as
+	 * for a launched VM. Booting the probe through libvirt instead can
+	 * wedge the daemon where /dev/kvm hangs (LAB.md).
+	 */
+	if (local_uri(cfg->uri)) {
+		struct vmc_qemu_config qc = { .kernel = d.kernel, .initrd = d.initrd,
+					      .append = d.append };
+		const char *local_why, *verdict = vmc_qemu_accel_auto(&qc, &local_why);
+
+		snprintf(why, sizeof(why), "this host's KVM probe: %s", local_why);
+		if (!strcmp(verdict, "kvm")) {
+			note(h->q, "KVM: %s", why);
+			fprintf(stderr, "vmcheck: libvirt: KVM: %s\n", why);
+			return create_domain(h, &d, "kvm", err);
+		}
+	} else if (kvm_offered(h, why, sizeof(why))) {
 		t0 = vmc_mono_ns();
 		r = create_domain(h, &d, "kvm", err);
 		if (r == 0 && channel_up(h, VMC_LV_AGENT_CHANNEL, t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull)) {

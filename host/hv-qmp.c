@@ -391,6 +391,28 @@ static int qmp_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vm
 		   w->socket_id, w->die_id, w->core_id, w->thread_id);
 }
 
+/*
+ * QEMU opens the function's /dev/vfio group itself: binding it to
+ * vfio-pci is the host's business, which a QMP client cannot do.
+ */
+static int qmp_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vmc_error *err)
+{
+	json_object *args;
+
+	if (v->managed)
+		return vmc_error_set(err, -ENOTSUP,
+				     "device_add %s (vfio-pci host=%s): QEMU cannot bind it to "
+				     "vfio-pci, bind it first",
+				     v->id, v->host);
+	args = args_of("driver", "vfio-pci");
+	add_str(args, "id", v->id);
+	add_str(args, "host", v->host);
+	add_str(args, "bus", v->slot);
+	add_str(args, "addr", "0");
+	return run(H(hv), "device_add", args, NULL, err, "device_add %s (vfio-pci host=%s) on %s",
+		   v->id, v->host, v->slot);
+}
+
 /* ---- discovery */
 
 /* What sits behind a bridge in query-pci ("pci_bridge": {"bus": ..., "devices": [...]}). */
@@ -834,6 +856,8 @@ static const struct vmc_hv_ops hv_qmp_ops = {
     .mem_release = qmp_mem_release,
     .cpu_add = qmp_cpu_add,
     .cpu_del = device_del,
+    .vfio_add = qmp_vfio_add,
+    .vfio_del = device_del,
     .free_slots = qmp_free_slots,
     .mem_info = qmp_mem_info,
     .cpus = qmp_cpus,
@@ -876,6 +900,20 @@ const char *vmc_qemu_workdir(struct vmc_hv *hv)
 	if (hv->ops != &hv_qmp_ops || !H(hv)->proc)
 		return NULL;
 	return vmc_qemu_proc_workdir(H(hv)->proc);
+}
+
+pid_t vmc_qemu_pid(struct vmc_hv *hv)
+{
+	if (hv->ops != &hv_qmp_ops || !H(hv)->proc)
+		return -1;
+	return vmc_qemu_proc_pid(H(hv)->proc);
+}
+
+uint64_t vmc_qemu_started_ns(struct vmc_hv *hv)
+{
+	if (hv->ops != &hv_qmp_ops || !H(hv)->proc)
+		return 0;
+	return vmc_qemu_proc_started_ns(H(hv)->proc);
 }
 
 int vmc_qmp_attach(const char *qmp_path, const char *agent_spec, struct vmc_hv **out,

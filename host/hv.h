@@ -28,6 +28,7 @@ struct vmc_hv;
 #define VMC_EV_SHUTDOWN "SHUTDOWN"
 #define VMC_EV_POWERDOWN "POWERDOWN"
 #define VMC_EV_GUEST_PANICKED "GUEST_PANICKED"
+#define VMC_EV_GUEST_CRASHLOADED "GUEST_CRASHLOADED"
 #define VMC_EV_ACPI_DEVICE_OST "ACPI_DEVICE_OST"
 
 struct vmc_hv_event {
@@ -86,6 +87,19 @@ struct vmc_hv_vcpu {
 	const struct vmc_hv_cpu *where; /* a free position */
 };
 
+/* A host PCI function (an SR-IOV VF) handed to the guest through VFIO. */
+struct vmc_hv_vfio {
+	const char *id;   /* device id */
+	const char *host; /* host PCI address, "0000:06:02.0" */
+	const char *slot; /* vmc_hv_slot.id */
+	/*
+	 * The backend binds the function to vfio-pci itself and gives it back
+	 * to its host driver after the unplug (libvirt's managed='yes'; only
+	 * when vfio_rebinds). Otherwise it must be bound to vfio-pci already.
+	 */
+	bool managed;
+};
+
 struct vmc_hv_ops {
 	const char *name; /* "qmp", "libvirt" */
 
@@ -116,6 +130,14 @@ struct vmc_hv_ops {
 	int (*mem_release)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
 	int (*cpu_add)(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc_error *err);
 	int (*cpu_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+	/*
+	 * VFIO passthrough; NULL when the backend has none. vfio_rebinds: the
+	 * backend can take a function that is not bound to vfio-pci yet
+	 * (struct vmc_hv_vfio.managed).
+	 */
+	int (*vfio_add)(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vmc_error *err);
+	int (*vfio_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
+	bool vfio_rebinds;
 
 	/*
 	 * Disk images where the hypervisor keeps them (libvirt: a storage pool

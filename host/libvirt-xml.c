@@ -12,6 +12,8 @@
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 
+#include "sysroot.h"
+
 /* ---- generation */
 
 /* @s with &, <, >, ', " as entities (every value goes into '...' attributes or text). */
@@ -226,6 +228,49 @@ int vmc_lvxml_dimm(const struct vmc_hv_dimm *m, char **out)
 	put_alias(f, m->id);
 	fputs("</memory>", f);
 	return finish(f, &buf, out);
+}
+
+/* "dddd:bb:ss.f" into its four numbers; -EINVAL for anything else. */
+static int pci_parse(const char *addr, unsigned v[4])
+{
+	int n = 0;
+
+	if (!vmc_is_pci_address(addr) ||
+	    sscanf(addr, "%x:%x:%x.%x%n", &v[0], &v[1], &v[2], &v[3], &n) != 4 || addr[n])
+		return -EINVAL;
+	return 0;
+}
+
+int vmc_lvxml_hostdev(const struct vmc_hv_vfio *v, unsigned bus, char **out)
+{
+	char *buf = NULL;
+	unsigned a[4];
+	size_t len;
+	FILE *f;
+
+	if (pci_parse(v->host, a) < 0)
+		return -EINVAL;
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f,
+		"<hostdev mode='subsystem' type='pci' managed='%s'><driver name='vfio'/><source>"
+		"<address domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/></source>",
+		v->managed ? "yes" : "no", a[0], a[1], a[2], a[3]);
+	put_alias(f, v->id);
+	put_port_address(f, bus);
+	fputs("</hostdev>", f);
+	return finish(f, &buf, out);
+}
+
+int vmc_lvxml_nodedev_name(const char *addr, char buf[32])
+{
+	unsigned a[4];
+
+	if (pci_parse(addr, a) < 0)
+		return -EINVAL;
+	snprintf(buf, 32, "pci_%04x_%02x_%02x_%x", a[0], a[1], a[2], a[3]);
+	return 0;
 }
 
 /* ---- parsing */

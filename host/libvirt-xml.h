@@ -54,6 +54,14 @@ int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error
 int vmc_lvxml_nic(const struct vmc_hv_nic *nic, unsigned bus, const char *network, char **out);
 int vmc_lvxml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, char **out);
 int vmc_lvxml_dimm(const struct vmc_hv_dimm *m, char **out);
+/*
+ * A VFIO <hostdev> of host function @v->host, managed='yes' when
+ * @v->managed. -EINVAL when @v->host is no PCI address, -ENOMEM.
+ */
+int vmc_lvxml_hostdev(const struct vmc_hv_vfio *v, unsigned bus, char **out);
+
+/* libvirt's node device name of PCI function @addr ("pci_0000_06_02_0"); -EINVAL. */
+int vmc_lvxml_nodedev_name(const char *addr, char buf[32]);
 
 /* A dir storage pool @name at @path, and a qcow2 volume of @bytes in it. */
 int vmc_lvxml_pool(const char *name, const char *path, char **out);

@@ -20,7 +20,8 @@ static void usage(FILE *fp)
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
 		fprintf(fp, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
 	fprintf(fp, "  %-8s %s\n", "help", "print the usage of a command");
-	fprintf(fp, "\nThe agent is named by a spec: unix:PATH, vserial:PATH or exec:COMMAND.\n"
+	fprintf(fp, "\nThe agent is named by a spec: unix:PATH, vserial:PATH, exec:COMMAND or\n"
+		    "ssh://USER@HOST[:PORT][/PATH].\n"
 		    "Exit status: 0 ok, 1 check or agent failure, 2 usage or connection error.\n");
 }
 

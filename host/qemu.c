@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,11 +41,13 @@
 #define REG_MAX 32
 #define AGENT_PORT "org.vmcheck.agent.0"
 
-enum { F_QMP, F_AGENT, F_CONSOLE, F_STDERR, F_N };
-static const char *const file_names[F_N] = {"qmp.sock", "agent.sock", "console.log", "qemu.stderr"};
+enum { F_QMP, F_AGENT, F_CONSOLE, F_STDERR, F_CRASH, F_ROOT, F_N };
+static const char *const file_names[F_N] = {"qmp.sock", "agent.sock", "console.log", "qemu.stderr",
+					    "crash-disk.img", "root-overlay.qcow2"};
 
 struct vmc_qemu_proc {
 	pid_t pid;
+	uint64_t started_ns; /* CLOCK_MONOTONIC at fork */
 	int pidfd;
 	bool reaped;
 	int status; /* wait status once reaped */
@@ -79,6 +83,8 @@ static void remove_files(const struct vmc_qemu_proc *p)
 		return;
 	unlink(p->files[F_CONSOLE]);
 	unlink(p->files[F_STDERR]);
+	unlink(p->files[F_CRASH]);
+	unlink(p->files[F_ROOT]);
 	if (p->own_dir)
 		rmdir(p->workdir); /* fails, harmlessly, if someone put files there */
 }
@@ -264,6 +270,16 @@ const char *vmc_qemu_proc_workdir(const struct vmc_qemu_proc *p)
 	return p->workdir;
 }
 
+pid_t vmc_qemu_proc_pid(const struct vmc_qemu_proc *p)
+{
+	return p->pid;
+}
+
+uint64_t vmc_qemu_proc_started_ns(const struct vmc_qemu_proc *p)
+{
+	return p->started_ns;
+}
+
 /* ---- configuration */
 
 struct launch {
@@ -275,6 +291,11 @@ struct launch {
 	char *workdir;
 	bool own_dir, keep;
 	const char *const *extra;
+	const char *image; /* the root disk, or NULL (the initramfs guest) */
+	uint64_t ram_bytes;
+	unsigned phys_bits;
+	bool agent_ssh;
+	unsigned ssh_port; /* agent_ssh: forwarded to the guest's port 22 */
 };
 
 static void launch_free(struct launch *l)
@@ -373,6 +394,10 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 	    .accel = cfg->accel ? cfg->accel : "auto",
 	    .keep = cfg->keep_workdir,
 	    .extra = cfg->extra_args,
+	    .image = cfg->image,
+	    .ram_bytes = cfg->ram_bytes,
+	    .phys_bits = cfg->phys_bits,
+	    .agent_ssh = cfg->agent_ssh,
 	};
 	if (!l->kernel || !l->initrd)
 		return vmc_error_set(err, -EINVAL,
@@ -388,10 +413,13 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 		    err, -EINVAL,
 		    "cpus %u/maxcpus %u, memory %u/maxmem %u MiB: maximum below start", l->cpus,
 		    l->maxcpus, l->mem_mb, l->maxmem_mb);
-	if (access(l->kernel, R_OK) || access(l->initrd, R_OK))
-		return vmc_error_set(err, -ENOENT, "%s: %s (build the guest with 'make guest')",
-				     access(l->kernel, R_OK) ? l->kernel : l->initrd,
+	if (l->image && access(l->image, R_OK))
+		return vmc_error_set(err, -ENOENT, "%s: %s (build one with 'make image')", l->image,
 				     strerror(errno));
+	if (access(l->kernel, R_OK) || access(l->initrd, R_OK))
+		return vmc_error_set(err, -ENOENT, "%s: %s (build the guest with 'make %s')",
+				     access(l->kernel, R_OK) ? l->kernel : l->initrd,
+				     strerror(errno), l->image ? "image" : "guest");
 	l->qemu = find_in_path(qemu);
 	if (!l->qemu)
 		return vmc_error_set(
@@ -403,6 +431,24 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 	if (!l->append)
 		return vmc_error_set(err, -ENOMEM, "out of memory");
 	return make_workdir(cfg, l, err);
+}
+
+/*
+ * A TCP port of 127.0.0.1 free now, for the SSH forward. Another process
+ * may take it before QEMU binds it: QEMU then fails to start, saying so.
+ */
+static int free_port(unsigned *port, struct vmc_error *err)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		return vmc_error_set(err, -errno, "a free port on 127.0.0.1 for SSH: %s",
+				     strerror(errno));
+	*port = ntohs(sa.sin_port);
+	return 0;
 }
 
 /* ---- command line */
@@ -467,21 +513,38 @@ static char *opt_escape(const char *s)
 static int build_argv(const struct launch *l, const char *accel, int qmp_fd, int agent_fd,
 		      struct argv *a)
 {
-	_cleanup_free_ char *console = NULL, *path = NULL;
+	_cleanup_free_ char *console = NULL, *path = NULL, *crash = NULL, *crash_path = NULL;
+	_cleanup_free_ char *root = NULL, *root_path = NULL;
 
 	if (asprintf(&path, "%s/console.log", l->workdir) < 0 || !(console = opt_escape(path)))
+		return -ENOMEM;
+	if (asprintf(&crash_path, "%s/%s", l->workdir, file_names[F_CRASH]) < 0 ||
+	    !(crash = opt_escape(crash_path)))
+		return -ENOMEM;
+	if (asprintf(&root_path, "%s/%s", l->workdir, file_names[F_ROOT]) < 0 ||
+	    !(root = opt_escape(root_path)))
 		return -ENOMEM;
 	arg(a, "%s", l->qemu);
 	arg(a, "-name");
 	arg(a, "vmcheck");
 	arg(a, "-machine");
-	arg(a, "q35");
+	arg(a, "q35%s", l->ram_bytes ? ",memory-backend=ram0" : "");
 	arg(a, "-accel");
 	arg(a, "%s", accel);
 	arg(a, "-cpu");
-	arg(a, "qemu64");
-	arg(a, "-m");
-	arg(a, "%uM,slots=%u,maxmem=%uM", l->mem_mb, l->mem_slots, l->maxmem_mb);
+	if (l->phys_bits)
+		arg(a, "qemu64,phys-bits=%u", l->phys_bits);
+	else
+		arg(a, "qemu64");
+	if (l->ram_bytes) {
+		/* reserve=off: no swap/overcommit accounting for RAM the guest never touches. */
+		arg(a, "-object");
+		arg(a, "memory-backend-ram,id=ram0,size=%llu,reserve=off",
+		    (unsigned long long)l->ram_bytes);
+	} else {
+		arg(a, "-m");
+		arg(a, "%uM,slots=%u,maxmem=%uM", l->mem_mb, l->mem_slots, l->maxmem_mb);
+	}
 	arg(a, "-smp");
 	arg(a, "%u,maxcpus=%u", l->cpus, l->maxcpus);
 	arg(a, "-nodefaults");
@@ -521,12 +584,143 @@ static int build_argv(const struct launch *l, const char *accel, int qmp_fd, int
 	arg(a, "-device");
 	arg(a, "pcie-root-port,id=rp-net,chassis=%u,slot=%u", l->ports + 2, l->ports + 2);
 	arg(a, "-netdev");
-	arg(a, "user,id=boot-net");
+	if (l->agent_ssh)
+		arg(a, "user,id=boot-net,hostfwd=tcp:127.0.0.1:%u-:22", l->ssh_port);
+	else
+		arg(a, "user,id=boot-net");
 	arg(a, "-device");
 	arg(a, "virtio-net-pci,id=boot-nic,netdev=boot-net,bus=rp-net");
+	/* kdump: a panic the guest kernel announces is a GUEST_PANICKED event. */
+	arg(a, "-device");
+	arg(a, "pvpanic");
+	/* kdump: the crash disk the guest finds by its serial (make_crash_disk()). */
+	arg(a, "-device");
+	arg(a, "pcie-root-port,id=rp-crash,chassis=%u,slot=%u", l->ports + 3, l->ports + 3);
+	arg(a, "-blockdev");
+	arg(a, "driver=file,filename=%s,node-name=crash-file", crash);
+	arg(a, "-blockdev");
+	arg(a, "driver=raw,file=crash-file,node-name=crash-blk");
+	arg(a, "-device");
+	arg(a, "virtio-blk-pci,id=crash-disk,drive=crash-blk,serial=" VMC_QEMU_CRASH_SERIAL
+	       ",bus=rp-crash");
+	/*
+	 * --image: the root disk, after the root ports so that they keep their
+	 * slots; on pcie.0, whose devices Linux probes before those behind
+	 * ports, so it is /dev/vda. The disk check's own serials differ.
+	 */
+	if (l->image) {
+		arg(a, "-blockdev");
+		arg(a, "driver=qcow2,file.driver=file,file.filename=%s,node-name=root-blk", root);
+		arg(a, "-device");
+		arg(a, "virtio-blk-pci,id=root-disk,drive=root-blk,serial=" VMC_QEMU_ROOT_SERIAL
+		       ",bus=pcie.0");
+	}
 	for (const char *const *x = l->extra; x && *x; x++)
 		arg(a, "%s", *x);
 	return a->failed ? -ENOMEM : 0;
+}
+
+/*
+ * Run @argv (argv[0] a path) to completion, its output captured. Returns 0
+ * if it exited 0, else a negative code with @err = "@what failed: OUTPUT".
+ */
+static int run_quiet(char *const argv[], const char *what, struct vmc_error *err)
+{
+	char out[512];
+	int pfd[2], st, e;
+	size_t n = 0;
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return vmc_error_set(err, -errno, "%s: pipe: %s", what, strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		if (dup2(pfd[1], 1) < 0 || dup2(pfd[1], 2) < 0)
+			_exit(127);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	e = errno;
+	close(pfd[1]);
+	while (pid > 0 && n < sizeof(out) - 1 &&
+	       (r = TEMP_FAILURE_RETRY(read(pfd[0], out + n, sizeof(out) - 1 - n))) > 0)
+		n += (size_t)r;
+	close(pfd[0]);
+	out[n] = '\0';
+	if (pid < 0)
+		return vmc_error_set(err, -e, "%s: fork: %s", what, strerror(e));
+	if (TEMP_FAILURE_RETRY(waitpid(pid, &st, 0)) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+		return vmc_error_set(err, -EIO, "%s failed: %s", what, n ? out : "no output");
+	return 0;
+}
+
+/*
+ * The crash disk kdump saves dumps to: a sparse ext4 image as big as the
+ * guest's memory can get plus 1 GiB (a dump is smaller than what it dumps),
+ * with a 4 MiB journal and few inodes so that its metadata stays small at
+ * any size (0.1 s and 50 MiB on disk for 1 TiB), inode tables written now
+ * rather than by the guest.
+ */
+static int make_crash_disk(const struct launch *l, const char *path, struct vmc_error *err)
+{
+	static const char *const where[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"};
+	static const char *const opts[] = {"-q", "-F",	   "-L", VMC_QEMU_CRASH_SERIAL,
+					   "-m", "0",	   "-N", "1024",
+					   "-J", "size=4", "-E", "lazy_itable_init=0,nodiscard"};
+	uint64_t ram = l->ram_bytes ? l->ram_bytes : (uint64_t)l->maxmem_mb << 20;
+	_cleanup_free_ char *mkfs = find_in_path("mkfs.ext4");
+	char size[32], what[PATH_MAX + 128], *argv[ARRAY_SIZE(opts) + 4];
+
+	for (size_t i = 0; !mkfs && i < ARRAY_SIZE(where); i++)
+		if (!access(where[i], X_OK))
+			mkfs = strdup(where[i]);
+	if (!mkfs)
+		return vmc_error_set(err, -ENOENT, "the crash disk: mkfs.ext4 not found (%s)",
+				     "apt-get install e2fsprogs");
+	snprintf(size, sizeof(size), "%lluk", (unsigned long long)((ram >> 10) + (1ull << 20)));
+	argv[0] = mkfs;
+	memcpy(argv + 1, opts, sizeof(opts));
+	argv[ARRAY_SIZE(opts) + 1] = (char *)path;
+	argv[ARRAY_SIZE(opts) + 2] = size;
+	argv[ARRAY_SIZE(opts) + 3] = NULL;
+	snprintf(what, sizeof(what), "the crash disk: %s %s %s", mkfs, path, size);
+	return run_quiet(argv, what, err);
+}
+
+/* "qcow2" if @path starts with the qcow2 magic, else "raw". */
+static const char *image_format(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char magic[4];
+
+	if (fd >= 0 && read(fd, magic, sizeof(magic)) == sizeof(magic) &&
+	    !memcmp(magic, "QFI\xfb", sizeof(magic)))
+		return "qcow2";
+	return "raw";
+}
+
+/*
+ * --image: the root disk QEMU opens is a qcow2 overlay in the workdir
+ * backed by the image (by absolute path), so the image stays as built,
+ * runs can share it, and what the guest writes goes with the workdir.
+ */
+static int make_root_overlay(const struct launch *l, const char *path, struct vmc_error *err)
+{
+	_cleanup_free_ char *qemu_img = find_in_path("qemu-img");
+	_cleanup_free_ char *image = realpath(l->image, NULL);
+	char what[2 * PATH_MAX + 64];
+
+	if (!qemu_img)
+		return vmc_error_set(err, -ENOENT, "the root disk: qemu-img not found (%s)",
+				     "apt-get install qemu-utils");
+	if (!image)
+		return vmc_error_set(err, -errno, "the root disk: %s: %s", l->image,
+				     strerror(errno));
+	snprintf(what, sizeof(what), "the root disk: qemu-img create -b %s %s", image, path);
+	return run_quiet((char *[]){qemu_img, "create", "-q", "-f", "qcow2", "-F",
+				    (char *)image_format(image), "-b", image, (char *)path, NULL},
+			 what, err);
 }
 
 /* ---- spawning */
@@ -644,6 +838,7 @@ static int spawn(char **argv, int qmp_fd, int agent_fd, struct vmc_qemu_proc *p,
 		return vmc_error_set(err, -e, "launching QEMU: fork: %s", strerror(e));
 	}
 	p->pid = pid;
+	p->started_ns = vmc_mono_ns();
 	p->pidfd = pidfd_open(pid, 0);
 	registry[slot] = p;
 	sigprocmask(SIG_SETMASK, &old, NULL);
@@ -704,6 +899,11 @@ static int start_vm(const struct launch *l, const char *accel, struct vmc_qemu_p
 		vmc_error_set(err, r, "launching QEMU: out of memory");
 		goto fail;
 	}
+	r = make_crash_disk(l, p->files[F_CRASH], err);
+	if (r == 0 && l->image)
+		r = make_root_overlay(l, p->files[F_ROOT], err);
+	if (r < 0)
+		goto fail;
 	r = spawn(a.v, qmp_fd, agent_fd, p, err);
 	/* QEMU holds the listening sockets now; ours would hide its death. */
 	close(qmp_fd);
@@ -915,6 +1115,8 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 	r = launch_init(cfg, &l, err);
 	if (r < 0)
 		goto out;
+	if (l.agent_ssh && (r = free_port(&l.ssh_port, err)) < 0)
+		goto out;
 	accel = l.accel;
 	if (!strcmp(accel, "auto")) {
 		choose_accel(&l, &p, &q);
@@ -930,7 +1132,10 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 		probe_write_cache(l.qemu);
 		probe_pending_write = false;
 	}
-	if (asprintf(&spec, "vserial:%s/agent.sock", l.workdir) < 0) {
+	r = l.agent_ssh ? asprintf(&spec, "ssh://root@127.0.0.1:%u/sbin/vmcheck-agent-ssh",
+				   l.ssh_port)
+			: asprintf(&spec, "vserial:%s/agent.sock", l.workdir);
+	if (r < 0) {
 		vmc_qemu_proc_stop(p, q);
 		vmc_qmp_close(q);
 		r = vmc_error_set(err, -ENOMEM, "out of memory");
@@ -942,4 +1147,36 @@ out:
 		rmdir(l.workdir);
 	launch_free(&l);
 	return r;
+}
+
+const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **why)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_qemu_proc *p = NULL;
+	struct vmc_qmp *q = NULL;
+	struct launch l;
+
+	if (!*probe_accel && launch_init(cfg, &l, &err) == 0) {
+		choose_accel(&l, &p, &q);
+		if (q) {
+			vmc_qemu_proc_stop(p, q);
+			vmc_qmp_close(q);
+		}
+		/* The probe's own VM ran under the verdict: it is worth caching. */
+		if (probe_pending_write) {
+			probe_write_cache(l.qemu);
+			probe_pending_write = false;
+		}
+		if (l.own_dir && l.workdir && !l.keep)
+			rmdir(l.workdir);
+		launch_free(&l);
+	}
+	if (!*probe_accel) {
+		snprintf(probe_why, sizeof(probe_why), "no KVM probe possible: %s",
+			 err.msg ? err.msg : "unknown error");
+		snprintf(probe_accel, sizeof(probe_accel), "tcg");
+	}
+	vmc_error_clear(&err);
+	*why = probe_why;
+	return probe_accel;
 }

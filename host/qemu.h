@@ -8,7 +8,10 @@
  * pcie-root-ports "pciroot1".."pciroot<N>", the agent's virtio-serial port
  * org.vmcheck.agent.0 on WORKDIR/agent.sock behind root port "rp-agent", a
  * user-mode boot NIC behind "rp-net", the serial console in
- * WORKDIR/console.log and QEMU's stderr in WORKDIR/qemu.stderr.
+ * WORKDIR/console.log and QEMU's stderr in WORKDIR/qemu.stderr. For kdump:
+ * a pvpanic device, and a crash disk (WORKDIR/crash-disk.img, a fresh
+ * ext4 image; virtio-blk with serial VMC_QEMU_CRASH_SERIAL behind
+ * "rp-crash") that the embedded guest mounts on /var/crash.
  *
  * The launcher owns its QEMU: the process is its own process group, dies
  * with us (PR_SET_PDEATHSIG), is killed by SIGINT/SIGTERM handlers installed
@@ -41,9 +44,34 @@ struct vmc_qemu_config {
 	const char *workdir;	       /* a new directory under $TMPDIR (or /tmp) */
 	bool keep_workdir;	       /* keep console.log and qemu.stderr (sockets always go) */
 	const char *const *extra_args; /* NULL-terminated, appended as they are */
+	/*
+	 * Non-zero: a big guest (LAB.md, "Big guests"). All its RAM comes from
+	 * one memory-backend-ram with reserve=off (plain -m fails to allocate
+	 * tens of GiB here), and there are no DIMM slots: mem_mb, maxmem_mb
+	 * and mem_slots are ignored.
+	 */
+	uint64_t ram_bytes;
+	unsigned phys_bits; /* 0: QEMU's default (40 under TCG; 1 TiB and more need 42) */
+	/*
+	 * The agent over SSH: the boot NIC's user-mode netdev forwards a free
+	 * 127.0.0.1 port to the guest's port 22 (the kit's dropbear), and the
+	 * agent spec is ssh://root@127.0.0.1:PORT/sbin/vmcheck-agent-ssh (the
+	 * kit's agent with the same crash permission as on virtio-serial).
+	 */
+	bool agent_ssh;
+	/*
+	 * A disk image (raw or qcow2) booted as the root disk: virtio-blk with
+	 * serial VMC_QEMU_ROOT_SERIAL on pcie.0 (not a hotplug port, and
+	 * probed before the crash disk: /dev/vda). The image is never written:
+	 * the guest's writes go to a qcow2 overlay in the workdir
+	 * (root-overlay.qcow2, made with qemu-img), removed with it.
+	 */
+	const char *image;
 };
 
 #define VMC_QEMU_PORTS_MAX 24 /* one per free slot of pcie.0 */
+#define VMC_QEMU_CRASH_SERIAL "vmcheck-crash"
+#define VMC_QEMU_ROOT_SERIAL "vmcheck-root"
 
 /*
  * vmc_qemu_launch - start QEMU as @cfg says and connect its QMP monitor
@@ -68,6 +96,14 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 #define VMC_QEMU_KVM_PROBE_MS 8000
 
 /*
+ * vmc_qemu_accel_auto - what --accel auto picks on this host for the guest
+ * of @cfg, "kvm" or "tcg", and *@why: the cached verdict or a probe boot
+ * (its VM stopped again), as vmc_qemu_launch would decide. For backends
+ * that start QEMU some other way on this host (a local libvirtd).
+ */
+const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **why);
+
+/*
  * vmc_qmp_attach - drive a VM someone else started
  * @qmp_path: its QMP unix socket (a server socket QEMU listens on)
  * @agent_spec: how to reach the agent ("vserial:/path"), returned by
@@ -80,6 +116,14 @@ int vmc_qmp_attach(const char *qmp_path, const char *agent_spec, struct vmc_hv *
 
 /* The launched VM's workdir (console.log, qemu.stderr); NULL when attached. */
 const char *vmc_qemu_workdir(struct vmc_hv *hv);
+
+/*
+ * The launched VM's QEMU process id and the host CLOCK_MONOTONIC time it
+ * was started at (for RSS and boot-time figures); -1 and 0 when attached or
+ * not a QMP backend.
+ */
+pid_t vmc_qemu_pid(struct vmc_hv *hv);
+uint64_t vmc_qemu_started_ns(struct vmc_hv *hv);
 
 /* ---- Between qemu.c and hv-qmp.c */
 
@@ -115,5 +159,7 @@ void vmc_qemu_proc_stop(struct vmc_qemu_proc *p, struct vmc_qmp *q);
 void vmc_qemu_proc_kill(struct vmc_qemu_proc *p, struct vmc_qmp *q);
 
 const char *vmc_qemu_proc_workdir(const struct vmc_qemu_proc *p);
+pid_t vmc_qemu_proc_pid(const struct vmc_qemu_proc *p);
+uint64_t vmc_qemu_proc_started_ns(const struct vmc_qemu_proc *p);
 
 #endif

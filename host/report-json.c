@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * JSON lines: one object per step, written and flushed as the step ends.
- * Keys: check, step, operation, status ("passed", "failed", "skipped"),
- * message, notes, evidence (strings or null), timeline (ns since the start
- * of the run, null when not recorded: begin, action, reply, kernel, confirm,
- * event, end), latency_ms (null when not confirmed).
+ * Keys: host (only in a --hosts run), check, step, operation, status
+ * ("passed", "failed", "skipped"), message, notes, evidence (strings or
+ * null), timeline (ns since the start of the run, null when not recorded:
+ * begin, action, reply, kernel, confirm, event, end), latency_ms (null when
+ * not confirmed). The parser next to the writer reads a line back: a
+ * --hosts run merges its hosts' reports with it.
  */
 #include <errno.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -18,6 +23,25 @@ struct json_report {
 	struct vmc_report base;
 	FILE *fp;
 };
+
+/* The timeline's members and the record's times they hold: one table for writer and parser. */
+static const struct {
+	const char *key;
+	size_t off;
+} timeline[] = {
+	{ "begin", offsetof(struct vmc_step_record, t_begin) },
+	{ "action", offsetof(struct vmc_step_record, t_action) },
+	{ "reply", offsetof(struct vmc_step_record, t_reply) },
+	{ "kernel", offsetof(struct vmc_step_record, t_kernel) },
+	{ "confirm", offsetof(struct vmc_step_record, t_confirm) },
+	{ "event", offsetof(struct vmc_step_record, t_event) },
+	{ "end", offsetof(struct vmc_step_record, t_end) },
+};
+
+static uint64_t *time_of(struct vmc_step_record *rec, size_t i)
+{
+	return (uint64_t *)((char *)rec + timeline[i].off);
+}
 
 /* @s cleaned for JSON, or null. Sets *@ok false on ENOMEM. */
 static struct json_object *jstr(const char *s, bool *ok)
@@ -59,15 +83,15 @@ static int json_step(struct vmc_report *r, const struct vmc_step_record *rec)
 {
 	struct json_report *j = (struct json_report *)r;
 	struct json_object *o = json_object_new_object(), *tl = json_object_new_object();
-	const char *keys[] = { "begin", "action", "reply", "kernel", "confirm", "event", "end" };
-	const uint64_t ts[] = { rec->t_begin,   rec->t_action, rec->t_reply, rec->t_kernel,
-				rec->t_confirm, rec->t_event,  rec->t_end };
 	bool ok = o && tl;
 	int ret = 0;
 
-	for (size_t i = 0; ok && i < ARRAY_SIZE(keys); i++)
-		put(tl, keys[i], jtime(ts[i], rec->t_zero, &ok), &ok);
+	for (size_t i = 0; ok && i < ARRAY_SIZE(timeline); i++)
+		put(tl, timeline[i].key,
+		    jtime(*time_of((struct vmc_step_record *)rec, i), rec->t_zero, &ok), &ok);
 	if (ok) {
+		if (rec->host)
+			put(o, "host", jstr(rec->host, &ok), &ok);
 		put(o, "check", jstr(rec->check, &ok), &ok);
 		put(o, "step", jstr(rec->name, &ok), &ok);
 		put(o, "operation", jstr(rec->operation, &ok), &ok);
@@ -121,20 +145,178 @@ static const struct vmc_report_ops json_ops = {
 	.free = json_free,
 };
 
-int vmc_report_json_new(const char *path, struct vmc_report **out, struct vmc_error *err)
+/* A report on @fp (taken over, also on failure). */
+static int json_on(FILE *fp, struct vmc_report **out, struct vmc_error *err)
 {
 	struct json_report *j = calloc(1, sizeof(*j));
 
-	if (!j)
+	if (!j) {
+		fclose(fp);
 		return vmc_error_set(err, -ENOMEM, "json report: out of memory");
-	j->fp = fopen(path, "we");
-	if (!j->fp) {
-		int e = errno;
-
-		free(j);
-		return vmc_error_set(err, -e, "json report %s: %s", path, strerror(e));
 	}
+	j->fp = fp;
 	j->base.ops = &json_ops;
 	*out = &j->base;
 	return 0;
+}
+
+int vmc_report_json_new(const char *path, struct vmc_report **out, struct vmc_error *err)
+{
+	FILE *fp = fopen(path, "we");
+	int e = errno;
+
+	if (!fp)
+		return vmc_error_set(err, -e, "json report %s: %s", path, strerror(e));
+	return json_on(fp, out, err);
+}
+
+int vmc_report_json_new_fd(int fd, struct vmc_report **out, struct vmc_error *err)
+{
+	FILE *fp = fdopen(fd, "w");
+
+	if (!fp) {
+		int e = errno;
+
+		close(fd);
+		return vmc_error_set(err, -e, "json report on fd %d: %s", fd, strerror(e));
+	}
+	return json_on(fp, out, err);
+}
+
+/* ------------------------------------------------------------- parser */
+
+/* Member @key of @o into *@s: a string, or null if @nullable. */
+static bool get_str(struct json_object *o, const char *key, bool nullable, const char **s)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return false;
+	*s = v ? json_object_get_string(v) : NULL;
+	return v ? json_object_is_type(v, json_type_string) : nullable;
+}
+
+/* Member @key of timeline @tl into *@t: @zero + the offset, or 0 for null. */
+static bool get_time(struct json_object *tl, const char *key, uint64_t zero, uint64_t *t)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(tl, key, &v))
+		return false;
+	/* Unsigned arithmetic: an offset before the start (negative) wraps back correctly. */
+	*t = v ? zero + (uint64_t)json_object_get_int64(v) : 0;
+	return !v || json_object_is_type(v, json_type_int);
+}
+
+static bool get_status(struct json_object *o, enum vmc_step_status *st)
+{
+	const char *s;
+
+	if (!get_str(o, "status", false, &s))
+		return false;
+	for (int i = VMC_STEP_PASSED; i <= VMC_STEP_SKIPPED; i++)
+		if (!strcmp(s, vmc_step_status_name(i))) {
+			*st = i;
+			return true;
+		}
+	return false;
+}
+
+static bool get_latency(struct json_object *o, struct vmc_step_record *rec)
+{
+	struct json_object *v;
+	double ms;
+
+	if (!json_object_object_get_ex(o, "latency_ms", &v))
+		return false;
+	rec->latency_ns = -1;
+	if (!v)
+		return true;
+	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+		return false;
+	ms = json_object_get_double(v);
+	if (!isfinite(ms) || ms < 0 || ms > 1e12)
+		return false;
+	/* The writer's latency is confirm - action, printed to the microsecond only. */
+	if (rec->t_confirm && rec->t_action)
+		rec->latency_ns = (int64_t)(rec->t_confirm - rec->t_action);
+	else
+		rec->latency_ns = (int64_t)(ms * 1e6 + 0.5);
+	return true;
+}
+
+/* The first member of @o that is missing or mistyped, NULL if none. */
+static const char *read_record(struct json_object *o, uint64_t t_zero,
+			       struct vmc_step_record *rec)
+{
+	struct json_object *tl;
+
+	if (!json_object_is_type(o, json_type_object))
+		return "(an object)";
+	if (json_object_object_get_ex(o, "host", NULL) && !get_str(o, "host", false, &rec->host))
+		return "host";
+	if (!get_str(o, "check", false, &rec->check))
+		return "check";
+	if (!get_str(o, "step", false, &rec->name))
+		return "step";
+	if (!get_str(o, "operation", true, &rec->operation))
+		return "operation";
+	if (!get_status(o, &rec->status))
+		return "status";
+	if (!get_str(o, "message", true, &rec->message))
+		return "message";
+	if (!get_str(o, "notes", true, &rec->notes))
+		return "notes";
+	if (!get_str(o, "evidence", true, &rec->evidence))
+		return "evidence";
+	if (!json_object_object_get_ex(o, "timeline", &tl) ||
+	    !json_object_is_type(tl, json_type_object))
+		return "timeline";
+	rec->t_zero = t_zero;
+	for (size_t i = 0; i < ARRAY_SIZE(timeline); i++)
+		if (!get_time(tl, timeline[i].key, t_zero, time_of(rec, i)))
+			return timeline[i].key;
+	if (!get_latency(o, rec))
+		return "latency_ms";
+	return NULL;
+}
+
+int vmc_report_json_parse(const char *line, uint64_t t_zero, struct vmc_report_json_step *out,
+			  struct vmc_error *err)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct vmc_step_record rec = { 0 };
+	struct json_object *o;
+	const char *bad;
+	size_t len = strlen(line);
+
+	if (!tok)
+		return vmc_error_set(err, -ENOMEM, "report line: out of memory");
+	o = json_tokener_parse_ex(tok, line, (int)len);
+	if (!o || json_tokener_get_parse_end(tok) != len) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
+
+		json_object_put(o);
+		json_tokener_free(tok);
+		return vmc_error_set(err, -EINVAL, "report line: %s",
+				     e == json_tokener_success ? "junk after the object"
+				     : e == json_tokener_continue ? "truncated"
+								  : json_tokener_error_desc(e));
+	}
+	json_tokener_free(tok);
+	bad = read_record(o, t_zero, &rec);
+	if (bad) {
+		json_object_put(o);
+		return vmc_error_set(err, -EINVAL, "report line: member %s missing or mistyped",
+				     bad);
+	}
+	out->rec = rec;
+	out->json = o;
+	return 0;
+}
+
+void vmc_report_json_step_free(struct vmc_report_json_step *s)
+{
+	json_object_put(s->json);
+	s->json = NULL;
 }

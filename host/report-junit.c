@@ -2,7 +2,8 @@
 /*
  * JUnit XML, the format CI systems read. The file is rewritten whole after
  * every step (to PATH.tmp, then renamed over PATH), so whatever reads it,
- * whenever, sees a well-formed document with every step so far.
+ * whenever, sees a well-formed document with every step so far. A testsuite
+ * per check, or per host in a --hosts run.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "report.h"
 
 struct jcase {
+	char *host; /* NULL outside a --hosts run */
 	char *check, *name, *message, *out;
 	enum vmc_step_status status;
 	uint64_t ns;
@@ -21,6 +23,8 @@ struct junit_report {
 	char *path, *tmp;
 	struct jcase *cases;
 	size_t n, cap;
+	char **hosts; /* the testsuites to write first, in this order */
+	size_t n_hosts;
 	uint64_t t_zero, t_end;
 };
 
@@ -58,7 +62,8 @@ static void xml_escaped(FILE *fp, const char *s, bool attr)
 
 static void write_case(FILE *fp, const struct jcase *c)
 {
-	fputs("    <testcase classname=\"vmcheck.", fp);
+	/* Within a host's testsuite the check is the class; alone, it is vmcheck's. */
+	fputs(c->host ? "    <testcase classname=\"" : "    <testcase classname=\"vmcheck.", fp);
 	xml_escaped(fp, c->check, true);
 	fputs("\" name=\"", fp);
 	xml_escaped(fp, c->name, true);
@@ -84,12 +89,44 @@ static void write_case(FILE *fp, const struct jcase *c)
 	fputs("    </testcase>\n", fp);
 }
 
-static bool seen_check(const struct junit_report *j, size_t upto, const char *check)
+/* The testsuite of case @c: its host's, or its check's. */
+static const char *suite_of(const struct jcase *c)
 {
+	return c->host ? c->host : c->check;
+}
+
+/* Was testsuite @name written already: a declared host, or the suite of an earlier case? */
+static bool written(const struct junit_report *j, size_t upto, const char *name)
+{
+	for (size_t i = 0; i < j->n_hosts; i++)
+		if (!strcmp(j->hosts[i], name))
+			return true;
 	for (size_t i = 0; i < upto; i++)
-		if (!strcmp(j->cases[i].check, check))
+		if (!strcmp(suite_of(&j->cases[i]), name))
 			return true;
 	return false;
+}
+
+static void write_suite(FILE *fp, const struct junit_report *j, const char *name)
+{
+	unsigned n[3] = { 0, 0, 0 };
+	uint64_t ns = 0;
+
+	for (size_t k = 0; k < j->n; k++)
+		if (!strcmp(suite_of(&j->cases[k]), name)) {
+			n[j->cases[k].status]++;
+			ns += j->cases[k].ns;
+		}
+	fputs("  <testsuite name=\"", fp);
+	xml_escaped(fp, name, true);
+	fprintf(fp,
+		"\" tests=\"%u\" failures=\"%u\" errors=\"0\" skipped=\"%u\" "
+		"time=\"%.6f\">\n",
+		n[0] + n[1] + n[2], n[1], n[2], (double)ns / 1e9);
+	for (size_t k = 0; k < j->n; k++)
+		if (!strcmp(suite_of(&j->cases[k]), name))
+			write_case(fp, &j->cases[k]);
+	fputs("  </testsuite>\n", fp);
 }
 
 static void write_doc(FILE *fp, const struct junit_report *j)
@@ -103,30 +140,12 @@ static void write_doc(FILE *fp, const struct junit_report *j)
 		"<testsuites name=\"vmcheck\" tests=\"%zu\" failures=\"%u\" errors=\"0\" "
 		"skipped=\"%u\" time=\"%.6f\">\n",
 		j->n, tot[1], tot[2], j->t_end > j->t_zero ? (double)(j->t_end - j->t_zero) / 1e9 : 0.0);
-	/* One testsuite per check, in the order checks first appeared. */
-	for (size_t i = 0; i < j->n; i++) {
-		const char *check = j->cases[i].check;
-		unsigned n[3] = { 0, 0, 0 };
-		uint64_t ns = 0;
-
-		if (seen_check(j, i, check))
-			continue;
-		for (size_t k = i; k < j->n; k++)
-			if (!strcmp(j->cases[k].check, check)) {
-				n[j->cases[k].status]++;
-				ns += j->cases[k].ns;
-			}
-		fputs("  <testsuite name=\"", fp);
-		xml_escaped(fp, check, true);
-		fprintf(fp,
-			"\" tests=\"%u\" failures=\"%u\" errors=\"0\" skipped=\"%u\" "
-			"time=\"%.6f\">\n",
-			n[0] + n[1] + n[2], n[1], n[2], (double)ns / 1e9);
-		for (size_t k = i; k < j->n; k++)
-			if (!strcmp(j->cases[k].check, check))
-				write_case(fp, &j->cases[k]);
-		fputs("  </testsuite>\n", fp);
-	}
+	/* The declared hosts in their order, then every other suite as it first appeared. */
+	for (size_t i = 0; i < j->n_hosts; i++)
+		write_suite(fp, j, j->hosts[i]);
+	for (size_t i = 0; i < j->n; i++)
+		if (!written(j, i, suite_of(&j->cases[i])))
+			write_suite(fp, j, suite_of(&j->cases[i]));
 	fputs("</testsuites>\n", fp);
 }
 
@@ -185,6 +204,7 @@ static int junit_step(struct vmc_report *r, const struct vmc_step_record *rec)
 	memset(c, 0, sizeof(*c));
 	c->status = rec->status;
 	c->ns = rec->t_end > rec->t_begin ? rec->t_end - rec->t_begin : 0;
+	c->host = rec->host ? strdup(rec->host) : NULL;
 	c->check = strdup(rec->check);
 	c->name = strdup(rec->name);
 	c->message = rec->message ? strdup(rec->message) : NULL;
@@ -197,7 +217,9 @@ static int junit_step(struct vmc_report *r, const struct vmc_step_record *rec)
 			fputs(rec->evidence, fp);
 		fclose(fp);
 	}
-	if (!c->check || !c->name || (rec->message && !c->message) || !fp || !c->out) {
+	if (!c->check || !c->name || (rec->message && !c->message) || (rec->host && !c->host) ||
+	    !fp || !c->out) {
+		free(c->host);
 		free(c->check);
 		free(c->name);
 		free(c->message);
@@ -206,7 +228,9 @@ static int junit_step(struct vmc_report *r, const struct vmc_step_record *rec)
 	}
 	j->n++;
 	j->t_zero = rec->t_zero;
-	j->t_end = rec->t_end;
+	/* The latest end: steps of several hosts come interleaved (one host's are in order). */
+	if (rec->t_end > j->t_end)
+		j->t_end = rec->t_end;
 	return rewrite(j);
 }
 
@@ -220,12 +244,16 @@ static void junit_free(struct vmc_report *r)
 	struct junit_report *j = (struct junit_report *)r;
 
 	for (size_t i = 0; i < j->n; i++) {
+		free(j->cases[i].host);
 		free(j->cases[i].check);
 		free(j->cases[i].name);
 		free(j->cases[i].message);
 		free(j->cases[i].out);
 	}
 	free(j->cases);
+	for (size_t i = 0; i < j->n_hosts; i++)
+		free(j->hosts[i]);
+	free(j->hosts);
 	free(j->path);
 	free(j->tmp);
 	free(j);
@@ -239,6 +267,12 @@ static const struct vmc_report_ops junit_ops = {
 
 int vmc_report_junit_new(const char *path, struct vmc_report **out, struct vmc_error *err)
 {
+	return vmc_report_junit_new_hosts(path, NULL, 0, out, err);
+}
+
+int vmc_report_junit_new_hosts(const char *path, const char *const *hosts, size_t n,
+			       struct vmc_report **out, struct vmc_error *err)
+{
 	struct junit_report *j = calloc(1, sizeof(*j));
 	int r;
 
@@ -249,6 +283,14 @@ int vmc_report_junit_new(const char *path, struct vmc_report **out, struct vmc_e
 		return vmc_error_set(err, -ENOMEM, "junit report: out of memory");
 	}
 	j->base.ops = &junit_ops;
+	j->hosts = n ? calloc(n, sizeof(*j->hosts)) : NULL;
+	for (j->n_hosts = 0; j->hosts && j->n_hosts < n; j->n_hosts++)
+		if (!(j->hosts[j->n_hosts] = strdup(hosts[j->n_hosts])))
+			break;
+	if (j->n_hosts < n) {
+		junit_free(&j->base);
+		return vmc_error_set(err, -ENOMEM, "junit report: out of memory");
+	}
 	/* An empty document at once: a bad path fails before anything runs. */
 	r = rewrite(j);
 	if (r < 0) {

@@ -95,14 +95,22 @@ struct op_latency {
 	size_t n, cap;
 };
 
-struct text_report {
-	struct vmc_report base;
-	FILE *fp;
-	bool verbose;
+/* The steps of one host; outside a --hosts run the only group, host NULL. */
+struct group {
+	char *host;
 	struct check_count *checks;
 	size_t n_checks;
 	struct op_latency *ops;
 	size_t n_ops;
+	uint64_t t_end;
+};
+
+struct text_report {
+	struct vmc_report base;
+	FILE *fp;
+	bool verbose;
+	struct group *groups; /* in first-seen order */
+	size_t n_groups;
 	uint64_t t_zero, t_end;
 };
 
@@ -130,44 +138,64 @@ static void indented(FILE *fp, const char *text)
 	}
 }
 
-static struct check_count *count_of(struct text_report *t, const char *check)
+static struct group *group_of(struct text_report *t, const char *host)
+{
+	struct group *g;
+
+	for (size_t i = 0; i < t->n_groups; i++)
+		if (host ? t->groups[i].host && !strcmp(t->groups[i].host, host)
+			 : !t->groups[i].host)
+			return &t->groups[i];
+	g = realloc(t->groups, (t->n_groups + 1) * sizeof(*g));
+	if (!g)
+		return NULL;
+	t->groups = g;
+	g = &g[t->n_groups];
+	memset(g, 0, sizeof(*g));
+	if (host && !(g->host = strdup(host)))
+		return NULL;
+	t->n_groups++;
+	return g;
+}
+
+static struct check_count *count_of(struct group *g, const char *check)
 {
 	struct check_count *c;
 
-	for (size_t i = 0; i < t->n_checks; i++)
-		if (!strcmp(t->checks[i].check, check))
-			return &t->checks[i];
-	c = realloc(t->checks, (t->n_checks + 1) * sizeof(*c));
+	for (size_t i = 0; i < g->n_checks; i++)
+		if (!strcmp(g->checks[i].check, check))
+			return &g->checks[i];
+	c = realloc(g->checks, (g->n_checks + 1) * sizeof(*c));
 	if (!c)
 		return NULL;
-	t->checks = c;
-	c = &c[t->n_checks];
+	g->checks = c;
+	c = &c[g->n_checks];
 	memset(c, 0, sizeof(*c));
 	c->check = strdup(check);
 	if (!c->check)
 		return NULL;
-	t->n_checks++;
+	g->n_checks++;
 	return c;
 }
 
-static int add_latency(struct text_report *t, const char *op, int64_t ns)
+static int add_latency(struct group *g, const char *op, int64_t ns)
 {
 	struct op_latency *o = NULL;
 
-	for (size_t i = 0; i < t->n_ops && !o; i++)
-		if (!strcmp(t->ops[i].op, op))
-			o = &t->ops[i];
+	for (size_t i = 0; i < g->n_ops && !o; i++)
+		if (!strcmp(g->ops[i].op, op))
+			o = &g->ops[i];
 	if (!o) {
-		o = realloc(t->ops, (t->n_ops + 1) * sizeof(*o));
+		o = realloc(g->ops, (g->n_ops + 1) * sizeof(*o));
 		if (!o)
 			return -ENOMEM;
-		t->ops = o;
-		o = &o[t->n_ops];
+		g->ops = o;
+		o = &o[g->n_ops];
 		memset(o, 0, sizeof(*o));
 		o->op = strdup(op);
 		if (!o->op)
 			return -ENOMEM;
-		t->n_ops++;
+		g->n_ops++;
 	}
 	if (o->n == o->cap) {
 		size_t cap = o->cap ? 2 * o->cap : 8;
@@ -185,20 +213,27 @@ static int add_latency(struct text_report *t, const char *op, int64_t ns)
 static int text_step(struct vmc_report *r, const struct vmc_step_record *rec)
 {
 	struct text_report *t = (struct text_report *)r;
-	struct check_count *c = count_of(t, rec->check);
+	struct group *g = group_of(t, rec->host);
+	struct check_count *c = g ? count_of(g, rec->check) : NULL;
 	char lat[32] = "";
 
 	t->t_zero = rec->t_zero;
-	t->t_end = rec->t_end;
+	/* The latest end: steps of several hosts come interleaved (one host's are in order). */
+	if (rec->t_end > t->t_end)
+		t->t_end = rec->t_end;
 	if (!c)
 		return -ENOMEM;
+	if (rec->t_end > g->t_end)
+		g->t_end = rec->t_end;
 	c->n[rec->status]++;
 	if (rec->status == VMC_STEP_PASSED && rec->latency_ns >= 0) {
 		fmt_ms(lat, sizeof(lat), rec->latency_ns);
-		if (add_latency(t, rec->operation, rec->latency_ns) < 0)
+		if (add_latency(g, rec->operation, rec->latency_ns) < 0)
 			return -ENOMEM;
 	}
-	fprintf(t->fp, "  %-10s %-50s %-4s %8s\n", rec->check, rec->name,
+	if (rec->host)
+		fprintf(t->fp, "[%s] ", rec->host);
+	fprintf(t->fp, "%s%-10s %-50s %-4s %8s\n", rec->host ? "" : "  ", rec->check, rec->name,
 		vmc_step_status_short(rec->status), lat);
 	if (rec->message && rec->status != VMC_STEP_PASSED)
 		indented(t->fp, rec->message);
@@ -216,33 +251,65 @@ static int cmp_s64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int text_finish(struct vmc_report *r)
+/* The tables of group @g: steps per check, latency per operation. Adds its counts to @tot. */
+static void group_summary(FILE *fp, struct group *g, unsigned tot[3])
 {
-	struct text_report *t = (struct text_report *)r;
-	unsigned tot[3] = { 0, 0, 0 };
+	fprintf(fp, "  %-20s %7s %7s %7s\n", "check", "passed", "failed", "skipped");
+	for (size_t i = 0; i < g->n_checks; i++) {
+		const struct check_count *c = &g->checks[i];
 
-	fprintf(t->fp, "\n  %-20s %7s %7s %7s\n", "check", "passed", "failed", "skipped");
-	for (size_t i = 0; i < t->n_checks; i++) {
-		const struct check_count *c = &t->checks[i];
-
-		fprintf(t->fp, "  %-20s %7u %7u %7u\n", c->check, c->n[0], c->n[1], c->n[2]);
+		fprintf(fp, "  %-20s %7u %7u %7u\n", c->check, c->n[0], c->n[1], c->n[2]);
 		for (int k = 0; k < 3; k++)
 			tot[k] += c->n[k];
 	}
-	if (t->n_ops)
-		fprintf(t->fp, "\n  %-20s %7s %9s %9s\n", "operation", "count", "p50", "max");
-	for (size_t i = 0; i < t->n_ops; i++) {
-		struct op_latency *o = &t->ops[i];
+	if (g->n_ops)
+		fprintf(fp, "\n  %-20s %7s %9s %9s\n", "operation", "count", "p50", "max");
+	for (size_t i = 0; i < g->n_ops; i++) {
+		struct op_latency *o = &g->ops[i];
 		char p50[32], max[32];
 
 		qsort(o->ns, o->n, sizeof(*o->ns), cmp_s64);
 		fmt_ms(p50, sizeof(p50), o->ns[(o->n - 1) / 2]);
 		fmt_ms(max, sizeof(max), o->ns[o->n - 1]);
-		fprintf(t->fp, "  %-20s %7zu %9s %9s\n", o->op, o->n, p50, max);
+		fprintf(fp, "  %-20s %7zu %9s %9s\n", o->op, o->n, p50, max);
 	}
-	fprintf(t->fp, "\n%u steps: %u passed, %u failed, %u skipped in %.1f s\n",
-		tot[0] + tot[1] + tot[2], tot[0], tot[1], tot[2],
-		t->t_end > t->t_zero ? (double)(t->t_end - t->t_zero) / 1e9 : 0.0);
+}
+
+static double secs(uint64_t zero, uint64_t end)
+{
+	return end > zero ? (double)(end - zero) / 1e9 : 0.0;
+}
+
+static int text_finish(struct vmc_report *r)
+{
+	struct text_report *t = (struct text_report *)r;
+	bool hosts = t->n_groups > 1 || (t->n_groups && t->groups[0].host);
+	struct group none = { 0 }; /* no step at all: the headers alone */
+	size_t n_groups = t->n_groups ? t->n_groups : 1;
+	unsigned tot[3] = { 0, 0, 0 };
+
+	for (size_t i = 0; i < n_groups; i++) {
+		struct group *g = t->n_groups ? &t->groups[i] : &none;
+		const char *host = g->host ? g->host : "-";
+		unsigned n[3] = { 0, 0, 0 };
+
+		if (hosts)
+			fprintf(t->fp, "\n[%s]", host);
+		fputc('\n', t->fp);
+		group_summary(t->fp, g, n);
+		if (hosts)
+			fprintf(t->fp,
+				"\n  %s: %u steps: %u passed, %u failed, %u skipped in %.1f s\n",
+				host, n[0] + n[1] + n[2], n[0], n[1], n[2],
+				secs(t->t_zero, g->t_end));
+		for (int k = 0; k < 3; k++)
+			tot[k] += n[k];
+	}
+	fprintf(t->fp, "\n%u steps: %u passed, %u failed, %u skipped in %.1f s",
+		tot[0] + tot[1] + tot[2], tot[0], tot[1], tot[2], secs(t->t_zero, t->t_end));
+	if (hosts)
+		fprintf(t->fp, " on %zu hosts", t->n_groups);
+	fputc('\n', t->fp);
 	return fflush(t->fp) == EOF ? -errno : 0;
 }
 
@@ -250,14 +317,20 @@ static void text_free(struct vmc_report *r)
 {
 	struct text_report *t = (struct text_report *)r;
 
-	for (size_t i = 0; i < t->n_checks; i++)
-		free(t->checks[i].check);
-	for (size_t i = 0; i < t->n_ops; i++) {
-		free(t->ops[i].op);
-		free(t->ops[i].ns);
+	for (size_t k = 0; k < t->n_groups; k++) {
+		struct group *g = &t->groups[k];
+
+		for (size_t i = 0; i < g->n_checks; i++)
+			free(g->checks[i].check);
+		for (size_t i = 0; i < g->n_ops; i++) {
+			free(g->ops[i].op);
+			free(g->ops[i].ns);
+		}
+		free(g->checks);
+		free(g->ops);
+		free(g->host);
 	}
-	free(t->checks);
-	free(t->ops);
+	free(t->groups);
 	free(t);
 }
 
@@ -269,6 +342,12 @@ static const struct vmc_report_ops text_ops = {
 
 int vmc_report_text_new(FILE *fp, bool verbose, struct vmc_report **out, struct vmc_error *err)
 {
+	return vmc_report_text_new_hosts(fp, verbose, NULL, 0, out, err);
+}
+
+int vmc_report_text_new_hosts(FILE *fp, bool verbose, const char *const *hosts, size_t n,
+			      struct vmc_report **out, struct vmc_error *err)
+{
 	struct text_report *t = calloc(1, sizeof(*t));
 
 	if (!t)
@@ -276,6 +355,12 @@ int vmc_report_text_new(FILE *fp, bool verbose, struct vmc_report **out, struct 
 	t->base.ops = &text_ops;
 	t->fp = fp;
 	t->verbose = verbose;
+	/* The summary's blocks in the order the hosts were given. */
+	for (size_t i = 0; i < n; i++)
+		if (!group_of(t, hosts[i])) {
+			text_free(&t->base);
+			return vmc_error_set(err, -ENOMEM, "text report: out of memory");
+		}
 	*out = &t->base;
 	return 0;
 }

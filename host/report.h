@@ -25,6 +25,7 @@ enum vmc_step_status {
  * recorded; @t_zero is the start of the run, for relative times.
  */
 struct vmc_step_record {
+	const char *host;      /* the host's label in a --hosts run; NULL otherwise */
 	const char *check;     /* "nic" */
 	const char *name;      /* "plug nic1 (pciroot1, 52:54:00:12:34:01)" */
 	const char *operation; /* "nic plug": latencies are summed up per operation */
@@ -65,6 +66,14 @@ struct vmc_report {
 int vmc_report_text_new(FILE *fp, bool verbose, struct vmc_report **out, struct vmc_error *err);
 
 /*
+ * vmc_report_text_new_hosts - the same for a --hosts run: progress lines
+ * prefixed "[HOST] ", and the summary in one block per host (the @n @hosts
+ * first, in their order; copied), then the total.
+ */
+int vmc_report_text_new_hosts(FILE *fp, bool verbose, const char *const *hosts, size_t n,
+			      struct vmc_report **out, struct vmc_error *err);
+
+/*
  * vmc_report_junit_new - JUnit XML in @path: one testsuite per check, one
  * testcase per step. Rewritten whole after each step (@path.tmp, then
  * rename), so the file is well-formed whenever it is read. Returns 0 or
@@ -72,8 +81,46 @@ int vmc_report_text_new(FILE *fp, bool verbose, struct vmc_report **out, struct 
  */
 int vmc_report_junit_new(const char *path, struct vmc_report **out, struct vmc_error *err);
 
+/*
+ * vmc_report_junit_new_hosts - the same for a --hosts run: one testsuite
+ * per host instead (testcase classname: the check), first the @n @hosts
+ * in their order (copied; present even before their first step), then
+ * any other host of a step in first-seen order. Steps without a host keep
+ * their check's testsuite.
+ */
+int vmc_report_junit_new_hosts(const char *path, const char *const *hosts, size_t n,
+			       struct vmc_report **out, struct vmc_error *err);
+
 /* vmc_report_json_new - one JSON object per step, a line each, in @path (truncated). */
 int vmc_report_json_new(const char *path, struct vmc_report **out, struct vmc_error *err);
+
+/*
+ * vmc_report_json_new_fd - the same on @fd (a pipe), which the report takes
+ * over: closed by vmc_report_free(), and by this function on failure.
+ */
+int vmc_report_json_new_fd(int fd, struct vmc_report **out, struct vmc_error *err);
+
+struct json_object;
+
+/* A step read back from a JSON line; the strings of @rec point into @json. */
+struct vmc_report_json_step {
+	struct vmc_step_record rec;
+	struct json_object *json;
+};
+
+/*
+ * vmc_report_json_parse - one line written by the JSON report back into a
+ * record: times become @t_zero + their offset, latency_ns is confirm -
+ * action (latency_ms has microseconds only), "host" is read if present.
+ * Release @out with vmc_report_json_step_free(). Returns 0, or -EINVAL with
+ * @err set when the line is not such an object (missing or mistyped
+ * member); @out is untouched on failure.
+ */
+int vmc_report_json_parse(const char *line, uint64_t t_zero, struct vmc_report_json_step *out,
+			  struct vmc_error *err);
+
+/* Drops the JSON object behind @s->rec's strings. */
+void vmc_report_json_step_free(struct vmc_report_json_step *s);
 
 /* NULL is a no-op. */
 void vmc_report_free(struct vmc_report *r);

@@ -660,6 +660,37 @@ int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned d
 	return r;
 }
 
+int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uint32_t sections,
+			   unsigned deadline_ms)
+{
+	struct vmc_suite *s = st->suite;
+	uint64_t end = deadline_of(st, deadline_ms);
+	struct vmc_why why = { "" };
+	int r = need_conn(st, deadline_ms);
+
+	while (r == 0 && !fn(vmc_view_state(s->view), arg, &why) && now_ns() < end) {
+		Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+		Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
+		Vmcheck__V1__Response *rsp;
+
+		poll(NULL, 0, 200);
+		r = agent_pump(st, NULL); /* pushes first: they may be the confirmation */
+		if (r < 0 || fn(vmc_view_state(s->view), arg, &why))
+			break;
+		get.sections = sections;
+		req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+		req.get_state = &get;
+		if (call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp,
+			 NULL) == 0) {
+			if (vmc_view_merge(s->view, rsp->state) == 0)
+				s->view_ns = now_ns();
+			vmc_agent_response_free(s->conn, rsp);
+		}
+	}
+	/* Judged (and timed) as any expectation: at once if it holds now. */
+	return vmc_step_expect(st, fn, arg, deadline_ms);
+}
+
 int vmc_step_expect_event(struct vmc_step *st, const char *name, const char *device,
 			  unsigned deadline_ms)
 {

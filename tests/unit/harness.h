@@ -9,6 +9,7 @@
 #include <CUnit/CUnit.h>
 #include <limits.h>
 
+#include "report.h"
 #include "state.h"
 #include "sysroot.h"
 
@@ -74,5 +75,27 @@ typedef int (*fx_reader_fn)(const struct vmc_state_opts *, struct vmc_arena *,
 void fx_run(struct fx_run *t, struct vmc_sysroot root, fx_reader_fn read);
 /* Free what the run allocated; close the root too if @close_root. */
 void fx_run_done(struct fx_run *t, bool close_root);
+
+/*
+ * A report that keeps a copy of every step it is handed, for tests of what
+ * reaches the reports. fx_capture_init() before use; the report's free op
+ * (or fx_capture_free) releases the copies.
+ */
+struct fx_cap_rec {
+	char *host, *check, *name, *message, *notes, *evidence;
+	enum vmc_step_status status;
+	uint64_t t_zero, t_action, t_kernel, t_confirm, t_end;
+	int64_t latency_ns;
+};
+
+struct fx_capture {
+	struct vmc_report base;
+	struct fx_cap_rec r[64];
+	size_t n;
+	unsigned finished; /* finish() calls */
+};
+
+void fx_capture_init(struct fx_capture *c);
+void fx_capture_free(struct fx_capture *c);
 
 #endif

@@ -278,3 +278,67 @@ int main(int argc, char **argv)
 	free(results);
 	return nfail ? 1 : 0;
 }
+
+/* ---- fx_capture */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int capture_step(struct vmc_report *r, const struct vmc_step_record *rec)
+{
+	struct fx_capture *c = (struct fx_capture *)r;
+	struct fx_cap_rec *x;
+
+	CU_ASSERT_FATAL(c->n < ARRAY_SIZE(c->r));
+	x = &c->r[c->n++];
+	x->host = dup_or_null(rec->host);
+	x->check = dup_or_null(rec->check);
+	x->name = dup_or_null(rec->name);
+	x->message = dup_or_null(rec->message);
+	x->notes = dup_or_null(rec->notes);
+	x->evidence = dup_or_null(rec->evidence);
+	x->status = rec->status;
+	x->t_zero = rec->t_zero;
+	x->t_action = rec->t_action;
+	x->t_kernel = rec->t_kernel;
+	x->t_confirm = rec->t_confirm;
+	x->t_end = rec->t_end;
+	x->latency_ns = rec->latency_ns;
+	return 0;
+}
+
+static int capture_finish(struct vmc_report *r)
+{
+	((struct fx_capture *)r)->finished++;
+	return 0;
+}
+
+void fx_capture_free(struct fx_capture *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		struct fx_cap_rec *x = &c->r[i];
+
+		free(x->host);
+		free(x->check);
+		free(x->name);
+		free(x->message);
+		free(x->notes);
+		free(x->evidence);
+	}
+	c->n = 0;
+}
+
+static void capture_free(struct vmc_report *r)
+{
+	fx_capture_free((struct fx_capture *)r);
+}
+
+void fx_capture_init(struct fx_capture *c)
+{
+	static const struct vmc_report_ops ops = { capture_step, capture_finish, capture_free };
+
+	memset(c, 0, sizeof(*c));
+	c->base.ops = &ops;
+}

@@ -353,6 +353,256 @@ static void text_progress_and_summary(void)
 	free(out);
 }
 
+/* ---- --hosts: the parser next to the JSON writer, reports with a host */
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Every field of @b as @a had it. */
+static void assert_same_record(const struct vmc_step_record *a, const struct vmc_step_record *b)
+{
+	CU_ASSERT(same_str(a->host, b->host));
+	CU_ASSERT(same_str(a->check, b->check));
+	CU_ASSERT(same_str(a->name, b->name));
+	CU_ASSERT(same_str(a->operation, b->operation));
+	CU_ASSERT_EQUAL(a->status, b->status);
+	CU_ASSERT(same_str(a->message, b->message));
+	CU_ASSERT(same_str(a->notes, b->notes));
+	CU_ASSERT(same_str(a->evidence, b->evidence));
+	CU_ASSERT_EQUAL(a->t_zero, b->t_zero);
+	CU_ASSERT_EQUAL(a->t_begin, b->t_begin);
+	CU_ASSERT_EQUAL(a->t_action, b->t_action);
+	CU_ASSERT_EQUAL(a->t_reply, b->t_reply);
+	CU_ASSERT_EQUAL(a->t_kernel, b->t_kernel);
+	CU_ASSERT_EQUAL(a->t_confirm, b->t_confirm);
+	CU_ASSERT_EQUAL(a->t_event, b->t_event);
+	CU_ASSERT_EQUAL(a->t_end, b->t_end);
+	CU_ASSERT_EQUAL(a->latency_ns, b->latency_ns);
+}
+
+static void json_record_round_trip(void)
+{
+	char dir[] = "/tmp/vmc-json-XXXXXX", path[64];
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step_record in[3];
+	struct vmc_report *rep;
+	char *doc, *line, *save = NULL;
+	size_t n = 0;
+
+	/* A pass with every time (latency not a whole microsecond, kernel before the start)... */
+	rec_init(&in[0], "nic", "plug nic1 (52:54:00:76:00:01) on pciroot1", VMC_STEP_PASSED, 31);
+	in[0].t_confirm += 123456;
+	in[0].latency_ns = (int64_t)(in[0].t_confirm - in[0].t_action);
+	in[0].t_kernel = 999 * MS;
+	in[0].t_event = 2040 * MS + 7;
+	in[0].notes = "baseline: 2 links\nafter: 3 links \"eth1\" caf\xc3\xa9\n";
+	/* ... a failure with a host and evidence, a skip without action or operation. */
+	rec_init(&in[1], "disk", "unplug disk1 (serial vmcd00011)", VMC_STEP_FAILED, -1);
+	in[1].host = "a.example";
+	in[1].message = "no removal within 10000 ms\t<- here";
+	rec_init(&in[2], "vcpu", "not run", VMC_STEP_SKIPPED, -1);
+	in[2].host = "qemu:///system?socket=/run/x";
+	in[2].message = "the VM is gone";
+	in[2].operation = NULL;
+	in[2].t_action = in[2].t_reply = 0;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/r.json", dir);
+	CU_ASSERT_EQUAL_FATAL(vmc_report_json_new(path, &rep, &err), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(in); i++)
+		CU_ASSERT_EQUAL(rep->ops->step(rep, &in[i]), 0);
+	vmc_report_free(rep);
+	doc = slurp(path);
+	/* "host" only where a host was set: single-host lines are as before. */
+	CU_ASSERT_EQUAL(count(doc, "\"host\":"), 2);
+	CU_ASSERT(!strncmp(doc, "{\"check\":\"nic\"", 14));
+	for (line = strtok_r(doc, "\n", &save); line; line = strtok_r(NULL, "\n", &save), n++) {
+		struct vmc_report_json_step out;
+
+		CU_ASSERT_FATAL(n < ARRAY_SIZE(in));
+		CU_ASSERT_EQUAL_FATAL(vmc_report_json_parse(line, 1000 * MS, &out, &err), 0);
+		assert_same_record(&in[n], &out.rec);
+		vmc_report_json_step_free(&out);
+	}
+	CU_ASSERT_EQUAL(n, ARRAY_SIZE(in));
+	free(doc);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void json_parse_rejects_what_the_writer_never_writes(void)
+{
+	static const char tl[] = "\"timeline\":{\"begin\":0,\"action\":null,\"reply\":null,"
+				 "\"kernel\":null,\"confirm\":null,\"event\":null,\"end\":5}";
+	static const char head[] =
+		"{\"check\":\"nic\",\"step\":\"plug\",\"operation\":\"nic plug\",";
+	static const char tail[] = "\"message\":null,\"notes\":null,\"evidence\":null,";
+	const struct {
+		const char *middle, *why;
+	} bad[] = {
+		{ "\"status\":\"bogus\",", "report line: member status missing or mistyped" },
+		{ "\"status\":1,", "report line: member status missing or mistyped" },
+		{ "\"status\":\"passed\",\"host\":7,",
+		  "report line: member host missing or mistyped" },
+	};
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_report_json_step out = { .json = NULL };
+	char line[1024];
+
+	/* The well-formed line first, so each failure below is down to its one change. */
+	snprintf(line, sizeof(line), "%s\"status\":\"passed\",%s%s,\"latency_ms\":null}", head,
+		 tail, tl);
+	CU_ASSERT_EQUAL_FATAL(vmc_report_json_parse(line, 100, &out, &err), 0);
+	CU_ASSERT_EQUAL(out.rec.t_end, 105);
+	CU_ASSERT_EQUAL(out.rec.t_action, 0);
+	CU_ASSERT_EQUAL(out.rec.latency_ns, -1);
+	CU_ASSERT_PTR_NULL(out.rec.host);
+	vmc_report_json_step_free(&out);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(line, sizeof(line), "%s%s%s%s,\"latency_ms\":null}", head, bad[i].middle,
+			 tail, tl);
+		CU_ASSERT_EQUAL(vmc_report_json_parse(line, 0, &out, &err), -EINVAL);
+		CU_ASSERT_STRING_EQUAL(err.msg ? err.msg : "", bad[i].why);
+		vmc_error_clear(&err);
+	}
+	snprintf(line, sizeof(line), "%s\"status\":\"passed\",%s%s,\"latency_ms\":-2.0}", head,
+		 tail, tl);
+	CU_ASSERT_EQUAL(vmc_report_json_parse(line, 0, &out, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg ? err.msg : "", "report line: member latency_ms missing or "
+						       "mistyped");
+	vmc_error_clear(&err);
+	/* A timeline member missing: "kernel" dropped. */
+	snprintf(line, sizeof(line), "%s\"status\":\"passed\",%s\"timeline\":{\"begin\":0,"
+		 "\"action\":null,\"reply\":null,\"confirm\":null,\"event\":null,\"end\":5},"
+		 "\"latency_ms\":null}", head, tail);
+	CU_ASSERT_EQUAL(vmc_report_json_parse(line, 0, &out, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg ? err.msg : "", "report line: member kernel missing or "
+						       "mistyped");
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_report_json_parse("{\"check\":\"nic\"} x", 0, &out, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg ? err.msg : "", "report line: junk after the object");
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_report_json_parse("{\"check\":\"ni", 0, &out, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg ? err.msg : "", "report line: truncated");
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_report_json_parse("[1]", 0, &out, &err), -EINVAL);
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_report_json_parse("", 0, &out, &err), -EINVAL);
+	vmc_error_clear(&err);
+	/* Untouched on failure. */
+	CU_ASSERT_PTR_NULL(out.json);
+}
+
+static void junit_one_testsuite_per_host(void)
+{
+	static const char *const hosts[] = { "a.example", "b.example" };
+	char dir[] = "/tmp/vmc-junit-XXXXXX", path[64];
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step_record r;
+	struct vmc_report *rep;
+	const struct {
+		const char *host, *check, *name;
+		enum vmc_step_status st;
+	} steps[] = {
+		/* b first: the order in the file is the order the hosts were given. */
+		{ "b.example", "nic", "plug nic1", VMC_STEP_PASSED },
+		{ "a.example", "nic", "plug nic1", VMC_STEP_PASSED },
+		{ "b.example", "nic", "unplug nic1", VMC_STEP_FAILED },
+		{ "a.example", "disk", "plug disk1", VMC_STEP_PASSED },
+		{ "b.example", "disk", "plug disk1", VMC_STEP_SKIPPED },
+		{ "a.example", "disk", "unplug disk1", VMC_STEP_PASSED },
+	};
+	char *doc, *a, *b;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/junit.xml", dir);
+	CU_ASSERT_EQUAL_FATAL(vmc_report_junit_new_hosts(path, hosts, 2, &rep, &err), 0);
+	/* Both hosts are there before their first step. */
+	doc = slurp(path);
+	CU_ASSERT_EQUAL(xml_check(doc, "testsuites"), 3);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(doc, "<testsuite name=\"a.example\" tests=\"0\" failures=\"0\""));
+	free(doc);
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		rec_init(&r, steps[i].check, steps[i].name, steps[i].st, 20);
+		r.host = steps[i].host;
+		CU_ASSERT_EQUAL(rep->ops->step(rep, &r), 0);
+	}
+	CU_ASSERT_EQUAL(rep->ops->finish(rep), 0);
+	vmc_report_free(rep);
+	doc = slurp(path);
+	CU_ASSERT(xml_check(doc, "testsuites") > 0);
+	CU_ASSERT_EQUAL(count(doc, "<testsuite "), 2);
+	CU_ASSERT_EQUAL(count(doc, "<testcase "), 6);
+	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<testsuites name=\"vmcheck\" tests=\"6\" "
+					   "failures=\"1\" errors=\"0\" skipped=\"1\""));
+	a = strstr(doc, "<testsuite name=\"a.example\" tests=\"3\" failures=\"0\" errors=\"0\" "
+			"skipped=\"0\"");
+	b = strstr(doc, "<testsuite name=\"b.example\" tests=\"3\" failures=\"1\" errors=\"0\" "
+			"skipped=\"1\"");
+	CU_ASSERT_PTR_NOT_NULL(a);
+	CU_ASSERT_PTR_NOT_NULL(b);
+	CU_ASSERT(a < b);
+	/* Within a host the check is the class; a's cases all come before b's testsuite. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<testcase classname=\"disk\" name=\"unplug disk1\""));
+	CU_ASSERT_PTR_NULL(strstr(doc, "vmcheck.nic"));
+	CU_ASSERT(strstr(doc, "name=\"unplug disk1\"") < b);
+	CU_ASSERT(strstr(doc, "name=\"unplug nic1\"") > b);
+	free(doc);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void text_with_hosts(void)
+{
+	static const char *const hosts[] = { "a.example", "b.example" };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step_record r;
+	struct vmc_report *rep;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&out, &len);
+	char *a, *b;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_report_text_new_hosts(fp, false, hosts, 2, &rep, &err), 0);
+	rec_init(&r, "nic", "plug nic1", VMC_STEP_PASSED, 40);
+	r.host = "b.example";
+	rep->ops->step(rep, &r);
+	rec_init(&r, "nic", "plug nic1", VMC_STEP_PASSED, 10);
+	r.host = "a.example";
+	rep->ops->step(rep, &r);
+	rec_init(&r, "nic", "unplug nic1", VMC_STEP_FAILED, -1);
+	r.host = "b.example";
+	r.operation = "nic unplug";
+	rep->ops->step(rep, &r);
+	rep->ops->finish(rep);
+	fclose(fp);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[b.example] nic        plug nic1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[a.example] nic        plug nic1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[b.example] nic        unplug nic1"));
+	/* One summary block per host, in the given order, each with its own latencies. */
+	a = strstr(out, "\n[a.example]\n");
+	b = strstr(out, "\n[b.example]\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT(a < b);
+	CU_ASSERT_PTR_NOT_NULL(strstr(a, "  nic                        1       0       0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(a, "  nic plug                   1     10 ms     10 ms\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(a, "  a.example: 1 steps: 1 passed, 0 failed, 0 skipped"));
+	CU_ASSERT(strstr(a, "  a.example: 1 steps") < b);
+	CU_ASSERT_PTR_NOT_NULL(strstr(b, "  nic                        1       1       0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(b, "  nic plug                   1     40 ms     40 ms\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(b, "  b.example: 2 steps: 1 passed, 1 failed, 0 skipped"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n3 steps: 2 passed, 1 failed, 0 skipped in 1.1 s on 2 "
+					   "hosts\n"));
+	vmc_report_free(rep);
+	free(out);
+}
+
 VMC_SUITE(report, NULL, NULL, VMC_TEST(xml_checker_rejects_broken_documents),
 	  VMC_TEST(junit_well_formed_after_every_step), VMC_TEST(junit_bad_path_fails_early),
-	  VMC_TEST(json_one_object_per_step), VMC_TEST(text_progress_and_summary))
+	  VMC_TEST(json_one_object_per_step), VMC_TEST(text_progress_and_summary),
+	  VMC_TEST(json_record_round_trip),
+	  VMC_TEST(json_parse_rejects_what_the_writer_never_writes),
+	  VMC_TEST(junit_one_testsuite_per_host), VMC_TEST(text_with_hosts))

@@ -712,69 +712,12 @@ static const struct vmc_hv_ops fake_ops = {
 
 /* ------------------------------------------------------------ capture report */
 
-struct cap_rec {
-	char *check, *name, *message, *notes, *evidence;
-	enum vmc_step_status status;
-	uint64_t t_action, t_kernel, t_confirm;
-	int64_t latency_ns;
-};
-
-struct cap {
-	struct vmc_report base;
-	struct cap_rec r[64];
-	size_t n;
-};
-
-static char *dup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
-static int cap_step(struct vmc_report *r, const struct vmc_step_record *rec)
-{
-	struct cap *c = (struct cap *)r;
-	struct cap_rec *x = &c->r[c->n++];
-
-	CU_ASSERT_FATAL(c->n <= ARRAY_SIZE(c->r));
-	x->check = dup_or_null(rec->check);
-	x->name = dup_or_null(rec->name);
-	x->message = dup_or_null(rec->message);
-	x->notes = dup_or_null(rec->notes);
-	x->evidence = dup_or_null(rec->evidence);
-	x->status = rec->status;
-	x->t_action = rec->t_action;
-	x->t_kernel = rec->t_kernel;
-	x->t_confirm = rec->t_confirm;
-	x->latency_ns = rec->latency_ns;
-	return 0;
-}
-
-static int cap_finish(struct vmc_report *r)
-{
-	return 0;
-}
-
-static void cap_free(struct vmc_report *r)
-{
-	struct cap *c = (struct cap *)r;
-
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->r[i].check);
-		free(c->r[i].name);
-		free(c->r[i].message);
-		free(c->r[i].notes);
-		free(c->r[i].evidence);
-	}
-}
-
-static const struct vmc_report_ops cap_ops = { cap_step, cap_finish, cap_free };
-
 /* ------------------------------------------------------------ fixture */
 
 static struct fixture {
 	struct fguest g;
 	struct fake_hv h;
-	struct cap cap;
+	struct fx_capture cap;
 	struct vmc_report *reps[1];
 	struct vmc_run_opts opts;
 	struct vmc_suite *s;
@@ -811,7 +754,7 @@ static void start(void)
 	CU_ASSERT_EQUAL_FATAL(pipe2(T.h.pipe, O_CLOEXEC | O_NONBLOCK), 0);
 	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s", T.g.path);
 
-	T.cap.base.ops = &cap_ops;
+	fx_capture_init(&T.cap);
 	T.reps[0] = &T.cap.base;
 	T.opts = (struct vmc_run_opts){ .repeat = 1, .deadline_ms = 300 };
 	CU_ASSERT_EQUAL_FATAL(vmc_suite_new(&T.h.hv, &T.opts, T.reps, 1, &T.s, &err), 0);
@@ -837,12 +780,12 @@ static void stop(void)
 	close(T.h.pipe[1]);
 	unlink(T.g.path);
 	rmdir(T.dir);
-	cap_free(&T.cap.base);
+	fx_capture_free(&T.cap);
 	pthread_mutex_destroy(&T.g.mu);
 	pthread_mutex_destroy(&T.h.mu);
 }
 
-static const struct cap_rec *last(void)
+static const struct fx_cap_rec *last(void)
 {
 	return &T.cap.r[T.cap.n - 1];
 }
@@ -946,7 +889,7 @@ static void device_never_appears(void)
 
 static void device_appears_with_timeline(void)
 {
-	const struct cap_rec *x;
+	const struct fx_cap_rec *x;
 
 	start();
 	CU_ASSERT_EQUAL(plug_nic(30, 2000), 0);
