@@ -209,8 +209,13 @@ static int unplug(struct vmc_ctx *c, struct vcpu *v, bool *deleted)
 	*deleted = true;
 	r = vmc_step_acted(s, hv->ops->cpu_del(hv, v->id, &err), &err);
 	vmc_error_clear(&err);
+	/*
+	 * The kernel removes the CPU's device (a uevent, a push) before it
+	 * clears the CPU from cpu/present, which nothing announces: ask, too.
+	 */
 	if (r == 0)
-		r = vmc_step_expect(s, vmc_chk_cpu_gone, &v->want, deadline);
+		r = vmc_step_expect_asking(s, vmc_chk_cpu_gone, &v->want,
+					   VMCHECK__V1__SECTION__SECTION_CPUS, deadline);
 	if (r == 0)
 		r = vmc_step_expect_event(s, VMC_EV_DEVICE_DELETED, v->id, deadline);
 	if (r == 0)

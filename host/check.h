@@ -97,7 +97,8 @@ int vmc_step_expect(struct vmc_step *s, vmc_expect_fn fn, void *arg, unsigned de
 /*
  * vmc_step_expect_asking - vmc_step_expect for a change no uevent announces
  * (a suspend count after a resume someone else caused): the view is also
- * refreshed with a GetState of @sections every 200 ms until @fn holds.
+ * refreshed with a GetState of @sections every 200 ms until @fn holds
+ * (pushes still confirm, and time it, as they arrive).
  */
 int vmc_step_expect_asking(struct vmc_step *s, vmc_expect_fn fn, void *arg, uint32_t sections,
 			   unsigned deadline_ms);

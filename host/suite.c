@@ -27,6 +27,7 @@
 #define DEATH_GRACE_MS 2000  /* a closed socket before the process is reaped */
 #define HELLO_RETRY_MS 2000  /* re-Hello while waiting for an agent */
 #define CALL_TIMEOUT_MS 5000 /* Hello and Subscribe of a live agent */
+#define ASK_EVERY_MS 200     /* vmc_step_expect_asking: a GetState this often */
 #define KMSG_MAX_LINES 100   /* kernel log lines kept as evidence */
 #define KMSG_MAX_PAGES 64
 
@@ -672,11 +673,14 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 		Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 		Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
 		Vmcheck__V1__Response *rsp;
+		uint64_t ask = now_ns() + ASK_EVERY_MS * 1000000ull;
+		struct wait w = { .fn = fn, .arg = arg, .deadline = ask < end ? ask : end };
 
-		poll(NULL, 0, 200);
-		r = agent_pump(st, NULL); /* pushes first: they may be the confirmation */
-		if (r < 0 || fn(vmc_view_state(s->view), arg, &why))
-			break;
+		/* Pushes as they come (they confirm, and time it); then ask. */
+		r = wait_for(st, &w);
+		if (r != -ETIMEDOUT)
+			return r;
+		r = 0;
 		get.sections = sections;
 		req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
 		req.get_state = &get;
@@ -688,7 +692,7 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 		}
 	}
 	/* Judged (and timed) as any expectation: at once if it holds now. */
-	return vmc_step_expect(st, fn, arg, deadline_ms);
+	return r < 0 ? r : vmc_step_expect(st, fn, arg, deadline_ms);
 }
 
 int vmc_step_expect_event(struct vmc_step *st, const char *name, const char *device,
