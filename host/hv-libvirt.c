@@ -357,21 +357,31 @@ static bool local_uri(const char *uri)
 	return p && p[3] == '/';
 }
 
-/* Has the guest opened virtio channel @name before @deadline_ns? */
-static bool channel_up(struct hv_lv *h, const char *name, uint64_t deadline_ns)
+/*
+ * Wait until the guest opens virtio channel @name, reading the live XML
+ * (libvirt tracks the state of every channel there). Returns 1 when it is
+ * open, 0 when not by @deadline_ns, -ENOENT when the domain has no such
+ * channel at all.
+ */
+static int channel_up(struct hv_lv *h, const char *name, uint64_t deadline_ns)
 {
-	do {
+	for (;;) {
 		struct vmc_lvxml *x = NULL;
 		struct vmc_error e = VMC_ERROR_INIT;
-		bool up = live(h, &x, &e) == 0 && vmc_lvxml_channel_connected(x, name);
+		char *path = NULL;
+		int up = 0;
 
+		if (live(h, &x, &e) == 0) {
+			path = vmc_lvxml_channel_path(x, name);
+			up = !path ? -ENOENT : vmc_lvxml_channel_connected(x, name);
+		}
+		free(path);
 		vmc_lvxml_free(x);
 		vmc_error_clear(&e);
-		if (up)
-			return true;
+		if (up || vmc_mono_ns() >= deadline_ns)
+			return up;
 		poll(NULL, 0, 100);
-	} while (vmc_mono_ns() < deadline_ns);
-	return false;
+	}
 }
 
 static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err);
@@ -434,20 +444,13 @@ static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 static int lv_pm_suspend(struct vmc_hv *hv, struct vmc_error *err)
 {
 	struct hv_lv *h = H(hv);
-	struct vmc_lvxml *x = NULL;
-	char *path = NULL;
 	const virError *e;
-	int r = live(h, &x, err);
+	int r = channel_up(h, VMC_LV_QGA_CHANNEL, vmc_mono_ns() + QGA_WAIT_MS * 1000000ull);
 
 	if (r < 0)
-		return r;
-	path = vmc_lvxml_channel_path(x, VMC_LV_QGA_CHANNEL);
-	vmc_lvxml_free(x);
-	free(path);
-	if (!path)
 		return vmc_error_set(err, -ENOTSUP, "the domain has no " VMC_LV_QGA_CHANNEL
 						    " channel");
-	if (!channel_up(h, VMC_LV_QGA_CHANNEL, vmc_mono_ns() + QGA_WAIT_MS * 1000000ull))
+	if (r == 0)
 		return vmc_error_set(err, -ENOTSUP,
 				     "qemu-guest-agent did not open " VMC_LV_QGA_CHANNEL
 				     " within %d s",
@@ -1374,7 +1377,8 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 	} else if (kvm_offered(h, why, sizeof(why))) {
 		t0 = vmc_mono_ns();
 		r = create_domain(h, &d, "kvm", err);
-		if (r == 0 && channel_up(h, VMC_LV_AGENT_CHANNEL, t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull)) {
+		if (r == 0 &&
+		    channel_up(h, VMC_LV_AGENT_CHANNEL, t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull) > 0) {
 			fprintf(stderr, "vmcheck: libvirt: KVM: the guest's agent came up under KVM "
 					"in %.1f s\n",
 				(double)(vmc_mono_ns() - t0) / 1e9);

@@ -1018,6 +1018,14 @@ static void probe_write_cache(const char *qemu)
 	close(fd);
 }
 
+/* Cache a verdict a probe decided and a VM has run under since. */
+static void probe_commit(const char *qemu)
+{
+	if (probe_pending_write)
+		probe_write_cache(qemu);
+	probe_pending_write = false;
+}
+
 static bool match_open(const struct vmc_qmp_event *ev, void *ctx)
 {
 	json_object *open;
@@ -1128,10 +1136,7 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 			goto out;
 	}
 	/* Cache only a verdict a VM was then started with. */
-	if (probe_pending_write) {
-		probe_write_cache(l.qemu);
-		probe_pending_write = false;
-	}
+	probe_commit(l.qemu);
 	r = l.agent_ssh ? asprintf(&spec, "ssh://root@127.0.0.1:%u/sbin/vmcheck-agent-ssh",
 				   l.ssh_port)
 			: asprintf(&spec, "vserial:%s/agent.sock", l.workdir);
@@ -1163,10 +1168,7 @@ const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **
 			vmc_qmp_close(q);
 		}
 		/* The probe's own VM ran under the verdict: it is worth caching. */
-		if (probe_pending_write) {
-			probe_write_cache(l.qemu);
-			probe_pending_write = false;
-		}
+		probe_commit(l.qemu);
 		if (l.own_dir && l.workdir && !l.keep)
 			rmdir(l.workdir);
 		launch_free(&l);
