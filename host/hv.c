@@ -10,6 +10,7 @@ void vmc_hv_event_free(struct vmc_hv_event *ev)
 	free(ev->name);
 	free(ev->device);
 	free(ev->detail);
+	free(ev->reason);
 	memset(ev, 0, sizeof(*ev));
 }
 

@@ -35,7 +35,19 @@ struct vmc_hv_event {
 	char *name;      /* VMC_EV_* */
 	char *device;    /* device id the event is about ("nic1"), or NULL */
 	char *detail;    /* the raw event data as text, for evidence */
+	/*
+	 * SHUTDOWN and RESET: why, in QMP's words ("guest-shutdown",
+	 * "guest-reset", "guest-panic", "host-qmp-system-reset", ...); NULL
+	 * when the hypervisor does not say.
+	 */
+	char *reason;
 	uint64_t host_ns; /* host CLOCK_MONOTONIC at receipt */
+	/*
+	 * Not reported by the hypervisor but made up by the backend from an
+	 * API call's return (libvirt forwards no POWERDOWN): evidence says
+	 * so, and a check never counts it as observed.
+	 */
+	bool synthesized;
 };
 
 void vmc_hv_event_free(struct vmc_hv_event *ev);
@@ -87,6 +99,36 @@ struct vmc_hv_vcpu {
 	const struct vmc_hv_cpu *where; /* a free position */
 };
 
+/* Where the hypervisor put a DIMM: guest physical address and size. */
+struct vmc_hv_dimm_info {
+	uint64_t addr; /* bytes */
+	uint64_t size; /* bytes */
+	int slot;      /* -1 when not said */
+};
+
+/*
+ * Who still has a device being removed, each layer in its own words. A
+ * removal is done when every layer that can be asked says gone.
+ */
+struct vmc_hv_removal {
+	int vmm;             /* QEMU itself: 1 still has it, 0 gone, -1 could not ask */
+	char vmm_says[256];  /* "query-hotpluggable-cpus: socket 1 core 0 thread 0 free" */
+	int mgmt;            /* the management layer (libvirt's live state); -1 none or unknown */
+	char mgmt_says[256]; /* "libvirt live XML: vcpu 1 enabled" */
+};
+
+/*
+ * How the guest behind a NIC reaches this host, for the traffic probe:
+ * the guest gives the NIC @guest/@prefixlen and connects to @peer; the
+ * host's listener, bound to @listen, receives that connection.
+ */
+struct vmc_hv_netpath {
+	char guest[48];  /* "10.0.2.15" */
+	unsigned prefixlen;
+	char peer[48];   /* "10.0.2.2": QEMU user networking's gateway */
+	char listen[48]; /* "127.0.0.1": where slirp delivers the gateway's ports */
+};
+
 /* A host PCI function (an SR-IOV VF) handed to the guest through VFIO. */
 struct vmc_hv_vfio {
 	const char *id;   /* device id */
@@ -118,7 +160,13 @@ struct vmc_hv_ops {
 	int (*powerdown)(struct vmc_hv *hv, struct vmc_error *err);
 	int (*destroy)(struct vmc_hv *hv, struct vmc_error *err);
 
-	/* Hotplug. *_del only requests the removal: wait for DEVICE_DELETED. */
+	/*
+	 * Hotplug. *_del only requests the removal: wait for DEVICE_DELETED.
+	 * A *_del may also return -EINPROGRESS with @err holding the
+	 * hypervisor's words: the request went out but the hypervisor stopped
+	 * waiting for its outcome (libvirt's 5 s "unplug request timed out"):
+	 * the removal may still complete, the check must look for itself.
+	 */
 	int (*nic_add)(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc_error *err);
 	int (*nic_del)(struct vmc_hv *hv, const char *id, struct vmc_error *err);
 	int (*disk_add)(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err);
@@ -158,6 +206,16 @@ struct vmc_hv_ops {
 			  struct vmc_error *err);
 	int (*mem_info)(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_error *err);
 	int (*cpus)(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err);
+	/* Where DIMM @id sits (query-memory-devices; libvirt's live <address type='dimm'>). */
+	int (*dimm_info)(struct vmc_hv *hv, const char *id, struct vmc_hv_dimm_info *out,
+			 struct vmc_error *err);
+	/*
+	 * nic_path - how the guest behind NIC @id reaches this host. -ENOTSUP
+	 * with @err saying why when there is no such path (a remote libvirt
+	 * host, a network whose gateway is not on this machine).
+	 */
+	int (*nic_path)(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath *out,
+			struct vmc_error *err);
 
 	/*
 	 * Host-side view of a device, for the detection ladder: 1 if the
@@ -166,6 +224,13 @@ struct vmc_hv_ops {
 	 */
 	int (*device_present)(struct vmc_hv *hv, const char *id, char **where,
 			      struct vmc_error *err);
+	/*
+	 * removal_views - every layer's view of device (or vCPU) @id during or
+	 * after its removal; fills @out (-1 where a layer cannot be asked).
+	 * Returns 0, or negative with @err set when no layer could be asked.
+	 */
+	int (*removal_views)(struct vmc_hv *hv, const char *id, struct vmc_hv_removal *out,
+			     struct vmc_error *err);
 
 	/*
 	 * Events. wait_event takes the first queued or arriving event named
@@ -186,6 +251,20 @@ struct vmc_hv_ops {
 	 * its stderr, the last command sent).
 	 */
 	int (*alive)(struct vmc_hv *hv, struct vmc_error *err);
+	/*
+	 * ended - once alive() said -ESRCH: did the VM end cleanly? 0 if so
+	 * (QEMU exited with status 0; libvirt: shut off with reason
+	 * "shutdown"); -EIO if not, with @err saying how (a signal, an exit
+	 * status, crashed, destroyed); -ENOTSUP when the backend cannot know
+	 * (an attached QEMU is not our child), with @err saying why.
+	 */
+	int (*ended)(struct vmc_hv *hv, struct vmc_error *err);
+
+	/*
+	 * The serial console's log as a local file, for evidence (the kernel
+	 * log of a boot the agent cannot tell about any more); NULL if none.
+	 */
+	const char *(*console_log)(struct vmc_hv *hv);
 
 	/* Evidence: the command/event transcript from @since_ns on. */
 	void (*transcript)(struct vmc_hv *hv, uint64_t since_ns, FILE *out);
