@@ -74,6 +74,7 @@ static struct vmc_agent_conn *conn_new(const char *spec)
 		return NULL;
 	}
 	c->t.fd = -1;
+	c->t.pidfd = -1;
 	c->t.status = -1;
 	c->events_end = &c->events;
 	vmc_frame_reader_init(&c->rd, 0);

@@ -92,6 +92,7 @@ struct vmc_agent_transport {
 	const struct vmc_agent_transport_ops *ops;
 	int fd;     /* owned; -1 once closed */
 	pid_t pid;  /* exec: the child, leader of its own process group; 0 if none or reaped */
+	int pidfd;  /* exec: a pidfd of the child (readable once it exited), else -1 */
 	int status; /* exec: wait status once reaped, else -1 */
 	void *priv; /* ssh: the session and the thread pumping it */
 };

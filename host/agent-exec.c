@@ -12,9 +12,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "agent-client.h"
 
@@ -62,28 +64,46 @@ static int exec_open(struct vmc_agent_transport *t, const char *cmd, struct vmc_
 	setpgid(pid, pid);
 	t->fd = TAKE_FD(mine);
 	t->pid = pid;
+	/* The child is ours and not reaped yet: the pid cannot have been reused. */
+	t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	return 0;
 }
 
-/* Reap the child if it exits within @ms; returns true once reaped. */
+/* Reap the child if it has exited; returns true once reaped. */
+static bool try_reap(struct vmc_agent_transport *t)
+{
+	int st;
+	pid_t r;
+
+	if (t->pid <= 0)
+		return true;
+	r = waitpid(t->pid, &st, WNOHANG);
+	if (r != t->pid && !(r < 0 && errno == ECHILD))
+		return false;
+	t->status = r == t->pid ? st : -1;
+	t->pid = 0;
+	if (t->pidfd >= 0)
+		close(t->pidfd);
+	t->pidfd = -1;
+	return true;
+}
+
+/*
+ * Reap the child if it exits within @ms; returns true once reaped. The
+ * pidfd becomes readable when it exits: no polling. (Without pidfds, a
+ * kernel before 5.3, the wait is one plain sleep of @ms.)
+ */
 static bool reap_within(struct vmc_agent_transport *t, int ms)
 {
-	const struct timespec tick = { 0, 5 * 1000000 };
+	struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
 
-	for (int waited = 0; t->pid > 0; waited += 5) {
-		int st;
-		pid_t r = waitpid(t->pid, &st, WNOHANG);
-
-		if (r == t->pid || (r < 0 && errno == ECHILD)) {
-			t->status = r == t->pid ? st : -1;
-			t->pid = 0;
-			break;
-		}
-		if (waited >= ms)
-			return false;
-		nanosleep(&tick, NULL);
-	}
-	return true;
+	if (try_reap(t))
+		return true;
+	if (t->pidfd >= 0)
+		TEMP_FAILURE_RETRY(poll(&p, 1, ms));
+	else
+		poll(NULL, 0, ms);
+	return try_reap(t);
 }
 
 static void exec_describe_eof(struct vmc_agent_transport *t, char *buf, size_t size)
@@ -115,6 +135,9 @@ static void exec_close(struct vmc_agent_transport *t)
 	if (TEMP_FAILURE_RETRY(waitpid(t->pid, &t->status, 0)) < 0)
 		t->status = -1;
 	t->pid = 0;
+	if (t->pidfd >= 0)
+		close(t->pidfd);
+	t->pidfd = -1;
 }
 
 const struct vmc_agent_transport_ops vmc_agent_exec_ops = {
