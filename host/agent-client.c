@@ -18,6 +18,13 @@
  * of the largest frame rather than its size.
  */
 #define REPLY_BUDGET (16 * (size_t)VMC_FRAME_MAX_DEFAULT)
+/*
+ * Pushes queued while a reply is awaited: a guest cannot make the host
+ * hold more. A sane agent pushes a few per kernel burst; one over either
+ * bound is flooding, and the connection is cut off with that said.
+ */
+#define QUEUE_MAX_PUSHES 4096
+#define QUEUE_MAX_BYTES (256u << 20)
 
 /* A decoded Response with the budget its memory was counted against. */
 struct reply {
@@ -33,6 +40,8 @@ struct vmc_agent_conn {
 	uint64_t next_id;
 	struct reply *events;      /* queued pushes, oldest first */
 	struct reply **events_end; /* where the next push is linked */
+	size_t n_events, events_bytes; /* what the queue holds (decoded bytes) */
+	char *cut_off;             /* why the connection was cut off, or NULL */
 	struct reply *lent;        /* handed to the caller, not yet freed */
 	bool eof;
 };
@@ -147,6 +156,7 @@ void vmc_agent_close(struct vmc_agent_conn *c)
 	reply_list_free(c->events);
 	reply_list_free(c->lent);
 	vmc_frame_reader_free(&c->rd);
+	free(c->cut_off);
 	free(c->spec);
 	free(c);
 }
@@ -189,6 +199,8 @@ static int gone(struct vmc_agent_conn *c, const char *kind, struct vmc_error *er
 	char mid[64] = "";
 	size_t buffered = c->rd.end - c->rd.start;
 
+	if (c->cut_off)
+		return vmc_error_set(err, -EPIPE, "%s: %s", c->spec, c->cut_off);
 	if (c->t.ops)
 		c->t.ops->describe_eof(&c->t, why, sizeof(why));
 	if (buffered)
@@ -290,6 +302,25 @@ static int next_buffered(struct vmc_agent_conn *c, struct reply **out, size_t *b
 }
 
 /*
+ * The agent pushed more than the queue may hold while @what was awaited:
+ * cut it off, so that no guest can make the host hold ever more.
+ */
+static int flooded(struct vmc_agent_conn *c, const char *what, struct vmc_error *err)
+{
+	if (asprintf(&c->cut_off,
+		     "the agent flooded the host with pushes: %zu (%zu bytes decoded) queued while "
+		     "waiting for %s, over the bound of %d pushes or %u MiB: connection cut off",
+		     c->n_events, c->events_bytes, what, QUEUE_MAX_PUSHES, QUEUE_MAX_BYTES >> 20) < 0)
+		c->cut_off = NULL;
+	c->eof = true;
+	reply_list_free(c->events);
+	c->events = NULL;
+	c->events_end = &c->events;
+	c->n_events = c->events_bytes = 0;
+	return gone(c, NULL, err);
+}
+
+/*
  * Read until the Response with @id, the reply to @kind, arrives (id 0, kind
  * NULL: the next push). Pushes met on the way are queued; replies with
  * another id are stale (a request given up on, or a previous host session
@@ -315,6 +346,11 @@ static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uin
 			if (rep->msg->id == 0) {
 				*c->events_end = rep;
 				c->events_end = &rep->next;
+				c->n_events++;
+				c->events_bytes += rep->budget.used;
+				if (c->n_events > QUEUE_MAX_PUSHES ||
+				    c->events_bytes > QUEUE_MAX_BYTES)
+					return flooded(c, what, err);
 			} else {
 				reply_free(rep);
 			}
@@ -397,6 +433,8 @@ int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms,
 		c->events = rep->next;
 		if (!c->events)
 			c->events_end = &c->events;
+		c->n_events--;
+		c->events_bytes -= rep->budget.used;
 	} else {
 		r = wait_for(c, 0, NULL, deadline_of(timeout_ms), timeout_ms, &rep, err);
 		if (r < 0)
@@ -459,6 +497,7 @@ int vmc_agent_hello(struct vmc_agent_conn *c, int timeout_ms, Vmcheck__V1__Respo
 	int r;
 
 	hello.protocol_version = 1;
+	hello.protocol_minor = 1;
 	hello.client = "vmcheck " VMC_VERSION;
 	req.kind_case = VMCHECK__V1__REQUEST__KIND_HELLO;
 	req.hello = &hello;
