@@ -733,6 +733,95 @@ static int qmp_device_present(struct vmc_hv *hv, const char *id, char **where,
 	return 1;
 }
 
+static int qmp_dimm_info(struct vmc_hv *hv, const char *id, struct vmc_hv_dimm_info *out,
+			 struct vmc_error *err)
+{
+	json_object *devs = NULL;
+	int r = run(H(hv), "query-memory-devices", NULL, &devs, err, "query-memory-devices");
+
+	if (r < 0)
+		return r;
+	r = vmc_error_set(err, -ENOENT, "query-memory-devices lists no DIMM with id %s", id);
+	for (size_t i = 0; i < json_object_array_length(devs); i++) {
+		json_object *d = json_object_array_get_idx(devs, i), *data;
+		const char *type = str_of(d, "type"), *did;
+
+		if (!json_object_object_get_ex(d, "data", &data))
+			continue;
+		did = str_of(data, "id");
+		if (!type || strcmp(type, "dimm") || !did || strcmp(did, id))
+			continue;
+		out->addr = (uint64_t)int_of(data, "addr", 0);
+		out->size = (uint64_t)int_of(data, "size", 0);
+		out->slot = (int)int_of(data, "slot", -1);
+		vmc_error_clear(err);
+		r = 0;
+	}
+	json_object_put(devs);
+	return r;
+}
+
+/*
+ * Every NIC this backend adds has a user netdev (slirp): the guest is
+ * 10.0.2.15/24 there and its gateway 10.0.2.2 is this host's loopback.
+ */
+static int qmp_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath *out,
+			struct vmc_error *err)
+{
+	struct hv_qmp *h = H(hv);
+	bool ours = false;
+
+	for (size_t i = 0; i < h->n_nics; i++)
+		ours |= !strcmp(h->nics[i].id, id);
+	if (!ours)
+		return vmc_error_set(err, -ENOTSUP, "%s: not a NIC this run added: its network is "
+						    "unknown",
+				     id);
+	snprintf(out->guest, sizeof(out->guest), "10.0.2.15");
+	out->prefixlen = 24;
+	snprintf(out->peer, sizeof(out->peer), "10.0.2.2");
+	snprintf(out->listen, sizeof(out->listen), "127.0.0.1");
+	return 0;
+}
+
+/* QEMU is the only layer: what QOM says of /machine/peripheral/@id. */
+static int qmp_removal_views(struct vmc_hv *hv, const char *id, struct vmc_hv_removal *out,
+			     struct vmc_error *err)
+{
+	char *where = NULL;
+	int r = qmp_device_present(hv, id, &where, err);
+
+	memset(out, 0, sizeof(*out));
+	out->mgmt = -1;
+	snprintf(out->mgmt_says, sizeof(out->mgmt_says), "no layer above QEMU (QMP)");
+	if (r < 0) {
+		out->vmm = -1;
+		snprintf(out->vmm_says, sizeof(out->vmm_says), "%s", err->msg ? err->msg : "?");
+		return r;
+	}
+	out->vmm = r;
+	snprintf(out->vmm_says, sizeof(out->vmm_says), "qom-get /machine/peripheral/%s: %s", id,
+		 r ? (where ? where : "present") : "DeviceNotFound");
+	free(where);
+	return 0;
+}
+
+static int qmp_ended(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct hv_qmp *h = H(hv);
+
+	if (!h->proc)
+		return vmc_error_set(err, -ENOTSUP,
+				     "QEMU is not this program's child (attached): its exit status "
+				     "is unknown");
+	return vmc_qemu_proc_ended(h->proc, EXIT_WAIT_MS, vmc_qmp_last_command(h->q), err);
+}
+
+static const char *qmp_console_log(struct vmc_hv *hv)
+{
+	return H(hv)->proc ? vmc_qemu_proc_console(H(hv)->proc) : NULL;
+}
+
 /* ---- events */
 
 static int qmp_wait_event(struct vmc_hv *hv, const char *name, const char *device,
@@ -753,6 +842,9 @@ static int qmp_wait_event(struct vmc_hv *hv, const char *name, const char *devic
 	memset(out, 0, sizeof(*out));
 	out->name = ev.name;
 	out->device = *id ? strdup(id) : NULL;
+	/* SHUTDOWN and RESET say why: {"guest": true, "reason": "guest-shutdown"}. */
+	if (ev.data && str_of(ev.data, "reason"))
+		out->reason = strdup(str_of(ev.data, "reason"));
 	out->detail =
 	    strdup(ev.data ? json_object_to_json_string_ext(
 				 ev.data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -861,13 +953,18 @@ static const struct vmc_hv_ops hv_qmp_ops = {
     .free_slots = qmp_free_slots,
     .mem_info = qmp_mem_info,
     .cpus = qmp_cpus,
+    .dimm_info = qmp_dimm_info,
+    .nic_path = qmp_nic_path,
     .device_present = qmp_device_present,
+    .removal_views = qmp_removal_views,
     .wait_event = qmp_wait_event,
     .seen_event = qmp_seen_event,
     .flush_events = qmp_flush_events,
     .fd = qmp_fd,
     .pump = qmp_pump,
     .alive = qmp_alive,
+    .ended = qmp_ended,
+    .console_log = qmp_console_log,
     .transcript = qmp_transcript,
     .agent_spec = qmp_agent_spec,
     .free = qmp_free,

@@ -233,6 +233,21 @@ int vmc_qemu_proc_status(struct vmc_qemu_proc *p, int wait_ms, const char *last_
 	return describe_exit(p, -ESRCH, last_cmd, err);
 }
 
+int vmc_qemu_proc_ended(struct vmc_qemu_proc *p, int wait_ms, const char *last_cmd,
+			struct vmc_error *err)
+{
+	if (!wait_exit(p, wait_ms))
+		return vmc_error_set(err, -EBUSY, "QEMU (pid %d) has not exited", (int)p->pid);
+	if (WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0)
+		return 0;
+	return describe_exit(p, -EIO, last_cmd, err);
+}
+
+const char *vmc_qemu_proc_console(const struct vmc_qemu_proc *p)
+{
+	return p->files[F_CONSOLE];
+}
+
 void vmc_qemu_proc_kill(struct vmc_qemu_proc *p, struct vmc_qmp *q)
 {
 	if (!p->reaped && q)

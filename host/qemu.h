@@ -155,6 +155,16 @@ int vmc_qemu_proc_status(struct vmc_qemu_proc *p, int wait_ms, const char *last_
  */
 void vmc_qemu_proc_stop(struct vmc_qemu_proc *p, struct vmc_qmp *q);
 
+/*
+ * vmc_qemu_proc_ended - how the process ended, waiting up to @wait_ms for
+ * it: 0 if it exited with status 0; -EIO with @err saying how otherwise (a
+ * signal, another status, its stderr's end); -EBUSY if it has not exited.
+ */
+int vmc_qemu_proc_ended(struct vmc_qemu_proc *p, int wait_ms, const char *last_cmd,
+			struct vmc_error *err);
+/* The serial console's log file (the launcher's chardev file). */
+const char *vmc_qemu_proc_console(const struct vmc_qemu_proc *p);
+
 /* The process is gone (destroy): reap it, keep @p for status reports. */
 void vmc_qemu_proc_kill(struct vmc_qemu_proc *p, struct vmc_qmp *q);
 
