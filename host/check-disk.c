@@ -295,6 +295,8 @@ static int probe(struct vmc_ctx *c, struct disk *d)
 	r = judge_probe(d, resp->probe, msg, sizeof(msg));
 	vmc_agent_response_free(vmc_step_conn(s), resp);
 	d->probed = r == 0;
+	if (r < 0)
+		vmc_step_usable(s, false, "%s", msg);
 	return vmc_step_end(s, r, "%s", msg);
 }
 
@@ -305,17 +307,17 @@ static int unplug(struct vmc_ctx *c, struct disk *d)
 	struct vmc_error err = VMC_ERROR_INIT;
 	unsigned deadline = c->opts->deadline_ms;
 	struct vmc_step *s;
+	bool pending = false;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (serial %s)", d->id, d->serial);
-	r = vmc_step_acted(s, hv->ops->disk_del(hv, d->id, &err), &err);
-	vmc_error_clear(&err);
+	r = vmc_chk_del(s, hv->ops->disk_del(hv, d->id, &err), &err, &pending);
 	if (r == 0)
 		r = vmc_step_expect(s, vmc_chk_disk_gone, &d->want, deadline);
-	if (r == 0)
-		r = vmc_step_expect_event(s, VMC_EV_DEVICE_DELETED, d->id, deadline);
 	if (r == -ETIMEDOUT)
 		ladder(s, d, true);
+	else if (r == 0)
+		r = vmc_chk_removed(c, s, d->id, pending, deadline);
 	if (r < 0)
 		return vmc_step_end(s, r, NULL);
 	d->added = false;

@@ -378,7 +378,7 @@ static int armed(struct vmc_ctx *c, struct kdump_run *k)
 	struct vmc_step *s = vmc_step_begin(c, CHECK, STEP_ARMED);
 	uint64_t t0 = vmc_mono_ns(), until = t0 + c->opts->deadline_ms * MS;
 	Vmcheck__V1__Response *rsp;
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 	char size[32];
 	uint64_t mem;
 	bool ok;
@@ -568,7 +568,7 @@ static int follow(struct vmc_ctx *c, struct vmc_step *s, struct kdump_run *k)
 		const Vmcheck__V1__CrashDump *d;
 		enum vmc_kdump_progress p;
 		Vmcheck__V1__Response *rsp = NULL;
-		struct vmc_why why = {""};
+		struct vmc_why why = { .text = "" };
 		const char *dir = "";
 		int r;
 
@@ -651,7 +651,7 @@ static int found(struct vmc_ctx *c, struct kdump_run *k)
 	struct vmc_step *s = vmc_step_begin(c, CHECK, STEP_FOUND);
 	const Vmcheck__V1__CrashDump *d;
 	Vmcheck__V1__Response *rsp;
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 	const char *dir = "";
 	bool ok;
 	int r;

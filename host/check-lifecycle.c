@@ -36,6 +36,7 @@ struct clock_sample {
 	uint64_t host_ns;  /* host time at the middle of the round trip */
 	uint64_t guest_ns; /* guest CLOCK_MONOTONIC in the middle of its read */
 	uint64_t rtt_ns;   /* the round trip: the reading's uncertainty */
+	char boot_id[40];  /* the boot it was read in: another boot's clock is another clock */
 };
 
 static void get_state_request(Vmcheck__V1__Request *req, Vmcheck__V1__GetState *get)
@@ -63,6 +64,8 @@ static int sample_clock(struct vmc_step *s, unsigned deadline_ms, struct clock_s
 	out->host_ns = t0 + (t1 - t0) / 2;
 	out->guest_ns = rsp->state->mono_ns + rsp->state->read_ns / 2;
 	out->rtt_ns = t1 - t0;
+	snprintf(out->boot_id, sizeof(out->boot_id), "%s",
+		 rsp->state->boot_id ? rsp->state->boot_id : "");
 	vmc_agent_response_free(vmc_step_conn(s), rsp);
 	return 0;
 }
@@ -114,6 +117,17 @@ static int judge_clock(struct vmc_step *s, const struct clock_sample *a,
 	int64_t tol = (int64_t)(a->rtt_ns / 2 + b->rtt_ns / 2) + CLOCK_SLACK_MS * 1000000ll;
 	int64_t want = (int64_t)stopped_ns - tol;
 
+	if (strcmp(a->boot_id, b->boot_id))
+		return vmc_step_end(s, -ECONNRESET,
+				    "the guest rebooted while it was stopped or resumed: boot_id %s "
+				    "before stop, %s after cont",
+				    a->boot_id, b->boot_id);
+	/* A monotonic clock never goes back: if it did, the guest lost its state. */
+	if (guest < 0)
+		return vmc_step_end(s, -EINVAL,
+				    "the guest's monotonic clock went backwards by %.1f ms over %.1f ms "
+				    "of host time across stop/cont",
+				    ms_of(-guest), ms_of(host));
 	if (lag >= want) {
 		vmc_step_note(s,
 			      "guest clock advanced %.1f ms over %.1f ms of host time: it lags by "
@@ -294,8 +308,8 @@ int vmc_check_lifecycle_s3(struct vmc_ctx *c)
 			r = wakeup(c, count);
 			rc = rc ? rc : r;
 		} else {
-			vmc_step_skip(c, CHECK, "wakeup (system_wakeup, suspend count +1)",
-				      "the guest did not suspend");
+			vmc_step_not_run(c, CHECK, "wakeup (system_wakeup, suspend count +1)", true,
+					 "not run: the guest did not suspend");
 		}
 	}
 	/* After S3, ACPI works again only after a reset (LAB.md): always reset. */
@@ -318,19 +332,51 @@ int vmc_check_lifecycle_reboot(struct vmc_ctx *c)
 	return vmc_step_end(s, r, NULL);
 }
 
+/*
+ * A clean shutdown and nothing else: SHUTDOWN with reason guest-shutdown
+ * (a panic also ends in SHUTDOWN, reason guest-panic, and QEMU still exits
+ * 0), no GUEST_PANICKED, and the VM ending cleanly (QEMU's exit status 0;
+ * libvirt: shut off with reason shutdown). A POWERDOWN the backend made up
+ * is noted as such and proves nothing.
+ */
 int vmc_check_lifecycle_powerdown(struct vmc_ctx *c)
 {
+	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_step *s = vmc_step_begin(c, CHECK, "powerdown (ACPI button, clean shutdown)");
+	const struct vmc_hv_event *ev;
 	unsigned dl = c->opts->deadline_ms;
 	int r;
 
-	r = vmc_step_acted(s, c->hv->ops->powerdown(c->hv, &err), &err);
+	r = vmc_step_acted(s, hv->ops->powerdown(hv, &err), &err);
 	if (r == 0)
 		r = vmc_step_expect_event(s, "POWERDOWN", NULL, dl);
 	if (r == 0)
 		r = vmc_step_expect_event(s, "SHUTDOWN", NULL, dl);
-	if (r == 0)
-		r = vmc_step_expect_exit(s, dl);
-	return vmc_step_end(s, r, NULL);
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	ev = vmc_step_event(s);
+	if (hv->ops->seen_event(hv, VMC_EV_GUEST_PANICKED, NULL))
+		return vmc_step_end(s, -EIO, "the guest panicked on its way down (%s seen; SHUTDOWN "
+					     "reason %s)",
+				    VMC_EV_GUEST_PANICKED, ev && ev->reason ? ev->reason : "not given");
+	if (ev && ev->reason && strcmp(ev->reason, "guest-shutdown"))
+		return vmc_step_end(s, -EIO, "SHUTDOWN with reason %s, want guest-shutdown: %s",
+				    ev->reason, ev->detail ? ev->detail : "");
+	if (!ev || !ev->reason)
+		return vmc_step_end(s, -EIO, "the %s backend gives no reason for the SHUTDOWN: a "
+					     "clean guest shutdown is not proven (%s)",
+				    hv->ops->name, ev && ev->detail ? ev->detail : "no detail");
+	r = vmc_step_expect_exit(s, dl);
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	r = hv->ops->ended ? hv->ops->ended(hv, &err) : -ENOTSUP;
+	if (r == -ENOTSUP)
+		vmc_step_note(s, "how the VM ended is unknown: %s",
+			      err.msg ? err.msg : "the backend cannot tell");
+	else if (r < 0)
+		r = vmc_step_end(s, r, "the VM did not end cleanly: %s",
+				 err.msg ? err.msg : strerror(-r));
+	vmc_error_clear(&err);
+	return r < 0 && r != -ENOTSUP ? r : vmc_step_end(s, 0, NULL);
 }

@@ -36,6 +36,19 @@ void vmc_chk_mac(unsigned run, unsigned seq, char out[18]);
 bool vmc_chk_addr_eq(const char *a, const char *b);
 
 /*
+ * vmc_chk_section - may a predicate judge section @bit of @st? False, with
+ * @why saying so, when the section never arrived or when the agent's
+ * newest read of it failed: then the data in @st is stale and @why quotes
+ * the agent's error. A predicate calls this for every section it reads,
+ * so a device is never found, nor found gone, in data the agent could not
+ * vouch for.
+ */
+bool vmc_chk_section(const Vmcheck__V1__State *st, uint32_t bit, struct vmc_why *why);
+/* The agent's error for section @bit in @st (its newest read failed), or NULL. */
+const Vmcheck__V1__SectionError *vmc_chk_section_error(const Vmcheck__V1__State *st,
+							uint32_t bit);
+
+/*
  * Lookups in a State; NULL when absent (or the section is missing). A block
  * by serial is a whole device, never one of its partitions.
  */
@@ -80,23 +93,43 @@ bool vmc_chk_disk_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *wh
 bool vmc_chk_disk_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
 
 /*
- * A DIMM, identified in the guest by the memory blocks it brought: those not
- * in the baseline @base (sorted indices), which must be @size bytes' worth
- * of contiguous blocks. vmc_chk_dimm_blocks fills @first and @count.
+ * A DIMM, identified in the guest by its address: the hypervisor says
+ * where it put the DIMM (vmc_hv_ops.dimm_info), and the guest must show
+ * exactly the memory blocks addr/block_size .. (addr+size)/block_size - 1
+ * (block n starts at n * block_size), no other new one, all online;
+ * in zone Movable when @movable. Blocks present before the plug (@base)
+ * belong to others.
  */
 struct vmc_chk_dimm {
 	uint64_t *base; /* owned; block indices before the plug, sorted */
 	size_t n_base;
+	uint64_t block_size;  /* the guest's, at the plug */
 	uint64_t base_online; /* Memory.online_bytes before the plug */
 	uint64_t left_online; /* what should stay online after the unplug */
 	uint64_t size;
-	uint64_t first, count;
+	uint64_t addr;         /* where the hypervisor put it */
+	uint64_t first, count; /* its blocks */
+	bool movable;          /* the guest onlines it movable, or the check asked for it */
 };
-/* Copy the baseline out of @st; -ENOMEM, or -ENOENT if it has no memory section. */
+/*
+ * Copy the baseline out of @st: -ENOMEM, or -ENOENT when @st has no fresh
+ * memory section (none, or the agent's newest read failed).
+ */
 int vmc_chk_dimm_init(struct vmc_chk_dimm *d, const Vmcheck__V1__State *st, uint64_t size);
+/*
+ * vmc_chk_dimm_place - the hypervisor put the DIMM at @addr with @size:
+ * sets its blocks. -EINVAL with @err set when @size is not what was asked
+ * or the DIMM is not aligned to the guest's memory blocks.
+ */
+int vmc_chk_dimm_place(struct vmc_chk_dimm *d, uint64_t addr, uint64_t size,
+		       struct vmc_error *err);
 void vmc_chk_dimm_free(struct vmc_chk_dimm *d);
+/* Every block of the DIMM present, and no other new block. */
 bool vmc_chk_dimm_blocks(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
-/* The DIMM's blocks all online, online bytes = baseline + size. */
+/*
+ * The DIMM's blocks all online (in zone Movable when d->movable: another
+ * zone is final), online bytes = baseline + size.
+ */
 bool vmc_chk_dimm_online(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
 /*
  * vmc_chk_dimm_unplugging - right before the unplug, from @st: what must
@@ -108,16 +141,27 @@ void vmc_chk_dimm_unplugging(struct vmc_chk_dimm *d, const Vmcheck__V1__State *s
 bool vmc_chk_dimm_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
 
 /*
- * A vCPU by its guest id (QEMU's cpu_index): present in the guest and new
- * since @base_present (the Cpus.present list before the plug), then online,
- * then gone.
+ * A vCPU, identified in the guest by what changed and where it sits: the
+ * one CPU present now that was not before the plug (QEMU's cpu-index is
+ * never taken for Linux's CPU number), whose topology ids, once it is
+ * online, must be the socket/die/core/thread QEMU put it at.
  */
 struct vmc_chk_cpu {
-	unsigned id;
-	char base_present[256];
+	char base_present[256]; /* Cpus.present before the plug */
+	int id;                 /* the guest's number of the new CPU; -1 until found */
+	int socket_id, die_id, core_id, thread_id; /* QEMU's props; -1 when absent */
+	bool thread_known; /* the agent reports thread ids (protocol minor >= 1) */
 };
+void vmc_chk_cpu_init(struct vmc_chk_cpu *c, const Vmcheck__V1__State *st,
+		      const struct vmc_hv_cpu *where, bool thread_known);
+/* Exactly one new present CPU (sets c->id); two or more is final. */
 bool vmc_chk_cpu_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
 bool vmc_chk_cpu_online(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+/* Online, and its topology ids are QEMU's position (a mismatch is final, both views quoted). */
+bool vmc_chk_cpu_topology(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
+/* Both views of @c in one line, for notes and messages; @p may be NULL. */
+void vmc_chk_cpu_views(const struct vmc_chk_cpu *c, const Vmcheck__V1__Cpu *p, char *buf,
+		       size_t size);
 bool vmc_chk_cpu_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
 
 /* The VM or its agent is gone, or the run was interrupted: no later step can run. */
@@ -141,6 +185,28 @@ int vmc_chk_slot_address(const struct vmc_hv_slot *slot, struct vmc_error *err);
  */
 int vmc_chk_free_slots(struct vmc_ctx *c, const char *check, unsigned want, const char *opt,
 		       struct vmc_hv_slot **slots, size_t *n);
+
+/*
+ * vmc_chk_del - the result @rc of a *_del for step @s: 0 when the request
+ * went out, also when the hypervisor stopped waiting for the removal
+ * (-EINPROGRESS: *@pending is set and its words go into the notes);
+ * otherwise the step's failure, as vmc_step_acted() returns it.
+ */
+int vmc_chk_del(struct vmc_step *s, int rc, struct vmc_error *err, bool *pending);
+
+/*
+ * vmc_chk_removed - after the guest let go of device @id in step @s, the
+ * hypervisor must have let go too. DEVICE_DELETED is awaited until
+ * @deadline_ms after the action; then every layer is asked
+ * (removal_views): QEMU and the management layer (libvirt's live state)
+ * must both say gone. A removal with no DEVICE_DELETED passes when they
+ * do (@pending: quoting the hypervisor's give-up); QEMU still holding the
+ * device fails it as QEMU's; QEMU done but libvirt still listing it fails
+ * it as the libvirt layer's, with the three views. Returns 0 or the
+ * step's negative code (message set).
+ */
+int vmc_chk_removed(struct vmc_ctx *c, struct vmc_step *s, const char *id, bool pending,
+		    unsigned deadline_ms);
 
 /*
  * vmc_chk_act - have the agent do @act within @deadline_ms, for step @s.

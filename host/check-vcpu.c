@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vCPU hotplug: CPUs added at free positions from query-hotpluggable-cpus,
- * each identified in the guest by its id (QEMU's cpu_index once plugged),
+ * each identified in the guest as the one CPU that was not there before,
  * onlined through the agent when it arrives offline (the Debian kernel's
- * way), proven usable by a probe pinned to it; then all unplugged.
+ * way), then matched to QEMU's position by its topology ids (socket, die,
+ * core, thread): QEMU's cpu-index is never taken for Linux's CPU number.
+ * Proven usable by a probe pinned to it; then all unplugged, the removal
+ * judged by the guest, QEMU and (through libvirt) libvirt's own state.
  *
  * Order matters because of a QEMU 7.2 defect (LAB.md, defect 1): after any
  * vCPU device_del, the next CPU device_add, system_reset or S3 aborts QEMU
@@ -38,17 +41,11 @@ static void ladder(struct vmc_step *s, const struct vcpu *v, bool gone)
 {
 	char kobj[24];
 
-	snprintf(kobj, sizeof(kobj), "cpu%u", v->want.id);
+	snprintf(kobj, sizeof(kobj), "cpu%d", v->want.id);
 	if (gone)
 		vmc_step_ladder_gone(s, v->id, "", kobj);
 	else
 		vmc_step_ladder(s, v->id, "", kobj);
-}
-
-static bool same_position(const struct vmc_hv_cpu *a, const struct vmc_hv_cpu *b)
-{
-	return a->socket_id == b->socket_id && a->die_id == b->die_id && a->core_id == b->core_id &&
-	       a->thread_id == b->thread_id;
 }
 
 /* QEMU numbers its positions (cpu_index) by socket, die, core, thread. */
@@ -65,94 +62,65 @@ static int position_cmp(const void *x, const void *y)
 	return 0;
 }
 
-/* The guest id of the CPU now at @v's position: ask QEMU again. */
-static int plugged_index(struct vmc_ctx *c, const struct vcpu *v, unsigned *id,
-			 struct vmc_error *err)
-{
-	struct vmc_hv_cpu *cpus = NULL;
-	size_t n = 0;
-	int r = c->hv->ops->cpus(c->hv, &cpus, &n, err);
-
-	if (r < 0)
-		return r;
-	r = vmc_error_set(err, -ENOENT,
-			  "after device_add %s QEMU lists no CPU at socket-id=%d core-id=%d "
-			  "thread-id=%d",
-			  v->id, v->where->socket_id, v->where->core_id, v->where->thread_id);
-	for (size_t i = 0; i < n; i++) {
-		if (!same_position(&cpus[i], v->where) || !cpus[i].qom_path ||
-		    cpus[i].cpu_index < 0)
-			continue;
-		*id = (unsigned)cpus[i].cpu_index;
-		vmc_error_clear(err);
-		r = 0;
-	}
-	vmc_hv_cpus_free(cpus, n);
-	return r;
-}
-
 static int plug(struct vmc_ctx *c, struct vcpu *v)
 {
 	const Vmcheck__V1__State *st = vmc_view(c);
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_vcpu spec = {.id = v->id, .where = v->where};
+	struct vmc_why why = {.text = ""};
 	struct vmc_step *s;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "plug %s (socket %d core %d thread %d)", v->id,
 			   v->where->socket_id, v->where->core_id, v->where->thread_id);
-	if (!st->cpus) {
-		const char *why = "the agent has not reported it";
-
-		for (size_t i = 0; i < st->n_errors; i++)
-			if (st->errors[i]->section == VMCHECK__V1__SECTION__SECTION_CPUS)
-				why = st->errors[i]->message;
-		return vmc_step_end(s, -ENOENT, "no cpus section in the guest's view: %s", why);
-	}
-	snprintf(v->want.base_present, sizeof(v->want.base_present), "%s", st->cpus->present);
+	vmc_chk_cpu_init(&v->want, st, v->where, vmc_agent_minor(c) >= 1);
+	/* Without a fresh baseline the new CPU cannot be told from the old ones. */
+	if (!vmc_chk_section(st, VMCHECK__V1__SECTION__SECTION_CPUS, &why))
+		return vmc_step_end(s, -ENOENT, "no baseline of the guest's CPUs: %s", why.text);
 	r = vmc_step_acted(s, hv->ops->cpu_add(hv, &spec, &err), &err);
 	vmc_error_clear(&err);
 	if (r < 0)
 		return vmc_step_end(s, r, NULL);
-	/*
-	 * Without its guest id the CPU cannot be judged, nor its removal: it
-	 * stays plugged (this check is the last one, the VM goes after it).
-	 */
-	r = plugged_index(c, v, &v->want.id, &err);
-	if (r < 0) {
-		r = vmc_step_end(s, r, "%s", err.msg);
-		vmc_error_clear(&err);
-		return r;
-	}
 	v->added = true;
 	r = vmc_step_expect(s, vmc_chk_cpu_up, &v->want, c->opts->deadline_ms);
 	if (r == -ETIMEDOUT)
 		ladder(s, v, false);
 	else if (r == 0)
-		vmc_step_note(s, "cpu%u", v->want.id);
+		vmc_step_note(s, "cpu%d is the new CPU", v->want.id);
 	return vmc_step_end(s, r, NULL);
 }
 
-/* Writing 1 to an online CPU's online file succeeds: no race with a guest that onlines it. */
+/*
+ * Online the CPU (writing 1 to an online CPU's online file succeeds: no
+ * race with a guest that onlines it), then its identity: the kernel shows
+ * a CPU's topology only once it is online.
+ */
 static int online(struct vmc_ctx *c, struct vcpu *v)
 {
 	Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
 	Vmcheck__V1__CpuOnline co = VMCHECK__V1__CPU_ONLINE__INIT;
+	char views[320];
 	struct vmc_step *s;
 	int r;
 
-	s = vmc_step_begin(c, CHECK, "online cpu%u", v->want.id);
-	co.cpu = v->want.id;
+	s = vmc_step_begin(c, CHECK, "online cpu%d (%s at socket %d core %d thread %d)", v->want.id,
+			   v->id, v->where->socket_id, v->where->core_id, v->where->thread_id);
+	co.cpu = (uint32_t)v->want.id;
 	co.online = true;
 	act.kind_case = VMCHECK__V1__ACT__KIND_CPU_ONLINE;
 	act.cpu_online = &co;
 	r = vmc_chk_act(s, &act, c->opts->deadline_ms);
 	if (r < 0)
 		return vmc_step_end(s, r, NULL);
-	r = vmc_step_expect(s, vmc_chk_cpu_online, &v->want, c->opts->deadline_ms);
+	r = vmc_step_expect(s, vmc_chk_cpu_topology, &v->want, c->opts->deadline_ms);
 	if (r == -ETIMEDOUT)
 		ladder(s, v, false);
+	if (r == 0) {
+		vmc_chk_cpu_views(&v->want, vmc_chk_cpu_present(vmc_view(c), (unsigned)v->want.id),
+				  views, sizeof(views));
+		vmc_step_note(s, "%s", views);
+	}
 	return vmc_step_end(s, r, NULL);
 }
 
@@ -168,8 +136,8 @@ static int probe(struct vmc_ctx *c, struct vcpu *v)
 	unsigned ran_on;
 	int r;
 
-	s = vmc_step_begin(c, CHECK, "use cpu%u", v->want.id);
-	cp.cpu = v->want.id;
+	s = vmc_step_begin(c, CHECK, "use cpu%d", v->want.id);
+	cp.cpu = (uint32_t)v->want.id;
 	cp.duration_ms = PROBE_MS;
 	pr.kind_case = VMCHECK__V1__PROBE__KIND_CPU;
 	pr.cpu = &cp;
@@ -181,9 +149,11 @@ static int probe(struct vmc_ctx *c, struct vcpu *v)
 	ran_on = resp->probe->cpu_ran_on;
 	ran_ns = resp->probe->duration_ns;
 	vmc_agent_response_free(vmc_step_conn(s), resp);
-	if (ran_on != v->want.id)
-		return vmc_step_end(s, -EIO, "the probe pinned to cpu%u ran on cpu%u", v->want.id,
+	if (ran_on != (unsigned)v->want.id) {
+		vmc_step_usable(s, false, "the probe pinned to cpu%d ran on cpu%u", v->want.id, ran_on);
+		return vmc_step_end(s, -EIO, "the probe pinned to cpu%d ran on cpu%u", v->want.id,
 				    ran_on);
+	}
 	vmc_step_note(s, "ran %llu us on cpu%u", (unsigned long long)(ran_ns / 1000), ran_on);
 	return vmc_step_end(s, 0, NULL);
 }
@@ -203,12 +173,12 @@ static int unplug(struct vmc_ctx *c, struct vcpu *v, bool *deleted)
 	 */
 	unsigned deadline = 3 * c->opts->deadline_ms;
 	struct vmc_step *s;
+	bool pending = false;
 	int r;
 
-	s = vmc_step_begin(c, CHECK, "unplug %s (cpu%u)", v->id, v->want.id);
+	s = vmc_step_begin(c, CHECK, "unplug %s (cpu%d)", v->id, v->want.id);
 	*deleted = true;
-	r = vmc_step_acted(s, hv->ops->cpu_del(hv, v->id, &err), &err);
-	vmc_error_clear(&err);
+	r = vmc_chk_del(s, hv->ops->cpu_del(hv, v->id, &err), &err, &pending);
 	/*
 	 * The kernel removes the CPU's device (a uevent, a push) before it
 	 * clears the CPU from cpu/present, which nothing announces: ask, too.
@@ -216,31 +186,24 @@ static int unplug(struct vmc_ctx *c, struct vcpu *v, bool *deleted)
 	if (r == 0)
 		r = vmc_step_expect_asking(s, vmc_chk_cpu_gone, &v->want,
 					   VMCHECK__V1__SECTION__SECTION_CPUS, deadline);
-	if (r == 0)
-		r = vmc_step_expect_event(s, VMC_EV_DEVICE_DELETED, v->id, deadline);
+	if (r == -ETIMEDOUT)
+		ladder(s, v, true);
+	else if (r == 0)
+		r = vmc_chk_removed(c, s, v->id, pending, deadline);
 	if (r == 0)
 		v->added = false;
-	else if (r == -ETIMEDOUT)
-		ladder(s, v, true);
 	note_defect(s, r, *deleted);
 	return vmc_step_end(s, r, NULL);
 }
 
-/* Plug, online if the guest left it offline, use. */
+/* Plug, online (if the guest left it offline) and identify, use. */
 static int bring_up(struct vmc_ctx *c, struct vcpu *v)
 {
-	const Vmcheck__V1__Cpu *p;
 	int r = plug(c, v);
 
-	if (r < 0)
-		return r;
-	p = vmc_chk_cpu_present(vmc_view(c), v->want.id);
-	if (!p || !p->online) {
+	if (r == 0)
 		r = online(c, v);
-		if (r < 0)
-			return r;
-	}
-	return probe(c, v);
+	return r < 0 ? r : probe(c, v);
 }
 
 /* The free positions, in QEMU's order; -ENOMEM. */

@@ -49,6 +49,9 @@ bool vmc_vfio_guest_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *
 	const Vmcheck__V1__PciFunction *f = vmc_chk_pci_behind(st, w->port);
 	const Vmcheck__V1__Link *l;
 
+	if (!vmc_chk_section(st, VMCHECK__V1__SECTION__SECTION_PCI, why) ||
+	    !vmc_chk_section(st, VMCHECK__V1__SECTION__SECTION_LINKS, why))
+		return false;
 	if (!f) {
 		vmc_why_set(why, "no PCI function behind root port %s", w->port);
 		return false;
@@ -85,6 +88,10 @@ bool vmc_vfio_guest_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why
 	const Vmcheck__V1__PciFunction *f = vmc_chk_pci_behind(st, w->port);
 	const Vmcheck__V1__Link *l = link_on(st, w->pci);
 
+	/* Absent from a section the agent could not read is not gone. */
+	if (!vmc_chk_section(st, VMCHECK__V1__SECTION__SECTION_PCI, why) ||
+	    !vmc_chk_section(st, VMCHECK__V1__SECTION__SECTION_LINKS, why))
+		return false;
 	if (f && f->vendor == w->vendor && f->device == w->device) {
 		vmc_why_set(why, "%s (%04x:%04x) still behind %s", f->address, f->vendor, f->device,
 			    w->port);
@@ -246,19 +253,19 @@ static int unplug(struct vmc_ctx *c, struct vf *v)
 	struct vmc_error err = VMC_ERROR_INIT;
 	unsigned deadline = c->opts->deadline_ms;
 	struct vmc_step *s;
+	bool pending = false;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (host %s)", v->id, v->addr);
-	r = vmc_step_acted(s, hv->ops->vfio_del(hv, v->id, &err), &err);
-	vmc_error_clear(&err);
+	r = vmc_chk_del(s, hv->ops->vfio_del(hv, v->id, &err), &err, &pending);
 	if (r == 0)
 		r = vmc_step_expect(s, vmc_vfio_guest_gone, &v->want, deadline);
-	if (r == 0)
-		r = vmc_step_expect_event(s, VMC_EV_DEVICE_DELETED, v->id, deadline);
+	if (r == -ETIMEDOUT)
+		ladder(s, c, v, true);
+	else if (r == 0)
+		r = vmc_chk_removed(c, s, v->id, pending, deadline);
 	if (r == 0)
 		v->added = false;
-	else if (r == -ETIMEDOUT)
-		ladder(s, c, v, true);
 	return vmc_step_end(s, r, NULL);
 }
 

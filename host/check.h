@@ -50,12 +50,17 @@ const Vmcheck__V1__State *vmc_view(struct vmc_ctx *c);
 
 /*
  * Why an expectation does not hold yet, for the failure message: the
- * predicate writes a short reason ("vdb: size 0, want 1073741824").
+ * predicate writes a short reason ("vdb: size 0, want 1073741824"). A
+ * final reason (vmc_why_final) says it never will: a block online in the
+ * wrong zone, a CPU at the wrong place. The wait then ends at once and the
+ * step fails with it, instead of waiting out the deadline.
  */
 struct vmc_why {
 	char text[512];
+	bool final;
 };
 void vmc_why_set(struct vmc_why *w, const char *fmt, ...) _printf_(2, 3);
+void vmc_why_final(struct vmc_why *w, const char *fmt, ...) _printf_(2, 3);
 
 typedef bool (*vmc_expect_fn)(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);
 
@@ -111,8 +116,20 @@ int vmc_step_expect_asking(struct vmc_step *s, vmc_expect_fn fn, void *arg, uint
 int vmc_step_expect_event(struct vmc_step *s, const char *name, const char *device,
 			  unsigned deadline_ms);
 
-/* Host CLOCK_MONOTONIC time of the last event vmc_step_expect_event() took, or 0. */
+/*
+ * vmc_step_await_event - vmc_step_expect_event() for an event that may not
+ * come, the caller judging without it: -ETIMEDOUT leaves the step as it was.
+ */
+int vmc_step_await_event(struct vmc_step *s, const char *name, const char *device,
+			 unsigned deadline_ms);
+
+/*
+ * Host CLOCK_MONOTONIC time of the last event vmc_step_expect_event() took,
+ * or 0 (also when that event was synthesized: no observation, no time).
+ */
 uint64_t vmc_step_event_ns(struct vmc_step *s);
+/* The last event vmc_step_expect_event() took (its reason, detail), or NULL. */
+const struct vmc_hv_event *vmc_step_event(struct vmc_step *s);
 
 /*
  * vmc_step_expect_exit - wait until the VM process has ended (after a guest
@@ -154,6 +171,13 @@ void vmc_step_ladder(struct vmc_step *s, const char *hv_id, const char *pci, con
 void vmc_step_ladder_gone(struct vmc_step *s, const char *hv_id, const char *pci,
 			  const char *kobj);
 
+/*
+ * vmc_step_fail - set the failure message of step @s (an earlier one stays
+ * after it, "new: earlier"). Returns @rc (negative); vmc_step_end(s, rc,
+ * NULL) then ends the step with it.
+ */
+int vmc_step_fail(struct vmc_step *s, int rc, const char *fmt, ...) _printf_(3, 4);
+
 /* Add a line to the step's evidence / a key figure to its record. */
 void vmc_step_note(struct vmc_step *s, const char *fmt, ...) _printf_(2, 3);
 
@@ -164,9 +188,33 @@ void vmc_step_note(struct vmc_step *s, const char *fmt, ...) _printf_(2, 3);
  */
 int vmc_step_end(struct vmc_step *s, int rc, const char *fmt, ...) _printf_(3, 4);
 
-/* Skip a step or a whole check with a reason visible in the report. */
+/*
+ * Skip a step or a whole check with a reason visible in the report. Only
+ * for what the host or the hypervisor cannot provide (no VF, too few free
+ * slots, an operation the hypervisor does not offer) or what the user
+ * asked (--nics 0): a step that cannot run because something failed is
+ * vmc_step_not_run(..., true, ...).
+ */
 void vmc_step_skip(struct vmc_ctx *c, const char *check, const char *name, const char *fmt, ...)
 	_printf_(4, 5);
+
+/*
+ * vmc_step_not_run - record step @name of @check as not run, for the reason
+ * @fmt: failed when @failed (an earlier step failed and this one depends on
+ * it: the VM died, no agent, the guest did not suspend), else skipped.
+ */
+void vmc_step_not_run(struct vmc_ctx *c, const char *check, const char *name, bool failed,
+		      const char *fmt, ...) _printf_(5, 6);
+
+/*
+ * vmc_step_usable - the usage probe's verdict for the detection ladder's
+ * top rung: @ok, and what was seen ("token echoed in 1.2 ms over eth1",
+ * "no connection reached the host's listener").
+ */
+void vmc_step_usable(struct vmc_step *s, bool ok, const char *fmt, ...) _printf_(3, 4);
+
+/* The agent's protocol minor version (HelloReply.protocol_minor): which fields it fills. */
+unsigned vmc_agent_minor(struct vmc_ctx *c);
 
 /* A check: returns 0 if every step passed, else negative. */
 struct vmc_check {

@@ -114,7 +114,16 @@ static const char usage[] =
 	"  -v, --verbose            print every step's notes\n"
 	"  -h, --help               this text\n"
 	"\n"
-	"Exit status: 0 every check passed, 1 a check failed, 2 usage or launch error.\n";
+	"Exit status:\n"
+	"  0  every step passed or was skipped; a step is skipped only for what the\n"
+	"     host or the hypervisor cannot provide (no VF, too few free slots or\n"
+	"     vCPU positions, an operation the hypervisor does not offer, an agent\n"
+	"     too old for a probe) or what the options asked (--nics 0), each with\n"
+	"     its reason\n"
+	"  1  a step failed, or could not run because something failed before it\n"
+	"     (the VM died, no agent answered, no VM after --bigmem's, no fresh VM\n"
+	"     for powerdown), or the run was interrupted\n"
+	"  2  usage error, or the VM could not be launched or attached\n";
 
 struct entry {
 	const char *only; /* the --only name selecting it */
@@ -499,9 +508,8 @@ static int open_reports(const struct run_args *a, const struct vmc_hosts *hosts,
 }
 
 /* --libvirt: a transient domain of the guest kit, or --domain. */
-static int start_libvirt(struct run_args *a, struct vmc_hv **hv)
+static int start_libvirt(struct run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
-	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_lv_config c = {
 		.uri = a->libvirt, .domain = a->domain, .agent = a->agent, .network = a->network,
 		.kernel = a->qemu.kernel ? a->qemu.kernel : GUEST_DIR "/vmlinuz",
@@ -512,9 +520,7 @@ static int start_libvirt(struct run_args *a, struct vmc_hv **hv)
 		.ports = a->qemu.hotplug_ports,
 	};
 
-	if (vmc_libvirt_open(&c, hv, &err) < 0)
-		return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
-	return VMC_EXIT_OK;
+	return vmc_libvirt_open(&c, hv, err);
 }
 
 /*
@@ -553,18 +559,13 @@ static void image_kit(struct vmc_qemu_config *q)
 		q->initrd = initrd;
 }
 
-/* Launch or attach; returns an exit code, VMC_EXIT_OK with *@hv set. */
-static int start_vm(struct run_args *a, struct vmc_hv **hv)
+/* Launch or attach: 0 with *@hv set, or negative with @err saying why. */
+static int start_vm(struct run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
-	struct vmc_error err = VMC_ERROR_INIT;
-
 	if (a->libvirt)
-		return start_libvirt(a, hv);
-	if (a->qmp) {
-		if (vmc_qmp_attach(a->qmp, a->agent, hv, &err) < 0)
-			return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
-		return VMC_EXIT_OK;
-	}
+		return start_libvirt(a, hv, err);
+	if (a->qmp)
+		return vmc_qmp_attach(a->qmp, a->agent, hv, err);
 	if (a->qemu.image)
 		image_kit(&a->qemu);
 	if (!a->qemu.kernel)
@@ -573,9 +574,7 @@ static int start_vm(struct run_args *a, struct vmc_hv **hv)
 		a->qemu.initrd = GUEST_DIR "/initrd.img";
 	if (a->qemu.agent_ssh)
 		kit_ssh_opts(a->qemu.kernel);
-	if (vmc_qemu_launch(&a->qemu, hv, &err) < 0)
-		return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
-	return VMC_EXIT_OK;
+	return vmc_qemu_launch(&a->qemu, hv, err);
 }
 
 static unsigned connect_ms(const struct run_args *a)
@@ -597,12 +596,20 @@ static unsigned connect_ms(const struct run_args *a)
  * powers down a fresh VM instead: the check is the same, the guest new.
  * The checks after --bigmem's VM get one too. @why goes into the notes.
  */
-static int fresh_vm(struct run_args *a, struct vmc_suite *s, struct vmc_hv **hv, const char *why)
+static int fresh_vm(struct run_args *a, struct vmc_suite *s, struct vmc_hv **hv, const char *why,
+		    char *why_not, size_t size)
 {
+	struct vmc_error err = VMC_ERROR_INIT;
+
 	(*hv)->ops->free(*hv);
 	*hv = NULL;
-	if (start_vm(a, hv) != VMC_EXIT_OK)
+	if (start_vm(a, hv, &err) < 0) {
+		snprintf(why_not, size, "no VM could be started for it: %s",
+			 err.msg ? err.msg : "launch failed");
+		fprintf(stderr, "vmcheck: %s\n", why_not);
+		vmc_error_clear(&err);
 		return -1;
+	}
 	a->opts.workdir = vmc_qemu_workdir(*hv);
 	vmc_suite_attach(s, *hv, why);
 	/* Without an agent the check is reported as not run, with the reason. */
@@ -629,7 +636,9 @@ static void run_bigmem(struct run_args *a, struct vmc_suite *s, struct vmc_hv **
 		       struct vmc_check *last)
 {
 	struct vmc_ctx c = { .suite = s };
+	char why_not[512];
 	const char *why;
+	bool stop;
 
 	vmc_suite_run(s, big, 1);
 	if (!*n && !last->run)
@@ -637,14 +646,16 @@ static void run_bigmem(struct run_args *a, struct vmc_suite *s, struct vmc_hv **
 	a->qemu.ram_bytes = 0;
 	a->qemu.phys_bits = 0;
 	why = "a VM of the usual size for the other checks: the large-memory one is done";
-	if (!interrupted(sfd) && fresh_vm(a, s, hv, why) == 0)
+	stop = interrupted(sfd);
+	if (!stop && fresh_vm(a, s, hv, why, why_not, sizeof(why_not)) == 0)
 		return;
+	/* Interrupted, the user stopped them; otherwise they failed for want of a VM. */
 	for (size_t i = 0; i < *n; i++)
-		vmc_step_skip(&c, checks[i].name, "not run",
-			      interrupted(sfd) ? "the run was interrupted" : "no VM after bigmem's");
+		vmc_step_not_run(&c, checks[i].name, "not run", !stop, "not run: %s",
+				 stop ? "the run was interrupted" : why_not);
 	if (last->run)
-		vmc_step_skip(&c, last->name, "powerdown",
-			      interrupted(sfd) ? "the run was interrupted" : "no VM after bigmem's");
+		vmc_step_not_run(&c, last->name, "powerdown", !stop, "not run: %s",
+				 stop ? "the run was interrupted" : why_not);
 	*n = 0;
 	*last = (struct vmc_check){ NULL, NULL };
 }
@@ -657,6 +668,7 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_suite *s;
 	unsigned counts[3];
+	char why_not[512] = "";
 	size_t n = 0;
 
 	for (size_t i = 0; i < ARRAY_SIZE(suite_order); i++) {
@@ -692,12 +704,13 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 	if (last.run && !interrupted(sfd) &&
 	    fresh_vm(a, s, hv,
 		     "a fresh VM for powerdown: QEMU 7.2 aborts on the first ACPI event after "
-		     "a vCPU unplug (LAB.md, defect 1)") == 0)
+		     "a vCPU unplug",
+		     why_not, sizeof(why_not)) == 0)
 		vmc_suite_run(s, &last, 1);
 	else if (last.run)
-		vmc_step_skip(&(struct vmc_ctx){ .suite = s }, last.name, "powerdown",
-			      interrupted(sfd) ? "not run: the run was interrupted"
-					       : "not run: no fresh VM");
+		vmc_step_not_run(&(struct vmc_ctx){ .suite = s }, last.name, "powerdown",
+				 !interrupted(sfd), "not run: %s",
+				 interrupted(sfd) ? "the run was interrupted" : why_not);
 	vmc_suite_finish(s);
 	vmc_suite_counts(s, counts);
 	vmc_suite_free(s);
@@ -708,6 +721,7 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 static int run_one(struct run_args *a, int json_fd)
 {
 	struct vmc_report *reps[3];
+	struct vmc_error err = VMC_ERROR_INIT;
 	char scratch[] = "/tmp/vmcheck-run-XXXXXX";
 	bool own_scratch = false;
 	struct vmc_hv *hv = NULL;
@@ -715,8 +729,8 @@ static int run_one(struct run_args *a, int json_fd)
 	int code, sfd;
 
 	code = open_reports(a, NULL, json_fd, reps, &n_reps);
-	if (code == VMC_EXIT_OK)
-		code = start_vm(a, &hv);
+	if (code == VMC_EXIT_OK && start_vm(a, &hv, &err) < 0)
+		code = vmc_cmd_fail(&err, VMC_EXIT_USAGE);
 	if (code != VMC_EXIT_OK)
 		goto out;
 	/* Disk images go where the VM's files are; attached, into a scratch dir of ours. */

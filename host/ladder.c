@@ -160,6 +160,45 @@ static const char *kobj_pci(const Vmcheck__V1__State *st, const struct kobj *k)
 	return NULL;
 }
 
+/* Virtio device ids (the virtio specification's numbering) of what vmcheck plugs. */
+static const char *virtio_type_name(uint32_t type)
+{
+	switch (type) {
+	case 1: return "net";
+	case 2: return "block";
+	case 3: return "console";
+	case 4: return "rng";
+	case 5: return "balloon";
+	case 8: return "scsi";
+	default: return "?";
+	}
+}
+
+/*
+ * The driver that makes the device what it is. For a virtio function the
+ * PCI driver (virtio-pci) is only the transport: the NIC or disk driver is
+ * bound to the virtio device on the virtio bus, which an agent of protocol
+ * minor 1 reports.
+ */
+static void driver_rung(struct rung *rd, const Vmcheck__V1__PciFunction *f)
+{
+	if (f->virtio_device && *f->virtio_device) {
+		if (f->virtio_driver && *f->virtio_driver)
+			set(rd, R_PRESENT, "%s on %s (type %s; PCI transport %s)", f->virtio_driver,
+			    f->virtio_device, virtio_type_name(f->virtio_type),
+			    *f->driver ? f->driver : "unbound");
+		else
+			set(rd, R_ABSENT, "virtio device %s (type %s) has no driver (PCI transport %s)",
+			    f->virtio_device, virtio_type_name(f->virtio_type),
+			    *f->driver ? f->driver : "unbound");
+		return;
+	}
+	if (f->driver && *f->driver)
+		set(rd, R_PRESENT, "%s", f->driver);
+	else
+		set(rd, R_ABSENT, "no driver bound to %s", f->address);
+}
+
 static void pci_rungs(struct rung *rp, struct rung *rd, const Vmcheck__V1__State *st,
 		      const char *pci, const struct kobj *k)
 {
@@ -208,10 +247,7 @@ static void pci_rungs(struct rung *rp, struct rung *rd, const Vmcheck__V1__State
 			 slot->name, tri(slot->power, "off", "on"),
 			 tri(slot->presence, "empty", "present"));
 	set(rp, R_PRESENT, "%s [%04x:%04x]%s", f->address, f->vendor, f->device, slot_text);
-	if (f->driver && *f->driver)
-		set(rd, R_PRESENT, "%s", f->driver);
-	else
-		set(rd, R_ABSENT, "no driver bound to %s", f->address);
+	driver_rung(rd, f);
 }
 
 /*
@@ -306,7 +342,8 @@ static const char *state_word(const struct rung *r, bool gone)
 }
 
 int vmc_ladder_write(FILE *fp, struct vmc_hv *hv, const Vmcheck__V1__State *st, const char *hv_id,
-		     const char *pci, const char *kobj, bool gone)
+		     const char *pci, const char *kobj, bool gone, int usable,
+		     const char *usable_text)
 {
 	static const int appear_order[] = { HOST, PCI, DRIVER, KERNEL, ONLINE, USABLE };
 	static const int gone_order[] = { ONLINE, KERNEL, DRIVER, PCI, HOST };
@@ -324,7 +361,11 @@ int vmc_ladder_write(FILE *fp, struct vmc_hv *hv, const Vmcheck__V1__State *st, 
 	host_rung(&r[HOST], hv, hv_id);
 	pci_rungs(&r[PCI], &r[DRIVER], st, pci, &k);
 	kernel_rungs(&r[KERNEL], &r[ONLINE], st, kobj ? kobj : "", &k, gone);
-	set(&r[USABLE], R_NA, "judged by the check's usage probe");
+	if (usable < 0)
+		set(&r[USABLE], R_NA, "%s", usable_text ? usable_text : "no usage probe ran");
+	else
+		set(&r[USABLE], usable ? R_PRESENT : R_ABSENT, "%s",
+		    usable_text ? usable_text : usable ? "used" : "not usable");
 
 	fprintf(fp, "detection ladder (%s) for %s, %s%s%s:\n",
 		gone ? "removal: guest first, host last" : "appearance: host first", hv_id,

@@ -30,6 +30,7 @@
 #define ASK_EVERY_MS 200     /* vmc_step_expect_asking: a GetState this often */
 #define KMSG_MAX_LINES 100   /* kernel log lines kept as evidence */
 #define KMSG_MAX_PAGES 64
+#define PUMP_BATCH 1024      /* pushes taken per look at the agent */
 
 struct vmc_suite {
 	struct vmc_hv *hv;
@@ -48,12 +49,21 @@ struct vmc_suite {
 	bool no_kmsg;     /* the agent refused ReadKmsg */
 	uint64_t kmsg_seq;
 
+	unsigned agent_minor; /* HelloReply.protocol_minor of the agent */
+
 	char *why_attached; /* a note for the next connect step */
 	char *gone;  /* why no step can run any more (VM gone, interrupted) */
+	/*
+	 * The steps @gone stops failed, not skipped: something failed first
+	 * (the VM died, no agent answered). An interruption or a powerdown
+	 * that passed only skips them.
+	 */
+	bool gone_failed;
 	char *death; /* how the VM process ended, as the hypervisor tells */
 	struct vmc_step *cur;
 	unsigned counts[3];
 	uint64_t t_zero;
+	uint64_t t_last_end; /* host time the last step ended (0: none yet) */
 };
 
 struct vmc_step {
@@ -71,6 +81,11 @@ struct vmc_step {
 	char *old_boot;      /* boot_id at the start */
 	bool rebooted;       /* a new boot was seen */
 	bool boot_expected;  /* vmc_step_wait_new_boot() was called */
+	bool refreshed;      /* the view was read afresh for the evidence */
+	bool reboot_unasked; /* the guest rebooted and no step asked for it */
+	struct vmc_hv_event ev; /* the last event vmc_step_expect_event() took */
+	int usable;             /* the usage rung: 1 ok, 0 failed, -1 not judged */
+	char *usable_text;
 };
 
 /* What a wait is for; exactly one of fn, event, new_boot, vm_exit. */
@@ -83,6 +98,7 @@ struct wait {
 	bool vm_exit;
 	uint64_t deadline;
 	bool done;
+	bool final; /* fn gave a final reason: it will never hold */
 };
 
 static uint64_t now_ns(void)
@@ -97,6 +113,32 @@ void vmc_why_set(struct vmc_why *w, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(w->text, sizeof(w->text), fmt, ap);
 	va_end(ap);
+	w->final = false;
+}
+
+void vmc_why_final(struct vmc_why *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w->text, sizeof(w->text), fmt, ap);
+	va_end(ap);
+	w->final = true;
+}
+
+/* Evaluate @w's expectation on the view: true if it holds; a final "no" ends the wait. */
+static bool holds(struct vmc_suite *s, struct wait *w)
+{
+	w->why.final = false;
+	if (w->fn(vmc_view_state(s->view), w->arg, &w->why))
+		return true;
+	w->final = w->why.final;
+	return false;
+}
+
+unsigned vmc_agent_minor(struct vmc_ctx *c)
+{
+	return c->suite->agent_minor;
 }
 
 const Vmcheck__V1__State *vmc_view(struct vmc_ctx *c)
@@ -132,6 +174,21 @@ static void _printf_(2, 3) step_fail(struct vmc_step *st, const char *fmt, ...)
 	st->message = m;
 }
 
+int vmc_step_fail(struct vmc_step *st, int rc, const char *fmt, ...)
+{
+	char *m = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	if (m)
+		step_fail(st, "%s", m);
+	free(m);
+	return rc;
+}
+
 void vmc_step_note(struct vmc_step *st, const char *fmt, ...)
 {
 	va_list ap;
@@ -165,6 +222,7 @@ static int vm_check(struct vmc_suite *s, unsigned grace_ms, struct vmc_error *er
 			if (!s->gone && asprintf(&s->gone, "not run: the VM is gone (%.*s)",
 						 (int)strcspn(s->death, ";\n"), s->death) < 0)
 				s->gone = NULL;
+			s->gone_failed = true;
 			return -ESRCH;
 		}
 		vmc_error_clear(err);
@@ -221,6 +279,7 @@ static int hello(struct vmc_suite *s, int timeout_ms, char **boot_id, struct vmc
 	if (r < 0)
 		return r;
 	*boot_id = strdup(rsp->hello->boot_id ? rsp->hello->boot_id : "");
+	s->agent_minor = rsp->hello->protocol_minor;
 	vmc_agent_response_free(s->conn, rsp);
 	return *boot_id ? 0 : vmc_error_set(err, -ENOMEM, "hello: out of memory");
 }
@@ -382,8 +441,10 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 {
 	struct vmc_suite *s = st->suite;
 	struct vmc_error err = VMC_ERROR_INIT;
+	unsigned taken = 0;
 
-	while (s->conn && !(w && w->done)) {
+	/* A batch at a time: a guest pushing without pause must not hold the wait loop. */
+	while (s->conn && !(w && (w->done || w->final)) && taken++ < PUMP_BATCH) {
 		Vmcheck__V1__Response *rsp;
 		int r = vmc_agent_next_event(s->conn, 0, &rsp, &err);
 		uint64_t t = now_ns();
@@ -411,7 +472,7 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 				break;
 			}
 			s->view_ns = t;
-			if (w && w->fn && w->fn(vmc_view_state(s->view), w->arg, &w->why)) {
+			if (w && w->fn && holds(s, w)) {
 				confirm(st, rsp->event, t);
 				w->done = true;
 			}
@@ -468,6 +529,11 @@ static void probe_boot(struct vmc_step *st, struct wait *w, struct vmc_error *er
 	vmc_error_clear(err);
 }
 
+/*
+ * Take the event @w waits for, if it came; the step keeps it (its reason,
+ * its detail). A synthesized event is no observation: it confirms nothing
+ * and gives no time, and the notes say so.
+ */
 static bool take_event(struct vmc_step *st, struct wait *w)
 {
 	struct vmc_hv *hv = st->suite->hv;
@@ -477,8 +543,13 @@ static bool take_event(struct vmc_step *st, struct wait *w)
 		return false;
 	if (hv->ops->wait_event(hv, w->event, w->device, now_ns() + MS, &ev, NULL) < 0)
 		return false;
-	st->t_event = ev.host_ns ? ev.host_ns : now_ns();
-	vmc_hv_event_free(&ev);
+	if (ev.synthesized)
+		vmc_step_note(st, "%s synthesized by the %s backend, not reported by the hypervisor: %s",
+			      ev.name, hv->ops->name, ev.detail ? ev.detail : "");
+	else
+		st->t_event = ev.host_ns ? ev.host_ns : now_ns();
+	vmc_hv_event_free(&st->ev);
+	st->ev = ev;
 	w->done = true;
 	return true;
 }
@@ -529,6 +600,8 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		r = agent_pump(st, w);
 		if (w->done)
 			return 0;
+		if (w->final)
+			return -EINVAL;
 		if (r == -ECONNRESET) {
 			step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
 				  st->old_boot ? st->old_boot : "?", s->boot_id);
@@ -587,6 +660,7 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 			return -errno;
 		if (s->stop_fd >= 0 && n && pfd[n - 1].fd == s->stop_fd && pfd[n - 1].revents) {
 			set_str(&s->gone, "not run: the run was interrupted");
+			s->gone_failed = false;
 			step_fail(st, "interrupted by a signal");
 			st->interrupted = true;
 			return -EINTR;
@@ -648,16 +722,18 @@ int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned d
 			  st->old_boot ? st->old_boot : "?", st->suite->boot_id);
 		return -ECONNRESET;
 	}
-	if (fn(vmc_view_state(st->suite->view), arg, &w.why)) {
+	if (holds(st->suite, &w)) {
 		uint64_t t = st->suite->view_ns;
 
 		confirm(st, NULL, t > st->t_action ? t : now_ns());
 		return 0;
 	}
-	r = wait_for(st, &w);
+	r = w.final ? -EINVAL : wait_for(st, &w);
 	if (r == -ETIMEDOUT)
 		step_fail(st, "not within %u ms: %s", deadline_ms,
 			  w.why.text[0] ? w.why.text : "the expectation did not hold");
+	else if (r == -EINVAL && w.final)
+		step_fail(st, "%s", w.why.text);
 	return r;
 }
 
@@ -666,10 +742,10 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 {
 	struct vmc_suite *s = st->suite;
 	uint64_t end = deadline_of(st, deadline_ms);
-	struct vmc_why why = { "" };
+	struct vmc_why why = { .text = "" };
 	int r = need_conn(st, deadline_ms);
 
-	while (r == 0 && !fn(vmc_view_state(s->view), arg, &why) && now_ns() < end) {
+	while (r == 0 && !fn(vmc_view_state(s->view), arg, &why) && !why.final && now_ns() < end) {
 		Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 		Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
 		Vmcheck__V1__Response *rsp;
@@ -678,6 +754,8 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 
 		/* Pushes as they come (they confirm, and time it); then ask. */
 		r = wait_for(st, &w);
+		if (r == -EINVAL && w.final)
+			step_fail(st, "%s", w.why.text);
 		if (r != -ETIMEDOUT)
 			return r;
 		r = 0;
@@ -695,12 +773,19 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 	return r < 0 ? r : vmc_step_expect(st, fn, arg, deadline_ms);
 }
 
-int vmc_step_expect_event(struct vmc_step *st, const char *name, const char *device,
-			  unsigned deadline_ms)
+int vmc_step_await_event(struct vmc_step *st, const char *name, const char *device,
+			 unsigned deadline_ms)
 {
 	struct wait w = { .event = name, .device = device,
 			  .deadline = deadline_of(st, deadline_ms) };
-	int r = wait_for(st, &w);
+
+	return wait_for(st, &w);
+}
+
+int vmc_step_expect_event(struct vmc_step *st, const char *name, const char *device,
+			  unsigned deadline_ms)
+{
+	int r = vmc_step_await_event(st, name, device, deadline_ms);
 
 	if (r == -ETIMEDOUT)
 		step_fail(st, "no %s event%s%s within %u ms", name, device ? " for " : "",
@@ -711,6 +796,11 @@ int vmc_step_expect_event(struct vmc_step *st, const char *name, const char *dev
 uint64_t vmc_step_event_ns(struct vmc_step *st)
 {
 	return st->t_event;
+}
+
+const struct vmc_hv_event *vmc_step_event(struct vmc_step *st)
+{
+	return st->ev.name ? &st->ev : NULL;
 }
 
 int vmc_step_expect_exit(struct vmc_step *st, unsigned deadline_ms)
@@ -728,6 +818,7 @@ int vmc_step_expect_exit(struct vmc_step *st, unsigned deadline_ms)
 		vmc_step_note(st, "the VM process ended: %s", s->death ? s->death : "?");
 		/* Later steps are not run, for a plain reason. */
 		set_str(&s->gone, "not run: the VM was powered down");
+		s->gone_failed = false;
 	}
 	return r;
 }
@@ -833,41 +924,127 @@ static char *operation_of(const char *check, const char *name)
 	return op;
 }
 
+static void step_free(struct vmc_step *st);
+
+/* A step object for step @name of @check; aborts when out of memory (nothing to fail). */
+static struct vmc_step *step_new(struct vmc_suite *s, const char *check, char *name)
+{
+	struct vmc_step *st = calloc(1, sizeof(*st));
+
+	if (!st || !name)
+		abort(); /* no step object to fail: nothing sensible to carry on with */
+	st->suite = s;
+	st->name = name;
+	st->check = strdup(check);
+	st->op = operation_of(check, st->name);
+	st->notes_fp = open_memstream(&st->notes, &st->notes_len);
+	st->evidence_fp = open_memstream(&st->evidence, &st->evidence_len);
+	if (!st->check || !st->op || !st->notes_fp || !st->evidence_fp)
+		abort();
+	st->usable = -1;
+	st->t_begin = now_ns();
+	return st;
+}
+
+/* What the hypervisor says when a guest goes down or restarts. */
+static const char *const down_events[] = {
+	VMC_EV_RESET,
+	VMC_EV_GUEST_PANICKED,
+	VMC_EV_GUEST_CRASHLOADED,
+	VMC_EV_SHUTDOWN,
+};
+
+/*
+ * Take the queued events of @names that came after @since into @buf (",
+ * "-separated, with their reasons). Returns how many there were.
+ */
+static unsigned take_down_events(struct vmc_hv *hv, uint64_t since, char *buf, size_t size)
+{
+	size_t len = strlen(buf);
+	unsigned n = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(down_events); i++) {
+		struct vmc_hv_event ev = { 0 };
+
+		while (hv->ops->seen_event(hv, down_events[i], NULL) &&
+		       hv->ops->wait_event(hv, down_events[i], NULL, now_ns(), &ev, NULL) == 0) {
+			if (!ev.synthesized && ev.host_ns > since) {
+				n++;
+				if (len < size)
+					len += (size_t)snprintf(buf + len, size - len, "%s%s%s%s",
+								len ? ", " : "", ev.name,
+								ev.reason ? " " : "",
+								ev.reason ? ev.reason : "");
+			}
+			vmc_hv_event_free(&ev);
+		}
+	}
+	return n;
+}
+
+/*
+ * Did the guest go down or reboot since the last step ended, with no step
+ * asking for it? The new boot's agent announcing itself (another boot_id)
+ * or the hypervisor's RESET/panic/SHUTDOWN after that step's end say so.
+ * That is a failed step of its own, "unexpected reboot", in check @check
+ * (the one about to run), with the evidence of what came before; the run
+ * then goes on with the new boot.
+ */
+static void between_steps(struct vmc_suite *s, const char *check)
+{
+	struct vmc_step *g = step_new(s, check, strdup("unexpected reboot"));
+	char events[512] = "";
+
+	g->t_action = s->t_last_end ? s->t_last_end : g->t_begin;
+	set_str(&g->old_boot, s->boot_id);
+	s->cur = g;
+	g->baseline = vmc_view_dup(s->view);
+	agent_pump(g, NULL);
+	take_down_events(s->hv, g->t_action, events, sizeof(events));
+	if (!g->rebooted && !*events) {
+		s->cur = NULL;
+		step_free(g);
+		return;
+	}
+	vmc_step_note(g, "the last step ended at +%.3f s; since then: %s%s",
+		      (double)(g->t_action - s->t_zero) / 1e9,
+		      g->rebooted ? "the agent of a new boot announced itself" : "",
+		      *events ? (g->rebooted ? "; the hypervisor said " : "the hypervisor said ")
+			      : "");
+	if (*events)
+		vmc_step_note(g, "%s", events);
+	/* Down but not back yet: wait for the new boot, so the next step starts on it. */
+	if (!g->rebooted && !s->gone)
+		vmc_step_wait_new_boot(g, 3 * s->opts->deadline_ms);
+	step_fail(g, "the guest %s between steps and no step asked for it (boot_id %s -> %s%s%s)",
+		  g->rebooted ? "rebooted" : "went down", g->old_boot ? g->old_boot : "?",
+		  s->boot_id ? s->boot_id : "?", *events ? "; " : "", events);
+	g->reboot_unasked = true;
+	vmc_step_end(g, -ECONNRESET, NULL);
+}
+
 struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char *fmt, ...)
 {
 	struct vmc_suite *s = c->suite;
 	struct vmc_step *st;
+	char *name = NULL;
 	va_list ap;
-	int r;
 
 	if (s->cur)
 		vmc_step_end(s->cur, -EINVAL, "the check did not end this step");
-	st = calloc(1, sizeof(*st));
-	if (!st)
-		abort(); /* no step object to fail: nothing sensible to carry on with */
-	st->suite = s;
+	/* Only a session that knew a boot can tell a reboot. */
+	if (!s->gone && s->boot_id)
+		between_steps(s, check);
 	va_start(ap, fmt);
-	r = vasprintf(&st->name, fmt, ap);
+	if (vasprintf(&name, fmt, ap) < 0)
+		name = NULL;
 	va_end(ap);
-	st->check = strdup(check);
-	st->op = r < 0 ? NULL : operation_of(check, st->name);
-	st->notes_fp = open_memstream(&st->notes, &st->notes_len);
-	st->evidence_fp = open_memstream(&st->evidence, &st->evidence_len);
-	if (r < 0 || !st->check || !st->op || !st->notes_fp || !st->evidence_fp)
-		abort();
+	st = step_new(s, check, name);
 	s->cur = st;
-	st->t_begin = now_ns();
 	if (s->gone) {
 		st->skipped = true;
 		return st;
 	}
-	/* The baseline is the view as of now: take what was pushed meanwhile. */
-	set_str(&st->old_boot, s->boot_id);
-	agent_pump(st, NULL);
-	if (st->rebooted)
-		vmc_step_note(st, "the guest rebooted before this step (boot_id %s -> %s)",
-			      st->old_boot ? st->old_boot : "?", s->boot_id);
-	st->rebooted = false;
 	set_str(&st->old_boot, s->boot_id);
 	st->baseline = vmc_view_dup(s->view);
 	s->hv->ops->flush_events(s->hv);
@@ -895,13 +1072,67 @@ int vmc_step_acted(struct vmc_step *st, int rc, struct vmc_error *err)
 	return rc;
 }
 
+/*
+ * A failed step's evidence is drawn from a snapshot asked for after the
+ * verdict, never from the last push that happened to arrive: a change the
+ * kernel announces to nobody (a CPU leaving cpu/present) would otherwise
+ * be missing from the ladder while the kernel log beside it tells of it.
+ * Once per step; without an answer the evidence says it is older.
+ */
+static void refresh_view(struct vmc_step *st)
+{
+	struct vmc_suite *s = st->suite;
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp;
+	int r = -ENOTCONN;
+
+	if (st->refreshed || st->skipped || st->died || st->interrupted)
+		return;
+	st->refreshed = true;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+	req.get_state = &get;
+	if (s->conn)
+		r = call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp, &err);
+	if (r == 0) {
+		r = vmc_view_merge(s->view, rsp->state);
+		if (r == 0)
+			s->view_ns = now_ns();
+		fprintf(st->evidence_fp, "guest snapshot read for this evidence at +%.3f s (generation %llu)\n",
+			(double)(now_ns() - s->t_zero) / 1e9,
+			(unsigned long long)rsp->state->generation);
+		vmc_agent_response_free(s->conn, rsp);
+	}
+	if (r < 0)
+		fprintf(st->evidence_fp,
+			"no fresh guest snapshot for this evidence (%s): what follows is the last "
+			"one the agent pushed, at +%.3f s\n",
+			err.msg ? err.msg : r == -ENOTCONN ? "no agent connection" : strerror(-r),
+			(double)(s->view_ns - s->t_zero) / 1e9);
+	vmc_error_clear(&err);
+}
+
 static void ladder(struct vmc_step *st, const char *hv_id, const char *pci, const char *kobj,
 		   bool gone)
 {
 	if (st->skipped || st->died)
 		return;
+	refresh_view(st);
 	vmc_ladder_write(st->evidence_fp, st->suite->hv, vmc_view_state(st->suite->view), hv_id,
-			 pci, kobj, gone);
+			 pci, kobj, gone, st->usable, st->usable_text);
+}
+
+void vmc_step_usable(struct vmc_step *st, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(st->usable_text);
+	va_start(ap, fmt);
+	if (vasprintf(&st->usable_text, fmt, ap) < 0)
+		st->usable_text = NULL;
+	va_end(ap);
+	st->usable = ok;
 }
 
 void vmc_step_ladder(struct vmc_step *st, const char *hv_id, const char *pci, const char *kobj)
@@ -1034,23 +1265,99 @@ static void evidence_kmsg(struct vmc_step *st, FILE *fp)
 	}
 }
 
+/* Section errors of @now: which sections are stale, and the agent's reason. */
+static void evidence_section_errors(FILE *fp, const Vmcheck__V1__State *now)
+{
+	if (!now->n_errors)
+		return;
+	fputs("the agent could not read these sections (their data below is older):\n", fp);
+	for (size_t i = 0; i < now->n_errors; i++) {
+		const Vmcheck__V1__SectionError *e = now->errors[i];
+		const char *name = vmc_section_name(e->section);
+
+		fprintf(fp, "  %s: %s\n", name ? name : "?",
+			e->message && *e->message ? e->message : strerror(e->errno_value));
+	}
+}
+
+#define CONSOLE_TAIL_BYTES 16384
+#define CONSOLE_TAIL_LINES 60
+
+/*
+ * The end of the serial console's log, after a reboot nobody asked for:
+ * the kernel's last words before it are there, and the agent of the new
+ * boot cannot tell them. The console is the guest's: every byte that is
+ * not printable ASCII is shown as \xNN.
+ */
+static void evidence_console(struct vmc_step *st, FILE *fp)
+{
+	struct vmc_hv *hv = st->suite->hv;
+	const char *path = hv->ops->console_log ? hv->ops->console_log(hv) : NULL;
+	char buf[CONSOLE_TAIL_BYTES];
+	size_t n = 0, start, lines = 0;
+	FILE *f;
+
+	if (!path) {
+		fputs("serial console: not kept by this backend; the previous boot's kernel log "
+		      "is lost with it\n",
+		      fp);
+		return;
+	}
+	f = fopen(path, "rb");
+	if (f && fseek(f, 0, SEEK_END) == 0) {
+		long size = ftell(f);
+
+		if (size > (long)sizeof(buf))
+			fseek(f, size - (long)sizeof(buf), SEEK_SET);
+		else
+			rewind(f);
+		n = fread(buf, 1, sizeof(buf), f);
+	}
+	if (f)
+		fclose(f);
+	if (!n) {
+		fprintf(fp, "serial console %s: nothing to read\n", path);
+		return;
+	}
+	for (start = n; start > 0 && lines <= CONSOLE_TAIL_LINES; start--)
+		lines += buf[start - 1] == '\n';
+	fprintf(fp, "serial console, its last lines (%s):\n  ", path);
+	for (size_t i = start; i < n; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		if (ch == '\n')
+			fputs(i + 1 < n ? "\n  " : "\n", fp);
+		else if (ch == '\t' || (ch >= 0x20 && ch < 0x7f))
+			fputc(ch, fp);
+		else if (ch != '\r')
+			fprintf(fp, "\\x%02x", ch);
+	}
+	if (buf[n - 1] != '\n')
+		fputc('\n', fp);
+}
+
 static void gather_evidence(struct vmc_step *st)
 {
 	struct vmc_suite *s = st->suite;
-	const Vmcheck__V1__State *now = vmc_view_state(s->view);
 	FILE *fp = st->evidence_fp;
+	const Vmcheck__V1__State *now;
 
+	refresh_view(st);
+	now = vmc_view_state(s->view);
 	if (st->died) {
 		fputs("the guest's last snapshot:\n", fp);
 		vmc_print_state(fp, now);
 	} else if (st->baseline) {
-		fputs("guest changes since the step began (baseline -> last):\n", fp);
+		evidence_section_errors(fp, now);
+		fputs("guest changes since the step began (baseline -> now):\n", fp);
 		if (!vmc_print_diff(fp, vmc_view_state(st->baseline), now))
 			fputs("  (none)\n", fp);
 		/* Interrupted, the user wants out: no more waiting on the guest. */
 		if (!st->interrupted)
 			evidence_kmsg(st, fp);
 	}
+	if (st->reboot_unasked)
+		evidence_console(st, fp);
 	fputs("hypervisor transcript since the step began:\n", fp);
 	s->hv->ops->transcript(s->hv, st->t_begin, fp);
 }
@@ -1062,6 +1369,8 @@ static void step_free(struct vmc_step *st)
 	if (st->evidence_fp)
 		fclose(st->evidence_fp);
 	vmc_view_free(st->baseline);
+	vmc_hv_event_free(&st->ev);
+	free(st->usable_text);
 	free(st->notes);
 	free(st->evidence);
 	free(st->check);
@@ -1076,12 +1385,16 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 {
 	struct vmc_suite *s = st->suite;
 	struct vmc_step_record rec = { 0 };
+	bool skipped;
 	va_list ap;
 
-	if (rc >= 0 && !st->skipped && st->rebooted && !st->boot_expected) {
-		rc = -ECONNRESET;
-		step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
-			  st->old_boot ? st->old_boot : "?", s->boot_id);
+	if (!st->skipped && st->rebooted && !st->boot_expected) {
+		st->reboot_unasked = true;
+		if (rc >= 0) {
+			rc = -ECONNRESET;
+			step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
+				  st->old_boot ? st->old_boot : "?", s->boot_id);
+		}
 	}
 	if (rc < 0 && fmt && !st->skipped) {
 		char *m = NULL;
@@ -1096,8 +1409,11 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 	}
 	if (rc < 0 && !st->message && !st->skipped)
 		step_fail(st, "%s", strerror(-rc));
-	rec.status = st->skipped ? VMC_STEP_SKIPPED : rc < 0 ? VMC_STEP_FAILED : VMC_STEP_PASSED;
-	if (rec.status == VMC_STEP_FAILED)
+	if (st->skipped)
+		rec.status = s->gone_failed ? VMC_STEP_FAILED : VMC_STEP_SKIPPED;
+	else
+		rec.status = rc < 0 ? VMC_STEP_FAILED : VMC_STEP_PASSED;
+	if (rec.status == VMC_STEP_FAILED && !st->skipped)
 		gather_evidence(st);
 	if (!st->t_confirm && st->t_event)
 		st->t_confirm = st->t_event;
@@ -1121,26 +1437,26 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 				 ? (int64_t)(st->t_confirm - st->t_action)
 				 : -1;
 	record(s, &rec);
+	s->t_last_end = rec.t_end;
 	if (s->cur == st)
 		s->cur = NULL;
+	skipped = st->skipped;
 	step_free(st);
-	return rec.status == VMC_STEP_SKIPPED && rc >= 0 ? -ESRCH : rc;
+	return skipped && rc >= 0 ? -ESRCH : rc;
 }
 
-void vmc_step_skip(struct vmc_ctx *c, const char *check, const char *name, const char *fmt, ...)
+static void not_run(struct vmc_ctx *c, const char *check, const char *name, bool failed,
+		    const char *fmt, va_list ap)
 {
 	struct vmc_step_record rec = { 0 };
 	char *m = NULL, *op = operation_of(check, name);
-	va_list ap;
 
-	va_start(ap, fmt);
 	if (vasprintf(&m, fmt, ap) < 0)
 		m = NULL;
-	va_end(ap);
 	rec.check = check;
 	rec.name = name;
 	rec.operation = op ? op : check;
-	rec.status = VMC_STEP_SKIPPED;
+	rec.status = failed ? VMC_STEP_FAILED : VMC_STEP_SKIPPED;
 	rec.message = m;
 	rec.t_zero = c->suite->t_zero;
 	rec.t_begin = rec.t_end = now_ns();
@@ -1148,6 +1464,25 @@ void vmc_step_skip(struct vmc_ctx *c, const char *check, const char *name, const
 	record(c->suite, &rec);
 	free(m);
 	free(op);
+}
+
+void vmc_step_skip(struct vmc_ctx *c, const char *check, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	not_run(c, check, name, false, fmt, ap);
+	va_end(ap);
+}
+
+void vmc_step_not_run(struct vmc_ctx *c, const char *check, const char *name, bool failed,
+		      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	not_run(c, check, name, failed, fmt, ap);
+	va_end(ap);
 }
 
 /* ------------------------------------------------------- runner */
@@ -1208,6 +1543,9 @@ void vmc_suite_attach(struct vmc_suite *s, struct vmc_hv *hv, const char *why)
 	set_str(&s->agent_err, NULL);
 	set_str(&s->death, NULL);
 	set_str(&s->gone, NULL);
+	s->gone_failed = false;
+	s->agent_minor = 0;
+	s->t_last_end = 0;
 	set_str(&s->why_attached, why);
 }
 
@@ -1233,6 +1571,7 @@ int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
 		vmc_error_clear(&err);
 		if (asprintf(&s->gone, "not run: no agent (%s)", st->message) < 0)
 			s->gone = NULL;
+		s->gone_failed = true;
 	} else {
 		st->t_confirm = now_ns();
 		vmc_step_note(st, "agent of boot %s", s->boot_id);
@@ -1247,7 +1586,8 @@ int vmc_suite_run(struct vmc_suite *s, const struct vmc_check *checks, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (s->gone) {
-			vmc_step_skip(&s->ctx, checks[i].name, "not run", "%s", s->gone);
+			vmc_step_not_run(&s->ctx, checks[i].name, "not run", s->gone_failed, "%s",
+					 s->gone);
 			continue;
 		}
 		checks[i].run(&s->ctx);

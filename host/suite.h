@@ -68,10 +68,13 @@ void vmc_suite_counts(const struct vmc_suite *s, unsigned counts[3]);
  * ok/MISSING; @gone walks a removal instead, guest first (online, kernel,
  * driver, pci, host) with present/gone. @pci: the device's guest PCI address,
  * or of the root port it sits behind, or "". @kobj: "link MAC", "block
- * serial=S", "memory blocks A-B", "cpuN". The first rung that stops the
- * device is marked "<- stopped here"; returns its index, -1 if none.
+ * serial=S", "memory blocks A-B", "cpuN". @usable: the usage probe's
+ * verdict for the top rung (1 used, 0 not usable, -1 no probe ran) and
+ * @usable_text what it saw (NULL: a default). The first rung that stops
+ * the device is marked "<- stopped here"; returns its index, -1 if none.
  */
 int vmc_ladder_write(FILE *fp, struct vmc_hv *hv, const Vmcheck__V1__State *st, const char *hv_id,
-		     const char *pci, const char *kobj, bool gone);
+		     const char *pci, const char *kobj, bool gone, int usable,
+		     const char *usable_text);
 
 #endif

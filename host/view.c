@@ -21,6 +21,12 @@ struct node {
 
 struct vmc_view {
 	struct node *sec[NSECTIONS]; /* who supplies each section; NULL: none yet */
+	/*
+	 * A State newer than sec[i] that carried an error for section i
+	 * instead of the section: the data in sec[i] is stale and this says
+	 * why. NULL once a newer State carries the section again.
+	 */
+	struct node *err[NSECTIONS];
 	struct node *top;            /* the newest merged: generation, boot_id, clocks */
 	Vmcheck__V1__State merged;   /* pointers into the nodes */
 	Vmcheck__V1__SectionError **errors;
@@ -67,6 +73,15 @@ fail:
 	return NULL;
 }
 
+/* The error @n holds for section bit @bit, or NULL. */
+static Vmcheck__V1__SectionError *error_of(const struct node *n, uint32_t bit)
+{
+	for (size_t e = 0; n && e < n->st->n_errors; e++)
+		if (n->st->errors[e] && (uint32_t)n->st->errors[e]->section == bit)
+			return n->st->errors[e];
+	return NULL;
+}
+
 /* Rebuild v->merged from the nodes. Returns 0 or -ENOMEM (v->merged then lacks errors). */
 static int compose(struct vmc_view *v)
 {
@@ -86,11 +101,10 @@ static int compose(struct vmc_view *v)
 	for (unsigned i = 0; i < NSECTIONS; i++) {
 		const Vmcheck__V1__State *s = v->sec[i] ? v->sec[i]->st : NULL;
 
+		nerr += error_of(v->err[i], 1u << i) != NULL;
 		if (!s)
 			continue;
 		m->sections |= 1u << i;
-		for (size_t e = 0; e < s->n_errors; e++)
-			nerr += s->errors[e] && (uint32_t)s->errors[e]->section == 1u << i;
 		switch (1u << i) {
 		case VMCHECK__V1__SECTION__SECTION_SYSTEM:
 			m->system = s->system;
@@ -123,11 +137,10 @@ static int compose(struct vmc_view *v)
 	if (!v->errors)
 		return -ENOMEM;
 	for (unsigned i = 0; i < NSECTIONS; i++) {
-		const Vmcheck__V1__State *s = v->sec[i] ? v->sec[i]->st : NULL;
+		Vmcheck__V1__SectionError *e = error_of(v->err[i], 1u << i);
 
-		for (size_t e = 0; s && e < s->n_errors; e++)
-			if (s->errors[e] && (uint32_t)s->errors[e]->section == 1u << i)
-				v->errors[m->n_errors++] = s->errors[e];
+		if (e)
+			v->errors[m->n_errors++] = e;
 	}
 	m->errors = v->errors;
 	return 0;
@@ -146,7 +159,8 @@ void vmc_view_reset(struct vmc_view *v)
 {
 	for (unsigned i = 0; i < NSECTIONS; i++) {
 		node_put(v->sec[i]);
-		v->sec[i] = NULL;
+		node_put(v->err[i]);
+		v->sec[i] = v->err[i] = NULL;
 	}
 	node_put(v->top);
 	v->top = NULL;
@@ -164,31 +178,45 @@ void vmc_view_free(struct vmc_view *v)
 
 int vmc_view_merge(struct vmc_view *v, const Vmcheck__V1__State *st)
 {
-	struct node *old[NSECTIONS], *old_top = v->top, *n;
+	struct node *old[NSECTIONS], *old_err[NSECTIONS], *old_top = v->top, *n;
 	int r;
 
 	n = node_copy(st, &r);
 	if (!n)
 		return r;
 	memcpy(old, v->sec, sizeof(old));
-	for (unsigned i = 0; i < NSECTIONS; i++)
+	memcpy(old_err, v->err, sizeof(old_err));
+	for (unsigned i = 0; i < NSECTIONS; i++) {
+		bool errored = error_of(n, 1u << i) != NULL;
+
 		if (st->sections & (1u << i))
 			v->sec[i] = node_get(n);
+		/* Not read this time: the old data stays, with why it is old. */
+		if (errored || (st->sections & (1u << i)))
+			v->err[i] = errored ? node_get(n) : NULL;
+	}
 	v->top = n; /* takes the reference node_copy() made */
 	r = compose(v);
 	if (r < 0) {
-		for (unsigned i = 0; i < NSECTIONS; i++)
+		for (unsigned i = 0; i < NSECTIONS; i++) {
 			if (v->sec[i] != old[i])
 				node_put(v->sec[i]);
+			if (v->err[i] != old_err[i])
+				node_put(v->err[i]);
+		}
 		memcpy(v->sec, old, sizeof(old));
+		memcpy(v->err, old_err, sizeof(old_err));
 		v->top = old_top;
 		node_put(n);
 		compose(v); /* as before the merge, which composed */
 		return r;
 	}
-	for (unsigned i = 0; i < NSECTIONS; i++)
+	for (unsigned i = 0; i < NSECTIONS; i++) {
 		if (v->sec[i] != old[i])
 			node_put(old[i]);
+		if (v->err[i] != old_err[i])
+			node_put(old_err[i]);
+	}
 	node_put(old_top);
 	return 0;
 }
@@ -204,8 +232,10 @@ struct vmc_view *vmc_view_dup(const struct vmc_view *v)
 
 	if (!d)
 		return NULL;
-	for (unsigned i = 0; i < NSECTIONS; i++)
+	for (unsigned i = 0; i < NSECTIONS; i++) {
 		d->sec[i] = node_get(v->sec[i]);
+		d->err[i] = node_get(v->err[i]);
+	}
 	d->top = node_get(v->top);
 	if (compose(d) < 0) {
 		vmc_view_free(d);

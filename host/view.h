@@ -23,9 +23,11 @@ void vmc_view_free(struct vmc_view *v);
 
 /*
  * vmc_view_merge - replace the sections @st carries with @st's
- * The generation, boot_id and clocks of the view become @st's. Section
- * errors of the sections replaced are replaced too. @st is copied: the
- * caller keeps it. Returns 0, -ENOMEM or -EMSGSIZE (a State over the
+ * The generation, boot_id and clocks of the view become @st's. A section
+ * @st could not read (a SectionError, its bit clear) keeps its older data,
+ * and the error stays in the merged State's errors until a State carries
+ * that section again: stale data never passes for fresh. @st is copied:
+ * the caller keeps it. Returns 0, -ENOMEM or -EMSGSIZE (a State over the
  * view's budget); the view is unchanged on failure.
  */
 int vmc_view_merge(struct vmc_view *v, const Vmcheck__V1__State *st);
@@ -35,7 +37,8 @@ void vmc_view_reset(struct vmc_view *v);
 
 /*
  * The merged State: every section merged so far, its sections bits their
- * union. Valid until the next merge or reset of @v; never NULL.
+ * union, and the errors of sections whose newest read failed. Valid until
+ * the next merge or reset of @v; never NULL.
  */
 const Vmcheck__V1__State *vmc_view_state(const struct vmc_view *v);
 

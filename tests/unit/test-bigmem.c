@@ -152,7 +152,7 @@ static void guest_tree(struct fx *f, const char *skip_state_of)
 static void count_tree(struct fx *f, struct vmc_bigmem_want *w, bool want_ok, const char *why_has)
 {
 	struct fx_run t;
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 
 	fx_run(&t, f->root, vmc_state_read_memory);
 	CU_ASSERT_EQUAL_FATAL(t.r, 0);
@@ -210,7 +210,7 @@ static void memtotal_above_the_size_or_no_blocks_fail(void)
 	Vmcheck__V1__State st;
 	Vmcheck__V1__Memory m;
 	Vmcheck__V1__MemoryBlock b0, b1, *blocks[2] = {&b1, &b0};
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 
 	vmcheck__v1__state__init(&st);
 	CU_ASSERT_FALSE(vmc_bigmem_memory_ok(&st, &w, &why));
@@ -241,7 +241,7 @@ static void ram_moved_above_1tib_is_explained(void)
 	static Vmcheck__V1__MemoryBlock b[512];
 	static Vmcheck__V1__MemoryBlock *blocks[512];
 	struct vmc_bigmem_want w = {.bytes = 1024 * GIB};
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 	Vmcheck__V1__State st;
 	Vmcheck__V1__Memory m;
 

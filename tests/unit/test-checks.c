@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #define PORT "0000:00:02.2"
+#define SEC(x) VMCHECK__V1__SECTION__SECTION_##x
 
 static struct vmc_why why;
 
@@ -64,6 +65,20 @@ static void nic_guest_init(struct nic_guest *g)
 	g->st.links = g->links;
 	g->st.n_links = 2;
 	g->st.pci = &g->pci;
+	g->st.sections = SEC(LINKS) | SEC(PCI) | SEC(BLOCKS);
+}
+
+/* The agent's newest read of @bit failed: its data in @st is stale. */
+static Vmcheck__V1__SectionError stale_err, *stale_errs[1] = {&stale_err};
+
+static void make_stale(Vmcheck__V1__State *st, uint32_t bit, const char *msg)
+{
+	vmcheck__v1__section_error__init(&stale_err);
+	stale_err.section = (Vmcheck__V1__Section)bit;
+	stale_err.errno_value = EIO;
+	stale_err.message = (char *)msg;
+	st->errors = stale_errs;
+	st->n_errors = 1;
 }
 
 static void mac_is_local_unicast_and_unique(void)
@@ -167,6 +182,43 @@ static void nic_gone_only_when_mac_gone(void)
 	CU_ASSERT_FALSE(vmc_chk_nic_gone(&g.st, &n, &why));
 	g.links[0] = &g.boot;
 	CU_ASSERT_TRUE(vmc_chk_nic_gone(&g.st, &n, &why));
+}
+
+/* Absent from a section the agent could not read, or never sent, is not gone. */
+static void nothing_is_gone_from_a_missing_or_stale_section(void)
+{
+	struct nic_guest g;
+	struct vmc_chk_nic n = {.mac = "52:54:00:76:ab:07", .port = PORT};
+	struct vmc_chk_disk w = {.serial = "vmcd12ab1", .port = PORT, .size = 64 << 20};
+
+	nic_guest_init(&g);
+	g.st.n_links = 1; /* eth1 not in the (stale) data */
+	make_stale(&g.st, SEC(LINKS), "reading links: Input/output error");
+	CU_ASSERT_FALSE(vmc_chk_nic_gone(&g.st, &n, &why));
+	why_has("could not read the links section: reading links: Input/output error");
+	CU_ASSERT_FALSE(why.final);
+
+	nic_guest_init(&g);
+	g.st.sections &= ~SEC(LINKS);
+	g.st.n_links = 0;
+	CU_ASSERT_FALSE(vmc_chk_nic_gone(&g.st, &n, &why));
+	why_has("no links section");
+
+	/* No blocks section at all: no disk is gone. */
+	nic_guest_init(&g);
+	g.st.sections &= ~SEC(BLOCKS);
+	CU_ASSERT_FALSE(vmc_chk_disk_gone(&g.st, &w, &why));
+	why_has("no blocks section");
+	make_stale(&g.st, SEC(BLOCKS), "reading blocks: No such device");
+	g.st.sections |= SEC(BLOCKS);
+	CU_ASSERT_FALSE(vmc_chk_disk_gone(&g.st, &w, &why));
+	why_has("reading blocks: No such device");
+
+	/* Nor is a NIC found in stale data. */
+	nic_guest_init(&g);
+	make_stale(&g.st, SEC(PCI), "reading pci: Input/output error");
+	CU_ASSERT_FALSE(vmc_chk_nic_up(&g.st, &n, &why));
+	why_has("reading pci");
 }
 
 /* The NIC guest plus vda (boot), vdb with our serial and its partition vdb1. */
@@ -279,6 +331,7 @@ static void mem_guest_init(struct mem_guest *g, const uint64_t *idx, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		vmcheck__v1__memory_block__init(&g->blk[i]);
 		g->blk[i].index = idx[i];
+		g->blk[i].phys_start = idx[i] * BS;
 		g->blk[i].state = state;
 		g->blk[i].valid_zones = "Movable";
 		g->p[i] = &g->blk[i];
@@ -289,54 +342,82 @@ static void mem_guest_init(struct mem_guest *g, const uint64_t *idx, size_t n,
 	g->mem.n_blocks = n;
 	g->mem.auto_online_blocks = "offline";
 	g->st.memory = &g->mem;
+	g->st.sections = SEC(MEMORY);
 }
 
 static const Vmcheck__V1__MemoryBlock__State ONLINE = VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE;
 static const Vmcheck__V1__MemoryBlock__State OFFLINE = VMCHECK__V1__MEMORY_BLOCK__STATE__OFFLINE;
 
-static void dimm_is_the_new_contiguous_blocks(void)
+/* A DIMM of @size placed by the hypervisor at @addr, after the baseline @b. */
+static void dimm_at(struct vmc_chk_dimm *d, const struct mem_guest *b, uint64_t addr,
+		    uint64_t size)
 {
-	/* Boot memory 0-3 (one hole at 2, as after an earlier unplug), a DIMM of 2 blocks. */
+	struct vmc_error err = VMC_ERROR_INIT;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_chk_dimm_init(d, &b->st, size), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_chk_dimm_place(d, addr, size, &err), 0);
+}
+
+static void dimm_is_the_blocks_at_its_address(void)
+{
+	/* Boot memory 0-3 (one hole at 2, as after an earlier unplug), a DIMM of 2 blocks at 4 GiB. */
 	static const uint64_t base[] = {3, 0, 1}, after[] = {0, 1, 3, 32, 33};
 	struct mem_guest b, g;
 	struct vmc_chk_dimm d;
 
 	mem_guest_init(&b, base, 3, ONLINE);
-	CU_ASSERT_EQUAL_FATAL(vmc_chk_dimm_init(&d, &b.st, 2 * BS), 0);
+	dimm_at(&d, &b, 32 * BS, 2 * BS);
 	CU_ASSERT_EQUAL(d.base_online, 3 * BS);
+	CU_ASSERT_EQUAL(d.first, 32);
+	CU_ASSERT_EQUAL(d.count, 2);
 	CU_ASSERT_FALSE(vmc_chk_dimm_blocks(&b.st, &d, &why));
-	why_has("no new memory block (want 2)");
+	why_has("0 of the DIMM's 2 memory blocks 32-33 present (block 32 missing)");
 
 	/* Only one of the two announced yet. */
 	mem_guest_init(&g, after, 4, OFFLINE);
 	CU_ASSERT_FALSE(vmc_chk_dimm_blocks(&g.st, &d, &why));
-	why_has("1 new memory blocks within 32-32, want 2");
+	why_has("1 of the DIMM's 2 memory blocks 32-33 present (block 33 missing)");
 
 	mem_guest_init(&g, after, 5, OFFLINE);
 	CU_ASSERT_TRUE(vmc_chk_dimm_blocks(&g.st, &d, &why));
-	CU_ASSERT_EQUAL(d.first, 32);
-	CU_ASSERT_EQUAL(d.count, 2);
 	vmc_chk_dimm_free(&d);
 }
 
-static void dimm_blocks_must_be_contiguous_and_exact(void)
+static void dimm_blocks_elsewhere_are_not_the_dimm(void)
 {
-	static const uint64_t base[] = {0, 1}, holey[] = {0, 1, 32, 34},
-			      more[] = {0, 1, 32, 33, 34};
+	/* The right count of new blocks, contiguous, but not where QEMU put the DIMM. */
+	static const uint64_t base[] = {0, 1}, shifted[] = {0, 1, 40, 41},
+			      extra[] = {0, 1, 32, 33, 34};
 	struct mem_guest b, g;
 	struct vmc_chk_dimm d;
+	struct vmc_error err = VMC_ERROR_INIT;
 
 	mem_guest_init(&b, base, 2, ONLINE);
-	CU_ASSERT_EQUAL_FATAL(vmc_chk_dimm_init(&d, &b.st, 2 * BS), 0);
-	mem_guest_init(&g, holey, 4, ONLINE);
+	dimm_at(&d, &b, 32 * BS, 2 * BS);
+	mem_guest_init(&g, shifted, 4, ONLINE);
 	CU_ASSERT_FALSE(vmc_chk_dimm_blocks(&g.st, &d, &why));
-	why_has("2 new memory blocks within 32-34, want 2 contiguous");
-	mem_guest_init(&g, more, 5, ONLINE);
+	why_has("new memory blocks 40 41 lie outside the DIMM at 0x100000000 (blocks 32-33)");
+	/* Every block of the DIMM, and one more that nothing plugged. */
+	mem_guest_init(&g, extra, 5, ONLINE);
 	CU_ASSERT_FALSE(vmc_chk_dimm_blocks(&g.st, &d, &why));
+	why_has("new memory blocks 34 lie outside");
 	vmc_chk_dimm_free(&d);
 
-	/* No memory section: nothing to start from. */
+	/* A DIMM the hypervisor did not place on block boundaries cannot be matched. */
+	CU_ASSERT_EQUAL_FATAL(vmc_chk_dimm_init(&d, &b.st, 2 * BS), 0);
+	CU_ASSERT_EQUAL(vmc_chk_dimm_place(&d, 32 * BS + 4096, 2 * BS, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not aligned"));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_chk_dimm_place(&d, 32 * BS, BS, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "asked for 256 MiB"));
+	vmc_error_clear(&err);
+	vmc_chk_dimm_free(&d);
+
+	/* No memory section, or a stale one: nothing to start from. */
 	vmcheck__v1__state__init(&g.st);
+	CU_ASSERT_EQUAL(vmc_chk_dimm_init(&d, &g.st, BS), -ENOENT);
+	mem_guest_init(&g, base, 2, ONLINE);
+	make_stale(&g.st, SEC(MEMORY), "reading memory: Input/output error");
 	CU_ASSERT_EQUAL(vmc_chk_dimm_init(&d, &g.st, BS), -ENOENT);
 }
 
@@ -347,7 +428,7 @@ static void dimm_online_and_gone_count_bytes(void)
 	struct vmc_chk_dimm d;
 
 	mem_guest_init(&b, base, 2, ONLINE);
-	CU_ASSERT_EQUAL_FATAL(vmc_chk_dimm_init(&d, &b.st, 2 * BS), 0);
+	dimm_at(&d, &b, 32 * BS, 2 * BS);
 	mem_guest_init(&g, after, 4, ONLINE);
 	CU_ASSERT_TRUE(vmc_chk_dimm_blocks(&g.st, &d, &why));
 	CU_ASSERT_TRUE(vmc_chk_dimm_online(&g.st, &d, &why));
@@ -365,6 +446,34 @@ static void dimm_online_and_gone_count_bytes(void)
 
 	CU_ASSERT_FALSE(vmc_chk_dimm_gone(&g.st, &d, &why));
 	why_has("memory block 32 still there");
+
+	/* Gone from a section the agent could not read is not gone. */
+	mem_guest_init(&g, base, 2, ONLINE);
+	make_stale(&g.st, SEC(MEMORY), "reading memory: Input/output error");
+	CU_ASSERT_FALSE(vmc_chk_dimm_gone(&g.st, &d, &why));
+	why_has("could not read the memory section");
+	vmc_chk_dimm_free(&d);
+}
+
+static void movable_means_movable(void)
+{
+	static const uint64_t base[] = {0, 1}, after[] = {0, 1, 32, 33};
+	struct mem_guest b, g;
+	struct vmc_chk_dimm d;
+
+	mem_guest_init(&b, base, 2, ONLINE);
+	dimm_at(&d, &b, 32 * BS, 2 * BS);
+	d.movable = true;
+	mem_guest_init(&g, after, 4, ONLINE);
+	CU_ASSERT_TRUE(vmc_chk_dimm_online(&g.st, &d, &why));
+	/* Online, but in Normal: it will never be Movable, the wait ends now. */
+	g.blk[3].valid_zones = "Normal";
+	CU_ASSERT_FALSE(vmc_chk_dimm_online(&g.st, &d, &why));
+	why_has("memory block 33 is online in zone \"Normal\", not Movable");
+	CU_ASSERT_TRUE(why.final);
+	/* Not asked for Movable: any zone will do. */
+	d.movable = false;
+	CU_ASSERT_TRUE(vmc_chk_dimm_online(&g.st, &d, &why));
 	vmc_chk_dimm_free(&d);
 }
 
@@ -377,7 +486,7 @@ static void dimm_unplug_leaves_later_dimms_online(void)
 	struct vmc_chk_dimm d;
 
 	mem_guest_init(&g, base, 2, ONLINE);
-	CU_ASSERT_EQUAL_FATAL(vmc_chk_dimm_init(&d, &g.st, 2 * BS), 0);
+	dimm_at(&d, &g, 32 * BS, 2 * BS);
 	mem_guest_init(&g, one, 4, ONLINE);
 	CU_ASSERT_TRUE(vmc_chk_dimm_blocks(&g.st, &d, &why));
 
@@ -405,36 +514,60 @@ struct cpu_guest {
 	Vmcheck__V1__Cpu c[4], *p[4];
 };
 
-/* CPUs 0..n-1 present; @online_mask says which are online. */
+/*
+ * CPUs 0..n-1 present; @online_mask says which are online. An online CPU
+ * sits at socket = its id, core 0, thread 0 (QEMU's -smp N,maxcpus=M
+ * default here: one core per socket); an offline one shows no topology.
+ */
 static void cpu_guest_init(struct cpu_guest *g, const char *present, unsigned n,
 			   unsigned online_mask)
 {
 	vmcheck__v1__state__init(&g->st);
 	vmcheck__v1__cpus__init(&g->cpus);
 	for (unsigned i = 0; i < n; i++) {
+		bool on = online_mask >> i & 1;
+
 		vmcheck__v1__cpu__init(&g->c[i]);
 		g->c[i].id = i;
 		g->c[i].present = true;
-		g->c[i].online = online_mask >> i & 1;
+		g->c[i].online = on;
+		g->c[i].package_id = on ? (int32_t)i : -1;
+		g->c[i].core_id = on ? 0 : -1;
+		g->c[i].die_id = on ? 0 : -1;
+		g->c[i].thread_id = on ? 0 : -1;
+		g->c[i].apic_id = on ? (int64_t)i : -1;
 		g->p[i] = &g->c[i];
 	}
 	g->cpus.present = (char *)present;
 	g->cpus.cpus = g->p;
 	g->cpus.n_cpus = n;
 	g->st.cpus = &g->cpus;
+	g->st.sections = SEC(CPUS);
 }
 
-static void cpu_matched_by_id_new_since_baseline(void)
+/* QEMU's position socket @socket, die 0, core 0, thread 0. */
+static void cpu_want(struct vmc_chk_cpu *c, const struct cpu_guest *base, int socket)
 {
-	struct cpu_guest g;
-	struct vmc_chk_cpu c = {.id = 2, .base_present = "0-1"};
+	struct vmc_hv_cpu where = {.socket_id = socket, .die_id = 0, .core_id = 0, .thread_id = 0};
 
-	cpu_guest_init(&g, "0-1", 2, 3);
-	CU_ASSERT_FALSE(vmc_chk_cpu_up(&g.st, &c, &why));
-	why_has("cpu2 not present (present 0-1; new: none)");
+	vmc_chk_cpu_init(c, &base->st, &where, true);
+}
 
+static void cpu_is_the_one_new_cpu(void)
+{
+	struct cpu_guest b, g;
+	struct vmc_chk_cpu c;
+
+	cpu_guest_init(&b, "0-1", 2, 3);
+	cpu_want(&c, &b, 2);
+	CU_ASSERT_EQUAL(c.id, -1);
+	CU_ASSERT_FALSE(vmc_chk_cpu_up(&b.st, &c, &why));
+	why_has("no new CPU (present 0-1, before the plug 0-1)");
+
+	/* Whatever number the guest gives it: no id is assumed. */
 	cpu_guest_init(&g, "0-2", 3, 3);
 	CU_ASSERT_TRUE(vmc_chk_cpu_up(&g.st, &c, &why));
+	CU_ASSERT_EQUAL(c.id, 2);
 	CU_ASSERT_FALSE(vmc_chk_cpu_online(&g.st, &c, &why));
 	why_has("cpu2 offline");
 	g.c[2].online = true;
@@ -444,31 +577,70 @@ static void cpu_matched_by_id_new_since_baseline(void)
 	g.cpus.present = "0-1";
 	CU_ASSERT_PTR_NULL(vmc_chk_cpu_present(&g.st, 2));
 	CU_ASSERT_FALSE(vmc_chk_cpu_online(&g.st, &c, &why));
+
+	/* Two new CPUs for one vCPU: which one is it? Neither: final. */
+	cpu_want(&c, &b, 2);
+	cpu_guest_init(&g, "0-3", 4, 3);
+	CU_ASSERT_FALSE(vmc_chk_cpu_up(&g.st, &c, &why));
+	why_has("2 new CPUs for one vCPU: cpu2 cpu3");
+	CU_ASSERT_TRUE(why.final);
+
+	/* A stale cpus section proves nothing. */
+	cpu_want(&c, &b, 2);
+	cpu_guest_init(&g, "0-2", 3, 3);
+	make_stale(&g.st, SEC(CPUS), "reading cpus: Input/output error");
+	CU_ASSERT_FALSE(vmc_chk_cpu_up(&g.st, &c, &why));
+	why_has("could not read the cpus section");
 }
 
-static void cpu_under_another_id_is_named(void)
+static void cpu_identity_is_its_topology(void)
 {
-	struct cpu_guest g;
-	struct vmc_chk_cpu c = {.id = 3, .base_present = "0-1"};
+	struct cpu_guest b, g;
+	struct vmc_chk_cpu c;
 
-	/* QEMU says cpu_index 3, the guest numbered it 2: say so, do not accept it. */
-	cpu_guest_init(&g, "0-2", 3, 3);
-	CU_ASSERT_FALSE(vmc_chk_cpu_up(&g.st, &c, &why));
-	why_has("new: cpu2");
+	cpu_guest_init(&b, "0-1", 2, 3);
+	cpu_want(&c, &b, 2);
+	cpu_guest_init(&g, "0-2", 3, 7);
+	CU_ASSERT_TRUE(vmc_chk_cpu_up(&g.st, &c, &why));
+	CU_ASSERT_TRUE(vmc_chk_cpu_topology(&g.st, &c, &why));
 
-	/* A CPU present before the plug cannot be the plugged one. */
-	snprintf(c.base_present, sizeof(c.base_present), "0-3");
-	cpu_guest_init(&g, "0-3", 4, 15);
-	CU_ASSERT_FALSE(vmc_chk_cpu_up(&g.st, &c, &why));
-	why_has("was present before the plug");
+	/* Online but its topology not shown yet: wait. */
+	g.c[2].core_id = -1;
+	CU_ASSERT_FALSE(vmc_chk_cpu_topology(&g.st, &c, &why));
+	CU_ASSERT_FALSE(why.final);
+	g.c[2].core_id = 0;
+
+	/* The new CPU sits in socket 3, QEMU put the vCPU in socket 2: both views, final. */
+	g.c[2].package_id = 3;
+	CU_ASSERT_FALSE(vmc_chk_cpu_topology(&g.st, &c, &why));
+	CU_ASSERT_TRUE(why.final);
+	why_has("QEMU: socket-id 2 die-id 0 core-id 0 thread-id 0; guest cpu2: "
+		"physical_package_id 3 die_id 0 core_id 0 thread 0");
+	g.c[2].package_id = 2;
+	g.c[2].thread_id = 1;
+	CU_ASSERT_FALSE(vmc_chk_cpu_topology(&g.st, &c, &why));
+	why_has("thread 1");
+
+	/* An agent that cannot tell threads (protocol minor 0): the rest still must match. */
+	c.thread_known = false;
+	CU_ASSERT_TRUE(vmc_chk_cpu_topology(&g.st, &c, &why));
+	g.c[2].core_id = 1;
+	CU_ASSERT_FALSE(vmc_chk_cpu_topology(&g.st, &c, &why));
+	why_has("thread -1 unknown to this agent");
 }
 
 static void cpu_gone_from_present(void)
 {
-	struct cpu_guest g;
-	struct vmc_chk_cpu c = {.id = 2, .base_present = "0-1"};
+	struct cpu_guest b, g;
+	struct vmc_chk_cpu c;
 
+	cpu_guest_init(&b, "0-1", 2, 3);
+	cpu_want(&c, &b, 2);
+	/* Never seen: its removal cannot be judged. */
+	CU_ASSERT_FALSE(vmc_chk_cpu_gone(&b.st, &c, &why));
+	CU_ASSERT_TRUE(why.final);
 	cpu_guest_init(&g, "0-2", 3, 7);
+	CU_ASSERT_TRUE(vmc_chk_cpu_up(&g.st, &c, &why));
 	CU_ASSERT_FALSE(vmc_chk_cpu_gone(&g.st, &c, &why));
 	why_has("cpu2 still present (present 0-2)");
 	cpu_guest_init(&g, "0-1,3", 2, 3);
@@ -495,9 +667,10 @@ VMC_SUITE(checks, NULL, NULL, VMC_TEST(mac_is_local_unicast_and_unique),
 	  VMC_TEST(disk_found_by_serial_size_and_port),
 	  VMC_TEST(disk_with_wrong_size_type_or_port_is_not_ours),
 	  VMC_TEST(disk_gone_when_no_whole_disk_has_the_serial),
-	  VMC_TEST(dimm_is_the_new_contiguous_blocks),
-	  VMC_TEST(dimm_blocks_must_be_contiguous_and_exact),
-	  VMC_TEST(dimm_online_and_gone_count_bytes),
-	  VMC_TEST(dimm_unplug_leaves_later_dimms_online),
-	  VMC_TEST(cpu_matched_by_id_new_since_baseline), VMC_TEST(cpu_under_another_id_is_named),
-	  VMC_TEST(cpu_gone_from_present), VMC_TEST(bytes_print_exact_units))
+	  VMC_TEST(nothing_is_gone_from_a_missing_or_stale_section),
+	  VMC_TEST(dimm_is_the_blocks_at_its_address),
+	  VMC_TEST(dimm_blocks_elsewhere_are_not_the_dimm),
+	  VMC_TEST(dimm_online_and_gone_count_bytes), VMC_TEST(movable_means_movable),
+	  VMC_TEST(dimm_unplug_leaves_later_dimms_online), VMC_TEST(cpu_is_the_one_new_cpu),
+	  VMC_TEST(cpu_identity_is_its_topology), VMC_TEST(cpu_gone_from_present),
+	  VMC_TEST(bytes_print_exact_units))

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "harness.h"
+#include "check-util.h"
 #include "suite.h"
 #include "view.h"
 
@@ -67,6 +68,8 @@ struct fguest {
 	uint64_t sub_id, next_sub, generation;
 	bool stopped;             /* the VM is paused: no CPU, no agent */
 	bool clock_leaks;         /* ...but the guest clock runs on (a broken pause) */
+	bool clock_back;          /* after cont the guest clock is a second behind */
+	bool panics;              /* the power button panics the guest */
 	uint64_t stopped_at, paused_ns;
 	uint64_t suspend_success;
 	struct fdev links[4], blocks[4];
@@ -81,6 +84,8 @@ static uint64_t guest_now(struct fguest *g)
 
 	if (g->clock_leaks)
 		return t;
+	if (g->clock_back && !g->stopped && g->paused_ns)
+		t -= 1000 * MS + g->paused_ns;
 	t -= g->paused_ns;
 	return g->stopped ? t - (vmc_mono_ns() - g->stopped_at) : t;
 }
@@ -225,6 +230,7 @@ static void push(struct fguest *g, uint32_t sections, uint64_t kernel_ns)
 }
 
 static void hv_queue_event(struct fake_hv *h, const char *name);
+static void hv_queue_event_why(struct fake_hv *h, const char *name, const char *reason);
 static void hv_exit(struct fake_hv *h, const char *how);
 
 static void apply(struct fguest *g, const struct change *c)
@@ -255,7 +261,9 @@ static void apply(struct fguest *g, const struct change *c)
 		push(g, VMCHECK__V1__SECTION__SECTION_SYSTEM, k);
 		break;
 	case CH_SHUTDOWN:
-		hv_queue_event(g->hv, "SHUTDOWN");
+		if (g->panics)
+			hv_queue_event(g->hv, "GUEST_PANICKED");
+		hv_queue_event_why(g->hv, "SHUTDOWN", g->panics ? "guest-panic" : "guest-shutdown");
 		hv_exit(g->hv, "QEMU exited with status 0");
 		if (g->conn >= 0)
 			close(g->conn);
@@ -439,10 +447,14 @@ struct fake_hv {
 	char spec[128];
 	struct {
 		char name[32];
+		char reason[32]; /* SHUTDOWN, RESET: QMP's reason */
 		uint64_t ns;
 	} ev[32];
 	size_t n_ev;
 	bool dead;
+	bool unclean;         /* QEMU's exit was not clean (ended() says so) */
+	bool give_up;         /* device_del returns -EINPROGRESS, as libvirt after 5 s */
+	struct vmc_hv_removal views; /* what removal_views() says */
 	char death[128];
 	char present[4][16]; /* device ids the "hypervisor" has */
 	char transcript[4096];
@@ -465,19 +477,25 @@ static void _printf_(2, 3) hv_log(struct fake_hv *h, const char *fmt, ...)
 	pthread_mutex_unlock(&h->mu);
 }
 
-static void hv_queue_event(struct fake_hv *h, const char *name)
+static void hv_queue_event_why(struct fake_hv *h, const char *name, const char *reason)
 {
 	char c = 1;
 
 	pthread_mutex_lock(&h->mu);
 	if (h->n_ev < ARRAY_SIZE(h->ev)) {
 		snprintf(h->ev[h->n_ev].name, sizeof(h->ev[0].name), "%s", name);
+		snprintf(h->ev[h->n_ev].reason, sizeof(h->ev[0].reason), "%s", reason ? reason : "");
 		h->ev[h->n_ev++].ns = vmc_mono_ns();
 	}
 	pthread_mutex_unlock(&h->mu);
 	if (write(h->pipe[1], &c, 1) < 0)
 		CU_FAIL("fake hv pipe");
 	hv_log(h, "<- event %s\n", name);
+}
+
+static void hv_queue_event(struct fake_hv *h, const char *name)
+{
+	hv_queue_event_why(h, name, NULL);
 }
 
 static void hv_exit(struct fake_hv *h, const char *how)
@@ -578,9 +596,20 @@ static int f_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc
 static int f_del(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 {
 	char what[64];
+	int r;
 
 	snprintf(what, sizeof(what), "device_del %s", id);
-	return fake_action(hv, what, NULL, err);
+	r = fake_action(hv, what, NULL, err);
+	if (r == 0 && FH(hv)->give_up)
+		r = vmc_error_set(err, -EINPROGRESS, "fake: unplug request timed out");
+	return r;
+}
+
+static int f_removal_views(struct vmc_hv *hv, const char *id, struct vmc_hv_removal *out,
+			   struct vmc_error *err)
+{
+	*out = FH(hv)->views;
+	return 0;
 }
 
 static int f_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err)
@@ -624,6 +653,7 @@ static int f_wait_event(struct vmc_hv *hv, const char *name, const char *device,
 	if (i >= 0) {
 		memset(out, 0, sizeof(*out));
 		out->name = strdup(name);
+		out->reason = h->ev[i].reason[0] ? strdup(h->ev[i].reason) : NULL;
 		out->host_ns = h->ev[i].ns;
 		memmove(&h->ev[i], &h->ev[i + 1], (h->n_ev - (size_t)i - 1) * sizeof(h->ev[0]));
 		h->n_ev--;
@@ -676,6 +706,13 @@ static int f_alive(struct vmc_hv *hv, struct vmc_error *err)
 	return r;
 }
 
+static int f_ended(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct fake_hv *h = FH(hv);
+
+	return h->unclean ? vmc_error_set(err, -EIO, "%s", h->death) : 0;
+}
+
 static void f_transcript(struct vmc_hv *hv, uint64_t since_ns, FILE *out)
 {
 	pthread_mutex_lock(&FH(hv)->mu);
@@ -700,12 +737,14 @@ static const struct vmc_hv_ops fake_ops = {
 	.nic_del = f_del,
 	.disk_add = f_disk_add,
 	.device_present = f_device_present,
+	.removal_views = f_removal_views,
 	.wait_event = f_wait_event,
 	.seen_event = f_seen_event,
 	.flush_events = f_flush_events,
 	.fd = f_fd,
 	.pump = f_pump,
 	.alive = f_alive,
+	.ended = f_ended,
 	.transcript = f_transcript,
 	.agent_spec = f_agent_spec,
 };
@@ -878,8 +917,10 @@ static void device_never_appears(void)
 	CU_ASSERT(has(last()->evidence,
 		      "pci     MISSING  no function behind the port at 0000:00:02.0   <- stopped here"));
 	CU_ASSERT(has(last()->evidence, "kernel  MISSING  no link with MAC 52:54:00:76:00:01\n"));
-	/* Diff, kernel log since the action (not the boot record), transcript. */
-	CU_ASSERT(has(last()->evidence, "baseline -> last):\n  (none)"));
+	/* A snapshot asked for after the verdict, the diff to it, kernel log since the action
+	 * (not the boot record), transcript. */
+	CU_ASSERT(has(last()->evidence, "guest snapshot read for this evidence at +"));
+	CU_ASSERT(has(last()->evidence, "baseline -> now):\n  (none)"));
 	CU_ASSERT(has(last()->evidence, "since the action (1 records):\n"));
 	CU_ASSERT(has(last()->evidence, "Card not present"));
 	CU_ASSERT(!has(last()->evidence, "fake: booting"));
@@ -1009,7 +1050,8 @@ static void hv_dies_mid_step(void)
 			       "bus=pciroot2: QEMU is gone");
 	CU_ASSERT(has(T.cap.r[1].evidence, "the guest's last snapshot:"));
 	CU_ASSERT(has(T.cap.r[1].evidence, "eth2"));
-	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_SKIPPED);
+	/* Not run because the VM died: failed, not skipped. */
+	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_FAILED);
 	CU_ASSERT_STRING_EQUAL(T.cap.r[2].check, "nic");
 	CU_ASSERT_STRING_EQUAL(T.cap.r[2].message,
 			       "not run: the VM is gone (QEMU exited on signal 6 (Aborted))");
@@ -1071,6 +1113,162 @@ static void clock_running_while_stopped_fails(void)
 	stop();
 }
 
+/* A reboot nobody asked for between two steps fails a step of its own. */
+static void reboot_between_steps_fails(void)
+{
+	start();
+	CU_ASSERT_EQUAL(plug_nic(20, 2000), 0);
+	schedule(&T.g, CH_REBOOT, 0, 10);
+	usleep(150 * 1000); /* the new agent has announced itself: no step was running */
+	CU_ASSERT_EQUAL(unplug_nic2(30, 2000), 0);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 4);
+	CU_ASSERT_STRING_EQUAL(T.cap.r[2].name, "unexpected reboot");
+	CU_ASSERT_STRING_EQUAL(T.cap.r[2].check, "nic");
+	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_FAILED);
+	CU_ASSERT(has(T.cap.r[2].message, "the guest rebooted between steps and no step asked "
+					  "for it (boot_id boot-0 -> boot-1"));
+	CU_ASSERT(has(T.cap.r[2].evidence, "serial console: not kept by this backend"));
+	CU_ASSERT_EQUAL(T.cap.r[3].status, VMC_STEP_PASSED);
+
+	/* The hypervisor's RESET came first: the step waits for the new boot, then fails. */
+	hv_queue_event_why(&T.h, "RESET", "guest-reset");
+	schedule(&T.g, CH_REBOOT, 0, 100);
+	CU_ASSERT_EQUAL(plug_nic(20, 2000), 0);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 6);
+	CU_ASSERT_EQUAL(T.cap.r[4].status, VMC_STEP_FAILED);
+	CU_ASSERT(has(T.cap.r[4].message, "boot-1 -> boot-2; RESET guest-reset"));
+	CU_ASSERT_EQUAL(T.cap.r[5].status, VMC_STEP_PASSED);
+	stop();
+}
+
+static void powerdown_is_clean_or_fails(void)
+{
+	const struct vmc_check checks[] = { { "lifecycle", vmc_check_lifecycle_powerdown } };
+
+	/* The guest panics on the power button: QEMU still exits 0, the reason tells. */
+	start();
+	T.g.panics = true;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT_EQUAL(last()->status, VMC_STEP_FAILED);
+	CU_ASSERT(has(last()->message, "the guest panicked on its way down (GUEST_PANICKED seen; "
+				       "SHUTDOWN reason guest-panic)"));
+	stop();
+
+	/* A clean SHUTDOWN but an unclean end of the process. */
+	start();
+	T.h.unclean = true;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT(has(last()->message, "the VM did not end cleanly: QEMU exited with status 0"));
+	stop();
+
+	start();
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), 0);
+	stop();
+}
+
+static void clock_going_back_fails_cont(void)
+{
+	const struct vmc_check checks[] = { { "lifecycle", vmc_check_lifecycle_s3 } };
+
+	start();
+	T.opts.deadline_ms = 2000;
+	pthread_mutex_lock(&T.g.mu);
+	T.g.clock_back = true;
+	pthread_mutex_unlock(&T.g.mu);
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 6);
+	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_FAILED);
+	CU_ASSERT(has(T.cap.r[2].message, "the guest's monotonic clock went backwards"));
+	stop();
+}
+
+/* Never true, and says so for good: the wait ends at once. */
+static bool never(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
+{
+	vmc_why_final(why, "cpu2 is in socket 3, QEMU put it in socket 2");
+	return false;
+}
+
+static void a_final_reason_ends_the_wait(void)
+{
+	struct vmc_step *s;
+	uint64_t t0;
+
+	start();
+	t0 = vmc_mono_ns();
+	s = vmc_step_begin(ctx(), "vcpu", "online cpu2");
+	CU_ASSERT_EQUAL(vmc_step_expect(s, never, NULL, 5000), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_step_end(s, -EINVAL, NULL), -EINVAL);
+	CU_ASSERT((vmc_mono_ns() - t0) / MS < 1000);
+	CU_ASSERT_STRING_EQUAL(last()->message, "cpu2 is in socket 3, QEMU put it in socket 2");
+	stop();
+}
+
+/* No agent: what could not run failed, it was not skipped. */
+static void no_agent_fails_what_follows(void)
+{
+	const struct vmc_check checks[] = { { "nic", never_run_check } };
+
+	start();
+	/* Point the "hypervisor" at a socket where no agent listens. */
+	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s/none.sock", T.dir);
+	vmc_suite_attach(T.s, &T.h.hv, NULL);
+	CU_ASSERT(vmc_suite_connect(T.s, 300) < 0);
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT_EQUAL(last()->status, VMC_STEP_FAILED);
+	CU_ASSERT(has(last()->message, "not run: no agent"));
+	stop();
+}
+
+/* Unplug nic2 the way the checks do: the hypervisor may give up before the removal is done. */
+static int unplug_nic2_judged(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step *s = vmc_step_begin(ctx(), "nic", "unplug nic2");
+	bool pending = false;
+	int r;
+
+	schedule(&T.g, CH_LINK_OFF, 1, 20);
+	r = vmc_chk_del(s, T.h.hv.ops->nic_del(&T.h.hv, "nic2", &err), &err, &pending);
+	if (r == 0)
+		r = vmc_step_expect(s, link_gone, "52:54:00:76:00:02", 2000);
+	if (r == 0)
+		r = vmc_chk_removed(ctx(), s, "nic2", pending, 300);
+	return vmc_step_end(s, r, NULL);
+}
+
+static void a_removal_is_judged_in_every_layer(void)
+{
+	start();
+	T.h.give_up = true;
+	/* Guest and QEMU let go, the management layer still lists it: its failure. */
+	T.h.views = (struct vmc_hv_removal){ .vmm = 0, .mgmt = 1 };
+	snprintf(T.h.views.vmm_says, sizeof(T.h.views.vmm_says), "qom-get: DeviceNotFound");
+	snprintf(T.h.views.mgmt_says, sizeof(T.h.views.mgmt_says), "live XML has nic2");
+	CU_ASSERT_EQUAL(unplug_nic2_judged(), -EBUSY);
+	CU_ASSERT(has(last()->message, "the fake layer still lists nic2 although the guest and "
+				       "QEMU removed it (a failure of fake, not of the guest)"));
+	CU_ASSERT(has(last()->message, "guest: gone; QEMU: gone (qom-get: DeviceNotFound); fake: "
+				       "still has it (live XML has nic2)"));
+	CU_ASSERT(has(last()->notes, "fake: unplug request timed out"));
+	stop();
+
+	/* Every layer agrees, though no DEVICE_DELETED came: a pass, saying so. */
+	start();
+	T.h.give_up = true;
+	T.h.views = (struct vmc_hv_removal){ .vmm = 0, .mgmt = 0 };
+	CU_ASSERT_EQUAL(unplug_nic2_judged(), 0);
+	CU_ASSERT(has(last()->notes, "no DEVICE_DELETED event; guest: gone; QEMU: gone"));
+	stop();
+
+	/* QEMU still has it. */
+	start();
+	T.h.views = (struct vmc_hv_removal){ .vmm = 1, .mgmt = -1 };
+	CU_ASSERT_EQUAL(unplug_nic2_judged(), -EBUSY);
+	CU_ASSERT(has(last()->message, "QEMU still has nic2 after the guest let go of it"));
+	stop();
+}
+
 /* ------------------------------------------------------------ the view */
 
 static void view_merges_only_the_sections_carried(void)
@@ -1094,13 +1292,13 @@ static void view_merges_only_the_sections_carried(void)
 	a.n_links = 1;
 	CU_ASSERT_EQUAL(vmc_view_merge(v, &a), 0);
 	old = vmc_view_dup(v);
-	/* A push with links only (and an error in blocks): system stays. */
+	/* A push with links only (and blocks it could not read, as the agent says it): system stays. */
 	l2.name = "eth1";
 	e.section = VMCHECK__V1__SECTION__SECTION_BLOCKS;
 	e.message = "reading blocks: EIO";
 	b.generation = 2;
 	b.boot_id = "b0";
-	b.sections = VMCHECK__V1__SECTION__SECTION_LINKS | VMCHECK__V1__SECTION__SECTION_BLOCKS;
+	b.sections = VMCHECK__V1__SECTION__SECTION_LINKS;
 	b.links = lb;
 	b.n_links = 1;
 	b.errors = ea;
@@ -1109,27 +1307,80 @@ static void view_merges_only_the_sections_carried(void)
 	m = vmc_view_state(v);
 	CU_ASSERT_EQUAL(m->generation, 2);
 	CU_ASSERT_EQUAL(m->sections, VMCHECK__V1__SECTION__SECTION_SYSTEM |
-					     VMCHECK__V1__SECTION__SECTION_LINKS |
-					     VMCHECK__V1__SECTION__SECTION_BLOCKS);
+					     VMCHECK__V1__SECTION__SECTION_LINKS);
 	CU_ASSERT_STRING_EQUAL(m->system->boot_id, "b0");
-	CU_ASSERT_EQUAL_FATAL(m->n_links, 1);
-	CU_ASSERT_STRING_EQUAL(m->links[0]->name, "eth1");
-	CU_ASSERT_EQUAL_FATAL(m->n_errors, 1);
-	CU_ASSERT_STRING_EQUAL(m->errors[0]->message, "reading blocks: EIO");
+	CU_ASSERT_EQUAL(m->n_links, 1);
+	if (m->n_links == 1)
+		CU_ASSERT_STRING_EQUAL(m->links[0]->name, "eth1");
+	CU_ASSERT_EQUAL(m->n_errors, 1);
+	if (m->n_errors == 1)
+		CU_ASSERT_STRING_EQUAL(m->errors[0]->message, "reading blocks: EIO");
 	/* The copy is frozen, and independent of what it was copied from. */
 	l1.name = "changed";
 	CU_ASSERT_STRING_EQUAL(vmc_view_state(old)->links[0]->name, "eth0");
 	CU_ASSERT_EQUAL(vmc_view_state(old)->generation, 1);
 	vmc_view_reset(v);
 	CU_ASSERT_EQUAL(vmc_view_state(v)->sections, 0);
+	CU_ASSERT_EQUAL(vmc_view_state(v)->n_errors, 0);
 	CU_ASSERT_STRING_EQUAL(vmc_view_state(old)->system->boot_id, "b0");
 	vmc_view_free(v);
 	vmc_view_free(old);
+}
+
+/*
+ * A section the agent failed to read arrives as an error without its bit:
+ * the older data stays, and the error stays next to it until a State
+ * carries the section again. Today's predicates then see why it is stale.
+ */
+static void a_section_error_stays_next_to_the_stale_section(void)
+{
+	Vmcheck__V1__State a = VMCHECK__V1__STATE__INIT, b = VMCHECK__V1__STATE__INIT,
+			   c = VMCHECK__V1__STATE__INIT;
+	Vmcheck__V1__Link l1 = VMCHECK__V1__LINK__INIT, *la[1] = { &l1 };
+	Vmcheck__V1__SectionError e = VMCHECK__V1__SECTION_ERROR__INIT, *ea[1] = { &e };
+	Vmcheck__V1__System sys = VMCHECK__V1__SYSTEM__INIT;
+	struct vmc_view *v = vmc_view_new(), *frozen;
+	const Vmcheck__V1__State *m;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	l1.name = "eth0";
+	a.sections = VMCHECK__V1__SECTION__SECTION_LINKS;
+	a.links = la;
+	a.n_links = 1;
+	CU_ASSERT_EQUAL(vmc_view_merge(v, &a), 0);
+	e.section = VMCHECK__V1__SECTION__SECTION_LINKS;
+	e.errno_value = EIO;
+	e.message = "reading links: Input/output error";
+	b.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM;
+	b.system = &sys;
+	b.errors = ea;
+	b.n_errors = 1;
+	CU_ASSERT_EQUAL(vmc_view_merge(v, &b), 0);
+	m = vmc_view_state(v);
+	CU_ASSERT_EQUAL(m->n_links, 1);
+	CU_ASSERT_EQUAL(m->n_errors, 1);
+	CU_ASSERT(m->sections & VMCHECK__V1__SECTION__SECTION_LINKS);
+	frozen = vmc_view_dup(v);
+	/* A push of another section keeps the error; one that carries links clears it. */
+	c.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM;
+	c.system = &sys;
+	CU_ASSERT_EQUAL(vmc_view_merge(v, &c), 0);
+	CU_ASSERT_EQUAL(vmc_view_state(v)->n_errors, 1);
+	CU_ASSERT_EQUAL(vmc_view_merge(v, &a), 0);
+	CU_ASSERT_EQUAL(vmc_view_state(v)->n_errors, 0);
+	/* A baseline copied while it was stale stays so. */
+	CU_ASSERT_EQUAL(vmc_view_state(frozen)->n_errors, 1);
+	vmc_view_free(frozen);
+	vmc_view_free(v);
 }
 
 VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears),
 	  VMC_TEST(device_appears_with_timeline), VMC_TEST(wrong_size_says_why),
 	  VMC_TEST(disappears_late), VMC_TEST(agent_restarts_mid_step),
 	  VMC_TEST(hv_dies_mid_step), VMC_TEST(lifecycle_against_fake),
+	  VMC_TEST(a_section_error_stays_next_to_the_stale_section),
+	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(powerdown_is_clean_or_fails),
+	  VMC_TEST(clock_going_back_fails_cont), VMC_TEST(a_final_reason_ends_the_wait),
+	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(a_removal_is_judged_in_every_layer),
 	  VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried))

@@ -225,6 +225,7 @@ static void vf_guest_init(struct vf_guest *g)
 	g->st.links = g->links;
 	g->st.n_links = 2;
 	g->st.pci = &g->pci;
+	g->st.sections = VMCHECK__V1__SECTION__SECTION_PCI | VMCHECK__V1__SECTION__SECTION_LINKS;
 }
 
 static struct vmc_vfio_want want_iavf(void)
@@ -244,7 +245,7 @@ static void vf_found_by_port_ids_driver_and_link(void)
 {
 	struct vf_guest g;
 	struct vmc_vfio_want w = want_iavf();
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 
 	vf_guest_init(&g);
 	CU_ASSERT_TRUE(vmc_vfio_guest_up(&g.st, &w, &why));
@@ -262,7 +263,7 @@ static void vf_waits_for_function_driver_and_link(void)
 {
 	struct vf_guest g;
 	struct vmc_vfio_want w = want_iavf();
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 
 	vf_guest_init(&g);
 	g.st.n_links = 1;
@@ -292,7 +293,7 @@ static void vf_gone_when_function_and_link_are(void)
 {
 	struct vf_guest g;
 	struct vmc_vfio_want w = want_iavf();
-	struct vmc_why why = {""};
+	struct vmc_why why = { .text = "" };
 
 	vf_guest_init(&g);
 	CU_ASSERT_TRUE(vmc_vfio_guest_up(&g.st, &w, &why));
