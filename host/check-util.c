@@ -624,8 +624,13 @@ int vmc_chk_removed(struct vmc_ctx *c, struct vmc_step *s, const char *id, bool 
 			      : vmc_step_fail(s, r, "no %s event for %s within %u ms",
 					      VMC_EV_DEVICE_DELETED, id, deadline_ms);
 	q = hv->ops->removal_views(hv, id, &v, &err);
-	snprintf(views, sizeof(views), "guest: gone; QEMU: %s (%s); %s: %s (%s)",
-		 view_word(v.vmm), v.vmm_says, hv->ops->name, view_word(v.mgmt), v.mgmt_says);
+	if (v.mgmt < 0)
+		snprintf(views, sizeof(views), "guest: gone; QEMU: %s (%s); %s", view_word(v.vmm),
+			 v.vmm_says, v.mgmt_says);
+	else
+		snprintf(views, sizeof(views), "guest: gone; QEMU: %s (%s); %s: %s (%s)",
+			 view_word(v.vmm), v.vmm_says, hv->ops->name, view_word(v.mgmt),
+			 v.mgmt_says);
 	if (q < 0)
 		snprintf(views, sizeof(views), "guest: gone; the hypervisor could not be asked: %s",
 			 err.msg ? err.msg : strerror(-q));

@@ -1417,6 +1417,9 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 		gather_evidence(st);
 	if (!st->t_confirm && st->t_event)
 		st->t_confirm = st->t_event;
+	/* A step the agent's own reply settles (a probe): that reply confirms it. */
+	if (!st->t_confirm && st->t_reply && st->t_reply > st->t_action)
+		st->t_confirm = st->t_reply;
 	fflush(st->notes_fp);
 	fflush(st->evidence_fp);
 	rec.check = st->check;
