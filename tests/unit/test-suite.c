@@ -1269,6 +1269,57 @@ static void a_removal_is_judged_in_every_layer(void)
 	stop();
 }
 
+/* A virtio NIC whose virtio device has no driver stops the ladder at the driver rung. */
+static void ladder_names_the_virtio_driver(void)
+{
+	Vmcheck__V1__State st = VMCHECK__V1__STATE__INIT;
+	Vmcheck__V1__Pci pci = VMCHECK__V1__PCI__INIT;
+	Vmcheck__V1__PciFunction port = VMCHECK__V1__PCI_FUNCTION__INIT,
+				 fn = VMCHECK__V1__PCI_FUNCTION__INIT, *fns[2] = { &port, &fn };
+	char *out = NULL;
+	size_t len = 0;
+	FILE *fp;
+
+	start();
+	port.address = "0000:00:02.0";
+	port.class_code = 0x060400;
+	port.parent = port.driver = port.slot = "";
+	fn.address = "0000:01:00.0";
+	fn.parent = "0000:00:02.0";
+	fn.vendor = 0x1af4;
+	fn.device = 0x1041;
+	fn.driver = "virtio-pci"; /* the transport is bound ... */
+	fn.slot = "";
+	fn.virtio_device = "virtio3";
+	fn.virtio_type = 1;
+	fn.virtio_driver = ""; /* ... the NIC driver is not */
+	pci.functions = fns;
+	pci.n_functions = 2;
+	st.pci = &pci;
+	st.sections = VMCHECK__V1__SECTION__SECTION_PCI | VMCHECK__V1__SECTION__SECTION_LINKS;
+	set_present(&T.h, "nic1", true);
+	fp = open_memstream(&out, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+	vmc_ladder_write(fp, &T.h.hv, &st, "nic1", "0000:00:02.0", "link 52:54:00:76:00:01", false,
+			 0, "no connection reached the host");
+	fclose(fp);
+	CU_ASSERT(has(out, "driver  MISSING  virtio device virtio3 (type net) has no driver (PCI "
+			   "transport virtio-pci)   <- stopped here"));
+	CU_ASSERT(has(out, "usable  MISSING  no connection reached the host"));
+	free(out);
+	/* Bound on the virtio bus: that driver is the one named. */
+	fn.virtio_driver = "virtio_net";
+	fp = open_memstream(&out, &len);
+	vmc_ladder_write(fp, &T.h.hv, &st, "nic1", "0000:00:02.0", "link 52:54:00:76:00:01", false,
+			 -1, NULL);
+	fclose(fp);
+	CU_ASSERT(has(out, "driver  ok       virtio_net on virtio3 (type net; PCI transport "
+			   "virtio-pci)"));
+	CU_ASSERT(has(out, "kernel  MISSING  no link with MAC 52:54:00:76:00:01   <- stopped here"));
+	free(out);
+	stop();
+}
+
 /* ------------------------------------------------------------ the view */
 
 static void view_merges_only_the_sections_carried(void)
@@ -1382,5 +1433,6 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears),
 	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(powerdown_is_clean_or_fails),
 	  VMC_TEST(clock_going_back_fails_cont), VMC_TEST(a_final_reason_ends_the_wait),
 	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(a_removal_is_judged_in_every_layer),
+	  VMC_TEST(ladder_names_the_virtio_driver),
 	  VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried))
