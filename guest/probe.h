@@ -2,8 +2,8 @@
 /*
  * Usage probes: prove the guest can use what it got. Sysfs and procfs are
  * read relative to the sysroot; the disk probe opens dev/NAME below it too
- * (on a fixture root a regular file may stand in for the device). Both
- * return 0 with @res filled (strings from @a), or -errno with the Error
+ * (on a fixture root a regular file may stand in for the device). Each
+ * returns 0 with @res filled (strings from @a), or -errno with the Error
  * code, errno and reason in @o.
  */
 #ifndef VMC_PROBE_H
@@ -17,6 +17,9 @@
 #define VMC_PROBE_REGIONS_MAX 64u
 #define VMC_PROBE_CPU_DEFAULT_MS 50u
 #define VMC_PROBE_CPU_MAX_MS 5000u
+#define VMC_PROBE_TOKEN_MAX 64u
+#define VMC_PROBE_NET_DEFAULT_MS 3000u
+#define VMC_PROBE_NET_MAX_MS 30000u
 
 /*
  * vmc_probe_disk - write @p->pattern at each offset of a raw disk, read it back
@@ -42,5 +45,31 @@ int vmc_probe_disk(const struct vmc_sysroot *root, const Vmcheck__V1__DiskProbe 
  */
 int vmc_probe_cpu(int rootfd, const Vmcheck__V1__CpuProbe *p, Vmcheck__V1__ProbeResult *res,
 		  struct vmc_outcome *o);
+
+/*
+ * vmc_probe_net_check - refuse a NetProbe whose arguments are wrong
+ *
+ * Returns 0, or -EINVAL with BAD_ARGUMENT and the reason in @o: a MAC that
+ * is not xx:xx:xx:xx:xx:xx, an address or peer that is not a dotted IPv4
+ * unicast address (or both the same), prefixlen outside 1..32, port outside
+ * 1..65535, a token of 0 or over 64 bytes, a timeout over 30000 ms.
+ */
+int vmc_probe_net_check(const Vmcheck__V1__NetProbe *p, struct vmc_outcome *o);
+
+/*
+ * vmc_probe_net - TCP over one link, found by MAC, to the host's listener
+ *
+ * Acts on the running kernel (rtnetlink, the agent's network namespace):
+ * refused with UNSUPPORTED when @root is not the live system, with BUSY
+ * while another net probe runs. Brings the link up if it is down, adds
+ * the address unless the link has exactly that one, connects from it with
+ * the socket bound to the link (SO_BINDTODEVICE), sends the token and
+ * reads until its echo is complete, all within p->timeout_ms; then removes
+ * the address it added and puts the link down if it brought it up, on
+ * every path, each step of that within a second. NOT_FOUND: no link has
+ * the MAC. A failure names the step, both addresses and the link.
+ */
+int vmc_probe_net(const struct vmc_sysroot *root, const Vmcheck__V1__NetProbe *p,
+		  struct vmc_arena *a, Vmcheck__V1__ProbeResult *res, struct vmc_outcome *o);
 
 #endif
