@@ -376,22 +376,22 @@ static int merge_ranges(struct vmc_arena *a, Vmcheck__V1__Memory *m)
 	return 0;
 }
 
-/* MemTotal from proc/meminfo: "MemTotal:       24684092 kB". */
-static int read_mem_total(int fd, uint64_t *kb)
+int vmc_state_meminfo_kb(int rootfd, const char *key, uint64_t *kb)
 {
 	char buf[8192], num[24], *p;
-	size_t len;
+	size_t len, klen = strlen(key);
 	int r;
 
-	r = vmc_read_str(fd, "proc/meminfo", buf, sizeof(buf));
+	r = vmc_read_str(rootfd, "proc/meminfo", buf, sizeof(buf));
 	if (r < 0)
 		return r;
-	for (p = buf; strncmp(p, "MemTotal:", 9) != 0; p++) {
+	/* "MemTotal:       24684092 kB": the key, a colon, spaces, a number, " kB". */
+	for (p = buf; strncmp(p, key, klen) != 0 || p[klen] != ':'; p++) {
 		p = strchr(p, '\n');
 		if (!p)
 			return -ENOENT;
 	}
-	p += 9;
+	p += klen + 1;
 	p += strspn(p, " ");
 	len = strspn(p, "0123456789");
 	if (len == 0 || len >= sizeof(num) || strncmp(p + len, " kB", 3) != 0 ||
@@ -556,7 +556,7 @@ static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, bool li
 	} else if (!vanished(r)) {
 		return r;
 	}
-	r = read_mem_total(fd, &m->mem_total_kb);
+	r = vmc_state_meminfo_kb(fd, "MemTotal", &m->mem_total_kb);
 	if (r < 0 && !vanished(r))
 		return r;
 

@@ -39,6 +39,15 @@ int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
 			 Vmcheck__V1__State *st);
 
 /*
+ * vmc_state_meminfo_kb - one "Key:  N kB" line of proc/meminfo under @rootfd
+ * @key: "MemTotal", "MemAvailable", ...
+ *
+ * Returns 0 with *@kb set; -ENOENT when the file or the key is missing,
+ * -EINVAL when the line is not "N kB", another -errno when unreadable.
+ */
+int vmc_state_meminfo_kb(int rootfd, const char *key, uint64_t *kb);
+
+/*
  * vmc_state_read - one consistent snapshot of the sections in @mask
  * @generation: stamped into the State
  * @out: allocated in @a
