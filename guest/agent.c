@@ -550,6 +550,9 @@ static void answer_probe(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1
 	case VMCHECK__V1__PROBE__KIND_NET:
 		r = vmc_probe_net(&ag->cfg.state.root, p->net, &a, &pr, &o);
 		break;
+	case VMCHECK__V1__PROBE__KIND_MEMORY:
+		r = vmc_probe_memory(&ag->cfg.state.root, p->memory, &pr, &o);
+		break;
 	default:
 		reply_error(ag, epoch, req->id, ECODE(UNSUPPORTED), 0, "probe",
 			    "probe kind %d is not known to this agent version", (int)p->kind_case);

@@ -20,6 +20,8 @@
 #define VMC_PROBE_TOKEN_MAX 64u
 #define VMC_PROBE_NET_DEFAULT_MS 3000u
 #define VMC_PROBE_NET_MAX_MS 30000u
+#define VMC_PROBE_MEM_DEFAULT_MS 5000u
+#define VMC_PROBE_MEM_MAX_MS 60000u
 
 /*
  * vmc_probe_disk - write @p->pattern at each offset of a raw disk, read it back
@@ -71,5 +73,25 @@ int vmc_probe_net_check(const Vmcheck__V1__NetProbe *p, struct vmc_outcome *o);
  */
 int vmc_probe_net(const struct vmc_sysroot *root, const Vmcheck__V1__NetProbe *p,
 		  struct vmc_arena *a, Vmcheck__V1__ProbeResult *res, struct vmc_outcome *o);
+
+/*
+ * vmc_probe_memory - touch anonymous memory until pages land in a physical range
+ *
+ * Allocates 4 MiB chunks (all kept until the end, so the allocator moves
+ * on) until the pages on frames in [phys_start, phys_start + size), as the
+ * real /proc/self/pagemap shows them, add up to want_bytes (default
+ * min(size, 16 MiB)), or the bound is allocated, or three quarters of the
+ * timeout (default 5 s, at most 60 s) have passed. The bound is
+ * max_alloc_bytes (default size + 64 MiB), lowered so that 64 MiB of
+ * MemAvailable (proc/meminfo under @root) stay free. Then writes a pattern
+ * derived from its frame into each such page, reads it back, and reads
+ * pagemap again. Everything is unmapped before it returns, on every path.
+ *
+ * BAD_ARGUMENT: a range that is empty, not page aligned or past 2^64, want
+ * over size, a timeout over the limit. NOT_PERMITTED: pagemap hides the
+ * frames (no CAP_SYS_ADMIN). BUSY while another memory probe runs.
+ */
+int vmc_probe_memory(const struct vmc_sysroot *root, const Vmcheck__V1__MemoryProbe *p,
+		     Vmcheck__V1__ProbeResult *res, struct vmc_outcome *o);
 
 #endif
