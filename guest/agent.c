@@ -17,6 +17,8 @@
 #include "probe.h"
 
 #define PROTOCOL_VERSION 1u
+/* Additions within version 1 this agent has (HelloReply.protocol_minor). */
+#define PROTOCOL_MINOR 1u
 #define MAX_SUBS 64
 #define MAX_COALESCE_MS 10000u
 #define DEFAULT_COALESCE_MS 2u
@@ -187,8 +189,10 @@ static void send_hello(struct vmc_agent *ag, uint64_t epoch, uint64_t id, uint32
 {
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
 	Vmcheck__V1__HelloReply hr = VMCHECK__V1__HELLO_REPLY__INIT;
+	static const char *const probes[] = {"probe:disk", "probe:cpu", "probe:net",
+					     "probe:memory"};
 	char sections[7][24], boot_id[64] = "";
-	char *caps[7 + ARRAY_SIZE(sections)];
+	char *caps[7 + ARRAY_SIZE(probes) + ARRAY_SIZE(sections)];
 	size_t n = 0;
 
 	caps[n++] = "state";
@@ -197,6 +201,8 @@ static void send_hello(struct vmc_agent *ag, uint64_t epoch, uint64_t id, uint32
 		caps[n++] = "push";
 	caps[n++] = "act";
 	caps[n++] = "probe";
+	for (unsigned i = 0; i < ARRAY_SIZE(probes); i++)
+		caps[n++] = (char *)probes[i];
 	caps[n++] = "kmsg";
 	if (ag->cfg.allow_crash)
 		caps[n++] = "act:crash";
@@ -207,6 +213,8 @@ static void send_hello(struct vmc_agent *ag, uint64_t epoch, uint64_t id, uint32
 	(void)vmc_read_str(ag->cfg.state.root.fd, "proc/sys/kernel/random/boot_id", boot_id,
 			   sizeof(boot_id));
 	hr.protocol_version = version;
+	/* What this agent has, whatever minor the host knows: the host picks. */
+	hr.protocol_minor = PROTOCOL_MINOR;
 	hr.agent_version = VMC_VERSION;
 	hr.capabilities = caps;
 	hr.n_capabilities = n;

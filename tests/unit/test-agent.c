@@ -200,6 +200,13 @@ static void hello_negotiates_the_version(void)
 	CU_ASSERT(has_capability(hr, "section:crash"));
 	/* No watcher in this agent: it must not promise pushes. */
 	CU_ASSERT_FALSE(has_capability(hr, "push"));
+	/* Minor 1: the net and memory probes, next to the first release's. */
+	CU_ASSERT_EQUAL(hr->protocol_minor, 1);
+	CU_ASSERT(has_capability(hr, "probe"));
+	CU_ASSERT(has_capability(hr, "probe:disk"));
+	CU_ASSERT(has_capability(hr, "probe:cpu"));
+	CU_ASSERT(has_capability(hr, "probe:net"));
+	CU_ASSERT(has_capability(hr, "probe:memory"));
 	CU_ASSERT_EQUAL(reply(1, RKIND(HELLO), 6)->hello->protocol_version, 1);
 	expect_error(2, 7, ECODE(VERSION));
 	CU_ASSERT_STRING_EQUAL(cap.resp[2]->error->request, "hello");
@@ -276,6 +283,41 @@ static void probe_and_act_kinds_unknown_here_are_unsupported(void)
 	/* The scratch root has no dev/kmsg. */
 	expect_error(2, 33, ECODE(NOT_FOUND));
 	CU_ASSERT_STRING_EQUAL(cap.resp[2]->error->request, "read_kmsg");
+	stop();
+}
+
+/* Minor 1's probes reach their code: the fixture root makes both refuse. */
+static void net_and_memory_probes_are_answered(void)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__Probe probe = VMCHECK__V1__PROBE__INIT;
+	Vmcheck__V1__NetProbe net = VMCHECK__V1__NET_PROBE__INIT;
+	Vmcheck__V1__MemoryProbe mem = VMCHECK__V1__MEMORY_PROBE__INIT;
+
+	start(0, true, 0);
+	net.mac = "02:00:00:00:0a:01";
+	net.address = "192.0.2.1";
+	net.prefixlen = 24;
+	net.peer = "192.0.2.2";
+	net.port = 40000;
+	net.token.data = (uint8_t *)"t";
+	net.token.len = 1;
+	req.id = 34;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_PROBE;
+	req.probe = &probe;
+	probe.kind_case = VMCHECK__V1__PROBE__KIND_NET;
+	probe.net = &net;
+	feed_request(&req);
+	req.id = 35;
+	probe.kind_case = VMCHECK__V1__PROBE__KIND_MEMORY;
+	probe.memory = &mem;
+	feed_request(&req);
+	CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+	expect_error(0, 34, ECODE(UNSUPPORTED));
+	CU_ASSERT_PTR_NOT_NULL(strstr(cap.resp[0]->error->message, "the net probe acts on the "
+								   "running kernel"));
+	expect_error(1, 35, ECODE(BAD_ARGUMENT));
+	CU_ASSERT_PTR_NOT_NULL(strstr(cap.resp[1]->error->message, "want a size > 0"));
 	stop();
 }
 
@@ -509,7 +551,7 @@ VMC_SUITE(agent, NULL, NULL, VMC_TEST(hello_negotiates_the_version),
 	  VMC_TEST(get_state_carries_id_generation_and_boot_id),
 	  VMC_TEST(unknown_request_kinds_get_an_error_with_the_id),
 	  VMC_TEST(probe_and_act_kinds_unknown_here_are_unsupported),
-	  VMC_TEST(garbage_before_a_frame_is_skipped),
+	  VMC_TEST(net_and_memory_probes_are_answered), VMC_TEST(garbage_before_a_frame_is_skipped),
 	  VMC_TEST(a_truncated_frame_does_not_swallow_the_next),
 	  VMC_TEST(an_oversize_header_is_refused_then_reading_recovers),
 	  VMC_TEST(a_payload_that_is_not_protobuf_is_malformed),
