@@ -42,13 +42,13 @@ PBC_INCDIR  := $(shell $(PKG_CONFIG) --variable=includedir libprotobuf-c 2>/dev/
 GEN        := $(B)/gen/vmcheck.pb-c.c
 GEN_H      := $(B)/gen/vmcheck.pb-c.h
 COMMON_SRC := $(wildcard common/*.c) $(GEN)
-GUEST_LIB  := $(filter-out guest/agent-main.c,$(wildcard guest/*.c))
+GUEST_LIB  := $(filter-out guest/vmcheck-agent.c,$(wildcard guest/*.c))
 HOST_LIB   := $(filter-out host/main.c,$(wildcard host/*.c))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 
 obj = $(patsubst %.c,$(B)/$(1)/%.o,$(notdir $(2)))
 
-AGENT_OBJ := $(call obj,agent,$(COMMON_SRC) $(GUEST_LIB) guest/agent-main.c)
+AGENT_OBJ := $(call obj,agent,$(COMMON_SRC) $(GUEST_LIB) guest/vmcheck-agent.c)
 HOST_OBJ  := $(call obj,host,$(COMMON_SRC) $(HOST_LIB) host/main.c)
 UNIT_OBJ  := $(call obj,unit,$(COMMON_SRC) $(GUEST_LIB) $(HOST_LIB) $(UNIT_SRC))
 

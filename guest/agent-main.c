@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* vmcheck-agent: options, signals, one transport, the agent core. */
+/*
+ * The vmcheck-agent command: options, signals, one transport, the agent
+ * core. vmcheck-agent's main() runs it without hooks; test agents (the
+ * liar) run the same command line with theirs.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -115,7 +119,7 @@ static int stop_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-int main(int argc, char **argv)
+int vmc_agent_main(int argc, char **argv, const struct vmc_agent_hooks *hooks)
 {
 	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_VPORT, OPT_SYSROOT, OPT_CRASH_DIR,
 	       OPT_MAX_FRAME, OPT_COALESCE, OPT_ALLOW_CRASH, OPT_VERSION };
@@ -216,6 +220,9 @@ int main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	cfg.state.crash_dirs = crash_dirs;
+	cfg.hooks = hooks;
+	if (hooks && hooks->start && hooks->start(hooks->ctx, &cfg.state.root) < 0)
+		return EXIT_RUNTIME;
 
 	if (!strcmp(transport, "stdio"))
 		r = vmc_transport_stdio_open(&t);

@@ -245,6 +245,18 @@ void vmc_agent_announce(struct vmc_agent *ag)
 	send_hello(ag, current_epoch(ag), 0, PROTOCOL_VERSION);
 }
 
+/* A snapshot of @mask as the agent sends it: read, then through the state hook. */
+static int read_state(struct vmc_agent *ag, uint32_t mask, struct vmc_arena *a,
+		      Vmcheck__V1__State **st)
+{
+	const struct vmc_agent_hooks *h = ag->cfg.hooks;
+	int r = vmc_state_read(&ag->cfg.state, mask, next_generation(), a, st);
+
+	if (r == 0 && h && h->state)
+		r = h->state(h->ctx, a, *st);
+	return r;
+}
+
 static void answer_get_state(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
 {
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
@@ -257,7 +269,7 @@ static void answer_get_state(struct vmc_agent *ag, uint64_t epoch, const Vmcheck
 			    req->get_state->sections);
 		return;
 	}
-	if (vmc_state_read(&ag->cfg.state, mask, next_generation(), &a, &resp.state) < 0) {
+	if (read_state(ag, mask, &a, &resp.state) < 0) {
 		reply_error(ag, epoch, req->id, ECODE(INTERNAL), ENOMEM, "get_state",
 			    "reading state: out of memory");
 	} else {
@@ -325,7 +337,7 @@ static void answer_subscribe(struct vmc_agent *ag, uint64_t epoch, const Vmcheck
 	if (full) {
 		reply_error(ag, epoch, req->id, ECODE(BUSY), 0, "subscribe",
 			    "already %d subscriptions", MAX_SUBS);
-	} else if (vmc_state_read(&ag->cfg.state, sub.mask, next_generation(), &a, &sd.state) < 0) {
+	} else if (read_state(ag, sub.mask, &a, &sd.state) < 0) {
 		drop_sub(ag, sub.id);
 		reply_error(ag, epoch, req->id, ECODE(INTERNAL), ENOMEM, "subscribe",
 			    "reading the baseline: out of memory");
@@ -539,33 +551,37 @@ static void answer_act(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__
 		reply_act(ag, epoch, req->id, o.msg);
 }
 
+static int run_probe(struct vmc_agent *ag, const Vmcheck__V1__Probe *p, struct vmc_arena *a,
+		     Vmcheck__V1__ProbeResult *pr, struct vmc_outcome *o)
+{
+	switch (p->kind_case) {
+	case VMCHECK__V1__PROBE__KIND_DISK:
+		return vmc_probe_disk(&ag->cfg.state.root, p->disk, a, pr, o);
+	case VMCHECK__V1__PROBE__KIND_CPU:
+		return vmc_probe_cpu(ag->cfg.state.root.fd, p->cpu, pr, o);
+	case VMCHECK__V1__PROBE__KIND_NET:
+		return vmc_probe_net(&ag->cfg.state.root, p->net, a, pr, o);
+	case VMCHECK__V1__PROBE__KIND_MEMORY:
+		return vmc_probe_memory(&ag->cfg.state.root, p->memory, pr, o);
+	default:
+		return vmc_outcome_fail(o, ECODE(UNSUPPORTED), 0,
+					"probe kind %d is not known to this agent version",
+					(int)p->kind_case);
+	}
+}
+
 static void answer_probe(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
 {
+	const struct vmc_agent_hooks *h = ag->cfg.hooks;
 	const Vmcheck__V1__Probe *p = req->probe;
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
 	Vmcheck__V1__ProbeResult pr = VMCHECK__V1__PROBE_RESULT__INIT;
 	struct vmc_arena a = VMC_ARENA_INIT;
-	struct vmc_outcome o = { 0 };
-	int r;
+	struct vmc_outcome o = {0};
+	int r = h && h->probe ? h->probe(h->ctx, p, &a, &pr, &o) : 0;
 
-	switch (p->kind_case) {
-	case VMCHECK__V1__PROBE__KIND_DISK:
-		r = vmc_probe_disk(&ag->cfg.state.root, p->disk, &a, &pr, &o);
-		break;
-	case VMCHECK__V1__PROBE__KIND_CPU:
-		r = vmc_probe_cpu(ag->cfg.state.root.fd, p->cpu, &pr, &o);
-		break;
-	case VMCHECK__V1__PROBE__KIND_NET:
-		r = vmc_probe_net(&ag->cfg.state.root, p->net, &a, &pr, &o);
-		break;
-	case VMCHECK__V1__PROBE__KIND_MEMORY:
-		r = vmc_probe_memory(&ag->cfg.state.root, p->memory, &pr, &o);
-		break;
-	default:
-		reply_error(ag, epoch, req->id, ECODE(UNSUPPORTED), 0, "probe",
-			    "probe kind %d is not known to this agent version", (int)p->kind_case);
-		return;
-	}
+	if (r == 0)
+		r = run_probe(ag, p, &a, &pr, &o);
 	if (r < 0) {
 		reply_failure(ag, epoch, req->id, "probe", &o);
 	} else {
@@ -575,6 +591,8 @@ static void answer_probe(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1
 		send_response(ag, epoch, &resp, 0);
 	}
 	vmc_arena_free(&a);
+	if (h && h->probe_sent)
+		h->probe_sent(h->ctx, p);
 }
 
 static void answer_read_kmsg(struct vmc_agent *ag, uint64_t epoch,
@@ -886,7 +904,7 @@ void vmc_agent_push(struct vmc_agent *ag, const struct vmc_cause *causes, size_t
 	pthread_mutex_unlock(&ag->lock);
 
 	/* One read serves every subscriber; each gets its own sections of it. */
-	if (ns && vmc_state_read(&ag->cfg.state, want, next_generation(), &a, &st) < 0)
+	if (ns && read_state(ag, want, &a, &st) < 0)
 		ns = 0;
 	for (size_t i = 0; i < ns; i++) {
 		Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;

@@ -12,10 +12,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
+#include "outcome.h"
 #include "state.h"
 #include "watch.h"
 
 struct vmc_agent;
+
+/*
+ * Hooks for test agents (tests/liar), which change what the agent says.
+ * The production agent has none: vmc_agent_config.hooks is NULL there.
+ * Any hook may be NULL; those called per request may run on several
+ * worker threads at once.
+ */
+struct vmc_agent_hooks {
+	void *ctx;
+	/*
+	 * Once, from vmc_agent_main(), with the sysroot open and before any
+	 * request is read. Returns 0, or -errno to stop (having said why on
+	 * stderr).
+	 */
+	int (*start)(void *ctx, const struct vmc_sysroot *root);
+	/*
+	 * Every State before it is sent: a GetState reply, a Subscribe
+	 * baseline, the snapshot every pushed Event is cut from. Allocates from
+	 * @a only. Returns 0 or -ENOMEM (the request fails as a failed read).
+	 */
+	int (*state)(void *ctx, struct vmc_arena *a, Vmcheck__V1__State *st);
+	/*
+	 * A Probe before the agent runs it. Returns 0 to let the agent run it,
+	 * 1 when the hook answered it itself (@res filled, strings from @a),
+	 * or -errno for an Error reply made from @o.
+	 */
+	int (*probe)(void *ctx, const Vmcheck__V1__Probe *p, struct vmc_arena *a,
+		     Vmcheck__V1__ProbeResult *res, struct vmc_outcome *o);
+	/* After the reply to @p was sent, or dropped because its host had left. */
+	void (*probe_sent)(void *ctx, const Vmcheck__V1__Probe *p);
+};
 
 /*
  * Called with one complete frame (header + payload). Returns 0, or -errno
@@ -34,6 +67,7 @@ struct vmc_agent_config {
 	bool synchronous;       /* answer on the caller's thread (tests, fuzzing) */
 	const char *transport;  /* reported in HelloReply */
 	bool watch;             /* listen for kernel changes and push Events */
+	const struct vmc_agent_hooks *hooks; /* NULL but in test agents */
 };
 
 /*
@@ -91,5 +125,15 @@ int vmc_agent_handle_payload(struct vmc_agent *ag, const uint8_t *payload, size_
 
 /* Wait until every request in flight has been answered. */
 void vmc_agent_drain(struct vmc_agent *ag);
+
+/*
+ * vmc_agent_main - the vmcheck-agent command: options, transport, serving
+ * @hooks: NULL for the agent as shipped; a test agent's hooks otherwise
+ *
+ * Parses the command line (--help describes it), opens the sysroot, calls
+ * hooks->start, opens the transport and serves until stopped. Returns the
+ * exit status: 0 stopped, 1 runtime failure, 2 usage error.
+ */
+int vmc_agent_main(int argc, char **argv, const struct vmc_agent_hooks *hooks);
 
 #endif

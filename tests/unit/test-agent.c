@@ -30,6 +30,7 @@ static struct fx fx;
 static struct capture cap = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct vmc_agent *ag;
 static const char *const crash_dirs[] = { "var/crash", NULL };
+static const struct vmc_agent_hooks *start_hooks; /* for the next start() */
 
 /* Each sent frame must be exactly one header plus one Response. */
 static int capture_send(void *ctx, const uint8_t *f, size_t len)
@@ -76,6 +77,7 @@ static void start(size_t max_frame, bool synchronous, unsigned max_inflight)
 	cfg.synchronous = synchronous;
 	cfg.max_inflight = max_inflight;
 	cfg.transport = "test";
+	cfg.hooks = start_hooks;
 	CU_ASSERT_EQUAL_FATAL(vmc_agent_new(&cfg, capture_send, &cap, &ag), 0);
 }
 
@@ -547,6 +549,96 @@ static void workers_answer_every_request(void)
 	stop();
 }
 
+/* What the hooks of hooks_see_every_state_and_probe saw. */
+static struct {
+	unsigned states, sent;
+	Vmcheck__V1__Probe__KindCase last_sent;
+} hooked;
+
+static int mark_state(void *ctx, struct vmc_arena *a, Vmcheck__V1__State *st)
+{
+	(void)ctx;
+	hooked.states++;
+	st->boot_id = vmc_arena_strdup(a, "hooked");
+	return st->boot_id ? 0 : -ENOMEM;
+}
+
+/* Answers net probes itself, refuses memory probes, lets the rest run. */
+static int take_probe(void *ctx, const Vmcheck__V1__Probe *p, struct vmc_arena *a,
+		      Vmcheck__V1__ProbeResult *res, struct vmc_outcome *o)
+{
+	(void)ctx;
+	if (p->kind_case == VMCHECK__V1__PROBE__KIND_MEMORY)
+		return vmc_outcome_fail(o, ECODE(NOT_PERMITTED), 0, "the hook says no");
+	if (p->kind_case != VMCHECK__V1__PROBE__KIND_NET)
+		return 0;
+	res->link = vmc_arena_strdup(a, "hooked0");
+	return 1;
+}
+
+static void count_sent(void *ctx, const Vmcheck__V1__Probe *p)
+{
+	(void)ctx;
+	hooked.sent++;
+	hooked.last_sent = p->kind_case;
+}
+
+static void send_probe(uint64_t id, Vmcheck__V1__Probe *probe)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+
+	req.id = id;
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_PROBE;
+	req.probe = probe;
+	feed_request(&req);
+}
+
+/* A reply, a baseline and a push all pass the state hook; probes the probe hooks. */
+static void hooks_see_every_state_and_probe(void)
+{
+	static const struct vmc_agent_hooks hooks = {
+	    .state = mark_state, .probe = take_probe, .probe_sent = count_sent};
+	Vmcheck__V1__Probe probe = VMCHECK__V1__PROBE__INIT;
+	Vmcheck__V1__NetProbe net = VMCHECK__V1__NET_PROBE__INIT;
+	Vmcheck__V1__MemoryProbe mem = VMCHECK__V1__MEMORY_PROBE__INIT;
+	Vmcheck__V1__CpuProbe cpu = VMCHECK__V1__CPU_PROBE__INIT;
+	struct vmc_cause c;
+
+	memset(&hooked, 0, sizeof(hooked));
+	start_hooks = &hooks;
+	start(0, true, 0);
+	start_hooks = NULL;
+	send_get_state(91, S(SYSTEM));
+	send_subscribe(92, S(MEMORY), 0);
+	make_cause(&c, "memory", "memory40", 1000);
+	vmc_agent_push(ag, &c, 1);
+	CU_ASSERT_EQUAL_FATAL(cap.n, 3);
+	CU_ASSERT_STRING_EQUAL(reply(0, RKIND(STATE), 91)->state->boot_id, "hooked");
+	CU_ASSERT_STRING_EQUAL(reply(1, RKIND(SUBSCRIBED), 92)->subscribed->state->boot_id,
+			       "hooked");
+	CU_ASSERT_STRING_EQUAL(reply(2, RKIND(EVENT), 0)->event->state->boot_id, "hooked");
+	CU_ASSERT_EQUAL(hooked.states, 3);
+
+	probe.kind_case = VMCHECK__V1__PROBE__KIND_NET;
+	probe.net = &net; /* empty: the agent's own probe would refuse it */
+	send_probe(93, &probe);
+	CU_ASSERT_STRING_EQUAL(reply(3, RKIND(PROBE), 93)->probe->link, "hooked0");
+	probe.kind_case = VMCHECK__V1__PROBE__KIND_MEMORY;
+	probe.memory = &mem;
+	send_probe(94, &probe);
+	expect_error(4, 94, ECODE(NOT_PERMITTED));
+	CU_ASSERT_STRING_EQUAL(cap.resp[4]->error->message, "the hook says no");
+	/* Let through: the agent's CPU probe refuses the duration itself. */
+	probe.kind_case = VMCHECK__V1__PROBE__KIND_CPU;
+	cpu.duration_ms = 60000;
+	probe.cpu = &cpu;
+	send_probe(95, &probe);
+	expect_error(5, 95, ECODE(BAD_ARGUMENT));
+	CU_ASSERT_EQUAL(hooked.sent, 3);
+	CU_ASSERT_EQUAL(hooked.last_sent, VMCHECK__V1__PROBE__KIND_CPU);
+	stop();
+}
+
 VMC_SUITE(agent, NULL, NULL, VMC_TEST(hello_negotiates_the_version),
 	  VMC_TEST(get_state_carries_id_generation_and_boot_id),
 	  VMC_TEST(unknown_request_kinds_get_an_error_with_the_id),
@@ -557,4 +649,5 @@ VMC_SUITE(agent, NULL, NULL, VMC_TEST(hello_negotiates_the_version),
 	  VMC_TEST(a_payload_that_is_not_protobuf_is_malformed),
 	  VMC_TEST(subscriptions_get_ids_and_end_once),
 	  VMC_TEST(pushes_reach_matching_subscriptions_only),
-	  VMC_TEST(disconnect_drops_buffered_bytes), VMC_TEST(workers_answer_every_request))
+	  VMC_TEST(disconnect_drops_buffered_bytes), VMC_TEST(workers_answer_every_request),
+	  VMC_TEST(hooks_see_every_state_and_probe))
