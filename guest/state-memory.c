@@ -339,7 +339,7 @@ static int removable_is_constant(int rootfd)
  * state or a change of the removable file. Its JSON prints removable true
  * only for an online range, so the range reports what lsmem prints.
  */
-static int merge_ranges(struct vmc_arena *a, Vmcheck__V1__Memory *m)
+int vmc_state_memory_ranges(struct vmc_arena *a, Vmcheck__V1__Memory *m)
 {
 	Vmcheck__V1__MemoryRange *rs = vmc_arena_alloc(a, m->n_blocks * sizeof(*rs));
 	Vmcheck__V1__MemoryRange **ptrs = vmc_arena_alloc(a, m->n_blocks * sizeof(*ptrs));
@@ -544,7 +544,7 @@ static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, bool li
 		ptrs[m->n_blocks++] = b;
 	}
 	m->blocks = ptrs;
-	r = merge_ranges(a, m);
+	r = vmc_state_memory_ranges(a, m);
 	if (r < 0)
 		return r;
 

@@ -39,6 +39,15 @@ int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
 			 Vmcheck__V1__State *st);
 
 /*
+ * vmc_state_memory_ranges - (re)compute m->ranges from m->blocks
+ *
+ * Blocks must be sorted by index; ranges merge them as lsmem(1) does by
+ * default. The ranges are allocated from @a (old ones are abandoned there).
+ * Returns 0 or -ENOMEM.
+ */
+int vmc_state_memory_ranges(struct vmc_arena *a, Vmcheck__V1__Memory *m);
+
+/*
  * vmc_state_meminfo_kb - one "Key:  N kB" line of proc/meminfo under @rootfd
  * @key: "MemTotal", "MemAvailable", ...
  *
