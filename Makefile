@@ -5,6 +5,7 @@
 #   make run        install missing packages (as root), build, build the
 #                   embedded guest, run the sanity suite on it (RUN_ARGS=...)
 #   make guest      the embedded test guest in build/guest (GUEST_ARGS=...)
+#   make liar       build/vmcheck-agent-liar, the agent with one lie (tests only)
 #   make bench      vmcheck-agent against qemu-ga, one table; a 512 GiB guest's boot
 #   make bench-backends  the suite through QMP and libvirt, latencies side by side
 #   make fuzz       the frame/request fuzzer for FUZZ_SECONDS (default 30)
@@ -45,21 +46,23 @@ COMMON_SRC := $(wildcard common/*.c) $(GEN)
 GUEST_LIB  := $(filter-out guest/vmcheck-agent.c,$(wildcard guest/*.c))
 HOST_LIB   := $(filter-out host/main.c,$(wildcard host/*.c))
 UNIT_SRC   := $(wildcard tests/unit/*.c)
+LIAR_SRC   := tests/liar/liar.c tests/liar/liar-main.c
 
 obj = $(patsubst %.c,$(B)/$(1)/%.o,$(notdir $(2)))
 
 AGENT_OBJ := $(call obj,agent,$(COMMON_SRC) $(GUEST_LIB) guest/vmcheck-agent.c)
 HOST_OBJ  := $(call obj,host,$(COMMON_SRC) $(HOST_LIB) host/main.c)
-UNIT_OBJ  := $(call obj,unit,$(COMMON_SRC) $(GUEST_LIB) $(HOST_LIB) $(UNIT_SRC))
+UNIT_OBJ  := $(call obj,unit,$(COMMON_SRC) $(GUEST_LIB) $(HOST_LIB) $(UNIT_SRC) tests/liar/liar.c)
+LIAR_OBJ  := $(call obj,agent,$(COMMON_SRC) $(GUEST_LIB) $(LIAR_SRC))
 
-vpath %.c common guest host tests/unit $(B)/gen
+vpath %.c common guest host tests/unit tests/liar $(B)/gen
 
 Q := @
 ifeq ($(V),1)
 Q :=
 endif
 
-.PHONY: all test unit integration run bench bench-backends fuzz deps clean format guest
+.PHONY: all test unit integration run bench bench-backends fuzz deps clean format guest liar
 all: $(B)/vmcheck $(B)/vmcheck-agent
 
 $(GEN) $(GEN_H): proto/vmcheck.proto
@@ -84,6 +87,14 @@ $(B)/vmcheck-agent: $(AGENT_OBJ)
 	$(MUSL_CC) -static -Os -o $@ $^ $(PBC_LIBDIR)/libprotobuf-c.a -lpthread
 	strip -o $@.stripped $@ && mv $@.stripped $@
 
+# The agent telling one lie (tests/liar), for tests of the host's judgement:
+# the same static build, never part of all, install or the packages.
+$(B)/vmcheck-agent-liar: $(LIAR_OBJ)
+	$(MUSL_CC) -static -Os -o $@ $^ $(PBC_LIBDIR)/libprotobuf-c.a -lpthread
+	strip -o $@.stripped $@ && mv $@.stripped $@
+
+liar: $(B)/vmcheck-agent-liar
+
 $(B)/host/%.o: %.c $(GEN_H)
 	@mkdir -p $(B)/host
 	@echo "  CC      $@"
@@ -97,7 +108,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 $(B)/unit/%.o: %.c $(GEN_H)
 	@mkdir -p $(B)/unit
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) $(INC) -Itests/unit $(HOST_CFLAGS) $(TEST_CFLAGS) -MMD -c -o $@ $<
+	$(Q)$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) $(INC) -Itests/unit -Itests/liar $(HOST_CFLAGS) $(TEST_CFLAGS) -MMD -c -o $@ $<
 
 $(B)/unit-tests: $(UNIT_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
@@ -128,14 +139,14 @@ $(B)/hv-smoke: tests/integration/hv-smoke.c $(HV_SMOKE_OBJ)
 guest: $(B)/vmcheck-agent
 	packaging/guest/build-guest --agent $(B)/vmcheck-agent --out $(B)/guest $(GUEST_ARGS)
 
-integration: all guest $(B)/hv-smoke
+integration: all guest $(B)/hv-smoke $(B)/vmcheck-agent-liar
 	tests/integration/run-all
 
 deps:
 	packaging/install-deps
 
 test: deps
-	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke
+	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke $(B)/vmcheck-agent-liar
 	$(MAKE) unit
 	$(MAKE) fuzz
 	$(MAKE) integration
@@ -319,7 +330,8 @@ test-image: all
 FORCE:
 
 format:
-	clang-format -i common/*.[ch] guest/*.[ch] host/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+	clang-format -i common/*.[ch] guest/*.[ch] host/*.[ch] tests/unit/*.[ch] tests/liar/*.[ch] \
+		tests/fuzz/*.c
 
 clean:
 	rm -rf $(B)
