@@ -1023,6 +1023,28 @@ static void between_steps(struct vmc_suite *s, const char *check)
 	vmc_step_end(g, -ECONNRESET, NULL);
 }
 
+/*
+ * The hypervisor saw the guest reset, panic or shut down during @st, which
+ * asked for no new boot: the step fails with what it saw, even if its own
+ * expectation held (the new boot's agent may not have spoken yet). It then
+ * waits for that new boot, so the next step starts on it.
+ */
+static bool down_during(struct vmc_step *st)
+{
+	struct vmc_suite *s = st->suite;
+	char events[512] = "";
+
+	if (!take_down_events(s->hv, st->t_begin, events, sizeof(events)))
+		return false;
+	step_fail(st, "the guest went down during the step and no step asked for it (%s)",
+		  events);
+	if (!st->rebooted)
+		vmc_step_wait_new_boot(st, 3 * s->opts->deadline_ms);
+	st->rebooted = true;
+	st->reboot_unasked = true;
+	return true;
+}
+
 struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char *fmt, ...)
 {
 	struct vmc_suite *s = c->suite;
@@ -1388,6 +1410,8 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 	bool skipped;
 	va_list ap;
 
+	if (!st->skipped && !st->boot_expected && !s->gone && down_during(st) && rc >= 0)
+		rc = -ECONNRESET;
 	if (!st->skipped && st->rebooted && !st->boot_expected) {
 		st->reboot_unasked = true;
 		if (rc >= 0) {

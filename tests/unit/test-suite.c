@@ -38,6 +38,7 @@ enum change_kind {
 	CH_RESTART,   /* same boot, the agent restarts: subscriptions lost, announced */
 	CH_WAKE,      /* the guest resumes from S3: suspend count +1 */
 	CH_SHUTDOWN,  /* the guest powers off: QEMU exits */
+	CH_RESET_EV,  /* QEMU reports RESET (guest-reset); the new boot comes 100 ms later */
 };
 
 struct change {
@@ -254,6 +255,12 @@ static void apply(struct fguest *g, const struct change *c)
 	case CH_RESTART:
 		g->sub_id = 0;
 		send_hello(g, 0);
+		break;
+	case CH_RESET_EV:
+		hv_queue_event_why(g->hv, "RESET", "guest-reset");
+		if (g->n_changes < MAX_CHANGES)
+			g->changes[g->n_changes++] =
+				(struct change){ vmc_mono_ns() + 100 * MS, CH_REBOOT, 0 };
 		break;
 	case CH_WAKE:
 		g->suspend_success++;
@@ -1116,6 +1123,8 @@ static void clock_running_while_stopped_fails(void)
 /* A reboot nobody asked for between two steps fails a step of its own. */
 static void reboot_between_steps_fails(void)
 {
+	int r;
+
 	start();
 	CU_ASSERT_EQUAL(plug_nic(20, 2000), 0);
 	schedule(&T.g, CH_REBOOT, 0, 10);
@@ -1138,6 +1147,19 @@ static void reboot_between_steps_fails(void)
 	CU_ASSERT_EQUAL(T.cap.r[4].status, VMC_STEP_FAILED);
 	CU_ASSERT(has(T.cap.r[4].message, "boot-1 -> boot-2; RESET guest-reset"));
 	CU_ASSERT_EQUAL(T.cap.r[5].status, VMC_STEP_PASSED);
+
+	stop();
+
+	/* A RESET while a step ran: that step fails, though its own expectation held. */
+	start();
+	schedule(&T.g, CH_RESET_EV, 0, 50);
+	r = unplug_nic2(200, 2000);
+	if (r != -ECONNRESET)
+		fprintf(stderr, "\nunplug: %d %s\n", r, last()->message);
+	CU_ASSERT_EQUAL(r, -ECONNRESET);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 2);
+	CU_ASSERT(has(T.cap.r[1].message, "the guest went down during the step and no step asked "
+					  "for it (RESET guest-reset)"));
 	stop();
 }
 
