@@ -20,7 +20,11 @@
 
 #define CHECK "lifecycle"
 
-/* How long the VM stays stopped: the agent must stay silent that long. */
+/*
+ * How long the VM stays stopped: the agent must stay silent that long. A
+ * timer by nature: silence is the absence of an event, and half a second
+ * of it is what proves the vCPUs stood still.
+ */
 #define QUIET_MS 500
 /* Slack for the clock comparison beyond the two round trips' uncertainty. */
 #define CLOCK_SLACK_MS 20

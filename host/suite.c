@@ -22,6 +22,15 @@
 #include "suite.h"
 #include "view.h"
 
+/*
+ * The timers that remain, each where no event exists: a hypervisor that
+ * has not closed its socket says nothing when its process dies stuck
+ * (LIVENESS_MS); a process is reaped a moment after its socket closes
+ * (DEATH_GRACE_MS); an agent that has not opened its port yet hears no
+ * Hello, and the guest tells nobody when it does (HELLO_RETRY_MS); and the
+ * kernel announces neither the suspend count after a resume someone else
+ * caused nor a CPU leaving cpu/present (ASK_EVERY_MS).
+ */
 #define MS 1000000ull
 #define LIVENESS_MS 200      /* silence after which the VM process is asked */
 #define DEATH_GRACE_MS 2000  /* a closed socket before the process is reaped */
