@@ -603,6 +603,8 @@ int vmc_chk_del(struct vmc_step *s, int rc, struct vmc_error *err, bool *pending
 	return rc;
 }
 
+#define VIEWS_EVERY_MS 500
+
 static const char *view_word(int v)
 {
 	return v > 0 ? "still has it" : v == 0 ? "gone" : "not asked";
@@ -615,8 +617,22 @@ int vmc_chk_removed(struct vmc_ctx *c, struct vmc_step *s, const char *id, bool 
 	struct vmc_hv_removal v = { .vmm = -1, .mgmt = -1 };
 	struct vmc_error err = VMC_ERROR_INIT;
 	char views[700];
-	int r = vmc_step_await_event(s, VMC_EV_DEVICE_DELETED, id, deadline_ms), q;
+	int r, q;
 
+	/*
+	 * After a give-up the event may never come and nothing announces the
+	 * layers catching up: look at them every VIEWS_EVERY_MS meanwhile.
+	 */
+	for (unsigned at = vmc_step_elapsed_ms(s) + VIEWS_EVERY_MS;; at += VIEWS_EVERY_MS) {
+		unsigned until = pending && at < deadline_ms ? at : deadline_ms;
+
+		r = vmc_step_await_event(s, VMC_EV_DEVICE_DELETED, id, until);
+		if (r != -ETIMEDOUT || until == deadline_ms || !hv->ops->removal_views)
+			break;
+		if (hv->ops->removal_views(hv, id, &v, NULL) == 0 && v.vmm <= 0 && v.mgmt <= 0 &&
+		    (v.vmm == 0 || v.mgmt == 0))
+			break;
+	}
 	if (r < 0 && r != -ETIMEDOUT)
 		return r;
 	if (!hv->ops->removal_views)

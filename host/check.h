@@ -116,6 +116,9 @@ int vmc_step_expect_asking(struct vmc_step *s, vmc_expect_fn fn, void *arg, uint
 int vmc_step_expect_event(struct vmc_step *s, const char *name, const char *device,
 			  unsigned deadline_ms);
 
+/* Milliseconds since the step's action (for waits in stages within its deadline). */
+unsigned vmc_step_elapsed_ms(struct vmc_step *s);
+
 /*
  * vmc_step_await_event - vmc_step_expect_event() for an event that may not
  * come, the caller judging without it: -ETIMEDOUT leaves the step as it was.

@@ -782,6 +782,13 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 	return r < 0 ? r : vmc_step_expect(st, fn, arg, deadline_ms);
 }
 
+unsigned vmc_step_elapsed_ms(struct vmc_step *st)
+{
+	uint64_t t = st->t_action ? st->t_action : st->t_begin;
+
+	return (unsigned)((now_ns() - t) / MS);
+}
+
 int vmc_step_await_event(struct vmc_step *st, const char *name, const char *device,
 			 unsigned deadline_ms)
 {
