@@ -114,8 +114,13 @@ int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error
 		"    <controller type='virtio-serial' index='0'>",
 		agent_bus);
 	put_port_address(f, agent_bus);
+	/*
+	 * pvpanic, as the QMP launcher has: a panic without a crash kernel is
+	 * libvirt's CRASHED event (and <on_crash> ends the domain), not a
+	 * silent reboot (panic=-1).
+	 */
 	fputs("</controller>\n    <controller type='usb' model='none'/>\n"
-	      "    <memballoon model='none'/>\n",
+	      "    <memballoon model='none'/>\n    <panic model='isa'/>\n",
 	      f);
 	if (d->console_log) {
 		fputs("    <serial type='file'><source path='", f);

@@ -38,9 +38,9 @@ struct vmc_lv_domain {
  * vmc_lvxml_domain - the domain XML of @d: q35, direct kernel boot, S3 on,
  * a NUMA cell (DIMMs need one), <maxMemory slots>, hotpluggable vCPUs on a
  * topology of one socket with maxcpus cores, the ports, the agent's channel
- * and qemu-guest-agent's (VMC_LV_QGA_CHANNEL) on sockets libvirt names, QEMU
- * as root (relabel off: it reads the guest kit and the check's disk images
- * wherever they are).
+ * and qemu-guest-agent's (VMC_LV_QGA_CHANNEL) on sockets libvirt names, a
+ * pvpanic device (<on_crash>destroy), QEMU as root (relabel off: it reads
+ * the guest kit and the check's disk images wherever they are).
  * Returns 0 with *@out malloc'd, -EINVAL (bad sizes) or -ENOMEM.
  */
 int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error *err);
