@@ -146,30 +146,35 @@ static void wake(struct evq *q)
 		return;
 }
 
-/* Queue event @name (a VMC_EV_* or a libvirt name for the transcript only). */
-static void _printf_(4, 5) push(struct evq *q, const char *name, const char *device,
-				const char *fmt, ...)
+/*
+ * Queue event @name (a VMC_EV_* or a libvirt name for the transcript only)
+ * about @device, with @reason (SHUTDOWN/RESET) and the detail @fmt.
+ * Out of memory loses the event.
+ */
+static void vpush(struct evq *q, const char *name, const char *device, const char *reason,
+		  bool synthesized, const char *fmt, va_list ap)
 {
 	struct qev *e = calloc(1, sizeof(*e));
 	char *text = NULL;
-	va_list ap;
 
 	if (!e)
 		return;
 	e->ev.host_ns = vmc_mono_ns();
 	e->ev.name = strdup(name);
 	e->ev.device = device ? strdup(device) : NULL;
-	va_start(ap, fmt);
+	e->ev.reason = reason ? strdup(reason) : NULL;
+	e->ev.synthesized = synthesized;
 	if (vasprintf(&e->ev.detail, fmt, ap) < 0)
 		e->ev.detail = NULL;
-	va_end(ap);
-	if (!e->ev.name || !e->ev.detail || (device && !e->ev.device)) {
+	if (!e->ev.name || !e->ev.detail || (device && !e->ev.device) ||
+	    (reason && !e->ev.reason)) {
 		vmc_hv_event_free(&e->ev);
 		free(e);
 		return;
 	}
-	if (asprintf(&text, "event %s%s%s %s", name, device ? " " : "", device ? device : "",
-		     e->ev.detail) < 0)
+	if (asprintf(&text, "event %s%s%s%s%s%s %s", name, device ? " " : "", device ? device : "",
+		     reason ? " reason " : "", reason ? reason : "",
+		     synthesized ? " (synthesized by vmcheck)" : "", e->ev.detail) < 0)
 		text = NULL;
 	pthread_mutex_lock(&q->mu);
 	*q->tail = e;
@@ -179,6 +184,26 @@ static void _printf_(4, 5) push(struct evq *q, const char *name, const char *dev
 	wake(q);
 }
 
+static void _printf_(5, 6) push(struct evq *q, const char *name, const char *device,
+				const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vpush(q, name, device, reason, false, fmt, ap);
+	va_end(ap);
+}
+
+/* An event libvirt does not report, made up from an API call's return. */
+static void _printf_(3, 4) push_synthesized(struct evq *q, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vpush(q, name, NULL, NULL, true, fmt, ap);
+	va_end(ap);
+}
+
 /* ---- libvirt's callbacks (event thread) */
 
 static const char *const life_names[] = {
@@ -186,39 +211,106 @@ static const char *const life_names[] = {
 	"STOPPED", "SHUTDOWN", "PMSUSPENDED", "CRASHED",
 };
 
+/*
+ * What libvirt 9.0 sent here (QEMU 7.2, the embedded guest; the monitor's
+ * events beside, from libvirtd's debug log):
+ *  - ACPI powerdown, the guest powers off: SHUTDOWN/GUEST (QEMU: SHUTDOWN
+ *    guest-shutdown) ~2 s after virDomainShutdownFlags, STOPPED/SHUTDOWN
+ *    1.5-1.9 s later (libvirt runs QEMU with -no-shutdown and then ends it;
+ *    its host-signal SHUTDOWN is not forwarded).
+ *  - virDomainDestroy: SHUTDOWN/HOST (QEMU: host-signal), STOPPED/DESTROYED.
+ *  - A panic with a pvpanic device, no crash kernel: CRASHED/PANICKED 0.06 s
+ *    after sysrq c, STOPPED/CRASHED 2 s later (<on_crash>destroy); no
+ *    SHUTDOWN at all.
+ *  - QEMU aborting: STOPPED/FAILED.
+ *  - ACPI reboot and reset: only REBOOT events, no lifecycle event.
+ */
+void vmc_libvirt_lifecycle_event(int event, int detail, const char **name, const char **reason)
+{
+	*name = "LIFECYCLE";
+	*reason = NULL;
+	switch (event) {
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		*name = VMC_EV_STOP;
+		break;
+	case VIR_DOMAIN_EVENT_RESUMED:
+		*name = VMC_EV_RESUME;
+		break;
+	case VIR_DOMAIN_EVENT_SHUTDOWN:
+		*name = VMC_EV_SHUTDOWN;
+		/*
+		 * libvirt says guest or host, not QEMU's reason. Its QEMU has no
+		 * UI and is not sent "quit": a host-initiated SHUTDOWN is the
+		 * signal libvirt ends it with (seen as host-signal on the monitor).
+		 */
+		if (detail == VIR_DOMAIN_EVENT_SHUTDOWN_GUEST)
+			*reason = "guest-shutdown";
+		else if (detail == VIR_DOMAIN_EVENT_SHUTDOWN_HOST)
+			*reason = "host-signal";
+		break;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		*name = detail == VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED ? VMC_EV_GUEST_CRASHLOADED
+								       : VMC_EV_GUEST_PANICKED;
+		break;
+	}
+}
+
+/* libvirt's word for @detail of lifecycle event @event, for evidence. */
+static const char *detail_word(int event, int detail)
+{
+	static const char *const stopped[] = {
+	    "shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot",
+	};
+	static const char *const shutdown[] = {"finished", "guest", "host"};
+	static const char *const crashed[] = {"panicked", "crashloaded"};
+	const char *const *w = NULL;
+	size_t n = 0;
+
+	switch (event) {
+	case VIR_DOMAIN_EVENT_STOPPED:
+		w = stopped, n = ARRAY_SIZE(stopped);
+		break;
+	case VIR_DOMAIN_EVENT_SHUTDOWN:
+		w = shutdown, n = ARRAY_SIZE(shutdown);
+		break;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		w = crashed, n = ARRAY_SIZE(crashed);
+		break;
+	}
+	return w && detail >= 0 && (size_t)detail < n ? w[detail] : NULL;
+}
+
 static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
 {
-	const char *name = event >= 0 && (size_t)event < ARRAY_SIZE(life_names) ? life_names[event]
-										   : "?";
-	const char *as;
+	struct evq *q = opaque;
+	const char *life =
+	    event >= 0 && (size_t)event < ARRAY_SIZE(life_names) ? life_names[event] : "?";
+	const char *as, *reason, *word;
 
-	/* QMP's names for what the checks wait for; the rest as libvirt says. */
-	switch (event) {
-	case VIR_DOMAIN_EVENT_SUSPENDED: as = VMC_EV_STOP; break;
-	case VIR_DOMAIN_EVENT_RESUMED: as = VMC_EV_RESUME; break;
-	case VIR_DOMAIN_EVENT_SHUTDOWN: as = VMC_EV_SHUTDOWN; break;
-	default: as = "LIFECYCLE";
-	}
-	push(opaque, as, NULL, "{\"libvirt\":\"lifecycle %s\",\"detail\":%d}", name, detail);
+	vmc_libvirt_lifecycle_event(event, detail, &as, &reason);
+	word = detail_word(event, detail);
+	push(q, as, NULL, reason, "{\"libvirt\":\"lifecycle %s\",\"detail\":%d%s%s%s}", life,
+	     detail, word ? ",\"as\":\"" : "", word ? word : "", word ? "\"" : "");
 	return 0;
 }
 
 static int on_reboot(virConnectPtr c, virDomainPtr d, void *opaque)
 {
 	/* libvirt sends REBOOT on QEMU's RESET. */
-	push(opaque, VMC_EV_RESET, NULL, "{\"libvirt\":\"reboot\"}");
+	push(opaque, VMC_EV_RESET, NULL, NULL, "{\"libvirt\":\"reboot\"}");
 	return 0;
 }
 
 static int on_pmsuspend(virConnectPtr c, virDomainPtr d, int reason, void *opaque)
 {
-	push(opaque, VMC_EV_SUSPEND, NULL, "{\"libvirt\":\"pmsuspend\",\"reason\":%d}", reason);
+	push(opaque, VMC_EV_SUSPEND, NULL, NULL, "{\"libvirt\":\"pmsuspend\",\"reason\":%d}",
+	     reason);
 	return 0;
 }
 
 static int on_pmwakeup(virConnectPtr c, virDomainPtr d, int reason, void *opaque)
 {
-	push(opaque, VMC_EV_WAKEUP, NULL, "{\"libvirt\":\"pmwakeup\",\"reason\":%d}", reason);
+	push(opaque, VMC_EV_WAKEUP, NULL, NULL, "{\"libvirt\":\"pmwakeup\",\"reason\":%d}", reason);
 	return 0;
 }
 
@@ -232,14 +324,14 @@ static const char *id_of_alias(const char *alias)
 
 static int on_removed(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
 {
-	push(opaque, VMC_EV_DEVICE_DELETED, id_of_alias(alias),
+	push(opaque, VMC_EV_DEVICE_DELETED, id_of_alias(alias), NULL,
 	     "{\"libvirt\":\"device-removed\",\"alias\":\"%s\"}", alias);
 	return 0;
 }
 
 static int on_removal_failed(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
 {
-	push(opaque, "DEVICE_REMOVAL_FAILED", id_of_alias(alias),
+	push(opaque, "DEVICE_REMOVAL_FAILED", id_of_alias(alias), NULL,
 	     "{\"libvirt\":\"device-removal-failed\",\"alias\":\"%s\"}", alias);
 	return 0;
 }
@@ -424,12 +516,14 @@ static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 	/*
 	 * QEMU emits POWERDOWN when it accepts system_powerdown, which is when
 	 * this call returns; libvirt does not forward that event. The queued
-	 * POWERDOWN says so in its detail: it is libvirt's return, not QEMU's event.
+	 * POWERDOWN is made up from libvirt's return, and says so.
 	 */
 	if (r == 0)
-		push(h->q, VMC_EV_POWERDOWN, NULL,
-		     "{\"libvirt\":\"virDomainShutdownFlags(ACPI_POWER_BTN) returned 0\","
-		     "\"note\":\"libvirt forwards no POWERDOWN event\"}");
+		push_synthesized(
+		    h->q, VMC_EV_POWERDOWN,
+		    "{\"libvirt\":\"virDomainShutdownFlags(ACPI_POWER_BTN) returned 0\","
+		    "\"note\":\"libvirt forwards no POWERDOWN event: made up by vmcheck "
+		    "from that return\"}");
 	return r;
 }
 

@@ -32,4 +32,13 @@ struct vmc_lv_config {
  */
 int vmc_libvirt_open(const struct vmc_lv_config *cfg, struct vmc_hv **out, struct vmc_error *err);
 
+/*
+ * vmc_libvirt_lifecycle_event - the event the backend queues for libvirt's
+ * lifecycle event @event (virDomainEventType) with @detail (its detail
+ * enum): *@name is a VMC_EV_* name, or "LIFECYCLE" for one no check waits
+ * for (kept for the transcript); *@reason is QMP's reason word for a
+ * SHUTDOWN when libvirt says guest or host, else NULL. Static strings.
+ */
+void vmc_libvirt_lifecycle_event(int event, int detail, const char **name, const char **reason);
+
 #endif

@@ -196,6 +196,37 @@ static void test_driver_ops_and_events(void)
 	hv->ops->free(hv);
 }
 
+static void lifecycle_events_map_to_qmp_names(void)
+{
+	const char *name, *reason;
+
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_SHUTDOWN, VIR_DOMAIN_EVENT_SHUTDOWN_GUEST,
+				    &name, &reason);
+	CU_ASSERT_STRING_EQUAL(name, VMC_EV_SHUTDOWN);
+	CU_ASSERT_STRING_EQUAL(reason, "guest-shutdown");
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_SHUTDOWN, VIR_DOMAIN_EVENT_SHUTDOWN_HOST,
+				    &name, &reason);
+	CU_ASSERT_STRING_EQUAL(reason, "host-signal");
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_SHUTDOWN, VIR_DOMAIN_EVENT_SHUTDOWN_FINISHED,
+				    &name, &reason);
+	CU_ASSERT_STRING_EQUAL(name, VMC_EV_SHUTDOWN);
+	CU_ASSERT_PTR_NULL(reason); /* libvirt did not say who */
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_CRASHED, VIR_DOMAIN_EVENT_CRASHED_PANICKED,
+				    &name, &reason);
+	CU_ASSERT_STRING_EQUAL(name, VMC_EV_GUEST_PANICKED);
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_CRASHED, VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED,
+				    &name, &reason);
+	CU_ASSERT_STRING_EQUAL(name, VMC_EV_GUEST_CRASHLOADED);
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_SUSPENDED, 0, &name, &reason);
+	CU_ASSERT_STRING_EQUAL(name, VMC_EV_STOP);
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_RESUMED, 0, &name, &reason);
+	CU_ASSERT_STRING_EQUAL(name, VMC_EV_RESUME);
+	vmc_libvirt_lifecycle_event(VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN,
+				    &name, &reason);
+	CU_ASSERT_STRING_EQUAL(name, "LIFECYCLE");
+	CU_ASSERT_PTR_NULL(reason);
+}
+
 /* Names of the test driver's storage pools that start with "vmcheck-". */
 static int our_pools(void)
 {
@@ -254,5 +285,6 @@ static void test_driver_storage_pool(void)
 }
 
 VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
-	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(test_driver_errors),
+	  VMC_TEST(generated_xml_escapes_and_reads_back),
+	  VMC_TEST(lifecycle_events_map_to_qmp_names), VMC_TEST(test_driver_errors),
 	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_storage_pool));
