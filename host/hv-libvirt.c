@@ -996,6 +996,19 @@ static int lv_mem_info(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_err
 	return r;
 }
 
+/* libvirt shows a DIMM's guest physical address in its live XML, as QEMU's query-memory-devices. */
+static int lv_dimm_info(struct vmc_hv *hv, const char *id, struct vmc_hv_dimm_info *out,
+			struct vmc_error *err)
+{
+	struct vmc_lvxml *x = NULL;
+	int r = live(H(hv), &x, err);
+
+	if (r == 0)
+		r = vmc_lvxml_dimm_info(x, id, out, err);
+	vmc_lvxml_free(x);
+	return r;
+}
+
 static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
 {
 	struct vmc_lvxml *x = NULL;
@@ -1260,6 +1273,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.free_slots = lv_free_slots,
 	.mem_info = lv_mem_info,
 	.cpus = lv_cpus,
+	.dimm_info = lv_dimm_info,
 	.device_present = lv_device_present,
 	.wait_event = lv_wait_event,
 	.seen_event = lv_seen_event,

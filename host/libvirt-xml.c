@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -608,11 +609,11 @@ bool vmc_lvxml_channel_connected(const struct vmc_lvxml *x, const char *name)
 	return on;
 }
 
-int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, char **dev_xml)
+/* The device under /domain/devices matching @expr whose alias is @id, or NULL. */
+static xmlNodePtr device_by_alias(const struct vmc_lvxml *x, const char *expr, const char *id)
 {
-	xmlXPathObjectPtr o = eval(x, NULL, "/domain/devices/*[alias/@name]");
+	xmlXPathObjectPtr o = eval(x, NULL, expr);
 	xmlNodePtr dev = NULL;
-	int r = 0;
 
 	for (int i = 0; !dev && i < count_of(o); i++) {
 		xmlNodePtr c = o->nodesetval->nodeTab[i];
@@ -624,6 +625,14 @@ int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, ch
 		free(a);
 	}
 	xmlXPathFreeObject(o);
+	return dev;
+}
+
+int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, char **dev_xml)
+{
+	xmlNodePtr dev = device_by_alias(x, "/domain/devices/*[alias/@name]", id);
+	int r = 0;
+
 	if (!dev)
 		return 0;
 	if (where) {
@@ -656,6 +665,41 @@ int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, ch
 		xmlBufferFree(b);
 	}
 	return 1;
+}
+
+int vmc_lvxml_dimm_info(const struct vmc_lvxml *x, const char *id, struct vmc_hv_dimm_info *out,
+			struct vmc_error *err)
+{
+	xmlNodePtr m = device_by_alias(x, "/domain/devices/memory[@model='dimm']", id);
+	xmlXPathObjectPtr ao;
+	uint64_t size = 0, base = ~0ULL;
+	long long slot = -1;
+
+	if (!m)
+		return vmc_error_set(
+		    err, -ENOENT,
+		    "the live XML has no <memory model='dimm'> with alias " VMC_LV_ALIAS_PREFIX
+		    "%s",
+		    id);
+	ao = eval(x, m, "address[@type='dimm']");
+	if (count_of(ao)) {
+		base = num_attr(ao->nodesetval->nodeTab[0], "base", ~0ULL);
+		slot = (long long)num_attr(ao->nodesetval->nodeTab[0], "slot", ~0ULL);
+	}
+	xmlXPathFreeObject(ao);
+	if (base == ~0ULL)
+		return vmc_error_set(
+		    err, -ENODATA, "DIMM %s: the live XML gives no <address type='dimm' base=...>",
+		    id);
+	if (bytes_of(x, m, "target/size", &size) < 0 || !size)
+		return vmc_error_set(err, -ENODATA,
+				     "DIMM %s: the live XML gives no readable "
+				     "<target><size>",
+				     id);
+	out->addr = base;
+	out->size = size;
+	out->slot = slot < 0 || slot > INT_MAX ? -1 : (int)slot;
+	return 0;
 }
 
 int vmc_lvxml_free_vd(const struct vmc_lvxml *x, char buf[8])

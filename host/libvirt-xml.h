@@ -118,6 +118,16 @@ bool vmc_lvxml_channel_connected(const struct vmc_lvxml *x, const char *name);
  */
 int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, char **dev_xml);
 
+/*
+ * Where libvirt put DIMM @id (alias VMC_LV_ALIAS_PREFIX @id, or @id on a
+ * domain someone else defined): <memory model='dimm'> with
+ * <address type='dimm' slot='N' base='0x...'/> and <target><size>.
+ * Returns 0; -ENOENT (no such DIMM) or -ENODATA (no address or size: the
+ * domain is not running, or the XML says less than libvirt 9.0 does), with @err.
+ */
+int vmc_lvxml_dimm_info(const struct vmc_lvxml *x, const char *id, struct vmc_hv_dimm_info *out,
+			struct vmc_error *err);
+
 /* A virtio disk target no disk uses yet ("vdb"), into @buf; -ENOSPC. */
 int vmc_lvxml_free_vd(const struct vmc_lvxml *x, char buf[8]);
 

@@ -196,6 +196,43 @@ static void test_driver_ops_and_events(void)
 	hv->ops->free(hv);
 }
 
+/* Two equal DIMMs as libvirt 9.0 shows them live, and one of another domain's, not placed. */
+static const char dimm_xml[] =
+    "<domain type='qemu'><name>vm</name><devices>"
+    "<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>"
+    "<alias name='ua-dimm1'/><address type='dimm' slot='0' base='0x100000000'/></memory>"
+    "<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>"
+    "<alias name='ua-dimm2'/><address type='dimm' slot='1' base='0x108000000'/></memory>"
+    "<memory model='dimm'><target><size unit='MiB'>256</size></target>"
+    "<alias name='dimm0'/></memory>"
+    "</devices></domain>";
+
+static void dimm_info_from_the_live_xml(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_dimm_info di = {0};
+	struct vmc_lvxml *x = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(dimm_xml, &x, &err), 0);
+	/* Equal sizes: only the alias tells them apart. */
+	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm2", &di, &err), 0);
+	CU_ASSERT_EQUAL(di.addr, 0x108000000ULL);
+	CU_ASSERT_EQUAL(di.size, 128ULL << 20);
+	CU_ASSERT_EQUAL(di.slot, 1);
+	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm1", &di, &err), 0);
+	CU_ASSERT_EQUAL(di.addr, 0x100000000ULL);
+	CU_ASSERT_EQUAL(di.slot, 0);
+	/* Not placed (no <address type='dimm'>): said, @out untouched. */
+	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm0", &di, &err), -ENODATA);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "no <address type='dimm'"));
+	CU_ASSERT_EQUAL(di.addr, 0x100000000ULL);
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm9", &di, &err), -ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "alias ua-dimm9"));
+	vmc_error_clear(&err);
+	vmc_lvxml_free(x);
+}
+
 static void lifecycle_events_map_to_qmp_names(void)
 {
 	const char *name, *reason;
@@ -285,6 +322,6 @@ static void test_driver_storage_pool(void)
 }
 
 VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
-	  VMC_TEST(generated_xml_escapes_and_reads_back),
+	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(dimm_info_from_the_live_xml),
 	  VMC_TEST(lifecycle_events_map_to_qmp_names), VMC_TEST(test_driver_errors),
 	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_storage_pool));
