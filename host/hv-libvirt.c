@@ -64,6 +64,8 @@ struct hv_lv {
 	virConnectPtr conn;
 	virDomainPtr dom;
 	bool owned; /* our transient domain: destroyed by free() */
+	bool local; /* the daemon runs on this host (a URI without a host part) */
+	char *uri;
 	char *agent_spec;
 	char *network;
 	struct evq *q;
@@ -1009,6 +1011,59 @@ static int lv_dimm_info(struct vmc_hv *hv, const char *id, struct vmc_hv_dimm_in
 	return r;
 }
 
+/* The path to this host through libvirt network @name: its bridge's address. */
+static int network_path(struct hv_lv *h, const char *name, struct vmc_hv_netpath *out,
+			struct vmc_error *err)
+{
+	virNetworkPtr net = virNetworkLookupByName(h->conn, name);
+	struct vmc_lvxml *x = NULL;
+	char *xml = NULL, what[320];
+	int r;
+
+	snprintf(what, sizeof(what), "virNetworkLookupByName/GetXMLDesc %s", name);
+	xml = net ? virNetworkGetXMLDesc(net, 0) : NULL;
+	r = xml ? vmc_lvxml_parse(xml, &x, err) : lv_fail(h, err, what);
+	if (r == 0)
+		r = vmc_lvxml_network_path(x, out, err);
+	if (r < 0)
+		vmc_error_prefix(err, "network %s: ", name);
+	vmc_lvxml_free(x);
+	free(xml);
+	if (net)
+		virNetworkFree(net);
+	return r;
+}
+
+/*
+ * The guest's network ends on the libvirt host: only a daemon on this host
+ * (a local URI) lets a listener here receive the guest's traffic.
+ */
+static int lv_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath *out,
+		       struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	struct vmc_lvxml *x = NULL;
+	_cleanup_free_ char *network = NULL;
+	struct vmc_hv_netpath p = {.guest = ""};
+	int r;
+
+	if (!h->local)
+		return vmc_error_set(
+		    err, -ENOTSUP,
+		    "%s: the domain runs on the libvirt host of %s, not here: this "
+		    "host cannot be reached from that host's guest network",
+		    id, h->uri);
+	r = live(h, &x, err);
+	if (r == 0)
+		r = vmc_lvxml_nic_path(x, id, &p, &network, err);
+	vmc_lvxml_free(x);
+	if (r == 1)
+		r = network_path(h, network, &p, err);
+	if (r == 0)
+		*out = p;
+	return r;
+}
+
 static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
 {
 	struct vmc_lvxml *x = NULL;
@@ -1237,6 +1292,7 @@ static void lv_free(struct vmc_hv *hv)
 		free(h->vcpus[i].id);
 	free(h->vcpus);
 	free(h->agent_spec);
+	free(h->uri);
 	free(h->network);
 	free(h->pool_xml);
 	if (h->q)
@@ -1274,6 +1330,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.mem_info = lv_mem_info,
 	.cpus = lv_cpus,
 	.dimm_info = lv_dimm_info,
+	.nic_path = lv_nic_path,
 	.device_present = lv_device_present,
 	.wait_event = lv_wait_event,
 	.seen_event = lv_seen_event,
@@ -1558,6 +1615,12 @@ int vmc_libvirt_open(const struct vmc_lv_config *cfg, struct vmc_hv **out, struc
 		return vmc_error_set(err, -ENOMEM, "libvirt: out of memory");
 	}
 	h->hv.ops = &hv_libvirt_ops;
+	h->local = local_uri(cfg->uri);
+	h->uri = strdup(cfg->uri);
+	if (!h->uri) {
+		lv_free(&h->hv);
+		return vmc_error_set(err, -ENOMEM, "libvirt: out of memory");
+	}
 	h->conn = virConnectOpen(cfg->uri);
 	if (!h->conn) {
 		r = lv_fail(h, err, "connecting to libvirt");

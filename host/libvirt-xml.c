@@ -2,6 +2,7 @@
 /* libvirt domain/device XML: generation with escaping, live XML read with XPath. */
 #include "libvirt-xml.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -700,6 +701,201 @@ int vmc_lvxml_dimm_info(const struct vmc_lvxml *x, const char *id, struct vmc_hv
 	out->size = size;
 	out->slot = slot < 0 || slot > INT_MAX ? -1 : (int)slot;
 	return 0;
+}
+
+/* Attribute @name of the first match of @expr under @node, malloc'd, or NULL. */
+static char *attr_at(const struct vmc_lvxml *x, xmlNodePtr node, const char *expr, const char *name)
+{
+	xmlXPathObjectPtr o = eval(x, node, expr);
+	char *v = count_of(o) ? attr(o->nodesetval->nodeTab[0], name) : NULL;
+
+	xmlXPathFreeObject(o);
+	return v;
+}
+
+/* Dotted quad @s into host order; false if it is none. */
+static bool ipv4_of(const char *s, uint32_t *out)
+{
+	struct in_addr a;
+
+	if (!s || inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	*out = ntohl(a.s_addr);
+	return true;
+}
+
+static void ipv4_str(uint32_t v, char buf[48])
+{
+	struct in_addr a = {.s_addr = htonl(v)};
+
+	inet_ntop(AF_INET, &a, buf, 48);
+}
+
+/* A prefix length from prefix='N' or netmask='a.b.c.d' (contiguous); -1 if neither. */
+static int prefix_of(const char *prefix, const char *netmask)
+{
+	uint32_t m;
+	int n = 0;
+
+	if (prefix) {
+		char *end;
+		long v = strtol(prefix, &end, 10);
+
+		return end != prefix && !*end && v >= 0 && v <= 32 ? (int)v : -1;
+	}
+	if (!ipv4_of(netmask, &m))
+		return -1;
+	while (n < 32 && (m & (0x80000000u >> n)))
+		n++;
+	return n == 32 || !(m << n) ? n : -1;
+}
+
+static uint32_t mask_of(unsigned prefix)
+{
+	return prefix ? ~0u << (32 - prefix) : 0;
+}
+
+/* QEMU's user networking: the guest is .15 of its network, the gateway .2. */
+static int slirp_path(const struct vmc_lvxml *x, xmlNodePtr nic, const char *id,
+		      struct vmc_hv_netpath *out, struct vmc_error *err)
+{
+	xmlXPathObjectPtr o = eval(x, nic, "ip[not(@family) or @family='ipv4']");
+	uint32_t net = 0x0a000200; /* 10.0.2.0/24: slirp's default */
+	int prefix = 24;
+	int r = 0;
+
+	if (count_of(o)) {
+		xmlNodePtr ip = o->nodesetval->nodeTab[0];
+		char *a = attr(ip, "address"), *p = attr(ip, "prefix");
+
+		prefix = prefix_of(p ? p : "24", NULL);
+		if (!ipv4_of(a, &net) || prefix < 0 || prefix > 28)
+			r = vmc_error_set(
+			    err, -ENOTSUP,
+			    "%s: user network <ip address='%s' prefix='%s'> is no IPv4 "
+			    "network vmcheck can address",
+			    id, a ? a : "", p ? p : "");
+		xmlFree(a);
+		xmlFree(p);
+	}
+	xmlXPathFreeObject(o);
+	if (r < 0)
+		return r;
+	net &= mask_of((unsigned)prefix);
+	ipv4_str(net + 15, out->guest);
+	out->prefixlen = (unsigned)prefix;
+	ipv4_str(net + 2, out->peer);
+	snprintf(out->listen, sizeof(out->listen), "127.0.0.1");
+	return 0;
+}
+
+int vmc_lvxml_nic_path(const struct vmc_lvxml *x, const char *id, struct vmc_hv_netpath *out,
+		       char **network, struct vmc_error *err)
+{
+	xmlNodePtr nic = device_by_alias(x, "/domain/devices/interface", id);
+	char *type, *backend = NULL;
+	int r;
+
+	if (!nic)
+		return vmc_error_set(
+		    err, -ENOENT,
+		    "the live XML has no <interface> with alias " VMC_LV_ALIAS_PREFIX "%s", id);
+	type = attr(nic, "type");
+	if (type && !strcmp(type, "user")) {
+		backend = attr_at(x, nic, "backend", "type");
+		r = backend && strcmp(backend, "default")
+			? vmc_error_set(err, -ENOTSUP,
+					"%s: user network with backend %s: the guest has the "
+					"host's addresses, no path vmcheck knows",
+					id, backend)
+			: slirp_path(x, nic, id, out, err);
+	} else if (type && !strcmp(type, "network")) {
+		*network = attr_at(x, nic, "source", "network");
+		r = *network ? 1
+			     : vmc_error_set(err, -ENOTSUP,
+					     "%s: <interface type='network'> without "
+					     "<source network>",
+					     id);
+	} else {
+		r = vmc_error_set(
+		    err, -ENOTSUP,
+		    "%s: <interface type='%s'>: vmcheck knows no path from it to this "
+		    "host",
+		    id, type ? type : "?");
+	}
+	xmlFree(type);
+	xmlFree(backend);
+	return r;
+}
+
+/* Is @a inside one of @net's DHCP ranges or given to a <dhcp><host>? */
+static bool dhcp_has(const struct vmc_lvxml *x, xmlNodePtr ip, uint32_t a)
+{
+	xmlXPathObjectPtr o = eval(x, ip, "dhcp/range | dhcp/host");
+	bool in = false;
+
+	for (int i = 0; !in && i < count_of(o); i++) {
+		xmlNodePtr n = o->nodesetval->nodeTab[i];
+		char *s = attr(n, "start"), *e = attr(n, "end"), *h = attr(n, "ip");
+		uint32_t lo, hi;
+
+		if (ipv4_of(s, &lo) && ipv4_of(e, &hi))
+			in = a >= lo && a <= hi;
+		else if (ipv4_of(h, &lo))
+			in = a == lo;
+		xmlFree(s);
+		xmlFree(e);
+		xmlFree(h);
+	}
+	xmlXPathFreeObject(o);
+	return in;
+}
+
+int vmc_lvxml_network_path(const struct vmc_lvxml *net, struct vmc_hv_netpath *out,
+			   struct vmc_error *err)
+{
+	xmlXPathObjectPtr o = eval(net, NULL, "/network/ip[not(@family) or @family='ipv4']");
+	xmlNodePtr ip = count_of(o) ? o->nodesetval->nodeTab[0] : NULL;
+	char *a = NULL, *p = NULL, *m = NULL;
+	uint32_t host = 0, base, bcast, g = 0;
+	int prefix = -1, r = 0;
+
+	if (ip) {
+		a = attr(ip, "address");
+		p = attr(ip, "prefix");
+		m = attr(ip, "netmask");
+		prefix = prefix_of(p, m);
+	}
+	if (!ip || !ipv4_of(a, &host) || prefix < 1 || prefix > 30) {
+		r = vmc_error_set(
+		    err, -ENOTSUP,
+		    "the network has no IPv4 <ip address> with a usable prefix on this "
+		    "host (a bridge or passthrough network): the guest's traffic never "
+		    "reaches a host address");
+		goto out;
+	}
+	base = host & mask_of((unsigned)prefix);
+	bcast = base | ~mask_of((unsigned)prefix);
+	for (g = bcast - 1; g > base; g--)
+		if (g != host && !dhcp_has(net, ip, g))
+			break;
+	if (g == base) {
+		r = vmc_error_set(err, -ENOTSUP,
+				  "the network's DHCP range covers every address of %s/%d: no "
+				  "address for the guest that DHCP cannot hand out too",
+				  a, prefix);
+		goto out;
+	}
+	ipv4_str(g, out->guest);
+	out->prefixlen = (unsigned)prefix;
+	ipv4_str(host, out->peer);
+	ipv4_str(host, out->listen);
+out:
+	xmlFree(a);
+	xmlFree(p);
+	xmlFree(m);
+	xmlXPathFreeObject(o);
+	return r;
 }
 
 int vmc_lvxml_free_vd(const struct vmc_lvxml *x, char buf[8])

@@ -128,6 +128,32 @@ int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, ch
 int vmc_lvxml_dimm_info(const struct vmc_lvxml *x, const char *id, struct vmc_hv_dimm_info *out,
 			struct vmc_error *err);
 
+/*
+ * vmc_lvxml_nic_path - how the guest behind NIC @id (alias
+ * VMC_LV_ALIAS_PREFIX @id) reaches the libvirt host, from the live XML.
+ * type='user' (QEMU's slirp): the guest is the 15th address of the user
+ * network (10.0.2.0/24, or its <ip family='ipv4' address prefix>), its peer
+ * the 2nd, which slirp delivers to the host's loopback: @out is filled,
+ * returns 0. type='network': *@network is its name (malloc'd), returns 1:
+ * the caller reads that network's XML for vmc_lvxml_network_path().
+ * -ENOENT (no such interface), -ENOTSUP (another type, or a passt backend,
+ * whose addresses are the host's own), -ENOMEM; with @err.
+ */
+int vmc_lvxml_nic_path(const struct vmc_lvxml *x, const char *id, struct vmc_hv_netpath *out,
+		       char **network, struct vmc_error *err);
+
+/*
+ * vmc_lvxml_network_path - a guest address on libvirt network @net (its
+ * parsed XML, virNetworkGetXMLDesc): peer and listen are the host's IPv4
+ * <ip address> on the network's bridge, the guest gets the highest address
+ * of that subnet that is neither the host's, the broadcast, inside a
+ * <dhcp><range> nor a <dhcp><host ip>. Returns 0; -ENOTSUP with @err when
+ * the network has no IPv4 address on the host (a bridge or passthrough
+ * network) or its DHCP ranges leave no address.
+ */
+int vmc_lvxml_network_path(const struct vmc_lvxml *net, struct vmc_hv_netpath *out,
+			   struct vmc_error *err);
+
 /* A virtio disk target no disk uses yet ("vdb"), into @buf; -ENOSPC. */
 int vmc_lvxml_free_vd(const struct vmc_lvxml *x, char buf[8]);
 

@@ -233,6 +233,113 @@ static void dimm_info_from_the_live_xml(void)
 	vmc_lvxml_free(x);
 }
 
+static const char nics_xml[] =
+    "<domain type='qemu'><name>vm</name><devices>"
+    "<interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/>"
+    "<alias name='ua-nic1'/></interface>"
+    "<interface type='user'><ip family='ipv4' address='172.17.2.0' prefix='24'/>"
+    "<alias name='ua-nic2'/></interface>"
+    "<interface type='network'><source network='vmc-net'/><alias name='ua-nic3'/></interface>"
+    "<interface type='bridge'><source bridge='br0'/><alias name='ua-nic4'/></interface>"
+    "<interface type='user'><backend type='passt'/><alias name='ua-nic5'/></interface>"
+    "</devices></domain>";
+
+static void nic_path_from_the_live_xml(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_netpath p = {.guest = ""};
+	struct vmc_lvxml *x = NULL;
+	char *network = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(nics_xml, &x, &err), 0);
+	/* QEMU's user networking: slirp's defaults. */
+	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic1", &p, &network, &err), 0);
+	CU_ASSERT_STRING_EQUAL(p.guest, "10.0.2.15");
+	CU_ASSERT_EQUAL(p.prefixlen, 24);
+	CU_ASSERT_STRING_EQUAL(p.peer, "10.0.2.2");
+	CU_ASSERT_STRING_EQUAL(p.listen, "127.0.0.1");
+	/* ...or the network its <ip> names. */
+	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic2", &p, &network, &err), 0);
+	CU_ASSERT_STRING_EQUAL(p.guest, "172.17.2.15");
+	CU_ASSERT_STRING_EQUAL(p.peer, "172.17.2.2");
+	CU_ASSERT_STRING_EQUAL(p.listen, "127.0.0.1");
+	/* A libvirt network: its name, for its own XML. */
+	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic3", &p, &network, &err), 1);
+	CU_ASSERT_STRING_EQUAL(network, "vmc-net");
+	free(network);
+	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic4", &p, &network, &err), -ENOTSUP);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "<interface type='bridge'>"));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic5", &p, &network, &err), -ENOTSUP);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "backend passt"));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic9", &p, &network, &err), -ENOENT);
+	vmc_error_clear(&err);
+	CU_ASSERT_STRING_EQUAL(p.guest, "172.17.2.15"); /* untouched by the failures */
+	vmc_lvxml_free(x);
+}
+
+/* @xml's path, or the error code. */
+static int net_path(const char *xml, struct vmc_hv_netpath *p, struct vmc_error *err)
+{
+	struct vmc_lvxml *x = NULL;
+	int r = vmc_lvxml_parse(xml, &x, err);
+
+	if (r == 0)
+		r = vmc_lvxml_network_path(x, p, err);
+	vmc_lvxml_free(x);
+	return r;
+}
+
+static void network_path_avoids_dhcp(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_netpath p = {.guest = ""};
+
+	/* libvirt's own default network: DHCP hands out every address. */
+	CU_ASSERT_EQUAL(net_path("<network><name>default</name><forward mode='nat'/>"
+				 "<ip address='192.168.122.1' netmask='255.255.255.0'><dhcp>"
+				 "<range start='192.168.122.2' end='192.168.122.254'/></dhcp></ip>"
+				 "</network>",
+				 &p, &err),
+			-ENOTSUP);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "DHCP range covers every address"));
+	vmc_error_clear(&err);
+	/* The highest address outside the range and the <host> entries. */
+	CU_ASSERT_EQUAL(net_path("<network><name>n</name>"
+				 "<ip address='192.168.100.1' netmask='255.255.255.0'><dhcp>"
+				 "<range start='192.168.100.100' end='192.168.100.200'/>"
+				 "<host mac='52:54:00:00:00:09' ip='192.168.100.254'/></dhcp></ip>"
+				 "</network>",
+				 &p, &err),
+			0);
+	CU_ASSERT_STRING_EQUAL(p.guest, "192.168.100.253");
+	CU_ASSERT_EQUAL(p.prefixlen, 24);
+	CU_ASSERT_STRING_EQUAL(p.peer, "192.168.100.1");
+	CU_ASSERT_STRING_EQUAL(p.listen, "192.168.100.1");
+	/* prefix= instead of netmask=, the host at the top, an IPv6 <ip> first. */
+	CU_ASSERT_EQUAL(net_path("<network><name>n</name><ip family='ipv6' address='fd00::1' "
+				 "prefix='64'/><ip family='ipv4' address='10.9.0.254' prefix='29'/>"
+				 "</network>",
+				 &p, &err),
+			0);
+	CU_ASSERT_STRING_EQUAL(p.guest, "10.9.0.253");
+	CU_ASSERT_EQUAL(p.prefixlen, 29);
+	CU_ASSERT_STRING_EQUAL(p.peer, "10.9.0.254");
+	/* A bridge network: no address of the host on it. */
+	CU_ASSERT_EQUAL(net_path("<network><name>b</name><forward mode='bridge'/>"
+				 "<bridge name='br0'/></network>",
+				 &p, &err),
+			-ENOTSUP);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "no IPv4 <ip address>"));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(net_path("<network><name>m</name><ip address='10.1.0.1' "
+				 "netmask='255.0.255.0'/></network>",
+				 &p, &err),
+			-ENOTSUP);
+	vmc_error_clear(&err);
+}
+
 static void lifecycle_events_map_to_qmp_names(void)
 {
 	const char *name, *reason;
@@ -262,6 +369,51 @@ static void lifecycle_events_map_to_qmp_names(void)
 				    &name, &reason);
 	CU_ASSERT_STRING_EQUAL(name, "LIFECYCLE");
 	CU_ASSERT_PTR_NULL(reason);
+}
+
+/* nic_path through a libvirt network of the test driver, on a local URI. */
+static void test_driver_nic_path(void)
+{
+	struct vmc_lv_config c = {
+	    .uri = "test:///default", .domain = "vmc-t3", .agent = "vserial:/x"};
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_netpath p = {.guest = ""};
+	struct vmc_hv *hv = NULL;
+	virConnectPtr side = virConnectOpen("test:///default");
+	virNetworkPtr net;
+	virDomainPtr d;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(side);
+	net = virNetworkCreateXML(side, "<network><name>vmc-net</name><bridge name='vmcbr0'/>"
+					"<ip address='192.168.150.1' prefix='24'><dhcp><range "
+					"start='192.168.150.2' end='192.168.150.200'/></dhcp></ip>"
+					"</network>");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(net);
+	d = virDomainCreateXML(side,
+			       "<domain type='test'><name>vmc-t3</name><memory>1048576</memory>"
+			       "<os><type>hvm</type></os><devices>"
+			       "<interface type='network'><source network='vmc-net'/>"
+			       "<alias name='ua-nic1'/></interface>"
+			       "<interface type='user'><alias name='ua-nic2'/></interface>"
+			       "</devices></domain>",
+			       0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->nic_path(hv, "nic1", &p, &err), 0);
+	CU_ASSERT_STRING_EQUAL(p.guest, "192.168.150.254");
+	CU_ASSERT_STRING_EQUAL(p.peer, "192.168.150.1");
+	CU_ASSERT_STRING_EQUAL(p.listen, "192.168.150.1");
+	CU_ASSERT_EQUAL(hv->ops->nic_path(hv, "nic2", &p, &err), 0);
+	CU_ASSERT_STRING_EQUAL(p.guest, "10.0.2.15");
+	CU_ASSERT_STRING_EQUAL(p.listen, "127.0.0.1");
+	CU_ASSERT_EQUAL(hv->ops->nic_path(hv, "nic3", &p, &err), -ENOENT);
+	vmc_error_clear(&err);
+	hv->ops->free(hv);
+	CU_ASSERT_EQUAL(virDomainDestroy(d), 0);
+	CU_ASSERT_EQUAL(virNetworkDestroy(net), 0);
+	virDomainFree(d);
+	virNetworkFree(net);
+	virConnectClose(side);
 }
 
 /* Names of the test driver's storage pools that start with "vmcheck-". */
@@ -323,5 +475,7 @@ static void test_driver_storage_pool(void)
 
 VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(dimm_info_from_the_live_xml),
+	  VMC_TEST(nic_path_from_the_live_xml), VMC_TEST(network_path_avoids_dhcp),
 	  VMC_TEST(lifecycle_events_map_to_qmp_names), VMC_TEST(test_driver_errors),
-	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_storage_pool));
+	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_nic_path),
+	  VMC_TEST(test_driver_storage_pool));
