@@ -31,7 +31,7 @@ CSTD   := -std=gnu11 -D_GNU_SOURCE -DVMC_VERSION='"$(VERSION)"'
 OPT    ?= -O2 -g
 INC    := -Icommon -Iguest -Ihost -I$(B)/gen
 
-HOST_PKGS := libprotobuf-c json-c libvirt libxml-2.0 libssh
+HOST_PKGS := libprotobuf-c json-c libvirt libvirt-qemu libxml-2.0 libssh
 HOST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS) 2>/dev/null)
 HOST_LIBS   := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS) 2>/dev/null) -lpthread
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags cunit 2>/dev/null)

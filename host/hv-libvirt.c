@@ -22,6 +22,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -1157,6 +1159,218 @@ static int lv_device_present(struct vmc_hv *hv, const char *id, char **where,
 	return r;
 }
 
+/* ---- removal views: libvirt's live state and QEMU's own, through libvirt */
+
+/*
+ * Ask QEMU @cmd (QMP JSON) through libvirt's monitor passthrough
+ * (virsh qemu-monitor-command; libvirt marks the domain tainted
+ * "custom-monitor" for it). Returns 0 with *@reply its parsed answer, or -1
+ * with @says saying why not (refused, as by a driver without a QEMU
+ * monitor, or no JSON).
+ */
+static int monitor(struct hv_lv *h, const char *cmd, json_object **reply, char *says, size_t size)
+{
+	char *text = NULL;
+
+	if (virDomainQemuMonitorCommand(h->dom, cmd, &text, 0) < 0) {
+		const virError *e = virGetLastError();
+
+		snprintf(says, size, "monitor passthrough refused: libvirt error %d/%d: %s",
+			 e ? e->code : 0, e ? e->domain : 0,
+			 e && e->message ? e->message : "(no message)");
+		virResetLastError();
+		return -1;
+	}
+	note(h->q, "qemu-monitor-command %s: %s", cmd, text);
+	*reply = json_tokener_parse(text);
+	free(text);
+	if (!*reply) {
+		snprintf(says, size, "monitor passthrough: the reply is no JSON");
+		return -1;
+	}
+	return 0;
+}
+
+static long long prop_of(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
+}
+
+/* query-hotpluggable-cpus: does QEMU have a vCPU at @pos? */
+static void vmm_vcpu(struct hv_lv *h, const struct vmc_hv_cpu *pos, struct vmc_hv_removal *out)
+{
+	json_object *reply = NULL, *list, *hit = NULL, *props, *path;
+	char where[96];
+
+	snprintf(where, sizeof(where), "socket %d core %d thread %d", pos->socket_id, pos->core_id,
+		 pos->thread_id);
+	if (monitor(h, "{\"execute\":\"query-hotpluggable-cpus\"}", &reply, out->vmm_says,
+		    sizeof(out->vmm_says)) < 0)
+		return;
+	if (!json_object_object_get_ex(reply, "return", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		snprintf(out->vmm_says, sizeof(out->vmm_says), "query-hotpluggable-cpus: %.200s",
+			 json_object_to_json_string(reply));
+		json_object_put(reply);
+		return;
+	}
+	for (size_t i = 0; !hit && i < json_object_array_length(list); i++) {
+		json_object *c = json_object_array_get_idx(list, i);
+
+		if (json_object_object_get_ex(c, "props", &props) &&
+		    prop_of(props, "socket-id") == pos->socket_id &&
+		    prop_of(props, "core-id") == pos->core_id &&
+		    prop_of(props, "thread-id") == pos->thread_id &&
+		    (prop_of(props, "die-id") < 0 || prop_of(props, "die-id") == pos->die_id))
+			hit = c;
+	}
+	if (!hit) {
+		snprintf(out->vmm_says, sizeof(out->vmm_says),
+			 "query-hotpluggable-cpus: no position %s", where);
+	} else if (json_object_object_get_ex(hit, "qom-path", &path)) {
+		out->vmm = 1;
+		snprintf(out->vmm_says, sizeof(out->vmm_says),
+			 "query-hotpluggable-cpus: %s has qom-path %s", where,
+			 json_object_get_string(path));
+	} else {
+		out->vmm = 0;
+		snprintf(out->vmm_says, sizeof(out->vmm_says),
+			 "query-hotpluggable-cpus: %s free (no qom-path)", where);
+	}
+	json_object_put(reply);
+}
+
+/* qom-get of the device libvirt named VMC_LV_ALIAS_PREFIX @id: does QEMU still have it? */
+static void vmm_device(struct hv_lv *h, const char *id, struct vmc_hv_removal *out)
+{
+	json_object *reply = NULL, *ret, *e, *cls, *desc;
+	_cleanup_free_ char *cmd = NULL;
+	char path[128];
+
+	snprintf(path, sizeof(path), "/machine/peripheral/" VMC_LV_ALIAS_PREFIX "%s", id);
+	if (asprintf(&cmd,
+		     "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"%s\","
+		     "\"property\":\"type\"}}",
+		     path) < 0) {
+		cmd = NULL;
+		snprintf(out->vmm_says, sizeof(out->vmm_says), "out of memory");
+		return;
+	}
+	if (monitor(h, cmd, &reply, out->vmm_says, sizeof(out->vmm_says)) < 0)
+		return;
+	if (json_object_object_get_ex(reply, "return", &ret)) {
+		out->vmm = 1;
+		snprintf(out->vmm_says, sizeof(out->vmm_says), "qom-get %s type: %s", path,
+			 json_object_get_string(ret));
+	} else if (json_object_object_get_ex(reply, "error", &e) &&
+		   json_object_object_get_ex(e, "class", &cls)) {
+		if (!strcmp(json_object_get_string(cls), "DeviceNotFound"))
+			out->vmm = 0;
+		snprintf(out->vmm_says, sizeof(out->vmm_says), "qom-get %s: %s: %s", path,
+			 json_object_get_string(cls),
+			 json_object_object_get_ex(e, "desc", &desc) ? json_object_get_string(desc)
+								     : "");
+	} else {
+		snprintf(out->vmm_says, sizeof(out->vmm_says), "qom-get %s: %.100s", path,
+			 json_object_to_json_string(reply));
+	}
+	json_object_put(reply);
+}
+
+/* libvirt's live view of vCPU @m: its <vcpu id enabled> and the live count. */
+static void mgmt_vcpu(struct hv_lv *h, const struct vmc_lvxml *x, const struct vcpu_map *m,
+		      struct vmc_hv_cpu *pos, struct vmc_hv_removal *out)
+{
+	struct vmc_error e = VMC_ERROR_INIT;
+	struct vmc_hv_cpu *cpus = NULL;
+	size_t n = 0;
+	int count;
+
+	if (vmc_lvxml_cpus(x, &cpus, &n, &e) < 0 || m->vcpu >= n) {
+		snprintf(out->mgmt_says, sizeof(out->mgmt_says), "live XML: %s",
+			 e.msg ? e.msg : "no such vcpu id");
+		vmc_error_clear(&e);
+		vmc_hv_cpus_free(cpus, n);
+		return;
+	}
+	pos->socket_id = cpus[m->vcpu].socket_id;
+	pos->die_id = cpus[m->vcpu].die_id;
+	pos->core_id = cpus[m->vcpu].core_id;
+	pos->thread_id = cpus[m->vcpu].thread_id;
+	out->mgmt = cpus[m->vcpu].qom_path != NULL;
+	vmc_hv_cpus_free(cpus, n);
+	count = virDomainGetVcpusFlags(h->dom, VIR_DOMAIN_VCPU_LIVE);
+	if (count < 0)
+		virResetLastError();
+	snprintf(out->mgmt_says, sizeof(out->mgmt_says),
+		 "live XML: <vcpu id='%u' enabled='%s'>; virDomainGetVcpusFlags(LIVE): %d", m->vcpu,
+		 out->mgmt ? "yes" : "no", count);
+}
+
+static void mgmt_device(const struct vmc_lvxml *x, const char *id, struct vmc_hv_removal *out)
+{
+	char *where = NULL;
+	int r = vmc_lvxml_device(x, id, &where, NULL);
+
+	if (r < 0) {
+		snprintf(out->mgmt_says, sizeof(out->mgmt_says), "live XML: out of memory");
+		return;
+	}
+	out->mgmt = r;
+	if (r)
+		snprintf(out->mgmt_says, sizeof(out->mgmt_says),
+			 "live XML: alias " VMC_LV_ALIAS_PREFIX "%s, %s", id, where);
+	else
+		snprintf(out->mgmt_says, sizeof(out->mgmt_says),
+			 "live XML: no device with alias " VMC_LV_ALIAS_PREFIX "%s", id);
+	free(where);
+}
+
+/*
+ * mgmt: libvirt's live XML (and, for a vCPU, its live count); vmm: QEMU
+ * through libvirt's monitor passthrough. A vCPU's position in QEMU comes
+ * from the live XML's topology, so without that XML QEMU is not asked.
+ */
+static int lv_removal_views(struct vmc_hv *hv, const char *id, struct vmc_hv_removal *out,
+			    struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	struct vcpu_map *m = vcpu_find(h, id);
+	struct vmc_hv_removal v = {.vmm = -1, .mgmt = -1};
+	struct vmc_hv_cpu pos = {.socket_id = -1};
+	struct vmc_lvxml *x = NULL;
+	struct vmc_error e = VMC_ERROR_INIT;
+
+	if (live(h, &x, &e) < 0) {
+		snprintf(v.mgmt_says, sizeof(v.mgmt_says), "%s", e.msg ? e.msg : "no live XML");
+	} else if (m) {
+		mgmt_vcpu(h, x, m, &pos, &v);
+	} else {
+		mgmt_device(x, id, &v);
+	}
+	vmc_lvxml_free(x);
+	if (!m)
+		vmm_device(h, id, &v);
+	else if (pos.socket_id >= 0)
+		vmm_vcpu(h, &pos, &v);
+	else
+		snprintf(v.vmm_says, sizeof(v.vmm_says),
+			 "not asked: the vCPU's position comes from the live XML");
+	*out = v;
+	if (v.mgmt < 0 && v.vmm < 0) {
+		vmc_error_set(err, e.code ? e.code : -EIO,
+			      "%s: neither libvirt nor QEMU could be "
+			      "asked: %s; %s",
+			      id, v.mgmt_says, v.vmm_says);
+		vmc_error_clear(&e);
+		return err ? err->code : -EIO;
+	}
+	vmc_error_clear(&e);
+	return 0;
+}
+
 /* ---- events */
 
 static bool matches(const struct vmc_hv_event *ev, const char *name, const char *device)
@@ -1386,6 +1600,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.dimm_info = lv_dimm_info,
 	.nic_path = lv_nic_path,
 	.device_present = lv_device_present,
+	.removal_views = lv_removal_views,
 	.wait_event = lv_wait_event,
 	.seen_event = lv_seen_event,
 	.flush_events = lv_flush_events,

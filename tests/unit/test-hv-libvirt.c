@@ -371,6 +371,49 @@ static void lifecycle_events_map_to_qmp_names(void)
 	CU_ASSERT_PTR_NULL(reason);
 }
 
+/*
+ * Removal views on a driver without a QEMU monitor: libvirt's live XML is
+ * asked, QEMU cannot be (-1, with libvirt's refusal); with the domain gone
+ * neither can, which is an error.
+ */
+static void test_driver_views_without_a_monitor(void)
+{
+	struct vmc_lv_config c = {
+	    .uri = "test:///default", .domain = "vmc-t4", .agent = "vserial:/x"};
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_removal v;
+	struct vmc_hv *hv = NULL;
+	virConnectPtr side = virConnectOpen("test:///default");
+	virDomainPtr d;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(side);
+	d = virDomainCreateXML(side,
+			       "<domain type='test'><name>vmc-t4</name><memory>1048576</memory>"
+			       "<os><type>hvm</type></os><devices><interface type='user'>"
+			       "<alias name='ua-nic1'/></interface></devices></domain>",
+			       0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->removal_views(hv, "nic1", &v, &err), 0);
+	CU_ASSERT_EQUAL(v.mgmt, 1);
+	CU_ASSERT_STRING_EQUAL(v.mgmt_says, "live XML: alias ua-nic1, interface");
+	CU_ASSERT_EQUAL(v.vmm, -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(v.vmm_says, "monitor passthrough refused: libvirt error "));
+	CU_ASSERT_EQUAL(hv->ops->removal_views(hv, "nic7", &v, &err), 0);
+	CU_ASSERT_EQUAL(v.mgmt, 0);
+	CU_ASSERT_STRING_EQUAL(v.mgmt_says, "live XML: no device with alias ua-nic7");
+	CU_ASSERT_EQUAL(virDomainDestroy(d), 0);
+	CU_ASSERT(hv->ops->removal_views(hv, "nic1", &v, &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(err.msg &&
+			       strstr(err.msg, "nic1: neither libvirt nor QEMU could be "
+					       "asked: virDomainGetXMLDesc: libvirt error "));
+	CU_ASSERT_EQUAL(v.mgmt, -1);
+	vmc_error_clear(&err);
+	hv->ops->free(hv);
+	virDomainFree(d);
+	virConnectClose(side);
+}
+
 /* nic_path through a libvirt network of the test driver, on a local URI. */
 static void test_driver_nic_path(void)
 {
@@ -477,5 +520,5 @@ VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(dimm_info_from_the_live_xml),
 	  VMC_TEST(nic_path_from_the_live_xml), VMC_TEST(network_path_avoids_dhcp),
 	  VMC_TEST(lifecycle_events_map_to_qmp_names), VMC_TEST(test_driver_errors),
-	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_nic_path),
-	  VMC_TEST(test_driver_storage_pool));
+	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_views_without_a_monitor),
+	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool));
