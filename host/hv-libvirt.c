@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -68,6 +69,8 @@ struct hv_lv {
 	bool owned; /* our transient domain: destroyed by free() */
 	bool local; /* the daemon runs on this host (a URI without a host part) */
 	char *uri;
+	char *console; /* our transient domain's serial log, on a local URI; else NULL */
+	char *own_dir; /* made for that log when no workdir was given; removed by free() */
 	char *agent_spec;
 	char *network;
 	struct evq *q;
@@ -1506,6 +1509,12 @@ static int lv_alive(struct vmc_hv *hv, struct vmc_error *err)
 	return 0;
 }
 
+/* WORKDIR/console.log of the transient domain started on a local URI; NULL otherwise. */
+static const char *lv_console_log(struct vmc_hv *hv)
+{
+	return H(hv)->console;
+}
+
 static void lv_transcript(struct vmc_hv *hv, uint64_t since_ns, FILE *out)
 {
 	struct evq *q = H(hv)->q;
@@ -1561,6 +1570,13 @@ static void lv_free(struct vmc_hv *hv)
 	free(h->vcpus);
 	free(h->agent_spec);
 	free(h->uri);
+	if (h->own_dir) {
+		if (h->console)
+			unlink(h->console);
+		rmdir(h->own_dir);
+		free(h->own_dir);
+	}
+	free(h->console);
 	free(h->network);
 	free(h->pool_xml);
 	if (h->q)
@@ -1607,6 +1623,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.fd = lv_fd,
 	.pump = lv_pump,
 	.alive = lv_alive,
+	.console_log = lv_console_log,
 	.transcript = lv_transcript,
 	.agent_spec = lv_agent_spec,
 	.free = lv_free,
@@ -1746,6 +1763,26 @@ static int create_domain(struct hv_lv *h, struct vmc_lv_domain *d, const char *t
 }
 
 /*
+ * No workdir given, a daemon on this host: a directory of our own for the
+ * console log (the suite's evidence of a boot the agent cannot tell about),
+ * reachable by a QEMU that runs as another user.
+ */
+static int console_dir(struct hv_lv *h, struct vmc_error *err)
+{
+	char tmpl[] = "/tmp/vmcheck-libvirt-XXXXXX";
+
+	if (!mkdtemp(tmpl))
+		return vmc_error_set(err, -errno, "mkdtemp %s for the console log: %m", tmpl);
+	if (chmod(tmpl, 0711) < 0 || !(h->own_dir = strdup(tmpl))) {
+		int r = vmc_error_set(err, -errno ?: -ENOMEM, "%s for the console log: %m", tmpl);
+
+		rmdir(tmpl);
+		return r;
+	}
+	return 0;
+}
+
+/*
  * Define and start the transient domain of the guest kit. --accel auto:
  * KVM when it really works (LAB.md: /dev/kvm may exist and hang). On this
  * host vmcheck's own probe says; on a remote one, KVM when libvirt offers
@@ -1786,9 +1823,18 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 			return vmc_error_set(err, -ENOENT, "no cmdline file next to %s", d.kernel);
 		d.append = append;
 	}
-	if (cfg->workdir && asprintf(&log, "%s/console.log", cfg->workdir) < 0)
+	if (!cfg->workdir && h->local) {
+		r = console_dir(h, err);
+		if (r < 0)
+			return r;
+	}
+	if ((cfg->workdir || h->own_dir) &&
+	    asprintf(&log, "%s/console.log", cfg->workdir ? cfg->workdir : h->own_dir) < 0)
 		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
 	d.console_log = log;
+	/* QEMU writes it on the libvirt host: a path here only when that is this host. */
+	if (log && h->local && !(h->console = strdup(log)))
+		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
 	if (strcmp(accel, "auto"))
 		return create_domain(h, &d, strcmp(accel, "kvm") ? "qemu" : "kvm", err);
 

@@ -18,7 +18,11 @@ struct vmc_lv_config {
 	/* The transient domain: */
 	const char *kernel, *initrd, *append; /* append: the file "cmdline" next to the kernel */
 	const char *accel;   /* "kvm": type kvm; otherwise type qemu (TCG) */
-	const char *workdir; /* the serial console goes to WORKDIR/console.log */
+	/*
+	 * The serial console goes to WORKDIR/console.log; NULL on a local URI:
+	 * a /tmp/vmcheck-libvirt-XXXXXX of the backend's, removed by free().
+	 */
+	const char *workdir;
 	unsigned mem_mb, maxmem_mb, slots, cpus, maxcpus, ports; /* 512 4096 4 1 4 8 */
 };
 
