@@ -50,11 +50,18 @@ struct tline {
  */
 struct evq {
 	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled when the domain stopped */
 	int efd;
 	int refs;
 	bool closed; /* the connection to libvirt closed */
 	struct qev *head, **tail;
 	struct tline *lines, **ltail;
+	/*
+	 * How the domain ended, from its lifecycle events (a transient domain
+	 * is gone from libvirt once it stops: nothing else can say): the
+	 * STOPPED and CRASHED details, -1 when none came.
+	 */
+	int stopped, crashed;
 };
 
 struct vcpu_map {
@@ -111,6 +118,7 @@ static void evq_unref(void *opaque)
 		free(l);
 	}
 	close(q->efd);
+	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 }
@@ -295,6 +303,15 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, 
 	const char *as, *reason, *word;
 
 	vmc_libvirt_lifecycle_event(event, detail, &as, &reason);
+	pthread_mutex_lock(&q->mu);
+	if (event == VIR_DOMAIN_EVENT_STOPPED)
+		q->stopped = detail;
+	else if (event == VIR_DOMAIN_EVENT_CRASHED)
+		q->crashed = detail;
+	else if (event == VIR_DOMAIN_EVENT_STARTED)
+		q->stopped = q->crashed = -1; /* a persistent domain started again */
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
 	word = detail_word(event, detail);
 	push(q, as, NULL, reason, "{\"libvirt\":\"lifecycle %s\",\"detail\":%d%s%s%s}", life,
 	     detail, word ? ",\"as\":\"" : "", word ? word : "", word ? "\"" : "");
@@ -349,6 +366,7 @@ static void on_close(virConnectPtr c, int reason, void *opaque)
 
 	pthread_mutex_lock(&q->mu);
 	q->closed = true;
+	pthread_cond_broadcast(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 	note(q, "the connection to libvirt closed (reason %d)", reason);
 	wake(q);
@@ -1509,6 +1527,94 @@ static int lv_alive(struct vmc_hv *hv, struct vmc_error *err)
 	return 0;
 }
 
+/*
+ * A domain's lifecycle event comes a moment after libvirt's state says it
+ * stopped (and a transient domain is gone): wait this long for it.
+ */
+#define STOPPED_WAIT_MS 2000
+
+/* The STOPPED detail (and CRASHED detail, -1 if none), waiting for it bounded; -1 if none came. */
+static int stopped_detail(struct evq *q, int *crashed)
+{
+	struct timespec until;
+	int d;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += STOPPED_WAIT_MS / 1000;
+	pthread_mutex_lock(&q->mu);
+	while (q->stopped < 0 && !q->closed &&
+	       pthread_cond_timedwait(&q->cv, &q->mu, &until) != ETIMEDOUT)
+		;
+	d = q->stopped;
+	*crashed = q->crashed;
+	pthread_mutex_unlock(&q->mu);
+	return d;
+}
+
+static const char *const shutoff_words[] = {
+    "unknown", "shutdown", "destroyed",	    "crashed", "migrated",
+    "saved",   "failed",   "from-snapshot", "daemon",
+};
+
+/* libvirt's state of a domain still defined: shut off with reason shutdown is clean. */
+static int ended_by_state(struct hv_lv *h, int state, int reason, struct vmc_error *err)
+{
+	const char *word =
+	    reason >= 0 && (size_t)reason < ARRAY_SIZE(shutoff_words) ? shutoff_words[reason] : "?";
+
+	if (state == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN)
+		return 0;
+	if (state == VIR_DOMAIN_SHUTOFF)
+		return vmc_error_set(err, -EIO, "libvirt: the domain is shut off, reason %s (%d)",
+				     word, reason);
+	if (state == VIR_DOMAIN_CRASHED)
+		return vmc_error_set(err, -EIO, "libvirt: the domain crashed (reason %s)",
+				     reason == VIR_DOMAIN_CRASHED_PANICKED ? "panicked"
+									   : "unknown");
+	return vmc_error_set(err, -ENOTSUP,
+			     "libvirt: the domain has not ended (state %d): how it ends is not "
+			     "known yet",
+			     state);
+}
+
+/*
+ * A transient domain is gone once it stops: its STOPPED lifecycle event is
+ * all that says how. detail shutdown is clean; the others are not.
+ */
+static int ended_by_event(struct hv_lv *h, struct vmc_error *err)
+{
+	int crashed, d = stopped_detail(h->q, &crashed);
+	const char *word = detail_word(VIR_DOMAIN_EVENT_STOPPED, d);
+
+	if (d < 0)
+		return vmc_error_set(
+		    err, -ENOTSUP,
+		    "the transient domain is gone from libvirt and no STOPPED event "
+		    "came within %d ms: how it ended is unknown",
+		    STOPPED_WAIT_MS);
+	if (d == VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN)
+		return 0;
+	return vmc_error_set(err, -EIO, "libvirt: lifecycle STOPPED, detail %s (%d)%s%s",
+			     word ? word : "?", d, crashed < 0 ? "" : ", after CRASHED ",
+			     crashed < 0 ? "" : detail_word(VIR_DOMAIN_EVENT_CRASHED, crashed)
+						    ?: "?");
+}
+
+static int lv_ended(struct vmc_hv *hv, struct vmc_error *err)
+{
+	struct hv_lv *h = H(hv);
+	int state, reason;
+
+	if (virDomainGetState(h->dom, &state, &reason, 0) == 0)
+		return ended_by_state(h, state, reason, err);
+	if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+		lv_fail(h, err, "virDomainGetState");
+		return vmc_error_prefix(err, "how the domain ended is unknown: "), -ENOTSUP;
+	}
+	virResetLastError();
+	return ended_by_event(h, err);
+}
+
 /* WORKDIR/console.log of the transient domain started on a local URI; NULL otherwise. */
 static const char *lv_console_log(struct vmc_hv *hv)
 {
@@ -1623,6 +1729,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.fd = lv_fd,
 	.pump = lv_pump,
 	.alive = lv_alive,
+	.ended = lv_ended,
 	.console_log = lv_console_log,
 	.transcript = lv_transcript,
 	.agent_spec = lv_agent_spec,
@@ -1634,6 +1741,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 static struct evq *evq_new(void)
 {
 	struct evq *q = calloc(1, sizeof(*q));
+	pthread_condattr_t ca;
 
 	if (!q)
 		return NULL;
@@ -1643,7 +1751,12 @@ static struct evq *evq_new(void)
 		return NULL;
 	}
 	pthread_mutex_init(&q->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	q->refs = 1;
+	q->stopped = q->crashed = -1;
 	q->tail = &q->head;
 	q->ltail = &q->lines;
 	return q;

@@ -414,6 +414,89 @@ static void test_driver_views_without_a_monitor(void)
 	virConnectClose(side);
 }
 
+/* The test driver's domain "test", running again as the other tests expect it. */
+static void restart_test_domain(void)
+{
+	virConnectPtr conn = virConnectOpen("test:///default");
+	virDomainPtr d = conn ? virDomainLookupByName(conn, "test") : NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	if (!virDomainIsActive(d))
+		CU_ASSERT_EQUAL(virDomainCreate(d), 0);
+	virDomainFree(d);
+	virConnectClose(conn);
+}
+
+/*
+ * ended: a defined domain by its state (shut off, reason destroyed / shutdown),
+ * a transient one by its STOPPED event. A domain vmcheck did not start has
+ * no console log of vmcheck's.
+ */
+static void test_driver_ended(void)
+{
+	struct vmc_lv_config c = {
+	    .uri = "test:///default", .domain = "test", .agent = "vserial:/x"};
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_event ev = {0};
+	struct vmc_hv *hv = NULL;
+	virConnectPtr side;
+	virDomainPtr d;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_PTR_NULL(hv->ops->console_log(hv));
+	CU_ASSERT_EQUAL(hv->ops->ended(hv, &err), -ENOTSUP); /* still running */
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->destroy(hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->alive(hv, &err), -ESRCH);
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->ended(hv, &err), -EIO);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "shut off, reason destroyed"));
+	vmc_error_clear(&err);
+	restart_test_domain();
+	side = virConnectOpen("test:///default");
+	d = side ? virDomainLookupByName(side, "test") : NULL;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(virDomainShutdown(d), 0);
+	CU_ASSERT_EQUAL(hv->ops->ended(hv, &err), 0);
+	CU_ASSERT_EQUAL(virDomainCreate(d), 0);
+	virDomainFree(d);
+	hv->ops->free(hv);
+
+	/* A transient domain is gone once stopped: its STOPPED event says how. */
+	d = virDomainCreateXML(side,
+			       "<domain type='test'><name>vmc-t1</name><memory>1048576</memory>"
+			       "<os><type>hvm</type></os></domain>",
+			       0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	c.domain = "vmc-t1";
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_EQUAL(virDomainShutdown(d), 0);
+	CU_ASSERT_EQUAL(hv->ops->alive(hv, &err), -ESRCH);
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->ended(hv, &err), 0);
+	CU_ASSERT_EQUAL(
+	    hv->ops->wait_event(hv, "LIFECYCLE", NULL, vmc_mono_ns() + 2000000000ULL, &ev, &err),
+	    0);
+	CU_ASSERT_PTR_NOT_NULL(ev.detail && strstr(ev.detail, "\"as\":\"shutdown\""));
+	vmc_hv_event_free(&ev);
+	hv->ops->free(hv);
+	virDomainFree(d);
+	d = virDomainCreateXML(side,
+			       "<domain type='test'><name>vmc-t2</name><memory>1048576</memory>"
+			       "<os><type>hvm</type></os></domain>",
+			       0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	c.domain = "vmc-t2";
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->destroy(hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->ended(hv, &err), -EIO);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "lifecycle STOPPED, detail destroyed"));
+	vmc_error_clear(&err);
+	hv->ops->free(hv);
+	virDomainFree(d);
+	virConnectClose(side);
+}
+
 /* nic_path through a libvirt network of the test driver, on a local URI. */
 static void test_driver_nic_path(void)
 {
@@ -521,4 +604,5 @@ VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(nic_path_from_the_live_xml), VMC_TEST(network_path_avoids_dhcp),
 	  VMC_TEST(lifecycle_events_map_to_qmp_names), VMC_TEST(test_driver_errors),
 	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_views_without_a_monitor),
-	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool));
+	  VMC_TEST(test_driver_ended), VMC_TEST(test_driver_nic_path),
+	  VMC_TEST(test_driver_storage_pool));
