@@ -62,6 +62,9 @@ struct evq {
 	 * STOPPED and CRASHED details, -1 when none came.
 	 */
 	int stopped, crashed;
+	/* qemu-guest-agent's channel: the last AGENT_LIFECYCLE state, and how many came. */
+	int qga;
+	unsigned qga_events;
 };
 
 struct vcpu_map {
@@ -81,7 +84,7 @@ struct hv_lv {
 	char *agent_spec;
 	char *network;
 	struct evq *q;
-	int cb[6];
+	int cb[8];
 	size_t n_cb;
 	struct vcpu_map *vcpus;
 	size_t n_vcpus;
@@ -360,6 +363,23 @@ static int on_removal_failed(virConnectPtr c, virDomainPtr d, const char *alias,
 	return 0;
 }
 
+/* qemu-guest-agent opened or closed its channel (libvirt follows QEMU's VSERPORT_CHANGE). */
+static int on_agent(virConnectPtr c, virDomainPtr d, int state, int reason, void *opaque)
+{
+	struct evq *q = opaque;
+
+	pthread_mutex_lock(&q->mu);
+	q->qga = state;
+	q->qga_events++;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	note(q, "event agent-lifecycle: qemu-guest-agent %s (reason %d)",
+	     state == VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED ? "connected"
+									       : "disconnected",
+	     reason);
+	return 0;
+}
+
 static void on_close(virConnectPtr c, int reason, void *opaque)
 {
 	struct evq *q = opaque;
@@ -574,17 +594,56 @@ static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 
 /*
  * virsh dompmsuspend: libvirt asks qemu-guest-agent in the guest, which
- * starts a few seconds after the boot: wait for it to open its channel,
- * bounded. Without one (no channel, nothing connecting) -ENOTSUP: the
- * check then suspends through vmcheck's agent.
+ * starts a few seconds after the boot. The live XML says whether it has
+ * its channel open now; if not, wait for libvirt's AGENT_LIFECYCLE event
+ * saying it connected, bounded. Without one (no channel, nothing
+ * connecting) -ENOTSUP: the check then suspends through vmcheck's agent.
  */
 #define QGA_WAIT_MS 20000
+
+/*
+ * 1 when qemu-guest-agent has its channel open, 0 when it did not open it
+ * by @deadline_ns, -ENOENT when the domain has no such channel.
+ */
+static int qga_up(struct hv_lv *h, uint64_t deadline_ns)
+{
+	struct vmc_lvxml *x = NULL;
+	struct vmc_error e = VMC_ERROR_INIT;
+	struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000),
+				 .tv_nsec = (long)(deadline_ns % 1000000000)};
+	char *path = NULL;
+	unsigned seen;
+	int up = 0;
+
+	/* Events counted before the XML is read are older than what it says. */
+	pthread_mutex_lock(&h->q->mu);
+	seen = h->q->qga_events;
+	pthread_mutex_unlock(&h->q->mu);
+	if (live(h, &x, &e) == 0) {
+		path = vmc_lvxml_channel_path(x, VMC_LV_QGA_CHANNEL);
+		up = !path ? -ENOENT : vmc_lvxml_channel_connected(x, VMC_LV_QGA_CHANNEL);
+	}
+	free(path);
+	vmc_lvxml_free(x);
+	vmc_error_clear(&e);
+	if (up)
+		return up;
+	pthread_mutex_lock(&h->q->mu);
+	while (!(h->q->qga_events != seen &&
+		 h->q->qga == VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED) &&
+	       !h->q->closed && pthread_cond_timedwait(&h->q->cv, &h->q->mu, &until) != ETIMEDOUT)
+		;
+	up = h->q->qga_events != seen &&
+	     h->q->qga == VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED;
+	pthread_mutex_unlock(&h->q->mu);
+	return up;
+}
 
 static int lv_pm_suspend(struct vmc_hv *hv, struct vmc_error *err)
 {
 	struct hv_lv *h = H(hv);
 	const virError *e;
-	int r = channel_up(h, VMC_LV_QGA_CHANNEL, vmc_mono_ns() + QGA_WAIT_MS * 1000000ull);
+	int r = qga_up(h, vmc_mono_ns() + QGA_WAIT_MS * 1000000ull);
 
 	if (r < 0)
 		return vmc_error_set(err, -ENOTSUP, "the domain has no " VMC_LV_QGA_CHANNEL
@@ -592,7 +651,7 @@ static int lv_pm_suspend(struct vmc_hv *hv, struct vmc_error *err)
 	if (r == 0)
 		return vmc_error_set(err, -ENOTSUP,
 				     "qemu-guest-agent did not open " VMC_LV_QGA_CHANNEL
-				     " within %d s",
+				     " within %d s (no AGENT_LIFECYCLE connected event)",
 				     QGA_WAIT_MS / 1000);
 	if (virDomainPMSuspendForDuration(h->dom, VIR_NODE_SUSPEND_TARGET_MEM, 0, 0) == 0) {
 		note(h->q, "virDomainPMSuspendForDuration mem: ok");
@@ -1793,6 +1852,7 @@ static int subscribe_all(struct hv_lv *h, struct vmc_error *err)
 		{ VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_removed) },
 		{ VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
 		  VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed) },
+		{ VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_agent) },
 	};
 	int r = 0;
 
