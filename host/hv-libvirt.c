@@ -547,7 +547,10 @@ static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct
 
 static int lv_reboot(struct vmc_hv *hv, struct vmc_error *err)
 {
-	/* ACPI: the guest's acpid powers off, libvirt restarts it (LAB.md, --mode acpi). */
+	/*
+	 * ACPI: the guest's acpid powers off; libvirt resets QEMU instead of
+	 * ending it (QEMU's SHUTDOWN guest-shutdown, then system_reset).
+	 */
 	return done(H(hv), virDomainReboot(H(hv)->dom, VIR_DOMAIN_REBOOT_ACPI_POWER_BTN), err,
 		    "virDomainReboot acpi");
 }
@@ -1957,7 +1960,7 @@ static int console_dir(struct hv_lv *h, struct vmc_error *err)
 
 /*
  * Define and start the transient domain of the guest kit. --accel auto:
- * KVM when it really works (LAB.md: /dev/kvm may exist and hang). On this
+ * KVM when it really works (a /dev/kvm may exist and hang the boot). On this
  * host vmcheck's own probe says; on a remote one, KVM when libvirt offers
  * it and the guest opens its agent channel within VMC_QEMU_KVM_PROBE_MS,
  * otherwise the domain is destroyed and started again under TCG. One line
@@ -2014,7 +2017,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 	/*
 	 * A daemon on this host: vmcheck's own KVM probe decides (cached), as
 	 * for a launched VM. Booting the probe through libvirt instead can
-	 * wedge the daemon where /dev/kvm hangs (LAB.md).
+	 * wedge the daemon where /dev/kvm hangs.
 	 */
 	if (local_uri(cfg->uri)) {
 		struct vmc_qemu_config qc = { .kernel = d.kernel, .initrd = d.initrd,
