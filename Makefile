@@ -134,19 +134,27 @@ HV_SMOKE_OBJ := $(call obj,host,$(COMMON_SRC) host/error.c host/hv.c host/hv-qmp
 $(B)/hv-smoke: tests/integration/hv-smoke.c $(HV_SMOKE_OBJ)
 	$(CC) $(CSTD) $(WARN) $(OPT) $(INC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
 
+# The libvirt backend against a real libvirtd (tests/integration/test-libvirt).
+LV_SMOKE_OBJ := $(call obj,host,$(COMMON_SRC) host/error.c host/hv.c host/hv-libvirt.c host/hv-qmp.c \
+		host/libvirt-xml.c host/qemu.c host/qmp.c host/agent-client.c host/agent-unix.c \
+		host/agent-exec.c host/agent-ssh.c)
+$(B)/lv-smoke: tests/integration/lv-smoke.c $(LV_SMOKE_OBJ)
+	$(CC) $(CSTD) $(WARN) $(OPT) $(INC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
+
 # The embedded test guest (Debian kernel + busybox + the agent), rebuilt
 # only when an input changes. GUEST_ARGS="--kernel DEB --modules-from DIR".
 guest: $(B)/vmcheck-agent
 	packaging/guest/build-guest --agent $(B)/vmcheck-agent --out $(B)/guest $(GUEST_ARGS)
 
-integration: all guest $(B)/hv-smoke $(B)/vmcheck-agent-liar
+integration: all guest $(B)/hv-smoke $(B)/lv-smoke $(B)/vmcheck-agent-liar
 	tests/integration/run-all
 
 deps:
 	packaging/install-deps
 
 test: deps
-	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke $(B)/vmcheck-agent-liar
+	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke $(B)/lv-smoke \
+		$(B)/vmcheck-agent-liar
 	$(MAKE) unit
 	$(MAKE) fuzz
 	$(MAKE) integration
