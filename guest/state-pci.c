@@ -2,8 +2,11 @@
 /*
  * PCI functions from sys/bus/pci/devices and hotplug slots from
  * sys/bus/pci/slots: what a hot-added NIC or disk is matched by (its
- * address, its slot, the root port above it). A function removed while we
- * read it is left out.
+ * address, its slot, the root port above it). A virtio function's PCI
+ * driver (virtio-pci) is only the transport: the device it carries sits on
+ * the virtio bus, where the driver that makes it a NIC or a disk binds, so
+ * that device, its type and its driver are reported too. A function (or its
+ * virtio device) removed while we read it is left out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,7 @@
 
 #define PCI_DEVICES "sys/bus/pci/devices"
 #define PCI_SLOTS "sys/bus/pci/slots"
+#define VIRTIO_DEVICES "sys/bus/virtio/devices"
 
 static bool vanished(int r)
 {
@@ -119,6 +123,71 @@ static char *slot_of(const Vmcheck__V1__Pci *pci, const char *addr)
 	return (char *)"";
 }
 
+/* "virtioN" with N all digits. */
+static bool is_virtio_name(const char *name)
+{
+	uint64_t v;
+
+	return !strncmp(name, "virtio", 6) && name[6] >= '0' && name[6] <= '9' &&
+	       vmc_parse_u64(name + 6, 10, &v) == 0;
+}
+
+/* The name of the virtioN directory in the function's directory @dfd, or "". */
+static int find_virtio(int dfd, char name[32])
+{
+	struct vmc_dir d;
+	const char *n;
+	int r;
+
+	name[0] = '\0';
+	r = vmc_dir_open(&d, dfd, ".");
+	if (r < 0)
+		return r;
+	while ((r = vmc_dir_next(&d, &n)) > 0) {
+		if (is_virtio_name(n) && strlen(n) < 32) {
+			strcpy(name, n);
+			break;
+		}
+	}
+	vmc_dir_close(&d);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * The virtio device a virtio-pci function carries. virtio-pci binds before
+ * it registers the device, and unregisters it before it unbinds: a function
+ * without one is being probed or removed, and keeps empty virtio fields.
+ * Returns -ENOENT/-ENODEV if the device went away while we read it.
+ */
+static int read_virtio(int fd, int dfd, struct vmc_arena *a, Vmcheck__V1__PciFunction *f)
+{
+	char name[32], drv[256] = "";
+	uint64_t type;
+	int r;
+
+	r = find_virtio(dfd, name);
+	if (r < 0 || !name[0])
+		return r;
+	r = vmc_read_u64f(fd, &type, 16, VIRTIO_DEVICES "/%s/device", name);
+	if (r < 0)
+		return r;
+	if (type > UINT32_MAX)
+		return -ERANGE;
+	/*
+	 * No driver link: nothing bound (module not loaded, or unbound). Had
+	 * the device gone just now, the next snapshot leaves it out.
+	 */
+	r = vmc_link_basef(fd, drv, sizeof(drv), VIRTIO_DEVICES "/%s/driver", name);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	f->virtio_device = vmc_arena_strdup(a, name);
+	f->virtio_driver = vmc_arena_strdup(a, drv);
+	if (!f->virtio_device || !f->virtio_driver)
+		return -ENOMEM;
+	f->virtio_type = (uint32_t)type;
+	return 0;
+}
+
 /* One function; -ENOENT/-ENODEV if it vanished. */
 static int read_function(int fd, struct vmc_arena *a, const Vmcheck__V1__Pci *pci, const char *addr,
 			 Vmcheck__V1__PciFunction **out)
@@ -165,6 +234,11 @@ static int read_function(int fd, struct vmc_arena *a, const Vmcheck__V1__Pci *pc
 	if (!f->address || !f->parent || !f->driver)
 		return -ENOMEM;
 	f->slot = slot_of(pci, addr);
+	if (!strcmp(drv, "virtio-pci")) {
+		r = read_virtio(fd, dfd, a, f);
+		if (r < 0)
+			return r;
+	}
 	*out = f;
 	return 0;
 }
@@ -179,7 +253,10 @@ static int addr_cmp(const void *a, const void *b)
  * vmc_state_read_pci - every PCI function and every hotplug slot
  *
  * Fills st->pci from @a: functions sorted by address, slots naturally by
- * name. Directory entries that are not "dddd:bb:dd.f" addresses are skipped.
+ * name; a virtio-pci function also with its virtio device, type and driver
+ * ("" when none is bound). Directory entries that are not "dddd:bb:dd.f"
+ * addresses are skipped; a function or virtio device that vanishes while
+ * read is left out.
  * Returns 0, -ENOENT without sys/bus/pci/devices, another -errno if a
  * function cannot be parsed; @st is untouched on failure.
  */
