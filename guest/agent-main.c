@@ -223,6 +223,8 @@ int vmc_agent_main(int argc, char **argv, const struct vmc_agent_hooks *hooks)
 	cfg.hooks = hooks;
 	if (hooks && hooks->start && hooks->start(hooks->ctx, &cfg.state.root) < 0)
 		return EXIT_RUNTIME;
+	/* CPUID is asked once: the SMT width does not change while we run. */
+	cfg.state.smt_shift = vmc_state_smt_shift(&cfg.state.root);
 
 	if (!strcmp(transport, "stdio"))
 		r = vmc_transport_stdio_open(&t);

@@ -4,16 +4,43 @@
  * sets as it prints them, and every present CPU with its topology. An offline
  * CPU has no topology directory (its ids are -1); cpu0 often has no "online"
  * file, so whether a CPU is online comes from the online list. A CPU
- * hot-removed while we read it is left out.
+ * hot-removed while we read it is left out. On x86 an online CPU also has
+ * its APIC id, which sysfs does not show: it comes from proc/cpuinfo, and
+ * the thread within its core from that id and the SMT width the CPU reports.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "state.h"
 
 #define CPU "sys/devices/system/cpu"
+#define CPUINFO "proc/cpuinfo"
+/* The cpuinfo lines we parse are short; longer ones ("flags") are skipped. */
+#define CPUINFO_LINE 256
+/* x86 prints about 2 KiB per CPU: room for 16384 of them, and a bound. */
+#define CPUINFO_MAX (32u << 20)
+
+struct apic_of {
+	uint32_t cpu;
+	uint32_t apic;
+};
+
+/* What proc/cpuinfo tells us: every processor's APIC id, the first one's counts. */
+struct cpuinfo {
+	struct apic_of *apics; /* malloc'd, in the file's order */
+	size_t n, cap;
+	int64_t cur;		 /* the processor being read; -1 before the first */
+	unsigned blocks;	 /* "processor" lines seen */
+	int64_t siblings, cores; /* of the first processor; -1 if absent */
+};
 
 /* Gone while we looked: files disappear, or an open attribute says ENODEV. */
 static bool vanished(int r)
@@ -76,6 +103,141 @@ static int read_topo_id(int fd, const char *cpu, const char *attr, int32_t *out)
 	return 0;
 }
 
+/* "key<tabs>: value" split in place; false for a line of another shape. */
+static bool split_line(char *line, char **key, char **val)
+{
+	char *colon = strchr(line, ':'), *e;
+
+	if (!colon)
+		return false;
+	for (e = colon; e > line && (e[-1] == '\t' || e[-1] == ' '); e--)
+		;
+	*e = '\0';
+	*key = line;
+	*val = colon + 1;
+	if (**val == ' ')
+		(*val)++;
+	return true;
+}
+
+static int push_apic(struct cpuinfo *ci, uint32_t cpu, uint32_t apic)
+{
+	if (ci->n == ci->cap) {
+		size_t cap = ci->cap ? 2 * ci->cap : 16;
+		struct apic_of *a = realloc(ci->apics, cap * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		ci->apics = a;
+		ci->cap = cap;
+	}
+	ci->apics[ci->n++] = (struct apic_of){.cpu = cpu, .apic = apic};
+	return 0;
+}
+
+static int cpuinfo_line(struct cpuinfo *ci, char *line)
+{
+	char *key, *val;
+	uint64_t v;
+	int r;
+
+	if (!split_line(line, &key, &val))
+		return 0;
+	if (!strcmp(key, "processor")) {
+		r = vmc_parse_u64(val, 10, &v);
+		if (r < 0 || v > UINT32_MAX)
+			return r < 0 ? r : -ERANGE;
+		ci->cur = (int64_t)v;
+		ci->blocks++;
+	} else if (!strcmp(key, "apicid")) {
+		/* An APIC id of no processor: not the file we know. */
+		if (ci->cur < 0)
+			return -EINVAL;
+		r = vmc_parse_u64(val, 10, &v);
+		if (r < 0 || v > UINT32_MAX)
+			return r < 0 ? r : -ERANGE;
+		return push_apic(ci, (uint32_t)ci->cur, (uint32_t)v);
+	} else if (ci->blocks == 1 && (!strcmp(key, "siblings") || !strcmp(key, "cpu cores"))) {
+		/* Only the SMT width is derived from these: junk there means "unknown". */
+		if (vmc_parse_u64(val, 10, &v) == 0 && v <= INT32_MAX)
+			*(key[0] == 's' ? &ci->siblings : &ci->cores) = (int64_t)v;
+	}
+	return 0;
+}
+
+/*
+ * Read proc/cpuinfo line by line through @buf (VMC_READ_MAX bytes): the
+ * file grows with the CPU count, past what any buffer should hold whole.
+ * Returns 0, -ENOENT without the file, -EFBIG past CPUINFO_MAX, -errno.
+ */
+static int cpuinfo_read(int rootfd, char *buf, struct cpuinfo *ci)
+{
+	_cleanup_close_ int fd = openat(rootfd, CPUINFO, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char line[CPUINFO_LINE];
+	size_t len = 0, total = 0;
+	bool overlong = false;
+	int r = 0;
+
+	*ci = (struct cpuinfo){.cur = -1, .siblings = -1, .cores = -1};
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = TEMP_FAILURE_RETRY(read(fd, buf, VMC_READ_MAX));
+		const char *p = buf, *end;
+
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		total += (size_t)n;
+		if (total > CPUINFO_MAX)
+			return -EFBIG;
+		for (end = buf + n; p < end;) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t k = (size_t)((nl ? nl : end) - p);
+
+			if (!overlong && len + k < sizeof(line)) {
+				memcpy(line + len, p, k);
+				len += k;
+			} else {
+				overlong = true;
+			}
+			if (!nl)
+				break;
+			line[len] = '\0';
+			if (!overlong && (r = cpuinfo_line(ci, line)) < 0)
+				return r;
+			len = 0;
+			overlong = false;
+			p = nl + 1;
+		}
+	}
+	line[len] = '\0';
+	return overlong ? 0 : cpuinfo_line(ci, line);
+}
+
+static void cpuinfo_free(struct cpuinfo *ci)
+{
+	free(ci->apics);
+	ci->apics = NULL;
+}
+
+static int apic_cmp(const void *a, const void *b)
+{
+	const struct apic_of *x = a, *y = b;
+
+	return (x->cpu > y->cpu) - (x->cpu < y->cpu);
+}
+
+/* The APIC id of processor @cpu, or -1 if cpuinfo did not list it. */
+static int64_t apic_of(const struct cpuinfo *ci, uint32_t cpu)
+{
+	const struct apic_of key = {.cpu = cpu}, *a;
+
+	a = ci->n ? bsearch(&key, ci->apics, ci->n, sizeof(key), apic_cmp) : NULL;
+	return a ? (int64_t)a->apic : -1;
+}
+
 /*
  * One present cpuN. Listing its directory for the node link is what tells
  * us it still exists: -ENOENT from there means it was hot-removed.
@@ -108,12 +270,28 @@ static int read_cpu(int fd, const char *name, const char *online, char *buf, str
 	return c->thread_siblings ? 0 : -ENOMEM;
 }
 
-static int read_cpus(int fd, char **names, size_t n, char *buf, struct vmc_arena *a,
-		     Vmcheck__V1__State *st)
+/*
+ * An online CPU's APIC id and the thread within its core: the low
+ * @smt_shift bits of the APIC id number the threads of a core.
+ */
+static void set_apic(Vmcheck__V1__Cpu *c, const struct cpuinfo *ci, int smt_shift)
 {
+	int64_t apic = c->online ? apic_of(ci, c->id) : -1;
+
+	c->apic_id = apic;
+	c->thread_id = -1;
+	if (apic >= 0 && smt_shift >= 0 && smt_shift < 32)
+		c->thread_id = (int32_t)((uint64_t)apic & ((1ull << smt_shift) - 1));
+}
+
+static int read_cpus(const struct vmc_state_opts *o, char **names, size_t n, char *buf,
+		     struct vmc_arena *a, Vmcheck__V1__State *st)
+{
+	int fd = o->root.fd;
 	Vmcheck__V1__Cpus *cs = vmc_arena_alloc(a, sizeof(*cs));
 	Vmcheck__V1__Cpu *cpus = vmc_arena_alloc(a, n * sizeof(*cpus));
 	Vmcheck__V1__Cpu **ptrs = vmc_arena_alloc(a, n * sizeof(*ptrs));
+	_cleanup_(cpuinfo_free) struct cpuinfo ci = {0};
 	int r;
 
 	if (!cs || !cpus || !ptrs)
@@ -130,6 +308,13 @@ static int read_cpus(int fd, char **names, size_t n, char *buf, struct vmc_arena
 	r = read_list(fd, "offline", buf, a, &cs->offline);
 	if (r < 0 && !vanished(r))
 		return r;
+	/* No cpuinfo (a fixture without one): no APIC ids. */
+	r = cpuinfo_read(fd, buf, &ci);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	/* Linux lists processors in order; sorting is for any other file. */
+	if (ci.n > 1)
+		qsort(ci.apics, ci.n, sizeof(*ci.apics), apic_cmp);
 
 	/* The listing is sorted naturally: cpu2 before cpu10. */
 	for (size_t i = 0; i < n; i++) {
@@ -152,6 +337,7 @@ static int read_cpus(int fd, char **names, size_t n, char *buf, struct vmc_arena
 			continue;
 		if (r < 0)
 			return r;
+		set_apic(c, &ci, o->smt_shift);
 		ptrs[cs->n_cpus++] = c;
 	}
 	cs->cpus = ptrs;
@@ -177,7 +363,44 @@ int vmc_state_read_cpus(const struct vmc_state_opts *o, struct vmc_arena *a, Vmc
 	n = vmc_list_dirf(o->root.fd, &names, CPU);
 	if (n < 0)
 		return n;
-	r = read_cpus(o->root.fd, names, (size_t)n, buf, a, st);
+	r = read_cpus(o, names, (size_t)n, buf, a, st);
 	vmc_names_free(names, n);
 	return r;
+}
+
+/* CPUID leaf 0xB subleaf 0 (the SMT level): its shift, or -1 without the leaf. */
+static int cpuid_smt_shift(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned eax, ebx, ecx, edx;
+
+	if (__get_cpuid_max(0, NULL) < 0xb)
+		return -1;
+	__cpuid_count(0xb, 0, eax, ebx, ecx, edx);
+	/* EBX 0: the leaf is not implemented, whatever the highest leaf says. */
+	if (ebx == 0)
+		return -1;
+	return (int)(eax & 0x1f);
+#else
+	return -1;
+#endif
+}
+
+int vmc_state_smt_shift(const struct vmc_sysroot *root)
+{
+	_cleanup_(cpuinfo_free) struct cpuinfo ci = {0};
+	_cleanup_free_ char *buf = NULL;
+	int64_t threads;
+	int shift;
+
+	if (root->live && (shift = cpuid_smt_shift()) >= 0)
+		return shift;
+	buf = malloc(VMC_READ_MAX);
+	if (!buf || cpuinfo_read(root->fd, buf, &ci) < 0 || ci.siblings <= 0 || ci.cores <= 0)
+		return -1;
+	/* Threads per core, rounded up: 3 threads need 2 bits, as the APIC ids do. */
+	threads = (ci.siblings + ci.cores - 1) / ci.cores;
+	for (shift = 0; ((int64_t)1 << shift) < threads; shift++)
+		;
+	return shift;
 }

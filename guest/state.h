@@ -21,6 +21,12 @@
 struct vmc_state_opts {
 	struct vmc_sysroot root;
 	const char *const *crash_dirs; /* NULL-terminated; relative to root */
+	/*
+	 * x86: how many low bits of an APIC id number the threads of a core,
+	 * from vmc_state_smt_shift() at agent start; -1 unknown (thread ids
+	 * are then -1).
+	 */
+	int smt_shift;
 };
 
 int vmc_state_read_system(const struct vmc_state_opts *o, struct vmc_arena *a,
@@ -55,6 +61,18 @@ int vmc_state_memory_ranges(struct vmc_arena *a, Vmcheck__V1__Memory *m);
  * -EINVAL when the line is not "N kB", another -errno when unreadable.
  */
 int vmc_state_meminfo_kb(int rootfd, const char *key, uint64_t *kb);
+
+/*
+ * vmc_state_smt_shift - the SMT width an x86 CPU reports, as an APIC id shift
+ *
+ * On the live system (@root->live) from CPUID leaf 0xB subleaf 0 (EAX[4:0])
+ * when the CPU has that leaf; otherwise from the first processor of
+ * proc/cpuinfo under @root: log2 of "siblings" / "cpu cores", rounded up
+ * (one thread per core: 0). CPUID cannot be asked of a fixture, and asking
+ * it costs: call this once, when the agent starts. Returns the shift, or -1
+ * when neither source says (not x86, no cpuinfo).
+ */
+int vmc_state_smt_shift(const struct vmc_sysroot *root);
 
 /*
  * vmc_state_read - one consistent snapshot of the sections in @mask
