@@ -198,11 +198,42 @@ static int add_address(struct vmc_arena *a, struct slot *slots, size_t n, const 
 }
 
 /*
+ * The messages of one datagram of the dump @seq. Returns 1 at its end
+ * (NLMSG_DONE), 0 for more, -errno; sets *@intr when the kernel flagged a
+ * message as part of a dump a concurrent change interrupted.
+ */
+static int dump_datagram(const char *buf, int left, uint32_t seq, bool *intr, struct vmc_arena *a,
+			 struct slot *slots, size_t n)
+{
+	const struct nlmsghdr *nh;
+	int r;
+
+	for (nh = (const struct nlmsghdr *)buf; NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
+		if (nh->nlmsg_seq != seq)
+			continue;
+		if (nh->nlmsg_flags & NLM_F_DUMP_INTR)
+			*intr = true;
+		if (nh->nlmsg_type == NLMSG_DONE)
+			return 1;
+		if (nh->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = NLMSG_DATA(nh);
+
+			if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)) || e->error >= 0)
+				return -EBADMSG;
+			return e->error;
+		}
+		if (nh->nlmsg_type == RTM_NEWADDR && (r = add_address(a, slots, n, nh)) < 0)
+			return r;
+	}
+	return left == 0 ? 0 : -EBADMSG;
+}
+
+/*
  * One RTM_GETADDR dump with sequence number @seq. Returns 0, -EAGAIN when
  * the kernel flagged it as interrupted by a concurrent change, or -errno.
  */
-static int dump_once(int fd, uint32_t seq, char *buf, struct vmc_arena *a, struct slot *slots,
-		     size_t n)
+static int dump_once(const struct vmc_nl_source *nl, uint32_t seq, char *buf, struct vmc_arena *a,
+		     struct slot *slots, size_t n)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -214,73 +245,104 @@ static int dump_once(int fd, uint32_t seq, char *buf, struct vmc_arena *a, struc
 	    .nh.nlmsg_seq = seq,
 	    .ifa.ifa_family = AF_UNSPEC,
 	};
-	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	bool intr = false;
+	int r;
 
-	if (TEMP_FAILURE_RETRY(sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&kernel,
-				      sizeof(kernel))) < 0)
+	r = nl->send(nl->ctx, &req, req.nh.nlmsg_len);
+	if (r < 0)
+		return r;
+	do {
+		ssize_t len = nl->recv(nl->ctx, buf, NL_BUF);
+
+		if (len < 0)
+			return (int)len;
+		r = dump_datagram(buf, (int)len, seq, &intr, a, slots, n);
+	} while (r == 0);
+	if (r < 0)
+		return r;
+	return intr ? -EAGAIN : 0;
+}
+
+static int kernel_send(void *ctx, const void *req, size_t len)
+{
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	int fd = *(int *)ctx;
+
+	if (TEMP_FAILURE_RETRY(
+		sendto(fd, req, len, 0, (struct sockaddr *)&kernel, sizeof(kernel))) < 0)
 		return -errno;
+	return 0;
+}
+
+/* The next datagram from the kernel itself (port 0); others are dropped. */
+static ssize_t kernel_recv(void *ctx, void *buf, size_t size)
+{
+	int fd = *(int *)ctx;
+
 	for (;;) {
 		struct sockaddr_nl from;
-		struct iovec iov = {.iov_base = buf, .iov_len = NL_BUF};
+		struct iovec iov = {.iov_base = buf, .iov_len = size};
 		struct msghdr mh = {
 		    .msg_name = &from,
 		    .msg_namelen = sizeof(from),
 		    .msg_iov = &iov,
 		    .msg_iovlen = 1,
 		};
-		struct nlmsghdr *nh;
-		ssize_t len;
-		int left, r;
+		ssize_t len = TEMP_FAILURE_RETRY(recvmsg(fd, &mh, 0));
 
-		len = TEMP_FAILURE_RETRY(recvmsg(fd, &mh, 0));
 		if (len < 0)
 			return -errno;
 		if (mh.msg_flags & MSG_TRUNC)
 			return -EMSGSIZE;
-		if (from.nl_pid != 0)
-			continue;
-		left = (int)len;
-		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
-			if (nh->nlmsg_seq != seq)
-				continue;
-			if (nh->nlmsg_flags & NLM_F_DUMP_INTR)
-				intr = true;
-			if (nh->nlmsg_type == NLMSG_DONE)
-				return intr ? -EAGAIN : 0;
-			if (nh->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(nh);
-
-				if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*e)) || e->error >= 0)
-					return -EBADMSG;
-				return e->error;
-			}
-			if (nh->nlmsg_type == RTM_NEWADDR && (r = add_address(a, slots, n, nh)) < 0)
-				return r;
-		}
-		if (left != 0)
-			return -EBADMSG;
+		if (from.nl_pid == 0)
+			return len;
 	}
 }
 
-/* Fill every slot's addrs from the kernel's address table. */
-static int read_addresses(struct vmc_arena *a, struct slot *slots, size_t n)
+/*
+ * Fill every slot's addrs from one uninterrupted dump of the address
+ * table. Returns 0; -EAGAIN when NL_ATTEMPTS dumps in a row were
+ * interrupted (the table kept changing: what they held is not a snapshot);
+ * -errno.
+ */
+static int read_addresses(const struct vmc_nl_source *nl, struct vmc_arena *a, struct slot *slots,
+			  size_t n)
 {
-	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	char *buf = vmc_arena_scratch(a, NL_BUF);
 	int r = -EAGAIN;
 
-	if (fd < 0)
-		return -errno;
 	if (!buf)
 		return -ENOMEM;
 	/* An interrupted dump may miss or repeat addresses: start over, but not forever. */
 	for (uint32_t seq = 1; seq <= NL_ATTEMPTS && r == -EAGAIN; seq++) {
 		for (size_t i = 0; i < n; i++)
 			slots[i].addrs = (struct vmc_ptrvec){0};
-		r = dump_once(fd, seq, buf, a, slots, n);
+		r = dump_once(nl, seq, buf, a, slots, n);
 	}
-	return r == -EAGAIN ? 0 : r;
+	return r;
+}
+
+/* read_addresses() from @o->nl, or from a socket of the running kernel. */
+static int read_addresses_of(const struct vmc_state_opts *o, struct vmc_arena *a,
+			     struct slot *slots, size_t n)
+{
+	_cleanup_close_ int fd = -1;
+	struct vmc_nl_source kernel = {kernel_send, kernel_recv, &fd};
+
+	if (o->nl)
+		return read_addresses(o->nl, a, slots, n);
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	return read_addresses(&kernel, a, slots, n);
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const char *vmc_state_explain_links(int r)
+{
+	return r == -EAGAIN ? "address dump interrupted " STR(NL_ATTEMPTS) " times" : NULL;
 }
 
 static int read_all(const struct vmc_state_opts *o, struct vmc_arena *a, char **names, int n,
@@ -310,7 +372,7 @@ static int read_all(const struct vmc_state_opts *o, struct vmc_arena *a, char **
 	/* Addresses exist only in the running kernel, never in a fixture tree. */
 	if (o->root.live) {
 		qsort(slots, links.n, sizeof(*slots), slot_cmp);
-		r = read_addresses(a, slots, links.n);
+		r = read_addresses_of(o, a, slots, links.n);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < links.n; i++) {
@@ -324,8 +386,10 @@ static int read_all(const struct vmc_state_opts *o, struct vmc_arena *a, char **
 }
 
 /*
- * Links from sys/class/net in natural order of their names. Returns 0,
- * -ENOENT without sys/class/net, -errno when the address dump fails.
+ * Links from sys/class/net in natural order of their names, with their
+ * addresses on a live root. Returns 0; -ENOENT without sys/class/net;
+ * -EAGAIN when the address table changed during every dump tried
+ * (vmc_state_explain_links() says so); -errno when the dump fails.
  */
 int vmc_state_read_links(const struct vmc_state_opts *o, struct vmc_arena *a,
 			 Vmcheck__V1__State *st)

@@ -13,14 +13,15 @@ typedef int (*reader_fn)(const struct vmc_state_opts *, struct vmc_arena *,
 static const struct {
 	uint32_t bit;
 	reader_fn read;
+	const char *(*explain)(int r); /* NULL, or what a failure meant */
 } readers[] = {
-	{ VMCHECK__V1__SECTION__SECTION_SYSTEM, vmc_state_read_system },
-	{ VMCHECK__V1__SECTION__SECTION_LINKS, vmc_state_read_links },
-	{ VMCHECK__V1__SECTION__SECTION_BLOCKS, vmc_state_read_blocks },
-	{ VMCHECK__V1__SECTION__SECTION_MEMORY, vmc_state_read_memory },
-	{ VMCHECK__V1__SECTION__SECTION_CPUS, vmc_state_read_cpus },
-	{ VMCHECK__V1__SECTION__SECTION_PCI, vmc_state_read_pci },
-	{ VMCHECK__V1__SECTION__SECTION_CRASH, vmc_state_read_crash },
+    {VMCHECK__V1__SECTION__SECTION_SYSTEM, vmc_state_read_system, NULL},
+    {VMCHECK__V1__SECTION__SECTION_LINKS, vmc_state_read_links, vmc_state_explain_links},
+    {VMCHECK__V1__SECTION__SECTION_BLOCKS, vmc_state_read_blocks, NULL},
+    {VMCHECK__V1__SECTION__SECTION_MEMORY, vmc_state_read_memory, NULL},
+    {VMCHECK__V1__SECTION__SECTION_CPUS, vmc_state_read_cpus, NULL},
+    {VMCHECK__V1__SECTION__SECTION_PCI, vmc_state_read_pci, NULL},
+    {VMCHECK__V1__SECTION__SECTION_CRASH, vmc_state_read_crash, NULL},
 };
 
 /*
@@ -120,16 +121,19 @@ static void side_wait(void)
 	pthread_mutex_unlock(&side_thread.lock);
 }
 
-static int record_error(struct vmc_arena *a, struct vmc_ptrvec *errs, uint32_t bit, int r)
+static int record_error(struct vmc_arena *a, struct vmc_ptrvec *errs, size_t i, int r)
 {
 	Vmcheck__V1__SectionError *e = vmc_arena_alloc(a, sizeof(*e));
+	uint32_t bit = readers[i].bit;
+	const char *why = readers[i].explain ? readers[i].explain(r) : NULL;
 
 	if (!e)
 		return -ENOMEM;
 	vmcheck__v1__section_error__init(e);
 	e->section = (Vmcheck__V1__Section)bit;
 	e->errno_value = -r;
-	e->message = vmc_arena_printf(a, "reading %s: %s", vmc_section_name(bit), strerror(-r));
+	e->message =
+	    vmc_arena_printf(a, "reading %s: %s", vmc_section_name(bit), why ? why : strerror(-r));
 	if (!e->message || vmc_ptrvec_push(a, errs, e) < 0)
 		return -ENOMEM;
 	return 0;
@@ -173,7 +177,7 @@ int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t gener
 		if (r == 0)
 			st->sections |= readers[i].bit;
 		else if (!fail)
-			fail = r == -ENOMEM ? r : record_error(a, &errs, readers[i].bit, r);
+			fail = r == -ENOMEM ? r : record_error(a, &errs, i, r);
 	}
 	if (threaded) {
 		side_wait();
@@ -189,7 +193,7 @@ int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t gener
 			if (r == 0)
 				st->sections |= readers[i].bit;
 			else if (!fail)
-				fail = r == -ENOMEM ? r : record_error(a, &errs, readers[i].bit, r);
+				fail = r == -ENOMEM ? r : record_error(a, &errs, i, r);
 		}
 	}
 	if (fail)

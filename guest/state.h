@@ -12,11 +12,26 @@
 #ifndef VMC_STATE_H
 #define VMC_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "arena.h"
 #include "pb.h"
 #include "sysroot.h"
+
+/*
+ * Where the links reader's rtnetlink replies come from: the running
+ * kernel, or in tests a script (a dump interrupted on purpose cannot be
+ * had from the kernel on demand).
+ */
+struct vmc_nl_source {
+	/* Send the request @req of @len bytes; 0 or -errno. */
+	int (*send)(void *ctx, const void *req, size_t len);
+	/* The next datagram from the kernel into @buf: its length, or -errno. */
+	ssize_t (*recv)(void *ctx, void *buf, size_t size);
+	void *ctx;
+};
 
 struct vmc_state_opts {
 	struct vmc_sysroot root;
@@ -27,12 +42,20 @@ struct vmc_state_opts {
 	 * are then -1).
 	 */
 	int smt_shift;
+	/* The address dump's replies on a live root; NULL: a NETLINK_ROUTE socket. */
+	const struct vmc_nl_source *nl;
 };
 
 int vmc_state_read_system(const struct vmc_state_opts *o, struct vmc_arena *a,
 			  Vmcheck__V1__State *st);
 int vmc_state_read_links(const struct vmc_state_opts *o, struct vmc_arena *a,
 			 Vmcheck__V1__State *st);
+/*
+ * What a failure of vmc_state_read_links() with @r meant, when errno
+ * alone would mislead ("address dump interrupted 4 times" for -EAGAIN);
+ * NULL otherwise.
+ */
+const char *vmc_state_explain_links(int r);
 int vmc_state_read_blocks(const struct vmc_state_opts *o, struct vmc_arena *a,
 			  Vmcheck__V1__State *st);
 int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of the links section reader. */
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -180,7 +183,187 @@ static void live_links_agree_with_the_kernel(void)
 	vmc_sysroot_close(&root);
 }
 
+/*
+ * The kernel's side of RTM_GETADDR dumps, scripted: every dump is two
+ * datagrams, one RTM_NEWADDR for ifindex 2 ("10.0.0.N/24", N the dump's
+ * number) and then NLMSG_DONE. The first @interrupted dumps are flagged
+ * NLM_F_DUMP_INTR, the first of them on its address, the others on DONE
+ * (where the kernel sets it when the table changed after the last part).
+ */
+struct nl_script {
+	unsigned interrupted; /* dumps flagged interrupted before clean ones */
+	int error;	      /* answer every dump with NLMSG_ERROR @error instead */
+	unsigned requests;    /* dumps asked for */
+	uint32_t seq;	      /* of the last one */
+	unsigned part;	      /* datagrams of it handed out */
+};
+
+static int script_send(void *ctx, const void *req, size_t len)
+{
+	struct nl_script *sc = ctx;
+	const struct nlmsghdr *nh = req;
+
+	CU_ASSERT_FATAL(len >= sizeof(*nh));
+	CU_ASSERT_EQUAL(nh->nlmsg_type, RTM_GETADDR);
+	CU_ASSERT_EQUAL(nh->nlmsg_flags, NLM_F_REQUEST | NLM_F_DUMP);
+	sc->requests++;
+	sc->seq = nh->nlmsg_seq;
+	sc->part = 0;
+	return 0;
+}
+
+static void put_attr(char *buf, size_t *len, unsigned short type, const void *data, size_t n)
+{
+	struct rtattr *rta = (struct rtattr *)(buf + *len);
+
+	rta->rta_type = type;
+	rta->rta_len = (unsigned short)RTA_LENGTH(n);
+	memcpy(RTA_DATA(rta), data, n);
+	*len += RTA_ALIGN(rta->rta_len);
+}
+
+static ssize_t script_recv(void *ctx, void *buf, size_t size)
+{
+	struct nl_script *sc = ctx;
+	struct nlmsghdr *nh = buf;
+	bool intr = sc->requests <= sc->interrupted;
+	size_t len = NLMSG_HDRLEN;
+
+	CU_ASSERT_FATAL(size >= 256 && sc->part < 2);
+	memset(buf, 0, 256);
+	nh->nlmsg_seq = sc->seq;
+	nh->nlmsg_flags = NLM_F_MULTI;
+	if (sc->error) {
+		struct nlmsgerr *e = NLMSG_DATA(nh);
+
+		nh->nlmsg_type = NLMSG_ERROR;
+		e->error = sc->error;
+		len += sizeof(*e);
+	} else if (sc->part == 0) {
+		struct ifaddrmsg *ifa = NLMSG_DATA(nh);
+		char text[32];
+		struct in_addr in;
+
+		nh->nlmsg_type = RTM_NEWADDR;
+		if (intr && sc->requests == 1)
+			nh->nlmsg_flags |= NLM_F_DUMP_INTR;
+		ifa->ifa_family = AF_INET;
+		ifa->ifa_prefixlen = 24;
+		ifa->ifa_index = 2;
+		len += NLMSG_ALIGN(sizeof(*ifa));
+		snprintf(text, sizeof(text), "10.0.0.%u", sc->requests);
+		inet_pton(AF_INET, text, &in);
+		put_attr(buf, &len, IFA_ADDRESS, &in, sizeof(in));
+		put_attr(buf, &len, IFA_LOCAL, &in, sizeof(in));
+	} else {
+		nh->nlmsg_type = NLMSG_DONE;
+		if (intr && sc->requests > 1)
+			nh->nlmsg_flags |= NLM_F_DUMP_INTR;
+		len += sizeof(int);
+	}
+	nh->nlmsg_len = (uint32_t)len;
+	sc->part++;
+	return (ssize_t)len;
+}
+
+/* A fixture with one link, eth0 (ifindex 2), read as if live through @sc. */
+static int read_scripted(struct fx *f, struct nl_script *sc, struct vmc_arena *a,
+			 Vmcheck__V1__State *st)
+{
+	struct vmc_nl_source nl = {script_send, script_recv, sc};
+	struct vmc_state_opts o = {.root = f->root, .nl = &nl};
+
+	o.root.live = true;
+	vmcheck__v1__state__init(st);
+	return vmc_state_read_links(&o, a, st);
+}
+
+/* Interrupted dumps are thrown away and retried: only the clean one counts. */
+static void an_interrupted_address_dump_is_retried(void)
+{
+	struct vmc_arena a = VMC_ARENA_INIT;
+	struct nl_script sc = {.interrupted = 3};
+	Vmcheck__V1__State st;
+	struct fx f;
+
+	fx_init(&f);
+	mk_netdev(&f, "eth0", 2, "1\n");
+	CU_ASSERT_EQUAL_FATAL(read_scripted(&f, &sc, &a, &st), 0);
+	CU_ASSERT_EQUAL(sc.requests, 4);
+	CU_ASSERT_EQUAL_FATAL(st.n_links, 1);
+	CU_ASSERT_EQUAL_FATAL(st.links[0]->n_addresses, 1);
+	CU_ASSERT_STRING_EQUAL(st.links[0]->addresses[0]->address, "10.0.0.4");
+	CU_ASSERT_EQUAL(st.links[0]->addresses[0]->prefixlen, 24);
+	vmc_arena_free(&a);
+
+	/* Not interrupted: one dump. */
+	sc = (struct nl_script){0};
+	CU_ASSERT_EQUAL_FATAL(read_scripted(&f, &sc, &a, &st), 0);
+	CU_ASSERT_EQUAL(sc.requests, 1);
+	CU_ASSERT_STRING_EQUAL(st.links[0]->addresses[0]->address, "10.0.0.1");
+	vmc_arena_free(&a);
+	fx_cleanup(&f);
+}
+
+/*
+ * Four interrupted dumps in a row: the section fails with -EAGAIN and says
+ * why, rather than passing off the last dump's partial table as the state.
+ */
+static void four_interrupted_dumps_fail_the_section(void)
+{
+	struct vmc_arena a = VMC_ARENA_INIT;
+	struct nl_script sc = {.interrupted = 100};
+	struct vmc_nl_source nl = {script_send, script_recv, &sc};
+	struct vmc_state_opts o = {.nl = &nl};
+	Vmcheck__V1__State st, *snap;
+	struct fx f;
+
+	fx_init(&f);
+	mk_netdev(&f, "eth0", 2, "1\n");
+	CU_ASSERT_EQUAL(read_scripted(&f, &sc, &a, &st), -EAGAIN);
+	CU_ASSERT_EQUAL(sc.requests, 4);
+	CU_ASSERT_PTR_NULL(st.links);
+	vmc_arena_free(&a);
+
+	/* In a snapshot: a section error that says what happened. */
+	sc = (struct nl_script){.interrupted = 100};
+	o.root = f.root;
+	o.root.live = true;
+	CU_ASSERT_EQUAL_FATAL(vmc_state_read(&o, VMCHECK__V1__SECTION__SECTION_LINKS, 1, &a, &snap),
+			      0);
+	CU_ASSERT_EQUAL(sc.requests, 4);
+	CU_ASSERT_FALSE(snap->sections & VMCHECK__V1__SECTION__SECTION_LINKS);
+	CU_ASSERT_EQUAL(snap->n_links, 0);
+	CU_ASSERT_EQUAL_FATAL(snap->n_errors, 1);
+	CU_ASSERT_EQUAL(snap->errors[0]->section, VMCHECK__V1__SECTION__SECTION_LINKS);
+	CU_ASSERT_EQUAL(snap->errors[0]->errno_value, EAGAIN);
+	CU_ASSERT_STRING_EQUAL(snap->errors[0]->message,
+			       "reading links: address dump interrupted 4 times");
+	vmc_arena_free(&a);
+	fx_cleanup(&f);
+}
+
+/* The kernel refusing the dump is the section's error, with its errno. */
+static void a_refused_address_dump_fails_with_its_errno(void)
+{
+	struct vmc_arena a = VMC_ARENA_INIT;
+	struct nl_script sc = {.error = -EPERM};
+	Vmcheck__V1__State st;
+	struct fx f;
+
+	fx_init(&f);
+	mk_netdev(&f, "eth0", 2, "1\n");
+	CU_ASSERT_EQUAL(read_scripted(&f, &sc, &a, &st), -EPERM);
+	CU_ASSERT_EQUAL(sc.requests, 1);
+	CU_ASSERT_PTR_NULL(vmc_state_explain_links(-EPERM));
+	vmc_arena_free(&a);
+	fx_cleanup(&f);
+}
+
 VMC_SUITE(state_links, NULL, NULL, VMC_TEST(reads_the_committed_guest),
 	  VMC_TEST(carrier_is_up_down_or_unknown),
 	  VMC_TEST(vanished_links_and_non_links_are_skipped), VMC_TEST(failures_leave_no_section),
+	  VMC_TEST(an_interrupted_address_dump_is_retried),
+	  VMC_TEST(four_interrupted_dumps_fail_the_section),
+	  VMC_TEST(a_refused_address_dump_fails_with_its_errno),
 	  VMC_TEST(live_links_agree_with_the_kernel))
