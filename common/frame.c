@@ -2,11 +2,15 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "macro.h"
 
 void vmc_frame_reader_init(struct vmc_frame_reader *r, size_t max)
@@ -154,29 +158,77 @@ void vmc_frame_header(uint8_t hdr[VMC_FRAME_HDR], uint32_t len)
 	hdr[7] = len;
 }
 
-int vmc_write_all(int fd, const void *data, size_t n)
+/*
+ * Wait until @fd takes more bytes or @deadline (ns, UINT64_MAX: none)
+ * passes. Returns 0, -ETIMEDOUT, -EPIPE when the peer is gone, -errno.
+ */
+static int wait_writable(int fd, uint64_t deadline)
 {
-	const uint8_t *p = data;
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		uint64_t now = vmc_mono_ns();
+		int ms = -1, r;
 
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-				if (TEMP_FAILURE_RETRY(poll(&pfd, 1, -1)) < 0)
-					return -errno;
-				if (pfd.revents & (POLLERR | POLLNVAL))
-					return -EPIPE;
-				continue;
-			}
+		if (deadline != UINT64_MAX)
+			ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+		r = poll(&pfd, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
 			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (pfd.revents & POLLOUT)
+			return 0;
+		/* HUP without POLLOUT: a virtio port whose host left, a closed pipe. */
+		return -EPIPE;
 	}
-	return 0;
+}
+
+int vmc_write_all(int fd, const void *data, size_t n, int timeout_ms, size_t *written)
+{
+	uint64_t deadline =
+	    timeout_ms < 0 ? UINT64_MAX : vmc_mono_ns() + (uint64_t)timeout_ms * 1000000;
+	const uint8_t *p = data;
+	int fl = fcntl(fd, F_GETFL);
+	bool sock = true, blocking = fl >= 0 && !(fl & O_NONBLOCK);
+	size_t done = 0;
+	int r = 0;
+
+	while (done < n) {
+		size_t chunk = n - done;
+		ssize_t w = -1;
+
+		if (sock) {
+			w = send(fd, p + done, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (w < 0 && errno == ENOTSOCK)
+				sock = false;
+		}
+		if (!sock) {
+			/* After POLLOUT a blocking pipe takes PIPE_BUF bytes at once. */
+			if (blocking) {
+				r = wait_writable(fd, deadline);
+				if (r < 0)
+					break;
+				chunk = chunk < PIPE_BUF ? chunk : PIPE_BUF;
+			}
+			w = write(fd, p + done, chunk);
+		}
+		if (w >= 0) {
+			done += (size_t)w;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			r = errno == ECONNRESET ? -EPIPE : -errno;
+			break;
+		}
+		r = wait_writable(fd, deadline);
+		if (r < 0)
+			break;
+	}
+	if (written)
+		*written = done;
+	return r;
 }

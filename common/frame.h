@@ -67,9 +67,24 @@ void vmc_frame_reject(struct vmc_frame_reader *r);
 void vmc_frame_header(uint8_t hdr[VMC_FRAME_HDR], uint32_t len);
 
 /*
- * vmc_write_all - write @n bytes to @fd, waiting for POLLOUT on EAGAIN
- * Returns 0 or -errno (-EPIPE when the peer is gone).
+ * How long a frame write waits for a peer that does not read. A peer that
+ * takes nothing for this long is stuck; the writer must not be stuck with it.
  */
-int vmc_write_all(int fd, const void *data, size_t n);
+#define VMC_WRITE_TIMEOUT_MS 10000
+
+/*
+ * vmc_write_all - write @n bytes to @fd within @timeout_ms
+ * @timeout_ms: for the whole write; -1 waits as long as it takes
+ * @written:    if not NULL, set to the bytes written, on failure too
+ *
+ * Never blocks past the deadline, whether @fd is non-blocking or not: a
+ * socket is written with MSG_DONTWAIT and MSG_NOSIGNAL, a blocking pipe
+ * only after POLLOUT and at most PIPE_BUF bytes at a time. A pipe whose
+ * reader left raises SIGPIPE, as write() does: callers ignore it.
+ * Returns 0; -ETIMEDOUT at the deadline: part of the data may be written,
+ * so a stream of frames is then unusable and must be given up; -EPIPE when
+ * the peer is gone (EPIPE, or POLLHUP/POLLERR without POLLOUT); -errno.
+ */
+int vmc_write_all(int fd, const void *data, size_t n, int timeout_ms, size_t *written);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,7 +48,7 @@ static int unix_serve(struct vmc_transport *t, struct vmc_agent *ag, int stop_fd
 			return -errno;
 		}
 		atomic_store(&u->client_fd, fd);
-		r = vmc_transport_pump(fd, stop_fd, ag);
+		r = vmc_transport_pump(fd, stop_fd, -1, ag);
 		/* Wake a sender blocked on a client that stopped reading. */
 		shutdown(fd, SHUT_RDWR);
 		vmc_agent_disconnected(ag);
@@ -63,8 +64,21 @@ static int unix_send(struct vmc_transport *t, const uint8_t *frame, size_t len)
 {
 	struct unix_transport *u = (struct unix_transport *)t;
 	int fd = atomic_load(&u->client_fd);
+	size_t done = 0;
+	int r;
 
-	return fd < 0 ? -ENOTCONN : vmc_write_all(fd, frame, len);
+	if (fd < 0)
+		return -ENOTCONN;
+	r = vmc_write_all(fd, frame, len, t->write_timeout_ms, &done);
+	if (r == -ETIMEDOUT) {
+		/* Its stream now ends mid-frame: drop the client (serve sees EOF). */
+		fprintf(stderr,
+			"vmcheck-agent: unix:%s: the client read nothing for %d ms (%zu of %zu "
+			"bytes of a frame written); dropping the client\n",
+			u->sa.sun_path, t->write_timeout_ms, done, len);
+		shutdown(fd, SHUT_RDWR);
+	}
+	return r;
 }
 
 static void unix_close(struct vmc_transport *t)
@@ -143,6 +157,7 @@ int vmc_transport_unix_open(const char *path, struct vmc_transport **out)
 	atomic_init(&u->client_fd, -1);
 	u->t.ops = &unix_ops;
 	u->t.name = "unix";
+	u->t.write_timeout_ms = VMC_WRITE_TIMEOUT_MS;
 	*out = &u->t;
 	return 0;
 }

@@ -17,13 +17,12 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "transport.h"
 
 #define HUP_POLL_MS 10
 /* While the host is away, check this often that the port still exists. */
 #define EXISTS_EVERY 100
-/* A host that reads nothing for this long loses the frame (and resyncs). */
-#define WRITE_TIMEOUT_MS 5000
 
 struct vport_transport {
 	struct vmc_transport t;
@@ -105,36 +104,21 @@ static int vport_serve(struct vmc_transport *t, struct vmc_agent *ag, int stop_f
 }
 
 /*
- * Like vmc_write_all, but a port without a host reports HUP instead of
- * POLLOUT, and a host that stops reading must not hold the agent forever.
+ * A port without a host reports HUP instead of POLLOUT (-EPIPE at once); a
+ * host that stops reading must not hold the agent forever.
  */
 static int vport_send(struct vmc_transport *t, const uint8_t *frame, size_t len)
 {
 	struct vport_transport *v = (struct vport_transport *)t;
+	size_t done = 0;
+	int r = vmc_write_all(v->fd, frame, len, t->write_timeout_ms, &done);
 
-	while (len > 0) {
-		struct pollfd pfd = { .fd = v->fd, .events = POLLOUT };
-		ssize_t w = write(v->fd, frame, len);
-		int r;
-
-		if (w >= 0) {
-			frame += w;
-			len -= (size_t)w;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		r = poll(&pfd, 1, WRITE_TIMEOUT_MS);
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (!(pfd.revents & POLLOUT) && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
-			return -EPIPE;
-	}
-	return 0;
+	if (r == -ETIMEDOUT)
+		fprintf(stderr,
+			"vmcheck-agent: virtio-serial: the host read nothing for %d ms (%zu of %zu "
+			"bytes of a frame written)\n",
+			t->write_timeout_ms, done, len);
+	return r;
 }
 
 static void vport_close(struct vmc_transport *t)
@@ -207,6 +191,7 @@ int vmc_transport_vport_open(int rootfd, const char *name, struct vmc_transport 
 	v->rdev = st.st_rdev;
 	v->t.ops = &vport_ops;
 	v->t.name = "virtio-serial";
+	v->t.write_timeout_ms = VMC_WRITE_TIMEOUT_MS;
 	*out = &v->t;
 	return 0;
 }

@@ -31,6 +31,12 @@ struct vmc_transport_ops {
 struct vmc_transport {
 	const struct vmc_transport_ops *ops;
 	const char *name; /* reported in HelloReply: "stdio", "unix", "virtio-serial" */
+	/*
+	 * How long send() waits for a peer that reads nothing before it gives
+	 * the stream up (a frame was cut); VMC_WRITE_TIMEOUT_MS unless changed
+	 * before serve().
+	 */
+	int write_timeout_ms;
 };
 
 /* Matches vmc_agent_send_fn with the transport as context. */
@@ -43,19 +49,29 @@ static inline int vmc_transport_send(void *ctx, const uint8_t *frame, size_t len
 
 /*
  * vmc_transport_pump - feed @ag from the stream @fd until EOF or @stop_fd
+ * @cut_fd: -1, or an fd that becomes readable once a write to the peer
+ *          timed out half way through a frame
  * The read loop the stream transports share. Returns 1 at EOF, 0 when
- * @stop_fd became readable, -errno when reading (or -ENOMEM when feeding)
- * failed.
+ * @stop_fd became readable, -ETIMEDOUT when @cut_fd did, -errno when
+ * reading (or -ENOMEM when feeding) failed.
  */
-int vmc_transport_pump(int fd, int stop_fd, struct vmc_agent *ag);
+int vmc_transport_pump(int fd, int stop_fd, int cut_fd, struct vmc_agent *ag);
 
-/* Requests on stdin, replies on stdout. Returns 0 or -ENOMEM. */
+/*
+ * Requests on stdin, replies on stdout. A reply that stdout does not take
+ * within the write timeout ends the transport: serve() returns -ETIMEDOUT.
+ * Returns 0 or -errno.
+ */
 int vmc_transport_stdio_open(struct vmc_transport **out);
+
+/* The same on any pair of fds (tests): @in and @out stay the caller's. */
+int vmc_transport_fds_open(int in, int out, struct vmc_transport **t);
 
 /*
  * vmc_transport_unix_open - listen on the unix socket @path
  * A stale socket there is removed; -EADDRINUSE if an agent still answers
- * on it, -EEXIST if @path is not a socket. Clients are served one at a time.
+ * on it, -EEXIST if @path is not a socket. Clients are served one at a
+ * time; one that reads nothing within the write timeout is dropped.
  */
 int vmc_transport_unix_open(const char *path, struct vmc_transport **out);
 

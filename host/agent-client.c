@@ -38,12 +38,14 @@ struct vmc_agent_conn {
 	char *spec;
 	struct vmc_frame_reader rd;
 	uint64_t next_id;
-	struct reply *events;      /* queued pushes, oldest first */
+	struct reply *events;	   /* queued pushes, oldest first */
 	struct reply **events_end; /* where the next push is linked */
 	size_t n_events, events_bytes; /* what the queue holds (decoded bytes) */
-	char *cut_off;             /* why the connection was cut off, or NULL */
+	char *cut_off;             /* why the agent was cut off (it flooded), or NULL */
 	struct reply *lent;        /* handed to the caller, not yet freed */
 	bool eof;
+	int write_timeout_ms; /* longest wait for the agent to take a request */
+	char cut[128];	      /* why the stream is unusable (a request was cut), or "" */
 };
 
 static const struct vmc_agent_transport_ops *const transports[] = {
@@ -85,6 +87,7 @@ static struct vmc_agent_conn *conn_new(const char *spec)
 	c->t.fd = -1;
 	c->t.pidfd = -1;
 	c->t.status = -1;
+	c->write_timeout_ms = VMC_WRITE_TIMEOUT_MS;
 	c->events_end = &c->events;
 	vmc_frame_reader_init(&c->rd, 0);
 	/*
@@ -161,6 +164,11 @@ void vmc_agent_close(struct vmc_agent_conn *c)
 	free(c);
 }
 
+void vmc_agent_set_write_timeout(struct vmc_agent_conn *c, int timeout_ms)
+{
+	c->write_timeout_ms = timeout_ms;
+}
+
 int vmc_agent_fd(const struct vmc_agent_conn *c)
 {
 	return c->t.fd;
@@ -213,30 +221,38 @@ static int gone(struct vmc_agent_conn *c, const char *kind, struct vmc_error *er
 			     mid);
 }
 
-static int send_all(struct vmc_agent_conn *c, const uint8_t *p, size_t n, uint64_t deadline)
+/*
+ * Send the frame of @kind before @deadline or the write timeout, whichever
+ * comes first. A frame cut part way leaves the stream unusable: the agent
+ * would read our next request as the rest of this one.
+ */
+static int send_frame(struct vmc_agent_conn *c, const char *kind, const uint8_t *p, size_t n,
+		      uint64_t deadline, struct vmc_error *err)
 {
-	while (n > 0) {
-		ssize_t w = send(c->t.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		struct pollfd pfd = { .fd = c->t.fd, .events = POLLOUT };
-		int r;
+	uint64_t now = vmc_mono_ns(), limit = deadline;
+	size_t done = 0;
+	int ms = -1, r;
 
-		if (w >= 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EPIPE || errno == ECONNRESET)
-			return -EPIPE;
-		if (errno != EAGAIN)
-			return -errno;
-		r = poll(&pfd, 1, remaining_ms(deadline));
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ETIMEDOUT;
+	if (c->write_timeout_ms >= 0 && now + (uint64_t)c->write_timeout_ms * 1000000 < limit)
+		limit = now + (uint64_t)c->write_timeout_ms * 1000000;
+	if (limit != UINT64_MAX)
+		ms = limit <= now ? 0 : (int)((limit - now + 999999) / 1000000);
+	r = vmc_write_all(c->t.fd, p, n, ms, &done);
+	if (r == -EPIPE)
+		return gone(c, kind, err);
+	if (r == -ETIMEDOUT && done == 0)
+		return vmc_error_set(err, r, "%s: sending %s: the agent took nothing in %d ms",
+				     c->spec, kind, ms);
+	if (r == -ETIMEDOUT) {
+		snprintf(c->cut, sizeof(c->cut), "sending %s timed out after %zu of %zu bytes",
+			 kind, done, n);
+		return vmc_error_set(err, r,
+				     "%s: sending %s: the agent took %zu of %zu bytes in %d ms; "
+				     "the connection is unusable (a partial frame was written)",
+				     c->spec, kind, done, n, ms);
 	}
+	if (r < 0)
+		return vmc_error_set(err, r, "%s: sending %s: %s", c->spec, kind, strerror(-r));
 	return 0;
 }
 
@@ -405,17 +421,18 @@ int vmc_agent_call(struct vmc_agent_conn *c, Vmcheck__V1__Request *req, int time
 	size_t len;
 	int r;
 
+	if (c->cut[0])
+		return vmc_error_set(err, -EPIPE, "%s: %s: the connection is unusable since %s",
+				     c->spec, kind, c->cut);
 	if (c->eof)
 		return gone(c, kind, err);
 	req->id = c->next_id++;
 	r = vmc_pb_frame(&req->base, VMC_FRAME_MAX_DEFAULT, &frame, &len);
 	if (r < 0)
 		return vmc_error_set(err, r, "%s: encoding %s: %s", c->spec, kind, strerror(-r));
-	r = send_all(c, frame, len, deadline);
-	if (r == -EPIPE)
-		return gone(c, kind, err);
+	r = send_frame(c, kind, frame, len, deadline, err);
 	if (r < 0)
-		return vmc_error_set(err, r, "%s: sending %s: %s", c->spec, kind, strerror(-r));
+		return r;
 	r = wait_for(c, req->id, kind, deadline, timeout_ms, &rep, err);
 	if (r < 0)
 		return r;

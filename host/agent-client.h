@@ -32,14 +32,23 @@ void vmc_agent_close(struct vmc_agent_conn *c);
 
 /*
  * vmc_agent_call - send @req (its id is assigned here) and wait for the reply
- * @timeout_ms: -1 waits forever
+ * @timeout_ms: -1 waits forever for the reply; sending it still has the
+ *              write timeout (vmc_agent_set_write_timeout())
  * @resp: the reply, free with vmc_agent_response_free(); an agent Error reply
  *        is a successful call (check resp->kind_case)
  * Returns 0, -ETIMEDOUT, -EPIPE (agent gone), -EPROTO (undecodable reply),
  * -EINTR (a signal interrupted the wait; a late reply is then discarded).
+ * A request cut by a timeout while being sent leaves the connection
+ * unusable: every later call fails with -EPIPE and says why.
  */
 int vmc_agent_call(struct vmc_agent_conn *c, Vmcheck__V1__Request *req, int timeout_ms,
 		   Vmcheck__V1__Response **resp, struct vmc_error *err);
+
+/*
+ * How long sending a request may wait for an agent that reads nothing
+ * (VMC_WRITE_TIMEOUT_MS unless set; -1: only the call's own timeout).
+ */
+void vmc_agent_set_write_timeout(struct vmc_agent_conn *c, int timeout_ms);
 
 /* The next push (Event or unsolicited Error), queued or read; same returns. */
 int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms,

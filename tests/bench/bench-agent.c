@@ -128,7 +128,7 @@ static int vmcheck_call(struct conn *c, const struct op *op, uint64_t id, const 
 	r = vmc_pb_frame(&req.base, VMC_FRAME_MAX_DEFAULT, &f, &n);
 	if (r < 0)
 		return r;
-	r = vmc_write_all(c->fd, f, n);
+	r = vmc_write_all(c->fd, f, n, VMC_WRITE_TIMEOUT_MS, NULL);
 	if (r < 0)
 		return r;
 	while ((r = vmc_frame_next(&c->rd, payload, len)) == 0) {
@@ -182,7 +182,7 @@ static int qga_call(struct conn *c, const struct op *op)
 	memmove(c->line, c->line + c->used, c->len - c->used);
 	c->len -= c->used;
 	c->used = 0;
-	r = vmc_write_all(c->fd, cmd, (size_t)n);
+	r = vmc_write_all(c->fd, cmd, (size_t)n, VMC_WRITE_TIMEOUT_MS, NULL);
 	if (r < 0)
 		return r;
 	while (!(nl = memchr(c->line, '\n', c->len))) {

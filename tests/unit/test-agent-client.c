@@ -58,7 +58,7 @@ static void fake_send_frame(int fd, const Vmcheck__V1__Response *r, size_t cut)
 
 	if (vmc_pb_frame(&r->base, VMC_FRAME_MAX_DEFAULT, &frame, &len) < 0)
 		return;
-	vmc_write_all(fd, frame, cut ? cut : len);
+	vmc_write_all(fd, frame, cut ? cut : len, VMC_WRITE_TIMEOUT_MS, NULL);
 	free(frame);
 }
 
@@ -116,11 +116,11 @@ static void *fake_run(void *arg)
 			shutdown(f->fd, SHUT_RDWR);
 			break;
 		case FAKE_GARBAGE_FIRST:
-			vmc_write_all(f->fd, junk, sizeof(junk) - 1);
+			vmc_write_all(f->fd, junk, sizeof(junk) - 1, VMC_WRITE_TIMEOUT_MS, NULL);
 			fake_send_hello(f->fd, id, "fake 1.0", 0);
 			break;
 		case FAKE_UNDECODABLE:
-			vmc_write_all(f->fd, bad, sizeof(bad));
+			vmc_write_all(f->fd, bad, sizeof(bad), VMC_WRITE_TIMEOUT_MS, NULL);
 			break;
 		}
 	}
@@ -222,6 +222,99 @@ static void silent_agent_times_out(void)
 	CU_ASSERT_EQUAL(err.code, -ETIMEDOUT);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
 	CU_ASSERT_STRING_EQUAL(err.msg, "fake:agent: no reply to get_state within 100 ms");
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+/*
+ * An agent that reads nothing: a request too big for the socket buffer is
+ * cut at the write timeout, even with a call that would wait forever, and
+ * the connection refuses every call after it with the reason.
+ */
+static void a_request_cut_by_the_write_timeout_leaves_the_connection_unusable(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	char *big = malloc(1 << 20);
+	uint64_t t0, ms;
+	int sv[2];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, 'x', (1 << 20) - 1);
+	big[(1 << 20) - 1] = '\0';
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_connect_fd(sv[0], "deaf:agent", &c, NULL), 0);
+	vmc_agent_set_write_timeout(c, 200);
+	hello_request(&req, &h);
+	h.client = big;
+	t0 = vmc_mono_ns();
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, -1, &rsp, &err), -ETIMEDOUT);
+	ms = (vmc_mono_ns() - t0) / 1000000;
+	CU_ASSERT(ms >= 199 && ms < 2000);
+	CU_ASSERT_PTR_NULL(rsp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "deaf:agent: sending hello: the agent took "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, " bytes in 200 ms; the connection is unusable "
+					       "(a partial frame was written)"));
+	vmc_error_clear(&err);
+
+	/* A small request now would be read as the rest of the big one: refused at once. */
+	h.client = "small";
+	t0 = vmc_mono_ns();
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 5000, &rsp, &err), -EPIPE);
+	CU_ASSERT((vmc_mono_ns() - t0) / 1000000 < 100);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "deaf:agent: hello: the connection is unusable "
+					       "since sending hello timed out after "));
+	vmc_error_clear(&err);
+	vmc_agent_close(c);
+	close(sv[1]);
+	free(big);
+}
+
+/*
+ * Nothing written by the call's deadline: no frame was cut, so the
+ * connection works again once the agent reads (the fake skips the filler
+ * as garbage before a magic).
+ */
+static void a_request_not_started_by_the_deadline_leaves_the_connection_usable(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	uint8_t fill[4096] = {0};
+	struct fake f;
+	int sv[2];
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_connect_fd(sv[0], "slow:agent", &c, NULL), 0);
+	/* The agent has read nothing yet: the socket is full to the last byte. */
+	while (send(sv[0], fill, sizeof(fill), MSG_DONTWAIT) > 0)
+		;
+	while (send(sv[0], fill, 1, MSG_DONTWAIT) > 0)
+		;
+	hello_request(&req, &h);
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 100, &rsp, &err), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_STRING_EQUAL(err.msg,
+			       "slow:agent: sending hello: the agent took nothing in 100 ms");
+	vmc_error_clear(&err);
+
+	memset(&f, 0, sizeof(f));
+	f.fd = sv[1];
+	f.mode = FAKE_PUSH_THEN_REPLY;
+	f.requests = 1;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&f.thread, NULL, fake_run, &f), 0);
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 5000, &rsp, &err), 0);
+	if (rsp) {
+		CU_ASSERT_EQUAL(rsp->id, req.id);
+		vmc_agent_response_free(c, rsp);
+	}
 	vmc_error_clear(&err);
 	fake_stop(&f, c);
 }
@@ -458,6 +551,8 @@ static void exec_child_ignoring_eof_is_terminated(void)
 }
 
 VMC_SUITE(agent_client, NULL, NULL, VMC_TEST(reply_matched_by_id_and_push_queued),
+	  VMC_TEST(a_request_cut_by_the_write_timeout_leaves_the_connection_unusable),
+	  VMC_TEST(a_request_not_started_by_the_deadline_leaves_the_connection_usable),
 	  VMC_TEST(silent_agent_times_out), VMC_TEST(agent_closing_mid_reply_is_epipe),
 	  VMC_TEST(garbage_before_a_reply_is_skipped), VMC_TEST(undecodable_frame_is_eproto),
 	  VMC_TEST(agent_error_reply_is_reported), VMC_TEST(bad_specs_and_missing_sockets),

@@ -7,8 +7,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "frame.h"
 #include "harness.h"
 #include "macro.h"
@@ -364,7 +367,7 @@ static void write_all_fills_a_nonblocking_pipe(void)
 	CU_ASSERT_EQUAL_FATAL(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
 	pr.fd = fds[0];
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, read_to_eof, &pr), 0);
-	CU_ASSERT_EQUAL(vmc_write_all(fds[1], out, SIZE), 0);
+	CU_ASSERT_EQUAL(vmc_write_all(fds[1], out, SIZE, VMC_WRITE_TIMEOUT_MS, NULL), 0);
 	close(fds[1]);
 	pthread_join(t, NULL);
 	close(fds[0]);
@@ -380,9 +383,107 @@ static void write_all_reports_a_gone_peer(void)
 	CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
 	close(fds[0]);
 	sigaction(SIGPIPE, &ign, &old);
-	CU_ASSERT_EQUAL(vmc_write_all(fds[1], "x", 1), -EPIPE);
+	CU_ASSERT_EQUAL(vmc_write_all(fds[1], "x", 1, VMC_WRITE_TIMEOUT_MS, NULL), -EPIPE);
 	sigaction(SIGPIPE, &old, NULL);
 	close(fds[1]);
+}
+
+/* A writer on its own thread, so a write that blocks past its deadline cannot hang the test. */
+struct timed_write {
+	int fd;
+	size_t n, done;
+	int timeout_ms, r;
+	uint64_t ms;
+	uint8_t *data;
+};
+
+static void *timed_write_run(void *arg)
+{
+	struct timed_write *w = arg;
+	uint64_t t0 = vmc_mono_ns();
+
+	w->r = vmc_write_all(w->fd, w->data, w->n, w->timeout_ms, &w->done);
+	w->ms = (vmc_mono_ns() - t0) / 1000000;
+	return NULL;
+}
+
+/*
+ * Write @n bytes to @fd, whose reader never reads, with a 200 ms deadline:
+ * -ETIMEDOUT after 200 ms, with part written. A write that blocks past its
+ * deadline fails the test; closing @reader then frees the writer.
+ */
+static void times_out_unread(int fd, int reader, size_t n)
+{
+	struct timed_write w = {.fd = fd, .n = n, .timeout_ms = 200};
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	struct timespec until;
+	pthread_t t;
+	ssize_t k;
+	size_t got = 0;
+	uint8_t buf[65536];
+
+	w.data = calloc(1, n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w.data);
+	sigaction(SIGPIPE, &ign, &old);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, timed_write_run, &w), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	if (pthread_timedjoin_np(t, NULL, &until) != 0) {
+		CU_FAIL("the write blocked past its deadline");
+		close(reader);
+		pthread_join(t, NULL);
+		reader = -1;
+	}
+	sigaction(SIGPIPE, &old, NULL);
+	CU_ASSERT_EQUAL(w.r, -ETIMEDOUT);
+	CU_ASSERT(w.ms >= 199 && w.ms < 2000);
+	CU_ASSERT(w.done > 0 && w.done < n);
+	/* What it says it wrote is what the reader can read, no more. */
+	if (reader >= 0) {
+		CU_ASSERT_EQUAL(fcntl(reader, F_SETFL, O_NONBLOCK), 0);
+		while ((k = read(reader, buf, sizeof(buf))) > 0)
+			got += (size_t)k;
+		CU_ASSERT_EQUAL(got, w.done);
+		close(reader);
+	}
+	free(w.data);
+}
+
+static void write_times_out_on_a_socket_nobody_reads(void)
+{
+	int sv[2];
+
+	/* Blocking: MSG_DONTWAIT keeps the write from waiting past the deadline. */
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	times_out_unread(sv[0], sv[1], 8 << 20);
+	close(sv[0]);
+}
+
+static void write_times_out_on_a_pipe_nobody_reads(void)
+{
+	int fds[2];
+
+	/* A blocking pipe: written after POLLOUT, PIPE_BUF at a time. */
+	CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
+	times_out_unread(fds[1], fds[0], 1 << 20);
+	close(fds[1]);
+	/* Non-blocking: EAGAIN, then POLLOUT until the deadline. */
+	CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+	times_out_unread(fds[1], fds[0], 1 << 20);
+	close(fds[1]);
+}
+
+/* A socket whose peer left: -EPIPE, not SIGPIPE (MSG_NOSIGNAL). */
+static void write_to_a_closed_socket_is_epipe(void)
+{
+	size_t done = 99;
+	int sv[2];
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	close(sv[1]);
+	CU_ASSERT_EQUAL(vmc_write_all(sv[0], "x", 1, 1000, &done), -EPIPE);
+	CU_ASSERT_EQUAL(done, 0);
+	close(sv[0]);
 }
 
 VMC_SUITE(frame, NULL, NULL, VMC_TEST(truncated_frame_waits_for_the_rest),
@@ -391,4 +492,7 @@ VMC_SUITE(frame, NULL, NULL, VMC_TEST(truncated_frame_waits_for_the_rest),
 	  VMC_TEST(magic_split_across_feeds), VMC_TEST(frames_fed_one_byte_at_a_time),
 	  VMC_TEST(thousand_frames_in_one_feed), VMC_TEST(thousand_frames_in_random_chunks),
 	  VMC_TEST(reject_recovers_the_frame_inside_a_fake_one), VMC_TEST(zero_length_payload),
-	  VMC_TEST(write_all_fills_a_nonblocking_pipe), VMC_TEST(write_all_reports_a_gone_peer))
+	  VMC_TEST(write_all_fills_a_nonblocking_pipe), VMC_TEST(write_all_reports_a_gone_peer),
+	  VMC_TEST(write_times_out_on_a_socket_nobody_reads),
+	  VMC_TEST(write_times_out_on_a_pipe_nobody_reads),
+	  VMC_TEST(write_to_a_closed_socket_is_epipe))

@@ -195,7 +195,7 @@ static void send_response(struct fguest *g, Vmcheck__V1__Response *r)
 
 	if (g->conn < 0 || vmc_pb_frame(&r->base, VMC_FRAME_MAX_DEFAULT, &frame, &len) < 0)
 		return;
-	vmc_write_all(g->conn, frame, len);
+	vmc_write_all(g->conn, frame, len, VMC_WRITE_TIMEOUT_MS, NULL);
 	free(frame);
 }
 
