@@ -79,7 +79,11 @@ int vmc_transport_unix_open(const char *path, struct vmc_transport **out);
  * vmc_transport_vport_open - open the virtio-serial port called @name
  * @rootfd: sysroot for sys/class/virtio-ports/<port>/name, consulted when
  *          /dev/virtio-ports/@name does not exist (no udev in the guest)
- * Returns 0, -ENOENT if no port has that name, or -errno from open().
+ * Returns 0, -ENOENT if no port has that name, or -errno from open(). A
+ * host that reads nothing within the write timeout is treated as gone
+ * until it reconnects. serve() must run on the thread that waits: the
+ * port's SIGIO goes to that thread alone, blocked there and read through
+ * a signalfd.
  */
 int vmc_transport_vport_open(int rootfd, const char *name, struct vmc_transport **out);
 
