@@ -106,6 +106,50 @@ static bool is_zone_word(const char *zone)
 	return false;
 }
 
+/*
+ * The zones an onlining word accepts, and how a message names them; NULL
+ * for "online" (the kernel's choice is fine) and "offline".
+ */
+static const char *const *zones_for(const char *word, const char **named)
+{
+	static const char *const movable[] = {"Movable", NULL};
+	static const char *const kernel[] = {"Normal", "DMA32", "DMA", NULL};
+
+	if (!strcmp(word, "online_movable")) {
+		*named = "Movable";
+		return movable;
+	}
+	if (!strcmp(word, "online_kernel")) {
+		*named = "Normal, DMA32 or DMA";
+		return kernel;
+	}
+	return NULL;
+}
+
+/* An online block's valid_zones names exactly its zone: is it one of @want? */
+static bool in_zones(const char *zones, const char *const *want)
+{
+	for (; *want; want++)
+		if (!strcmp(zones, *want))
+			return true;
+	return false;
+}
+
+/*
+ * "zone Normal" ("zones ..." for an offline block's list); "several zones"
+ * for "none", the kernel's word for a block spanning zones; memory_settled()
+ * leaves "?" when valid_zones is unreadable.
+ */
+static const char *zone_phrase(const char *zones, char *buf, size_t size)
+{
+	if (!strcmp(zones, "none"))
+		return "several zones";
+	if (!strcmp(zones, "?"))
+		return "a zone it does not tell (valid_zones unreadable)";
+	snprintf(buf, size, "%s %s", strchr(zones, ' ') ? "zones" : "zone", zones);
+	return buf;
+}
+
 /* Reads the block's state and zones; true if it already is where @want_online says. */
 static bool memory_settled(int rootfd, const char *dir, bool want_online, char state[32],
 			   char zones[128])
@@ -119,7 +163,8 @@ static bool memory_settled(int rootfd, const char *dir, bool want_online, char s
 
 int vmc_act_memory_online(int rootfd, uint64_t block, const char *zone, struct vmc_outcome *o)
 {
-	char dir[64], what[80], path[80], state[32], zones[128];
+	char dir[64], what[80], path[80], state[32], zones[128], where[160];
+	const char *const *want, *named = "";
 	bool want_online;
 	int r;
 
@@ -131,6 +176,7 @@ int vmc_act_memory_online(int rootfd, uint64_t block, const char *zone, struct v
 					"online or offline",
 					zone);
 	want_online = strcmp(zone, "offline") != 0;
+	want = zones_for(zone, &named);
 	snprintf(dir, sizeof(dir), MEM_DIR "/memory%llu", (unsigned long long)block);
 	snprintf(what, sizeof(what), "memory%llu: no such memory block", (unsigned long long)block);
 	r = need_dir(rootfd, dir, what, o);
@@ -156,10 +202,21 @@ int vmc_act_memory_online(int rootfd, uint64_t block, const char *zone, struct v
 	if (r < 0)
 		return r;
 	(void)memory_settled(rootfd, dir, want_online, state, zones);
+	/* The kernel took the word; where the block landed is what counts. */
+	if (want && !in_zones(zones, want))
+		return vmc_outcome_fail(o, ECODE(NOT_PERMITTED), 0,
+					"memory%llu: %s written, but it is in %s, not %s",
+					(unsigned long long)block, zone,
+					zone_phrase(zones, where, sizeof(where)), named);
 	vmc_outcome_ok(o, "memory%llu: %s written, now %s (valid_zones: %s)",
 		       (unsigned long long)block, zone, state, zones);
 	return 0;
 already:
+	/* Online elsewhere is no success: moving it needs an offline first. */
+	if (want && !in_zones(zones, want))
+		return vmc_outcome_fail(
+		    o, ECODE(NOT_PERMITTED), 0, "memory%llu is already online in %s, not %s",
+		    (unsigned long long)block, zone_phrase(zones, where, sizeof(where)), named);
 	vmc_outcome_ok(o, "memory%llu is already %s (valid_zones: %s)", (unsigned long long)block,
 		       state, zones);
 	return 0;

@@ -22,7 +22,12 @@ int vmc_act_cpu_online(int rootfd, uint32_t cpu, bool online, struct vmc_outcome
  *        any other word is refused with BAD_ARGUMENT before anything is touched
  *
  * A block already in the wanted state (online for the three online words)
- * is left alone and reported as such: the kernel would answer EINVAL.
+ * is left alone and reported as such: the kernel would answer EINVAL. For
+ * online_movable the block must be, or end up, in zone Movable, for
+ * online_kernel in Normal, DMA32 or DMA, as its valid_zones says (an online
+ * block's names exactly its zone): one online elsewhere, or that lands
+ * elsewhere, is refused with NOT_PERMITTED ("memory35 is already online in
+ * zone Normal, not Movable"). Plain "online" takes any zone.
  */
 int vmc_act_memory_online(int rootfd, uint64_t block, const char *zone, struct vmc_outcome *o);
 

@@ -94,11 +94,18 @@ static void memory_online_writes_the_zone_word(void)
 	struct vmc_outcome o;
 
 	setup();
+	/*
+	 * valid_zones is the one the kernel shows after the write (a fixture
+	 * file does not change by itself): an online block's names its zone.
+	 */
 	fx_write(&fx, MEM "memory40/state", "offline\n");
-	fx_write(&fx, MEM "memory40/valid_zones", "Normal Movable\n");
+	fx_write(&fx, MEM "memory40/valid_zones", "Movable\n");
 	fx_write(&fx, MEM "memory41/state", "offline\n");
+	fx_write(&fx, MEM "memory41/valid_zones", "Normal\n");
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 40, "", &o), 0);
 	CU_ASSERT_STRING_EQUAL(file(MEM "memory40/state"), "online_movable");
+	CU_ASSERT_STRING_EQUAL(o.msg, "memory40: online_movable written, now online_movable "
+				      "(valid_zones: Movable)");
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 41, "online_kernel", &o), 0);
 	CU_ASSERT_STRING_EQUAL(file(MEM "memory41/state"), "online_kernel");
 	fx_write(&fx, MEM "memory41/state", "online\n");
@@ -114,6 +121,95 @@ static void memory_online_writes_the_zone_word(void)
 
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 43, "online", &o), -ENOENT);
 	CU_ASSERT_EQUAL(o.code, ECODE(NOT_FOUND));
+	teardown();
+}
+
+/*
+ * Asked for Movable, a block online in Normal is no success: it could not
+ * be unplugged, which is what online_movable is for. Same for a kernel
+ * zone. Plain "online" takes what the kernel chose.
+ */
+static void a_block_online_in_another_zone_is_refused(void)
+{
+	struct vmc_outcome o;
+
+	setup();
+	fx_write(&fx, MEM "memory35/state", "online\n");
+	fx_write(&fx, MEM "memory35/valid_zones", "Normal\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 35, "online_movable", &o), -EINVAL);
+	CU_ASSERT_EQUAL(o.code, ECODE(NOT_PERMITTED));
+	CU_ASSERT_EQUAL(o.err, 0);
+	CU_ASSERT_STRING_EQUAL(o.msg, "memory35 is already online in zone Normal, not Movable");
+	CU_ASSERT_STRING_EQUAL(file(MEM "memory35/state"), "online");
+	/* The default word is online_movable. */
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 35, "", &o), -EINVAL);
+	CU_ASSERT_EQUAL(o.code, ECODE(NOT_PERMITTED));
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 35, "online_kernel", &o), 0);
+	CU_ASSERT_STRING_EQUAL(o.msg, "memory35 is already online (valid_zones: Normal)");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 35, "online", &o), 0);
+
+	fx_write(&fx, MEM "memory36/state", "online\n");
+	fx_write(&fx, MEM "memory36/valid_zones", "Movable\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 36, "online_kernel", &o), -EINVAL);
+	CU_ASSERT_EQUAL(o.code, ECODE(NOT_PERMITTED));
+	CU_ASSERT_STRING_EQUAL(
+	    o.msg, "memory36 is already online in zone Movable, not Normal, DMA32 or DMA");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 36, "online", &o), 0);
+
+	/* DMA32 is a kernel zone; a boot block spanning two zones says "none". */
+	fx_write(&fx, MEM "memory1/state", "online\n");
+	fx_write(&fx, MEM "memory1/valid_zones", "DMA32\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 1, "online_kernel", &o), 0);
+	fx_write(&fx, MEM "memory0/state", "online\n");
+	fx_write(&fx, MEM "memory0/valid_zones", "none\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 0, "online_movable", &o), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(o.msg, "memory0 is already online in several zones, not Movable");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 0, "online", &o), 0);
+
+	/* No valid_zones to tell: Movable cannot be confirmed. */
+	fx_write(&fx, MEM "memory37/state", "online\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 37, "online_movable", &o), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(o.msg, "memory37 is already online in a zone it does not tell "
+				      "(valid_zones unreadable), not Movable");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 37, "online", &o), 0);
+	teardown();
+}
+
+/*
+ * After the write, valid_zones is read again: a block the kernel put in
+ * Normal although online_movable was written is a failure, not a success.
+ * (The fixture plays that kernel: its valid_zones says Normal after the write.)
+ */
+static void a_block_landing_in_another_zone_is_a_failure(void)
+{
+	struct vmc_outcome o;
+
+	setup();
+	fx_write(&fx, MEM "memory50/state", "offline\n");
+	fx_write(&fx, MEM "memory50/valid_zones", "Normal\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 50, "online_movable", &o), -EINVAL);
+	CU_ASSERT_EQUAL(o.code, ECODE(NOT_PERMITTED));
+	CU_ASSERT_STRING_EQUAL(
+	    o.msg, "memory50: online_movable written, but it is in zone Normal, not Movable");
+	/* It was written: the failure is where the block went, not the write. */
+	CU_ASSERT_STRING_EQUAL(file(MEM "memory50/state"), "online_movable");
+
+	/* An offline block lists every zone it could go to: after the write, only one. */
+	fx_write(&fx, MEM "memory51/state", "offline\n");
+	fx_write(&fx, MEM "memory51/valid_zones", "Normal Movable\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 51, "online_movable", &o), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(
+	    o.msg,
+	    "memory51: online_movable written, but it is in zones Normal Movable, not Movable");
+	fx_write(&fx, MEM "memory52/state", "offline\n");
+	fx_write(&fx, MEM "memory52/valid_zones", "Movable\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 52, "online_kernel", &o), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(o.msg, "memory52: online_kernel written, but it is in zone Movable, "
+				      "not Normal, DMA32 or DMA");
+	/* Plain online: wherever the kernel put it. */
+	fx_write(&fx, MEM "memory53/state", "offline\n");
+	fx_write(&fx, MEM "memory53/valid_zones", "Movable\n");
+	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 53, "online", &o), 0);
 	teardown();
 }
 
@@ -411,6 +507,8 @@ VMC_SUITE(act, NULL, NULL, VMC_TEST(cpu_online_and_offline_land_in_the_online_fi
 	  VMC_TEST(a_missing_cpu_or_online_file_is_refused),
 	  VMC_TEST(a_failed_write_names_the_file_and_errno),
 	  VMC_TEST(memory_online_writes_the_zone_word),
+	  VMC_TEST(a_block_online_in_another_zone_is_refused),
+	  VMC_TEST(a_block_landing_in_another_zone_is_a_failure),
 	  VMC_TEST(an_unknown_zone_is_refused_untouched),
 	  VMC_TEST(suspend_states_are_checked_before_opening),
 	  VMC_TEST(crash_is_refused_without_allow_crash),
