@@ -90,6 +90,8 @@ struct hv_lv {
 	size_t n_vcpus;
 	virStoragePoolPtr pool; /* ours, for disk images; made on first use */
 	char *pool_xml;
+	char *last_monitor;   /* the last passthrough command and answer in the transcript */
+	unsigned same_monitor; /* how many times since it came again, unwritten */
 };
 
 #define H(hv) ((struct hv_lv *)(hv))
@@ -1245,6 +1247,31 @@ static int lv_device_present(struct vmc_hv *hv, const char *id, char **where,
 /* ---- removal views: libvirt's live state and QEMU's own, through libvirt */
 
 /*
+ * The transcript gets each passthrough answer once: a removal is watched
+ * every half second, and the same answer again says nothing new. How many
+ * times it came again is written with the next different one.
+ */
+static void note_monitor(struct hv_lv *h, const char *cmd, const char *text)
+{
+	char *both = NULL;
+
+	if (asprintf(&both, "%s: %s", cmd, text) < 0)
+		both = NULL;
+	if (both && h->last_monitor && !strcmp(both, h->last_monitor)) {
+		h->same_monitor++;
+		free(both);
+		return;
+	}
+	if (h->same_monitor)
+		note(h->q, "qemu-monitor-command: the answer above came %u more times",
+		     h->same_monitor);
+	note(h->q, "qemu-monitor-command %s: %s", cmd, text);
+	free(h->last_monitor);
+	h->last_monitor = both;
+	h->same_monitor = 0;
+}
+
+/*
  * Ask QEMU @cmd (QMP JSON) through libvirt's monitor passthrough
  * (virsh qemu-monitor-command; libvirt marks the domain tainted
  * "custom-monitor" for it). Returns 0 with *@reply its parsed answer, or -1
@@ -1264,7 +1291,7 @@ static int monitor(struct hv_lv *h, const char *cmd, json_object **reply, char *
 		virResetLastError();
 		return -1;
 	}
-	note(h->q, "qemu-monitor-command %s: %s", cmd, text);
+	note_monitor(h, cmd, text);
 	*reply = json_tokener_parse(text);
 	free(text);
 	if (!*reply) {
@@ -1747,6 +1774,7 @@ static void lv_free(struct vmc_hv *hv)
 	free(h->console);
 	free(h->network);
 	free(h->pool_xml);
+	free(h->last_monitor);
 	if (h->q)
 		evq_unref(h->q);
 	free(h);
