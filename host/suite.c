@@ -115,14 +115,19 @@ static uint64_t now_ns(void)
 	return vmc_mono_ns();
 }
 
+static void why_say(struct vmc_why *w, bool final, const char *fmt, va_list ap)
+{
+	vsnprintf(w->text, sizeof(w->text), fmt, ap);
+	w->final = final;
+}
+
 void vmc_why_set(struct vmc_why *w, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(w->text, sizeof(w->text), fmt, ap);
+	why_say(w, false, fmt, ap);
 	va_end(ap);
-	w->final = false;
 }
 
 void vmc_why_final(struct vmc_why *w, const char *fmt, ...)
@@ -130,9 +135,8 @@ void vmc_why_final(struct vmc_why *w, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(w->text, sizeof(w->text), fmt, ap);
+	why_say(w, true, fmt, ap);
 	va_end(ap);
-	w->final = true;
 }
 
 /* Evaluate @w's expectation on the view: true if it holds; a final "no" ends the wait. */
