@@ -1141,6 +1141,8 @@ static const char *cause_source(int s)
 		return "rtnetlink";
 	case VMCHECK__V1__CAUSE__SOURCE__AGENT:
 		return "agent";
+	case VMCHECK__V1__CAUSE__SOURCE__FILE:
+		return "file";
 	default:
 		return "unknown";
 	}
