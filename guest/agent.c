@@ -984,7 +984,10 @@ int vmc_agent_new(const struct vmc_agent_config *cfg, vmc_agent_send_fn send, vo
 	pthread_cond_init(&ag->done, NULL);
 	ag->tail = &ag->head;
 	if (cfg->watch) {
-		r = vmc_watch_start(&watch_ops, ag, &ag->watch);
+		struct vmc_watch_config wc = { .root_fd = cfg->state.root.fd,
+					       .crash_dirs = cfg->state.crash_dirs };
+
+		r = vmc_watch_start(&watch_ops, ag, &wc, &ag->watch);
 		if (r < 0)
 			fprintf(stderr,
 				"vmcheck-agent: kernel change notifications unavailable (%s): "

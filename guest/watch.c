@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+/* Kernel change notifications (netlink, the clock, the crash dirs) into push bursts. */
 #include "watch.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -12,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -25,6 +30,20 @@
 #define UEVENT_ANY (S(LINKS) | S(BLOCKS) | S(MEMORY) | S(CPUS) | S(PCI))
 #define RCVBUF (1 << 20)
 #define THREAD_STACK (512u << 10)
+/* What changes a crash dir's listing or a dump's files and sizes. */
+#define FILE_EVENTS                                                                                \
+	(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |        \
+	 IN_ONLYDIR)
+/* Crash dirs plus the dumps in them; dumps past this many go unwatched. */
+#define MAX_DIR_WATCHES 1024
+/*
+ * A file being written says so on every write(): makedumpfile writing a
+ * 22 MB dump in 2 s made some 240 pushes, one per burst window, each a
+ * read of the crash section on the capture kernel's one CPU. Growth alone
+ * is news this often at most, plenty to tell a dump growing from one
+ * stalled (the host allows seconds); anything else goes out as ever.
+ */
+#define WRITE_EVERY_NS (100 * 1000000ull)
 
 static const struct {
 	const char *subsystem;
@@ -202,13 +221,29 @@ size_t vmc_watch_parse_rtnl(const void *buf, size_t len, uint64_t mono_ns,
 	return n;
 }
 
+/* An inotify watch on a crash dir or a dump in one. */
+struct dir_watch {
+	int wd;
+	bool dump;  /* a dump: directories in it are not followed */
+	char *path; /* relative to the root: "var/crash", "var/crash/<dump>" */
+};
+
 struct vmc_watch {
 	const struct vmc_watch_ops *ops;
 	void *ctx;
 	int stop_fd, uev_fd, rtnl_fd, clock_fd;
+	int file_fd;   /* inotify, -1 without crash dirs */
+	int mounts_fd; /* the root's proc/self/mountinfo, -1 if absent */
+	struct vmc_watch_config cfg;
+	struct dir_watch *dirs;
+	size_t n_dirs, cap_dirs;
 	pthread_t thread;
 	size_t n;          /* causes in the current burst */
 	uint64_t deadline; /* CLOCK_MONOTONIC ns at which the burst is pushed */
+	uint64_t window_ns;    /* the current burst's window */
+	bool held;             /* the burst is all writes, held until writes_after */
+	bool wrote;            /* the burst holds a write */
+	uint64_t writes_after; /* CLOCK_MONOTONIC ns before which writes alone wait */
 	unsigned settle_left; /* follow-up pushes still due after a clock jump */
 	uint64_t settle_at;   /* CLOCK_MONOTONIC ns of the next one */
 	struct vmc_cause causes[VMC_WATCH_MAX_CAUSES];
@@ -218,19 +253,41 @@ struct vmc_watch {
 static void flush(struct vmc_watch *w)
 {
 	w->ops->burst(w->ctx, w->causes, w->n);
+	if (w->wrote)
+		w->writes_after = vmc_mono_ns() + WRITE_EVERY_NS;
 	w->n = 0;
+	w->wrote = false;
 }
 
-/* Commit @k causes already stored at causes[n]. */
-static void take(struct vmc_watch *w, size_t k)
+/*
+ * Commit @k causes already stored at causes[n]. @write: they only say a
+ * file was written to (WRITE_EVERY_NS); a burst of such waits until
+ * writes_after, unless other news joins it.
+ */
+static void take_write(struct vmc_watch *w, size_t k, bool write)
 {
 	if (k == 0)
 		return;
-	if (w->n == 0)
-		w->deadline = w->causes[0].mono_ns + (uint64_t)w->ops->window_ms(w->ctx) * 1000000u;
+	if (w->n == 0) {
+		w->window_ns = (uint64_t)w->ops->window_ms(w->ctx) * 1000000u;
+		w->deadline = w->causes[0].mono_ns + w->window_ns;
+		w->held = write && w->deadline < w->writes_after;
+		if (w->held)
+			w->deadline = w->writes_after;
+	} else if (!write && w->held) {
+		if (w->causes[w->n].mono_ns + w->window_ns < w->deadline)
+			w->deadline = w->causes[w->n].mono_ns + w->window_ns;
+		w->held = false;
+	}
+	w->wrote |= write;
 	w->n += k;
 	if (w->n == VMC_WATCH_MAX_CAUSES)
 		flush(w);
+}
+
+static void take(struct vmc_watch *w, size_t k)
+{
+	take_write(w, k, false);
 }
 
 /*
@@ -359,6 +416,262 @@ static void clock_settle(struct vmc_watch *w, uint64_t now)
 	w->settle_at = now + SETTLE_NEXT_NS;
 }
 
+/* ------------------------------------------------------------ crash dirs */
+
+static struct dir_watch *dir_by_wd(struct vmc_watch *w, int wd)
+{
+	for (size_t i = 0; i < w->n_dirs; i++)
+		if (w->dirs[i].wd == wd)
+			return &w->dirs[i];
+	return NULL;
+}
+
+static void dir_drop(struct vmc_watch *w, struct dir_watch *d)
+{
+	free(d->path);
+	*d = w->dirs[--w->n_dirs];
+}
+
+/*
+ * Watch the directory @rel (relative to the root). A dump is not followed
+ * through a symlink, as the crash section does not list one. Watching the
+ * same directory again keeps its watch. Returns 0 or -errno.
+ */
+static int dir_add(struct vmc_watch *w, const char *rel, bool dump)
+{
+	_cleanup_close_ int fd = -1;
+	struct dir_watch *d;
+	char proc[64];
+	char *path;
+	int wd;
+
+	fd = openat(w->cfg.root_fd, rel,
+		    O_PATH | O_DIRECTORY | O_CLOEXEC | (dump ? O_NOFOLLOW : 0));
+	if (fd < 0)
+		return -errno;
+	/* inotify takes a path; this one is the directory just opened, below the root. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	wd = inotify_add_watch(w->file_fd, proc, FILE_EVENTS);
+	if (wd < 0)
+		return -errno;
+	if (dir_by_wd(w, wd))
+		return 0;
+	if (w->n_dirs == MAX_DIR_WATCHES) {
+		inotify_rm_watch(w->file_fd, wd);
+		return -ENOSPC;
+	}
+	if (w->n_dirs == w->cap_dirs) {
+		size_t cap = w->cap_dirs ? 2 * w->cap_dirs : 8;
+		struct dir_watch *v = realloc(w->dirs, cap * sizeof(*v));
+
+		if (!v) {
+			inotify_rm_watch(w->file_fd, wd);
+			return -ENOMEM;
+		}
+		w->dirs = v;
+		w->cap_dirs = cap;
+	}
+	path = strdup(rel);
+	if (!path) {
+		inotify_rm_watch(w->file_fd, wd);
+		return -ENOMEM;
+	}
+	d = &w->dirs[w->n_dirs++];
+	d->wd = wd;
+	d->dump = dump;
+	d->path = path;
+	return 0;
+}
+
+/* "DIR/NAME" into @buf; false if it does not fit. */
+static bool join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+
+	return n > 0 && (size_t)n < size;
+}
+
+/* Watch the dumps already in crash dir @rel (those made later announce themselves). */
+static void dumps_add(struct vmc_watch *w, const char *rel)
+{
+	int fd = openat(w->cfg.root_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(dir))) {
+		char child[PATH_MAX];
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN))
+			continue;
+		if (join(child, sizeof(child), rel, e->d_name))
+			(void)dir_add(w, child, true); /* not a directory: ENOTDIR */
+	}
+	closedir(dir);
+}
+
+/*
+ * Watch every crash dir and the dumps in it: at the start, and again when
+ * the mount table changed (a disk mounted over a crash dir hides the
+ * directory watched until then) or events were lost. A crash dir that does
+ * not exist is no error; another failure is said once, at the start.
+ */
+static void dirs_scan(struct vmc_watch *w, bool say)
+{
+	for (size_t i = 0; w->cfg.crash_dirs[i]; i++) {
+		const char *rel = w->cfg.crash_dirs[i];
+		int r = dir_add(w, rel, false);
+
+		if (r == 0)
+			dumps_add(w, rel);
+		else if (r != -ENOENT && say)
+			fprintf(stderr,
+				"vmcheck-agent: watch: /%s: %s: no pushes for dumps there\n", rel,
+				strerror(-r));
+	}
+}
+
+/* A crash-section cause; the same change twice in a burst is kept once. */
+static void take_file(struct vmc_watch *w, const char *action, const char *name, const char *dir,
+		      uint64_t now, bool write)
+{
+	struct vmc_cause *c = &w->causes[w->n];
+	char devpath[sizeof(c->devpath)];
+
+	snprintf(devpath, sizeof(devpath), "/%s", dir);
+	for (size_t i = 0; i < w->n; i++)
+		if (w->causes[i].source == VMCHECK__V1__CAUSE__SOURCE__FILE &&
+		    !strcmp(w->causes[i].action, action) &&
+		    !strncmp(w->causes[i].name, name, sizeof(c->name) - 1) &&
+		    !strcmp(w->causes[i].devpath, devpath))
+			return;
+	memset(c, 0, sizeof(*c));
+	c->source = VMCHECK__V1__CAUSE__SOURCE__FILE;
+	c->sections = S(CRASH);
+	c->mono_ns = now;
+	COPY(c->action, action);
+	COPY(c->name, name);
+	COPY(c->devpath, devpath);
+	take_write(w, 1, write);
+}
+
+static const struct {
+	uint32_t bit;
+	const char *action;
+} file_actions[] = {
+	{ IN_CREATE, "create" },
+	{ IN_MODIFY, "modify" },
+	{ IN_CLOSE_WRITE, "close-write" },
+	{ IN_MOVED_TO, "moved-to" },
+	{ IN_MOVED_FROM, "moved-from" },
+	{ IN_DELETE, "delete" },
+	{ IN_UNMOUNT, "unmount" },
+};
+
+/* One inotify event on watch @d; @name is "" for the directory itself. */
+static void file_event(struct vmc_watch *w, struct dir_watch *d, uint32_t mask, const char *name,
+		       uint64_t now)
+{
+	char child[PATH_MAX];
+	bool follow, forget;
+
+	if (mask & IN_IGNORED) { /* the directory was removed, or its filesystem unmounted */
+		dir_drop(w, d);
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(file_actions); i++)
+		if (mask & file_actions[i].bit) {
+			take_file(w, file_actions[i].action, name, d->path, now,
+				  file_actions[i].bit == IN_MODIFY);
+			break;
+		}
+	/* A dump appearing in a crash dir is watched from now on; one renamed away is not. */
+	follow = !d->dump && (mask & IN_ISDIR) && (mask & (IN_CREATE | IN_MOVED_TO));
+	forget = !d->dump && (mask & IN_ISDIR) && (mask & IN_MOVED_FROM);
+	if (!(follow || forget) || !join(child, sizeof(child), d->path, name))
+		return;
+	if (follow) {
+		(void)dir_add(w, child, true); /* d is stale from here on */
+		return;
+	}
+	for (size_t i = 0; i < w->n_dirs; i++)
+		if (w->dirs[i].dump && !strcmp(w->dirs[i].path, child)) {
+			inotify_rm_watch(w->file_fd, w->dirs[i].wd);
+			dir_drop(w, &w->dirs[i]);
+			break;
+		}
+}
+
+static void drain_files(struct vmc_watch *w)
+{
+	bool rescan = false;
+
+	for (;;) {
+		ssize_t len = read(w->file_fd, w->buf, sizeof(w->buf));
+		uint64_t now = vmc_mono_ns();
+		size_t off = 0;
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				fprintf(stderr, "vmcheck-agent: watch: reading inotify: %s\n",
+					strerror(errno));
+			break;
+		}
+		while ((size_t)len - off >= sizeof(struct inotify_event)) {
+			struct inotify_event ev;
+			char name[NAME_MAX + 1] = "";
+			struct dir_watch *d;
+
+			memcpy(&ev, w->buf + off, sizeof(ev));
+			off += sizeof(ev);
+			if (ev.len > (size_t)len - off)
+				break;
+			/* The name is NUL-padded to its length. */
+			copy_field(name, sizeof(name), (const char *)w->buf + off,
+				   strnlen((const char *)w->buf + off, ev.len));
+			off += ev.len;
+			if (ev.mask & IN_Q_OVERFLOW) {
+				take_file(w, "overflow", "", "", now, false);
+				rescan = true;
+			} else if ((d = dir_by_wd(w, ev.wd))) {
+				file_event(w, d, ev.mask, name, now);
+			}
+		}
+	}
+	if (rescan)
+		dirs_scan(w, false);
+}
+
+/* The mount table changed: a crash dir may now be another filesystem's. */
+static void mounts_changed(struct vmc_watch *w)
+{
+	take_file(w, "mount", "mountinfo", "proc/self", vmc_mono_ns(), false);
+	dirs_scan(w, false);
+}
+
+static void files_open(struct vmc_watch *w, const struct vmc_watch_config *cfg)
+{
+	w->cfg = *cfg;
+	w->file_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (w->file_fd < 0) {
+		fprintf(stderr, "vmcheck-agent: watch: inotify: %s: no pushes for dumps\n",
+			strerror(errno));
+		return;
+	}
+	dirs_scan(w, true);
+	/* procfs flags a change of the mount table with POLLPRI; a fixture's file never does. */
+	w->mounts_fd = openat(cfg->root_fd, "proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+}
+
+/* ------------------------------------------------------------ the thread */
+
 static void *watch_main(void *arg)
 {
 	struct vmc_watch *w = arg;
@@ -367,6 +680,8 @@ static void *watch_main(void *arg)
 		{ .fd = w->uev_fd, .events = POLLIN },
 		{ .fd = w->rtnl_fd, .events = POLLIN },
 		{ .fd = w->clock_fd, .events = POLLIN },
+		{ .fd = w->file_fd, .events = POLLIN },
+		{ .fd = w->mounts_fd, .events = POLLPRI },
 	};
 
 	for (;;) {
@@ -396,6 +711,10 @@ static void *watch_main(void *arg)
 			drain(w, w->rtnl_fd, false);
 		if (pfd[3].revents)
 			clock_jumped(w);
+		if (pfd[4].revents)
+			drain_files(w);
+		if (pfd[5].revents)
+			mounts_changed(w);
 		clock_settle(w, vmc_mono_ns());
 		if (w->n && vmc_mono_ns() >= w->deadline)
 			flush(w);
@@ -435,10 +754,18 @@ static void watch_free(struct vmc_watch *w)
 		close(w->rtnl_fd);
 	if (w->clock_fd >= 0)
 		close(w->clock_fd);
+	if (w->file_fd >= 0)
+		close(w->file_fd);
+	if (w->mounts_fd >= 0)
+		close(w->mounts_fd);
+	for (size_t i = 0; i < w->n_dirs; i++)
+		free(w->dirs[i].path);
+	free(w->dirs);
 	free(w);
 }
 
-int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, struct vmc_watch **out)
+int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, const struct vmc_watch_config *cfg,
+		    struct vmc_watch **out)
 {
 	struct vmc_watch *w = calloc(1, sizeof(*w));
 	pthread_attr_t attr;
@@ -448,6 +775,7 @@ int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, struct vmc_watch
 		return -ENOMEM;
 	w->ops = ops;
 	w->ctx = ctx;
+	w->file_fd = w->mounts_fd = -1;
 	w->uev_fd = nl_open(SOCK_DGRAM, NETLINK_KOBJECT_UEVENT, 1);
 	w->rtnl_fd = nl_open(SOCK_RAW, NETLINK_ROUTE,
 			     RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
@@ -463,6 +791,8 @@ int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, struct vmc_watch
 		watch_free(w);
 		return r;
 	}
+	if (cfg && cfg->crash_dirs)
+		files_open(w, cfg);
 	pthread_attr_init(&attr);
 	/* Bursts are answered on this thread: give the readers room. */
 	pthread_attr_setstacksize(&attr, THREAD_STACK);

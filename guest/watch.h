@@ -4,7 +4,9 @@
  * rtnetlink messages are parsed into causes, coalesced into bursts and
  * handed to a callback on the watcher's own thread. The watcher always
  * listens to the running kernel; what a burst makes the agent read is the
- * agent's business (it may be a fixture sysroot).
+ * agent's business (it may be a fixture sysroot). The crash dirs, where no
+ * kernel object announces a dump being written, are followed with inotify
+ * below the same root the agent reads.
  */
 #ifndef VMC_WATCH_H
 #define VMC_WATCH_H
@@ -71,12 +73,30 @@ struct vmc_watch_ops {
 	void (*burst)(void *ctx, const struct vmc_cause *causes, size_t n);
 };
 
+/* What the watcher follows besides netlink. */
+struct vmc_watch_config {
+	int root_fd;		       /* the crash dirs are relative to it */
+	const char *const *crash_dirs; /* NULL-terminated; NULL: none */
+};
+
 /*
  * vmc_watch_start - open both netlink sockets and start the watcher thread
- * Returns 0 and sets *out, or -errno when a socket cannot be opened or
- * bound (nothing is left running then).
+ * @cfg: NULL, or crash dirs to follow (copied; its strings and root_fd must
+ *       outlive the watcher)
+ *
+ * Each crash dir that exists, and every directory in it (a dump), is
+ * watched with inotify: a file created, written, closed after writing,
+ * renamed in or out, or deleted there becomes a FILE cause for the crash
+ * section, and a directory appearing in a crash dir is watched from then
+ * on. A change of the mount table (a crash disk mounted over a crash dir)
+ * is a FILE cause "mount" and has the dirs watched again. The watches run
+ * through /proc/self/fd, so they need procfs. Returns 0 and sets *out, or
+ * -errno when a netlink socket cannot be opened or bound (nothing is left
+ * running then); without inotify, or a crash dir that cannot be watched,
+ * it starts all the same and says why on stderr.
  */
-int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, struct vmc_watch **out);
+int vmc_watch_start(const struct vmc_watch_ops *ops, void *ctx, const struct vmc_watch_config *cfg,
+		    struct vmc_watch **out);
 
 /* Stop the thread (a burst being delivered completes first) and free @w. */
 void vmc_watch_stop(struct vmc_watch *w);

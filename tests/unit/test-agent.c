@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "frame.h"
@@ -501,6 +502,83 @@ static void pushes_reach_matching_subscriptions_only(void)
 	stop();
 }
 
+/* The last pushed Event of subscription @sub whose crash section has dump @name whole, or NULL. */
+static const Vmcheck__V1__Event *whole_dump_event(uint64_t sub, const char *name)
+{
+	for (size_t i = cap.n; i-- > 0;) {
+		const Vmcheck__V1__Event *ev = cap.resp[i]->event;
+		const Vmcheck__V1__Crash *c;
+
+		if (cap.resp[i]->kind_case != RKIND(EVENT) || ev->subscription_id != sub ||
+		    !ev->state || !(c = ev->state->crash))
+			continue;
+		for (size_t j = 0; j < c->n_dirs; j++)
+			for (size_t k = 0; k < c->dirs[j]->n_dumps; k++)
+				if (!strcmp(c->dirs[j]->dumps[k]->name, name) &&
+				    c->dirs[j]->dumps[k]->has_vmcore &&
+				    !c->dirs[j]->dumps[k]->incomplete)
+					return ev;
+	}
+	return NULL;
+}
+
+/*
+ * A dump written in a crash dir is pushed to a crash subscription: the
+ * watcher follows the scratch root's var/crash with real inotify, and the
+ * Event's crash section lists the dump, its cause a FILE one.
+ */
+static void a_dump_in_a_crash_dir_is_pushed(void)
+{
+	struct vmc_agent_config cfg = { 0 };
+	const Vmcheck__V1__Event *ev = NULL;
+	uint64_t sub;
+
+	fx_init(&fx);
+	fx_write(&fx, "proc/sys/kernel/random/boot_id", BOOT_ID "\n");
+	fx_mkdir(&fx, "var/crash");
+	cfg.state.root = fx.root;
+	cfg.state.crash_dirs = crash_dirs;
+	cfg.synchronous = true;
+	cfg.transport = "test";
+	cfg.watch = true;
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_new(&cfg, capture_send, &cap, &ag), 0);
+	send_hello(1, 1);
+	CU_ASSERT_EQUAL_FATAL(cap.n, 1);
+	if (!has_capability(reply(0, RKIND(HELLO), 1)->hello, "push")) {
+		stop();
+		CU_PASS("skipped: no kernel notifications here");
+		return;
+	}
+	send_subscribe(2, S(CRASH), 0);
+	CU_ASSERT_EQUAL_FATAL(cap.n, 2);
+	sub = reply(1, RKIND(SUBSCRIBED), 2)->subscribed->subscription_id;
+	CU_ASSERT_EQUAL_FATAL(cap.resp[1]->subscribed->state->crash->n_dirs, 1);
+	CU_ASSERT_EQUAL(cap.resp[1]->subscribed->state->crash->dirs[0]->n_dumps, 0);
+
+	fx_write(&fx, "var/crash/2026-12-07-05:41:52/vmcore", "KDUMP   and the rest");
+	for (int i = 0; i < 500 && !ev; i++) {
+		pthread_mutex_lock(&cap.lock);
+		ev = whole_dump_event(sub, "2026-12-07-05:41:52");
+		pthread_mutex_unlock(&cap.lock);
+		if (!ev)
+			usleep(10000);
+	}
+	if (!ev) {
+		CU_FAIL("no Event listing the dump within 5 s");
+		stop();
+		return;
+	}
+	CU_ASSERT(ev->n_causes >= 1);
+	for (size_t i = 0; i < ev->n_causes; i++) {
+		CU_ASSERT_EQUAL(ev->causes[i]->source, VMCHECK__V1__CAUSE__SOURCE__FILE);
+		CU_ASSERT_EQUAL(ev->causes[i]->sections, S(CRASH));
+	}
+	CU_ASSERT(ev->kernel_mono_ns > 0);
+	CU_ASSERT_EQUAL(ev->state->sections & ~S(CRASH), 0);
+	CU_ASSERT_EQUAL(cap.bad, 0);
+	stop();
+}
+
 static void disconnect_drops_buffered_bytes(void)
 {
 	static const uint8_t half[] = { 'V', 'M', 'C', '1', 0, 0, 0, 4, 0x08, 0x01 };
@@ -649,5 +727,5 @@ VMC_SUITE(agent, NULL, NULL, VMC_TEST(hello_negotiates_the_version),
 	  VMC_TEST(a_payload_that_is_not_protobuf_is_malformed),
 	  VMC_TEST(subscriptions_get_ids_and_end_once),
 	  VMC_TEST(pushes_reach_matching_subscriptions_only),
-	  VMC_TEST(disconnect_drops_buffered_bytes), VMC_TEST(workers_answer_every_request),
-	  VMC_TEST(hooks_see_every_state_and_probe))
+	  VMC_TEST(a_dump_in_a_crash_dir_is_pushed), VMC_TEST(disconnect_drops_buffered_bytes),
+	  VMC_TEST(workers_answer_every_request), VMC_TEST(hooks_see_every_state_and_probe))

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Parsing of kernel uevent and rtnetlink datagrams into push causes. */
+/*
+ * Parsing of kernel uevent and rtnetlink datagrams into push causes; the
+ * watcher itself on this machine: a real uevent, a clock jump, and a dump
+ * written in a crash dir of a scratch tree (real inotify).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
@@ -7,10 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "harness.h"
 #include "pb.h"
 #include "watch.h"
@@ -291,7 +299,7 @@ static void the_watcher_delivers_a_real_uevent(void)
 	}
 	CU_ASSERT_TRUE_FATAL(fd >= 0);
 	/* Every Linux has netlink: a watcher that cannot start is a failure, not a skip. */
-	r = vmc_watch_start(&ops, &b, &w);
+	r = vmc_watch_start(&ops, &b, NULL, &w);
 	if (r < 0)
 		fprintf(stderr, "\n  vmc_watch_start: %s\n", strerror(-r));
 	if (r < 0)
@@ -322,7 +330,7 @@ static void the_watcher_sees_the_wall_clock_jump(void)
 	struct vmc_watch *w;
 	struct timespec now, deadline;
 
-	CU_ASSERT_EQUAL_FATAL(vmc_watch_start(&ops, &b, &w), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_watch_start(&ops, &b, NULL, &w), 0);
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (clock_settime(CLOCK_REALTIME, &now) < 0) {
 		int e = errno;
@@ -344,9 +352,256 @@ static void the_watcher_sees_the_wall_clock_jump(void)
 	vmc_watch_stop(w);
 }
 
+/* What a watcher on crash dirs delivered: every FILE cause, burst by burst. */
+struct files {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct vmc_cause causes[256];
+	size_t n;
+	size_t burst_of[256]; /* the burst each cause came in */
+	size_t bursts;
+	size_t other; /* causes of another source (uevents of this machine) */
+	/* Bursts holding a write ("modify"): when delivered, and whether that was all. */
+	uint64_t write_ns[256];
+	bool writes_only[256];
+	size_t n_writes;
+};
+
+static unsigned files_window(void *ctx)
+{
+	return 20;
+}
+
+static void files_burst(void *ctx, const struct vmc_cause *c, size_t n)
+{
+	struct files *f = ctx;
+
+	uint64_t now = vmc_mono_ns();
+	size_t writes = 0;
+
+	pthread_mutex_lock(&f->lock);
+	f->bursts++;
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].source != VMCHECK__V1__CAUSE__SOURCE__FILE) {
+			f->other++;
+		} else if (f->n < ARRAY_SIZE(f->causes)) {
+			f->burst_of[f->n] = f->bursts;
+			f->causes[f->n++] = c[i];
+		}
+		writes += c[i].source == VMCHECK__V1__CAUSE__SOURCE__FILE &&
+			  !strcmp(c[i].action, "modify");
+	}
+	if (writes && f->n_writes < ARRAY_SIZE(f->write_ns)) {
+		f->write_ns[f->n_writes] = now;
+		f->writes_only[f->n_writes++] = writes == n;
+	}
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static ssize_t files_find(struct files *f, const char *action, const char *name,
+			  const char *devpath)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->causes[i].action, action) && !strcmp(f->causes[i].name, name) &&
+		    !strcmp(f->causes[i].devpath, devpath))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Wait up to 5 s for the FILE cause @action on @name in @devpath. */
+static bool files_wait(struct files *f, const char *action, const char *name, const char *devpath)
+{
+	struct timespec deadline;
+	bool found;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	pthread_mutex_lock(&f->lock);
+	while (files_find(f, action, name, devpath) < 0 &&
+	       pthread_cond_timedwait(&f->cond, &f->lock, &deadline) == 0)
+		;
+	found = files_find(f, action, name, devpath) >= 0;
+	pthread_mutex_unlock(&f->lock);
+	if (!found)
+		fprintf(stderr, "\nno FILE cause %s %s in %s\n", action, name, devpath);
+	return found;
+}
+
+static void write_at(struct fx *fx, const char *rel, int flags, size_t times)
+{
+	char block[4096];
+	int fd = openat(fx->root.fd, rel, O_WRONLY | O_CLOEXEC | flags, 0644);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	memset(block, 'x', sizeof(block));
+	for (size_t i = 0; i < times; i++)
+		CU_ASSERT_EQUAL(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	close(fd);
+}
+
+static void the_watcher_follows_a_dump_being_written(void)
+{
+	static const struct vmc_watch_ops ops = { .window_ms = files_window,
+						  .burst = files_burst };
+	static const char *const dirs[] = { "var/crash", "var/oled/crash", NULL };
+	struct files f = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct vmc_watch_config cfg = { .crash_dirs = dirs };
+	struct vmc_watch *w;
+	struct fx fx;
+	size_t modifies = 0;
+
+	fx_init(&fx);
+	/* A dump from before the start; var/oled/crash does not exist. */
+	fx_write(&fx, "var/crash/old/vmcore-dmesg.txt", "");
+	fx_write(&fx, "var/crash/README", "");
+	cfg.root_fd = fx.root.fd;
+	if (vmc_watch_start(&ops, &f, &cfg, &w) < 0) {
+		fx_cleanup(&fx);
+		CU_PASS("skipped: no netlink notifications here");
+		return;
+	}
+	/* A new dump: its directory, then what is written in it, as makedumpfile does. */
+	CU_ASSERT_EQUAL_FATAL(mkdirat(fx.root.fd, "var/crash/new", 0755), 0);
+	CU_ASSERT_TRUE(files_wait(&f, "create", "new", "/var/crash"));
+	write_at(&fx, "var/crash/new/vmcore.incomplete", O_CREAT | O_EXCL, 64);
+	CU_ASSERT_TRUE(files_wait(&f, "create", "vmcore.incomplete", "/var/crash/new"));
+	CU_ASSERT_TRUE(files_wait(&f, "modify", "vmcore.incomplete", "/var/crash/new"));
+	CU_ASSERT_TRUE(files_wait(&f, "close-write", "vmcore.incomplete", "/var/crash/new"));
+	CU_ASSERT_EQUAL(renameat(fx.root.fd, "var/crash/new/vmcore.incomplete", fx.root.fd,
+				 "var/crash/new/vmcore"),
+			0);
+	CU_ASSERT_TRUE(files_wait(&f, "moved-from", "vmcore.incomplete", "/var/crash/new"));
+	CU_ASSERT_TRUE(files_wait(&f, "moved-to", "vmcore", "/var/crash/new"));
+	/* The dump that was there before the start is watched too. */
+	write_at(&fx, "var/crash/old/vmcore-dmesg.txt", O_APPEND, 1);
+	CU_ASSERT_TRUE(files_wait(&f, "close-write", "vmcore-dmesg.txt", "/var/crash/old"));
+	/* Deleting a file is a change of the crash section too. */
+	fx_remove(&fx, "var/crash/README");
+	CU_ASSERT_TRUE(files_wait(&f, "delete", "README", "/var/crash"));
+	vmc_watch_stop(w);
+
+	/* Every cause is for the crash section; a burst says each change once. */
+	for (size_t i = 0; i < f.n; i++) {
+		const struct vmc_cause *c = &f.causes[i];
+
+		CU_ASSERT_EQUAL(c->sections, S(CRASH));
+		CU_ASSERT(c->mono_ns > 0);
+		CU_ASSERT_STRING_EQUAL(c->subsystem, "");
+		modifies += !strcmp(c->action, "modify");
+		for (size_t j = 0; j < i; j++)
+			CU_ASSERT_FALSE(f.burst_of[j] == f.burst_of[i] &&
+					!strcmp(f.causes[j].action, c->action) &&
+					!strcmp(f.causes[j].name, c->name) &&
+					!strcmp(f.causes[j].devpath, c->devpath));
+	}
+	/* 64 writes, coalesced by inotify and the 20 ms burst window. */
+	CU_ASSERT(modifies >= 1 && modifies < 64);
+	fx_cleanup(&fx);
+}
+
+/*
+ * A file written to for 0.6 s, a block every 5 ms: its growth is pushed
+ * again and again, but a burst of nothing but writes comes at least 100
+ * ms after the last burst that held one (other news would not wait).
+ */
+static void writes_alone_are_pushed_every_100_ms_at_most(void)
+{
+	static const struct vmc_watch_ops ops = { .window_ms = files_window,
+						  .burst = files_burst };
+	static const char *const dirs[] = { "var/crash", NULL };
+	struct files f = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct vmc_watch_config cfg = { .crash_dirs = dirs };
+	struct vmc_watch *w;
+	char block[4096];
+	struct fx fx;
+	int fd;
+
+	fx_init(&fx);
+	fx_mkdir(&fx, "var/crash/d");
+	cfg.root_fd = fx.root.fd;
+	if (vmc_watch_start(&ops, &f, &cfg, &w) < 0) {
+		fx_cleanup(&fx);
+		CU_PASS("skipped: no netlink notifications here");
+		return;
+	}
+	fd = openat(fx.root.fd, "var/crash/d/vmcore.incomplete",
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	CU_ASSERT_FATAL(fd >= 0);
+	memset(block, 'x', sizeof(block));
+	for (int i = 0; i < 120; i++) {
+		CU_ASSERT_EQUAL(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+		usleep(5000);
+	}
+	close(fd);
+	CU_ASSERT_TRUE(files_wait(&f, "close-write", "vmcore.incomplete", "/var/crash/d"));
+	vmc_watch_stop(w);
+
+	/* 120 writes over 0.6 s or more: a handful of pushes, not one per 20 ms window. */
+	CU_ASSERT(f.n_writes >= 2);
+	CU_ASSERT(f.n_writes <= 12);
+	for (size_t i = 1; i < f.n_writes; i++)
+		if (f.writes_only[i]) {
+			if (f.write_ns[i] - f.write_ns[i - 1] < 100 * 1000000ull)
+				fprintf(stderr, "\nwrite bursts %zu, %zu: %.1f ms apart\n", i - 1, i,
+					(double)(f.write_ns[i] - f.write_ns[i - 1]) / 1e6);
+			CU_ASSERT(f.write_ns[i] - f.write_ns[i - 1] >= 100 * 1000000ull);
+		}
+	fx_cleanup(&fx);
+}
+
+/*
+ * A crash disk mounted over a crash dir after the start (a tmpfs here, root
+ * only): the mount is said, and what is then written on the new filesystem
+ * is seen; its unmount is said too.
+ */
+static void the_watcher_follows_a_disk_mounted_over_a_crash_dir(void)
+{
+	static const struct vmc_watch_ops ops = { .window_ms = files_window,
+						  .burst = files_burst };
+	struct files f = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	char dir[] = "/tmp/vmc-watch-XXXXXX", crash[64], devpath[64], sub[80];
+	const char *dirs[] = {crash + 1, NULL}; /* relative to "/" */
+	struct vmc_watch_config cfg = { .crash_dirs = dirs };
+	struct vmc_sysroot root;
+	struct vmc_watch *w;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(crash, sizeof(crash), "%s/crash", dir);
+	snprintf(devpath, sizeof(devpath), "%s", crash);
+	snprintf(sub, sizeof(sub), "%s/dump", crash);
+	CU_ASSERT_EQUAL_FATAL(mkdir(crash, 0755), 0);
+	/* The live root: its proc/self/mountinfo is procfs, which flags a change. */
+	CU_ASSERT_EQUAL_FATAL(vmc_sysroot_open(&root, "/"), 0);
+	cfg.root_fd = root.fd;
+	if (vmc_watch_start(&ops, &f, &cfg, &w) < 0) {
+		CU_PASS("skipped: no netlink notifications here");
+		goto out;
+	}
+	if (mount("vmc-crash", crash, "tmpfs", 0, "size=1m") < 0) {
+		vmc_watch_stop(w);
+		CU_PASS("skipped: mounting a tmpfs needs root");
+		goto out;
+	}
+	CU_ASSERT_TRUE(files_wait(&f, "mount", "mountinfo", "/proc/self"));
+	CU_ASSERT_EQUAL(mkdir(sub, 0755), 0);
+	CU_ASSERT_TRUE(files_wait(&f, "create", "dump", devpath));
+	CU_ASSERT_EQUAL(umount2(crash, MNT_DETACH), 0);
+	CU_ASSERT_TRUE(files_wait(&f, "unmount", "", devpath));
+	vmc_watch_stop(w);
+out:
+	umount2(crash, MNT_DETACH);
+	rmdir(crash);
+	rmdir(dir);
+	vmc_sysroot_close(&root);
+}
+
 VMC_SUITE(watch, NULL, NULL, VMC_TEST(a_nic_uevent_names_the_interface),
 	  VMC_TEST(names_come_from_devname_or_the_devpath), VMC_TEST(subsystems_map_to_sections),
 	  VMC_TEST(malformed_uevents_are_refused), VMC_TEST(long_fields_are_truncated_not_overrun),
 	  VMC_TEST(link_and_address_messages_become_causes),
 	  VMC_TEST(malformed_rtnetlink_is_skipped), VMC_TEST(the_watcher_delivers_a_real_uevent),
-	  VMC_TEST(the_watcher_sees_the_wall_clock_jump))
+	  VMC_TEST(the_watcher_sees_the_wall_clock_jump),
+	  VMC_TEST(the_watcher_follows_a_dump_being_written),
+	  VMC_TEST(writes_alone_are_pushed_every_100_ms_at_most),
+	  VMC_TEST(the_watcher_follows_a_disk_mounted_over_a_crash_dir))
