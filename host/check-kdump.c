@@ -18,8 +18,9 @@
  *   crash  Act crash; a new boot answers: the capture kernel's agent (the
  *          embedded guest runs one while it saves), or the next normal
  *          boot when the capture boot ended before its agent was heard.
- *   save   the capture kernel writes the dump, followed while it grows:
- *          vmcore.incomplete, then vmcore; RESET; a normal boot answers.
+ *   save   the capture kernel writes the dump, followed on its agent's
+ *          pushes while it grows: vmcore.incomplete, then vmcore (the
+ *          step's confirmation); RESET; a normal boot answers.
  *   found  that boot lists the new dump: whole, an ELF or makedumpfile
  *          header, not empty.
  * Deadlines scale with the guest's memory (check-kdump.h).
@@ -39,8 +40,12 @@
 #define CHECK "kdump"
 #define MS 1000000ull
 #define GIB (1ull << 30)
-#define POLL_MS 250	  /* how often the dump being written is looked at */
-#define POLL_CALL_MS 1000 /* one look; a capture kernel rebooting answers no more */
+/*
+ * How often a guest reserving crash memory is asked whether its crash
+ * kernel is loaded yet: kexec_crash_loaded is a sysfs attribute the
+ * kexec_load syscall changes without a uevent or any other notification.
+ */
+#define ARMING_ASK_MS 250
 
 #define STEP_ARMED "armed (crash kernel loaded, memory reserved, a dump dir that survives a reboot)"
 #define STEP_CRASH "crash (agent Act crash, sysrq c: into the capture kernel)"
@@ -240,6 +245,11 @@ void vmc_kdump_track_init(struct vmc_kdump_track *t, uint64_t now_ns, unsigned d
 	t->stall_ns = stall_ms * MS;
 }
 
+uint64_t vmc_kdump_track_due(const struct vmc_kdump_track *t)
+{
+	return t->seen ? t->grew_ns + t->stall_ns : t->deadline_ns;
+}
+
 enum vmc_kdump_progress vmc_kdump_track(struct vmc_kdump_track *t, const Vmcheck__V1__CrashDump *d,
 					uint64_t now_ns, struct vmc_why *why)
 {
@@ -337,9 +347,10 @@ static void get_state_request(Vmcheck__V1__Request *req, Vmcheck__V1__GetState *
 }
 
 /*
- * A fresh reading of the crash section (and @more) in step @s: the view's
- * crash section is only as new as the last subscription, since no kernel
- * event announces a file written. The step fails when there is none.
+ * A fresh reading of the crash section (and @more) in step @s, asked of
+ * the agent: the view's is as new as the last file written in a crash dir,
+ * but kexec_crash_loaded changes with no notification at all. The step
+ * fails when there is none.
  */
 static int read_crash(struct vmc_step *s, uint32_t more, unsigned ms, Vmcheck__V1__Response **rsp)
 {
@@ -393,9 +404,9 @@ static int armed(struct vmc_ctx *c, struct kdump_run *k)
 			break;
 		vmc_kdump_ready_free(&k->ready);
 		vmc_agent_response_free(vmc_step_conn(s), rsp);
-		poll(NULL, 0, POLL_MS);
+		poll(NULL, 0, ARMING_ASK_MS);
 	}
-	if (ok && vmc_mono_ns() - t0 >= POLL_MS * MS)
+	if (ok && vmc_mono_ns() - t0 >= ARMING_ASK_MS * MS)
 		vmc_step_note(s, "the crash kernel was loaded %.1f s after the check began",
 			      (double)(vmc_mono_ns() - t0) / 1e9);
 	if (!ok) {
@@ -523,105 +534,101 @@ static int crash(struct vmc_ctx *c, struct kdump_run *k)
 	return vmc_step_end(s, r, NULL);
 }
 
-/* One look at the crash section, straight to the capture kernel's agent. */
-static int look(struct vmc_step *s, Vmcheck__V1__Response **rsp)
-{
-	struct vmc_agent_conn *conn = vmc_step_conn(s);
-	struct vmc_error err = VMC_ERROR_INIT;
-	Vmcheck__V1__Request req;
-	Vmcheck__V1__GetState get;
-	int r;
+/* The dump being written, as the pushes show it (follow()). */
+struct follow {
+	struct vmc_step *s;
+	struct kdump_run *k;
+	struct vmc_kdump_track t;
+	enum vmc_kdump_progress p;
+	bool writing; /* seen growing */
+	char dir[256], name[256];
+	uint64_t size;
+	unsigned looks;	    /* judgements: one per push, one as each wait begins or ends */
+	struct vmc_why why; /* the last judgement's reason */
+};
 
-	if (!conn)
-		return -EPIPE;
-	get_state_request(&req, &get, VMCHECK__V1__SECTION__SECTION_CRASH);
-	/*
-	 * Not vmc_step_agent(): a capture kernel that reboots meanwhile leaves
-	 * the call unanswered, which is no failure here.
-	 */
-	r = vmc_agent_call(conn, &req, POLL_CALL_MS, rsp, &err);
-	vmc_error_clear(&err);
-	if (r == 0 &&
-	    ((*rsp)->kind_case != VMCHECK__V1__RESPONSE__KIND_STATE || !(*rsp)->state->crash)) {
-		vmc_agent_response_free(conn, *rsp);
-		r = -EPROTO;
+/*
+ * The expectation of follow(): holds once the new dump is saved, late or
+ * stalled, judged at the time the push arrives.
+ */
+static bool dump_settled(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
+{
+	struct follow *f = arg;
+	const char *dir = "";
+	const Vmcheck__V1__CrashDump *d = vmc_kdump_new_dump(st->crash, &f->k->ready, &dir);
+
+	f->looks++;
+	f->p = vmc_kdump_track(&f->t, d, vmc_mono_ns(), why);
+	if (d) {
+		snprintf(f->dir, sizeof(f->dir), "%s", dir);
+		snprintf(f->name, sizeof(f->name), "%s", str(d->name));
+		f->size = d->vmcore_size;
 	}
-	return r;
+	if (f->p == VMC_KDUMP_WRITING && !f->writing)
+		vmc_step_note(f->s, "in progress in %s: %s", f->dir, why->text);
+	f->writing |= f->p == VMC_KDUMP_WRITING;
+	f->why = *why;
+	return f->p == VMC_KDUMP_SAVED || f->p == VMC_KDUMP_LATE || f->p == VMC_KDUMP_STALLED;
+}
+
+/* Milliseconds from @from to @to, at least 1, saturated. */
+static unsigned ms_until(uint64_t from, uint64_t to)
+{
+	uint64_t ms = to > from ? (to - from + MS - 1) / MS : 1;
+
+	return ms > UINT32_MAX ? UINT32_MAX : (unsigned)ms;
 }
 
 /*
  * Follow the dump until it is saved (0), or the capture kernel reset the
  * guest or its agent is gone (0, judged after the reboot), or it is late
- * or stalled (-ETIMEDOUT, step failed). An unanswered look is no news: the
- * dump is judged as last seen (makedumpfile may hold the capture kernel's
- * one CPU; a reboot shows as RESET).
+ * or stalled (-ETIMEDOUT, step failed). The capture kernel's agent pushes
+ * the crash section whenever a file in a crash dir is created, written,
+ * renamed or closed, so the dump is judged on each push. A dump that never
+ * comes or stops growing sends nothing: each wait ends when the tracker's
+ * deadline (no dump yet) or stall time (no growth since) is up, the one
+ * thing no event announces, and the dump is judged as last pushed.
  */
 static int follow(struct vmc_ctx *c, struct vmc_step *s, struct kdump_run *k)
 {
-	Vmcheck__V1__CrashDump last;
-	struct vmc_kdump_track t;
-	bool writing = false, have_last = false;
-	char last_name[256];
+	struct follow f = {.s = s, .k = k};
+	uint64_t t0 = vmc_mono_ns(); /* the step's begin: its waits count from there */
+	struct vmc_why why = { .text = "" };
+	int r;
 
-	vmc_kdump_track_init(&t, vmc_mono_ns(), k->dl.save_ms, VMC_KDUMP_STALL_MS);
+	vmc_kdump_track_init(&f.t, t0, k->dl.save_ms, VMC_KDUMP_STALL_MS);
 	for (;;) {
-		const Vmcheck__V1__CrashDump *d;
-		enum vmc_kdump_progress p;
-		Vmcheck__V1__Response *rsp = NULL;
-		struct vmc_why why = { .text = "" };
-		const char *dir = "";
-		int r;
-
+		r = vmc_step_expect(s, dump_settled, &f, ms_until(t0, vmc_kdump_track_due(&f.t)));
+		if (r != -ETIMEDOUT)
+			break;
 		if (c->hv->ops->seen_event(c->hv, VMC_EV_RESET, NULL)) {
-			vmc_step_note(s, "the capture kernel reset the guest before the next look: "
-					 "the dump is judged after the reboot");
+			vmc_step_note(s,
+				      "the capture kernel reset the guest before the dump was seen "
+				      "whole: it is judged after the reboot");
 			return 0;
 		}
-		r = look(s, &rsp);
-		if (r < 0 && r != -ETIMEDOUT) {
-			vmc_step_note(s, "the capture kernel's agent is gone (%s)", strerror(-r));
-			return 0;
-		}
-		if (r == 0 && strcmp(str(rsp->state->boot_id), k->capture_boot)) {
-			vmc_agent_response_free(vmc_step_conn(s), rsp);
-			vmc_step_note(s, "another boot answered before the dump was seen whole");
-			return 0;
-		}
-		if (r == 0) {
-			d = vmc_kdump_new_dump(rsp->state->crash, &k->ready, &dir);
-			if (d) {
-				last = *d;
-				snprintf(last_name, sizeof(last_name), "%s", str(d->name));
-				last.name = last_name;
-				last.files = NULL;
-				last.n_files = 0;
-				have_last = true;
-			}
-		} else {
-			d = have_last ? &last : NULL;
-		}
-		p = vmc_kdump_track(&t, d, vmc_mono_ns(), &why);
-		if (p == VMC_KDUMP_WRITING && !writing)
-			vmc_step_note(s, "in progress in %s: %s", dir, why.text);
-		writing |= p == VMC_KDUMP_WRITING;
-		if (p == VMC_KDUMP_SAVED) {
-			k->t_saved = vmc_mono_ns();
-			vmc_step_note(s, "saved as %s/%s after %.1f s (vmcore %llu bytes%s)", dir,
-				      str(d->name), (double)(k->t_saved - t.start_ns) / 1e9,
-				      (unsigned long long)d->vmcore_size,
-				      writing ? ", followed while it grew" : "");
-		}
-		if (rsp)
-			vmc_agent_response_free(vmc_step_conn(s), rsp);
-		if (p == VMC_KDUMP_SAVED)
-			return 0;
-		if (p == VMC_KDUMP_LATE || p == VMC_KDUMP_STALLED)
-			return vmc_step_end(s, -ETIMEDOUT, "%s%s", why.text,
-					    r ? " (the capture kernel's agent stopped answering)"
-					      : "");
-		if (r == 0)
-			poll(NULL, 0, POLL_MS);
+		/* No push since: judged now. Still growing at the last push: wait on. */
+		if (dump_settled(vmc_view(c), &f, &why))
+			break;
 	}
+	if (r == -ECONNRESET || r == -EPIPE) {
+		vmc_step_note(s,
+			      "%s before the dump was seen whole%s%s: it is judged after the "
+			      "reboot",
+			      r == -EPIPE ? "the capture kernel's agent went away"
+					  : "the guest reset and booted again",
+			      f.name[0] ? ", last seen as " : "", f.name);
+		return 0;
+	}
+	if (r < 0)
+		return vmc_step_end(s, r, NULL);
+	if (f.p == VMC_KDUMP_LATE || f.p == VMC_KDUMP_STALLED)
+		return vmc_step_end(s, -ETIMEDOUT, "%s", f.why.text);
+	k->t_saved = vmc_mono_ns();
+	vmc_step_note(s, "saved as %s/%s after %.1f s (vmcore %llu bytes%s; %u looks)", f.dir,
+		      f.name, (double)(k->t_saved - t0) / 1e9, (unsigned long long)f.size,
+		      f.writing ? ", followed while it grew" : "", f.looks);
+	return 0;
 }
 
 static int save(struct vmc_ctx *c, struct kdump_run *k)

@@ -109,6 +109,13 @@ enum vmc_kdump_progress vmc_kdump_track(struct vmc_kdump_track *t, const Vmcheck
 					uint64_t now_ns, struct vmc_why *why);
 
 /*
+ * vmc_kdump_track_due - when @t turns LATE or STALLED unless a look sees
+ * news before: the deadline while no incomplete vmcore was seen, else
+ * stall_ms after it last grew. What a wait for the next push is bounded by.
+ */
+uint64_t vmc_kdump_track_due(const struct vmc_kdump_track *t);
+
+/*
  * vmc_kdump_dump_ok - a dump found after the reboot: whole (a vmcore, no
  * *incomplete* file left), its header an ELF core or a makedumpfile dump
  * (as the agent read its first bytes), and not empty. @why says what is

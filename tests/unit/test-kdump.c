@@ -180,7 +180,6 @@ static void ready_needs_a_dir_that_survives_the_reboot(void)
 	CU_ASSERT_STRING_EQUAL(r.where, "/var/oled/crash, on /dev/sdb1 (xfs) mounted on /var/oled");
 	CU_ASSERT_EQUAL(r.crash_size, 96 << 20);
 	vmc_kdump_ready_free(&r);
-
 	/* An agent that does not report mounts: not refused, but said. */
 	g.d0.writable = true;
 	g.d0.fs_type = "";
@@ -306,6 +305,38 @@ static void nothing_written_by_the_deadline_is_late(void)
 	why_has("empty: no vmcore written in it within 2.5 s");
 }
 
+/*
+ * What a wait for the next push is bounded by: the deadline until a dump
+ * is seen being written, then stall_ms after its last growth (moving on as
+ * it grows); judged at that moment with nothing new, the dump is late or
+ * stalled.
+ */
+static void the_wait_for_news_ends_when_the_dump_would_be_late_or_stalled(void)
+{
+	struct vmc_kdump_track t;
+	uint64_t t0 = 7 * MS;
+	struct guest g;
+	Vmcheck__V1__CrashDump *d;
+
+	guest_init(&g);
+	vmc_kdump_track_init(&t, t0, 20000, 15000);
+	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t), t0 + 20000 * MS);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, NULL, vmc_kdump_track_due(&t), &why), VMC_KDUMP_LATE);
+
+	vmc_kdump_track_init(&t, t0, 20000, 15000);
+	dump(&g, 0, "d", 4096, 1);
+	d = &g.u[0];
+	d->incomplete = true;
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 1000 * MS, &why), VMC_KDUMP_WRITING);
+	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t), t0 + 16000 * MS);
+	/* It grew at 19 s: the bound moves past the deadline. */
+	d->vmcore_size = 8192;
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 19000 * MS, &why), VMC_KDUMP_WRITING);
+	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t), t0 + 34000 * MS);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 33999 * MS, &why), VMC_KDUMP_WRITING);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, vmc_kdump_track_due(&t), &why), VMC_KDUMP_STALLED);
+}
+
 static void the_dump_found_must_be_whole_and_a_dump(void)
 {
 	struct guest g;
@@ -345,4 +376,5 @@ VMC_SUITE(kdump, NULL, NULL, VMC_TEST(deadlines_scale_with_memory),
 	  VMC_TEST(a_growing_dump_is_in_progress_past_the_deadline),
 	  VMC_TEST(a_dump_that_stops_growing_has_stalled),
 	  VMC_TEST(nothing_written_by_the_deadline_is_late),
+	  VMC_TEST(the_wait_for_news_ends_when_the_dump_would_be_late_or_stalled),
 	  VMC_TEST(the_dump_found_must_be_whole_and_a_dump))
