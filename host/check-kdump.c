@@ -135,11 +135,16 @@ static int keep_names(const Vmcheck__V1__Crash *c, struct vmc_kdump_ready *r)
 	return 0;
 }
 
-/* Where dumps in @d land, for messages: "/dev/vda (ext4) on /var/crash". */
+static bool fs_known(const Vmcheck__V1__CrashDir *d)
+{
+	return d->fs_type && *d->fs_type;
+}
+
+/* Where dumps in @d land, for messages: "/var/crash, on /dev/vda (ext4) mounted on /var/crash". */
 static void where_of(const Vmcheck__V1__CrashDir *d, char *buf, size_t n)
 {
-	if (!d->fs_type || !*d->fs_type)
-		snprintf(buf, n, "%s (the agent does not say on which filesystem)", str(d->path));
+	if (!fs_known(d))
+		snprintf(buf, n, "%s", str(d->path));
 	else
 		snprintf(buf, n, "%s, on %s (%s) mounted on %s", str(d->path), str(d->mount_source),
 			 d->fs_type, str(d->mount_point));
@@ -187,7 +192,11 @@ bool vmc_kdump_ready(const Vmcheck__V1__Crash *c, struct vmc_kdump_ready *r, str
 			no = "missing";
 		else if (!d->writable)
 			no = "not writable";
-		else if (d->fs_type && in_ram(d->fs_type))
+		else if (!fs_known(d))
+			/* The agent finds it in mountinfo; an agent that cannot proves nothing. */
+			no = "filesystem unknown (no mountinfo entry): a dump there is not proven "
+			     "to survive the reboot";
+		else if (in_ram(d->fs_type))
 			no = "in RAM: a dump there is gone after the reboot";
 		if (!no) {
 			snprintf(r->dir, sizeof(r->dir), "%s", str(d->path));

@@ -24,7 +24,7 @@
  */
 #define VMC_KDUMP_SAVE_BASE_MS 20000
 #define VMC_KDUMP_SAVE_MS_PER_GIB 2000
-/* Booting a big guest costs ~20 ms per GiB (LAB.md: 21 s for 1 TiB). */
+/* Booting a big guest costs ~20 ms per GiB (1 TiB: 21 s to userspace under TCG). */
 #define VMC_KDUMP_BOOT_MS_PER_GIB 50
 /* A vmcore.incomplete that does not grow for this long has stalled. */
 #define VMC_KDUMP_STALL_MS 15000
@@ -59,9 +59,10 @@ struct vmc_kdump_ready {
 /*
  * vmc_kdump_ready - is the guest ready to dump, from its crash section?
  * Holds when a crash kernel is loaded (kexec_crash_loaded), memory is
- * reserved for it, and a crash dir exists, is writable and is not on a
- * filesystem held in RAM (rootfs, ramfs, tmpfs: the dump would be gone
- * after the reboot). The first such dir is @r->dir. @why starts with
+ * reserved for it, and a crash dir exists, is writable and is on a known
+ * filesystem not held in RAM (rootfs, ramfs, tmpfs: the dump would be gone
+ * after the reboot; unknown: the agent found no mount for it, so nothing
+ * proves it would not be). The first such dir is @r->dir. @why starts with
  * "kdump not armed" when no crash kernel is loaded. Fills @r either way
  * (release with vmc_kdump_ready_free()); false with @why also on -ENOMEM.
  */

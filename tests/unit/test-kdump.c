@@ -180,12 +180,43 @@ static void ready_needs_a_dir_that_survives_the_reboot(void)
 	CU_ASSERT_STRING_EQUAL(r.where, "/var/oled/crash, on /dev/sdb1 (xfs) mounted on /var/oled");
 	CU_ASSERT_EQUAL(r.crash_size, 96 << 20);
 	vmc_kdump_ready_free(&r);
-	/* An agent that does not report mounts: not refused, but said. */
-	g.d0.writable = true;
+}
+
+/*
+ * A dir whose filesystem the agent could not tell (no mountinfo entry, or
+ * an agent that does not report mounts) is not proven to keep a dump over
+ * the reboot: refused, named, with the reason; the next dir still counts.
+ */
+static void ready_refuses_a_dir_on_an_unknown_filesystem(void)
+{
+	struct vmc_kdump_ready r;
+	struct guest g;
+
+	guest_init(&g);
 	g.d0.fs_type = "";
+	g.d0.mount_point = "";
+	g.d0.mount_source = "";
+	CU_ASSERT_FALSE(vmc_kdump_ready(&g.c, &r, &why));
+	why_has("no crash dir a dump could be saved to: /var/crash: filesystem unknown (no "
+		"mountinfo entry): a dump there is not proven to survive the reboot; "
+		"/var/oled/crash: missing");
+	CU_ASSERT_STRING_EQUAL(r.dir, "");
+	vmc_kdump_ready_free(&r);
+
+	/* No fs_type at all (NULL, as an older agent leaves it): the same. */
+	g.d0.fs_type = NULL;
+	CU_ASSERT_FALSE(vmc_kdump_ready(&g.c, &r, &why));
+	why_has("/var/crash: filesystem unknown (no mountinfo entry): a dump there is not proven "
+		"to survive the reboot");
+	vmc_kdump_ready_free(&r);
+
+	/* A second dir on a known disk is taken instead. */
+	g.d1.exists = g.d1.writable = true;
+	g.d1.fs_type = "xfs";
+	g.d1.mount_point = "/var/oled";
+	g.d1.mount_source = "/dev/sdb1";
 	CU_ASSERT_TRUE(vmc_kdump_ready(&g.c, &r, &why));
-	CU_ASSERT_STRING_EQUAL(r.dir, "/var/crash");
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.where, "does not say"));
+	CU_ASSERT_STRING_EQUAL(r.dir, "/var/oled/crash");
 	vmc_kdump_ready_free(&r);
 }
 
@@ -372,6 +403,7 @@ VMC_SUITE(kdump, NULL, NULL, VMC_TEST(deadlines_scale_with_memory),
 	  VMC_TEST(guest_memory_from_blocks_else_memtotal),
 	  VMC_TEST(ready_needs_a_loaded_crash_kernel),
 	  VMC_TEST(ready_needs_a_dir_that_survives_the_reboot),
+	  VMC_TEST(ready_refuses_a_dir_on_an_unknown_filesystem),
 	  VMC_TEST(the_new_dump_is_one_not_there_before),
 	  VMC_TEST(a_growing_dump_is_in_progress_past_the_deadline),
 	  VMC_TEST(a_dump_that_stops_growing_has_stalled),
