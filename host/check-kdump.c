@@ -254,9 +254,12 @@ void vmc_kdump_track_init(struct vmc_kdump_track *t, uint64_t now_ns, unsigned d
 	t->stall_ns = stall_ms * MS;
 }
 
-uint64_t vmc_kdump_track_due(const struct vmc_kdump_track *t)
+uint64_t vmc_kdump_track_due(const struct vmc_kdump_track *t, uint64_t now_ns)
 {
-	return t->seen ? t->grew_ns + t->stall_ns : t->deadline_ns;
+	if (t->seen)
+		return t->grew_ns + t->stall_ns;
+	/* A dump seen from now on stalls stall_ns after that at the earliest. */
+	return now_ns + t->stall_ns < t->deadline_ns ? now_ns + t->stall_ns : t->deadline_ns;
 }
 
 enum vmc_kdump_progress vmc_kdump_track(struct vmc_kdump_track *t, const Vmcheck__V1__CrashDump *d,
@@ -565,9 +568,14 @@ static bool dump_settled(const Vmcheck__V1__State *st, void *arg, struct vmc_why
 	struct follow *f = arg;
 	const char *dir = "";
 	const Vmcheck__V1__CrashDump *d = vmc_kdump_new_dump(st->crash, &f->k->ready, &dir);
+	uint64_t now = vmc_mono_ns();
 
 	f->looks++;
-	f->p = vmc_kdump_track(&f->t, d, vmc_mono_ns(), why);
+	f->p = vmc_kdump_track(&f->t, d, now, why);
+	if (f->p == VMC_KDUMP_WAITING)
+		vmc_why_set(why, "%s%s after %.1f s", d ? str(d->name) : "no new dump directory",
+			    d ? ": no vmcore in it yet" : " yet",
+			    (double)(now - f->t.start_ns) / 1e9);
 	if (d) {
 		snprintf(f->dir, sizeof(f->dir), "%s", dir);
 		snprintf(f->name, sizeof(f->name), "%s", str(d->name));
@@ -594,8 +602,8 @@ static unsigned ms_until(uint64_t from, uint64_t to)
  * or stalled (-ETIMEDOUT, step failed). The capture kernel's agent pushes
  * the crash section whenever a file in a crash dir is created, written,
  * renamed or closed, so the dump is judged on each push. A dump that never
- * comes or stops growing sends nothing: each wait ends when the tracker's
- * deadline (no dump yet) or stall time (no growth since) is up, the one
+ * comes or stops growing sends nothing: each wait ends by the time the
+ * tracker could call it late or stalled (vmc_kdump_track_due), the one
  * thing no event announces, and the dump is judged as last pushed.
  */
 static int follow(struct vmc_ctx *c, struct vmc_step *s, struct kdump_run *k)
@@ -607,7 +615,9 @@ static int follow(struct vmc_ctx *c, struct vmc_step *s, struct kdump_run *k)
 
 	vmc_kdump_track_init(&f.t, t0, k->dl.save_ms, VMC_KDUMP_STALL_MS);
 	for (;;) {
-		r = vmc_step_expect(s, dump_settled, &f, ms_until(t0, vmc_kdump_track_due(&f.t)));
+		uint64_t due = vmc_kdump_track_due(&f.t, vmc_mono_ns());
+
+		r = vmc_step_expect(s, dump_settled, &f, ms_until(t0, due));
 		if (r != -ETIMEDOUT)
 			break;
 		if (c->hv->ops->seen_event(c->hv, VMC_EV_RESET, NULL)) {
@@ -617,8 +627,10 @@ static int follow(struct vmc_ctx *c, struct vmc_step *s, struct kdump_run *k)
 			return 0;
 		}
 		/* No push since: judged now. Still growing at the last push: wait on. */
-		if (dump_settled(vmc_view(c), &f, &why))
+		if (dump_settled(vmc_view(c), &f, &why)) {
+			r = 0;
 			break;
+		}
 	}
 	if (r == -ECONNRESET || r == -EPIPE) {
 		vmc_step_note(s,

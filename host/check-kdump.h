@@ -110,11 +110,14 @@ enum vmc_kdump_progress vmc_kdump_track(struct vmc_kdump_track *t, const Vmcheck
 					uint64_t now_ns, struct vmc_why *why);
 
 /*
- * vmc_kdump_track_due - when @t turns LATE or STALLED unless a look sees
- * news before: the deadline while no incomplete vmcore was seen, else
- * stall_ms after it last grew. What a wait for the next push is bounded by.
+ * vmc_kdump_track_due - how long a wait for news may last, from @now_ns,
+ * without missing a verdict: once an incomplete vmcore was seen, stall_ms
+ * after it last grew (when it is STALLED unless it grows); before, the
+ * deadline (LATE) or stall_ms from now, whichever comes first (a dump seen
+ * meanwhile could stall no sooner). Judged at that time with no news, @t
+ * is LATE, STALLED, or (still before the deadline) WAITING.
  */
-uint64_t vmc_kdump_track_due(const struct vmc_kdump_track *t);
+uint64_t vmc_kdump_track_due(const struct vmc_kdump_track *t, uint64_t now_ns);
 
 /*
  * vmc_kdump_dump_ok - a dump found after the reboot: whole (a vmcore, no

@@ -337,10 +337,11 @@ static void nothing_written_by_the_deadline_is_late(void)
 }
 
 /*
- * What a wait for the next push is bounded by: the deadline until a dump
- * is seen being written, then stall_ms after its last growth (moving on as
- * it grows); judged at that moment with nothing new, the dump is late or
- * stalled.
+ * How long a wait for the next push may last: before a dump is seen
+ * writing, until the deadline but never more than stall_ms (a dump seen
+ * meanwhile could stall no sooner); then stall_ms after its last growth,
+ * moving on as it grows. Judged at that time with nothing new, the dump
+ * is late, stalled or, early on, still awaited.
  */
 static void the_wait_for_news_ends_when_the_dump_would_be_late_or_stalled(void)
 {
@@ -350,22 +351,30 @@ static void the_wait_for_news_ends_when_the_dump_would_be_late_or_stalled(void)
 	Vmcheck__V1__CrashDump *d;
 
 	guest_init(&g);
+	/* Deadline 20 s, stall 15 s: the first wait ends at 15 s, the next at 20 s. */
 	vmc_kdump_track_init(&t, t0, 20000, 15000);
-	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t), t0 + 20000 * MS);
-	CU_ASSERT_EQUAL(vmc_kdump_track(&t, NULL, vmc_kdump_track_due(&t), &why), VMC_KDUMP_LATE);
+	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t, t0), t0 + 15000 * MS);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, NULL, t0 + 15000 * MS, &why), VMC_KDUMP_WAITING);
+	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t, t0 + 15000 * MS), t0 + 20000 * MS);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, NULL, t0 + 20000 * MS, &why), VMC_KDUMP_LATE);
 
+	/* Seen writing at 1 s: stalled at 16 s, not at the 20 s deadline. */
 	vmc_kdump_track_init(&t, t0, 20000, 15000);
 	dump(&g, 0, "d", 4096, 1);
 	d = &g.u[0];
 	d->incomplete = true;
 	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 1000 * MS, &why), VMC_KDUMP_WRITING);
-	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t), t0 + 16000 * MS);
+	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t, t0 + 1000 * MS), t0 + 16000 * MS);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 16000 * MS, &why), VMC_KDUMP_STALLED);
+
 	/* It grew at 19 s: the bound moves past the deadline. */
+	vmc_kdump_track_init(&t, t0, 20000, 15000);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 1000 * MS, &why), VMC_KDUMP_WRITING);
 	d->vmcore_size = 8192;
 	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 19000 * MS, &why), VMC_KDUMP_WRITING);
-	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t), t0 + 34000 * MS);
+	CU_ASSERT_EQUAL(vmc_kdump_track_due(&t, t0 + 19000 * MS), t0 + 34000 * MS);
 	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 33999 * MS, &why), VMC_KDUMP_WRITING);
-	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, vmc_kdump_track_due(&t), &why), VMC_KDUMP_STALLED);
+	CU_ASSERT_EQUAL(vmc_kdump_track(&t, d, t0 + 34000 * MS, &why), VMC_KDUMP_STALLED);
 }
 
 static void the_dump_found_must_be_whole_and_a_dump(void)
