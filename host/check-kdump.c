@@ -717,14 +717,15 @@ int vmc_check_kdump(struct vmc_ctx *c)
 
 	r = armed(c, &k);
 	if (r < 0) {
-		vmc_step_skip(c, CHECK, STEP_CRASH, "not run: the guest is not ready to dump");
-		vmc_step_skip(c, CHECK, STEP_SAVE, "not run: the guest is not ready to dump");
-		vmc_step_skip(c, CHECK, STEP_FOUND, "not run: the guest is not ready to dump");
+		/* The guest cannot dump: what would prove it did fails, it is not skipped. */
+		vmc_step_not_run(c, CHECK, STEP_CRASH, true, "not run: the guest is not ready to dump");
+		vmc_step_not_run(c, CHECK, STEP_SAVE, true, "not run: the guest is not ready to dump");
+		vmc_step_not_run(c, CHECK, STEP_FOUND, true, "not run: the guest is not ready to dump");
 		goto out;
 	}
 	r = crash(c, &k);
 	if (r < 0)
-		vmc_step_skip(c, CHECK, STEP_SAVE, "not run: the crash step failed");
+		vmc_step_not_run(c, CHECK, STEP_SAVE, true, "not run: the crash step failed");
 	else if (k.capture_seen)
 		r = save(c, &k);
 	else
@@ -733,7 +734,7 @@ int vmc_check_kdump(struct vmc_ctx *c)
 	if (r == 0)
 		r = found(c, &k);
 	else
-		vmc_step_skip(c, CHECK, STEP_FOUND, "not run: the crash or the save failed");
+		vmc_step_not_run(c, CHECK, STEP_FOUND, true, "not run: the crash or the save failed");
 out:
 	vmc_kdump_ready_free(&k.ready);
 	return r;
