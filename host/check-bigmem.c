@@ -100,7 +100,8 @@ int vmc_bigmem_fits(uint64_t bytes, uint64_t mem_available, struct vmc_error *er
 	    err, -ENOMEM,
 	    "a guest of %s needs about %.1f GB of host RAM for QEMU (%.1f GB + %g GiB x "
 	    "%.1f MB: the guest kernel writes its struct page array, 64 bytes per 4 KiB page, "
-	    "at boot; LAB.md) and this host has %.1f GB available (MemAvailable)",
+	    "at boot; measured, README \"Big guests\") and this host has %.1f GB available "
+	    "(MemAvailable)",
 	    vmc_chk_bytes(bytes, sz), need / 1e9, RSS_BASE / 1e9, (double)bytes / GIB,
 	    RSS_PER_GIB / 1e6, mem_available / 1e9);
 }

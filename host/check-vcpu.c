@@ -34,7 +34,7 @@ static void note_defect(struct vmc_step *s, int r, bool deleted)
 {
 	if (r == -ESRCH && deleted)
 		vmc_step_note(s, "QEMU died after a vCPU device_del: QEMU 7.2 defect under TCG "
-				 "(LAB.md, defect 1: vCPU unplug corrupts QEMU's heap)");
+				 "(README, \"QEMU 7.2 defects\": a vCPU unplug corrupts QEMU's heap)");
 }
 
 static void ladder(struct vmc_step *s, const struct vcpu *v, bool gone)
