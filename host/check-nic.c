@@ -222,9 +222,10 @@ static int judge_traffic(struct vmc_step *s, const struct nic *n, const struct l
 					      "failed: %s",
 				     l->peer, agent_err);
 	vmc_step_note(s, "token from %s over %s (%s): agent connect %.2f ms, round trip %.2f ms; "
-			 "link was %s before",
+			 "%s",
 		      l->peer, pr->link, route, (double)pr->connect_ns / 1e6,
-		      (double)pr->rtt_ns / 1e6, pr->link_was_up ? "up" : "down (put back down)");
+		      (double)pr->rtt_ns / 1e6,
+		      pr->link_was_up ? "the link was up already" : "the link is down again, as before");
 	return 0;
 }
 
