@@ -24,6 +24,7 @@ enum fake_mode {
 	FAKE_HALF_REPLY,      /* half a reply frame, then close */
 	FAKE_GARBAGE_FIRST,   /* junk, a bogus oversize header, then the reply */
 	FAKE_UNDECODABLE,     /* a frame that is no Response */
+	FAKE_FLOOD,	      /* pushes without end, never the reply */
 };
 
 struct fake {
@@ -122,6 +123,26 @@ static void *fake_run(void *arg)
 		case FAKE_UNDECODABLE:
 			vmc_write_all(f->fd, bad, sizeof(bad), VMC_WRITE_TIMEOUT_MS, NULL);
 			break;
+		case FAKE_FLOOD:
+			/* Until the host hangs up: a write that fails ends it. */
+			for (unsigned n = 0; n < 100000; n++) {
+				uint8_t *frame;
+				size_t len;
+				Vmcheck__V1__Response r = VMCHECK__V1__RESPONSE__INIT;
+				Vmcheck__V1__Event ev = VMCHECK__V1__EVENT__INIT;
+				int w;
+
+				ev.subscription_id = 7;
+				r.kind_case = VMCHECK__V1__RESPONSE__KIND_EVENT;
+				r.event = &ev;
+				if (vmc_pb_frame(&r.base, VMC_FRAME_MAX_DEFAULT, &frame, &len) < 0)
+					break;
+				w = vmc_write_all(f->fd, frame, len, 2000, NULL);
+				free(frame);
+				if (w < 0)
+					break;
+			}
+			break;
 		}
 	}
 	vmc_frame_reader_free(&rd);
@@ -197,6 +218,34 @@ static void reply_matched_by_id_and_push_queued(void)
 	vmc_agent_response_free(c, ev);
 	CU_ASSERT_EQUAL(vmc_agent_next_event(c, 20, &ev, &err), -ETIMEDOUT);
 	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "no event within 20 ms"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+/*
+ * A guest pushing without end while a reply is awaited: the host holds no
+ * more than its bound, cuts the agent off and says why, here and after.
+ */
+static void a_flood_of_pushes_is_cut_off(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_FLOOD, 1, &c);
+	hello_request(&req, &h);
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 20000, &rsp, &err), -EPIPE);
+	CU_ASSERT_PTR_NULL(rsp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "the agent flooded the host with pushes: 4097"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "waiting for the reply to hello"));
+	vmc_error_clear(&err);
+	/* Cut off for good: the next call says the same at once. */
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 5000, &rsp, &err), -EPIPE);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "flooded"));
 	vmc_error_clear(&err);
 	fake_stop(&f, c);
 }
@@ -551,6 +600,7 @@ static void exec_child_ignoring_eof_is_terminated(void)
 }
 
 VMC_SUITE(agent_client, NULL, NULL, VMC_TEST(reply_matched_by_id_and_push_queued),
+	  VMC_TEST(a_flood_of_pushes_is_cut_off),
 	  VMC_TEST(a_request_cut_by_the_write_timeout_leaves_the_connection_unusable),
 	  VMC_TEST(a_request_not_started_by_the_deadline_leaves_the_connection_usable),
 	  VMC_TEST(silent_agent_times_out), VMC_TEST(agent_closing_mid_reply_is_epipe),

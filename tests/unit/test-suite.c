@@ -455,12 +455,14 @@ struct fake_hv {
 	struct {
 		char name[32];
 		char reason[32]; /* SHUTDOWN, RESET: QMP's reason */
+		bool synthesized;
 		uint64_t ns;
 	} ev[32];
 	size_t n_ev;
 	bool dead;
 	bool unclean;         /* QEMU's exit was not clean (ended() says so) */
 	bool give_up;         /* device_del returns -EINPROGRESS, as libvirt after 5 s */
+	bool made_up;         /* POWERDOWN is made up from the call's return, as libvirt's */
 	struct vmc_hv_removal views; /* what removal_views() says */
 	char death[128];
 	char present[4][16]; /* device ids the "hypervisor" has */
@@ -575,8 +577,16 @@ static int f_wakeup(struct vmc_hv *hv, struct vmc_error *err)
 
 static int f_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 {
-	schedule(FH(hv)->g, CH_SHUTDOWN, 0, 50);
-	return fake_action(hv, "system_powerdown", "POWERDOWN", err);
+	struct fake_hv *h = FH(hv);
+	int r;
+
+	schedule(h->g, CH_SHUTDOWN, 0, 50);
+	r = fake_action(hv, "system_powerdown", "POWERDOWN", err);
+	pthread_mutex_lock(&h->mu);
+	if (h->n_ev && h->made_up)
+		h->ev[h->n_ev - 1].synthesized = true;
+	pthread_mutex_unlock(&h->mu);
+	return r;
 }
 
 static void set_present(struct fake_hv *h, const char *id, bool on)
@@ -661,6 +671,8 @@ static int f_wait_event(struct vmc_hv *hv, const char *name, const char *device,
 		memset(out, 0, sizeof(*out));
 		out->name = strdup(name);
 		out->reason = h->ev[i].reason[0] ? strdup(h->ev[i].reason) : NULL;
+		out->synthesized = h->ev[i].synthesized;
+		out->detail = strdup(out->synthesized ? "{\"made\":\"up\"}" : "{}");
 		out->host_ns = h->ev[i].ns;
 		memmove(&h->ev[i], &h->ev[i + 1], (h->n_ev - (size_t)i - 1) * sizeof(h->ev[0]));
 		h->n_ev--;
@@ -1185,6 +1197,16 @@ static void powerdown_is_clean_or_fails(void)
 
 	start();
 	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), 0);
+	stop();
+
+	/* A POWERDOWN the backend made up is said so, and times nothing. */
+	start();
+	T.h.made_up = true;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), 0);
+	CU_ASSERT(has(last()->notes, "POWERDOWN synthesized by the fake backend, not reported by "
+				     "the hypervisor: {\"made\":\"up\"}"));
+	/* Confirmed by the SHUTDOWN 50 ms later, not by the made-up event at once. */
+	CU_ASSERT(last()->latency_ns >= 40 * (int64_t)MS);
 	stop();
 }
 
