@@ -61,7 +61,7 @@ void vmc_liar_init(struct vmc_liar *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->rootfd = -1;
-	l->reboot_delay_ms = 500;
+	l->reboot_delay_ms = 100;
 	l->reboot = reboot_now;
 	atomic_init(&l->disk_probed, false);
 }

@@ -40,14 +40,14 @@ struct vmc_liar {
 	uint64_t *boot_blocks; /* memory blocks present at start, sorted */
 	size_t n_boot_blocks;
 	/* The reboot lie: */
-	unsigned reboot_delay_ms; /* after the DiskProbe's reply (500) */
+	unsigned reboot_delay_ms; /* after the DiskProbe's reply (100) */
 	int (*reboot)(void);	  /* sync(), reboot(2); tests count instead */
 	atomic_bool disk_probed;
 	bool rebooter_started;
 	pthread_t rebooter;
 };
 
-/* No lie, nothing read yet, the real reboot 500 ms after the reply. */
+/* No lie, nothing read yet, the real reboot 100 ms after the reply. */
 void vmc_liar_init(struct vmc_liar *l);
 
 /* The lie named @name ("dimm-address"): 0, or -EINVAL for an unknown name. */
