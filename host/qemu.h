@@ -26,6 +26,7 @@
 
 #include "error.h"
 #include "hv.h"
+#include "qemu-proc.h"
 #include "qmp.h"
 
 /* Zero or NULL in any field means its default. */
@@ -127,9 +128,6 @@ uint64_t vmc_qemu_started_ns(struct vmc_hv *hv);
 
 /* ---- Between qemu.c and hv-qmp.c */
 
-/* A QEMU process this program started. */
-struct vmc_qemu_proc;
-
 /*
  * vmc_hv_qmp_new - the QMP backend over connection @q
  * Takes over @q and @proc (NULL in attach mode and in tests) even on
@@ -137,39 +135,5 @@ struct vmc_qemu_proc;
  */
 int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_proc *proc,
 		   struct vmc_hv **out, struct vmc_error *err);
-
-/*
- * vmc_qemu_proc_status - has the process ended?
- * @wait_ms: how long to wait for it to end (0: just look)
- * Returns 0 if running; -ESRCH with @err = how it ended ("QEMU exited on
- * signal 6 (Aborted)"), "; last QMP command: @last_cmd" when given, and the
- * last lines of its stderr.
- */
-int vmc_qemu_proc_status(struct vmc_qemu_proc *p, int wait_ms, const char *last_cmd,
-			 struct vmc_error *err);
-
-/*
- * vmc_qemu_proc_stop - end the process (QMP quit over @q if non-NULL, then
- * SIGTERM, then SIGKILL), reap it, remove its sockets and files
- * (keep_workdir keeps the logs) and free @p. NULL is a no-op.
- */
-void vmc_qemu_proc_stop(struct vmc_qemu_proc *p, struct vmc_qmp *q);
-
-/*
- * vmc_qemu_proc_ended - how the process ended, waiting up to @wait_ms for
- * it: 0 if it exited with status 0; -EIO with @err saying how otherwise (a
- * signal, another status, its stderr's end); -EBUSY if it has not exited.
- */
-int vmc_qemu_proc_ended(struct vmc_qemu_proc *p, int wait_ms, const char *last_cmd,
-			struct vmc_error *err);
-/* The serial console's log file (the launcher's chardev file). */
-const char *vmc_qemu_proc_console(const struct vmc_qemu_proc *p);
-
-/* The process is gone (destroy): reap it, keep @p for status reports. */
-void vmc_qemu_proc_kill(struct vmc_qemu_proc *p, struct vmc_qmp *q);
-
-const char *vmc_qemu_proc_workdir(const struct vmc_qemu_proc *p);
-pid_t vmc_qemu_proc_pid(const struct vmc_qemu_proc *p);
-uint64_t vmc_qemu_proc_started_ns(const struct vmc_qemu_proc *p);
 
 #endif
