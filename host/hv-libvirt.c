@@ -28,6 +28,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "accel.h"
 #include "clock.h"
 #include "libvirt-xml.h"
 #include "qemu.h"

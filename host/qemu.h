@@ -85,7 +85,8 @@ struct vmc_qemu_config {
  * port opens, within VMC_QEMU_KVM_PROBE_MS; the verdict is cached per host
  * kernel and QEMU binary in $XDG_RUNTIME_DIR/vmcheck-kvm-probe (or
  * /tmp/vmcheck-kvm-probe-<uid>) and one line on stderr says which
- * accelerator is used and why. A working probe VM is the one returned.
+ * accelerator is used and why (accel.h). A working probe VM is the one
+ * returned.
  *
  * Returns 0, or a negative code with @err set: -EINVAL (bad config),
  * -ENOENT (kernel, initrd or cmdline missing), -ECHILD (QEMU exited while
@@ -93,8 +94,6 @@ struct vmc_qemu_config {
  * -ETIMEDOUT (no QMP greeting). Nothing is left running on failure.
  */
 int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, struct vmc_error *err);
-
-#define VMC_QEMU_KVM_PROBE_MS 8000
 
 /*
  * vmc_qemu_accel_auto - what --accel auto picks on this host for the guest
