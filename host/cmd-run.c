@@ -19,6 +19,7 @@
 #include "check-bigmem.h"
 #include "cmd.h"
 #include "hv-libvirt.h"
+#include "hv-qmp.h"
 #include "multi-host.h"
 #include "qemu.h"
 #include "suite.h"

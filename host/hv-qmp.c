@@ -4,12 +4,12 @@
  * the device and QEMU's own words into the message and, when QEMU is gone,
  * says how it ended instead of "connection closed".
  */
+#include "hv-qmp.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "qemu.h"
 
 #define CMD_TIMEOUT_MS 10000
 #define EXIT_WAIT_MS 1000 /* for the exit status of a QEMU that closed QMP */
@@ -992,25 +992,9 @@ int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_pr
 	return 0;
 }
 
-const char *vmc_qemu_workdir(struct vmc_hv *hv)
+struct vmc_qemu_proc *vmc_hv_qmp_proc(struct vmc_hv *hv)
 {
-	if (hv->ops != &hv_qmp_ops || !H(hv)->proc)
-		return NULL;
-	return vmc_qemu_proc_workdir(H(hv)->proc);
-}
-
-pid_t vmc_qemu_pid(struct vmc_hv *hv)
-{
-	if (hv->ops != &hv_qmp_ops || !H(hv)->proc)
-		return -1;
-	return vmc_qemu_proc_pid(H(hv)->proc);
-}
-
-uint64_t vmc_qemu_started_ns(struct vmc_hv *hv)
-{
-	if (hv->ops != &hv_qmp_ops || !H(hv)->proc)
-		return 0;
-	return vmc_qemu_proc_started_ns(H(hv)->proc);
+	return hv->ops == &hv_qmp_ops ? H(hv)->proc : NULL;
 }
 
 int vmc_qmp_attach(const char *qmp_path, const char *agent_spec, struct vmc_hv **out,

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "hv-qmp.h"
 #include "qemu-proc.h"
 
 #define GREETING_MS 20000
@@ -662,4 +663,25 @@ const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **
 	accel = vmc_accel_fallback(err.msg ? err.msg : "unknown error", why);
 	vmc_error_clear(&err);
 	return accel;
+}
+
+const char *vmc_qemu_workdir(struct vmc_hv *hv)
+{
+	struct vmc_qemu_proc *p = vmc_hv_qmp_proc(hv);
+
+	return p ? vmc_qemu_proc_workdir(p) : NULL;
+}
+
+pid_t vmc_qemu_pid(struct vmc_hv *hv)
+{
+	struct vmc_qemu_proc *p = vmc_hv_qmp_proc(hv);
+
+	return p ? vmc_qemu_proc_pid(p) : -1;
+}
+
+uint64_t vmc_qemu_started_ns(struct vmc_hv *hv)
+{
+	struct vmc_qemu_proc *p = vmc_hv_qmp_proc(hv);
+
+	return p ? vmc_qemu_proc_started_ns(p) : 0;
 }

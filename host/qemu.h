@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The QEMU launcher and attach mode: both hand back a struct vmc_hv driven
- * over QMP (hv-qmp.c).
+ * The QEMU launcher: it hands back a struct vmc_hv driven over QMP
+ * (hv-qmp.h, which also attaches to a QEMU someone else started).
  *
  * A launched VM has the topology every check needs (LAB.md, "Working QEMU
  * shape"): q35, DIMM slots and maxmem, maxcpus, S3 enabled, hotplug
@@ -13,21 +13,20 @@
  * ext4 image; virtio-blk with serial VMC_QEMU_CRASH_SERIAL behind
  * "rp-crash") that the embedded guest mounts on /var/crash.
  *
- * The launcher owns its QEMU: the process is its own process group, dies
- * with us (PR_SET_PDEATHSIG), is killed by SIGINT/SIGTERM handlers installed
- * at the first launch (they kill every launched QEMU, remove its sockets and
- * re-raise), and is reaped by free().
+ * The launcher owns its QEMU (qemu-proc.h): the process is its own process
+ * group, dies with us (PR_SET_PDEATHSIG), is killed by SIGINT/SIGTERM
+ * handlers installed at the first launch (they kill every launched QEMU,
+ * remove its sockets and re-raise), and is reaped by free().
  */
 #ifndef VMC_QEMU_H
 #define VMC_QEMU_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
 #include "hv.h"
-#include "qemu-proc.h"
-#include "qmp.h"
 
 /* Zero or NULL in any field means its default. */
 struct vmc_qemu_config {
@@ -103,17 +102,6 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
  */
 const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **why);
 
-/*
- * vmc_qmp_attach - drive a VM someone else started
- * @qmp_path: its QMP unix socket (a server socket QEMU listens on)
- * @agent_spec: how to reach the agent ("vserial:/path"), returned by
- *              ops->agent_spec(); may be NULL
- * free() only disconnects; destroy() sends "quit".
- * Returns 0 or a negative code with @err set.
- */
-int vmc_qmp_attach(const char *qmp_path, const char *agent_spec, struct vmc_hv **out,
-		   struct vmc_error *err);
-
 /* The launched VM's workdir (console.log, qemu.stderr); NULL when attached. */
 const char *vmc_qemu_workdir(struct vmc_hv *hv);
 
@@ -124,15 +112,5 @@ const char *vmc_qemu_workdir(struct vmc_hv *hv);
  */
 pid_t vmc_qemu_pid(struct vmc_hv *hv);
 uint64_t vmc_qemu_started_ns(struct vmc_hv *hv);
-
-/* ---- Between qemu.c and hv-qmp.c */
-
-/*
- * vmc_hv_qmp_new - the QMP backend over connection @q
- * Takes over @q and @proc (NULL in attach mode and in tests) even on
- * failure. Returns 0 or -ENOMEM.
- */
-int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_proc *proc,
-		   struct vmc_hv **out, struct vmc_error *err);
 
 #endif

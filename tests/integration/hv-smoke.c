@@ -25,6 +25,7 @@
 
 #include "agent-client.h"
 #include "clock.h"
+#include "hv-qmp.h"
 #include "qemu.h"
 
 #define BOOT_MS 30000

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "harness.h"
+#include "hv-qmp.h"
 #include "qemu.h"
 #include "qmp-replay.h"
 
