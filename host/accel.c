@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "hv-qmp-client.h"
 #include "qemu-proc.h"
-#include "qmp.h"
 
 static char probe_accel[8]; /* "kvm" or "tcg" once decided in this process */
 static char probe_why[512];

@@ -7,9 +7,9 @@
 #define VMC_HV_QMP_H
 
 #include "error.h"
+#include "hv-qmp-client.h"
 #include "hv.h"
 #include "qemu-proc.h"
-#include "qmp.h"
 
 /*
  * vmc_hv_qmp_new - the QMP backend over connection @q

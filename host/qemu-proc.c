@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "hv-qmp-client.h"
 #include "macro.h"
-#include "qmp.h"
 
 #define QUIT_MS 3000
 #define TERM_MS 2000

@@ -12,8 +12,8 @@
 
 #include "clock.h"
 #include "harness.h"
+#include "hv-qmp-client.h"
 #include "qmp-replay.h"
-#include "qmp.h"
 
 static struct replay rp;
 static struct vmc_error err;

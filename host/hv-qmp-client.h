@@ -4,8 +4,8 @@
  * per-command timeouts, asynchronous events queued while waiting, and a
  * transcript of everything sent and received, kept for evidence.
  */
-#ifndef VMC_QMP_H
-#define VMC_QMP_H
+#ifndef VMC_HV_QMP_CLIENT_H
+#define VMC_HV_QMP_CLIENT_H
 
 #include <json-c/json.h>
 #include <stdbool.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "qmp.h"
+#include "hv-qmp-client.h"
 
 #include <errno.h>
 #include <fcntl.h>
