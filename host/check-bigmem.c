@@ -21,7 +21,7 @@
 
 #include "check-util.h"
 #include "clock.h"
-#include "qemu.h"
+#include "hv.h"
 #include "sysroot.h"
 
 #define CHECK "bigmem"
@@ -344,11 +344,13 @@ static void note_rss(struct vmc_step *s, pid_t pid, uint64_t bytes)
 int vmc_check_bigmem(struct vmc_ctx *c)
 {
 	struct vmc_bigmem_want want = {.bytes = c->opts->bigmem_bytes};
-	uint64_t started = vmc_qemu_started_ns(c->hv), ready = vmc_mono_ns();
+	struct vmc_hv_process qemu;
+	uint64_t ready = vmc_mono_ns();
 	struct vmc_step *s;
 	char sz[32];
 	int r;
 
+	vmc_hv_process_get(c->hv, &qemu);
 	if (!want.bytes) {
 		vmc_step_skip(c, CHECK, "count", "no --bigmem SIZE");
 		return 0;
@@ -356,11 +358,11 @@ int vmc_check_bigmem(struct vmc_ctx *c)
 	/* The boot's time is the setup step's; this one counts what the guest got. */
 	s = vmc_step_begin(c, CHECK, "count %s of RAM online", vmc_chk_bytes(want.bytes, sz));
 	/* The suite connected to the agent right before this check: that was the boot. */
-	if (started)
+	if (qemu.started_ns)
 		vmc_step_note(s,
 			      "time to agent: %.2f s from QEMU's start to the agent's first answer",
-			      (double)(ready - started) / 1e9);
-	note_rss(s, vmc_qemu_pid(c->hv), want.bytes);
+			      (double)(ready - qemu.started_ns) / 1e9);
+	note_rss(s, qemu.pid, want.bytes);
 	r = vmc_step_expect(s, vmc_bigmem_memory_ok, &want, c->opts->deadline_ms);
 	if (r == 0)
 		vmc_step_note(s, "%s", want.arithmetic);

@@ -914,6 +914,14 @@ static const char *qmp_agent_spec(struct vmc_hv *hv)
 	return H(hv)->agent_spec;
 }
 
+static void qmp_process(struct vmc_hv *hv, struct vmc_hv_process *out)
+{
+	struct vmc_qemu_proc *p = H(hv)->proc;
+
+	out->pid = p ? vmc_qemu_proc_pid(p) : -1;
+	out->started_ns = p ? vmc_qemu_proc_started_ns(p) : 0;
+}
+
 static void qmp_free(struct vmc_hv *hv)
 {
 	struct hv_qmp *h = H(hv);
@@ -967,6 +975,7 @@ static const struct vmc_hv_ops hv_qmp_ops = {
     .console_log = qmp_console_log,
     .transcript = qmp_transcript,
     .agent_spec = qmp_agent_spec,
+    .process = qmp_process,
     .free = qmp_free,
 };
 

@@ -14,6 +14,14 @@ void vmc_hv_event_free(struct vmc_hv_event *ev)
 	memset(ev, 0, sizeof(*ev));
 }
 
+void vmc_hv_process_get(struct vmc_hv *hv, struct vmc_hv_process *out)
+{
+	out->pid = -1;
+	out->started_ns = 0;
+	if (hv->ops->process)
+		hv->ops->process(hv, out);
+}
+
 void vmc_hv_slots_free(struct vmc_hv_slot *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

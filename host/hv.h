@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -140,6 +141,15 @@ struct vmc_hv_vfio {
 	 * when vfio_rebinds). Otherwise it must be bound to vfio-pci already.
 	 */
 	bool managed;
+};
+
+/*
+ * The VM's process as this host sees it, for figures (QEMU's RSS, the
+ * time from its start to the guest's first answer).
+ */
+struct vmc_hv_process {
+	pid_t pid;	     /* -1: not known */
+	uint64_t started_ns; /* host CLOCK_MONOTONIC when it was started; 0: not known */
 };
 
 struct vmc_hv_ops {
@@ -272,6 +282,15 @@ struct vmc_hv_ops {
 	/* Where the guest agent is reached ("vserial:/tmp/x/agent.sock"). */
 	const char *(*agent_spec)(struct vmc_hv *hv);
 
+	/*
+	 * process - fill @out with what this backend knows of the VM's
+	 * process (-1 and 0 in what it does not: an attached QEMU is not our
+	 * child). NULL: not known through this backend (libvirt's QEMU is
+	 * libvirtd's child, maybe on another host). Callers go through
+	 * vmc_hv_process_get(), which stands for the NULL case.
+	 */
+	void (*process)(struct vmc_hv *hv, struct vmc_hv_process *out);
+
 	/* Tear down: a launched VM is killed and reaped, sockets removed. */
 	void (*free)(struct vmc_hv *hv);
 };
@@ -279,6 +298,9 @@ struct vmc_hv_ops {
 struct vmc_hv {
 	const struct vmc_hv_ops *ops;
 };
+
+/* @hv's process facts; pid -1 and started_ns 0 when ops->process is NULL. */
+void vmc_hv_process_get(struct vmc_hv *hv, struct vmc_hv_process *out);
 
 void vmc_hv_slots_free(struct vmc_hv_slot *s, size_t n);
 void vmc_hv_cpus_free(struct vmc_hv_cpu *c, size_t n);

@@ -671,17 +671,3 @@ const char *vmc_qemu_workdir(struct vmc_hv *hv)
 
 	return p ? vmc_qemu_proc_workdir(p) : NULL;
 }
-
-pid_t vmc_qemu_pid(struct vmc_hv *hv)
-{
-	struct vmc_qemu_proc *p = vmc_hv_qmp_proc(hv);
-
-	return p ? vmc_qemu_proc_pid(p) : -1;
-}
-
-uint64_t vmc_qemu_started_ns(struct vmc_hv *hv)
-{
-	struct vmc_qemu_proc *p = vmc_hv_qmp_proc(hv);
-
-	return p ? vmc_qemu_proc_started_ns(p) : 0;
-}

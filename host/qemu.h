@@ -23,7 +23,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "error.h"
 #include "hv.h"
@@ -104,13 +103,5 @@ const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **
 
 /* The launched VM's workdir (console.log, qemu.stderr); NULL when attached. */
 const char *vmc_qemu_workdir(struct vmc_hv *hv);
-
-/*
- * The launched VM's QEMU process id and the host CLOCK_MONOTONIC time it
- * was started at (for RSS and boot-time figures); -1 and 0 when attached or
- * not a QMP backend.
- */
-pid_t vmc_qemu_pid(struct vmc_hv *hv);
-uint64_t vmc_qemu_started_ns(struct vmc_hv *hv);
 
 #endif

@@ -268,6 +268,7 @@ static void cpus_and_the_lapic_path(void)
 static void attached_qemu_gone(void)
 {
 	struct vmc_hv *hv = start("gone");
+	struct vmc_hv_process proc;
 
 	/* alive() does not wait: let the fake close first. */
 	CU_ASSERT_STRING_EQUAL(replay_finish(&rp), "");
@@ -277,6 +278,10 @@ static void attached_qemu_gone(void)
 	CU_ASSERT_EQUAL(hv->ops->reset(hv, &err), -EPIPE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(msg(), "system_reset: qmp fake: "));
 	CU_ASSERT_PTR_NULL(vmc_qemu_workdir(hv));
+	/* Not our child: its process is not known. */
+	vmc_hv_process_get(hv, &proc);
+	CU_ASSERT_EQUAL(proc.pid, -1);
+	CU_ASSERT_EQUAL(proc.started_ns, 0);
 	hv->ops->free(hv);
 	vmc_error_clear(&err);
 }
