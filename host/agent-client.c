@@ -180,24 +180,6 @@ const char *vmc_agent_spec(const struct vmc_agent_conn *c)
 }
 
 /*
- * Milliseconds left until @deadline (ns; UINT64_MAX: none), for poll():
- * rounded up, so a timeout is never reported early.
- */
-static int remaining_ms(uint64_t deadline)
-{
-	uint64_t now = vmc_mono_ns();
-
-	if (deadline == UINT64_MAX)
-		return -1;
-	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
-}
-
-static uint64_t deadline_of(int timeout_ms)
-{
-	return timeout_ms < 0 ? UINT64_MAX : vmc_mono_ns() + (uint64_t)timeout_ms * 1000000;
-}
-
-/*
  * Set @err for the end of the stream while waiting for the reply to @kind
  * (NULL: for an event).
  */
@@ -264,7 +246,7 @@ static int fill(struct vmc_agent_conn *c, uint64_t deadline)
 	ssize_t n;
 	int r;
 
-	r = poll(&pfd, 1, remaining_ms(deadline));
+	r = poll(&pfd, 1, vmc_clock_remaining_ms(deadline));
 	if (r < 0)
 		return -errno;
 	if (r == 0)
@@ -415,7 +397,7 @@ int vmc_agent_call(struct vmc_agent_conn *c, Vmcheck__V1__Request *req, int time
 		   Vmcheck__V1__Response **resp, struct vmc_error *err)
 {
 	const char *kind = vmc_pb_request_kind(req);
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = vmc_clock_deadline(timeout_ms);
 	_cleanup_free_ uint8_t *frame = NULL;
 	struct reply *rep;
 	size_t len;
@@ -453,7 +435,7 @@ int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms,
 		c->n_events--;
 		c->events_bytes -= rep->budget.used;
 	} else {
-		r = wait_for(c, 0, NULL, deadline_of(timeout_ms), timeout_ms, &rep, err);
+		r = wait_for(c, 0, NULL, vmc_clock_deadline(timeout_ms), timeout_ms, &rep, err);
 		if (r < 0)
 			return r;
 	}

@@ -238,22 +238,6 @@ static int read_some(struct vmc_qmp *q, int timeout_ms, struct vmc_error *err)
 	return 0;
 }
 
-static int remaining_ms(uint64_t deadline_ns)
-{
-	uint64_t now = vmc_mono_ns();
-
-	if (deadline_ns == UINT64_MAX)
-		return -1;
-	if (now >= deadline_ns)
-		return 0;
-	return (int)((deadline_ns - now + 999999) / 1000000);
-}
-
-static uint64_t deadline_of(int timeout_ms)
-{
-	return timeout_ms < 0 ? UINT64_MAX : vmc_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-}
-
 /* Wait for the reply with @id (NULL: any reply, i.e. the greeting). */
 static int wait_reply(struct vmc_qmp *q, const char *id, uint64_t deadline, json_object **reply,
 		      const char *what, struct vmc_error *err)
@@ -266,7 +250,7 @@ static int wait_reply(struct vmc_qmp *q, const char *id, uint64_t deadline, json
 			return r;
 		if (*reply)
 			return 0;
-		r = read_some(q, remaining_ms(deadline), err);
+		r = read_some(q, vmc_clock_remaining_ms(deadline), err);
 		if (r == -ETIMEDOUT)
 			return vmc_error_set(err, -ETIMEDOUT, "qmp %s: no reply to %s in time",
 					     q->name, what);
@@ -332,7 +316,7 @@ int vmc_qmp_command(struct vmc_qmp *q, const char *cmd, json_object *args, int t
 	json_object_put(msg);
 	if (r < 0)
 		return r;
-	r = wait_reply(q, id, deadline_of(timeout_ms), &reply, cmd, err);
+	r = wait_reply(q, id, vmc_clock_deadline(timeout_ms), &reply, cmd, err);
 	if (r < 0)
 		return r;
 	if (json_object_object_get_ex(reply, "error", &v)) {
@@ -387,7 +371,7 @@ int vmc_qmp_open_fd(int fd, const char *name, int timeout_ms, struct vmc_qmp **o
 {
 	struct vmc_qmp *q = calloc(1, sizeof(*q));
 	json_object *greeting = NULL, *v;
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = vmc_clock_deadline(timeout_ms);
 	int r;
 
 	if (!q) {
@@ -411,7 +395,8 @@ int vmc_qmp_open_fd(int fd, const char *name, int timeout_ms, struct vmc_qmp **o
 		goto fail;
 	}
 	json_object_put(greeting);
-	r = vmc_qmp_command(q, "qmp_capabilities", NULL, remaining_ms(deadline), NULL, err);
+	r = vmc_qmp_command(q, "qmp_capabilities", NULL, vmc_clock_remaining_ms(deadline), NULL,
+			    err);
 	if (r < 0)
 		goto fail;
 	*out = q;
@@ -490,7 +475,7 @@ int vmc_qmp_wait_event(struct vmc_qmp *q, const char *name, vmc_qmp_match_fn mat
 			q->n_events--;
 			return 0;
 		}
-		r = read_some(q, remaining_ms(deadline_ns), err);
+		r = read_some(q, vmc_clock_remaining_ms(deadline_ns), err);
 		if (r == -ETIMEDOUT)
 			return vmc_error_set(err, -ETIMEDOUT, "qmp %s: no %s event in time",
 					     q->name, name);
