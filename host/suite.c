@@ -20,7 +20,7 @@
 #include "clock.h"
 #include "print.h"
 #include "suite.h"
-#include "view.h"
+#include "suite-view.h"
 
 /*
  * The timers that remain, each where no event exists: a hypervisor that

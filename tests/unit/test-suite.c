@@ -22,7 +22,7 @@
 #include "harness.h"
 #include "check-util.h"
 #include "suite.h"
-#include "view.h"
+#include "suite-view.h"
 
 #define MS 1000000ull
 #define GUEST_OFFSET (5000 * MS) /* the fake guest's clock runs 5 s ahead of the host's */

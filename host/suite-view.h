@@ -7,8 +7,8 @@
  * view owns (shared, reference counted, between a view and its copies), so
  * a view outlives the agent connection and the Response it came from.
  */
-#ifndef VMC_VIEW_H
-#define VMC_VIEW_H
+#ifndef VMC_SUITE_VIEW_H
+#define VMC_SUITE_VIEW_H
 
 #include <stdint.h>
 

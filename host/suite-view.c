@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "view.h"
+#include "suite-view.h"
 
 #include <errno.h>
 #include <stdlib.h>
