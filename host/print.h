@@ -45,21 +45,10 @@ void vmc_print_summary(FILE *fp, const Vmcheck__V1__State *st);
 /*
  * vmc_print_event - one pushed Event: host receive time @host_ns (realtime),
  * kernel and read times, latency from the kernel message to the snapshot,
- * the causes, then what changed since @prev (NULL: no diff).
+ * the causes, then what changed since @prev (NULL: no diff), as
+ * vmc_state_diff_write() puts it.
  */
 void vmc_print_event(FILE *fp, const Vmcheck__V1__Event *ev, const Vmcheck__V1__State *prev,
 		     int64_t host_ns);
-
-/*
- * vmc_print_diff - what changed from @a to @b, one line each ("+ link
- * vmct0 ...", "- block loop0", "~ cpu 2: online no -> yes"), matching by
- * identity: links by name and ifindex, blocks by name, memory blocks by
- * index, CPUs by id, PCI functions by address. Only sections present in
- * both are compared. Returns the number of lines printed.
- */
-unsigned vmc_print_diff(FILE *fp, const Vmcheck__V1__State *a, const Vmcheck__V1__State *b);
-
-/* @bytes the way lsblk and lsmem print sizes: "0B", "512K", "1G", "2.9G". */
-const char *vmc_human_size(uint64_t bytes, char buf[static 16]);
 
 #endif

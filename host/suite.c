@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "print.h"
+#include "state-diff.h"
 #include "suite.h"
 #include "suite-view.h"
 
@@ -1392,7 +1393,7 @@ static void gather_evidence(struct vmc_step *st)
 	} else if (st->baseline) {
 		evidence_section_errors(fp, now);
 		fputs("guest changes since the step began (baseline -> now):\n", fp);
-		if (!vmc_print_diff(fp, vmc_view_state(st->baseline), now))
+		if (!vmc_state_diff_write(fp, vmc_view_state(st->baseline), now))
 			fputs("  (none)\n", fp);
 		/* Interrupted, the user wants out: no more waiting on the guest. */
 		if (!st->interrupted)

@@ -9,6 +9,7 @@
 
 #include "harness.h"
 #include "print.h"
+#include "state-diff.h"
 
 /* Output of one printer call, captured in memory. */
 struct capture {
@@ -451,7 +452,7 @@ static void diff_matches_by_identity(void)
 	a.sections = b.sections = VMC_SECTION_ALL & ~(uint32_t)VMCHECK__V1__SECTION__SECTION_SYSTEM;
 
 	cap_open(&c);
-	CU_ASSERT_EQUAL(vmc_print_diff(c.fp, &a, &b), 5);
+	CU_ASSERT_EQUAL(vmc_state_diff_write(c.fp, &a, &b), 5);
 	text = cap_text(&c);
 	ASSERT_HAS(text, "  ~ link eth0 (ifindex 2): mtu 1500 -> 9000\n");
 	ASSERT_HAS(text, "  + link vmct0 (ifindex 7, mac 02:00:00:00:00:07, pci -, driver -)\n");
@@ -464,9 +465,95 @@ static void diff_matches_by_identity(void)
 	/* A section missing on one side is not a change. */
 	b.sections &= ~(uint32_t)VMCHECK__V1__SECTION__SECTION_BLOCKS;
 	cap_open(&c);
-	CU_ASSERT_EQUAL(vmc_print_diff(c.fp, &a, &b), 4);
+	CU_ASSERT_EQUAL(vmc_state_diff_write(c.fp, &a, &b), 4);
 	cap_text(&c);
 	cap_free(&c);
+}
+
+/* What the diff told, one line per callback: "+ link vmct0 (...)". */
+struct told {
+	char lines[8][300];
+	unsigned n;
+};
+
+static void told_line(void *arg, char kind, const char *what, const char *label,
+		      const char *changes)
+{
+	struct told *t = arg;
+
+	CU_ASSERT_FATAL(t->n < ARRAY_SIZE(t->lines));
+	snprintf(t->lines[t->n++], sizeof(t->lines[0]), "%c %s|%s|%s", kind, what,
+		 label ? label : "(null)", changes ? changes : "");
+}
+
+static void told_added(void *arg, const char *what, const char *label)
+{
+	told_line(arg, '+', what, label, NULL);
+}
+
+static void told_removed(void *arg, const char *what, const char *label)
+{
+	told_line(arg, '-', what, label, NULL);
+}
+
+static void told_changed(void *arg, const char *what, const char *label, const char *changes)
+{
+	told_line(arg, '~', what, label, changes);
+}
+
+static void told_failed(void *arg, const char *what, int err)
+{
+	told_line(arg, '!', what, NULL, strerror(-err));
+}
+
+static void diff_tells_each_item_through_callbacks(void)
+{
+	static const struct vmc_state_diff_ops ops = {
+		.added = told_added,
+		.removed = told_removed,
+		.changed = told_changed,
+		.failed = told_failed,
+	};
+	Vmcheck__V1__State a = VMCHECK__V1__STATE__INIT, b = VMCHECK__V1__STATE__INIT;
+	Vmcheck__V1__System sa = VMCHECK__V1__SYSTEM__INIT, sb;
+	Vmcheck__V1__Link eth0 = VMCHECK__V1__LINK__INIT, eth0b;
+	Vmcheck__V1__Block loop0 = VMCHECK__V1__BLOCK__INIT;
+	Vmcheck__V1__Link *la[] = { &eth0 }, *lb[] = { &eth0b };
+	Vmcheck__V1__Block *bb[] = { &loop0 };
+	struct told t = { .n = 0 };
+
+	sa.boot_id = "b1";
+	sb = sa;
+	sb.boot_id = "b2";
+	eth0.name = "eth0";
+	eth0.ifindex = 2;
+	eth0b = eth0;
+	eth0b.carrier = VMCHECK__V1__LINK__CARRIER__CARRIER_UP;
+	loop0.name = "loop0";
+	loop0.major = 7;
+	loop0.size_bytes = 1ull << 30;
+	a.system = &sa;
+	b.system = &sb;
+	a.links = la;
+	a.n_links = 1;
+	b.links = lb;
+	b.n_links = 1;
+	b.blocks = bb;
+	b.n_blocks = 1;
+	a.sections = b.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM |
+				  VMCHECK__V1__SECTION__SECTION_LINKS |
+				  VMCHECK__V1__SECTION__SECTION_BLOCKS;
+
+	CU_ASSERT_EQUAL(vmc_state_diff(&a, &b, &ops, &t), 3);
+	CU_ASSERT_EQUAL_FATAL(t.n, 3);
+	CU_ASSERT_STRING_EQUAL(t.lines[0], "~ system|(null)|boot_id b1 -> b2");
+	CU_ASSERT_STRING_EQUAL(t.lines[1], "~ link|eth0 (ifindex 2)|carrier unknown -> up");
+	CU_ASSERT_STRING_EQUAL(t.lines[2], "+ block|loop0 (7:0, 1G, -, serial -, pci -)|");
+
+	/* Nothing told when nothing changed. */
+	t.n = 0;
+	CU_ASSERT_EQUAL(vmc_state_diff(&b, &b, &ops, &t), 0);
+	CU_ASSERT_EQUAL(t.n, 0);
 }
 
 static void event_shows_times_causes_and_changes(void)
@@ -528,4 +615,5 @@ VMC_SUITE(print, NULL, NULL, VMC_TEST(json_has_every_field_with_proto_names),
 	  VMC_TEST(json_line_is_plain_and_unescaped),
 	  VMC_TEST(json_bytes_are_hex_and_unknown_enums_numbers), VMC_TEST(human_sizes_match_lsblk),
 	  VMC_TEST(text_survives_empty_and_partial_states), VMC_TEST(text_tables_look_like_the_tools),
-	  VMC_TEST(diff_matches_by_identity), VMC_TEST(event_shows_times_causes_and_changes))
+	  VMC_TEST(diff_matches_by_identity), VMC_TEST(diff_tells_each_item_through_callbacks),
+	  VMC_TEST(event_shows_times_causes_and_changes))
