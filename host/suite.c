@@ -169,16 +169,11 @@ static void set_str(char **dst, const char *src)
 }
 
 /* Fail the step's message with @fmt, keeping the first failure's words after it. */
-static void _printf_(2, 3) step_fail(struct vmc_step *st, const char *fmt, ...)
+static void _printf_(2, 0) step_vfail(struct vmc_step *st, const char *fmt, va_list ap)
 {
 	char *m = NULL, *both = NULL;
-	va_list ap;
 
-	va_start(ap, fmt);
 	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	if (!m)
 		return;
 	if (st->message && asprintf(&both, "%s: %s", m, st->message) >= 0) {
 		free(m);
@@ -188,18 +183,22 @@ static void _printf_(2, 3) step_fail(struct vmc_step *st, const char *fmt, ...)
 	st->message = m;
 }
 
-int vmc_step_fail(struct vmc_step *st, int rc, const char *fmt, ...)
+static void _printf_(2, 3) step_fail(struct vmc_step *st, const char *fmt, ...)
 {
-	char *m = NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
+	step_vfail(st, fmt, ap);
 	va_end(ap);
-	if (m)
-		step_fail(st, "%s", m);
-	free(m);
+}
+
+int vmc_step_fail(struct vmc_step *st, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	step_vfail(st, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -1442,15 +1441,9 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 		}
 	}
 	if (rc < 0 && fmt && !st->skipped) {
-		char *m = NULL;
-
 		va_start(ap, fmt);
-		if (vasprintf(&m, fmt, ap) < 0)
-			m = NULL;
+		step_vfail(st, fmt, ap);
 		va_end(ap);
-		if (m)
-			step_fail(st, "%s", m);
-		free(m);
 	}
 	if (rc < 0 && !st->message && !st->skipped)
 		step_fail(st, "%s", strerror(-rc));
