@@ -183,15 +183,6 @@ static void _printf_(2, 0) step_vfail(struct vmc_step *st, const char *fmt, va_l
 	st->message = m;
 }
 
-static void _printf_(2, 3) step_fail(struct vmc_step *st, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	step_vfail(st, fmt, ap);
-	va_end(ap);
-}
-
 int vmc_step_fail(struct vmc_step *st, int rc, const char *fmt, ...)
 {
 	va_list ap;
@@ -249,7 +240,7 @@ static int vm_check(struct vmc_suite *s, unsigned grace_ms, struct vmc_error *er
 static int step_died(struct vmc_step *st, struct vmc_error *err)
 {
 	if (!st->died)
-		step_fail(st, "the VM died: %s", err->msg ? err->msg : "it exited");
+		vmc_step_fail(st, -ESRCH, "the VM died: %s", err->msg ? err->msg : "it exited");
 	st->died = true;
 	vmc_error_clear(err);
 	return -ESRCH;
@@ -498,8 +489,9 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 					conn_lost(s, &err);
 					return -EPIPE;
 				}
-				step_fail(st, "re-subscribing after the agent announced itself: %s",
-					  err.msg);
+				vmc_step_fail(st, r,
+					      "re-subscribing after the agent announced itself: %s",
+					      err.msg);
 				vmc_error_clear(&err);
 				return r;
 			}
@@ -615,11 +607,10 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 			return 0;
 		if (w->final)
 			return -EINVAL;
-		if (r == -ECONNRESET) {
-			step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
-				  st->old_boot ? st->old_boot : "?", s->boot_id);
-			return r;
-		}
+		if (r == -ECONNRESET)
+			return vmc_step_fail(st, r,
+					     "the guest rebooted during the step (boot_id %s -> %s)",
+					     st->old_boot ? st->old_boot : "?", s->boot_id);
 		if (r < 0 && r != -EPIPE)
 			return r;
 		if (r == -EPIPE) {
@@ -627,10 +618,8 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 			if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
 				return vm_ended(st, w, &err);
 		}
-		if (w->fn && !s->conn) {
-			step_fail(st, "the agent is gone: %s", s->agent_err);
-			return -EPIPE;
-		}
+		if (w->fn && !s->conn)
+			return vmc_step_fail(st, -EPIPE, "the agent is gone: %s", s->agent_err);
 		if (w->new_boot && !s->conn) {
 			/* A transport that ends with the guest (not vserial): reconnect. */
 			if (session_open(s, now_ns() + HELLO_RETRY_MS * MS, &err) == 0 &&
@@ -674,7 +663,7 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		if (s->stop_fd >= 0 && n && pfd[n - 1].fd == s->stop_fd && pfd[n - 1].revents) {
 			set_str(&s->gone, "not run: the run was interrupted");
 			s->gone_failed = false;
-			step_fail(st, "interrupted by a signal");
+			vmc_step_fail(st, -EINTR, "interrupted by a signal");
 			st->interrupted = true;
 			return -EINTR;
 		}
@@ -710,8 +699,8 @@ static int need_conn(struct vmc_step *st, unsigned ms)
 	if (r == -ESRCH)
 		return step_died(st, &err);
 	if (r < 0) {
-		step_fail(st, "the agent is gone: %s (reconnecting: %s)",
-			  s->agent_err ? s->agent_err : "no connection", err.msg);
+		vmc_step_fail(st, -EPIPE, "the agent is gone: %s (reconnecting: %s)",
+			      s->agent_err ? s->agent_err : "no connection", err.msg);
 		vmc_error_clear(&err);
 		return -EPIPE;
 	}
@@ -730,11 +719,10 @@ int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned d
 		return r;
 	/* Pushes already queued count: they may be the confirmation. */
 	r = agent_pump(st, NULL);
-	if (r == 0 && st->rebooted && !st->boot_expected) {
-		step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
-			  st->old_boot ? st->old_boot : "?", st->suite->boot_id);
-		return -ECONNRESET;
-	}
+	if (r == 0 && st->rebooted && !st->boot_expected)
+		return vmc_step_fail(st, -ECONNRESET,
+				     "the guest rebooted during the step (boot_id %s -> %s)",
+				     st->old_boot ? st->old_boot : "?", st->suite->boot_id);
 	if (holds(st->suite, &w)) {
 		uint64_t t = st->suite->view_ns;
 
@@ -743,10 +731,10 @@ int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned d
 	}
 	r = w.final ? -EINVAL : wait_for(st, &w);
 	if (r == -ETIMEDOUT)
-		step_fail(st, "not within %u ms: %s", deadline_ms,
-			  w.why.text[0] ? w.why.text : "the expectation did not hold");
+		vmc_step_fail(st, r, "not within %u ms: %s", deadline_ms,
+			      w.why.text[0] ? w.why.text : "the expectation did not hold");
 	else if (r == -EINVAL && w.final)
-		step_fail(st, "%s", w.why.text);
+		vmc_step_fail(st, r, "%s", w.why.text);
 	return r;
 }
 
@@ -768,7 +756,7 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 		/* Pushes as they come (they confirm, and time it); then ask. */
 		r = wait_for(st, &w);
 		if (r == -EINVAL && w.final)
-			step_fail(st, "%s", w.why.text);
+			vmc_step_fail(st, r, "%s", w.why.text);
 		if (r != -ETIMEDOUT)
 			return r;
 		r = 0;
@@ -808,8 +796,8 @@ int vmc_step_expect_event(struct vmc_step *st, const char *name, const char *dev
 	int r = vmc_step_await_event(st, name, device, deadline_ms);
 
 	if (r == -ETIMEDOUT)
-		step_fail(st, "no %s event%s%s within %u ms", name, device ? " for " : "",
-			  device ? device : "", deadline_ms);
+		vmc_step_fail(st, r, "no %s event%s%s within %u ms", name, device ? " for " : "",
+			      device ? device : "", deadline_ms);
 	return r;
 }
 
@@ -829,10 +817,9 @@ int vmc_step_expect_exit(struct vmc_step *st, unsigned deadline_ms)
 	struct vmc_suite *s = st->suite;
 	int r = wait_for(st, &w);
 
-	if (r == -ETIMEDOUT) {
-		step_fail(st, "the VM process did not exit within %u ms", deadline_ms);
-		return r;
-	}
+	if (r == -ETIMEDOUT)
+		return vmc_step_fail(st, r, "the VM process did not exit within %u ms",
+				     deadline_ms);
 	if (r == 0) {
 		st->t_event = now_ns();
 		vmc_step_note(st, "the VM process ended: %s", s->death ? s->death : "?");
@@ -859,8 +846,8 @@ int vmc_step_wait_new_boot(struct vmc_step *st, unsigned deadline_ms)
 	}
 	r = wait_for(st, &w);
 	if (r == -ETIMEDOUT)
-		step_fail(st, "no agent of a new boot (boot_id other than %s) within %u ms",
-			  st->old_boot ? st->old_boot : "?", deadline_ms);
+		vmc_step_fail(st, r, "no agent of a new boot (boot_id other than %s) within %u ms",
+			      st->old_boot ? st->old_boot : "?", deadline_ms);
 	return r;
 }
 
@@ -905,11 +892,10 @@ int vmc_step_agent(struct vmc_step *st, Vmcheck__V1__Request *req, unsigned dead
 		conn_lost(s, &err);
 		if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
 			return step_died(st, &err);
-		step_fail(st, "the agent is gone: %s", s->agent_err);
-		return r;
+		return vmc_step_fail(st, r, "the agent is gone: %s", s->agent_err);
 	}
 	if (r < 0) {
-		step_fail(st, "%s", err.msg ? err.msg : strerror(-r));
+		vmc_step_fail(st, r, "%s", err.msg ? err.msg : strerror(-r));
 		vmc_error_clear(&err);
 	}
 	return r;
@@ -1036,9 +1022,10 @@ static void between_steps(struct vmc_suite *s, const char *check)
 	/* Down but not back yet: wait for the new boot, so the next step starts on it. */
 	if (!g->rebooted && !s->gone)
 		vmc_step_wait_new_boot(g, 3 * s->opts->deadline_ms);
-	step_fail(g, "the guest %s between steps and no step asked for it (boot_id %s -> %s%s%s)",
-		  g->rebooted ? "rebooted" : "went down", g->old_boot ? g->old_boot : "?",
-		  s->boot_id ? s->boot_id : "?", *events ? "; " : "", events);
+	vmc_step_fail(g, -ECONNRESET,
+		      "the guest %s between steps and no step asked for it (boot_id %s -> %s%s%s)",
+		      g->rebooted ? "rebooted" : "went down", g->old_boot ? g->old_boot : "?",
+		      s->boot_id ? s->boot_id : "?", *events ? "; " : "", events);
 	g->reboot_unasked = true;
 	vmc_step_end(g, -ECONNRESET, NULL);
 }
@@ -1056,8 +1043,8 @@ static bool down_during(struct vmc_step *st)
 
 	if (!take_down_events(s->hv, st->t_begin, events, sizeof(events)))
 		return false;
-	step_fail(st, "the guest went down during the step and no step asked for it (%s)",
-		  events);
+	vmc_step_fail(st, -ECONNRESET,
+		      "the guest went down during the step and no step asked for it (%s)", events);
 	if (!st->rebooted)
 		vmc_step_wait_new_boot(st, 3 * s->opts->deadline_ms);
 	st->rebooted = true;
@@ -1105,7 +1092,7 @@ int vmc_step_acted(struct vmc_step *st, int rc, struct vmc_error *err)
 	}
 	if (rc >= 0)
 		return rc;
-	step_fail(st, "%s", err && err->msg ? err->msg : strerror(-rc));
+	vmc_step_fail(st, rc, "%s", err && err->msg ? err->msg : strerror(-rc));
 	if (err)
 		vmc_error_clear(err);
 	/* A hypervisor that stops answering mid-command has usually died of it. */
@@ -1436,8 +1423,9 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 		st->reboot_unasked = true;
 		if (rc >= 0) {
 			rc = -ECONNRESET;
-			step_fail(st, "the guest rebooted during the step (boot_id %s -> %s)",
-				  st->old_boot ? st->old_boot : "?", s->boot_id);
+			vmc_step_fail(st, rc,
+				      "the guest rebooted during the step (boot_id %s -> %s)",
+				      st->old_boot ? st->old_boot : "?", s->boot_id);
 		}
 	}
 	if (rc < 0 && fmt && !st->skipped) {
@@ -1446,7 +1434,7 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 		va_end(ap);
 	}
 	if (rc < 0 && !st->message && !st->skipped)
-		step_fail(st, "%s", strerror(-rc));
+		vmc_step_fail(st, rc, "%s", strerror(-rc));
 	if (st->skipped)
 		rec.status = s->gone_failed ? VMC_STEP_FAILED : VMC_STEP_SKIPPED;
 	else
@@ -1608,7 +1596,7 @@ int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
 	if (r == -ESRCH) {
 		step_died(st, &err);
 	} else if (r < 0) {
-		step_fail(st, "%s", err.msg ? err.msg : strerror(-r));
+		vmc_step_fail(st, r, "%s", err.msg ? err.msg : strerror(-r));
 		vmc_error_clear(&err);
 		if (asprintf(&s->gone, "not run: no agent (%s)", st->message) < 0)
 			s->gone = NULL;
