@@ -111,11 +111,6 @@ struct wait {
 	bool final; /* fn gave a final reason: it will never hold */
 };
 
-static uint64_t now_ns(void)
-{
-	return vmc_mono_ns();
-}
-
 static void why_say(struct vmc_why *w, bool final, const char *fmt, va_list ap)
 {
 	vsnprintf(w->text, sizeof(w->text), fmt, ap);
@@ -214,7 +209,7 @@ void vmc_step_note(struct vmc_step *st, const char *fmt, ...)
  */
 static int vm_check(struct vmc_suite *s, unsigned grace_ms, struct vmc_error *err)
 {
-	uint64_t until = now_ns() + grace_ms * MS;
+	uint64_t until = vmc_mono_ns() + grace_ms * MS;
 
 	for (;;) {
 		int r = s->hv->ops->alive(s->hv, err);
@@ -230,7 +225,7 @@ static int vm_check(struct vmc_suite *s, unsigned grace_ms, struct vmc_error *er
 			return -ESRCH;
 		}
 		vmc_error_clear(err);
-		if (now_ns() >= until)
+		if (vmc_mono_ns() >= until)
 			return 0;
 		poll(NULL, 0, 20);
 	}
@@ -305,7 +300,7 @@ static int subscribe(struct vmc_suite *s, struct vmc_error *err)
 	vmc_view_reset(s->view);
 	if (rsp->subscribed->state)
 		r = vmc_view_merge(s->view, rsp->subscribed->state);
-	s->view_ns = now_ns();
+	s->view_ns = vmc_mono_ns();
 	vmc_agent_response_free(s->conn, rsp);
 	return r < 0 ? vmc_error_set(err, r, "subscribe: keeping the baseline: %s", strerror(-r))
 		     : 0;
@@ -364,7 +359,7 @@ static int session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error
 	int r;
 
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = vmc_mono_ns();
 		int left = now < deadline ? (int)((deadline - now) / MS) : 0;
 
 		if (!s->conn) {
@@ -396,7 +391,7 @@ static int session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error
 		}
 		if (vm_check(s, 0, err) == -ESRCH)
 			return -ESRCH;
-		if (now_ns() >= deadline)
+		if (vmc_mono_ns() >= deadline)
 			return vmc_error_set(err, -ETIMEDOUT,
 					     "the agent at %s did not answer within the deadline%s%s",
 					     spec, err->msg ? ": " : "", err->msg ? err->msg : "");
@@ -451,7 +446,7 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 	while (s->conn && !(w && (w->done || w->final)) && taken++ < PUMP_BATCH) {
 		Vmcheck__V1__Response *rsp;
 		int r = vmc_agent_next_event(s->conn, 0, &rsp, &err);
-		uint64_t t = now_ns();
+		uint64_t t = vmc_mono_ns();
 
 		if (r == -ETIMEDOUT) {
 			vmc_error_clear(&err);
@@ -526,7 +521,7 @@ static void probe_boot(struct vmc_step *st, struct wait *w, struct vmc_error *er
 
 	if (r == 1) {
 		st->rebooted = true;
-		confirm(st, NULL, now_ns());
+		confirm(st, NULL, vmc_mono_ns());
 		w->done = true;
 	}
 	if (r == -EPIPE)
@@ -546,13 +541,13 @@ static bool take_event(struct vmc_step *st, struct wait *w)
 
 	if (!hv->ops->seen_event(hv, w->event, w->device))
 		return false;
-	if (hv->ops->wait_event(hv, w->event, w->device, now_ns() + MS, &ev, NULL) < 0)
+	if (hv->ops->wait_event(hv, w->event, w->device, vmc_mono_ns() + MS, &ev, NULL) < 0)
 		return false;
 	if (ev.synthesized)
 		vmc_step_note(st, "%s synthesized by the %s backend, not reported by the hypervisor: %s",
 			      ev.name, hv->ops->name, ev.detail ? ev.detail : "");
 	else
-		st->t_event = ev.host_ns ? ev.host_ns : now_ns();
+		st->t_event = ev.host_ns ? ev.host_ns : vmc_mono_ns();
 	vmc_hv_event_free(&st->ev);
 	st->ev = ev;
 	w->done = true;
@@ -590,7 +585,7 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 	struct vmc_suite *s = st->suite;
 	struct vmc_hv *hv = s->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	uint64_t last_alive = now_ns(), last_hello = now_ns();
+	uint64_t last_alive = vmc_mono_ns(), last_hello = vmc_mono_ns();
 	bool hv_hup = false;
 	int r;
 
@@ -622,10 +617,10 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 			return vmc_step_fail(st, -EPIPE, "the agent is gone: %s", s->agent_err);
 		if (w->new_boot && !s->conn) {
 			/* A transport that ends with the guest (not vserial): reconnect. */
-			if (session_open(s, now_ns() + HELLO_RETRY_MS * MS, &err) == 0 &&
+			if (session_open(s, vmc_mono_ns() + HELLO_RETRY_MS * MS, &err) == 0 &&
 			    strcmp(s->boot_id, st->old_boot ? st->old_boot : "")) {
 				st->rebooted = true;
-				confirm(st, NULL, now_ns());
+				confirm(st, NULL, vmc_mono_ns());
 				return 0;
 			}
 			vmc_error_clear(&err);
@@ -638,12 +633,12 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		}
 		if (w->event && take_event(st, w))
 			return 0;
-		now = now_ns();
+		now = vmc_mono_ns();
 		if (now >= w->deadline)
 			return -ETIMEDOUT;
 		if (w->new_boot && s->conn && now - last_hello >= HELLO_RETRY_MS * MS) {
 			probe_boot(st, w, &err);
-			last_hello = now_ns();
+			last_hello = vmc_mono_ns();
 			if (w->done)
 				return 0;
 			continue;
@@ -667,8 +662,8 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 			st->interrupted = true;
 			return -EINTR;
 		}
-		if (r == 0 || now_ns() - last_alive >= LIVENESS_MS * MS) {
-			last_alive = now_ns();
+		if (r == 0 || vmc_mono_ns() - last_alive >= LIVENESS_MS * MS) {
+			last_alive = vmc_mono_ns();
 			if (vm_check(s, 0, &err) == -ESRCH)
 				return vm_ended(st, w, &err);
 		}
@@ -677,7 +672,7 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 
 static uint64_t deadline_of(struct vmc_step *st, unsigned ms)
 {
-	return (st->t_action ? st->t_action : now_ns()) + ms * MS;
+	return (st->t_action ? st->t_action : vmc_mono_ns()) + ms * MS;
 }
 
 /*
@@ -688,7 +683,7 @@ static int need_conn(struct vmc_step *st, unsigned ms)
 {
 	struct vmc_suite *s = st->suite;
 	struct vmc_error err = VMC_ERROR_INIT;
-	uint64_t deadline = now_ns() + (ms < 2000 ? ms : 2000) * MS;
+	uint64_t deadline = vmc_mono_ns() + (ms < 2000 ? ms : 2000) * MS;
 	int r;
 
 	if (st->skipped)
@@ -726,7 +721,7 @@ int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned d
 	if (holds(st->suite, &w)) {
 		uint64_t t = st->suite->view_ns;
 
-		confirm(st, NULL, t > st->t_action ? t : now_ns());
+		confirm(st, NULL, t > st->t_action ? t : vmc_mono_ns());
 		return 0;
 	}
 	r = w.final ? -EINVAL : wait_for(st, &w);
@@ -746,11 +741,12 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 	struct vmc_why why = { .text = "" };
 	int r = need_conn(st, deadline_ms);
 
-	while (r == 0 && !fn(vmc_view_state(s->view), arg, &why) && !why.final && now_ns() < end) {
+	while (r == 0 && !fn(vmc_view_state(s->view), arg, &why) && !why.final &&
+	       vmc_mono_ns() < end) {
 		Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 		Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
 		Vmcheck__V1__Response *rsp;
-		uint64_t ask = now_ns() + ASK_EVERY_MS * 1000000ull;
+		uint64_t ask = vmc_mono_ns() + ASK_EVERY_MS * 1000000ull;
 		struct wait w = { .fn = fn, .arg = arg, .deadline = ask < end ? ask : end };
 
 		/* Pushes as they come (they confirm, and time it); then ask. */
@@ -766,7 +762,7 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 		if (call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp,
 			 NULL) == 0) {
 			if (vmc_view_merge(s->view, rsp->state) == 0)
-				s->view_ns = now_ns();
+				s->view_ns = vmc_mono_ns();
 			vmc_agent_response_free(s->conn, rsp);
 		}
 	}
@@ -778,7 +774,7 @@ unsigned vmc_step_elapsed_ms(struct vmc_step *st)
 {
 	uint64_t t = st->t_action ? st->t_action : st->t_begin;
 
-	return (unsigned)((now_ns() - t) / MS);
+	return (unsigned)((vmc_mono_ns() - t) / MS);
 }
 
 int vmc_step_await_event(struct vmc_step *st, const char *name, const char *device,
@@ -821,7 +817,7 @@ int vmc_step_expect_exit(struct vmc_step *st, unsigned deadline_ms)
 		return vmc_step_fail(st, r, "the VM process did not exit within %u ms",
 				     deadline_ms);
 	if (r == 0) {
-		st->t_event = now_ns();
+		st->t_event = vmc_mono_ns();
 		vmc_step_note(st, "the VM process ended: %s", s->death ? s->death : "?");
 		/* Later steps are not run, for a plain reason. */
 		set_str(&s->gone, "not run: the VM was powered down");
@@ -887,7 +883,7 @@ int vmc_step_agent(struct vmc_step *st, Vmcheck__V1__Request *req, unsigned dead
 		return r;
 	r = call(s, req, (int)deadline_ms, reply_kind(req->kind_case), resp, &err);
 	if (!st->t_reply)
-		st->t_reply = now_ns();
+		st->t_reply = vmc_mono_ns();
 	if (r == -EPIPE) {
 		conn_lost(s, &err);
 		if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
@@ -948,7 +944,7 @@ static struct vmc_step *step_new(struct vmc_suite *s, const char *check, char *n
 	if (!st->check || !st->op || !st->notes_fp || !st->evidence_fp)
 		abort();
 	st->usable = -1;
-	st->t_begin = now_ns();
+	st->t_begin = vmc_mono_ns();
 	return st;
 }
 
@@ -973,7 +969,8 @@ static unsigned take_down_events(struct vmc_hv *hv, uint64_t since, char *buf, s
 		struct vmc_hv_event ev = { 0 };
 
 		while (hv->ops->seen_event(hv, down_events[i], NULL) &&
-		       hv->ops->wait_event(hv, down_events[i], NULL, now_ns(), &ev, NULL) == 0) {
+		       hv->ops->wait_event(hv, down_events[i], NULL, vmc_mono_ns(), &ev,
+					   NULL) == 0) {
 			if (!ev.synthesized && ev.host_ns > since) {
 				n++;
 				if (len < size)
@@ -1077,7 +1074,7 @@ struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char
 	set_str(&st->old_boot, s->boot_id);
 	st->baseline = vmc_view_dup(s->view);
 	s->hv->ops->flush_events(s->hv);
-	st->t_action = now_ns();
+	st->t_action = vmc_mono_ns();
 	return st;
 }
 
@@ -1085,7 +1082,7 @@ int vmc_step_acted(struct vmc_step *st, int rc, struct vmc_error *err)
 {
 	struct vmc_error e = VMC_ERROR_INIT;
 
-	st->t_reply = now_ns();
+	st->t_reply = vmc_mono_ns();
 	if (st->skipped) {
 		vmc_error_clear(err);
 		return -ESRCH;
@@ -1127,9 +1124,9 @@ static void refresh_view(struct vmc_step *st)
 	if (r == 0) {
 		r = vmc_view_merge(s->view, rsp->state);
 		if (r == 0)
-			s->view_ns = now_ns();
+			s->view_ns = vmc_mono_ns();
 		fprintf(st->evidence_fp, "guest snapshot read for this evidence at +%.3f s (generation %llu)\n",
-			(double)(now_ns() - s->t_zero) / 1e9,
+			(double)(vmc_mono_ns() - s->t_zero) / 1e9,
 			(unsigned long long)rsp->state->generation);
 		vmc_agent_response_free(s->conn, rsp);
 	}
@@ -1181,7 +1178,7 @@ static int clock_offset(struct vmc_suite *s, int64_t *offset)
 	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
 	Vmcheck__V1__Response *rsp;
-	uint64_t t0 = now_ns(), t1;
+	uint64_t t0 = vmc_mono_ns(), t1;
 	int r;
 
 	get.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM;
@@ -1190,7 +1187,7 @@ static int clock_offset(struct vmc_suite *s, int64_t *offset)
 	r = call(s, &req, 1000, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp, NULL);
 	if (r < 0)
 		return r;
-	t1 = now_ns();
+	t1 = vmc_mono_ns();
 	*offset = (int64_t)(t0 + (t1 - t0) / 2) -
 		  (int64_t)(rsp->state->mono_ns + rsp->state->read_ns / 2);
 	vmc_agent_response_free(s->conn, rsp);
@@ -1461,7 +1458,7 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 	rec.t_kernel = st->t_kernel;
 	rec.t_confirm = st->t_confirm;
 	rec.t_event = st->t_event;
-	rec.t_end = now_ns();
+	rec.t_end = vmc_mono_ns();
 	rec.latency_ns = rec.status == VMC_STEP_PASSED && st->t_confirm
 				 ? (int64_t)(st->t_confirm - st->t_action)
 				 : -1;
@@ -1488,7 +1485,7 @@ static void not_run(struct vmc_ctx *c, const char *check, const char *name, bool
 	rec.status = failed ? VMC_STEP_FAILED : VMC_STEP_SKIPPED;
 	rec.message = m;
 	rec.t_zero = c->suite->t_zero;
-	rec.t_begin = rec.t_end = now_ns();
+	rec.t_begin = rec.t_end = vmc_mono_ns();
 	rec.latency_ns = -1;
 	record(c->suite, &rec);
 	free(m);
@@ -1532,7 +1529,7 @@ int vmc_suite_new(struct vmc_hv *hv, const struct vmc_run_opts *opts,
 	s->n_reports = n_reports;
 	s->ctx = (struct vmc_ctx){ .hv = hv, .suite = s, .opts = opts };
 	s->stop_fd = -1;
-	s->t_zero = now_ns();
+	s->t_zero = vmc_mono_ns();
 	*out = s;
 	return 0;
 }
@@ -1602,7 +1599,7 @@ int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
 			s->gone = NULL;
 		s->gone_failed = true;
 	} else {
-		st->t_confirm = now_ns();
+		st->t_confirm = vmc_mono_ns();
 		vmc_step_note(st, "agent of boot %s", s->boot_id);
 	}
 	/* This step's "baseline" is the first view: nothing to diff. */
