@@ -17,64 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "print.h"
 #include "state-diff.h"
-#include "suite.h"
-#include "suite-view.h"
+#include "suite-int.h"
 
-/*
- * The timers that remain, each where no event exists: a hypervisor that
- * has not closed its socket says nothing when its process dies stuck
- * (LIVENESS_MS); a process is reaped a moment after its socket closes
- * (DEATH_GRACE_MS); an agent that has not opened its port yet hears no
- * Hello, and the guest tells nobody when it does (HELLO_RETRY_MS); and the
- * kernel announces neither the suspend count after a resume someone else
- * caused nor a CPU leaving cpu/present (ASK_EVERY_MS).
- */
-#define MS 1000000ull
-#define LIVENESS_MS 200      /* silence after which the VM process is asked */
-#define DEATH_GRACE_MS 2000  /* a closed socket before the process is reaped */
-#define HELLO_RETRY_MS 2000  /* re-Hello while waiting for an agent */
-#define CALL_TIMEOUT_MS 5000 /* Hello and Subscribe of a live agent */
-#define ASK_EVERY_MS 200     /* vmc_step_expect_asking: a GetState this often */
 #define KMSG_MAX_LINES 100   /* kernel log lines kept as evidence */
 #define KMSG_MAX_PAGES 64
 #define PUMP_BATCH 1024      /* pushes taken per look at the agent */
-
-struct vmc_suite {
-	struct vmc_hv *hv;
-	const struct vmc_run_opts *opts;
-	struct vmc_report *const *reports;
-	size_t n_reports;
-	struct vmc_ctx ctx;
-	int stop_fd;
-
-	struct vmc_agent_conn *conn; /* NULL while there is none */
-	char *agent_err;             /* why the connection ended */
-	uint64_t sub_id;
-	char *boot_id;
-	struct vmc_view *view;
-	uint64_t view_ns; /* host time the newest push was merged */
-	bool no_kmsg;     /* the agent refused ReadKmsg */
-	uint64_t kmsg_seq;
-
-	unsigned agent_minor; /* HelloReply.protocol_minor of the agent */
-
-	char *why_attached; /* a note for the next connect step */
-	char *gone;  /* why no step can run any more (VM gone, interrupted) */
-	/*
-	 * The steps @gone stops failed, not skipped: something failed first
-	 * (the VM died, no agent answered). An interruption or a powerdown
-	 * that passed only skips them.
-	 */
-	bool gone_failed;
-	char *death; /* how the VM process ended, as the hypervisor tells */
-	struct vmc_step *cur;
-	unsigned counts[3];
-	uint64_t t_zero;
-	uint64_t t_last_end; /* host time the last step ended (0: none yet) */
-};
 
 struct vmc_step {
 	struct vmc_suite *suite;
@@ -155,7 +104,7 @@ const Vmcheck__V1__State *vmc_view(struct vmc_ctx *c)
 	return vmc_view_state(c->suite->view);
 }
 
-static void set_str(char **dst, const char *src)
+void vmc_suite_set_str(char **dst, const char *src)
 {
 	char *c = src ? strdup(src) : NULL;
 
@@ -200,37 +149,6 @@ void vmc_step_note(struct vmc_step *st, const char *fmt, ...)
 	fputc('\n', st->notes_fp);
 }
 
-/* ------------------------------------------------------- liveness */
-
-/*
- * Ask the hypervisor whether the VM still runs. A closed socket can come a
- * moment before the process is reaped: with @grace_ms, keep asking that
- * long. Returns -ESRCH (the suite is marked gone with how it died) or 0.
- */
-static int vm_check(struct vmc_suite *s, unsigned grace_ms, struct vmc_error *err)
-{
-	uint64_t until = vmc_mono_ns() + grace_ms * MS;
-
-	for (;;) {
-		int r = s->hv->ops->alive(s->hv, err);
-
-		if (r == -ESRCH) {
-			if (!s->death)
-				set_str(&s->death, err->msg ? err->msg : "it exited");
-			/* How it died, without the details the failed step already gives. */
-			if (!s->gone && asprintf(&s->gone, "not run: the VM is gone (%.*s)",
-						 (int)strcspn(s->death, ";\n"), s->death) < 0)
-				s->gone = NULL;
-			s->gone_failed = true;
-			return -ESRCH;
-		}
-		vmc_error_clear(err);
-		if (vmc_mono_ns() >= until)
-			return 0;
-		poll(NULL, 0, 20);
-	}
-}
-
 /* The VM died during @st: fail it with how, once. */
 static int step_died(struct vmc_step *st, struct vmc_error *err)
 {
@@ -239,166 +157,6 @@ static int step_died(struct vmc_step *st, struct vmc_error *err)
 	st->died = true;
 	vmc_error_clear(err);
 	return -ESRCH;
-}
-
-/* ------------------------------------------------------- agent session */
-
-static void conn_lost(struct vmc_suite *s, struct vmc_error *err)
-{
-	set_str(&s->agent_err, err->msg ? err->msg : "the agent connection ended");
-	vmc_error_clear(err);
-	vmc_agent_close(s->conn);
-	s->conn = NULL;
-}
-
-static int call(struct vmc_suite *s, Vmcheck__V1__Request *req, int timeout_ms,
-		Vmcheck__V1__Response__KindCase kind, Vmcheck__V1__Response **out,
-		struct vmc_error *err)
-{
-	Vmcheck__V1__Response *rsp;
-	int r = vmc_agent_call(s->conn, req, timeout_ms, &rsp, err);
-
-	if (r < 0)
-		return r;
-	r = vmc_agent_expect(s->conn, rsp, kind, vmc_pb_request_kind(req), err);
-	if (r < 0) {
-		vmc_agent_response_free(s->conn, rsp);
-		return r;
-	}
-	*out = rsp;
-	return 0;
-}
-
-/* Hello; on success *@boot_id is the agent's (malloc'd). */
-static int hello(struct vmc_suite *s, int timeout_ms, char **boot_id, struct vmc_error *err)
-{
-	Vmcheck__V1__Response *rsp;
-	int r = vmc_agent_hello(s->conn, timeout_ms, &rsp, err);
-
-	if (r < 0)
-		return r;
-	*boot_id = strdup(rsp->hello->boot_id ? rsp->hello->boot_id : "");
-	s->agent_minor = rsp->hello->protocol_minor;
-	vmc_agent_response_free(s->conn, rsp);
-	return *boot_id ? 0 : vmc_error_set(err, -ENOMEM, "hello: out of memory");
-}
-
-/* Subscribe to every section; the baseline replaces the whole view. */
-static int subscribe(struct vmc_suite *s, struct vmc_error *err)
-{
-	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
-	Vmcheck__V1__Subscribe sub = VMCHECK__V1__SUBSCRIBE__INIT;
-	Vmcheck__V1__Response *rsp;
-	int r;
-
-	req.kind_case = VMCHECK__V1__REQUEST__KIND_SUBSCRIBE;
-	req.subscribe = &sub;
-	r = call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED, &rsp, err);
-	if (r < 0)
-		return r;
-	s->sub_id = rsp->subscribed->subscription_id;
-	vmc_view_reset(s->view);
-	if (rsp->subscribed->state)
-		r = vmc_view_merge(s->view, rsp->subscribed->state);
-	s->view_ns = vmc_mono_ns();
-	vmc_agent_response_free(s->conn, rsp);
-	return r < 0 ? vmc_error_set(err, r, "subscribe: keeping the baseline: %s", strerror(-r))
-		     : 0;
-}
-
-/* Forget an old subscription of the same agent instance, if it is one. */
-static void unsubscribe_old(struct vmc_suite *s, uint64_t id)
-{
-	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
-	Vmcheck__V1__Unsubscribe u = VMCHECK__V1__UNSUBSCRIBE__INIT;
-	Vmcheck__V1__Response *rsp;
-
-	u.subscription_id = id;
-	req.kind_case = VMCHECK__V1__REQUEST__KIND_UNSUBSCRIBE;
-	req.unsubscribe = &u;
-	if (vmc_agent_call(s->conn, &req, 1000, &rsp, NULL) == 0)
-		vmc_agent_response_free(s->conn, rsp);
-}
-
-/*
- * The agent (re)announced itself, or a new boot is suspected: Hello to
- * learn its boot_id, then subscribe again. Returns 1 for a new boot, 0 for
- * the same one, negative with @err set.
- */
-static int resync(struct vmc_suite *s, int hello_ms, struct vmc_error *err)
-{
-	_cleanup_free_ char *boot = NULL;
-	uint64_t old_sub = s->sub_id;
-	bool new_boot;
-	int r = hello(s, hello_ms, &boot, err);
-
-	if (r < 0)
-		return r;
-	new_boot = !s->boot_id || strcmp(boot, s->boot_id);
-	if (!new_boot)
-		unsubscribe_old(s, old_sub);
-	r = subscribe(s, err);
-	if (r < 0)
-		return r;
-	free(s->boot_id);
-	s->boot_id = TAKE_PTR(boot);
-	if (new_boot)
-		s->kmsg_seq = 0;
-	return new_boot;
-}
-
-/*
- * Connect (or reconnect) and Hello until the agent answers, then subscribe.
- * Hello is repeated: the guest may still be booting, and an agent that has
- * not opened its port yet hears nothing. Returns 0 or negative with @err.
- */
-static int session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *err)
-{
-	const char *spec = s->hv->ops->agent_spec(s->hv);
-	Vmcheck__V1__Response *rsp;
-	int r;
-
-	for (;;) {
-		uint64_t now = vmc_mono_ns();
-		int left = now < deadline ? (int)((deadline - now) / MS) : 0;
-
-		if (!s->conn) {
-			r = vmc_agent_connect(spec, &s->conn, err);
-			if (r < 0)
-				s->conn = NULL;
-		}
-		if (s->conn) {
-			_cleanup_free_ char *boot = NULL;
-
-			r = hello(s, left < HELLO_RETRY_MS ? left : HELLO_RETRY_MS, &boot, err);
-			if (r == 0) {
-				/* Announcements queued before this reply are answered by it. */
-				while (vmc_agent_next_event(s->conn, 0, &rsp, NULL) == 0)
-					vmc_agent_response_free(s->conn, rsp);
-				r = subscribe(s, err);
-				if (r == 0) {
-					if (!s->boot_id || strcmp(s->boot_id, boot))
-						s->kmsg_seq = 0;
-					free(s->boot_id);
-					s->boot_id = TAKE_PTR(boot);
-					return 0;
-				}
-			}
-			if (r == -EPIPE)
-				conn_lost(s, err);
-			else if (r != -ETIMEDOUT)
-				return r;
-		}
-		if (vm_check(s, 0, err) == -ESRCH)
-			return -ESRCH;
-		if (vmc_mono_ns() >= deadline)
-			return vmc_error_set(err, -ETIMEDOUT,
-					     "the agent at %s did not answer within the deadline%s%s",
-					     spec, err->msg ? ": " : "", err->msg ? err->msg : "");
-		vmc_error_clear(err);
-		if (!s->conn)
-			poll(NULL, 0, 100); /* the socket is not there yet */
-	}
 }
 
 /* ------------------------------------------------------- waiting */
@@ -458,7 +216,7 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 			continue;
 		}
 		if (r < 0) {
-			conn_lost(s, &err);
+			vmc_session_lost(s, &err);
 			return -EPIPE;
 		}
 		switch (rsp->kind_case) {
@@ -477,11 +235,11 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 			}
 			break;
 		case VMCHECK__V1__RESPONSE__KIND_HELLO:
-			r = resync(s, CALL_TIMEOUT_MS, &err);
+			r = vmc_session_resync(s, CALL_TIMEOUT_MS, &err);
 			if (r < 0) {
 				vmc_agent_response_free(s->conn, rsp);
 				if (r == -EPIPE) {
-					conn_lost(s, &err);
+					vmc_session_lost(s, &err);
 					return -EPIPE;
 				}
 				vmc_step_fail(st, r,
@@ -517,7 +275,7 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 /* While waiting for a new boot: ask the agent directly now and then. */
 static void probe_boot(struct vmc_step *st, struct wait *w, struct vmc_error *err)
 {
-	int r = resync(st->suite, 300, err);
+	int r = vmc_session_resync(st->suite, 300, err);
 
 	if (r == 1) {
 		st->rebooted = true;
@@ -525,7 +283,7 @@ static void probe_boot(struct vmc_step *st, struct wait *w, struct vmc_error *er
 		w->done = true;
 	}
 	if (r == -EPIPE)
-		conn_lost(st->suite, err);
+		vmc_session_lost(st->suite, err);
 	vmc_error_clear(err);
 }
 
@@ -610,14 +368,14 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 			return r;
 		if (r == -EPIPE) {
 			/* Most often the VM itself went away: say that instead. */
-			if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
+			if (vmc_session_vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
 				return vm_ended(st, w, &err);
 		}
 		if (w->fn && !s->conn)
 			return vmc_step_fail(st, -EPIPE, "the agent is gone: %s", s->agent_err);
 		if (w->new_boot && !s->conn) {
 			/* A transport that ends with the guest (not vserial): reconnect. */
-			if (session_open(s, vmc_mono_ns() + HELLO_RETRY_MS * MS, &err) == 0 &&
+			if (vmc_session_open(s, vmc_mono_ns() + HELLO_RETRY_MS * MS, &err) == 0 &&
 			    strcmp(s->boot_id, st->old_boot ? st->old_boot : "")) {
 				st->rebooted = true;
 				confirm(st, NULL, vmc_mono_ns());
@@ -628,7 +386,7 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		if (!hv_hup && hv->ops->pump(hv, &err) < 0) {
 			hv_hup = true;
 			vmc_error_clear(&err);
-			if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
+			if (vmc_session_vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
 				return vm_ended(st, w, &err);
 		}
 		if (w->event && take_event(st, w))
@@ -656,7 +414,7 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (s->stop_fd >= 0 && n && pfd[n - 1].fd == s->stop_fd && pfd[n - 1].revents) {
-			set_str(&s->gone, "not run: the run was interrupted");
+			vmc_suite_set_str(&s->gone, "not run: the run was interrupted");
 			s->gone_failed = false;
 			vmc_step_fail(st, -EINTR, "interrupted by a signal");
 			st->interrupted = true;
@@ -664,7 +422,7 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		}
 		if (r == 0 || vmc_mono_ns() - last_alive >= LIVENESS_MS * MS) {
 			last_alive = vmc_mono_ns();
-			if (vm_check(s, 0, &err) == -ESRCH)
+			if (vmc_session_vm_check(s, 0, &err) == -ESRCH)
 				return vm_ended(st, w, &err);
 		}
 	}
@@ -690,7 +448,7 @@ static int need_conn(struct vmc_step *st, unsigned ms)
 		return -ESRCH;
 	if (s->conn)
 		return 0;
-	r = session_open(s, deadline, &err);
+	r = vmc_session_open(s, deadline, &err);
 	if (r == -ESRCH)
 		return step_died(st, &err);
 	if (r < 0) {
@@ -759,8 +517,8 @@ int vmc_step_expect_asking(struct vmc_step *st, vmc_expect_fn fn, void *arg, uin
 		get.sections = sections;
 		req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
 		req.get_state = &get;
-		if (call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp,
-			 NULL) == 0) {
+		if (vmc_session_call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_STATE,
+				     &rsp, NULL) == 0) {
 			if (vmc_view_merge(s->view, rsp->state) == 0)
 				s->view_ns = vmc_mono_ns();
 			vmc_agent_response_free(s->conn, rsp);
@@ -820,7 +578,7 @@ int vmc_step_expect_exit(struct vmc_step *st, unsigned deadline_ms)
 		st->t_event = vmc_mono_ns();
 		vmc_step_note(st, "the VM process ended: %s", s->death ? s->death : "?");
 		/* Later steps are not run, for a plain reason. */
-		set_str(&s->gone, "not run: the VM was powered down");
+		vmc_suite_set_str(&s->gone, "not run: the VM was powered down");
 		s->gone_failed = false;
 	}
 	return r;
@@ -881,12 +639,12 @@ int vmc_step_agent(struct vmc_step *st, Vmcheck__V1__Request *req, unsigned dead
 	r = need_conn(st, deadline_ms);
 	if (r < 0)
 		return r;
-	r = call(s, req, (int)deadline_ms, reply_kind(req->kind_case), resp, &err);
+	r = vmc_session_call(s, req, (int)deadline_ms, reply_kind(req->kind_case), resp, &err);
 	if (!st->t_reply)
 		st->t_reply = vmc_mono_ns();
 	if (r == -EPIPE) {
-		conn_lost(s, &err);
-		if (vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
+		vmc_session_lost(s, &err);
+		if (vmc_session_vm_check(s, DEATH_GRACE_MS, &err) == -ESRCH)
 			return step_died(st, &err);
 		return vmc_step_fail(st, r, "the agent is gone: %s", s->agent_err);
 	}
@@ -999,7 +757,7 @@ static void between_steps(struct vmc_suite *s, const char *check)
 	char events[512] = "";
 
 	g->t_action = s->t_last_end ? s->t_last_end : g->t_begin;
-	set_str(&g->old_boot, s->boot_id);
+	vmc_suite_set_str(&g->old_boot, s->boot_id);
 	s->cur = g;
 	g->baseline = vmc_view_dup(s->view);
 	agent_pump(g, NULL);
@@ -1071,7 +829,7 @@ struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char
 		st->skipped = true;
 		return st;
 	}
-	set_str(&st->old_boot, s->boot_id);
+	vmc_suite_set_str(&st->old_boot, s->boot_id);
 	st->baseline = vmc_view_dup(s->view);
 	s->hv->ops->flush_events(s->hv);
 	st->t_action = vmc_mono_ns();
@@ -1093,7 +851,8 @@ int vmc_step_acted(struct vmc_step *st, int rc, struct vmc_error *err)
 	if (err)
 		vmc_error_clear(err);
 	/* A hypervisor that stops answering mid-command has usually died of it. */
-	if ((rc == -EPIPE || rc == -ECONNRESET) && vm_check(st->suite, DEATH_GRACE_MS, &e) == -ESRCH)
+	if ((rc == -EPIPE || rc == -ECONNRESET) &&
+	    vmc_session_vm_check(st->suite, DEATH_GRACE_MS, &e) == -ESRCH)
 		return step_died(st, &e);
 	return rc;
 }
@@ -1120,7 +879,8 @@ static void refresh_view(struct vmc_step *st)
 	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
 	req.get_state = &get;
 	if (s->conn)
-		r = call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp, &err);
+		r = vmc_session_call(s, &req, CALL_TIMEOUT_MS, VMCHECK__V1__RESPONSE__KIND_STATE,
+				     &rsp, &err);
 	if (r == 0) {
 		r = vmc_view_merge(s->view, rsp->state);
 		if (r == 0)
@@ -1172,28 +932,6 @@ void vmc_step_ladder_gone(struct vmc_step *st, const char *hv_id, const char *pc
 	ladder(st, hv_id, pci, kobj, true);
 }
 
-/* host - guest monotonic clock, from one GetState round trip. */
-static int clock_offset(struct vmc_suite *s, int64_t *offset)
-{
-	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
-	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
-	Vmcheck__V1__Response *rsp;
-	uint64_t t0 = vmc_mono_ns(), t1;
-	int r;
-
-	get.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM;
-	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
-	req.get_state = &get;
-	r = call(s, &req, 1000, VMCHECK__V1__RESPONSE__KIND_STATE, &rsp, NULL);
-	if (r < 0)
-		return r;
-	t1 = vmc_mono_ns();
-	*offset = (int64_t)(t0 + (t1 - t0) / 2) -
-		  (int64_t)(rsp->state->mono_ns + rsp->state->read_ns / 2);
-	vmc_agent_response_free(s->conn, rsp);
-	return 0;
-}
-
 static bool kmsg_refused(const Vmcheck__V1__Response *rsp)
 {
 	return rsp->kind_case == VMCHECK__V1__RESPONSE__KIND_ERROR &&
@@ -1216,7 +954,7 @@ static void evidence_kmsg(struct vmc_step *st, FILE *fp)
 			s->no_kmsg ? "agent has no kmsg" : "no agent connection");
 		return;
 	}
-	if (clock_offset(s, &offset) < 0) {
+	if (vmc_session_clock_offset(s, &offset) < 0) {
 		fprintf(fp, "guest kernel log: the agent does not answer\n");
 		return;
 	}
@@ -1565,14 +1303,14 @@ void vmc_suite_attach(struct vmc_suite *s, struct vmc_hv *hv, const char *why)
 	s->no_kmsg = false;
 	s->kmsg_seq = 0;
 	vmc_view_reset(s->view);
-	set_str(&s->boot_id, NULL);
-	set_str(&s->agent_err, NULL);
-	set_str(&s->death, NULL);
-	set_str(&s->gone, NULL);
+	vmc_suite_set_str(&s->boot_id, NULL);
+	vmc_suite_set_str(&s->agent_err, NULL);
+	vmc_suite_set_str(&s->death, NULL);
+	vmc_suite_set_str(&s->gone, NULL);
 	s->gone_failed = false;
 	s->agent_minor = 0;
 	s->t_last_end = 0;
-	set_str(&s->why_attached, why);
+	vmc_suite_set_str(&s->why_attached, why);
 }
 
 int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
@@ -1587,9 +1325,9 @@ int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
 		return vmc_step_end(st, -ESRCH, NULL);
 	if (s->why_attached) {
 		vmc_step_note(st, "%s", s->why_attached);
-		set_str(&s->why_attached, NULL);
+		vmc_suite_set_str(&s->why_attached, NULL);
 	}
-	r = session_open(s, st->t_action + deadline_ms * MS, &err);
+	r = vmc_session_open(s, st->t_action + deadline_ms * MS, &err);
 	if (r == -ESRCH) {
 		step_died(st, &err);
 	} else if (r < 0) {
