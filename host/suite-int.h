@@ -64,6 +64,28 @@ struct vmc_suite {
 	uint64_t t_last_end; /* host time the last step ended (0: none yet) */
 };
 
+struct vmc_step {
+	struct vmc_suite *suite;
+	char *check, *name, *op;
+	struct vmc_view *baseline;
+	uint64_t t_begin, t_action, t_reply, t_kernel, t_confirm, t_event;
+	char *message;
+	char *notes, *evidence;
+	size_t notes_len, evidence_len;
+	FILE *notes_fp, *evidence_fp;
+	bool skipped;        /* begun after the VM was gone */
+	bool died;           /* the VM died during this step */
+	bool interrupted;    /* a signal stopped the run during this step */
+	char *old_boot;      /* boot_id at the start */
+	bool rebooted;       /* a new boot was seen */
+	bool boot_expected;  /* vmc_step_wait_new_boot() was called */
+	bool refreshed;      /* the view was read afresh for the evidence */
+	bool reboot_unasked; /* the guest rebooted and no step asked for it */
+	struct vmc_hv_event ev; /* the last event vmc_step_expect_event() took */
+	int usable;             /* the usage rung: 1 ok, 0 failed, -1 not judged */
+	char *usable_text;
+};
+
 /* ------------------------------------------------------- suite.c */
 
 /* Replace *@dst with a copy of @src (NULL: none); on ENOMEM *@dst becomes NULL. */
@@ -107,5 +129,15 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 
 /* host - guest monotonic clock, from one GetState round trip: 0 or negative. */
 int vmc_session_clock_offset(struct vmc_suite *s, int64_t *offset);
+
+/* ------------------------------------------------------- suite-evidence.c */
+
+/*
+ * vmc_evidence_gather - write the evidence of failed step @st to its
+ * evidence stream: the view read afresh, the changes since its baseline,
+ * the guest kernel log, the console after an unasked reboot, the
+ * hypervisor transcript. Best effort: what cannot be had is said so.
+ */
+void vmc_evidence_gather(struct vmc_step *st);
 
 #endif
