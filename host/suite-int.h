@@ -91,6 +91,9 @@ struct vmc_step {
 /* Replace *@dst with a copy of @src (NULL: none); on ENOMEM *@dst becomes NULL. */
 void vmc_suite_set_str(char **dst, const char *src);
 
+/* The VM died during @st: fail it with how (@err, cleared), once. Returns -ESRCH. */
+int vmc_step_died(struct vmc_step *st, struct vmc_error *err);
+
 /* ------------------------------------------------------- suite-session.c */
 
 /*
@@ -129,6 +132,16 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 
 /* host - guest monotonic clock, from one GetState round trip: 0 or negative. */
 int vmc_session_clock_offset(struct vmc_suite *s, int64_t *offset);
+
+/* ------------------------------------------------------- suite-wait.c */
+
+/*
+ * vmc_wait_take_pushes - merge the pushes queued now into the view, with
+ * nothing to wait for: a new boot's announcement resyncs the session and
+ * marks @st rebooted. Returns 0, -EPIPE (the agent connection ended) or
+ * another negative code with @st failed.
+ */
+int vmc_wait_take_pushes(struct vmc_step *st);
 
 /* ------------------------------------------------------- suite-evidence.c */
 
