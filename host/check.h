@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Checks and the step machinery they share (implemented in suite.c).
+ * Checks and the step machinery they share (implemented in suite-step.c,
+ * suite-wait.c and suite-evidence.c).
  *
  * A check is a sequence of steps; a step is action -> expectation ->
  * deadline. The runner keeps a merged view of the guest (each pushed Event

@@ -91,9 +91,6 @@ struct vmc_step {
 /* Replace *@dst with a copy of @src (NULL: none); on ENOMEM *@dst becomes NULL. */
 void vmc_suite_set_str(char **dst, const char *src);
 
-/* The VM died during @st: fail it with how (@err, cleared), once. Returns -ESRCH. */
-int vmc_step_died(struct vmc_step *st, struct vmc_error *err);
-
 /* ------------------------------------------------------- suite-session.c */
 
 /*
@@ -132,6 +129,11 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 
 /* host - guest monotonic clock, from one GetState round trip: 0 or negative. */
 int vmc_session_clock_offset(struct vmc_suite *s, int64_t *offset);
+
+/* ------------------------------------------------------- suite-step.c */
+
+/* The VM died during @st: fail it with how (@err, cleared), once. Returns -ESRCH. */
+int vmc_step_died(struct vmc_step *st, struct vmc_error *err);
 
 /* ------------------------------------------------------- suite-wait.c */
 

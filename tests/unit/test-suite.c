@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The step machinery (suite.c) against a fake VM that misbehaves: a fake
+ * The step machinery (suite*.c) against a fake VM that misbehaves: a fake
  * hypervisor (struct vmc_hv_ops here) and a fake guest whose agent, a
  * thread behind a unix socket, speaks the real protocol. The fake guest has
  * a clock that stops while the VM is stopped, an agent that is silent then,
