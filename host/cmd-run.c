@@ -18,6 +18,7 @@
 
 #include "check-bigmem.h"
 #include "cmd.h"
+#include "cmd-run.h"
 #include "hv-libvirt.h"
 #include "hv-qmp.h"
 #include "multi-host.h"
@@ -216,13 +217,39 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 	return remove(path) < 0 ? -1 : 0;
 }
 
-struct run_args {
-	struct vmc_qemu_config qemu;
-	struct vmc_run_opts opts;
-	const char *qmp, *agent, *only, *junit, *json;
-	const char *libvirt, *domain, *network; /* --libvirt mode */
-	const char *hosts;                      /* --hosts: --libvirt on each */
-};
+int vmc_cmd_run_validate(const struct vmc_run_args *a, struct vmc_error *err)
+{
+	bool bigmem = a->opts.bigmem_bytes || in_list(a->only, "bigmem");
+	bool not_launch = a->libvirt || a->qmp || a->hosts;
+
+	if (a->hosts && (a->libvirt || a->qmp || a->agent))
+		return vmc_error_set(err, -EINVAL,
+				     "run: --hosts excludes --libvirt, --qmp and --agent");
+	if ((a->domain || a->network) && !a->libvirt && !a->hosts)
+		return vmc_error_set(err, -EINVAL,
+				     "run: --domain and --libvirt-network need "
+				     "--libvirt or --hosts");
+	if (a->libvirt && a->qmp)
+		return vmc_error_set(err, -EINVAL, "run: --libvirt and --qmp exclude each other");
+	if (a->libvirt && a->agent && !a->domain)
+		return vmc_error_set(err, -EINVAL, "run: --agent with --libvirt needs --domain");
+	if (!a->libvirt && !a->qmp != !a->agent)
+		return vmc_error_set(err, -EINVAL,
+				     "run: --qmp and --agent go together (attach mode)");
+	if (bigmem && not_launch)
+		return vmc_error_set(err, -EINVAL,
+				     "run: bigmem boots a VM of its own: launch mode only "
+				     "(no --libvirt, --qmp, --hosts)");
+	if (a->qemu.image && not_launch)
+		return vmc_error_set(err, -EINVAL,
+				     "run: --image is for launch mode "
+				     "(no --libvirt, --qmp, --hosts)");
+	if (a->qemu.agent_ssh && not_launch)
+		return vmc_error_set(err, -EINVAL,
+				     "run: --agent-transport is for launch mode "
+				     "(attached: --agent ssh://...)");
+	return 0;
+}
 
 /* Parse numbered option @opt into *@out (unsigned) within [@min, @max]. */
 static int number(const char *opt, unsigned min, unsigned max, unsigned *out)
@@ -235,7 +262,7 @@ static int number(const char *opt, unsigned min, unsigned max, unsigned *out)
 	return 0;
 }
 
-static int parse(int argc, char **argv, struct run_args *a)
+static int parse(int argc, char **argv, struct vmc_run_args *a)
 {
 	enum {
 		O_KERNEL = 256, O_INITRD, O_APPEND, O_QEMU, O_ACCEL, O_MEM, O_MAXMEM, O_SLOTS,
@@ -283,6 +310,7 @@ static int parse(int argc, char **argv, struct run_args *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct vmc_error err = VMC_ERROR_INIT;
 	unsigned dimm_mb = 128, disk_mb = 64;
 	int opt, r = 0;
 
@@ -421,44 +449,10 @@ static int parse(int argc, char **argv, struct run_args *a)
 		fprintf(stderr, "vmcheck: run: unexpected argument \"%s\"\n", argv[optind]);
 		r = -EINVAL;
 	}
-	if (!r && a->hosts && (a->libvirt || a->qmp || a->agent)) {
-		fprintf(stderr, "vmcheck: run: --hosts excludes --libvirt, --qmp and --agent\n");
-		r = -EINVAL;
-	}
-	if (!r && (a->domain || a->network) && !a->libvirt && !a->hosts) {
-		fprintf(stderr, "vmcheck: run: --domain and --libvirt-network need --libvirt or "
-				"--hosts\n");
-		r = -EINVAL;
-	}
-	if (!r && a->libvirt && a->qmp) {
-		fprintf(stderr, "vmcheck: run: --libvirt and --qmp exclude each other\n");
-		r = -EINVAL;
-	}
-	if (!r && a->libvirt && a->agent && !a->domain) {
-		fprintf(stderr, "vmcheck: run: --agent with --libvirt needs --domain\n");
-		r = -EINVAL;
-	}
-	if (!r && !a->libvirt && !a->qmp != !a->agent) {
-		fprintf(stderr, "vmcheck: run: --qmp and --agent go together (attach mode)\n");
-		r = -EINVAL;
-	}
+	if (!r && vmc_cmd_run_validate(a, &err) < 0)
+		r = vmc_cmd_fail(&err, -EINVAL);
 	if (!r && !a->opts.bigmem_bytes && in_list(a->only, "bigmem"))
 		a->opts.bigmem_bytes = VMC_BIGMEM_DEFAULT;
-	if (!r && a->opts.bigmem_bytes && (a->libvirt || a->qmp || a->hosts)) {
-		fprintf(stderr, "vmcheck: run: bigmem boots a VM of its own: launch mode only "
-				"(no --libvirt, --qmp, --hosts)\n");
-		r = -EINVAL;
-	}
-	if (!r && a->qemu.image && (a->libvirt || a->qmp || a->hosts)) {
-		fprintf(stderr, "vmcheck: run: --image is for launch mode (no --libvirt, --qmp, "
-				"--hosts)\n");
-		r = -EINVAL;
-	}
-	if (!r && a->qemu.agent_ssh && (a->libvirt || a->qmp || a->hosts)) {
-		fprintf(stderr, "vmcheck: run: --agent-transport is for launch mode (attached: "
-				"--agent ssh://...)\n");
-		r = -EINVAL;
-	}
 	a->opts.dimm_bytes = (uint64_t)dimm_mb << 20;
 	a->opts.disk_bytes = (uint64_t)disk_mb << 20;
 	return r;
@@ -481,7 +475,7 @@ static int signals_fd(void)
  * Text on stdout, --junit, --json; with @hosts, testsuites for them. A
  * child of --hosts (@json_fd >= 0) has only its JSON lines, on @json_fd.
  */
-static int open_reports(const struct run_args *a, const struct vmc_hosts *hosts, int json_fd,
+static int open_reports(const struct vmc_run_args *a, const struct vmc_hosts *hosts, int json_fd,
 			struct vmc_report **reps, size_t *n)
 {
 	const char *const *labels = hosts ? (const char *const *)hosts->labels : NULL;
@@ -509,7 +503,7 @@ static int open_reports(const struct run_args *a, const struct vmc_hosts *hosts,
 }
 
 /* --libvirt: a transient domain of the guest kit, or --domain. */
-static int start_libvirt(struct run_args *a, struct vmc_hv **hv, struct vmc_error *err)
+static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
 	struct vmc_lv_config c = {
 		.uri = a->libvirt, .domain = a->domain, .agent = a->agent, .network = a->network,
@@ -561,7 +555,7 @@ static void image_kit(struct vmc_qemu_config *q)
 }
 
 /* Launch or attach: 0 with *@hv set, or negative with @err saying why. */
-static int start_vm(struct run_args *a, struct vmc_hv **hv, struct vmc_error *err)
+static int start_vm(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
 	if (a->libvirt)
 		return start_libvirt(a, hv, err);
@@ -578,7 +572,7 @@ static int start_vm(struct run_args *a, struct vmc_hv **hv, struct vmc_error *er
 	return vmc_qemu_launch(&a->qemu, hv, err);
 }
 
-static unsigned connect_ms(const struct run_args *a)
+static unsigned connect_ms(const struct vmc_run_args *a)
 {
 	unsigned ms = a->opts.deadline_ms > CONNECT_DEADLINE_MS ? a->opts.deadline_ms
 								: CONNECT_DEADLINE_MS;
@@ -597,7 +591,7 @@ static unsigned connect_ms(const struct run_args *a)
  * powers down a fresh VM instead: the check is the same, the guest new.
  * The checks after --bigmem's VM get one too. @why goes into the notes.
  */
-static int fresh_vm(struct run_args *a, struct vmc_suite *s, struct vmc_hv **hv, const char *why,
+static int fresh_vm(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv, const char *why,
 		    char *why_not, size_t size)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
@@ -632,7 +626,7 @@ static bool interrupted(int sfd)
  * other checks (@checks, @n, @last) the usual VM; without one they are
  * reported not run.
  */
-static void run_bigmem(struct run_args *a, struct vmc_suite *s, struct vmc_hv **hv, int sfd,
+static void run_bigmem(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv, int sfd,
 		       const struct vmc_check *big, const struct vmc_check *checks, size_t *n,
 		       struct vmc_check *last)
 {
@@ -661,7 +655,7 @@ static void run_bigmem(struct run_args *a, struct vmc_suite *s, struct vmc_hv **
 	*last = (struct vmc_check){ NULL, NULL };
 }
 
-static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report **reps,
+static int run_suite(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_report **reps,
 		     size_t n_reps, int sfd)
 {
 	struct vmc_check checks[ARRAY_SIZE(suite_order)], last = { NULL, NULL }, big = { NULL, NULL };
@@ -719,7 +713,7 @@ static int run_suite(struct run_args *a, struct vmc_hv **hv, struct vmc_report *
 }
 
 /* One VM; a child of --hosts has @json_fd for its report. */
-static int run_one(struct run_args *a, int json_fd)
+static int run_one(struct vmc_run_args *a, int json_fd)
 {
 	struct vmc_report *reps[3];
 	struct vmc_error err = VMC_ERROR_INIT;
@@ -768,14 +762,14 @@ out:
 /* The child of host @uri in a --hosts run. */
 static int run_host(const char *uri, int json_fd, void *arg)
 {
-	struct run_args *a = arg;
+	struct vmc_run_args *a = arg;
 
 	a->libvirt = uri;
 	a->hosts = NULL;
 	return run_one(a, json_fd);
 }
 
-static int run_hosts(struct run_args *a, const char *cmd)
+static int run_hosts(struct vmc_run_args *a, const char *cmd)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hosts hosts;
@@ -805,7 +799,7 @@ static int run_hosts(struct run_args *a, const char *cmd)
 
 int vmc_cmd_run(int argc, char **argv)
 {
-	struct run_args a = {
+	struct vmc_run_args a = {
 		.opts = { .nics = 2, .disks = 2, .dimms = 2, .cpus = 2, .repeat = 1 },
 	};
 	struct vmc_error err = VMC_ERROR_INIT;
