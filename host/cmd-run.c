@@ -17,11 +17,11 @@
 #include <sys/stat.h>
 
 #include "check-bigmem.h"
-#include "cmd.h"
+#include "cmd-run-hosts.h"
 #include "cmd-run.h"
+#include "cmd.h"
 #include "hv-libvirt.h"
 #include "hv-qmp.h"
-#include "multi-host.h"
 #include "qemu.h"
 #include "suite.h"
 #include "sysroot.h"

@@ -5,8 +5,8 @@
  * lines report to a pipe; the parent reads every child's steps back, tags
  * them with the host and feeds its own reports as they arrive.
  */
-#ifndef VMC_MULTI_HOST_H
-#define VMC_MULTI_HOST_H
+#ifndef VMC_CMD_RUN_HOSTS_H
+#define VMC_CMD_RUN_HOSTS_H
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * safe only while this process holds no libvirt state (its event thread
  * would not survive the fork), hence "before any libvirt call".
  */
-#include "multi-host.h"
+#include "cmd-run-hosts.h"
 
 #include <errno.h>
 #include <fcntl.h>

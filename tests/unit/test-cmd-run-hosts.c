@@ -13,9 +13,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cmd-run-hosts.h"
 #include "cmd.h"
 #include "harness.h"
-#include "multi-host.h"
 
 static void label_is(const char *uri, const char *want)
 {
@@ -273,6 +273,6 @@ static void hosts_run_forwards_sigterm(void)
 	fx_capture_free(&cap);
 }
 
-VMC_SUITE(multihost, NULL, NULL, VMC_TEST(labels_are_the_host_part),
+VMC_SUITE(cmd_run_hosts, NULL, NULL, VMC_TEST(labels_are_the_host_part),
 	  VMC_TEST(hosts_list_labels_and_rules), VMC_TEST(hosts_run_merges_every_child),
 	  VMC_TEST(hosts_run_forwards_sigterm))
