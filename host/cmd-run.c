@@ -9,11 +9,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 
 #include "check-bigmem.h"
@@ -458,19 +456,6 @@ static int parse(int argc, char **argv, struct vmc_run_args *a)
 	return r;
 }
 
-/* SIGINT and SIGTERM as a fd the suite polls: the run stops cleanly, reports complete. */
-static int signals_fd(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_CLOEXEC);
-}
-
 /*
  * Text on stdout, --junit, --json; with @hosts, testsuites for them. A
  * child of --hosts (@json_fd >= 0) has only its JSON lines, on @json_fd.
@@ -742,7 +727,8 @@ static int run_one(struct vmc_run_args *a, int json_fd)
 		if (a->libvirt)
 			chmod(scratch, 0711);
 	}
-	sfd = signals_fd();
+	/* A fd the suite polls: the run stops cleanly, its reports complete. */
+	sfd = vmc_cmd_signals_fd();
 	if (sfd < 0)
 		fprintf(stderr, "vmcheck: run: signalfd: %s (Ctrl-C ends the run abruptly)\n",
 			strerror(errno));

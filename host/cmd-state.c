@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* vmcheck state: one snapshot; and the helpers every agent command shares. */
-#include <errno.h>
+/* vmcheck state: one snapshot of the guest, as text or JSON. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,99 +7,6 @@
 
 #include "cmd.h"
 #include "print.h"
-#include "sysroot.h"
-
-int vmc_cmd_fail(struct vmc_error *err, int code)
-{
-	fprintf(stderr, "vmcheck: %s\n", err->msg ? err->msg : strerror(-err->code));
-	vmc_error_clear(err);
-	return code;
-}
-
-int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec)
-{
-	if (optind < argc) {
-		fprintf(stderr, "vmcheck: %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
-		return vmc_cmd_usage_error(cmd);
-	}
-	if (!spec) {
-		fprintf(stderr, "vmcheck: %s: --agent SPEC is required\n", cmd);
-		return vmc_cmd_usage_error(cmd);
-	}
-	return 0;
-}
-
-bool vmc_cmd_ssh_option(int opt, const char *arg)
-{
-	switch (opt) {
-	case VMC_OPT_SSH_KEY:
-		vmc_agent_ssh_opts.key = arg;
-		return true;
-	case VMC_OPT_SSH_KNOWN_HOSTS:
-		vmc_agent_ssh_opts.known_hosts = arg;
-		return true;
-	case VMC_OPT_SSH_ACCEPT_NEW:
-		vmc_agent_ssh_opts.accept_new = true;
-		return true;
-	default:
-		return false;
-	}
-}
-
-int vmc_cmd_usage_error(const char *cmd)
-{
-	fprintf(stderr, "Try 'vmcheck %s --help'.\n", cmd);
-	return VMC_EXIT_USAGE;
-}
-
-int vmc_cmd_open(const char *spec, struct vmc_agent_conn **c, Vmcheck__V1__Response **hello)
-{
-	struct vmc_error err = VMC_ERROR_INIT;
-	Vmcheck__V1__Response *rsp;
-	int r;
-
-	if (vmc_agent_connect(spec, c, &err) < 0)
-		return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
-	r = vmc_agent_hello(*c, VMC_CMD_TIMEOUT_MS, &rsp, &err);
-	if (r < 0) {
-		vmc_agent_close(*c);
-		*c = NULL;
-		/* An agent that answers but refuses is the agent's failure, not the link's. */
-		return vmc_cmd_fail(&err, r == -EPROTONOSUPPORT ? VMC_EXIT_FAIL : VMC_EXIT_USAGE);
-	}
-	if (hello)
-		*hello = rsp;
-	else
-		vmc_agent_response_free(*c, rsp);
-	return VMC_EXIT_OK;
-}
-
-int vmc_cmd_sections(const char *list, uint32_t *mask)
-{
-	uint32_t m;
-
-	if (vmc_section_parse(list, &m) < 0 || !*list) {
-		fprintf(stderr,
-			"vmcheck: --section \"%s\": expected a comma list of system, links, blocks, memory, cpus, pci, crash, all\n",
-			list);
-		return -EINVAL;
-	}
-	*mask |= m;
-	return 0;
-}
-
-int vmc_cmd_number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
-{
-	uint64_t v;
-
-	if (vmc_parse_u64(arg, 10, &v) < 0 || v < min || v > max) {
-		fprintf(stderr, "vmcheck: %s \"%s\": expected a number from %llu to %llu\n", opt, arg,
-			(unsigned long long)min, (unsigned long long)max);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
 
 static const char usage[] =
 	"usage: vmcheck state --agent SPEC [--json] [--section LIST]...\n"

@@ -3,11 +3,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 
 #include "clock.h"
 #include "cmd.h"
@@ -138,19 +136,6 @@ static bool handle(struct watch *w, Vmcheck__V1__Response *rsp)
 	return true;
 }
 
-/* SIGINT and SIGTERM, as an fd polled next to the agent's; -1 with errno set. */
-static int signals_fd(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_CLOEXEC);
-}
-
 /*
  * Print events until @count (0: no limit) have come, a signal arrives or
  * @timeout_ms (-1: none) passes without one. Returns the exit code.
@@ -261,7 +246,7 @@ int vmc_cmd_watch(int argc, char **argv)
 	if (code)
 		return code;
 	/* From here on a signal means "stop cleanly", never an abrupt death. */
-	sfd = signals_fd();
+	sfd = vmc_cmd_signals_fd();
 	if (sfd < 0) {
 		fprintf(stderr, "vmcheck: watch: signalfd: %s\n", strerror(errno));
 		vmc_agent_close(w.c);

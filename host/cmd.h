@@ -31,19 +31,30 @@ int vmc_cmd_watch(int argc, char **argv);
 int vmc_cmd_ping(int argc, char **argv);
 int vmc_cmd_run(int argc, char **argv);
 
-/* Helpers shared by the commands (cmd-state.c); they print their own messages. */
+/* Helpers shared by the commands (cmd-common.c); they print their own messages. */
 
 /*
  * vmc_cmd_open - connect to @spec and exchange Hello
- * @hello: the agent's HelloReply response, or NULL if not wanted
- * Returns VMC_EXIT_OK, or the exit code after printing why not.
+ * @c:     set to the connection on success (close it with vmc_agent_close())
+ * @hello: the agent's HelloReply response (free with vmc_agent_response_free()),
+ *         or NULL if not wanted
+ * Returns VMC_EXIT_OK; or, after printing why not, VMC_EXIT_FAIL when the
+ * agent answered but refused, VMC_EXIT_USAGE when it could not be reached.
  */
 int vmc_cmd_open(const char *spec, struct vmc_agent_conn **c, Vmcheck__V1__Response **hello);
 
-/* OR the sections of a --section @list into *@mask; -EINVAL on an unknown name. */
+/*
+ * vmc_cmd_sections - OR the sections of a --section @list into *@mask
+ * Returns 0; -EINVAL on an unknown name or an empty list, after saying so
+ * (*@mask untouched).
+ */
 int vmc_cmd_sections(const char *list, uint32_t *mask);
 
-/* Parse the value of option @opt within [@min, @max]; -EINVAL if it is not one. */
+/*
+ * vmc_cmd_number - the decimal value of option @opt, given as @arg
+ * Returns 0 with *@out set; -EINVAL if @arg is not a number within
+ * [@min, @max], after saying so (*@out untouched).
+ */
 int vmc_cmd_number(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out);
 
 /* "Try 'vmcheck CMD --help'." on stderr; returns VMC_EXIT_USAGE. */
@@ -55,8 +66,21 @@ int vmc_cmd_usage_error(const char *cmd);
  */
 int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec);
 
-/* Report @err (and clear it); returns @code. */
+/*
+ * vmc_cmd_fail - print "vmcheck: " and @err's message (its code's strerror
+ * without one) on stderr, then clear @err. Returns @code.
+ */
 int vmc_cmd_fail(struct vmc_error *err, int code);
+
+/*
+ * vmc_cmd_signals_fd - SIGINT and SIGTERM as a signalfd, so that a command
+ * can stop cleanly (unsubscribe, complete its reports) instead of dying
+ * Blocks both signals in the calling thread first: threads and children
+ * started afterwards inherit the mask. Returns the fd (close-on-exec, the
+ * caller's to close), or -1 with errno set; a signalfd() failure leaves
+ * the signals blocked.
+ */
+int vmc_cmd_signals_fd(void);
 
 /*
  * The SSH options of every command that takes --agent: VMC_CMD_SSH_OPTIONS
