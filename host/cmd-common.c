@@ -18,7 +18,8 @@ int vmc_cmd_fail(struct vmc_error *err, int code)
 	return code;
 }
 
-int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec)
+/* After getopt: no stray arguments and an --agent SPEC; 0, or the usage exit code. */
+static int need_agent(const char *cmd, int argc, char **argv, const char *spec)
 {
 	if (optind < argc) {
 		fprintf(stderr, "vmcheck: %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
@@ -113,4 +114,29 @@ int vmc_cmd_signals_fd(void)
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
 	return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+int vmc_cmd_parse_agent(int argc, char **argv, const struct vmc_cmd_parser *p, const char **spec)
+{
+	int opt, code;
+
+	*spec = NULL;
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, p->shortopts, p->longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			*spec = optarg;
+			break;
+		case 'h':
+			fputs(p->usage, stdout);
+			return VMC_EXIT_OK;
+		case '?': /* getopt_long has said what was wrong */
+			return vmc_cmd_usage_error(argv[0]);
+		default:
+			if (!vmc_cmd_ssh_option(opt, optarg) && p->option(opt, optarg, p->ctx) < 0)
+				return vmc_cmd_usage_error(argv[0]);
+		}
+	}
+	code = need_agent(argv[0], argc, argv, *spec);
+	return code ? code : VMC_CMD_PARSED;
 }

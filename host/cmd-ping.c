@@ -111,49 +111,55 @@ static int ping(struct vmc_agent_conn *c, uint64_t *rtt, size_t n)
 	return VMC_EXIT_OK;
 }
 
+struct ping_opts {
+	uint64_t count;
+	bool json;
+};
+
+/* An option of ping's own (struct vmc_cmd_parser): 0, or -EINVAL after saying why. */
+static int ping_option(int opt, const char *arg, void *ctx)
+{
+	struct ping_opts *o = ctx;
+
+	switch (opt) {
+	case 'n':
+		return vmc_cmd_number("--count", arg, 1, 10000000, &o->count);
+	case 'j':
+		o->json = true;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
 int vmc_cmd_ping(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "agent", required_argument, NULL, 'a' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		VMC_CMD_SSH_OPTIONS,
+		VMC_CMD_AGENT_OPTIONS,
 		{ NULL, 0, NULL, 0 },
+	};
+	struct ping_opts o = { .count = 100 };
+	const struct vmc_cmd_parser parser = {
+		.shortopts = "a:n:jh",
+		.longopts = opts,
+		.usage = usage,
+		.option = ping_option,
+		.ctx = &o,
 	};
 	Vmcheck__V1__Response *hello = NULL;
 	struct vmc_agent_conn *c = NULL;
 	struct ping_result res = { 0 };
 	_cleanup_free_ uint64_t *rtt = NULL;
-	const char *spec = NULL;
-	uint64_t count = 100;
-	bool json = false;
-	int opt, code;
+	const char *spec;
+	uint64_t count;
+	int code;
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "a:n:jh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'a':
-			spec = optarg;
-			break;
-		case 'n':
-			if (vmc_cmd_number("--count", optarg, 1, 10000000, &count) < 0)
-				return vmc_cmd_usage_error(argv[0]);
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return VMC_EXIT_OK;
-		default:
-			if (!vmc_cmd_ssh_option(opt, optarg))
-				return vmc_cmd_usage_error(argv[0]);
-		}
-	}
-	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);
-	if (code)
+	code = vmc_cmd_parse_agent(argc, argv, &parser, &spec);
+	if (code != VMC_CMD_PARSED)
 		return code;
+	count = o.count;
 	rtt = calloc(count, sizeof(*rtt));
 	if (!rtt) {
 		fprintf(stderr, "vmcheck: ping: %s\n", strerror(ENOMEM));
@@ -176,7 +182,7 @@ int vmc_cmd_ping(int argc, char **argv)
 		res.p50 = percentile(rtt, count, 50);
 		res.p99 = percentile(rtt, count, 99);
 		res.max = rtt[count - 1];
-		if (json)
+		if (o.json)
 			print_json(&res);
 		else
 			print_text(&res);

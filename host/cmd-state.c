@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* vmcheck state: one snapshot of the guest, as text or JSON. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,55 +27,59 @@ static const char usage[] =
 	"Sections the agent could not read are reported on stderr. Exit status: 0 ok,\n"
 	"1 the agent failed or a section could not be read, 2 usage or connection error.\n";
 
+struct state_opts {
+	uint32_t mask;
+	bool json;
+};
+
+/* An option of state's own (struct vmc_cmd_parser): 0, or -EINVAL after saying why. */
+static int state_option(int opt, const char *arg, void *ctx)
+{
+	struct state_opts *o = ctx;
+
+	switch (opt) {
+	case 'j':
+		o->json = true;
+		return 0;
+	case 's':
+		return vmc_cmd_sections(arg, &o->mask);
+	default:
+		return -EINVAL;
+	}
+}
+
 int vmc_cmd_state(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "agent", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "section", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		VMC_CMD_SSH_OPTIONS,
+		VMC_CMD_AGENT_OPTIONS,
 		{ NULL, 0, NULL, 0 },
+	};
+	struct state_opts o = { 0 };
+	const struct vmc_cmd_parser parser = {
+		.shortopts = "a:js:h",
+		.longopts = opts,
+		.usage = usage,
+		.option = state_option,
+		.ctx = &o,
 	};
 	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
 	struct vmc_error err = VMC_ERROR_INIT;
 	Vmcheck__V1__Response *rsp = NULL;
 	struct vmc_agent_conn *c = NULL;
-	const char *spec = NULL;
-	uint32_t mask = 0;
-	bool json = false;
-	int opt, code;
+	const char *spec;
+	int code;
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "a:js:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'a':
-			spec = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 's':
-			if (vmc_cmd_sections(optarg, &mask) < 0)
-				return vmc_cmd_usage_error(argv[0]);
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return VMC_EXIT_OK;
-		default:
-			if (!vmc_cmd_ssh_option(opt, optarg))
-				return vmc_cmd_usage_error(argv[0]);
-		}
-	}
-	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);
-	if (code)
+	code = vmc_cmd_parse_agent(argc, argv, &parser, &spec);
+	if (code != VMC_CMD_PARSED)
 		return code;
 
 	code = vmc_cmd_open(spec, &c, NULL);
 	if (code)
 		return code;
-	get.sections = mask;
+	get.sections = o.mask;
 	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
 	req.get_state = &get;
 	if (vmc_agent_call(c, &req, VMC_CMD_TIMEOUT_MS, &rsp, &err) < 0 ||
@@ -82,7 +87,7 @@ int vmc_cmd_state(int argc, char **argv)
 		code = vmc_cmd_fail(&err, VMC_EXIT_FAIL);
 		goto out;
 	}
-	if (json) {
+	if (o.json) {
 		int r = vmc_json_print(stdout, &rsp->state->base);
 
 		if (r < 0) {

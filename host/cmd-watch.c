@@ -184,63 +184,62 @@ static int follow(struct watch *w, int sfd, uint64_t count, int timeout_ms)
 	return VMC_EXIT_OK;
 }
 
+struct watch_opts {
+	bool json, has_timeout;
+	uint32_t mask;
+	uint64_t coalesce, count, timeout;
+};
+
+/* An option of watch's own (struct vmc_cmd_parser): 0, or -EINVAL after saying why. */
+static int watch_option(int opt, const char *arg, void *ctx)
+{
+	struct watch_opts *o = ctx;
+
+	switch (opt) {
+	case 'j':
+		o->json = true;
+		return 0;
+	case 's':
+		return vmc_cmd_sections(arg, &o->mask);
+	case 'c':
+		return vmc_cmd_number("--coalesce-ms", arg, 0, 60000, &o->coalesce);
+	case 'n':
+		return vmc_cmd_number("--count", arg, 1, UINT64_MAX, &o->count);
+	case 't':
+		o->has_timeout = true;
+		return vmc_cmd_number("--timeout-ms", arg, 0, INT32_MAX, &o->timeout);
+	default:
+		return -EINVAL;
+	}
+}
+
 int vmc_cmd_watch(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "agent", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "section", required_argument, NULL, 's' },
 		{ "coalesce-ms", required_argument, NULL, 'c' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "timeout-ms", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		VMC_CMD_SSH_OPTIONS,
+		VMC_CMD_AGENT_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
+	struct watch_opts o = { 0 };
+	const struct vmc_cmd_parser parser = {
+		.shortopts = "a:js:c:n:t:h",
+		.longopts = opts,
+		.usage = usage,
+		.option = watch_option,
+		.ctx = &o,
+	};
 	struct watch w = { .c = NULL };
-	uint64_t coalesce = 0, count = 0, timeout = 0;
-	bool has_timeout = false;
-	const char *spec = NULL;
-	uint32_t mask = 0;
-	int opt, code, sfd;
+	const char *spec;
+	int code, sfd;
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "a:js:c:n:t:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'a':
-			spec = optarg;
-			break;
-		case 'j':
-			w.json = true;
-			break;
-		case 's':
-			if (vmc_cmd_sections(optarg, &mask) < 0)
-				return vmc_cmd_usage_error(argv[0]);
-			break;
-		case 'c':
-			if (vmc_cmd_number("--coalesce-ms", optarg, 0, 60000, &coalesce) < 0)
-				return vmc_cmd_usage_error(argv[0]);
-			break;
-		case 'n':
-			if (vmc_cmd_number("--count", optarg, 1, UINT64_MAX, &count) < 0)
-				return vmc_cmd_usage_error(argv[0]);
-			break;
-		case 't':
-			if (vmc_cmd_number("--timeout-ms", optarg, 0, INT32_MAX, &timeout) < 0)
-				return vmc_cmd_usage_error(argv[0]);
-			has_timeout = true;
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return VMC_EXIT_OK;
-		default:
-			if (!vmc_cmd_ssh_option(opt, optarg))
-				return vmc_cmd_usage_error(argv[0]);
-		}
-	}
-	code = vmc_cmd_need_agent(argv[0], argc, argv, spec);
-	if (code)
+	code = vmc_cmd_parse_agent(argc, argv, &parser, &spec);
+	if (code != VMC_CMD_PARSED)
 		return code;
+	w.json = o.json;
 
 	code = vmc_cmd_open(spec, &w.c, NULL);
 	if (code)
@@ -252,9 +251,9 @@ int vmc_cmd_watch(int argc, char **argv)
 		vmc_agent_close(w.c);
 		return VMC_EXIT_FAIL;
 	}
-	code = subscribe(&w, mask, (uint32_t)coalesce);
+	code = subscribe(&w, o.mask, (uint32_t)o.coalesce);
 	if (code == VMC_EXIT_OK) {
-		code = follow(&w, sfd, count, has_timeout ? (int)timeout : -1);
+		code = follow(&w, sfd, o.count, o.has_timeout ? (int)o.timeout : -1);
 		unsubscribe(&w);
 	}
 	if (w.prev)

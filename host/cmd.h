@@ -61,12 +61,6 @@ int vmc_cmd_number(const char *opt, const char *arg, uint64_t min, uint64_t max,
 int vmc_cmd_usage_error(const char *cmd);
 
 /*
- * vmc_cmd_need_agent - after getopt: no stray arguments and an --agent SPEC
- * Returns 0, or the usage exit code after saying what is wrong.
- */
-int vmc_cmd_need_agent(const char *cmd, int argc, char **argv, const char *spec);
-
-/*
  * vmc_cmd_fail - print "vmcheck: " and @err's message (its code's strerror
  * without one) on stderr, then clear @err. Returns @code.
  */
@@ -111,5 +105,41 @@ enum {
  * Returns true if @opt was one of VMC_CMD_SSH_OPTIONS.
  */
 bool vmc_cmd_ssh_option(int opt, const char *arg);
+
+/*
+ * The options every agent command (state, watch, ping) takes: -a/--agent,
+ * -h/--help and the SSH ones. VMC_CMD_AGENT_OPTIONS goes at the end of the
+ * command's getopt_long() table, before the terminating { NULL }.
+ */
+#define VMC_CMD_AGENT_OPTIONS                                                              \
+	{ "agent", required_argument, NULL, 'a' },                                         \
+	{ "help", no_argument, NULL, 'h' },                                                \
+	VMC_CMD_SSH_OPTIONS
+
+struct option;
+
+/* How an agent command's argv is parsed: the command's own part. */
+struct vmc_cmd_parser {
+	const char *shortopts;	       /* getopt's, with "a:" and "h" */
+	const struct option *longopts; /* ending in VMC_CMD_AGENT_OPTIONS */
+	const char *usage;	       /* the --help text */
+	/* Take option @opt of the command's own, with @arg: 0, or -EINVAL after saying why. */
+	int (*option)(int opt, const char *arg, void *ctx);
+	void *ctx; /* handed to @option */
+};
+
+/* vmc_cmd_parse_agent()'s "carry on": the options are all taken. */
+#define VMC_CMD_PARSED (-1)
+
+/*
+ * vmc_cmd_parse_agent - parse the argv of an agent command with @p
+ * Takes --agent into *@spec (a pointer into @argv), prints @p->usage on
+ * stdout for --help, sets the SSH options (vmc_cmd_ssh_option()), and hands
+ * every other option to @p->option. --agent is required; a stray argument
+ * is refused.
+ * Returns VMC_CMD_PARSED to carry on; otherwise the command's exit code:
+ * VMC_EXIT_OK after --help, VMC_EXIT_USAGE after saying what is wrong.
+ */
+int vmc_cmd_parse_agent(int argc, char **argv, const struct vmc_cmd_parser *p, const char **spec);
 
 #endif
