@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exec:COMMAND: /bin/sh -c COMMAND with one end of a socketpair as its
- * stdin and stdout; stderr is inherited so the agent's complaints reach the
- * user. The child leads its own process group: a ^C at the terminal is the
- * controller's to handle (it unsubscribes and closes), and closing can
- * signal the shell and the agent together.
+ * exec:COMMAND: /bin/sh -c COMMAND (the agent named alone gets --stdio)
+ * with one end of a socketpair as its stdin and stdout; stderr is
+ * inherited so the agent's complaints reach the user. The child leads its
+ * own process group: a ^C at the terminal is the controller's to handle
+ * (it unsubscribes and closes), and closing can signal the shell and the
+ * agent together.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,21 +20,113 @@
 #include <unistd.h>
 
 #include "agent-client.h"
+#include "agent-exec.h"
 
 /* Voluntary exit after EOF, then after SIGTERM, before SIGKILL. */
 #define EXIT_WAIT_MS 1000
 /* How long an EOF waits for the child's status, to say why it went. */
 #define EOF_WAIT_MS 200
+/* What makes a command line more than plain words to /bin/sh. */
+#define SHELL_SPECIAL "|&;<>()$`\\\"'#{}!\n"
+
+/* The agent's long options (guest/agent-main.c), as far as exec: cares. */
+struct agent_opt {
+	const char *name;
+	bool arg;	/* takes the next word, unless given as --NAME=VALUE */
+	bool transport; /* picks the transport */
+};
+
+static const struct agent_opt agent_opts[] = {
+	{ "stdio", false, true },
+	{ "listen", true, true },
+	{ "virtio-port", false, true }, /* its NAME is optional */
+	{ "sysroot", true, false },
+	{ "crash-dir", true, false },
+	{ "max-frame", true, false },
+	{ "coalesce-ms", true, false },
+	{ "allow-crash", false, false },
+	{ "version", false, false },
+	{ "help", false, false },
+};
+
+/*
+ * The agent's option that --NAME means (NAME: the first @len bytes of
+ * @name) as getopt_long() reads it: exact, or an unambiguous prefix.
+ * NULL if none.
+ */
+static const struct agent_opt *agent_opt(const char *name, size_t len)
+{
+	const struct agent_opt *found = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(agent_opts); i++) {
+		if (strncmp(agent_opts[i].name, name, len))
+			continue;
+		if (!agent_opts[i].name[len])
+			return &agent_opts[i]; /* exact */
+		found = &agent_opts[i];
+		n++;
+	}
+	return len && n == 1 ? found : NULL;
+}
+
+/* Is @word the agent, as a command? */
+static bool is_agent(const char *word)
+{
+	const char *base = strrchr(word, '/');
+
+	return !strcmp(base ? base + 1 : word, "vmcheck-agent");
+}
+
+/* Does plain command line @line run the agent without a transport option? */
+static bool wants_stdio(const char *line)
+{
+	_cleanup_free_ char *copy = strdup(line);
+	char *save = NULL, *w = copy ? strtok_r(copy, " \t", &save) : NULL;
+	bool skip = false;
+
+	if (!w || line[strcspn(line, SHELL_SPECIAL)] || !is_agent(w))
+		return false;
+	while ((w = strtok_r(NULL, " \t", &save))) {
+		const struct agent_opt *o;
+
+		if (skip) { /* an option's argument */
+			skip = false;
+			continue;
+		}
+		if (!strcmp(w, "--"))
+			return false;
+		if (strncmp(w, "--", 2))
+			continue;
+		o = agent_opt(w + 2, strcspn(w + 2, "="));
+		if (o && o->transport)
+			return false;
+		skip = o && o->arg && !strchr(w, '=');
+	}
+	return true;
+}
+
+char *vmc_agent_exec_command(const char *cmd)
+{
+	char *line;
+
+	if (!wants_stdio(cmd))
+		return strdup(cmd);
+	return asprintf(&line, "%s --stdio", cmd) < 0 ? NULL : line;
+}
 
 static int exec_open(struct vmc_agent_transport *t, const char *cmd, struct vmc_error *err)
 {
-	char *const argv[] = { "sh", "-c", (char *)cmd, NULL };
+	_cleanup_free_ char *line = vmc_agent_exec_command(cmd);
+	char *const argv[] = { "sh", "-c", line, NULL };
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	_cleanup_close_ int mine = -1, theirs = -1;
 	int sv[2];
 	sigset_t none;
 	pid_t pid;
 
+	if (!line)
+		return vmc_error_set(err, -ENOMEM, "starting exec:%s: %s", cmd, strerror(ENOMEM));
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return vmc_error_set(err, -errno, "starting exec:%s: socketpair: %s", cmd,
 				     strerror(errno));

@@ -21,7 +21,8 @@ static void usage(FILE *fp)
 		fprintf(fp, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
 	fprintf(fp, "  %-8s %s\n", "help", "print the usage of a command");
 	fprintf(fp, "\nThe agent is named by a spec: unix:PATH, vserial:PATH, exec:COMMAND or\n"
-		    "ssh://USER@HOST[:PORT][/PATH].\n"
+		    "ssh://USER@HOST[:PORT][/PATH]. exec runs COMMAND with /bin/sh; the agent\n"
+		    "named with no transport option (exec:vmcheck-agent) is given --stdio.\n"
 		    "Exit status: 0 ok, 1 check or agent failure, 2 usage or connection error.\n");
 }
 
