@@ -42,9 +42,7 @@ int vmc_read_strf(int dirfd, char *buf, size_t size, const char *fmt, ...) _prin
  */
 int vmc_read_attr(int dirfd, const char *path, char *buf, size_t size);
 
-/* Strict numbers: no junk, no overflow, optional trailing newline. */
-int vmc_parse_u64(const char *s, int base, uint64_t *out);
-int vmc_parse_s64(const char *s, int base, int64_t *out);
+/* A number read from a file, parsed as vmc_parse_u64()/vmc_parse_s64() do. */
 int vmc_read_u64f(int dirfd, uint64_t *out, int base, const char *fmt, ...) _printf_(4, 5);
 int vmc_read_s64f(int dirfd, int64_t *out, int base, const char *fmt, ...) _printf_(4, 5);
 
@@ -61,7 +59,7 @@ int vmc_link_basef(int dirfd, char *out, size_t size, const char *fmt, ...) _pri
 
 /*
  * vmc_list_dir - names in a directory, "." and ".." left out
- * @names: malloc'd array of malloc'd names, sorted with vmc_natcmp
+ * @names: malloc'd array of malloc'd names, sorted with vmc_parse_natcmp
  * Returns the count or -errno. Free with vmc_names_free().
  */
 int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...) _printf_(3, 4);
@@ -91,24 +89,5 @@ void vmc_dir_close(struct vmc_dir *d);
  * untouched on failure.
  */
 int vmc_node_of_dirf(int dirfd, int *node, const char *fmt, ...) _printf_(3, 4);
-
-/* Compare like "sort -V" for names with a numeric suffix: cpu2 < cpu10. */
-int vmc_natcmp(const char *a, const char *b);
-
-/* True if @s is a PCI function address "dddd:bb:dd.f". */
-bool vmc_is_pci_address(const char *s);
-
-/*
- * vmc_pci_of_path - the last PCI function in a sysfs device path
- * @parent: if non-NULL, the one before it (the upstream bridge), or ""
- * Returns 0, or -ENOENT if the path has no PCI component.
- */
-int vmc_pci_of_path(const char *path, char out[13], char parent[13]);
-
-/*
- * Kernel CPU list format ("0-3,5"): membership test, and a count.
- * Return -EINVAL on malformed input.
- */
-int vmc_cpulist_contains(const char *list, unsigned cpu, bool *out);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "frame.h"
+#include "parse.h"
 #include "transport.h"
 
 #define DEFAULT_PORT "org.vmcheck.agent.0"

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "parse.h"
 #include "probe.h"
 #include "sha256.h"
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "state.h"
 
 /* Gone while we looked: files disappear, or an open attribute says ENODEV. */
@@ -181,7 +182,7 @@ static int read_origin(int fd, int dfd, struct vmc_arena *a, const char *dir,
 
 	r = vmc_resolve_linkf(fd, path, sizeof(path), "%s", dir);
 	/* EINVAL: a real directory, not a link (no device path to learn from). */
-	if (r == 0 && vmc_pci_of_path(path, pci, NULL) == 0) {
+	if (r == 0 && vmc_parse_pci_of_path(path, pci, NULL) == 0) {
 		b->pci_address = vmc_arena_strdup(a, pci);
 		if (!b->pci_address)
 			return -ENOMEM;

@@ -19,6 +19,7 @@
 #include <cpuid.h>
 #endif
 
+#include "parse.h"
 #include "state.h"
 
 #define CPU "sys/devices/system/cpu"
@@ -77,7 +78,7 @@ static int read_list(int fd, const char *file, char *buf, struct vmc_arena *a, c
 	 */
 	if (*list == ',')
 		list++;
-	r = vmc_cpulist_contains(list, 0, &in);
+	r = vmc_parse_cpulist_contains(list, 0, &in);
 	if (r < 0)
 		return r;
 	*out = vmc_arena_strdup(a, list);
@@ -248,7 +249,7 @@ static int read_cpu(int fd, const char *name, const char *online, char *buf, str
 	bool on;
 	int r;
 
-	r = vmc_cpulist_contains(online, c->id, &on);
+	r = vmc_parse_cpulist_contains(online, c->id, &on);
 	if (r < 0)
 		return r;
 	c->online = on;
@@ -324,7 +325,7 @@ static int read_cpus(const struct vmc_state_opts *o, char **names, size_t n, cha
 
 		if (!cpu_id(names[i], &id))
 			continue;
-		r = vmc_cpulist_contains(cs->present, id, &present);
+		r = vmc_parse_cpulist_contains(cs->present, id, &present);
 		if (r < 0)
 			return r;
 		if (!present)

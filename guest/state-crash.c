@@ -16,6 +16,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "state.h"
 
 static const char *const default_dirs[] = {"var/crash", "var/oled/crash", NULL};

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "parse.h"
 #include "state.h"
 
 /* Enough for one netlink dump message: the kernel caps them at 32 KiB. */
@@ -109,7 +110,8 @@ static int read_link(int fd, struct vmc_arena *a, const char *name, Vmcheck__V1_
 	    !(l->driver = vmc_arena_strdup(a, buf)))
 		return -ENOMEM;
 	if (vmc_resolve_linkf(fd, dev, sizeof(dev), "%s/device", path) == 0 &&
-	    vmc_pci_of_path(dev, pci, NULL) == 0 && !(l->pci_address = vmc_arena_strdup(a, pci)))
+	    vmc_parse_pci_of_path(dev, pci, NULL) == 0 &&
+	    !(l->pci_address = vmc_arena_strdup(a, pci)))
 		return -ENOMEM;
 
 	l->name = vmc_arena_strdup(a, name);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "state.h"
 
 #define MEM "sys/devices/system/memory"

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "state.h"
 
 #define PCI_DEVICES "sys/bus/pci/devices"
@@ -222,7 +223,7 @@ static int read_function(int fd, struct vmc_arena *a, const Vmcheck__V1__Pci *pc
 	/* The upstream bridge is the PCI component before ours in the device path. */
 	r = vmc_resolve_linkf(fd, path, sizeof(path), PCI_DEVICES "/%s", addr);
 	if (r == 0)
-		(void)vmc_pci_of_path(path, self, parent); /* none: parent stays "" */
+		(void)vmc_parse_pci_of_path(path, self, parent); /* none: parent stays "" */
 	else if (r != -EINVAL) /* EINVAL: not a link, no path to learn from */
 		return r;
 	r = vmc_link_basef(dfd, drv, sizeof(drv), "driver");
@@ -279,7 +280,7 @@ int vmc_state_read_pci(const struct vmc_state_opts *o, struct vmc_arena *a, Vmch
 	for (int i = 0; i < n && r == 0; i++) {
 		Vmcheck__V1__PciFunction *f;
 
-		if (!vmc_is_pci_address(names[i]))
+		if (!vmc_parse_is_pci_address(names[i]))
 			continue;
 		r = read_function(o->root.fd, a, pci, names[i], &f);
 		if (r == 0)

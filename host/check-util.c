@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "sysroot.h"
+#include "parse.h"
 
 unsigned vmc_chk_run_tag(void)
 {
@@ -120,7 +120,7 @@ static bool in_cpulist(const char *list, unsigned id)
 	bool in = false;
 
 	/* A malformed list (never from a sane agent) contains nothing. */
-	return list && vmc_cpulist_contains(list, id, &in) == 0 && in;
+	return list && vmc_parse_cpulist_contains(list, id, &in) == 0 && in;
 }
 
 const Vmcheck__V1__Cpu *vmc_chk_cpu_present(const Vmcheck__V1__State *st, unsigned id)

@@ -9,7 +9,7 @@
 #include <sys/signalfd.h>
 
 #include "cmd.h"
-#include "sysroot.h"
+#include "parse.h"
 
 int vmc_cmd_fail(struct vmc_error *err, int code)
 {

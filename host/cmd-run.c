@@ -22,7 +22,7 @@
 #include "hv-qmp.h"
 #include "qemu.h"
 #include "suite.h"
-#include "sysroot.h"
+#include "parse.h"
 
 /* The guest kit: build/guest in a source tree; make install sets its own. */
 #ifndef GUEST_DIR
@@ -189,7 +189,7 @@ static int check_vfio(const char *list)
 		size_t n = strcspn(p, ",");
 
 		snprintf(addr, sizeof(addr), "%.*s", (int)n, p);
-		if (n >= sizeof(addr) || !vmc_is_pci_address(addr)) {
+		if (n >= sizeof(addr) || !vmc_parse_is_pci_address(addr)) {
 			fprintf(stderr, "vmcheck: --vfio \"%s\": expected host PCI addresses "
 					"like 0000:06:02.0, comma separated\n",
 				list);

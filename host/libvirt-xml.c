@@ -14,7 +14,7 @@
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 
-#include "sysroot.h"
+#include "parse.h"
 
 /* ---- generation */
 
@@ -242,7 +242,7 @@ static int pci_parse(const char *addr, unsigned v[4])
 {
 	int n = 0;
 
-	if (!vmc_is_pci_address(addr) ||
+	if (!vmc_parse_is_pci_address(addr) ||
 	    sscanf(addr, "%x:%x:%x.%x%n", &v[0], &v[1], &v[2], &v[3], &n) != 4 || addr[n])
 		return -EINVAL;
 	return 0;

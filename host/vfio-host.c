@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "sysroot.h"
 
 #define DEVICES "sys/bus/pci/devices"
@@ -51,7 +52,7 @@ static int read_peers(int rootfd, struct vmc_vfio_host *h)
 	for (int i = 0; !r && i < n; i++) {
 		struct vmc_vfio_peer *p = &h->peers[h->n_peers];
 
-		if (!strcmp(names[i], h->addr) || !vmc_is_pci_address(names[i]))
+		if (!strcmp(names[i], h->addr) || !vmc_parse_is_pci_address(names[i]))
 			continue;
 		snprintf(p->addr, sizeof(p->addr), "%s", names[i]);
 		r = driver_of(rootfd, names[i], p->driver);
@@ -88,7 +89,7 @@ int vmc_vfio_host_read(int rootfd, const char *addr, struct vmc_vfio_host *out)
 	struct vmc_vfio_host h = {.group = -1};
 	int r;
 
-	if (!vmc_is_pci_address(addr))
+	if (!vmc_parse_is_pci_address(addr))
 		return -EINVAL;
 	snprintf(h.addr, sizeof(h.addr), "%s", addr);
 	r = read_id(rootfd, addr, "vendor", &h.vendor);
@@ -98,7 +99,7 @@ int vmc_vfio_host_read(int rootfd, const char *addr, struct vmc_vfio_host *out)
 		r = driver_of(rootfd, addr, h.driver);
 	if (r == 0) {
 		r = vmc_link_basef(rootfd, h.physfn, sizeof(h.physfn), DEVICES "/%s/physfn", addr);
-		if (r == 0 && !vmc_is_pci_address(h.physfn))
+		if (r == 0 && !vmc_parse_is_pci_address(h.physfn))
 			r = -EINVAL;
 		else if (r == 0)
 			r = driver_of(rootfd, h.physfn, h.pf_driver);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "parse.h"
 #include "state.h"
 
 #define FIXTURE "debian12-host"
@@ -150,7 +151,7 @@ static bool in_list(const char *list, unsigned cpu)
 {
 	bool in = false;
 
-	CU_ASSERT_EQUAL(vmc_cpulist_contains(list, cpu, &in), 0);
+	CU_ASSERT_EQUAL(vmc_parse_cpulist_contains(list, cpu, &in), 0);
 	return in;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "parse.h"
 #include "state.h"
 
 #define CPU "sys/devices/system/cpu/"
@@ -454,13 +455,13 @@ static void live_tree_is_consistent(void)
 
 		if (i > 0)
 			CU_ASSERT_TRUE(cpus->cpus[i - 1]->id < cpu->id);
-		CU_ASSERT_EQUAL(vmc_cpulist_contains(cpus->present, cpu->id, &in), 0);
+		CU_ASSERT_EQUAL(vmc_parse_cpulist_contains(cpus->present, cpu->id, &in), 0);
 		CU_ASSERT_TRUE(in);
 		if (!cpu->online)
 			continue;
 		n_online++;
 		/* An online CPU is its own thread sibling. */
-		CU_ASSERT_EQUAL(vmc_cpulist_contains(cpu->thread_siblings, cpu->id, &in), 0);
+		CU_ASSERT_EQUAL(vmc_parse_cpulist_contains(cpu->thread_siblings, cpu->id, &in), 0);
 		CU_ASSERT_TRUE(in);
 		CU_ASSERT_TRUE(cpu->core_id >= 0);
 	}

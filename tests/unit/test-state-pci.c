@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "parse.h"
 #include "state.h"
 
 static void run_on(struct fx_run *t, struct vmc_sysroot root)
@@ -277,7 +278,7 @@ static void live_machine_invariants(void)
 	for (size_t i = 0; i < t.st.pci->n_functions; i++) {
 		const Vmcheck__V1__PciFunction *f = t.st.pci->functions[i];
 
-		CU_ASSERT_TRUE(vmc_is_pci_address(f->address));
+		CU_ASSERT_TRUE(vmc_parse_is_pci_address(f->address));
 		CU_ASSERT_NOT_EQUAL(f->vendor, 0);
 		CU_ASSERT_NOT_EQUAL(f->vendor, 0xffff);
 		if (i > 0)

@@ -24,26 +24,6 @@ static void read_str_strips_newlines_and_bounds(void)
 	fx_cleanup(&f);
 }
 
-static void numbers_are_parsed_strictly(void)
-{
-	uint64_t u = 7;
-	int64_t s = 7;
-
-	CU_ASSERT_EQUAL(vmc_parse_u64("8000000", 16, &u), 0);
-	CU_ASSERT_EQUAL(u, 0x8000000);
-	CU_ASSERT_EQUAL(vmc_parse_u64("12\n", 10, &u), 0);
-	CU_ASSERT_EQUAL(u, 12);
-	u = 7;
-	CU_ASSERT_EQUAL(vmc_parse_u64("12x", 10, &u), -EINVAL);
-	CU_ASSERT_EQUAL(vmc_parse_u64("", 10, &u), -EINVAL);
-	CU_ASSERT_EQUAL(vmc_parse_u64(" 1", 10, &u), -EINVAL);
-	CU_ASSERT_EQUAL(vmc_parse_u64("-1", 10, &u), -EINVAL);
-	CU_ASSERT_EQUAL(vmc_parse_u64("99999999999999999999999", 10, &u), -ERANGE);
-	CU_ASSERT_EQUAL(u, 7);
-	CU_ASSERT_EQUAL(vmc_parse_s64("-1", 10, &s), 0);
-	CU_ASSERT_EQUAL(s, -1);
-}
-
 static void links_resolve_inside_the_root(void)
 {
 	struct fx f;
@@ -60,19 +40,6 @@ static void links_resolve_inside_the_root(void)
 	CU_ASSERT_EQUAL(vmc_link_basef(f.root.fd, out, sizeof(out), "sys/class/net/eth0"), 0);
 	CU_ASSERT_STRING_EQUAL(out, "eth0");
 	fx_cleanup(&f);
-}
-
-static void pci_address_is_found_in_a_device_path(void)
-{
-	char pci[13], parent[13];
-
-	CU_ASSERT_EQUAL(vmc_pci_of_path("sys/devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1",
-					pci, parent), 0);
-	CU_ASSERT_STRING_EQUAL(pci, "0000:01:00.0");
-	CU_ASSERT_STRING_EQUAL(parent, "0000:00:02.0");
-	CU_ASSERT_EQUAL(vmc_pci_of_path("sys/devices/virtual/net/lo", pci, parent), -ENOENT);
-	CU_ASSERT_FALSE(vmc_is_pci_address("0000:00:02.8"));
-	CU_ASSERT_FALSE(vmc_is_pci_address("0000:00:02"));
 }
 
 static void dir_listing_sorts_naturally(void)
@@ -132,21 +99,6 @@ static void dir_iterator_reads_past_one_buffer(void)
 	fx_cleanup(&f);
 }
 
-static void cpulist_membership(void)
-{
-	bool in = false;
-
-	CU_ASSERT_EQUAL(vmc_cpulist_contains("0-3,5\n", 5, &in), 0);
-	CU_ASSERT_TRUE(in);
-	CU_ASSERT_EQUAL(vmc_cpulist_contains("0-3,5", 4, &in), 0);
-	CU_ASSERT_FALSE(in);
-	CU_ASSERT_EQUAL(vmc_cpulist_contains("", 0, &in), 0);
-	CU_ASSERT_FALSE(in);
-	CU_ASSERT_EQUAL(vmc_cpulist_contains("3-1", 2, &in), -EINVAL);
-	CU_ASSERT_EQUAL(vmc_cpulist_contains("a", 2, &in), -EINVAL);
-}
-
 VMC_SUITE(sysroot, NULL, NULL, VMC_TEST(read_str_strips_newlines_and_bounds),
-	  VMC_TEST(numbers_are_parsed_strictly), VMC_TEST(links_resolve_inside_the_root),
-	  VMC_TEST(pci_address_is_found_in_a_device_path), VMC_TEST(dir_listing_sorts_naturally),
-	  VMC_TEST(dir_iterator_reads_past_one_buffer), VMC_TEST(cpulist_membership))
+	  VMC_TEST(links_resolve_inside_the_root), VMC_TEST(dir_listing_sorts_naturally),
+	  VMC_TEST(dir_iterator_reads_past_one_buffer))
