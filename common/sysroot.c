@@ -43,7 +43,7 @@ static const char *rel(const char *path)
 	return *path ? path : ".";
 }
 
-int vmc_read_str(int dirfd, const char *path, char *buf, size_t size)
+int vmc_sysroot_read_str(int dirfd, const char *path, char *buf, size_t size)
 {
 	_cleanup_close_ int fd = -1;
 	size_t len = 0;
@@ -80,7 +80,7 @@ int vmc_read_str(int dirfd, const char *path, char *buf, size_t size)
 	return (int)len;
 }
 
-int vmc_read_attr(int dirfd, const char *path, char *buf, size_t size)
+int vmc_sysroot_read_attr(int dirfd, const char *path, char *buf, size_t size)
 {
 	_cleanup_close_ int fd = -1;
 	ssize_t len;
@@ -113,31 +113,31 @@ int vmc_read_attr(int dirfd, const char *path, char *buf, size_t size)
 			return -ENAMETOOLONG;                                  \
 	} while (0)
 
-int vmc_read_strf(int dirfd, char *buf, size_t size, const char *fmt, ...)
+int vmc_sysroot_read_strf(int dirfd, char *buf, size_t size, const char *fmt, ...)
 {
 	FMT_PATH(path, fmt);
-	return vmc_read_str(dirfd, path, buf, size);
+	return vmc_sysroot_read_str(dirfd, path, buf, size);
 }
 
-int vmc_read_u64f(int dirfd, uint64_t *out, int base, const char *fmt, ...)
+int vmc_sysroot_read_u64f(int dirfd, uint64_t *out, int base, const char *fmt, ...)
 {
 	char buf[64];
 	int r;
 
 	FMT_PATH(path, fmt);
-	r = vmc_read_str(dirfd, path, buf, sizeof(buf));
+	r = vmc_sysroot_read_str(dirfd, path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	return vmc_parse_u64(buf, base, out);
 }
 
-int vmc_read_s64f(int dirfd, int64_t *out, int base, const char *fmt, ...)
+int vmc_sysroot_read_s64f(int dirfd, int64_t *out, int base, const char *fmt, ...)
 {
 	char buf[64];
 	int r;
 
 	FMT_PATH(path, fmt);
-	r = vmc_read_str(dirfd, path, buf, sizeof(buf));
+	r = vmc_sysroot_read_str(dirfd, path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	return vmc_parse_s64(buf, base, out);
@@ -175,7 +175,7 @@ static int normalize(char *p)
 	return 0;
 }
 
-int vmc_resolve_linkf(int dirfd, char *out, size_t size, const char *fmt, ...)
+int vmc_sysroot_resolve_linkf(int dirfd, char *out, size_t size, const char *fmt, ...)
 {
 	char target[PATH_MAX], full[2 * PATH_MAX];
 	const char *lp, *slash;
@@ -204,7 +204,7 @@ int vmc_resolve_linkf(int dirfd, char *out, size_t size, const char *fmt, ...)
 	return 0;
 }
 
-int vmc_link_basef(int dirfd, char *out, size_t size, const char *fmt, ...)
+int vmc_sysroot_link_basef(int dirfd, char *out, size_t size, const char *fmt, ...)
 {
 	char target[PATH_MAX];
 	const char *b;
@@ -230,14 +230,14 @@ static int natcmp_p(const void *a, const void *b)
 	return vmc_parse_natcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void vmc_names_free(char **names, int n)
+void vmc_sysroot_names_free(char **names, int n)
 {
 	for (int i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 }
 
-int vmc_dir_open(struct vmc_dir *d, int dirfd, const char *path)
+int vmc_sysroot_dir_open(struct vmc_sysroot_dir *d, int dirfd, const char *path)
 {
 	d->fd = openat(dirfd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d->pos = d->end = 0;
@@ -253,7 +253,7 @@ struct dirent64_rec {
 	char name[];
 };
 
-int vmc_dir_next(struct vmc_dir *d, const char **name)
+int vmc_sysroot_dir_next(struct vmc_sysroot_dir *d, const char **name)
 {
 	for (;;) {
 		const struct dirent64_rec *e;
@@ -279,26 +279,26 @@ int vmc_dir_next(struct vmc_dir *d, const char **name)
 	}
 }
 
-void vmc_dir_close(struct vmc_dir *d)
+void vmc_sysroot_dir_close(struct vmc_sysroot_dir *d)
 {
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
 }
 
-int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...)
+int vmc_sysroot_list_dirf(int dirfd, char ***names, const char *fmt, ...)
 {
 	char **v = NULL;
 	size_t n = 0, cap = 0;
-	struct vmc_dir d;
+	struct vmc_sysroot_dir d;
 	const char *name;
 	int r;
 
 	FMT_PATH(path, fmt);
-	r = vmc_dir_open(&d, dirfd, path);
+	r = vmc_sysroot_dir_open(&d, dirfd, path);
 	if (r < 0)
 		return r;
-	while ((r = vmc_dir_next(&d, &name)) > 0) {
+	while ((r = vmc_sysroot_dir_next(&d, &name)) > 0) {
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 16;
 			char **nv = realloc(v, nc * sizeof(*nv));
@@ -313,9 +313,9 @@ int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...)
 			goto fail_nomem;
 		n++;
 	}
-	vmc_dir_close(&d);
+	vmc_sysroot_dir_close(&d);
 	if (r < 0) {
-		vmc_names_free(v, (int)n);
+		vmc_sysroot_names_free(v, (int)n);
 		return r;
 	}
 	/*
@@ -336,24 +336,24 @@ int vmc_list_dirf(int dirfd, char ***names, const char *fmt, ...)
 		}
 	}
 	if (n > INT_MAX) {
-		vmc_names_free(v, (int)n);
+		vmc_sysroot_names_free(v, (int)n);
 		return -EOVERFLOW;
 	}
 	*names = v;
 	return (int)n;
 fail_nomem:
-	vmc_dir_close(&d);
-	vmc_names_free(v, (int)n);
+	vmc_sysroot_dir_close(&d);
+	vmc_sysroot_names_free(v, (int)n);
 	return -ENOMEM;
 }
 
-int vmc_node_of_dirf(int dirfd, int *node, const char *fmt, ...)
+int vmc_sysroot_node_of_dirf(int dirfd, int *node, const char *fmt, ...)
 {
 	char **names;
 	int n, found = -1;
 
 	FMT_PATH(path, fmt);
-	n = vmc_list_dirf(dirfd, &names, "%s", path);
+	n = vmc_sysroot_list_dirf(dirfd, &names, "%s", path);
 	if (n < 0)
 		return n;
 	/* Sorted naturally: the first match is the lowest N. */
@@ -364,7 +364,7 @@ int vmc_node_of_dirf(int dirfd, int *node, const char *fmt, ...)
 		    vmc_parse_u64(names[i] + 4, 10, &v) == 0 && v <= INT_MAX)
 			found = (int)v;
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	*node = found;
 	return 0;
 }

@@ -154,9 +154,9 @@ static const char *zone_phrase(const char *zones, char *buf, size_t size)
 static bool memory_settled(int rootfd, const char *dir, bool want_online, char state[32],
 			   char zones[128])
 {
-	if (vmc_read_strf(rootfd, state, 32, "%s/state", dir) < 0)
+	if (vmc_sysroot_read_strf(rootfd, state, 32, "%s/state", dir) < 0)
 		strcpy(state, "?");
-	if (vmc_read_strf(rootfd, zones, 128, "%s/valid_zones", dir) < 0)
+	if (vmc_sysroot_read_strf(rootfd, zones, 128, "%s/valid_zones", dir) < 0)
 		strcpy(zones, "?");
 	return !strcmp(state, want_online ? "online" : "offline");
 }
@@ -244,7 +244,7 @@ int vmc_act_suspend_open(int rootfd, const char *state, const char **word, int *
 	if (strcmp(state, "mem") && strcmp(state, "freeze"))
 		return vmc_outcome_fail(o, ECODE(BAD_ARGUMENT), 0,
 					"unknown suspend state '%.64s': want mem or freeze", state);
-	r = vmc_read_str(rootfd, "sys/power/state", offered, sizeof(offered));
+	r = vmc_sysroot_read_str(rootfd, "sys/power/state", offered, sizeof(offered));
 	if (r == -ENOENT)
 		return vmc_outcome_fail(
 		    o, ECODE(UNSUPPORTED), 0,

@@ -210,8 +210,8 @@ static void send_hello(struct vmc_agent *ag, uint64_t epoch, uint64_t id, uint32
 		snprintf(sections[i], sizeof(sections[i]), "section:%s", vmc_section_name(1u << i));
 		caps[n++] = sections[i];
 	}
-	(void)vmc_read_str(ag->cfg.state.root.fd, "proc/sys/kernel/random/boot_id", boot_id,
-			   sizeof(boot_id));
+	(void)vmc_sysroot_read_str(ag->cfg.state.root.fd, "proc/sys/kernel/random/boot_id", boot_id,
+				   sizeof(boot_id));
 	hr.protocol_version = version;
 	/* What this agent has, whatever minor the host knows: the host picks. */
 	hr.protocol_minor = PROTOCOL_MINOR;

@@ -61,7 +61,7 @@ static int check_online(int rootfd, unsigned cpu, struct vmc_outcome *o)
 	uint64_t online;
 	int r;
 
-	r = vmc_read_u64f(rootfd, &online, 10, "sys/devices/system/cpu/cpu%u/online", cpu);
+	r = vmc_sysroot_read_u64f(rootfd, &online, 10, "sys/devices/system/cpu/cpu%u/online", cpu);
 	if (r == -ENOENT) {
 		char dir[64];
 

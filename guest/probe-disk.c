@@ -50,7 +50,7 @@ static int read_devnum(int rootfd, const char *dir, struct blockdev *d)
 {
 	char buf[32], *colon;
 	uint64_t ma, mi;
-	int r = vmc_read_strf(rootfd, buf, sizeof(buf), "%s/dev", dir);
+	int r = vmc_sysroot_read_strf(rootfd, buf, sizeof(buf), "%s/dev", dir);
 
 	if (r < 0)
 		return r;
@@ -81,17 +81,17 @@ static int read_disk(int rootfd, const char *name, struct disk *dk, struct vmc_o
 					name, dir);
 	if (r < 0)
 		return sys_fail(o, -r, "reading the device number of", name);
-	r = vmc_read_u64f(rootfd, &v, 10, "%s/size", dir);
+	r = vmc_sysroot_read_u64f(rootfd, &v, 10, "%s/size", dir);
 	if (r < 0 || v > UINT64_MAX / SECTOR)
 		return sys_fail(o, r < 0 ? -r : ERANGE, "reading the size of", name);
 	dk->size = v * SECTOR;
 	dk->lbs = SECTOR;
-	if (vmc_read_u64f(rootfd, &v, 10, "%s/queue/logical_block_size", dir) == 0 && v &&
+	if (vmc_sysroot_read_u64f(rootfd, &v, 10, "%s/queue/logical_block_size", dir) == 0 && v &&
 	    v <= BUF_ALIGN)
 		dk->lbs = (unsigned)v;
-	dk->ro = vmc_read_u64f(rootfd, &v, 10, "%s/ro", dir) == 0 && v;
+	dk->ro = vmc_sysroot_read_u64f(rootfd, &v, 10, "%s/ro", dir) == 0 && v;
 
-	n = vmc_list_dirf(rootfd, &names, "%s", dir);
+	n = vmc_sysroot_list_dirf(rootfd, &names, "%s", dir);
 	if (n < 0)
 		return sys_fail(o, -n, "listing", dir);
 	r = 0;
@@ -102,7 +102,7 @@ static int read_disk(int rootfd, const char *name, struct disk *dk, struct vmc_o
 		snprintf(pdir, sizeof(pdir), "%s/%s", dir, names[i]);
 		/* Partitions are the subdirectories with a "partition" number. */
 		if (strlen(names[i]) >= sizeof(d->name) ||
-		    vmc_read_u64f(rootfd, &v, 10, "%s/partition", pdir) < 0)
+		    vmc_sysroot_read_u64f(rootfd, &v, 10, "%s/partition", pdir) < 0)
 			continue;
 		if (dk->n == ARRAY_SIZE(dk->devs))
 			r = vmc_outcome_fail(o, ECODE(NOT_PERMITTED), 0,
@@ -112,7 +112,7 @@ static int read_disk(int rootfd, const char *name, struct disk *dk, struct vmc_o
 		else
 			strcpy(dk->devs[dk->n++].name, names[i]);
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	return r;
 }
 
@@ -159,9 +159,10 @@ static int check_holders(int rootfd, const struct disk *dk, struct vmc_outcome *
 {
 	for (size_t i = 0; i < dk->n; i++) {
 		char **names;
-		int n = i ? vmc_list_dirf(rootfd, &names, "sys/block/%s/%s/holders",
-					  dk->devs[0].name, dk->devs[i].name)
-			  : vmc_list_dirf(rootfd, &names, "sys/block/%s/holders", dk->devs[0].name);
+		int n = i ? vmc_sysroot_list_dirf(rootfd, &names, "sys/block/%s/%s/holders",
+						  dk->devs[0].name, dk->devs[i].name)
+			  : vmc_sysroot_list_dirf(rootfd, &names, "sys/block/%s/holders",
+						  dk->devs[0].name);
 
 		if (n == -ENOENT)
 			continue;
@@ -170,7 +171,7 @@ static int check_holders(int rootfd, const struct disk *dk, struct vmc_outcome *
 		if (n > 0)
 			vmc_outcome_fail(o, ECODE(NOT_PERMITTED), 0, "%s is held by %s",
 					 dk->devs[i].name, names[0]);
-		vmc_names_free(names, n);
+		vmc_sysroot_names_free(names, n);
 		if (n > 0)
 			return -EBUSY;
 	}

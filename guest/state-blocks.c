@@ -57,7 +57,7 @@ static int parse_devnum(char *s, uint32_t *major, uint32_t *minor)
 static int read_flag(int fd, const char *dir, const char *file, protobuf_c_boolean *out)
 {
 	uint64_t v;
-	int r = vmc_read_u64f(fd, &v, 10, "%s/%s", dir, file);
+	int r = vmc_sysroot_read_u64f(fd, &v, 10, "%s/%s", dir, file);
 
 	if (vanished(r))
 		return 0;
@@ -74,7 +74,7 @@ static int read_flag(int fd, const char *dir, const char *file, protobuf_c_boole
 static int read_text(int fd, struct vmc_arena *a, const char *dir, const char *file, char **out)
 {
 	char buf[PATH_MAX + 2]; /* a loop backing file: a path and its newline */
-	int r = vmc_read_strf(fd, buf, sizeof(buf), "%s/%s", dir, file);
+	int r = vmc_sysroot_read_strf(fd, buf, sizeof(buf), "%s/%s", dir, file);
 
 	if (vanished(r))
 		return 0;
@@ -94,7 +94,7 @@ static int read_names(int fd, struct vmc_arena *a, const char *dir, const char *
 	char **names;
 	int n, r = 0;
 
-	n = vmc_list_dirf(fd, &names, "%s/%s", dir, sub);
+	n = vmc_sysroot_list_dirf(fd, &names, "%s/%s", dir, sub);
 	if (vanished(n))
 		return 0;
 	if (n < 0)
@@ -104,7 +104,7 @@ static int read_names(int fd, struct vmc_arena *a, const char *dir, const char *
 
 		r = s ? vmc_ptrvec_push(a, &v, s) : -ENOMEM;
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	if (r < 0)
 		return r;
 	*out = (char **)v.items;
@@ -150,11 +150,11 @@ static int read_common(int fd, struct vmc_arena *a, const char *dir, const char 
 	char dev[32];
 	int r;
 
-	r = vmc_read_strf(fd, dev, sizeof(dev), "%s/dev", dir);
+	r = vmc_sysroot_read_strf(fd, dev, sizeof(dev), "%s/dev", dir);
 	if (r >= 0)
 		r = parse_devnum(dev, &b->major, &b->minor);
 	if (r >= 0)
-		r = vmc_read_u64f(fd, &sectors, 10, "%s/size", dir);
+		r = vmc_sysroot_read_u64f(fd, &sectors, 10, "%s/size", dir);
 	if (r < 0)
 		return r;
 	/* "size" is in 512-byte units whatever the logical block size. */
@@ -180,7 +180,7 @@ static int read_origin(int fd, int dfd, struct vmc_arena *a, const char *dir,
 	char path[PATH_MAX], pci[13], drv[256];
 	int r;
 
-	r = vmc_resolve_linkf(fd, path, sizeof(path), "%s", dir);
+	r = vmc_sysroot_resolve_linkf(fd, path, sizeof(path), "%s", dir);
 	/* EINVAL: a real directory, not a link (no device path to learn from). */
 	if (r == 0 && vmc_parse_pci_of_path(path, pci, NULL) == 0) {
 		b->pci_address = vmc_arena_strdup(a, pci);
@@ -189,7 +189,7 @@ static int read_origin(int fd, int dfd, struct vmc_arena *a, const char *dir,
 	} else if (r < 0 && r != -EINVAL) {
 		return r;
 	}
-	r = vmc_link_basef(dfd, drv, sizeof(drv), "device/driver");
+	r = vmc_sysroot_link_basef(dfd, drv, sizeof(drv), "device/driver");
 	if (vanished(r))
 		return 0;
 	if (r < 0)
@@ -218,7 +218,7 @@ static int read_partitions(int fd, struct vmc_arena *a, const char *dir, Vmcheck
 	char **names, pdir[PATH_MAX];
 	int n, r = 0;
 
-	n = vmc_list_dirf(fd, &names, "%s", dir);
+	n = vmc_sysroot_list_dirf(fd, &names, "%s", dir);
 	if (vanished(n))
 		return 0;
 	if (n < 0)
@@ -257,7 +257,7 @@ static int read_partitions(int fd, struct vmc_arena *a, const char *dir, Vmcheck
 		if (r == 0)
 			r = vmc_ptrvec_push(a, out, p);
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	if (r < 0)
 		return r;
 	disk->partitions = (char **)parts.items;
@@ -324,7 +324,7 @@ int vmc_state_read_blocks(const struct vmc_state_opts *o, struct vmc_arena *a,
 	char **names;
 	int n, r = 0;
 
-	n = vmc_list_dirf(o->root.fd, &names, "sys/block");
+	n = vmc_sysroot_list_dirf(o->root.fd, &names, "sys/block");
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
@@ -334,7 +334,7 @@ int vmc_state_read_blocks(const struct vmc_state_opts *o, struct vmc_arena *a,
 		if (r < 0)
 			break;
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	if (r < 0)
 		return r;
 	st->blocks = (Vmcheck__V1__Block **)v.items;

@@ -69,7 +69,7 @@ static int read_list(int fd, const char *file, char *buf, struct vmc_arena *a, c
 
 	const char *list = buf;
 
-	r = vmc_read_strf(fd, buf, VMC_READ_MAX, CPU "/%s", file);
+	r = vmc_sysroot_read_strf(fd, buf, VMC_SYSROOT_READ_MAX, CPU "/%s", file);
 	if (r < 0)
 		return r;
 	/*
@@ -91,7 +91,7 @@ static int read_topo_id(int fd, const char *cpu, const char *attr, int32_t *out)
 	int64_t v;
 	int r;
 
-	r = vmc_read_s64f(fd, &v, 10, CPU "/%s/topology/%s", cpu, attr);
+	r = vmc_sysroot_read_s64f(fd, &v, 10, CPU "/%s/topology/%s", cpu, attr);
 	if (vanished(r)) {
 		*out = -1;
 		return 0;
@@ -167,7 +167,7 @@ static int cpuinfo_line(struct cpuinfo *ci, char *line)
 }
 
 /*
- * Read proc/cpuinfo line by line through @buf (VMC_READ_MAX bytes): the
+ * Read proc/cpuinfo line by line through @buf (VMC_SYSROOT_READ_MAX bytes): the
  * file grows with the CPU count, past what any buffer should hold whole.
  * Returns 0, -ENOENT without the file, -EFBIG past CPUINFO_MAX, -errno.
  */
@@ -183,7 +183,7 @@ static int cpuinfo_read(int rootfd, char *buf, struct cpuinfo *ci)
 	if (fd < 0)
 		return -errno;
 	for (;;) {
-		ssize_t n = TEMP_FAILURE_RETRY(read(fd, buf, VMC_READ_MAX));
+		ssize_t n = TEMP_FAILURE_RETRY(read(fd, buf, VMC_SYSROOT_READ_MAX));
 		const char *p = buf, *end;
 
 		if (n < 0)
@@ -253,7 +253,7 @@ static int read_cpu(int fd, const char *name, const char *online, char *buf, str
 	if (r < 0)
 		return r;
 	c->online = on;
-	r = vmc_node_of_dirf(fd, &c->node, CPU "/%s", name);
+	r = vmc_sysroot_node_of_dirf(fd, &c->node, CPU "/%s", name);
 	if (r == 0)
 		r = read_topo_id(fd, name, "core_id", &c->core_id);
 	if (r == 0)
@@ -262,7 +262,8 @@ static int read_cpu(int fd, const char *name, const char *online, char *buf, str
 		r = read_topo_id(fd, name, "die_id", &c->die_id);
 	if (r < 0)
 		return r;
-	r = vmc_read_strf(fd, buf, VMC_READ_MAX, CPU "/%s/topology/thread_siblings_list", name);
+	r = vmc_sysroot_read_strf(fd, buf, VMC_SYSROOT_READ_MAX,
+				  CPU "/%s/topology/thread_siblings_list", name);
 	if (vanished(r))
 		return 0;
 	if (r < 0)
@@ -355,17 +356,17 @@ static int read_cpus(const struct vmc_state_opts *o, char **names, size_t n, cha
  */
 int vmc_state_read_cpus(const struct vmc_state_opts *o, struct vmc_arena *a, Vmcheck__V1__State *st)
 {
-	char *buf = vmc_arena_scratch(a, VMC_READ_MAX); /* lists can be a page or more */
+	char *buf = vmc_arena_scratch(a, VMC_SYSROOT_READ_MAX); /* lists can be a page or more */
 	char **names;
 	int n, r;
 
 	if (!buf)
 		return -ENOMEM;
-	n = vmc_list_dirf(o->root.fd, &names, CPU);
+	n = vmc_sysroot_list_dirf(o->root.fd, &names, CPU);
 	if (n < 0)
 		return n;
 	r = read_cpus(o, names, (size_t)n, buf, a, st);
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	return r;
 }
 
@@ -396,7 +397,7 @@ int vmc_state_smt_shift(const struct vmc_sysroot *root)
 
 	if (root->live && (shift = cpuid_smt_shift()) >= 0)
 		return shift;
-	buf = malloc(VMC_READ_MAX);
+	buf = malloc(VMC_SYSROOT_READ_MAX);
 	if (!buf || cpuinfo_read(root->fd, buf, &ci) < 0 || ci.siblings <= 0 || ci.cores <= 0)
 		return -1;
 	/* Threads per core, rounded up: 3 threads need 2 bits, as the APIC ids do. */

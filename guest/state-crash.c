@@ -29,7 +29,7 @@ struct names {
 static void names_freep(struct names *p)
 {
 	if (p->v)
-		vmc_names_free(p->v, p->n);
+		vmc_sysroot_names_free(p->v, p->n);
 }
 
 /*
@@ -100,7 +100,7 @@ static int read_dump(int cfd, struct vmc_arena *a, const char *name, Vmcheck__V1
 		return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? 0 : -errno;
 	if (fstat(dfd, &sb) < 0)
 		return -errno;
-	ls.n = vmc_list_dirf(dfd, &ls.v, ".");
+	ls.n = vmc_sysroot_list_dirf(dfd, &ls.v, ".");
 	if (ls.n < 0)
 		return ls.n == -ENOENT ? 0 : ls.n;
 
@@ -287,7 +287,7 @@ static int read_dir(int root, struct vmc_arena *a, const char *path, const char 
 	c->writable = faccessat(root, rel, W_OK, 0) == 0;
 	if (find_mount(mi, cfd, a, c) < 0)
 		return -ENOMEM;
-	ls.n = vmc_list_dirf(cfd, &ls.v, ".");
+	ls.n = vmc_sysroot_list_dirf(cfd, &ls.v, ".");
 	if (ls.n < 0)
 		return ls.n;
 	for (int i = 0; i < ls.n; i++) {
@@ -348,8 +348,8 @@ int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
 			 Vmcheck__V1__State *st)
 {
 	const char *const *dirs = o->crash_dirs ? o->crash_dirs : default_dirs;
-	char *text = vmc_arena_scratch(a, VMC_READ_MAX); /* iomem, then the command line */
-	char *mi = vmc_arena_scratch(a, VMC_READ_MAX);
+	char *text = vmc_arena_scratch(a, VMC_SYSROOT_READ_MAX); /* iomem, then the command line */
+	char *mi = vmc_arena_scratch(a, VMC_SYSROOT_READ_MAX);
 	struct vmc_ptrvec out = {0};
 	int fd = o->root.fd;
 	Vmcheck__V1__Crash *c;
@@ -359,21 +359,21 @@ int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
 	if (!c || !text || !mi)
 		return -ENOMEM;
 	/* Too big or absent: the mounts stay unknown. */
-	if (vmc_read_str(fd, "proc/self/mountinfo", mi, VMC_READ_MAX) < 0)
+	if (vmc_sysroot_read_str(fd, "proc/self/mountinfo", mi, VMC_SYSROOT_READ_MAX) < 0)
 		mi = NULL;
 	vmcheck__v1__crash__init(c);
-	if (vmc_read_str(fd, "sys/kernel/kexec_crash_loaded", buf, sizeof(buf)) >= 0)
+	if (vmc_sysroot_read_str(fd, "sys/kernel/kexec_crash_loaded", buf, sizeof(buf)) >= 0)
 		c->kexec_crash_loaded = !strcmp(buf, "1");
 	/*
 	 * kexec_crash_size answers EBUSY while a crash kernel is being loaded
 	 * (the kernel holds its kexec lock): the reservation is in iomem too.
 	 */
-	if (vmc_read_u64f(fd, &c->crash_size, 10, "sys/kernel/kexec_crash_size") < 0 &&
-	    vmc_read_str(fd, "proc/iomem", text, VMC_READ_MAX) >= 0)
+	if (vmc_sysroot_read_u64f(fd, &c->crash_size, 10, "sys/kernel/kexec_crash_size") < 0 &&
+	    vmc_sysroot_read_str(fd, "proc/iomem", text, VMC_SYSROOT_READ_MAX) >= 0)
 		c->crash_size = iomem_crash_size(text);
 	/* The old kernel's memory, offered only to a kdump capture kernel. */
 	c->capture_kernel = faccessat(fd, "proc/vmcore", F_OK, 0) == 0;
-	if (vmc_read_str(fd, "proc/cmdline", text, VMC_READ_MAX) >= 0 &&
+	if (vmc_sysroot_read_str(fd, "proc/cmdline", text, VMC_SYSROOT_READ_MAX) >= 0 &&
 	    !(c->cmdline = vmc_arena_strdup(a, text)))
 		return -ENOMEM;
 

@@ -39,7 +39,7 @@ static int read_u32(int fd, const char *dev, const char *attr, int base, uint32_
 	uint64_t v;
 	int r;
 
-	r = vmc_read_strf(fd, buf, sizeof(buf), "%s/%s", dev, attr);
+	r = vmc_sysroot_read_strf(fd, buf, sizeof(buf), "%s/%s", dev, attr);
 	if (r == -EINVAL || r == -ENODEV)
 		return -ENOENT;
 	if (r < 0)
@@ -59,7 +59,7 @@ static int read_opt(int fd, struct vmc_arena *a, char **field, const char *dev, 
 	char buf[256];
 	char *s;
 
-	if (vmc_read_strf(fd, buf, sizeof(buf), "%s/%s", dev, attr) < 0)
+	if (vmc_sysroot_read_strf(fd, buf, sizeof(buf), "%s/%s", dev, attr) < 0)
 		return 0;
 	s = vmc_arena_strdup(a, buf);
 	if (!s)
@@ -79,7 +79,7 @@ static int read_link(int fd, struct vmc_arena *a, const char *name, Vmcheck__V1_
 	int r;
 
 	*out = NULL;
-	r = vmc_resolve_linkf(fd, path, sizeof(path), "sys/class/net/%s", name);
+	r = vmc_sysroot_resolve_linkf(fd, path, sizeof(path), "sys/class/net/%s", name);
 	if (r == -ENOENT || r == -EINVAL)
 		return 0;
 	if (r < 0)
@@ -98,7 +98,7 @@ static int read_link(int fd, struct vmc_arena *a, const char *name, Vmcheck__V1_
 		return r;
 
 	/* The kernel answers EINVAL while the link is down: it does not know. */
-	if (vmc_read_strf(fd, buf, sizeof(buf), "%s/carrier", path) >= 0) {
+	if (vmc_sysroot_read_strf(fd, buf, sizeof(buf), "%s/carrier", path) >= 0) {
 		if (!strcmp(buf, "1"))
 			l->carrier = VMCHECK__V1__LINK__CARRIER__CARRIER_UP;
 		else if (!strcmp(buf, "0"))
@@ -106,10 +106,10 @@ static int read_link(int fd, struct vmc_arena *a, const char *name, Vmcheck__V1_
 	}
 
 	/* Virtual links have no device: driver and PCI address stay "". */
-	if (vmc_link_basef(fd, buf, sizeof(buf), "%s/device/driver", path) == 0 &&
+	if (vmc_sysroot_link_basef(fd, buf, sizeof(buf), "%s/device/driver", path) == 0 &&
 	    !(l->driver = vmc_arena_strdup(a, buf)))
 		return -ENOMEM;
-	if (vmc_resolve_linkf(fd, dev, sizeof(dev), "%s/device", path) == 0 &&
+	if (vmc_sysroot_resolve_linkf(fd, dev, sizeof(dev), "%s/device", path) == 0 &&
 	    vmc_parse_pci_of_path(dev, pci, NULL) == 0 &&
 	    !(l->pci_address = vmc_arena_strdup(a, pci)))
 		return -ENOMEM;
@@ -399,10 +399,10 @@ int vmc_state_read_links(const struct vmc_state_opts *o, struct vmc_arena *a,
 	char **names;
 	int n, r;
 
-	n = vmc_list_dirf(o->root.fd, &names, "sys/class/net");
+	n = vmc_sysroot_list_dirf(o->root.fd, &names, "sys/class/net");
 	if (n < 0)
 		return n;
 	r = read_all(o, a, names, n, st);
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	return r;
 }

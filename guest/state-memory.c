@@ -68,15 +68,15 @@ static char *lsmem_state(Vmcheck__V1__MemoryBlock__State s)
 static int scan_dir(int dirfd, const char *path, void (*fn)(const char *name, void *ctx),
 		    void *ctx)
 {
-	struct vmc_dir d;
+	struct vmc_sysroot_dir d;
 	const char *name;
-	int r = vmc_dir_open(&d, dirfd, path);
+	int r = vmc_sysroot_dir_open(&d, dirfd, path);
 
 	if (r < 0)
 		return r;
-	while ((r = vmc_dir_next(&d, &name)) > 0)
+	while ((r = vmc_sysroot_dir_next(&d, &name)) > 0)
 		fn(name, ctx);
-	vmc_dir_close(&d);
+	vmc_sysroot_dir_close(&d);
 	return r;
 }
 
@@ -200,7 +200,7 @@ static void cache_prune(const uint64_t *idx, size_t n)
 
 /*
  * Read attribute @attr of block @name into @buf, through the cached fd in
- * *@slot when there is one (NULL: no caching). Same returns as vmc_read_attr.
+ * *@slot when there is one (NULL: no caching). Same returns as vmc_sysroot_read_attr.
  */
 static int block_attr(int memfd, const char *name, const char *attr, int *slot, char *buf,
 		      size_t size)
@@ -301,7 +301,7 @@ static int read_block(int memfd, const char *name, const int *nodes, int *remova
 		b->removable = *removable;
 	} else {
 		snprintf(path, sizeof(path), "%s/removable", name);
-		r = vmc_read_attr(memfd, path, buf, sizeof(buf));
+		r = vmc_sysroot_read_attr(memfd, path, buf, sizeof(buf));
 		if (r >= 0 && vmc_parse_u64(buf, 10, &v) == 0)
 			b->removable = v == 1;
 		else if (r >= 0)
@@ -314,7 +314,7 @@ static int read_block(int memfd, const char *name, const int *nodes, int *remova
 
 	if (nodes)
 		return 0;
-	return vmc_node_of_dirf(memfd, &b->node, "%s", name);
+	return vmc_sysroot_node_of_dirf(memfd, &b->node, "%s", name);
 }
 
 /*
@@ -329,7 +329,7 @@ static int removable_is_constant(int rootfd)
 	char rel[64];
 	unsigned maj = 0, min = 0;
 
-	if (vmc_read_str(rootfd, "proc/sys/kernel/osrelease", rel, sizeof(rel)) < 0 ||
+	if (vmc_sysroot_read_str(rootfd, "proc/sys/kernel/osrelease", rel, sizeof(rel)) < 0 ||
 	    sscanf(rel, "%u.%u", &maj, &min) != 2)
 		return -1;
 	return maj > 5 || (maj == 5 && min >= 7) ? -2 : -1;
@@ -383,7 +383,7 @@ int vmc_state_meminfo_kb(int rootfd, const char *key, uint64_t *kb)
 	size_t len, klen = strlen(key);
 	int r;
 
-	r = vmc_read_str(rootfd, "proc/meminfo", buf, sizeof(buf));
+	r = vmc_sysroot_read_str(rootfd, "proc/meminfo", buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	/* "MemTotal:       24684092 kB": the key, a colon, spaces, a number, " kB". */
@@ -444,14 +444,14 @@ static int list_blocks(int memfd, uint64_t **out)
 {
 	uint64_t *v = NULL;
 	size_t n = 0, cap = 0;
-	struct vmc_dir d;
+	struct vmc_sysroot_dir d;
 	const char *name;
 	int r;
 
-	r = vmc_dir_open(&d, memfd, ".");
+	r = vmc_sysroot_dir_open(&d, memfd, ".");
 	if (r < 0)
 		return r;
-	while ((r = vmc_dir_next(&d, &name)) > 0) {
+	while ((r = vmc_sysroot_dir_next(&d, &name)) > 0) {
 		uint64_t index;
 
 		if (!block_index(name, &index))
@@ -469,7 +469,7 @@ static int list_blocks(int memfd, uint64_t **out)
 		}
 		v[n++] = index;
 	}
-	vmc_dir_close(&d);
+	vmc_sysroot_dir_close(&d);
 	if (r < 0) {
 		free(v);
 		return r;
@@ -499,7 +499,7 @@ static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, bool li
 	if (!m || !blocks || !ptrs)
 		return -ENOMEM;
 	vmcheck__v1__memory__init(m);
-	r = vmc_read_u64f(fd, &m->block_size, 16, MEM "/block_size_bytes");
+	r = vmc_sysroot_read_u64f(fd, &m->block_size, 16, MEM "/block_size_bytes");
 	if (r < 0)
 		return r;
 	if (m->block_size == 0)
@@ -549,7 +549,7 @@ static int read_memory(int fd, int memfd, const uint64_t *idx, size_t n, bool li
 	if (r < 0)
 		return r;
 
-	r = vmc_read_str(fd, MEM "/auto_online_blocks", buf, sizeof(buf));
+	r = vmc_sysroot_read_str(fd, MEM "/auto_online_blocks", buf, sizeof(buf));
 	if (r >= 0) {
 		m->auto_online_blocks = vmc_arena_strdup(a, buf);
 		if (!m->auto_online_blocks)

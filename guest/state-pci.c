@@ -31,7 +31,7 @@ static bool vanished(int r)
 static int read_id(int dfd, const char *file, uint64_t max, uint32_t *out)
 {
 	uint64_t v;
-	int r = vmc_read_u64f(dfd, &v, 16, "%s", file);
+	int r = vmc_sysroot_read_u64f(dfd, &v, 16, "%s", file);
 
 	if (r < 0)
 		return r;
@@ -58,8 +58,8 @@ static int32_t read_slot_status(int fd, const char *slot, const char *file)
 {
 	int64_t v;
 
-	if (vmc_read_s64f(fd, &v, 10, PCI_SLOTS "/%s/%s", slot, file) < 0 || v < INT32_MIN ||
-	    v > INT32_MAX)
+	if (vmc_sysroot_read_s64f(fd, &v, 10, PCI_SLOTS "/%s/%s", slot, file) < 0 ||
+	    v < INT32_MIN || v > INT32_MAX)
 		return -1;
 	return (int32_t)v;
 }
@@ -70,7 +70,7 @@ static int read_slots(int fd, struct vmc_arena *a, Vmcheck__V1__Pci *pci)
 	char **names, addr[64];
 	int n, r = 0;
 
-	n = vmc_list_dirf(fd, &names, PCI_SLOTS);
+	n = vmc_sysroot_list_dirf(fd, &names, PCI_SLOTS);
 	/* No hotplug driver loaded: no slots directory. */
 	if (n == -ENOENT)
 		return 0;
@@ -79,7 +79,8 @@ static int read_slots(int fd, struct vmc_arena *a, Vmcheck__V1__Pci *pci)
 	for (int i = 0; i < n && r == 0; i++) {
 		Vmcheck__V1__PciSlot *s;
 
-		r = vmc_read_strf(fd, addr, sizeof(addr), PCI_SLOTS "/%s/address", names[i]);
+		r = vmc_sysroot_read_strf(fd, addr, sizeof(addr), PCI_SLOTS "/%s/address",
+					  names[i]);
 		if (vanished(r)) {
 			r = 0;
 			continue;
@@ -104,7 +105,7 @@ static int read_slots(int fd, struct vmc_arena *a, Vmcheck__V1__Pci *pci)
 		s->latch = read_slot_status(fd, names[i], "latch");
 		r = vmc_ptrvec_push(a, &v, s);
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	if (r < 0)
 		return r;
 	pci->slots = (Vmcheck__V1__PciSlot **)v.items;
@@ -136,21 +137,21 @@ static bool is_virtio_name(const char *name)
 /* The name of the virtioN directory in the function's directory @dfd, or "". */
 static int find_virtio(int dfd, char name[32])
 {
-	struct vmc_dir d;
+	struct vmc_sysroot_dir d;
 	const char *n;
 	int r;
 
 	name[0] = '\0';
-	r = vmc_dir_open(&d, dfd, ".");
+	r = vmc_sysroot_dir_open(&d, dfd, ".");
 	if (r < 0)
 		return r;
-	while ((r = vmc_dir_next(&d, &n)) > 0) {
+	while ((r = vmc_sysroot_dir_next(&d, &n)) > 0) {
 		if (is_virtio_name(n) && strlen(n) < 32) {
 			strcpy(name, n);
 			break;
 		}
 	}
-	vmc_dir_close(&d);
+	vmc_sysroot_dir_close(&d);
 	return r < 0 ? r : 0;
 }
 
@@ -169,7 +170,7 @@ static int read_virtio(int fd, int dfd, struct vmc_arena *a, Vmcheck__V1__PciFun
 	r = find_virtio(dfd, name);
 	if (r < 0 || !name[0])
 		return r;
-	r = vmc_read_u64f(fd, &type, 16, VIRTIO_DEVICES "/%s/device", name);
+	r = vmc_sysroot_read_u64f(fd, &type, 16, VIRTIO_DEVICES "/%s/device", name);
 	if (r < 0)
 		return r;
 	if (type > UINT32_MAX)
@@ -178,7 +179,7 @@ static int read_virtio(int fd, int dfd, struct vmc_arena *a, Vmcheck__V1__PciFun
 	 * No driver link: nothing bound (module not loaded, or unbound). Had
 	 * the device gone just now, the next snapshot leaves it out.
 	 */
-	r = vmc_link_basef(fd, drv, sizeof(drv), VIRTIO_DEVICES "/%s/driver", name);
+	r = vmc_sysroot_link_basef(fd, drv, sizeof(drv), VIRTIO_DEVICES "/%s/driver", name);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	f->virtio_device = vmc_arena_strdup(a, name);
@@ -221,12 +222,12 @@ static int read_function(int fd, struct vmc_arena *a, const Vmcheck__V1__Pci *pc
 		return r;
 
 	/* The upstream bridge is the PCI component before ours in the device path. */
-	r = vmc_resolve_linkf(fd, path, sizeof(path), PCI_DEVICES "/%s", addr);
+	r = vmc_sysroot_resolve_linkf(fd, path, sizeof(path), PCI_DEVICES "/%s", addr);
 	if (r == 0)
 		(void)vmc_parse_pci_of_path(path, self, parent); /* none: parent stays "" */
 	else if (r != -EINVAL) /* EINVAL: not a link, no path to learn from */
 		return r;
-	r = vmc_link_basef(dfd, drv, sizeof(drv), "driver");
+	r = vmc_sysroot_link_basef(dfd, drv, sizeof(drv), "driver");
 	if (r < 0 && !vanished(r))
 		return r;
 	f->address = vmc_arena_strdup(a, addr);
@@ -271,7 +272,7 @@ int vmc_state_read_pci(const struct vmc_state_opts *o, struct vmc_arena *a, Vmch
 	if (!pci)
 		return -ENOMEM;
 	vmcheck__v1__pci__init(pci);
-	n = vmc_list_dirf(o->root.fd, &names, PCI_DEVICES);
+	n = vmc_sysroot_list_dirf(o->root.fd, &names, PCI_DEVICES);
 	if (n < 0)
 		return n;
 	if (n > 1)
@@ -288,7 +289,7 @@ int vmc_state_read_pci(const struct vmc_state_opts *o, struct vmc_arena *a, Vmch
 		else if (vanished(r))
 			r = 0;
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	if (r < 0)
 		return r;
 	pci->functions = (Vmcheck__V1__PciFunction **)v.items;

@@ -19,7 +19,7 @@ static int read_field(int fd, struct vmc_arena *a, char **field, const char *pat
 	char buf[4096];
 	char *s;
 
-	if (vmc_read_str(fd, path, buf, sizeof(buf)) < 0)
+	if (vmc_sysroot_read_str(fd, path, buf, sizeof(buf)) < 0)
 		return 0;
 	s = vmc_arena_strdup(a, buf);
 	if (!s)
@@ -144,14 +144,14 @@ static int parse_os_release(char *text, struct vmc_arena *a, Vmcheck__V1__System
 
 static int read_os_release(int fd, struct vmc_arena *a, Vmcheck__V1__System *sys)
 {
-	char *buf = vmc_arena_scratch(a, VMC_READ_MAX);
+	char *buf = vmc_arena_scratch(a, VMC_SYSROOT_READ_MAX);
 	int r;
 
 	if (!buf)
 		return -ENOMEM;
-	r = vmc_read_str(fd, "etc/os-release", buf, VMC_READ_MAX);
+	r = vmc_sysroot_read_str(fd, "etc/os-release", buf, VMC_SYSROOT_READ_MAX);
 	if (r == -ENOENT)
-		r = vmc_read_str(fd, "usr/lib/os-release", buf, VMC_READ_MAX);
+		r = vmc_sysroot_read_str(fd, "usr/lib/os-release", buf, VMC_SYSROOT_READ_MAX);
 	if (r < 0)
 		return 0;
 	return parse_os_release(buf, a, sys);
@@ -177,7 +177,7 @@ int vmc_state_read_system(const struct vmc_state_opts *o, struct vmc_arena *a,
 	    (r = read_os_release(fd, a, sys)) < 0)
 		return r;
 	/* Outputs stay 0 when a file is missing or malformed. */
-	if (vmc_read_str(fd, "proc/uptime", buf, sizeof(buf)) >= 0)
+	if (vmc_sysroot_read_str(fd, "proc/uptime", buf, sizeof(buf)) >= 0)
 		(void)parse_uptime_ms(buf, &sys->uptime_ms);
 
 	/* uname() describes the running kernel, not a fixture tree. */
@@ -194,9 +194,10 @@ int vmc_state_read_system(const struct vmc_state_opts *o, struct vmc_arena *a,
 	sys->has_suspend_stats =
 	    fstatat(fd, "sys/power/suspend_stats", &sb, 0) == 0 && S_ISDIR(sb.st_mode);
 	if (sys->has_suspend_stats) {
-		(void)vmc_read_u64f(fd, &sys->suspend_success, 10,
-				    "sys/power/suspend_stats/success");
-		(void)vmc_read_u64f(fd, &sys->suspend_fail, 10, "sys/power/suspend_stats/fail");
+		(void)vmc_sysroot_read_u64f(fd, &sys->suspend_success, 10,
+					    "sys/power/suspend_stats/success");
+		(void)vmc_sysroot_read_u64f(fd, &sys->suspend_fail, 10,
+					    "sys/power/suspend_stats/fail");
 	}
 	st->system = sys;
 	return 0;

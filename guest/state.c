@@ -155,8 +155,8 @@ int vmc_state_read(const struct vmc_state_opts *o, uint32_t mask, uint64_t gener
 	st->generation = generation;
 	st->realtime_ns = vmc_realtime_ns();
 	st->mono_ns = t0 = vmc_mono_ns();
-	if (vmc_read_str(o->root.fd, "proc/sys/kernel/random/boot_id", boot_id,
-			 sizeof(boot_id)) >= 0)
+	if (vmc_sysroot_read_str(o->root.fd, "proc/sys/kernel/random/boot_id", boot_id,
+				 sizeof(boot_id)) >= 0)
 		st->boot_id = vmc_arena_strdup(a, boot_id);
 	else
 		st->boot_id = "";

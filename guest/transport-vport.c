@@ -265,16 +265,16 @@ static int find_port(int rootfd, const char *name, char *dev, size_t size)
 	char **ports, pname[256];
 	int n, r = -ENOENT;
 
-	n = vmc_list_dirf(rootfd, &ports, "sys/class/virtio-ports");
+	n = vmc_sysroot_list_dirf(rootfd, &ports, "sys/class/virtio-ports");
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n && r == -ENOENT; i++) {
-		if (vmc_read_strf(rootfd, pname, sizeof(pname), "sys/class/virtio-ports/%s/name",
-				  ports[i]) >= 0 &&
+		if (vmc_sysroot_read_strf(rootfd, pname, sizeof(pname),
+					  "sys/class/virtio-ports/%s/name", ports[i]) >= 0 &&
 		    !strcmp(pname, name))
 			r = snprintf(dev, size, "/dev/%s", ports[i]) < (int)size ? 0 : -ENAMETOOLONG;
 	}
-	vmc_names_free(ports, n);
+	vmc_sysroot_names_free(ports, n);
 	return r;
 }
 

@@ -135,7 +135,7 @@ static int kb_field(const char *text, const char *key, uint64_t *bytes)
 int vmc_bigmem_mem_available(int rootfd, uint64_t *bytes)
 {
 	char buf[8192];
-	int r = vmc_read_strf(rootfd, buf, sizeof(buf), "proc/meminfo");
+	int r = vmc_sysroot_read_strf(rootfd, buf, sizeof(buf), "proc/meminfo");
 
 	return r < 0 ? r : kb_field(buf, "MemAvailable", bytes);
 }
@@ -144,7 +144,7 @@ int vmc_bigmem_rss(int rootfd, pid_t pid, uint64_t *rss, uint64_t *hwm)
 {
 	char buf[8192];
 	uint64_t a, b;
-	int r = vmc_read_strf(rootfd, buf, sizeof(buf), "proc/%d/status", (int)pid);
+	int r = vmc_sysroot_read_strf(rootfd, buf, sizeof(buf), "proc/%d/status", (int)pid);
 
 	if (r < 0)
 		return r;

@@ -189,7 +189,7 @@ static int discover(struct vmc_ctx *c, int rootfd, struct vf *v)
 	else if (!found)
 		vmc_step_skip(c, CHECK, "plug", "none of the host's %d VFs is usable: %s", n,
 			      *first ? first : "unreadable");
-	vmc_names_free(vfs, n);
+	vmc_sysroot_names_free(vfs, n);
 	return found;
 }
 

@@ -17,7 +17,7 @@
 /* A driver's name, "" when the function has none bound (-ENOENT). */
 static int driver_of(int rootfd, const char *addr, char out[VMC_VFIO_NAME_LEN])
 {
-	int r = vmc_link_basef(rootfd, out, VMC_VFIO_NAME_LEN, DEVICES "/%s/driver", addr);
+	int r = vmc_sysroot_link_basef(rootfd, out, VMC_VFIO_NAME_LEN, DEVICES "/%s/driver", addr);
 
 	if (r == -ENOENT)
 		out[0] = '\0';
@@ -27,7 +27,7 @@ static int driver_of(int rootfd, const char *addr, char out[VMC_VFIO_NAME_LEN])
 static int read_id(int rootfd, const char *addr, const char *attr, uint32_t *out)
 {
 	uint64_t v;
-	int r = vmc_read_u64f(rootfd, &v, 16, DEVICES "/%s/%s", addr, attr);
+	int r = vmc_sysroot_read_u64f(rootfd, &v, 16, DEVICES "/%s/%s", addr, attr);
 
 	if (r < 0)
 		return r;
@@ -41,7 +41,8 @@ static int read_id(int rootfd, const char *addr, const char *attr, uint32_t *out
 static int read_peers(int rootfd, struct vmc_vfio_host *h)
 {
 	char **names = NULL;
-	int n = vmc_list_dirf(rootfd, &names, "sys/kernel/iommu_groups/%d/devices", h->group);
+	int n = vmc_sysroot_list_dirf(rootfd, &names, "sys/kernel/iommu_groups/%d/devices",
+				      h->group);
 	int r = 0;
 
 	if (n < 0)
@@ -62,7 +63,7 @@ static int read_peers(int rootfd, struct vmc_vfio_host *h)
 		else if (r == -ENOENT)
 			r = 0;
 	}
-	vmc_names_free(names, n);
+	vmc_sysroot_names_free(names, n);
 	return r;
 }
 
@@ -70,7 +71,8 @@ static int read_group(int rootfd, struct vmc_vfio_host *h)
 {
 	char name[VMC_VFIO_NAME_LEN], path[64];
 	uint64_t g;
-	int r = vmc_link_basef(rootfd, name, sizeof(name), DEVICES "/%s/iommu_group", h->addr);
+	int r = vmc_sysroot_link_basef(rootfd, name, sizeof(name), DEVICES "/%s/iommu_group",
+				       h->addr);
 
 	if (r == -ENOENT)
 		return 0; /* no IOMMU, or it is off: no group */
@@ -98,7 +100,8 @@ int vmc_vfio_host_read(int rootfd, const char *addr, struct vmc_vfio_host *out)
 	if (r == 0)
 		r = driver_of(rootfd, addr, h.driver);
 	if (r == 0) {
-		r = vmc_link_basef(rootfd, h.physfn, sizeof(h.physfn), DEVICES "/%s/physfn", addr);
+		r = vmc_sysroot_link_basef(rootfd, h.physfn, sizeof(h.physfn), DEVICES "/%s/physfn",
+					   addr);
 		if (r == 0 && !vmc_parse_is_pci_address(h.physfn))
 			r = -EINVAL;
 		else if (r == 0)
@@ -126,13 +129,13 @@ void vmc_vfio_host_free(struct vmc_vfio_host *h)
 int vmc_vfio_host_vfs(int rootfd, char ***addrs)
 {
 	char **names = NULL, target[64];
-	int n = vmc_list_dirf(rootfd, &names, DEVICES), k = 0;
+	int n = vmc_sysroot_list_dirf(rootfd, &names, DEVICES), k = 0;
 
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
-		if (vmc_link_basef(rootfd, target, sizeof(target), DEVICES "/%s/physfn",
-				   names[i]) == 0)
+		if (vmc_sysroot_link_basef(rootfd, target, sizeof(target), DEVICES "/%s/physfn",
+					   names[i]) == 0)
 			names[k++] = names[i];
 		else
 			free(names[i]);

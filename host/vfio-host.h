@@ -47,7 +47,7 @@ void vmc_vfio_host_free(struct vmc_vfio_host *h);
 /*
  * vmc_vfio_host_vfs - every PCI function with a physfn link (an SR-IOV
  * VF), naturally sorted. Returns the count with *@addrs malloc'd (free with
- * vmc_names_free()), or -errno (-ENOENT: no PCI in this sysfs).
+ * vmc_sysroot_names_free()), or -errno (-ENOENT: no PCI in this sysfs).
  */
 int vmc_vfio_host_vfs(int rootfd, char ***addrs);
 

@@ -94,7 +94,7 @@ static int cmdline_lie(int rootfd, char *out, size_t size)
 	char buf[4096];
 	const char *found = NULL;
 	size_t flen = 0;
-	int r = vmc_read_str(rootfd, "proc/cmdline", buf, sizeof(buf));
+	int r = vmc_sysroot_read_str(rootfd, "proc/cmdline", buf, sizeof(buf));
 
 	if (r == -ENOENT)
 		return 0;
@@ -300,20 +300,21 @@ static bool find_link(int rootfd, const char *mac, char *name, size_t size, bool
 	char **names, buf[64];
 	uint64_t flags;
 	bool found = false;
-	int n = vmc_list_dirf(rootfd, &names, "sys/class/net");
+	int n = vmc_sysroot_list_dirf(rootfd, &names, "sys/class/net");
 
 	for (int i = 0; i < n && !found; i++) {
-		if (vmc_read_strf(rootfd, buf, sizeof(buf), "sys/class/net/%s/address", names[i]) <
-			0 ||
+		if (vmc_sysroot_read_strf(rootfd, buf, sizeof(buf), "sys/class/net/%s/address",
+					  names[i]) < 0 ||
 		    strcasecmp(buf, mac))
 			continue;
 		snprintf(name, size, "%s", names[i]);
-		*up = vmc_read_u64f(rootfd, &flags, 16, "sys/class/net/%s/flags", names[i]) == 0 &&
+		*up = vmc_sysroot_read_u64f(rootfd, &flags, 16, "sys/class/net/%s/flags",
+					    names[i]) == 0 &&
 		      (flags & IFF_UP);
 		found = true;
 	}
 	if (n >= 0)
-		vmc_names_free(names, n);
+		vmc_sysroot_names_free(names, n);
 	return found;
 }
 

@@ -27,7 +27,7 @@ static const char *file(const char *rel)
 {
 	static char buf[256];
 
-	if (vmc_read_str(fx.root.fd, rel, buf, sizeof(buf)) < 0)
+	if (vmc_sysroot_read_str(fx.root.fd, rel, buf, sizeof(buf)) < 0)
 		strcpy(buf, "<absent>");
 	return buf;
 }

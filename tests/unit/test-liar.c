@@ -475,7 +475,8 @@ static void reboot_comes_once_per_vm_after_a_disk_probe(void)
 	vmc_liar_stop(&l);
 	CU_ASSERT_EQUAL(reboots.calls, 1);
 	CU_ASSERT(reboots.at - sent >= 100 * 1000000ull);
-	CU_ASSERT_EQUAL(vmc_read_str(f.root.fd, VMC_LIAR_REBOOT_MARKER, buf, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(vmc_sysroot_read_str(f.root.fd, VMC_LIAR_REBOOT_MARKER, buf, sizeof(buf)),
+			0);
 
 	/* The next boot of that VM: the marker is there, no second reboot. */
 	reboot_liar(&l, &f.root, 0);

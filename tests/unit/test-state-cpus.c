@@ -234,7 +234,7 @@ static void cpuinfo_block(char **out, size_t *len, unsigned cpu, unsigned apic,
 /*
  * cpuinfo of processors @cpus[i] with APIC ids @apics[i]. With @split, a
  * line of padding first puts the reader's first read boundary (it reads
- * VMC_READ_MAX bytes at a time) inside an "apicid" line.
+ * VMC_SYSROOT_READ_MAX bytes at a time) inside an "apicid" line.
  */
 static void write_cpuinfo_split(struct fx *f, const unsigned *cpus, const unsigned *apics, size_t n,
 				const char *siblings, const char *cores, bool split)
@@ -258,18 +258,18 @@ static void write_cpuinfo_split(struct fx *f, const unsigned *cpus, const unsign
 		size_t pad;
 
 		/* The last "apicid" line starting at least 16 bytes before the boundary. */
-		for (char *p = all; (p = strstr(p, "\napicid")) && p + 1 + 16 <= all + VMC_READ_MAX;
-		     p++)
+		for (char *p = all;
+		     (p = strstr(p, "\napicid")) && p + 1 + 16 <= all + VMC_SYSROOT_READ_MAX; p++)
 			cut = p + 1;
 		CU_ASSERT_PTR_NOT_NULL_FATAL(cut);
 		/* A line of padding that moves it so the boundary cuts it "api|cid". */
-		pad = (size_t)(all + VMC_READ_MAX - 3 - cut);
+		pad = (size_t)(all + VMC_SYSROOT_READ_MAX - 3 - cut);
 		joined = malloc(pad + all_len + 1);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(joined);
 		memset(joined, 'z', pad - 1);
 		joined[pad - 1] = '\n';
 		memcpy(joined + pad, all, all_len + 1);
-		CU_ASSERT_FATAL(!strncmp(joined + VMC_READ_MAX - 3, "apicid", 6));
+		CU_ASSERT_FATAL(!strncmp(joined + VMC_SYSROOT_READ_MAX - 3, "apicid", 6));
 		free(all);
 		all = joined;
 	}

@@ -64,13 +64,13 @@ static void vfs_are_found_by_their_physfn_link(void)
 		snprintf(want, sizeof(want), "0000:06:01.%d", i);
 		CU_ASSERT_STRING_EQUAL(vfs[i], want);
 	}
-	vmc_names_free(vfs, n);
+	vmc_sysroot_names_free(vfs, n);
 	vmc_sysroot_close(&root);
 	/* A real host without SR-IOV: PCI devices, no VF. */
 	fx_open_committed("debian12-host", &root);
 	n = vmc_vfio_host_vfs(root.fd, &vfs);
 	CU_ASSERT_EQUAL(n, 0);
-	vmc_names_free(vfs, n < 0 ? 0 : n);
+	vmc_sysroot_names_free(vfs, n < 0 ? 0 : n);
 	vmc_sysroot_close(&root);
 }
 
