@@ -30,7 +30,7 @@
 
 #include "accel.h"
 #include "clock.h"
-#include "libvirt-xml.h"
+#include "hv-libvirt-xml.h"
 #include "qemu.h"
 
 struct qev {

@@ -36,7 +36,7 @@
 #include "agent-client.h"
 #include "clock.h"
 #include "hv-libvirt.h"
-#include "libvirt-xml.h"
+#include "hv-libvirt-xml.h"
 
 #define BOOT_MS 60000
 #define EVENT_MS 15000

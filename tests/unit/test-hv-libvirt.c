@@ -12,7 +12,7 @@
 #include "harness.h"
 #include "clock.h"
 #include "hv-libvirt.h"
-#include "libvirt-xml.h"
+#include "hv-libvirt-xml.h"
 
 /* A live XML as libvirt 9.0 shows it: port 1 taken by a NIC, port 3 hotplug off. */
 static const char live_xml[] =

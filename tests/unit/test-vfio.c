@@ -16,8 +16,8 @@
 #include "clock.h"
 #include "harness.h"
 #include "hv-libvirt.h"
+#include "hv-libvirt-xml.h"
 #include "hv-qmp.h"
-#include "libvirt-xml.h"
 #include "qmp-replay.h"
 #include "vfio-host.h"
 

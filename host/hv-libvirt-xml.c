@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* libvirt domain/device XML: generation with escaping, live XML read with XPath. */
-#include "libvirt-xml.h"
+#include "hv-libvirt-xml.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

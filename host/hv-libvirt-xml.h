@@ -9,8 +9,8 @@
  * check id "nic1" is alias "ua-nic1"; every id handed back (slots, removed
  * devices) has the prefix stripped again.
  */
-#ifndef VMC_LIBVIRT_XML_H
-#define VMC_LIBVIRT_XML_H
+#ifndef VMC_HV_LIBVIRT_XML_H
+#define VMC_HV_LIBVIRT_XML_H
 
 #include <stdbool.h>
 #include <stdint.h>
