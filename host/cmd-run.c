@@ -490,7 +490,7 @@ static int open_reports(const struct vmc_run_args *a, const struct vmc_hosts *ho
 /* --libvirt: a transient domain of the guest kit, or --domain. */
 static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
-	struct vmc_lv_config c = {
+	struct vmc_libvirt_config c = {
 		.uri = a->libvirt, .domain = a->domain, .agent = a->agent, .network = a->network,
 		.kernel = a->qemu.kernel ? a->qemu.kernel : GUEST_DIR "/vmlinuz",
 		.initrd = a->qemu.initrd ? a->qemu.initrd : GUEST_DIR "/initrd.img",

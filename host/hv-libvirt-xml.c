@@ -49,7 +49,7 @@ static int finish(FILE *f, char **buf, char **out)
 
 static void put_alias(FILE *f, const char *id)
 {
-	fputs("<alias name='" VMC_LV_ALIAS_PREFIX, f);
+	fputs("<alias name='" VMC_LIBVIRT_XML_ALIAS_PREFIX, f);
 	put_esc(f, id);
 	fputs("'/>", f);
 }
@@ -60,7 +60,8 @@ static void put_port_address(FILE *f, unsigned bus)
 		bus);
 }
 
-int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error *err)
+int vmc_libvirt_xml_domain(const struct vmc_libvirt_xml_domain *d, char **out,
+			   struct vmc_error *err)
 {
 	char *buf = NULL;
 	size_t len;
@@ -107,12 +108,12 @@ int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error
 	for (unsigned i = 1; i <= d->ports; i++)
 		fprintf(f,
 			"    <controller type='pci' index='%u' model='pcie-root-port'>"
-			"<alias name='" VMC_LV_ALIAS_PREFIX "pciroot%u'/></controller>\n",
+			"<alias name='" VMC_LIBVIRT_XML_ALIAS_PREFIX "pciroot%u'/></controller>\n",
 			i, i);
 	/* The agent's port is explicit: left to libvirt it could take a hotplug port. */
 	fprintf(f,
 		"    <controller type='pci' index='%u' model='pcie-root-port'>"
-		"<alias name='" VMC_LV_ALIAS_PREFIX "rp-agent'/></controller>\n"
+		"<alias name='" VMC_LIBVIRT_XML_ALIAS_PREFIX "rp-agent'/></controller>\n"
 		"    <controller type='virtio-serial' index='0'>",
 		agent_bus);
 	put_port_address(f, agent_bus);
@@ -133,9 +134,9 @@ int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error
 	}
 	/* qemu-guest-agent too: libvirt's PM suspend and agent shutdown need it. */
 	fputs("    <channel type='unix'><source mode='bind'/>"
-	      "<target type='virtio' name='" VMC_LV_AGENT_CHANNEL "'/></channel>\n"
+	      "<target type='virtio' name='" VMC_LIBVIRT_XML_AGENT_CHANNEL "'/></channel>\n"
 	      "    <channel type='unix'><source mode='bind'/>"
-	      "<target type='virtio' name='" VMC_LV_QGA_CHANNEL "'/></channel>\n"
+	      "<target type='virtio' name='" VMC_LIBVIRT_XML_QGA_CHANNEL "'/></channel>\n"
 	      "  </devices>\n</domain>\n",
 	      f);
 	if (finish(f, &buf, out) < 0)
@@ -143,7 +144,7 @@ int vmc_lvxml_domain(const struct vmc_lv_domain *d, char **out, struct vmc_error
 	return 0;
 }
 
-int vmc_lvxml_nic(const struct vmc_hv_nic *nic, unsigned bus, const char *network, char **out)
+int vmc_libvirt_xml_nic(const struct vmc_hv_nic *nic, unsigned bus, const char *network, char **out)
 {
 	char *buf = NULL;
 	size_t len;
@@ -167,7 +168,7 @@ int vmc_lvxml_nic(const struct vmc_hv_nic *nic, unsigned bus, const char *networ
 	return finish(f, &buf, out);
 }
 
-int vmc_lvxml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, char **out)
+int vmc_libvirt_xml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, char **out)
 {
 	char *buf = NULL;
 	size_t len;
@@ -190,7 +191,7 @@ int vmc_lvxml_disk(const struct vmc_hv_disk *d, unsigned bus, const char *dev, c
 	return finish(f, &buf, out);
 }
 
-int vmc_lvxml_pool(const char *name, const char *path, char **out)
+int vmc_libvirt_xml_pool(const char *name, const char *path, char **out)
 {
 	char *buf = NULL;
 	size_t len;
@@ -206,7 +207,7 @@ int vmc_lvxml_pool(const char *name, const char *path, char **out)
 	return finish(f, &buf, out);
 }
 
-int vmc_lvxml_volume(const char *name, uint64_t bytes, char **out)
+int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, char **out)
 {
 	char *buf = NULL;
 	size_t len;
@@ -221,7 +222,7 @@ int vmc_lvxml_volume(const char *name, uint64_t bytes, char **out)
 	return finish(f, &buf, out);
 }
 
-int vmc_lvxml_dimm(const struct vmc_hv_dimm *m, char **out)
+int vmc_libvirt_xml_dimm(const struct vmc_hv_dimm *m, char **out)
 {
 	char *buf = NULL;
 	size_t len;
@@ -248,7 +249,7 @@ static int pci_parse(const char *addr, unsigned v[4])
 	return 0;
 }
 
-int vmc_lvxml_hostdev(const struct vmc_hv_vfio *v, unsigned bus, char **out)
+int vmc_libvirt_xml_hostdev(const struct vmc_hv_vfio *v, unsigned bus, char **out)
 {
 	char *buf = NULL;
 	unsigned a[4];
@@ -270,7 +271,7 @@ int vmc_lvxml_hostdev(const struct vmc_hv_vfio *v, unsigned bus, char **out)
 	return finish(f, &buf, out);
 }
 
-int vmc_lvxml_nodedev_name(const char *addr, char buf[32])
+int vmc_libvirt_xml_nodedev_name(const char *addr, char buf[32])
 {
 	unsigned a[4];
 
@@ -282,14 +283,14 @@ int vmc_lvxml_nodedev_name(const char *addr, char buf[32])
 
 /* ---- parsing */
 
-struct vmc_lvxml {
+struct vmc_libvirt_xml {
 	xmlDocPtr doc;
 	xmlXPathContextPtr ctx;
 };
 
-int vmc_lvxml_parse(const char *xml, struct vmc_lvxml **out, struct vmc_error *err)
+int vmc_libvirt_xml_parse(const char *xml, struct vmc_libvirt_xml **out, struct vmc_error *err)
 {
-	struct vmc_lvxml *x = calloc(1, sizeof(*x));
+	struct vmc_libvirt_xml *x = calloc(1, sizeof(*x));
 
 	if (!x)
 		return vmc_error_set(err, -ENOMEM, "domain XML: out of memory");
@@ -304,14 +305,14 @@ int vmc_lvxml_parse(const char *xml, struct vmc_lvxml **out, struct vmc_error *e
 	}
 	x->ctx = xmlXPathNewContext(x->doc);
 	if (!x->ctx) {
-		vmc_lvxml_free(x);
+		vmc_libvirt_xml_free(x);
 		return vmc_error_set(err, -ENOMEM, "domain XML: out of memory");
 	}
 	*out = x;
 	return 0;
 }
 
-void vmc_lvxml_free(struct vmc_lvxml *x)
+void vmc_libvirt_xml_free(struct vmc_libvirt_xml *x)
 {
 	if (!x)
 		return;
@@ -321,7 +322,7 @@ void vmc_lvxml_free(struct vmc_lvxml *x)
 }
 
 /* Nodes matching @expr relative to @node (NULL: the document); free with xmlXPathFreeObject. */
-static xmlXPathObjectPtr eval(const struct vmc_lvxml *x, xmlNodePtr node, const char *expr)
+static xmlXPathObjectPtr eval(const struct vmc_libvirt_xml *x, xmlNodePtr node, const char *expr)
 {
 	x->ctx->node = node ? node : xmlDocGetRootElement(x->doc);
 	return xmlXPathEvalExpression((const xmlChar *)expr, x->ctx);
@@ -355,7 +356,7 @@ static unsigned long long num_attr(xmlNodePtr n, const char *name, unsigned long
 }
 
 /* The text of @expr's first match as a number of bytes, honouring its unit= (KiB default). */
-static int bytes_of(const struct vmc_lvxml *x, xmlNodePtr node, const char *expr,
+static int bytes_of(const struct vmc_libvirt_xml *x, xmlNodePtr node, const char *expr,
 		    uint64_t *out)
 {
 	static const struct { const char *unit; unsigned shift; } units[] = {
@@ -387,24 +388,24 @@ static int bytes_of(const struct vmc_lvxml *x, xmlNodePtr node, const char *expr
 	return r;
 }
 
-/* The alias of @n without VMC_LV_ALIAS_PREFIX, malloc'd; NULL without one. */
-static char *alias_of(const struct vmc_lvxml *x, xmlNodePtr n)
+/* The alias of @n without VMC_LIBVIRT_XML_ALIAS_PREFIX, malloc'd; NULL without one. */
+static char *alias_of(const struct vmc_libvirt_xml *x, xmlNodePtr n)
 {
 	xmlXPathObjectPtr o = eval(x, n, "alias/@name");
 	char *a = NULL, *id = NULL;
-	size_t pl = strlen(VMC_LV_ALIAS_PREFIX);
+	size_t pl = strlen(VMC_LIBVIRT_XML_ALIAS_PREFIX);
 
 	if (count_of(o))
 		a = (char *)xmlNodeGetContent(o->nodesetval->nodeTab[0]);
 	xmlXPathFreeObject(o);
 	if (a)
-		id = strdup(strncmp(a, VMC_LV_ALIAS_PREFIX, pl) ? a : a + pl);
+		id = strdup(strncmp(a, VMC_LIBVIRT_XML_ALIAS_PREFIX, pl) ? a : a + pl);
 	xmlFree(a);
 	return id;
 }
 
 /* Does any device sit on PCI bus @bus? */
-static bool bus_used(const struct vmc_lvxml *x, unsigned long long bus)
+static bool bus_used(const struct vmc_libvirt_xml *x, unsigned long long bus)
 {
 	xmlXPathObjectPtr o = eval(x, NULL, "/domain/devices/*/address[@type='pci']");
 	bool used = false;
@@ -422,8 +423,8 @@ static int cmp_slot(const void *a, const void *b)
 
 #define ROOT_PORTS "/domain/devices/controller[@type='pci'][@model='pcie-root-port']"
 
-int vmc_lvxml_free_slots(const struct vmc_lvxml *x, struct vmc_hv_slot **out, size_t *n,
-			 struct vmc_error *err)
+int vmc_libvirt_xml_free_slots(const struct vmc_libvirt_xml *x, struct vmc_hv_slot **out, size_t *n,
+			       struct vmc_error *err)
 {
 	xmlXPathObjectPtr o = eval(x, NULL, ROOT_PORTS "[not(target/@hotplug='off')]");
 	struct vmc_hv_slot *v = calloc(count_of(o) ? count_of(o) : 1, sizeof(*v));
@@ -464,7 +465,7 @@ int vmc_lvxml_free_slots(const struct vmc_lvxml *x, struct vmc_hv_slot **out, si
 	return 0;
 }
 
-int vmc_lvxml_port_bus(const struct vmc_lvxml *x, const char *slot, unsigned *bus)
+int vmc_libvirt_xml_port_bus(const struct vmc_libvirt_xml *x, const char *slot, unsigned *bus)
 {
 	xmlXPathObjectPtr o = eval(x, NULL, ROOT_PORTS);
 	int r = -ENOENT;
@@ -483,7 +484,8 @@ int vmc_lvxml_port_bus(const struct vmc_lvxml *x, const char *slot, unsigned *bu
 	return r;
 }
 
-int vmc_lvxml_mem(const struct vmc_lvxml *x, struct vmc_hv_mem *out, struct vmc_error *err)
+int vmc_libvirt_xml_mem(const struct vmc_libvirt_xml *x, struct vmc_hv_mem *out,
+			struct vmc_error *err)
 {
 	xmlXPathObjectPtr o;
 	struct vmc_hv_mem m = { 0 };
@@ -510,8 +512,8 @@ int vmc_lvxml_mem(const struct vmc_lvxml *x, struct vmc_hv_mem *out, struct vmc_
 	return 0;
 }
 
-int vmc_lvxml_cpus(const struct vmc_lvxml *x, struct vmc_hv_cpu **out, size_t *n,
-		   struct vmc_error *err)
+int vmc_libvirt_xml_cpus(const struct vmc_libvirt_xml *x, struct vmc_hv_cpu **out, size_t *n,
+			 struct vmc_error *err)
 {
 	xmlXPathObjectPtr vcpu = eval(x, NULL, "/domain/vcpu"), topo, list;
 	unsigned long long max = 0, cur = 0, threads = 1, cores = 1, dies = 1;
@@ -575,7 +577,7 @@ int vmc_lvxml_cpus(const struct vmc_lvxml *x, struct vmc_hv_cpu **out, size_t *n
 }
 
 /* Attribute @xpath (relative to the channel) of unix channel @name, malloc'd, or NULL. */
-static char *channel_attr(const struct vmc_lvxml *x, const char *name, const char *xpath)
+static char *channel_attr(const struct vmc_libvirt_xml *x, const char *name, const char *xpath)
 {
 	xmlXPathObjectPtr o = eval(x, NULL, "/domain/devices/channel[@type='unix']");
 	char *val = NULL;
@@ -596,12 +598,12 @@ static char *channel_attr(const struct vmc_lvxml *x, const char *name, const cha
 	return val;
 }
 
-char *vmc_lvxml_channel_path(const struct vmc_lvxml *x, const char *name)
+char *vmc_libvirt_xml_channel_path(const struct vmc_libvirt_xml *x, const char *name)
 {
 	return channel_attr(x, name, "source/@path");
 }
 
-bool vmc_lvxml_channel_connected(const struct vmc_lvxml *x, const char *name)
+bool vmc_libvirt_xml_channel_connected(const struct vmc_libvirt_xml *x, const char *name)
 {
 	char *state = channel_attr(x, name, "target/@state");
 	bool on = state && !strcmp(state, "connected");
@@ -611,7 +613,7 @@ bool vmc_lvxml_channel_connected(const struct vmc_lvxml *x, const char *name)
 }
 
 /* The device under /domain/devices matching @expr whose alias is @id, or NULL. */
-static xmlNodePtr device_by_alias(const struct vmc_lvxml *x, const char *expr, const char *id)
+static xmlNodePtr device_by_alias(const struct vmc_libvirt_xml *x, const char *expr, const char *id)
 {
 	xmlXPathObjectPtr o = eval(x, NULL, expr);
 	xmlNodePtr dev = NULL;
@@ -629,7 +631,8 @@ static xmlNodePtr device_by_alias(const struct vmc_lvxml *x, const char *expr, c
 	return dev;
 }
 
-int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, char **dev_xml)
+int vmc_libvirt_xml_device(const struct vmc_libvirt_xml *x, const char *id, char **where,
+			   char **dev_xml)
 {
 	xmlNodePtr dev = device_by_alias(x, "/domain/devices/*[alias/@name]", id);
 	int r = 0;
@@ -668,8 +671,8 @@ int vmc_lvxml_device(const struct vmc_lvxml *x, const char *id, char **where, ch
 	return 1;
 }
 
-int vmc_lvxml_dimm_info(const struct vmc_lvxml *x, const char *id, struct vmc_hv_dimm_info *out,
-			struct vmc_error *err)
+int vmc_libvirt_xml_dimm_info(const struct vmc_libvirt_xml *x, const char *id,
+			      struct vmc_hv_dimm_info *out, struct vmc_error *err)
 {
 	xmlNodePtr m = device_by_alias(x, "/domain/devices/memory[@model='dimm']", id);
 	xmlXPathObjectPtr ao;
@@ -677,11 +680,9 @@ int vmc_lvxml_dimm_info(const struct vmc_lvxml *x, const char *id, struct vmc_hv
 	long long slot = -1;
 
 	if (!m)
-		return vmc_error_set(
-		    err, -ENOENT,
-		    "the live XML has no <memory model='dimm'> with alias " VMC_LV_ALIAS_PREFIX
-		    "%s",
-		    id);
+		return vmc_error_set(err, -ENOENT,
+				     "the live XML has no <memory model='dimm'> with alias "
+				     VMC_LIBVIRT_XML_ALIAS_PREFIX "%s", id);
 	ao = eval(x, m, "address[@type='dimm']");
 	if (count_of(ao)) {
 		base = num_attr(ao->nodesetval->nodeTab[0], "base", ~0ULL);
@@ -704,7 +705,8 @@ int vmc_lvxml_dimm_info(const struct vmc_lvxml *x, const char *id, struct vmc_hv
 }
 
 /* Attribute @name of the first match of @expr under @node, malloc'd, or NULL. */
-static char *attr_at(const struct vmc_lvxml *x, xmlNodePtr node, const char *expr, const char *name)
+static char *attr_at(const struct vmc_libvirt_xml *x, xmlNodePtr node, const char *expr,
+		     const char *name)
 {
 	xmlXPathObjectPtr o = eval(x, node, expr);
 	char *v = count_of(o) ? attr(o->nodesetval->nodeTab[0], name) : NULL;
@@ -756,7 +758,7 @@ static uint32_t mask_of(unsigned prefix)
 }
 
 /* QEMU's user networking: the guest is .15 of its network, the gateway .2. */
-static int slirp_path(const struct vmc_lvxml *x, xmlNodePtr nic, const char *id,
+static int slirp_path(const struct vmc_libvirt_xml *x, xmlNodePtr nic, const char *id,
 		      struct vmc_hv_netpath *out, struct vmc_error *err)
 {
 	xmlXPathObjectPtr o = eval(x, nic, "ip[not(@family) or @family='ipv4']");
@@ -789,17 +791,17 @@ static int slirp_path(const struct vmc_lvxml *x, xmlNodePtr nic, const char *id,
 	return 0;
 }
 
-int vmc_lvxml_nic_path(const struct vmc_lvxml *x, const char *id, struct vmc_hv_netpath *out,
-		       char **network, struct vmc_error *err)
+int vmc_libvirt_xml_nic_path(const struct vmc_libvirt_xml *x, const char *id,
+			     struct vmc_hv_netpath *out, char **network, struct vmc_error *err)
 {
 	xmlNodePtr nic = device_by_alias(x, "/domain/devices/interface", id);
 	char *type, *backend = NULL;
 	int r;
 
 	if (!nic)
-		return vmc_error_set(
-		    err, -ENOENT,
-		    "the live XML has no <interface> with alias " VMC_LV_ALIAS_PREFIX "%s", id);
+		return vmc_error_set(err, -ENOENT,
+				     "the live XML has no <interface> with alias "
+				     VMC_LIBVIRT_XML_ALIAS_PREFIX "%s", id);
 	type = attr(nic, "type");
 	if (type && !strcmp(type, "user")) {
 		backend = attr_at(x, nic, "backend", "type");
@@ -829,7 +831,7 @@ int vmc_lvxml_nic_path(const struct vmc_lvxml *x, const char *id, struct vmc_hv_
 }
 
 /* Is @a inside one of @net's DHCP ranges or given to a <dhcp><host>? */
-static bool dhcp_has(const struct vmc_lvxml *x, xmlNodePtr ip, uint32_t a)
+static bool dhcp_has(const struct vmc_libvirt_xml *x, xmlNodePtr ip, uint32_t a)
 {
 	xmlXPathObjectPtr o = eval(x, ip, "dhcp/range | dhcp/host");
 	bool in = false;
@@ -851,8 +853,8 @@ static bool dhcp_has(const struct vmc_lvxml *x, xmlNodePtr ip, uint32_t a)
 	return in;
 }
 
-int vmc_lvxml_network_path(const struct vmc_lvxml *net, struct vmc_hv_netpath *out,
-			   struct vmc_error *err)
+int vmc_libvirt_xml_network_path(const struct vmc_libvirt_xml *net, struct vmc_hv_netpath *out,
+				 struct vmc_error *err)
 {
 	xmlXPathObjectPtr o = eval(net, NULL, "/network/ip[not(@family) or @family='ipv4']");
 	xmlNodePtr ip = count_of(o) ? o->nodesetval->nodeTab[0] : NULL;
@@ -898,7 +900,7 @@ out:
 	return r;
 }
 
-int vmc_lvxml_free_vd(const struct vmc_lvxml *x, char buf[8])
+int vmc_libvirt_xml_free_vd(const struct vmc_libvirt_xml *x, char buf[8])
 {
 	for (char c = 'a'; c <= 'z'; c++) {
 		char expr[96];

@@ -344,12 +344,12 @@ static int on_pmwakeup(virConnectPtr c, virDomainPtr d, int reason, void *opaque
 	return 0;
 }
 
-/* Our aliases carry VMC_LV_ALIAS_PREFIX; the checks know the ids without it. */
+/* Our aliases carry VMC_LIBVIRT_XML_ALIAS_PREFIX; the checks know the ids without it. */
 static const char *id_of_alias(const char *alias)
 {
-	size_t n = strlen(VMC_LV_ALIAS_PREFIX);
+	size_t n = strlen(VMC_LIBVIRT_XML_ALIAS_PREFIX);
 
-	return strncmp(alias, VMC_LV_ALIAS_PREFIX, n) ? alias : alias + n;
+	return strncmp(alias, VMC_LIBVIRT_XML_ALIAS_PREFIX, n) ? alias : alias + n;
 }
 
 static int on_removed(virConnectPtr c, virDomainPtr d, const char *alias, void *opaque)
@@ -497,14 +497,14 @@ static int done(struct hv_lv *h, int r, struct vmc_error *err, const char *what)
 }
 
 /* The live domain XML, parsed. */
-static int live(struct hv_lv *h, struct vmc_lvxml **x, struct vmc_error *err)
+static int live(struct hv_lv *h, struct vmc_libvirt_xml **x, struct vmc_error *err)
 {
 	char *xml = virDomainGetXMLDesc(h->dom, 0);
 	int r;
 
 	if (!xml)
 		return lv_fail(h, err, "virDomainGetXMLDesc");
-	r = vmc_lvxml_parse(xml, x, err);
+	r = vmc_libvirt_xml_parse(xml, x, err);
 	free(xml);
 	return r;
 }
@@ -526,17 +526,17 @@ static bool local_uri(const char *uri)
 static int channel_up(struct hv_lv *h, const char *name, uint64_t deadline_ns)
 {
 	for (;;) {
-		struct vmc_lvxml *x = NULL;
+		struct vmc_libvirt_xml *x = NULL;
 		struct vmc_error e = VMC_ERROR_INIT;
 		char *path = NULL;
 		int up = 0;
 
 		if (live(h, &x, &e) == 0) {
-			path = vmc_lvxml_channel_path(x, name);
-			up = !path ? -ENOENT : vmc_lvxml_channel_connected(x, name);
+			path = vmc_libvirt_xml_channel_path(x, name);
+			up = !path ? -ENOENT : vmc_libvirt_xml_channel_connected(x, name);
 		}
 		free(path);
-		vmc_lvxml_free(x);
+		vmc_libvirt_xml_free(x);
 		vmc_error_clear(&e);
 		if (up || vmc_mono_ns() >= deadline_ns)
 			return up;
@@ -613,7 +613,7 @@ static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
  */
 static int qga_up(struct hv_lv *h, uint64_t deadline_ns)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	struct vmc_error e = VMC_ERROR_INIT;
 	struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000),
 				 .tv_nsec = (long)(deadline_ns % 1000000000)};
@@ -626,11 +626,12 @@ static int qga_up(struct hv_lv *h, uint64_t deadline_ns)
 	seen = h->q->qga_events;
 	pthread_mutex_unlock(&h->q->mu);
 	if (live(h, &x, &e) == 0) {
-		path = vmc_lvxml_channel_path(x, VMC_LV_QGA_CHANNEL);
-		up = !path ? -ENOENT : vmc_lvxml_channel_connected(x, VMC_LV_QGA_CHANNEL);
+		path = vmc_libvirt_xml_channel_path(x, VMC_LIBVIRT_XML_QGA_CHANNEL);
+		up = !path ? -ENOENT
+			   : vmc_libvirt_xml_channel_connected(x, VMC_LIBVIRT_XML_QGA_CHANNEL);
 	}
 	free(path);
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	vmc_error_clear(&e);
 	if (up)
 		return up;
@@ -652,11 +653,11 @@ static int lv_pm_suspend(struct vmc_hv *hv, struct vmc_error *err)
 	int r = qga_up(h, vmc_mono_ns() + QGA_WAIT_MS * 1000000ull);
 
 	if (r < 0)
-		return vmc_error_set(err, -ENOTSUP, "the domain has no " VMC_LV_QGA_CHANNEL
-						    " channel");
+		return vmc_error_set(err, -ENOTSUP,
+				     "the domain has no " VMC_LIBVIRT_XML_QGA_CHANNEL " channel");
 	if (r == 0)
 		return vmc_error_set(err, -ENOTSUP,
-				     "qemu-guest-agent did not open " VMC_LV_QGA_CHANNEL
+				     "qemu-guest-agent did not open " VMC_LIBVIRT_XML_QGA_CHANNEL
 				     " within %d s (no AGENT_LIFECYCLE connected event)",
 				     QGA_WAIT_MS / 1000);
 	if (virDomainPMSuspendForDuration(h->dom, VIR_NODE_SUSPEND_TARGET_MEM, 0, 0) == 0) {
@@ -692,14 +693,14 @@ static int attach(struct hv_lv *h, const char *xml, struct vmc_error *err, const
 static int port_bus(struct hv_lv *h, const char *slot, unsigned *bus, char dev[8],
 		    struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	int r = live(h, &x, err);
 
-	if (r == 0 && vmc_lvxml_port_bus(x, slot, bus) < 0)
+	if (r == 0 && vmc_libvirt_xml_port_bus(x, slot, bus) < 0)
 		r = vmc_error_set(err, -ENOENT, "the domain has no pcie-root-port %s", slot);
-	if (r == 0 && dev && vmc_lvxml_free_vd(x, dev) < 0)
+	if (r == 0 && dev && vmc_libvirt_xml_free_vd(x, dev) < 0)
 		r = vmc_error_set(err, -ENOSPC, "no free virtio disk target vda..vdz");
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	return r;
 }
 
@@ -712,7 +713,7 @@ static int lv_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vm
 
 	if (port_bus(h, nic->slot, &bus, NULL, err) < 0)
 		return vmc_error_prefix(err, "attach-device %s: ", nic->id);
-	if (vmc_lvxml_nic(nic, bus, h->network, &xml) < 0)
+	if (vmc_libvirt_xml_nic(nic, bus, h->network, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", nic->id);
 	snprintf(what, sizeof(what), "attach-device %s on %s", nic->id, nic->slot);
 	return attach(h, xml, err, what);
@@ -727,7 +728,7 @@ static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vm
 
 	if (port_bus(h, d->slot, &bus, dev, err) < 0)
 		return vmc_error_prefix(err, "attach-device %s: ", d->id);
-	if (vmc_lvxml_disk(d, bus, dev, &xml) < 0)
+	if (vmc_libvirt_xml_disk(d, bus, dev, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", d->id);
 	snprintf(what, sizeof(what), "attach-device %s (%s) on %s", d->id, dev, d->slot);
 	return attach(h, xml, err, what);
@@ -738,7 +739,7 @@ static int lv_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc
 	_cleanup_free_ char *xml = NULL;
 	char what[300];
 
-	if (vmc_lvxml_dimm(m, &xml) < 0)
+	if (vmc_libvirt_xml_dimm(m, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", m->id);
 	snprintf(what, sizeof(what), "attach-device %s (%llu MiB)", m->id,
 		 (unsigned long long)(m->size >> 20));
@@ -756,7 +757,7 @@ static int nodedev_detach(struct hv_lv *h, const char *addr, struct vmc_error *e
 	char name[32], what[96];
 	int r;
 
-	if (vmc_lvxml_nodedev_name(addr, name) < 0)
+	if (vmc_libvirt_xml_nodedev_name(addr, name) < 0)
 		return vmc_error_set(err, -EINVAL, "%s: not a PCI address", addr);
 	snprintf(what, sizeof(what), "virNodeDeviceLookupByName %s", name);
 	dev = virNodeDeviceLookupByName(h->conn, name);
@@ -776,7 +777,7 @@ static int lv_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vm
 	unsigned bus;
 	int r = port_bus(h, v->slot, &bus, NULL, err);
 
-	if (r == 0 && (r = vmc_lvxml_hostdev(v, bus, &xml)) < 0)
+	if (r == 0 && (r = vmc_libvirt_xml_hostdev(v, bus, &xml)) < 0)
 		vmc_error_set(err, r, "%s", r == -EINVAL ? "host address is no PCI address"
 							  : "out of memory");
 	if (r == 0 && !v->managed)
@@ -798,11 +799,11 @@ static int lv_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vm
  */
 static int detach_pending(struct hv_lv *h, const char *id, uint64_t t0, struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	struct vmc_error e = VMC_ERROR_INIT;
-	int there = live(h, &x, &e) == 0 ? vmc_lvxml_device(x, id, NULL, NULL) : 0;
+	int there = live(h, &x, &e) == 0 ? vmc_libvirt_xml_device(x, id, NULL, NULL) : 0;
 
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	vmc_error_clear(&e);
 	if (there <= 0)
 		return 0; /* gone, or unknown: the check looks for itself either way */
@@ -822,18 +823,19 @@ static int detach_pending(struct hv_lv *h, const char *id, uint64_t t0, struct v
 static int lv_detach(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 {
 	struct hv_lv *h = H(hv);
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	_cleanup_free_ char *xml = NULL;
 	char what[300];
 	uint64_t t0;
 	int r = live(h, &x, err);
 
 	if (r == 0)
-		r = vmc_lvxml_device(x, id, NULL, &xml);
-	vmc_lvxml_free(x);
+		r = vmc_libvirt_xml_device(x, id, NULL, &xml);
+	vmc_libvirt_xml_free(x);
 	if (r == 0)
-		return vmc_error_set(err, -ENOENT, "detach-device %s: the domain has no device "
-						   "with alias " VMC_LV_ALIAS_PREFIX "%s",
+		return vmc_error_set(err, -ENOENT,
+				     "detach-device %s: the domain has no device "
+				     "with alias " VMC_LIBVIRT_XML_ALIAS_PREFIX "%s",
 				     id, id);
 	if (r < 0)
 		return vmc_error_prefix(err, "detach-device %s: ", id);
@@ -876,7 +878,7 @@ static int pool_ensure(struct hv_lv *h, struct vmc_error *err)
 		path = NULL;
 		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
 	}
-	if (vmc_lvxml_pool(name, path, &h->pool_xml) < 0)
+	if (vmc_libvirt_xml_pool(name, path, &h->pool_xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
 	h->pool = virStoragePoolCreateXML(h->conn, h->pool_xml, VIR_STORAGE_POOL_CREATE_WITH_BUILD);
 	/* A driver that builds nothing (test:///) refuses the flag: it needs no directory. */
@@ -950,7 +952,7 @@ static int lv_image_create(struct vmc_hv *hv, const char *name, uint64_t bytes, 
 
 	if (r < 0)
 		return vmc_error_prefix(err, "vol-create %s: ", name);
-	if (vmc_lvxml_volume(name, bytes, &xml) < 0)
+	if (vmc_libvirt_xml_volume(name, bytes, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "vol-create %s: out of memory", name);
 	snprintf(what, sizeof(what), "virStorageVolCreateXML %s (qcow2, %" PRIu64 " bytes)", name,
 		 bytes);
@@ -1120,23 +1122,23 @@ static int lv_cpu_del(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 static int lv_free_slots(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,
 			 struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	int r = live(H(hv), &x, err);
 
 	if (r == 0)
-		r = vmc_lvxml_free_slots(x, out, n, err);
-	vmc_lvxml_free(x);
+		r = vmc_libvirt_xml_free_slots(x, out, n, err);
+	vmc_libvirt_xml_free(x);
 	return r;
 }
 
 static int lv_mem_info(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	int r = live(H(hv), &x, err);
 
 	if (r == 0)
-		r = vmc_lvxml_mem(x, out, err);
-	vmc_lvxml_free(x);
+		r = vmc_libvirt_xml_mem(x, out, err);
+	vmc_libvirt_xml_free(x);
 	return r;
 }
 
@@ -1144,12 +1146,12 @@ static int lv_mem_info(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_err
 static int lv_dimm_info(struct vmc_hv *hv, const char *id, struct vmc_hv_dimm_info *out,
 			struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	int r = live(H(hv), &x, err);
 
 	if (r == 0)
-		r = vmc_lvxml_dimm_info(x, id, out, err);
-	vmc_lvxml_free(x);
+		r = vmc_libvirt_xml_dimm_info(x, id, out, err);
+	vmc_libvirt_xml_free(x);
 	return r;
 }
 
@@ -1158,18 +1160,18 @@ static int network_path(struct hv_lv *h, const char *name, struct vmc_hv_netpath
 			struct vmc_error *err)
 {
 	virNetworkPtr net = virNetworkLookupByName(h->conn, name);
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	char *xml = NULL, what[320];
 	int r;
 
 	snprintf(what, sizeof(what), "virNetworkLookupByName/GetXMLDesc %s", name);
 	xml = net ? virNetworkGetXMLDesc(net, 0) : NULL;
-	r = xml ? vmc_lvxml_parse(xml, &x, err) : lv_fail(h, err, what);
+	r = xml ? vmc_libvirt_xml_parse(xml, &x, err) : lv_fail(h, err, what);
 	if (r == 0)
-		r = vmc_lvxml_network_path(x, out, err);
+		r = vmc_libvirt_xml_network_path(x, out, err);
 	if (r < 0)
 		vmc_error_prefix(err, "network %s: ", name);
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	free(xml);
 	if (net)
 		virNetworkFree(net);
@@ -1184,7 +1186,7 @@ static int lv_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath 
 		       struct vmc_error *err)
 {
 	struct hv_lv *h = H(hv);
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	_cleanup_free_ char *network = NULL;
 	struct vmc_hv_netpath p = {.guest = ""};
 	int r;
@@ -1197,8 +1199,8 @@ static int lv_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath 
 		    id, h->uri);
 	r = live(h, &x, err);
 	if (r == 0)
-		r = vmc_lvxml_nic_path(x, id, &p, &network, err);
-	vmc_lvxml_free(x);
+		r = vmc_libvirt_xml_nic_path(x, id, &p, &network, err);
+	vmc_libvirt_xml_free(x);
 	if (r == 1)
 		r = network_path(h, network, &p, err);
 	if (r == 0)
@@ -1208,12 +1210,12 @@ static int lv_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath 
 
 static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	int r = live(H(hv), &x, err);
 
 	if (r == 0)
-		r = vmc_lvxml_cpus(x, out, n, err);
-	vmc_lvxml_free(x);
+		r = vmc_libvirt_xml_cpus(x, out, n, err);
+	vmc_libvirt_xml_free(x);
 	return r;
 }
 
@@ -1221,7 +1223,7 @@ static int lv_device_present(struct vmc_hv *hv, const char *id, char **where,
 			     struct vmc_error *err)
 {
 	struct vcpu_map *m = vcpu_find(H(hv), id);
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	int r = live(H(hv), &x, err);
 
 	/* A vCPU is no device in libvirt's XML: it is its <vcpus> entry, enabled or not. */
@@ -1229,7 +1231,7 @@ static int lv_device_present(struct vmc_hv *hv, const char *id, char **where,
 		struct vmc_hv_cpu *cpus = NULL;
 		size_t n = 0;
 
-		r = vmc_lvxml_cpus(x, &cpus, &n, err);
+		r = vmc_libvirt_xml_cpus(x, &cpus, &n, err);
 		if (r == 0) {
 			r = m->vcpu < n && cpus[m->vcpu].qom_path;
 			if (r && where && asprintf(where, "libvirt vcpu %u enabled", m->vcpu) < 0)
@@ -1237,9 +1239,9 @@ static int lv_device_present(struct vmc_hv *hv, const char *id, char **where,
 			vmc_hv_cpus_free(cpus, n);
 		}
 	} else if (r == 0) {
-		r = vmc_lvxml_device(x, id, where, NULL);
+		r = vmc_libvirt_xml_device(x, id, where, NULL);
 	}
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	if (r == -ENOMEM)
 		vmc_error_set(err, r, "device %s: out of memory", id);
 	return r;
@@ -1353,14 +1355,14 @@ static void vmm_vcpu(struct hv_lv *h, const struct vmc_hv_cpu *pos, struct vmc_h
 	json_object_put(reply);
 }
 
-/* qom-get of the device libvirt named VMC_LV_ALIAS_PREFIX @id: does QEMU still have it? */
+/* qom-get of the device libvirt named VMC_LIBVIRT_XML_ALIAS_PREFIX @id: does QEMU still have it? */
 static void vmm_device(struct hv_lv *h, const char *id, struct vmc_hv_removal *out)
 {
 	json_object *reply = NULL, *ret, *e, *cls, *desc;
 	_cleanup_free_ char *cmd = NULL;
 	char path[128];
 
-	snprintf(path, sizeof(path), "/machine/peripheral/" VMC_LV_ALIAS_PREFIX "%s", id);
+	snprintf(path, sizeof(path), "/machine/peripheral/" VMC_LIBVIRT_XML_ALIAS_PREFIX "%s", id);
 	if (asprintf(&cmd,
 		     "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"%s\","
 		     "\"property\":\"type\"}}",
@@ -1391,7 +1393,7 @@ static void vmm_device(struct hv_lv *h, const char *id, struct vmc_hv_removal *o
 }
 
 /* libvirt's live view of vCPU @m: its <vcpu id enabled> and the live count. */
-static void mgmt_vcpu(struct hv_lv *h, const struct vmc_lvxml *x, const struct vcpu_map *m,
+static void mgmt_vcpu(struct hv_lv *h, const struct vmc_libvirt_xml *x, const struct vcpu_map *m,
 		      struct vmc_hv_cpu *pos, struct vmc_hv_removal *out)
 {
 	struct vmc_error e = VMC_ERROR_INIT;
@@ -1399,7 +1401,7 @@ static void mgmt_vcpu(struct hv_lv *h, const struct vmc_lvxml *x, const struct v
 	size_t n = 0;
 	int count;
 
-	if (vmc_lvxml_cpus(x, &cpus, &n, &e) < 0 || m->vcpu >= n) {
+	if (vmc_libvirt_xml_cpus(x, &cpus, &n, &e) < 0 || m->vcpu >= n) {
 		snprintf(out->mgmt_says, sizeof(out->mgmt_says), "live XML: %s",
 			 e.msg ? e.msg : "no such vcpu id");
 		vmc_error_clear(&e);
@@ -1420,10 +1422,10 @@ static void mgmt_vcpu(struct hv_lv *h, const struct vmc_lvxml *x, const struct v
 		 out->mgmt ? "yes" : "no", count);
 }
 
-static void mgmt_device(const struct vmc_lvxml *x, const char *id, struct vmc_hv_removal *out)
+static void mgmt_device(const struct vmc_libvirt_xml *x, const char *id, struct vmc_hv_removal *out)
 {
 	char *where = NULL;
-	int r = vmc_lvxml_device(x, id, &where, NULL);
+	int r = vmc_libvirt_xml_device(x, id, &where, NULL);
 
 	if (r < 0) {
 		snprintf(out->mgmt_says, sizeof(out->mgmt_says), "live XML: out of memory");
@@ -1432,10 +1434,10 @@ static void mgmt_device(const struct vmc_lvxml *x, const char *id, struct vmc_hv
 	out->mgmt = r;
 	if (r)
 		snprintf(out->mgmt_says, sizeof(out->mgmt_says),
-			 "live XML: alias " VMC_LV_ALIAS_PREFIX "%s, %s", id, where);
+			 "live XML: alias " VMC_LIBVIRT_XML_ALIAS_PREFIX "%s, %s", id, where);
 	else
 		snprintf(out->mgmt_says, sizeof(out->mgmt_says),
-			 "live XML: no device with alias " VMC_LV_ALIAS_PREFIX "%s", id);
+			 "live XML: no device with alias " VMC_LIBVIRT_XML_ALIAS_PREFIX "%s", id);
 	free(where);
 }
 
@@ -1451,7 +1453,7 @@ static int lv_removal_views(struct vmc_hv *hv, const char *id, struct vmc_hv_rem
 	struct vcpu_map *m = vcpu_find(h, id);
 	struct vmc_hv_removal v = {.vmm = -1, .mgmt = -1};
 	struct vmc_hv_cpu pos = {.socket_id = -1};
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	struct vmc_error e = VMC_ERROR_INIT;
 
 	if (live(h, &x, &e) < 0) {
@@ -1461,7 +1463,7 @@ static int lv_removal_views(struct vmc_hv *hv, const char *id, struct vmc_hv_rem
 	} else {
 		mgmt_device(x, id, &v);
 	}
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	if (!m)
 		vmm_device(h, id, &v);
 	else if (pos.socket_id >= 0)
@@ -1941,7 +1943,7 @@ static bool kvm_offered(struct hv_lv *h, char *why, size_t size)
 }
 
 /* Define and start the transient domain @d under @type. */
-static int create_domain(struct hv_lv *h, struct vmc_lv_domain *d, const char *type,
+static int create_domain(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, const char *type,
 			 struct vmc_error *err)
 {
 	static unsigned seq;
@@ -1955,7 +1957,7 @@ static int create_domain(struct hv_lv *h, struct vmc_lv_domain *d, const char *t
 	}
 	d->name = name;
 	d->type = type;
-	r = vmc_lvxml_domain(d, &xml, err);
+	r = vmc_libvirt_xml_domain(d, &xml, err);
 	d->name = NULL;
 	if (r < 0)
 		return r;
@@ -1995,14 +1997,14 @@ static int console_dir(struct hv_lv *h, struct vmc_error *err)
  * otherwise the domain is destroyed and started again under TCG. One line
  * on stderr says which.
  */
-static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
+static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg,
 			   struct vmc_error *err)
 {
 	_cleanup_free_ char *append = NULL, *log = NULL;
 	_cleanup_free_ char *kernel = cfg->kernel ? realpath(cfg->kernel, NULL) : NULL;
 	_cleanup_free_ char *initrd = cfg->initrd ? realpath(cfg->initrd, NULL) : NULL;
 	const char *accel = cfg->accel ? cfg->accel : "auto";
-	struct vmc_lv_domain d = {
+	struct vmc_libvirt_xml_domain d = {
 		/* The daemon resolves paths from its own directory: make them absolute. */
 		.kernel = kernel,
 		.initrd = initrd,
@@ -2062,8 +2064,8 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 	} else if (kvm_offered(h, why, sizeof(why))) {
 		t0 = vmc_mono_ns();
 		r = create_domain(h, &d, "kvm", err);
-		if (r == 0 &&
-		    channel_up(h, VMC_LV_AGENT_CHANNEL, t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull) > 0) {
+		if (r == 0 && channel_up(h, VMC_LIBVIRT_XML_AGENT_CHANNEL,
+					 t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull) > 0) {
 			fprintf(stderr, "vmcheck: libvirt: KVM: the guest's agent came up under KVM "
 					"in %.1f s\n",
 				(double)(vmc_mono_ns() - t0) / 1e9);
@@ -2089,9 +2091,9 @@ static int start_transient(struct hv_lv *h, const struct vmc_lv_config *cfg,
 }
 
 /* Where the agent is: @cfg->agent, or the domain's agent channel. */
-static int find_agent(struct hv_lv *h, const struct vmc_lv_config *cfg, struct vmc_error *err)
+static int find_agent(struct hv_lv *h, const struct vmc_libvirt_config *cfg, struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	_cleanup_free_ char *path = NULL;
 	int r;
 
@@ -2102,13 +2104,13 @@ static int find_agent(struct hv_lv *h, const struct vmc_lv_config *cfg, struct v
 	r = live(h, &x, err);
 	if (r < 0)
 		return r;
-	path = vmc_lvxml_channel_path(x, VMC_LV_AGENT_CHANNEL);
-	vmc_lvxml_free(x);
+	path = vmc_libvirt_xml_channel_path(x, VMC_LIBVIRT_XML_AGENT_CHANNEL);
+	vmc_libvirt_xml_free(x);
 	if (!path)
 		return vmc_error_set(err, -ENODEV,
-				     "domain %s has no unix channel " VMC_LV_AGENT_CHANNEL
+				     "domain %s has no unix channel " VMC_LIBVIRT_XML_AGENT_CHANNEL
 				     " (add <channel type='unix'><source mode='bind'/><target "
-				     "type='virtio' name='" VMC_LV_AGENT_CHANNEL
+				     "type='virtio' name='" VMC_LIBVIRT_XML_AGENT_CHANNEL
 				     "'/></channel>, or pass --agent)",
 				     virDomainGetName(h->dom));
 	if (asprintf(&h->agent_spec, "vserial:%s", path) < 0) {
@@ -2118,7 +2120,8 @@ static int find_agent(struct hv_lv *h, const struct vmc_lv_config *cfg, struct v
 	return 0;
 }
 
-int vmc_libvirt_open(const struct vmc_lv_config *cfg, struct vmc_hv **out, struct vmc_error *err)
+int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
+		     struct vmc_error *err)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct hv_lv *h;

@@ -10,7 +10,7 @@
 #include "hv.h"
 
 /* Zero or NULL means the default, as in struct vmc_qemu_config. */
-struct vmc_lv_config {
+struct vmc_libvirt_config {
 	const char *uri;     /* required: "qemu:///system", "test:///default" */
 	const char *domain;  /* existing domain; NULL: a transient one of the guest kit */
 	const char *agent;   /* agent spec; NULL: the domain's org.vmcheck.agent.0 channel */
@@ -34,7 +34,8 @@ struct vmc_lv_config {
  * usable), -ENOENT (no such domain, or a kit file missing), -ENODEV (no
  * agent channel, no --agent), -EIO (libvirt refused the domain).
  */
-int vmc_libvirt_open(const struct vmc_lv_config *cfg, struct vmc_hv **out, struct vmc_error *err);
+int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
+		     struct vmc_error *err);
 
 /*
  * vmc_libvirt_lifecycle_event - the event the backend queues for libvirt's

@@ -268,7 +268,7 @@ static int side_has_alias(struct side *s, const char *id)
 	char *xml = virDomainGetXMLDesc(s->dom, 0), alias[128];
 	int r = -1;
 
-	snprintf(alias, sizeof(alias), "<alias name='" VMC_LV_ALIAS_PREFIX "%s'/>", id);
+	snprintf(alias, sizeof(alias), "<alias name='" VMC_LIBVIRT_XML_ALIAS_PREFIX "%s'/>", id);
 	if (xml)
 		r = strstr(xml, alias) != NULL;
 	free(xml);
@@ -284,7 +284,7 @@ static int side_qom_has(struct side *s, const char *id)
 
 	snprintf(cmd, sizeof(cmd),
 		 "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/"
-		 "peripheral/" VMC_LV_ALIAS_PREFIX "%s\",\"property\":\"type\"}}",
+		 "peripheral/" VMC_LIBVIRT_XML_ALIAS_PREFIX "%s\",\"property\":\"type\"}}",
 		 id);
 	o = qmp(s, cmd);
 	if (member(o, "return"))
@@ -314,7 +314,7 @@ static void views_agree(struct vmc_hv *hv, struct side *s, const char *id, int v
 
 /* ---- modes */
 
-static struct vmc_hv *open_domain(const struct vmc_lv_config *cfg)
+static struct vmc_hv *open_domain(const struct vmc_libvirt_config *cfg)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv *hv = NULL;
@@ -414,7 +414,7 @@ static void dimm(struct vmc_hv *hv, struct side *s, struct vmc_agent_conn *agent
 		json_object *data = member(json_object_array_get_idx(list, i), "data");
 
 		if (member(data, "id") && !strcmp(json_object_get_string(member(data, "id")),
-						  VMC_LV_ALIAS_PREFIX "dimm1")) {
+						  VMC_LIBVIRT_XML_ALIAS_PREFIX "dimm1")) {
 			q_addr = json_object_get_int64(member(data, "addr"));
 			q_size = json_object_get_int64(member(data, "size"));
 			q_slot = json_object_get_int64(member(data, "slot"));
@@ -487,7 +487,7 @@ static void powerdown(struct vmc_hv *hv)
 	vmc_error_clear(&err);
 }
 
-static int run_devices(const struct vmc_lv_config *cfg)
+static int run_devices(const struct vmc_libvirt_config *cfg)
 {
 	struct vmc_hv *hv = open_domain(cfg);
 	struct vmc_agent_conn *agent;
@@ -547,7 +547,7 @@ static int side_cpu_plugged(struct side *s, int core)
  * libvirt waits for (its debug log shows the monitor's events). The guest
  * and QEMU let go of the CPU within 0.1 s; libvirt keeps listing it.
  */
-static int run_vcpu(const struct vmc_lv_config *cfg)
+static int run_vcpu(const struct vmc_libvirt_config *cfg)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv *hv = open_domain(cfg);
@@ -672,10 +672,10 @@ static char *no_kdump_cmdline(const char *kernel)
  * Native PCIe hotplug: the guest takes ~5 s (attention button) to let go of
  * a NIC, as long as libvirt waits: detach returns with the NIC still there.
  */
-static int run_pcie(const struct vmc_lv_config *cfg)
+static int run_pcie(const struct vmc_libvirt_config *cfg)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_lv_domain d = {
+	struct vmc_libvirt_xml_domain d = {
 	    .type = "qemu",
 	    .kernel = cfg->kernel,
 	    .initrd = cfg->initrd,
@@ -687,7 +687,7 @@ static int run_pcie(const struct vmc_lv_config *cfg)
 	    .maxcpus = 4,
 	    .ports = 2,
 	};
-	struct vmc_lv_config c = *cfg;
+	struct vmc_libvirt_config c = *cfg;
 	struct vmc_hv_slot *slots = NULL;
 	struct vmc_hv *hv = NULL;
 	struct vmc_agent_conn *agent = NULL;
@@ -701,7 +701,8 @@ static int run_pcie(const struct vmc_lv_config *cfg)
 	snprintf(name, sizeof(name), "vmcheck-%d-pcie", (int)getpid());
 	d.name = name;
 	d.append = append = no_kdump_cmdline(cfg->kernel);
-	if (!append || vmc_lvxml_domain(&d, &xml, &err) < 0 || !(at = strstr(xml, "</devices>"))) {
+	if (!append || vmc_libvirt_xml_domain(&d, &xml, &err) < 0 ||
+	    !(at = strstr(xml, "</devices>"))) {
 		check(false, "domain XML %s", msg(&err));
 		free(append);
 		return 1;
@@ -758,10 +759,10 @@ out:
 	return failed ? 1 : 0;
 }
 
-static int run_panic(const struct vmc_lv_config *cfg)
+static int run_panic(const struct vmc_libvirt_config *cfg)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_lv_config c = *cfg;
+	struct vmc_libvirt_config c = *cfg;
 	char *append = no_kdump_cmdline(cfg->kernel);
 	struct vmc_hv *hv;
 	struct vmc_agent_conn *agent = NULL;
@@ -824,7 +825,7 @@ int main(int argc, char **argv)
 	    {"initrd", required_argument, NULL, 'i'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct vmc_lv_config cfg = {.accel = "tcg"};
+	struct vmc_libvirt_config cfg = {.accel = "tcg"};
 	char *kernel = NULL, *initrd = NULL;
 	const char *mode;
 	int c, rc;

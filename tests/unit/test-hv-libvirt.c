@@ -47,7 +47,7 @@ static const char live_xml[] =
 static void live_xml_is_read(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	struct vmc_hv_slot *slots = NULL;
 	struct vmc_hv_cpu *cpus = NULL;
 	struct vmc_hv_mem m;
@@ -55,25 +55,25 @@ static void live_xml_is_read(void)
 	unsigned bus = 0;
 	char *where = NULL, *dev = NULL, *path, vd[8];
 
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(live_xml, &x, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(live_xml, &x, &err), 0);
 	/* pciroot1 has the NIC; pciroot3 has hotplug off; pciroot2 is taken by disk1 (bus 2). */
-	CU_ASSERT_EQUAL(vmc_lvxml_free_slots(x, &slots, &n, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_free_slots(x, &slots, &n, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	CU_ASSERT_STRING_EQUAL(slots[0].id, "pci.4");
 	CU_ASSERT_STRING_EQUAL(slots[0].address, "0000:00:02.3");
 	vmc_hv_slots_free(slots, n);
-	CU_ASSERT_EQUAL(vmc_lvxml_port_bus(x, "pciroot3", &bus), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_port_bus(x, "pciroot3", &bus), 0);
 	CU_ASSERT_EQUAL(bus, 3);
-	CU_ASSERT_EQUAL(vmc_lvxml_port_bus(x, "pciroot9", &bus), -ENOENT);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_port_bus(x, "pciroot9", &bus), -ENOENT);
 
-	CU_ASSERT_EQUAL(vmc_lvxml_mem(x, &m, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_mem(x, &m, &err), 0);
 	CU_ASSERT_EQUAL(m.max_bytes, 4096ULL << 20);
 	CU_ASSERT_EQUAL(m.plugged_bytes, 128ULL << 20);
 	CU_ASSERT_EQUAL(m.base_bytes, 512ULL << 20);
 	CU_ASSERT_EQUAL(m.slots, 4);
 	CU_ASSERT_EQUAL(m.used_slots, 1);
 
-	CU_ASSERT_EQUAL(vmc_lvxml_cpus(x, &cpus, &n, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_cpus(x, &cpus, &n, &err), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 4);
 	CU_ASSERT_EQUAL(cpus[2].core_id, 2);
 	CU_ASSERT_EQUAL(cpus[2].cpu_index, 2);
@@ -82,22 +82,22 @@ static void live_xml_is_read(void)
 	CU_ASSERT_EQUAL(cpus[1].cpu_index, -1);
 	vmc_hv_cpus_free(cpus, n);
 
-	path = vmc_lvxml_channel_path(x, VMC_LV_AGENT_CHANNEL);
+	path = vmc_libvirt_xml_channel_path(x, VMC_LIBVIRT_XML_AGENT_CHANNEL);
 	CU_ASSERT_STRING_EQUAL(path, "/run/x/org.vmcheck.agent.0");
 	free(path);
-	CU_ASSERT_PTR_NULL(vmc_lvxml_channel_path(x, "org.qemu.guest_agent.0"));
+	CU_ASSERT_PTR_NULL(vmc_libvirt_xml_channel_path(x, "org.qemu.guest_agent.0"));
 
-	CU_ASSERT_EQUAL(vmc_lvxml_device(x, "nic1", &where, &dev), 1);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_device(x, "nic1", &where, &dev), 1);
 	CU_ASSERT_STRING_EQUAL(where, "interface on pci bus 1 slot 0");
 	CU_ASSERT_PTR_NOT_NULL(strstr(dev, "52:54:00:00:00:01"));
 	free(where);
 	free(dev);
-	CU_ASSERT_EQUAL(vmc_lvxml_device(x, "nic2", NULL, NULL), 0);
-	CU_ASSERT_EQUAL(vmc_lvxml_free_vd(x, vd), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_device(x, "nic2", NULL, NULL), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_free_vd(x, vd), 0);
 	CU_ASSERT_STRING_EQUAL(vd, "vdb");
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 
-	CU_ASSERT_EQUAL(vmc_lvxml_parse("<domain>", &x, &err), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_parse("<domain>", &x, &err), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(err.msg);
 	vmc_error_clear(&err);
 }
@@ -105,33 +105,34 @@ static void live_xml_is_read(void)
 static void generated_xml_escapes_and_reads_back(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_lv_domain d = { .name = "a'<b", .type = "qemu", .kernel = "/k", .initrd = "/i",
-				   .append = "x=\"1\" & y", .mem_mb = 512, .maxmem_mb = 4096,
-				   .slots = 4, .cpus = 1, .maxcpus = 4, .ports = 2 };
+	struct vmc_libvirt_xml_domain d = { .name = "a'<b", .type = "qemu", .kernel = "/k",
+					    .initrd = "/i", .append = "x=\"1\" & y", .mem_mb = 512,
+					    .maxmem_mb = 4096, .slots = 4, .cpus = 1, .maxcpus = 4,
+					    .ports = 2 };
 	struct vmc_hv_nic nic = { .id = "nic1", .mac = "52:54:00:12:34:56", .slot = "pciroot1" };
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	struct vmc_hv_mem m;
 	unsigned bus = 0;
 	char *xml = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_domain(&d, &xml, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "<name>a&apos;&lt;b</name>"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "x=&quot;1&quot; &amp; y"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "<suspend-to-mem enabled='yes'/>"));
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(xml, &x, &err), 0);
-	CU_ASSERT_EQUAL(vmc_lvxml_port_bus(x, "pciroot2", &bus), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(xml, &x, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_port_bus(x, "pciroot2", &bus), 0);
 	CU_ASSERT_EQUAL(bus, 2);
-	CU_ASSERT_EQUAL(vmc_lvxml_mem(x, &m, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_mem(x, &m, &err), 0);
 	CU_ASSERT_EQUAL(m.slots, 4);
 	CU_ASSERT_EQUAL(m.base_bytes, 512ULL << 20);
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	free(xml);
 
 	d.cpus = 5;
-	CU_ASSERT_EQUAL(vmc_lvxml_domain(&d, &xml, &err), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_domain(&d, &xml, &err), -EINVAL);
 	vmc_error_clear(&err);
 
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_nic(&nic, 1, NULL, &xml), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_nic(&nic, 1, NULL, &xml), 0);
 	CU_ASSERT_STRING_EQUAL(xml, "<interface type='user'><mac address='52:54:00:12:34:56'/>"
 				    "<model type='virtio'/><alias name='ua-nic1'/>"
 				    "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' "
@@ -141,7 +142,7 @@ static void generated_xml_escapes_and_reads_back(void)
 
 static void test_driver_errors(void)
 {
-	struct vmc_lv_config c = { .uri = "test:///default", .domain = "nope" };
+	struct vmc_libvirt_config c = { .uri = "test:///default", .domain = "nope" };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv *hv = NULL;
 
@@ -161,7 +162,8 @@ static void test_driver_errors(void)
 
 static void test_driver_ops_and_events(void)
 {
-	struct vmc_lv_config c = { .uri = "test:///default", .domain = "test", .agent = "vserial:/x" };
+	struct vmc_libvirt_config c = { .uri = "test:///default", .domain = "test",
+					.agent = "vserial:/x" };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_nic nic = { .id = "nic1", .mac = "52:54:00:12:34:56", .slot = "pciroot9" };
 	struct vmc_hv_event ev = { 0 };
@@ -211,26 +213,26 @@ static void dimm_info_from_the_live_xml(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_dimm_info di = {0};
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(dimm_xml, &x, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(dimm_xml, &x, &err), 0);
 	/* Equal sizes: only the alias tells them apart. */
-	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm2", &di, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_dimm_info(x, "dimm2", &di, &err), 0);
 	CU_ASSERT_EQUAL(di.addr, 0x108000000ULL);
 	CU_ASSERT_EQUAL(di.size, 128ULL << 20);
 	CU_ASSERT_EQUAL(di.slot, 1);
-	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm1", &di, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_dimm_info(x, "dimm1", &di, &err), 0);
 	CU_ASSERT_EQUAL(di.addr, 0x100000000ULL);
 	CU_ASSERT_EQUAL(di.slot, 0);
 	/* Not placed (no <address type='dimm'>): said, @out untouched. */
-	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm0", &di, &err), -ENODATA);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_dimm_info(x, "dimm0", &di, &err), -ENODATA);
 	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "no <address type='dimm'"));
 	CU_ASSERT_EQUAL(di.addr, 0x100000000ULL);
 	vmc_error_clear(&err);
-	CU_ASSERT_EQUAL(vmc_lvxml_dimm_info(x, "dimm9", &di, &err), -ENOENT);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_dimm_info(x, "dimm9", &di, &err), -ENOENT);
 	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "alias ua-dimm9"));
 	vmc_error_clear(&err);
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 }
 
 static const char nics_xml[] =
@@ -248,46 +250,46 @@ static void nic_path_from_the_live_xml(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_netpath p = {.guest = ""};
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	char *network = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(nics_xml, &x, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(nics_xml, &x, &err), 0);
 	/* QEMU's user networking: slirp's defaults. */
-	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic1", &p, &network, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nic_path(x, "nic1", &p, &network, &err), 0);
 	CU_ASSERT_STRING_EQUAL(p.guest, "10.0.2.15");
 	CU_ASSERT_EQUAL(p.prefixlen, 24);
 	CU_ASSERT_STRING_EQUAL(p.peer, "10.0.2.2");
 	CU_ASSERT_STRING_EQUAL(p.listen, "127.0.0.1");
 	/* ...or the network its <ip> names. */
-	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic2", &p, &network, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nic_path(x, "nic2", &p, &network, &err), 0);
 	CU_ASSERT_STRING_EQUAL(p.guest, "172.17.2.15");
 	CU_ASSERT_STRING_EQUAL(p.peer, "172.17.2.2");
 	CU_ASSERT_STRING_EQUAL(p.listen, "127.0.0.1");
 	/* A libvirt network: its name, for its own XML. */
-	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic3", &p, &network, &err), 1);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nic_path(x, "nic3", &p, &network, &err), 1);
 	CU_ASSERT_STRING_EQUAL(network, "vmc-net");
 	free(network);
-	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic4", &p, &network, &err), -ENOTSUP);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nic_path(x, "nic4", &p, &network, &err), -ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "<interface type='bridge'>"));
 	vmc_error_clear(&err);
-	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic5", &p, &network, &err), -ENOTSUP);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nic_path(x, "nic5", &p, &network, &err), -ENOTSUP);
 	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "backend passt"));
 	vmc_error_clear(&err);
-	CU_ASSERT_EQUAL(vmc_lvxml_nic_path(x, "nic9", &p, &network, &err), -ENOENT);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nic_path(x, "nic9", &p, &network, &err), -ENOENT);
 	vmc_error_clear(&err);
 	CU_ASSERT_STRING_EQUAL(p.guest, "172.17.2.15"); /* untouched by the failures */
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 }
 
 /* @xml's path, or the error code. */
 static int net_path(const char *xml, struct vmc_hv_netpath *p, struct vmc_error *err)
 {
-	struct vmc_lvxml *x = NULL;
-	int r = vmc_lvxml_parse(xml, &x, err);
+	struct vmc_libvirt_xml *x = NULL;
+	int r = vmc_libvirt_xml_parse(xml, &x, err);
 
 	if (r == 0)
-		r = vmc_lvxml_network_path(x, p, err);
-	vmc_lvxml_free(x);
+		r = vmc_libvirt_xml_network_path(x, p, err);
+	vmc_libvirt_xml_free(x);
 	return r;
 }
 
@@ -378,7 +380,7 @@ static void lifecycle_events_map_to_qmp_names(void)
  */
 static void test_driver_views_without_a_monitor(void)
 {
-	struct vmc_lv_config c = {
+	struct vmc_libvirt_config c = {
 	    .uri = "test:///default", .domain = "vmc-t4", .agent = "vserial:/x"};
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_removal v;
@@ -434,7 +436,7 @@ static void restart_test_domain(void)
  */
 static void test_driver_ended(void)
 {
-	struct vmc_lv_config c = {
+	struct vmc_libvirt_config c = {
 	    .uri = "test:///default", .domain = "test", .agent = "vserial:/x"};
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_event ev = {0};
@@ -500,7 +502,7 @@ static void test_driver_ended(void)
 /* nic_path through a libvirt network of the test driver, on a local URI. */
 static void test_driver_nic_path(void)
 {
-	struct vmc_lv_config c = {
+	struct vmc_libvirt_config c = {
 	    .uri = "test:///default", .domain = "vmc-t3", .agent = "vserial:/x"};
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_netpath p = {.guest = ""};
@@ -563,7 +565,8 @@ static int our_pools(void)
 /* Disk images: a pool made on first use, volumes in it, all gone at the end. */
 static void test_driver_storage_pool(void)
 {
-	struct vmc_lv_config c = { .uri = "test:///default", .domain = "test", .agent = "vserial:/x" };
+	struct vmc_libvirt_config c = { .uri = "test:///default", .domain = "test",
+					.agent = "vserial:/x" };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv *hv = NULL;
 	uint64_t size = 0;

@@ -352,10 +352,10 @@ static void libvirt_hostdev_xml(void)
 {
 	struct vmc_hv_vfio v = {"vf1", VF0, "pciroot2", true};
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_lvxml *x = NULL;
+	struct vmc_libvirt_xml *x = NULL;
 	char *xml = NULL, *where = NULL, *doc = NULL, name[32];
 
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_hostdev(&v, 2, &xml), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_hostdev(&v, 2, &xml), 0);
 	CU_ASSERT_STRING_EQUAL(xml, "<hostdev mode='subsystem' type='pci' managed='yes'>"
 				    "<driver name='vfio'/><source><address domain='0x0000' "
 				    "bus='0x06' slot='0x01' function='0x0'/></source>"
@@ -368,37 +368,37 @@ static void libvirt_hostdev_xml(void)
 			   "</devices></domain>",
 			   xml) > 0);
 	free(xml);
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_parse(doc, &x, &err), 0);
-	CU_ASSERT_EQUAL(vmc_lvxml_device(x, "vf1", &where, NULL), 1);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(doc, &x, &err), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_device(x, "vf1", &where, NULL), 1);
 	CU_ASSERT_STRING_EQUAL(where, "hostdev on pci bus 2 slot 0");
 	free(where);
 	{
 		struct vmc_hv_slot *slots = NULL;
 		size_t n = 9;
 
-		CU_ASSERT_EQUAL(vmc_lvxml_free_slots(x, &slots, &n, &err), 0);
+		CU_ASSERT_EQUAL(vmc_libvirt_xml_free_slots(x, &slots, &n, &err), 0);
 		CU_ASSERT_EQUAL(n, 0);
 		vmc_hv_slots_free(slots, n);
 	}
-	vmc_lvxml_free(x);
+	vmc_libvirt_xml_free(x);
 	free(doc);
 
 	v.managed = false;
-	CU_ASSERT_EQUAL_FATAL(vmc_lvxml_hostdev(&v, 1, &xml), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_hostdev(&v, 1, &xml), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "managed='no'"));
 	free(xml);
 	v.host = "06:01.0";
 	xml = NULL;
-	CU_ASSERT_EQUAL(vmc_lvxml_hostdev(&v, 1, &xml), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_hostdev(&v, 1, &xml), -EINVAL);
 	CU_ASSERT_PTR_NULL(xml);
-	CU_ASSERT_EQUAL(vmc_lvxml_nodedev_name("0000:af:1e.7", name), 0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nodedev_name("0000:af:1e.7", name), 0);
 	CU_ASSERT_STRING_EQUAL(name, "pci_0000_af_1e_7");
-	CU_ASSERT_EQUAL(vmc_lvxml_nodedev_name("0000:af:1e.7x", name), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_nodedev_name("0000:af:1e.7x", name), -EINVAL);
 }
 
 static void test_driver_errors_of_vfio(void)
 {
-	struct vmc_lv_config c = {
+	struct vmc_libvirt_config c = {
 	    .uri = "test:///default", .domain = "test", .agent = "vserial:/x"};
 	struct vmc_hv_vfio v = {"vf1", VF0, "pciroot9", false};
 	struct vmc_error err = VMC_ERROR_INIT;
