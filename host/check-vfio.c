@@ -3,8 +3,8 @@
  * VFIO VF hotplug: SR-IOV virtual functions of the host (--vfio, or the
  * first usable one found) handed to the guest on free root ports. Before
  * any action the host's sysfs is asked whether a VM can take the VF
- * (vfio-host.h); in the guest the VF is the function behind its port with
- * the VF's vendor:device, bound to the VF driver its PF's driver implies,
+ * (check-vfio-host.h); in the guest the VF is the function behind its port
+ * with the VF's vendor:device, bound to the VF driver its PF's driver implies,
  * carrying a network link; the unplug must take both away. A host without
  * VFs, or a backend without VFIO, skips the check with the reason.
  */
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-vfio-host.h"
 #include "sysroot.h"
-#include "vfio-host.h"
 
 #define CHECK "vfio"
 

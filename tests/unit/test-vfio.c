@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-vfio-host.h"
 #include "check-vfio.h"
 #include "clock.h"
 #include "harness.h"
@@ -19,7 +20,6 @@
 #include "hv-libvirt-xml.h"
 #include "hv-qmp.h"
 #include "qmp-replay.h"
-#include "vfio-host.h"
 
 #define VF0 "0000:06:01.0"
 #define PORT "0000:00:02.2"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The host's view of a PCI function to hand to a guest (see vfio-host.h). */
-#include "vfio-host.h"
+/* The host's view of a PCI function to hand to a guest (see check-vfio-host.h). */
+#include "check-vfio-host.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,8 +6,8 @@
  * it is in and who shares that group, does /dev/vfio/GROUP exist. The
  * verdict on whether a VM can take it comes before any action.
  */
-#ifndef VMC_VFIO_HOST_H
-#define VMC_VFIO_HOST_H
+#ifndef VMC_CHECK_VFIO_HOST_H
+#define VMC_CHECK_VFIO_HOST_H
 
 #include <stdbool.h>
 #include <stddef.h>
