@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* stdin/stdout: the agent as an SSH exec target or a child of the host. */
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,44 +17,6 @@ struct stdio_transport {
 	int cut_fd;	 /* eventfd: readable once a frame write timed out */
 	atomic_bool cut; /* and then no frame goes out any more */
 };
-
-int vmc_transport_pump(int fd, int stop_fd, int cut_fd, struct vmc_agent *ag)
-{
-	uint8_t buf[65536];
-	struct pollfd pfd[] = {
-	    {.fd = fd, .events = POLLIN},
-	    {.fd = stop_fd, .events = POLLIN},
-	    {.fd = cut_fd, .events = POLLIN},
-	};
-
-	for (;;) {
-		ssize_t n;
-		int r;
-
-		if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (pfd[1].revents)
-			return 0;
-		if (pfd[2].revents)
-			return -ETIMEDOUT;
-		if (!pfd[0].revents)
-			continue;
-		n = read(fd, buf, sizeof(buf));
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return 1;
-		r = vmc_agent_feed(ag, buf, (size_t)n);
-		if (r < 0)
-			return r;
-	}
-}
 
 static int stdio_serve(struct vmc_transport *t, struct vmc_agent *ag, int stop_fd)
 {

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* A unix stream socket: one client at a time, the next once it leaves. */
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,13 +31,9 @@ static int unix_serve(struct vmc_transport *t, struct vmc_agent *ag, int stop_fd
 	for (;;) {
 		int fd, r;
 
-		if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (pfd[1].revents)
-			return 0;
+		r = vmc_transport_poll(pfd, ARRAY_SIZE(pfd));
+		if (r != 0)
+			return r < 0 ? r : 0;
 		if (!pfd[0].revents)
 			continue;
 		fd = accept4(u->listen_fd, NULL, NULL, SOCK_CLOEXEC);

@@ -142,13 +142,9 @@ static int serve_host(struct vport_transport *v, struct vmc_agent *ag, int stop_
 		ssize_t n;
 		int r;
 
-		if (poll(pfd, ARRAY_SIZE(pfd), -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (pfd[1].revents)
-			return 1;
+		r = vmc_transport_poll(pfd, ARRAY_SIZE(pfd));
+		if (r != 0)
+			return r;
 		if (pfd[0].revents & (POLLERR | POLLNVAL))
 			return -EIO;
 		if (pfd[2].revents) {

@@ -7,6 +7,7 @@
 #ifndef VMC_TRANSPORT_H
 #define VMC_TRANSPORT_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,16 @@ static inline int vmc_transport_send(void *ctx, const uint8_t *frame, size_t len
 
 	return t->ops->send(t, frame, len);
 }
+
+/*
+ * vmc_transport_poll - wait for an event on @pfd, past signals
+ * @pfd: @n entries; pfd[1] is the stop fd (-1: none), the others are the
+ *       caller's, their events in revents on return
+ * Waits without a timeout and polls again when a signal interrupts.
+ * Returns 1 when the stop fd is readable (or failed), whatever the others
+ * say; 0 when only other fds have events; -errno when poll() fails.
+ */
+int vmc_transport_poll(struct pollfd *pfd, nfds_t n);
 
 /*
  * vmc_transport_pump - feed @ag from the stream @fd until EOF or @stop_fd
