@@ -7,46 +7,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-int vmc_parse_u64(const char *s, int base, uint64_t *out)
+/*
+ * What a strtoull()/strtoll() that stopped at @end with @err in errno
+ * parsed of @s: 0 for a whole number and at most a trailing newline,
+ * -ERANGE on overflow, -EINVAL for no digits or junk after them.
+ */
+static int number_end(const char *s, const char *end, int err)
 {
-	unsigned long long v;
-	char *end;
-
-	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno == ERANGE)
+	if (err == ERANGE)
 		return -ERANGE;
 	if (end == s)
 		return -EINVAL;
 	if (*end == '\n')
 		end++;
-	if (*end)
+	return *end ? -EINVAL : 0;
+}
+
+int vmc_parse_u64(const char *s, int base, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int r;
+
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
 		return -EINVAL;
-	*out = v;
-	return 0;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	r = number_end(s, end, errno);
+	if (r == 0)
+		*out = v;
+	return r;
 }
 
 int vmc_parse_s64(const char *s, int base, int64_t *out)
 {
 	long long v;
 	char *end;
+	int r;
 
 	if (!s || !*s || isspace((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoll(s, &end, base);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (end == s)
-		return -EINVAL;
-	if (*end == '\n')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	r = number_end(s, end, errno);
+	if (r == 0)
+		*out = v;
+	return r;
 }
 
 int vmc_parse_natcmp(const char *a, const char *b)
