@@ -487,6 +487,15 @@ static int open_reports(const struct vmc_run_args *a, const struct vmc_hosts *ho
 	return VMC_EXIT_OK;
 }
 
+/* A libvirt daemon on this host: the launcher's KVM probe decides, cached. */
+static const char *local_accel(const char *kernel, const char *initrd, const char *append,
+			       const char **why)
+{
+	struct vmc_qemu_config qc = { .kernel = kernel, .initrd = initrd, .append = append };
+
+	return vmc_qemu_accel_auto(&qc, why);
+}
+
 /* --libvirt: a transient domain of the guest kit, or --domain. */
 static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
@@ -494,7 +503,7 @@ static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_
 		.uri = a->libvirt, .domain = a->domain, .agent = a->agent, .network = a->network,
 		.kernel = a->qemu.kernel ? a->qemu.kernel : GUEST_DIR "/vmlinuz",
 		.initrd = a->qemu.initrd ? a->qemu.initrd : GUEST_DIR "/initrd.img",
-		.append = a->qemu.append, .accel = a->qemu.accel,
+		.append = a->qemu.append, .accel = a->qemu.accel, .local_accel = local_accel,
 		.mem_mb = a->qemu.mem_mb, .maxmem_mb = a->qemu.maxmem_mb,
 		.slots = a->qemu.mem_slots, .cpus = a->qemu.cpus, .maxcpus = a->qemu.maxcpus,
 		.ports = a->qemu.hotplug_ports,

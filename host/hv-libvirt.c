@@ -31,7 +31,6 @@
 #include "accel.h"
 #include "clock.h"
 #include "hv-libvirt-xml.h"
-#include "qemu.h"
 
 struct qev {
 	struct qev *next;
@@ -2050,10 +2049,9 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	 * for a launched VM. Booting the probe through libvirt instead can
 	 * wedge the daemon where /dev/kvm hangs.
 	 */
-	if (local_uri(cfg->uri)) {
-		struct vmc_qemu_config qc = { .kernel = d.kernel, .initrd = d.initrd,
-					      .append = d.append };
-		const char *local_why, *verdict = vmc_qemu_accel_auto(&qc, &local_why);
+	if (local_uri(cfg->uri) && cfg->local_accel) {
+		const char *local_why;
+		const char *verdict = cfg->local_accel(d.kernel, d.initrd, d.append, &local_why);
 
 		snprintf(why, sizeof(why), "this host's KVM probe: %s", local_why);
 		if (!strcmp(verdict, "kvm")) {
