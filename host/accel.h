@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * --accel auto: KVM if this host really boots the guest under it, else
- * TCG. /dev/kvm may exist and hang (LAB.md: nested hosts), so the verdict
- * comes from a probe boot, decided once per process and cached per host
- * kernel and QEMU binary in $XDG_RUNTIME_DIR/vmcheck-kvm-probe (or
- * /tmp/vmcheck-kvm-probe-<uid>). How the guest is booted is the caller's:
+ * TCG. /dev/kvm may exist and hang (doc/facts.md, "KVM on a nested host"),
+ * so the verdict comes from a probe boot, decided once per process and
+ * cached per host kernel and QEMU binary in $XDG_RUNTIME_DIR/vmcheck-kvm-probe
+ * (or /tmp/vmcheck-kvm-probe-<uid>). How the guest is booted is the caller's:
  * the launcher hands its own start in.
  */
 #ifndef VMC_ACCEL_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Large-memory boot: a VM of its own with --bigmem SIZE of RAM (cmd-run.c
- * launches it, LAB.md "Big guests"), held against the guest's memory
+ * launches it; doc/facts.md, "Big guests"), held against the guest's memory
  * blocks exactly. The blocks, not MemTotal, are the measure: every block
  * the kernel lists is RAM it was given, so their count times the block
  * size must be the configured size to the byte, all of them online. What
@@ -35,8 +35,8 @@
 /*
  * QEMU's RSS after the boot, as a line through what the embedded guest
  * took here: 64 GiB 1.69 GB, 256 GiB 5.04, 512 GiB 9.37, 1 TiB 18.23
- * (LAB.md's older kit: 1.45 ... 17.2). Per GiB, the struct page array is
- * 16.8 MB, QEMU's own bookkeeping the rest.
+ * (an older kit: 1.45 ... 17.2; doc/facts.md, "Big guests"). Per GiB, the
+ * struct page array is 16.8 MB, QEMU's own bookkeeping the rest.
  */
 #define RSS_BASE 700000000ULL
 #define RSS_PER_GIB 17200000ULL

@@ -16,11 +16,11 @@
 
 /*
  * Deadlines, against what was measured under TCG on a loaded 2-core host
- * (README, "kdump"): crash -> the capture kernel's agent 4.5-7.7 s; the
- * dump (makedumpfile -l -d 31) of 512 MiB 1.3-2.1 s, 2 GiB 2.6 s, 4 GiB
- * 4.9 s: it scans every page frame of the crashed guest, so it gets a base
- * plus a share per GiB; the capture kernel's reset -> the next normal
- * boot's agent 6-14 s.
+ * (doc/facts.md, "kdump in the embedded guest", paragraph "Timings"):
+ * crash -> the capture kernel's agent 4.5-7.7 s; the dump (makedumpfile -l
+ * -d 31) of 512 MiB 1.3-2.1 s, 2 GiB 2.6 s, 4 GiB 4.9 s: it scans every
+ * page frame of the crashed guest, so it gets a base plus a share per GiB;
+ * the capture kernel's reset -> the next normal boot's agent 6-14 s.
  */
 #define VMC_KDUMP_SAVE_BASE_MS 20000
 #define VMC_KDUMP_SAVE_MS_PER_GIB 2000

@@ -5,9 +5,9 @@
  * boot, suspend count +1), reset, guest reboot, and powerdown (a clean guest
  * shutdown after which QEMU exits).
  *
- * Order (LAB.md, QEMU 7.2 defect 2): S3 on q35 leaves ACPI broken until the
- * next reset, so the S3 check always ends with a reset, even when a step
- * before it failed.
+ * Order (doc/facts.md, "Defect 2: S3 on q35 breaks ACPI until a reset"):
+ * S3 on q35 leaves ACPI broken until the next reset, so the S3 check always
+ * ends with a reset, even when a step before it failed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -316,7 +316,10 @@ int vmc_check_lifecycle_s3(struct vmc_ctx *c)
 					 "not run: the guest did not suspend");
 		}
 	}
-	/* After S3, ACPI works again only after a reset (LAB.md): always reset. */
+	/*
+	 * After S3, ACPI works again only after a reset (doc/facts.md, "Defect 2:
+	 * S3 on q35 breaks ACPI until a reset"): always reset.
+	 */
 	r = reset(c, ", required after S3");
 	return rc ? rc : r;
 }

@@ -8,12 +8,14 @@
  * Proven usable by a probe pinned to it; then all unplugged, the removal
  * judged by the guest, QEMU and (through libvirt) libvirt's own state.
  *
- * Order matters because of QEMU 7.2 defects under TCG (README, "QEMU 7.2
- * defects"): after any vCPU device_del, the next CPU device_add,
- * system_reset or S3 aborts QEMU, so every plug of every --repeat cycle
- * comes first (a cycle adds K more CPUs at new positions), all of them are
- * removed once at the end and the suite runs this check last; and removing
- * any vCPU but the last one stalls the guest, so they go last in, first out.
+ * Order matters because of QEMU 7.2 defects under TCG (doc/facts.md,
+ * "Defect 1: a vCPU unplug corrupts QEMU's heap" and "vCPU unplug stalls
+ * under TCG, and may hang"): after any vCPU device_del, the next CPU
+ * device_add, system_reset or S3 aborts QEMU, so every plug of every
+ * --repeat cycle comes first (a cycle adds K more CPUs at new positions),
+ * all of them are removed once at the end and the suite runs this check
+ * last; and removing any vCPU but the last one stalls the guest, so they go
+ * last in, first out.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,10 +288,11 @@ int vmc_check_vcpu(struct vmc_ctx *c)
 			goto out;
 	}
 	/*
-	 * Last plugged, first unplugged (QEMU 7.2 defect under TCG, README):
-	 * removing a vCPU that is not the last one stalls the guest's
-	 * stop_machine for 5-12 s every time, and hangs the guest for good in
-	 * about 1 run in 15; removing the last one takes 40-100 ms.
+	 * Last plugged, first unplugged (QEMU 7.2 defect under TCG; doc/facts.md,
+	 * "vCPU unplug stalls under TCG, and may hang"): removing a vCPU that is
+	 * not the last one stalls the guest's stop_machine for 5-12 s every
+	 * time, and hangs the guest for good in about 1 run in 15; removing the
+	 * last one takes 40-100 ms.
 	 */
 	for (unsigned i = total; i-- > 0;) {
 		if (!v[i].added)

@@ -232,7 +232,8 @@ int vmc_check_lifecycle_powerdown(struct vmc_ctx *c); /* last: the VM is gone af
 int vmc_check_nic(struct vmc_ctx *c);
 int vmc_check_disk(struct vmc_ctx *c);
 int vmc_check_memory(struct vmc_ctx *c);
-int vmc_check_vcpu(struct vmc_ctx *c); /* unplug last (QEMU 7.2 defect, LAB.md) */
+/* unplugs last: doc/facts.md, "Defect 1: a vCPU unplug corrupts QEMU's heap" */
+int vmc_check_vcpu(struct vmc_ctx *c);
 int vmc_check_kdump(struct vmc_ctx *c); /* crashes the guest: only when it can dump */
 int vmc_check_bigmem(struct vmc_ctx *c); /* on the VM cmd-run.c launched with bigmem_bytes */
 int vmc_check_vfio(struct vmc_ctx *c);   /* skipped, with the reason, on hosts without VFs */

@@ -131,7 +131,8 @@ struct entry {
 };
 
 /*
- * The default order runs clear of QEMU 7.2's defects (LAB.md): S3 then reset first, vCPU last.
+ * The default order runs clear of QEMU 7.2's defects (doc/facts.md, "QEMU 7.2 defects"; the
+ * reasons: doc/design.md, "The order of the suite"): S3 then reset first, vCPU last.
  * bigmem runs only with --bigmem, first, on a VM of its own (run_suite()).
  */
 static const struct entry suite_order[] = {
@@ -580,10 +581,11 @@ static unsigned connect_ms(const struct vmc_run_args *a)
 }
 
 /*
- * QEMU 7.2 aborts on the first ACPI event after a vCPU unplug (LAB.md,
- * defect 1; the power button is one). A launched run that unplugged vCPUs
- * powers down a fresh VM instead: the check is the same, the guest new.
- * The checks after --bigmem's VM get one too. @why goes into the notes.
+ * QEMU 7.2 aborts on the first ACPI event after a vCPU unplug (doc/facts.md,
+ * "Defect 1: a vCPU unplug corrupts QEMU's heap"; the power button is one
+ * such event). A launched run that unplugged vCPUs powers down a fresh VM
+ * instead: the check is the same, the guest new. The checks after
+ * --bigmem's VM get one too. @why goes into the notes.
  */
 static int fresh_vm(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv, const char *why,
 		    char *why_not, size_t size)

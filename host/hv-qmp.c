@@ -36,8 +36,8 @@ static const struct vmc_hv_ops hv_qmp_ops;
  * The id of the device @data is about, into @buf ("" if none). False for
  * events about a device's child object ("/machine/peripheral/nic1/
  * virtio-backend" goes before the NIC itself): nobody waits for those.
- * A CPU's DEVICE_DELETED carries only ".../ID/lapic" (LAB.md), so that
- * child stands for its CPU.
+ * A CPU's DEVICE_DELETED carries only ".../ID/lapic", so that child stands
+ * for its CPU (doc/facts.md, "A CPU's DEVICE_DELETED names only its lapic").
  */
 static bool event_device(json_object *data, char *buf, size_t size)
 {

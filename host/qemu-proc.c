@@ -316,7 +316,8 @@ static _Noreturn void exec_qemu(char **argv, char **envp, int errfd, int qmp_fd,
 /*
  * Our environment plus LIBC_FATAL_STDERR_=1: glibc otherwise writes "double
  * free or corruption" to the terminal, not to qemu.stderr, and the report of
- * an aborted QEMU (LAB.md, defect 1) would lack its cause.
+ * an aborted QEMU (doc/facts.md, "Defect 1: a vCPU unplug corrupts QEMU's
+ * heap") would lack its cause.
  */
 static char **qemu_env(void)
 {

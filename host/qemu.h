@@ -3,8 +3,8 @@
  * The QEMU launcher: it hands back a struct vmc_hv driven over QMP
  * (hv-qmp.h, which also attaches to a QEMU someone else started).
  *
- * A launched VM has the topology every check needs (LAB.md, "Working QEMU
- * shape"): q35, DIMM slots and maxmem, maxcpus, S3 enabled, hotplug
+ * A launched VM has the topology every check needs (doc/facts.md, "Working
+ * QEMU shape"): q35, DIMM slots and maxmem, maxcpus, S3 enabled, hotplug
  * pcie-root-ports "pciroot1".."pciroot<N>", the agent's virtio-serial port
  * org.vmcheck.agent.0 on WORKDIR/agent.sock behind root port "rp-agent", a
  * user-mode boot NIC behind "rp-net", the serial console in
@@ -44,7 +44,7 @@ struct vmc_qemu_config {
 	bool keep_workdir;	       /* keep console.log and qemu.stderr (sockets always go) */
 	const char *const *extra_args; /* NULL-terminated, appended as they are */
 	/*
-	 * Non-zero: a big guest (LAB.md, "Big guests"). All its RAM comes from
+	 * Non-zero: a big guest (doc/facts.md, "Big guests"). All its RAM comes from
 	 * one memory-backend-ram with reserve=off (plain -m fails to allocate
 	 * tens of GiB here), and there are no DIMM slots: mem_mb, maxmem_mb
 	 * and mem_slots are ignored.
@@ -78,13 +78,13 @@ struct vmc_qemu_config {
  *       SIGKILL, each with a bounded wait), reaps it and removes its sockets
  *       and, unless keep_workdir, its files and the workdir it created
  *
- * With accel "auto" the first launch of a process probes KVM (LAB.md: it
- * hangs on nested hosts) by booting this guest under KVM until its agent
- * port opens, within VMC_QEMU_KVM_PROBE_MS; the verdict is cached per host
- * kernel and QEMU binary in $XDG_RUNTIME_DIR/vmcheck-kvm-probe (or
- * /tmp/vmcheck-kvm-probe-<uid>) and one line on stderr says which
- * accelerator is used and why (accel.h). A working probe VM is the one
- * returned.
+ * With accel "auto" the first launch of a process probes KVM (it hangs on
+ * nested hosts: doc/facts.md, "KVM on a nested host") by booting this guest
+ * under KVM until its agent port opens, within VMC_QEMU_KVM_PROBE_MS; the
+ * verdict is cached per host kernel and QEMU binary in
+ * $XDG_RUNTIME_DIR/vmcheck-kvm-probe (or /tmp/vmcheck-kvm-probe-<uid>) and
+ * one line on stderr says which accelerator is used and why (accel.h). A
+ * working probe VM is the one returned.
  *
  * Returns 0, or a negative code with @err set: -EINVAL (bad config),
  * -ENOENT (kernel, initrd or cmdline missing), -ECHILD (QEMU exited while

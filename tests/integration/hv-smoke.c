@@ -319,7 +319,10 @@ static void memory(struct vmc_hv *hv)
 	vmc_error_clear(&err);
 }
 
-/* vCPU unplug is last: QEMU 7.2 corrupts its heap on it (LAB.md). */
+/*
+ * vCPU unplug is last: QEMU 7.2 corrupts its heap on it (doc/facts.md,
+ * "Defect 1: a vCPU unplug corrupts QEMU's heap").
+ */
 static void vcpu(struct vmc_hv *hv)
 {
 	const struct vmc_hv_ops *o = hv->ops;
@@ -358,9 +361,10 @@ static void vcpu(struct vmc_hv *hv)
 	check(ok, "cpu_del cpu1: DEVICE_DELETED (path .../cpu1/lapic) %s", ok ? "" : msg(&err));
 
 	/*
-	 * LAB.md defect 1: after a vCPU unplug QEMU 7.2 dies on the next reset
-	 * (SIGABRT from glibc's heap checks, or SIGSEGV). If it does, alive()
-	 * must say how, and after which command.
+	 * After a vCPU unplug QEMU 7.2 dies on the next reset (SIGABRT from
+	 * glibc's heap checks, or SIGSEGV: doc/facts.md, "Defect 1: a vCPU
+	 * unplug corrupts QEMU's heap"). If it does, alive() must say how, and
+	 * after which command.
 	 */
 	r = o->reset(hv, &err);
 	if (r == 0 && wait_ev(hv, VMC_EV_RESET, NULL, EVENT_MS, &err) && o->alive(hv, &err) == 0) {

@@ -4,7 +4,8 @@
  * arithmetic, the q35 address-width rule, /proc reads, and the exact count
  * of the guest's memory blocks against the configured size, on States the
  * guest's memory reader makes from scratch sysfs trees shaped like what a
- * 64 GiB q35 guest shows (blocks 0 and 2-32 of 2 GiB; LAB.md).
+ * 64 GiB q35 guest shows (blocks 0 and 2-32 of 2 GiB; doc/facts.md, "Big
+ * guests").
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -99,7 +100,8 @@ static void phys_bits_follow_qemus_q35_map(void)
 	CU_ASSERT_EQUAL(vmc_bigmem_phys_bits(960 * GIB), 0);
 	/* Above it QEMU moves the RAM to 1 TiB: 1 TiB + 998 GiB + 32 GiB needs 42 bits. */
 	CU_ASSERT_EQUAL(vmc_bigmem_phys_bits(1000 * GIB), 42);
-	CU_ASSERT_EQUAL(vmc_bigmem_phys_bits(1024 * GIB), 42); /* LAB.md: 1 TiB needs 42 */
+	/* 1 TiB needs 42 (doc/facts.md, "Big guests"). */
+	CU_ASSERT_EQUAL(vmc_bigmem_phys_bits(1024 * GIB), 42);
 	CU_ASSERT_EQUAL(vmc_bigmem_phys_bits(4096 * GIB), 43);
 }
 
