@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* The snapshot arena: bump allocation in chunks, freed chunks cached for the next arena. */
 #include "arena.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* The frame reader (lengths checked, resync on the magic) and writes bounded by a deadline. */
 #include "frame.h"
 
 #include <errno.h>

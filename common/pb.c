@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* protobuf-c glue: the budgeted allocator, frame packing, section and request names. */
 #include "pb.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* SHA-256 (FIPS 180-4) in plain C, for the static agent and the host alike. */
 #include "sha256.h"
 
 #include <string.h>

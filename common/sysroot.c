@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Reads relative to a root directory fd: bounded files, sysfs attributes, resolved
+ * links, sorted directory listings and a device's NUMA node.
+ */
 #include "sysroot.h"
 
 #include <ctype.h>

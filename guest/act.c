@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The actions on the guest: CPU and memory-block onlining, and opening the suspend
+ * and crash triggers, each refused or reported with its detail in an outcome.
+ */
 #include "act.h"
 
 #include <fcntl.h>

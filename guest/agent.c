@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The agent core: requests decoded and answered (snapshots, probes, actions, kmsg)
+ * on worker threads, subscriptions kept and their pushes built and sent.
+ */
 #include "agent.h"
 
 #include <errno.h>

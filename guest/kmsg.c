@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* The kernel log reader: /dev/kmsg records since a sequence number, bounded, parsed strictly. */
 #include "kmsg.h"
 
 #include <fcntl.h>

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * A snapshot: the section readers in turn, memory, PCI and CPUs on a second thread
+ * when other sections are wanted too; a failed section becomes a SectionError.
+ */
 #include "state.h"
 
 #include <errno.h>

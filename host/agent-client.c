@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The agent connection: requests framed over any transport, replies matched by id,
+ * pushes queued meanwhile within bounds, an agent that floods cut off.
+ */
 #include "agent-client.h"
 
 #include <errno.h>

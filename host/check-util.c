@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * What the hotplug checks share: device identities, predicates over the merged
+ * view, and the steps that remove a device and judge its removal.
+ */
 #include "check-util.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* struct vmc_error: set, prefix and clear the message that says what failed. */
 #include "error.h"
 
 #include <stdarg.h>

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The QMP client: JSON lines over a unix socket, replies matched by id, events
+ * queued while waiting, and a ring of the last lines sent and received.
+ */
 #include "hv-qmp-client.h"
 
 #include <errno.h>

@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The merged view: per section, the newest State that carried it, held in
+ * reference-counted copies shared with the view's duplicates.
+ */
 #include "suite-view.h"
 
 #include <errno.h>

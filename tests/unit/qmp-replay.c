@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The fake QEMU: a thread that plays a transcript on its end of a socketpair
+ * and keeps the first mismatch with what the client sent.
+ */
 #include "qmp-replay.h"
 
 #include <errno.h>
