@@ -18,7 +18,10 @@ struct vmc_arena {
 	size_t total; /* bytes handed out */
 };
 
-#define VMC_ARENA_INIT { NULL, 0 }
+#define VMC_ARENA_INIT  \
+	{               \
+		NULL, 0 \
+	}
 
 /* Zeroed memory from @a; NULL on ENOMEM. Lives until vmc_arena_free(). */
 void *vmc_arena_alloc(struct vmc_arena *a, size_t size);

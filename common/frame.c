@@ -122,8 +122,8 @@ int vmc_frame_next(struct vmc_frame_reader *r, const uint8_t **payload, size_t *
 		if (r->end - r->start < VMC_FRAME_HDR)
 			return 0;
 		p = r->buf + r->start;
-		plen = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 |
-		       (uint32_t)p[6] << 8 | (uint32_t)p[7];
+		plen = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 |
+		       (uint32_t)p[7];
 		if (plen > r->max) {
 			/* Reject before allocating anything for it. */
 			r->oversize++;
@@ -166,7 +166,7 @@ void vmc_frame_header(uint8_t hdr[VMC_FRAME_HDR], uint32_t len)
 static int wait_writable(int fd, uint64_t deadline)
 {
 	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 		uint64_t now = vmc_mono_ns();
 		int ms = -1, r;
 
@@ -188,8 +188,8 @@ static int wait_writable(int fd, uint64_t deadline)
 
 int vmc_write_all(int fd, const void *data, size_t n, int timeout_ms, size_t *written)
 {
-	uint64_t deadline =
-	    timeout_ms < 0 ? UINT64_MAX : vmc_mono_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+					   : vmc_mono_ns() + (uint64_t)timeout_ms * 1000000;
 	const uint8_t *p = data;
 	int fl = fcntl(fd, F_GETFL);
 	bool sock = true, blocking = fl >= 0 && !(fl & O_NONBLOCK);

@@ -17,7 +17,7 @@
 #define VMC_FRAME_MAX_DEFAULT (4u << 20)
 
 struct vmc_frame_reader {
-	uint8_t *buf;      /* owned */
+	uint8_t *buf; /* owned */
 	size_t cap;
 	size_t start;      /* first unconsumed byte */
 	size_t end;        /* one past the last byte fed */

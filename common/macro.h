@@ -33,28 +33,28 @@ static inline void vmc_closep(int *fd)
 #define _cleanup_close_ _cleanup_(vmc_closep)
 
 /* Hand a pointer out of a _cleanup_ scope. */
-#define TAKE_PTR(p)                                                            \
-	({                                                                     \
-		__typeof__(p) _p = (p);                                        \
-		(p) = NULL;                                                    \
-		_p;                                                            \
+#define TAKE_PTR(p)                     \
+	({                              \
+		__typeof__(p) _p = (p); \
+		(p) = NULL;             \
+		_p;                     \
 	})
 
-#define TAKE_FD(fd)                                                            \
-	({                                                                     \
-		int _fd = (fd);                                                \
-		(fd) = -1;                                                     \
-		_fd;                                                           \
+#define TAKE_FD(fd)             \
+	({                      \
+		int _fd = (fd); \
+		(fd) = -1;      \
+		_fd;            \
 	})
 
 #ifndef TEMP_FAILURE_RETRY
-#define TEMP_FAILURE_RETRY(expr)                                               \
-	({                                                                     \
-		long _r;                                                       \
-		do                                                             \
-			_r = (long)(expr);                                     \
-		while (_r == -1L && errno == EINTR);                           \
-		_r;                                                            \
+#define TEMP_FAILURE_RETRY(expr)                     \
+	({                                           \
+		long _r;                             \
+		do                                   \
+			_r = (long)(expr);           \
+		while (_r == -1L && errno == EINTR); \
+		_r;                                  \
 	})
 #endif
 

@@ -52,8 +52,7 @@ void vmc_pb_budget_init(struct vmc_pb_budget *b, size_t limit)
 	b->alloc.allocator_data = b;
 }
 
-Vmcheck__V1__Request *vmc_pb_request_unpack(struct vmc_pb_budget *b, const uint8_t *buf,
-					    size_t len)
+Vmcheck__V1__Request *vmc_pb_request_unpack(struct vmc_pb_budget *b, const uint8_t *buf, size_t len)
 {
 	return vmcheck__v1__request__unpack(&b->alloc, len, buf);
 }

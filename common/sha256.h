@@ -15,7 +15,7 @@
 
 struct vmc_sha256 {
 	uint32_t h[8];
-	uint64_t len;	 /* bytes hashed so far */
+	uint64_t len;    /* bytes hashed so far */
 	uint8_t buf[64]; /* a partial block */
 };
 

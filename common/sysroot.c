@@ -105,16 +105,16 @@ int vmc_sysroot_read_attr(int dirfd, const char *path, char *buf, size_t size)
 	return (int)len;
 }
 
-#define FMT_PATH(path, fmt)                                                    \
-	char path[PATH_MAX];                                                   \
-	do {                                                                   \
-		va_list ap;                                                    \
-		int fmt_n_;                                                    \
-		va_start(ap, fmt);                                             \
-		fmt_n_ = vsnprintf(path, sizeof(path), fmt, ap);               \
-		va_end(ap);                                                    \
-		if (fmt_n_ < 0 || (size_t)fmt_n_ >= sizeof(path))              \
-			return -ENAMETOOLONG;                                  \
+#define FMT_PATH(path, fmt)                                       \
+	char path[PATH_MAX];                                      \
+	do {                                                      \
+		va_list ap;                                       \
+		int fmt_n_;                                       \
+		va_start(ap, fmt);                                \
+		fmt_n_ = vsnprintf(path, sizeof(path), fmt, ap);  \
+		va_end(ap);                                       \
+		if (fmt_n_ < 0 || (size_t)fmt_n_ >= sizeof(path)) \
+			return -ENAMETOOLONG;                     \
 	} while (0)
 
 int vmc_sysroot_read_strf(int dirfd, char *buf, size_t size, const char *fmt, ...)
@@ -196,8 +196,7 @@ int vmc_sysroot_resolve_linkf(int dirfd, char *out, size_t size, const char *fmt
 		snprintf(full, sizeof(full), "%s", target + 1);
 	} else {
 		slash = strrchr(lp, '/');
-		snprintf(full, sizeof(full), "%.*s/%s", slash ? (int)(slash - lp) : 0, lp,
-			 target);
+		snprintf(full, sizeof(full), "%.*s/%s", slash ? (int)(slash - lp) : 0, lp, target);
 	}
 	r = normalize(full);
 	if (r < 0)

@@ -54,7 +54,7 @@ int vmc_sysroot_read_s64f(int dirfd, int64_t *out, int base, const char *fmt, ..
  * Works on fixture trees (no realpath, no escaping the root).
  */
 int vmc_sysroot_resolve_linkf(int dirfd, char *out, size_t size, const char *fmt, ...)
-    _printf_(4, 5);
+	_printf_(4, 5);
 
 /* Basename of a symlink's target ("virtio_net" for .../driver). */
 int vmc_sysroot_link_basef(int dirfd, char *out, size_t size, const char *fmt, ...) _printf_(4, 5);

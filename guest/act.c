@@ -102,7 +102,8 @@ int vmc_act_cpu_online(int rootfd, uint32_t cpu, bool online, struct vmc_outcome
 
 static bool is_zone_word(const char *zone)
 {
-	static const char *const words[] = {"online_movable", "online_kernel", "online", "offline"};
+	static const char *const words[] = { "online_movable", "online_kernel", "online",
+					     "offline" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
 		if (!strcmp(zone, words[i]))
@@ -116,8 +117,8 @@ static bool is_zone_word(const char *zone)
  */
 static const char *const *zones_for(const char *word, const char **named)
 {
-	static const char *const movable[] = {"Movable", NULL};
-	static const char *const kernel[] = {"Normal", "DMA32", "DMA", NULL};
+	static const char *const movable[] = { "Movable", NULL };
+	static const char *const kernel[] = { "Normal", "DMA32", "DMA", NULL };
 
 	if (!strcmp(word, "online_movable")) {
 		*named = "Movable";
@@ -218,9 +219,10 @@ int vmc_act_memory_online(int rootfd, uint64_t block, const char *zone, struct v
 already:
 	/* Online elsewhere is no success: moving it needs an offline first. */
 	if (want && !in_zones(zones, want))
-		return vmc_outcome_fail(
-		    o, ECODE(NOT_PERMITTED), 0, "memory%llu is already online in %s, not %s",
-		    (unsigned long long)block, zone_phrase(zones, where, sizeof(where)), named);
+		return vmc_outcome_fail(o, ECODE(NOT_PERMITTED), 0,
+					"memory%llu is already online in %s, not %s",
+					(unsigned long long)block,
+					zone_phrase(zones, where, sizeof(where)), named);
 	vmc_outcome_ok(o, "memory%llu is already %s (valid_zones: %s)", (unsigned long long)block,
 		       state, zones);
 	return 0;
@@ -251,14 +253,15 @@ int vmc_act_suspend_open(int rootfd, const char *state, const char **word, int *
 	r = vmc_sysroot_read_str(rootfd, "sys/power/state", offered, sizeof(offered));
 	if (r == -ENOENT)
 		return vmc_outcome_fail(
-		    o, ECODE(UNSUPPORTED), 0,
-		    "suspend: no sys/power/state (kernel without suspend support)");
+			o, ECODE(UNSUPPORTED), 0,
+			"suspend: no sys/power/state (kernel without suspend support)");
 	if (r < 0)
 		return fail_errno(o, -r, "reading", "sys/power/state");
 	if (!has_word(offered, state))
 		return vmc_outcome_fail(
-		    o, ECODE(UNSUPPORTED), 0,
-		    "suspend to %s: the kernel offers only '%s' (sys/power/state)", state, offered);
+			o, ECODE(UNSUPPORTED), 0,
+			"suspend to %s: the kernel offers only '%s' (sys/power/state)", state,
+			offered);
 	r = open_attr(rootfd, "sys/power/state", fd, o);
 	if (r < 0)
 		return r;
@@ -271,9 +274,8 @@ int vmc_act_crash_open(int rootfd, int *fd, struct vmc_outcome *o)
 	int r = open_attr(rootfd, "proc/sysrq-trigger", fd, o);
 
 	if (r == -ENOENT)
-		return vmc_outcome_fail(
-		    o, ECODE(UNSUPPORTED), 0,
-		    "crash: no proc/sysrq-trigger (kernel without MAGIC_SYSRQ)");
+		return vmc_outcome_fail(o, ECODE(UNSUPPORTED), 0,
+					"crash: no proc/sysrq-trigger (kernel without MAGIC_SYSRQ)");
 	return r;
 }
 

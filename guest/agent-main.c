@@ -26,51 +26,54 @@
 #define MAX_FRAME (1u << 30)
 #define MAX_COALESCE_MS 10000u
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+enum {
+	EXIT_RUNTIME = 1,
+	EXIT_USAGE = 2
+};
 
 static void usage(FILE *fp)
 {
 	fprintf(fp,
-"Usage: vmcheck-agent [TRANSPORT] [OPTIONS]\n"
-"\n"
-"The guest side of vmcheck: answers protobuf requests from the host with\n"
-"state read from this kernel (sysfs, procfs, netlink) and pushes a fresh\n"
-"snapshot whenever the kernel announces a change. It reports; the host judges.\n"
-"\n"
-"Transport (one; the default is --virtio-port " DEFAULT_PORT "):\n"
-"  --stdio               requests on stdin, replies on stdout; exits 0 once\n"
-"                        stdin is closed and every request is answered\n"
-"  --listen unix:PATH    listen on a unix socket and serve one client at a\n"
-"                        time; a stale socket at PATH is replaced, and PATH\n"
-"                        is removed on exit\n"
-"  --virtio-port [NAME]  the virtio-serial port NAME: /dev/virtio-ports/NAME,\n"
-"                        or the /dev/vportNpM whose sysfs name matches; kept\n"
-"                        open while hosts come and go\n"
-"\n"
-"Options:\n"
-"  --sysroot DIR         read sysfs/procfs below DIR instead of / (pushes\n"
-"                        still follow the running kernel's notifications)\n"
-"  --crash-dir DIR       also report kdump dumps in DIR, relative to the\n"
-"                        sysroot (repeatable; /var/crash and /var/oled/crash\n"
-"                        are always reported)\n"
-"  --max-frame BYTES     largest frame accepted and sent (%u..%u,\n"
-"                        default %u)\n"
-"  --coalesce-ms N       default burst window of pushes, 1..%u ms (default 2);\n"
-"                        a subscription may ask for a longer one\n"
-"  --allow-crash         permit Act crash (sysrq c); refused otherwise\n"
-"  --version             print the version and exit\n"
-"  --help                print this help and exit\n"
-"\n"
-"Protocol (package vmcheck.v1): every message is one frame, \"VMC1\", a\n"
-"big-endian u32 payload length, then a protobuf Request (host to agent) or\n"
-"Response (agent to host). Every request gets exactly one reply carrying its\n"
-"id; undecodable frames get Error MALFORMED or TOO_LARGE with id 0. Pushes\n"
-"are Events with id 0 and their subscription's id. On a virtio port the agent\n"
-"also sends a HelloReply with id 0 when it starts and whenever a host\n"
-"connects. Diagnostics go to stderr, never to the wire.\n"
-"\n"
-"Exit status: 0 stopped (stdin closed, SIGTERM or SIGINT), 1 runtime failure,\n"
-"2 usage error.\n",
+		"Usage: vmcheck-agent [TRANSPORT] [OPTIONS]\n"
+		"\n"
+		"The guest side of vmcheck: answers protobuf requests from the host with\n"
+		"state read from this kernel (sysfs, procfs, netlink) and pushes a fresh\n"
+		"snapshot whenever the kernel announces a change. It reports; the host judges.\n"
+		"\n"
+		"Transport (one; the default is --virtio-port " DEFAULT_PORT "):\n"
+		"  --stdio               requests on stdin, replies on stdout; exits 0 once\n"
+		"                        stdin is closed and every request is answered\n"
+		"  --listen unix:PATH    listen on a unix socket and serve one client at a\n"
+		"                        time; a stale socket at PATH is replaced, and PATH\n"
+		"                        is removed on exit\n"
+		"  --virtio-port [NAME]  the virtio-serial port NAME: /dev/virtio-ports/NAME,\n"
+		"                        or the /dev/vportNpM whose sysfs name matches; kept\n"
+		"                        open while hosts come and go\n"
+		"\n"
+		"Options:\n"
+		"  --sysroot DIR         read sysfs/procfs below DIR instead of / (pushes\n"
+		"                        still follow the running kernel's notifications)\n"
+		"  --crash-dir DIR       also report kdump dumps in DIR, relative to the\n"
+		"                        sysroot (repeatable; /var/crash and /var/oled/crash\n"
+		"                        are always reported)\n"
+		"  --max-frame BYTES     largest frame accepted and sent (%u..%u,\n"
+		"                        default %u)\n"
+		"  --coalesce-ms N       default burst window of pushes, 1..%u ms (default 2);\n"
+		"                        a subscription may ask for a longer one\n"
+		"  --allow-crash         permit Act crash (sysrq c); refused otherwise\n"
+		"  --version             print the version and exit\n"
+		"  --help                print this help and exit\n"
+		"\n"
+		"Protocol (package vmcheck.v1): every message is one frame, \"VMC1\", a\n"
+		"big-endian u32 payload length, then a protobuf Request (host to agent) or\n"
+		"Response (agent to host). Every request gets exactly one reply carrying its\n"
+		"id; undecodable frames get Error MALFORMED or TOO_LARGE with id 0. Pushes\n"
+		"are Events with id 0 and their subscription's id. On a virtio port the agent\n"
+		"also sends a HelloReply with id 0 when it starts and whenever a host\n"
+		"connects. Diagnostics go to stderr, never to the wire.\n"
+		"\n"
+		"Exit status: 0 stopped (stdin closed, SIGTERM or SIGINT), 1 runtime failure,\n"
+		"2 usage error.\n",
 		MIN_FRAME, MAX_FRAME, VMC_FRAME_MAX_DEFAULT, MAX_COALESCE_MS);
 }
 
@@ -122,8 +125,17 @@ static int stop_signals(void)
 
 int vmc_agent_main(int argc, char **argv, const struct vmc_agent_hooks *hooks)
 {
-	enum { OPT_STDIO = 256, OPT_LISTEN, OPT_VPORT, OPT_SYSROOT, OPT_CRASH_DIR,
-	       OPT_MAX_FRAME, OPT_COALESCE, OPT_ALLOW_CRASH, OPT_VERSION };
+	enum {
+		OPT_STDIO = 256,
+		OPT_LISTEN,
+		OPT_VPORT,
+		OPT_SYSROOT,
+		OPT_CRASH_DIR,
+		OPT_MAX_FRAME,
+		OPT_COALESCE,
+		OPT_ALLOW_CRASH,
+		OPT_VERSION
+	};
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, OPT_STDIO },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -152,11 +164,13 @@ int vmc_agent_main(int argc, char **argv, const struct vmc_agent_hooks *hooks)
 		case OPT_LISTEN:
 		case OPT_VPORT:
 			if (transport)
-				return bad_usage("only one transport may be given (%s was)", transport);
+				return bad_usage("only one transport may be given (%s was)",
+						 transport);
 			transport = opts[c - OPT_STDIO].name;
 			if (c == OPT_LISTEN) {
 				if (strncmp(optarg, "unix:", 5) || !optarg[5])
-					return bad_usage("--listen wants unix:PATH, not '%s'", optarg);
+					return bad_usage("--listen wants unix:PATH, not '%s'",
+							 optarg);
 				arg = optarg + 5;
 			} else if (c == OPT_VPORT) {
 				/* "--virtio-port NAME" as well as "--virtio-port=NAME". */
@@ -183,7 +197,8 @@ int vmc_agent_main(int argc, char **argv, const struct vmc_agent_hooks *hooks)
 			break;
 		case OPT_MAX_FRAME:
 			if (parse_range(optarg, MIN_FRAME, MAX_FRAME, &max_frame) < 0)
-				return bad_usage("--max-frame: '%s' is not a byte count in range", optarg);
+				return bad_usage("--max-frame: '%s' is not a byte count in range",
+						 optarg);
 			break;
 		case OPT_COALESCE:
 			if (parse_range(optarg, 1, MAX_COALESCE_MS, &cfg.coalesce_ms) < 0)
@@ -234,7 +249,8 @@ int vmc_agent_main(int argc, char **argv, const struct vmc_agent_hooks *hooks)
 	else
 		r = vmc_transport_vport_open(cfg.state.root.fd, arg, &t);
 	if (r == -ENOENT && !strcmp(transport, "virtio-port")) {
-		fprintf(stderr, "vmcheck-agent: no virtio-serial port named %s (no "
+		fprintf(stderr,
+			"vmcheck-agent: no virtio-serial port named %s (no "
 			"/dev/virtio-ports/%s, no match in /sys/class/virtio-ports/*/name)\n",
 			arg, arg);
 		return EXIT_RUNTIME;

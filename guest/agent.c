@@ -71,8 +71,8 @@ struct vmc_agent {
 	 */
 	pthread_mutex_t suspend_gate;
 	pthread_t suspender;
-	bool suspending;    /* a suspend is claimed or its thread not yet joined */
-	bool suspend_done;  /* the thread has finished (joinable) */
+	bool suspending;   /* a suspend is claimed or its thread not yet joined */
+	bool suspend_done; /* the thread has finished (joinable) */
 	int suspend_fd;
 	char suspend_word[8];
 	struct sub subs[MAX_SUBS];
@@ -112,8 +112,8 @@ static int find_sub(const struct vmc_agent *ag, uint64_t id)
 }
 
 static void reply_error(struct vmc_agent *ag, uint64_t epoch, uint64_t id,
-			Vmcheck__V1__Error__Code code, int err, const char *kind,
-			const char *fmt, ...) _printf_(7, 8);
+			Vmcheck__V1__Error__Code code, int err, const char *kind, const char *fmt,
+			...) _printf_(7, 8);
 
 /*
  * Pack and send @resp. Frames meant for an older connection (@epoch) are
@@ -130,8 +130,9 @@ static void send_response(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V
 	int r = vmc_pb_frame(&resp->base, ag->cfg.max_frame, &f, &len);
 
 	if (r == -EMSGSIZE && resp->kind_case != RKIND(ERROR)) {
-		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
-			&vmcheck__v1__response__descriptor, resp->kind_case);
+		const ProtobufCFieldDescriptor *fd =
+			protobuf_c_message_descriptor_get_field(&vmcheck__v1__response__descriptor,
+								resp->kind_case);
 
 		reply_error(ag, epoch, resp->id, ECODE(TOO_LARGE), EMSGSIZE, "",
 			    "%s reply of %zu bytes exceeds the maximum frame of %zu bytes",
@@ -156,8 +157,8 @@ static void send_response(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V
 }
 
 static void reply_error(struct vmc_agent *ag, uint64_t epoch, uint64_t id,
-			Vmcheck__V1__Error__Code code, int err, const char *kind,
-			const char *fmt, ...)
+			Vmcheck__V1__Error__Code code, int err, const char *kind, const char *fmt,
+			...)
 {
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
 	Vmcheck__V1__Error e = VMCHECK__V1__ERROR__INIT;
@@ -193,8 +194,8 @@ static void send_hello(struct vmc_agent *ag, uint64_t epoch, uint64_t id, uint32
 {
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
 	Vmcheck__V1__HelloReply hr = VMCHECK__V1__HELLO_REPLY__INIT;
-	static const char *const probes[] = {"probe:disk", "probe:cpu", "probe:net",
-					     "probe:memory"};
+	static const char *const probes[] = { "probe:disk", "probe:cpu", "probe:net",
+					      "probe:memory" };
 	char sections[7][24], boot_id[64] = "";
 	char *caps[7 + ARRAY_SIZE(probes) + ARRAY_SIZE(sections)];
 	size_t n = 0;
@@ -391,8 +392,7 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 static void reply_failure(struct vmc_agent *ag, uint64_t epoch, uint64_t id, const char *kind,
 			  const struct vmc_outcome *o)
 {
-	reply_error(ag, epoch, id, o->code ? o->code : ECODE(INTERNAL), o->err, kind, "%s",
-		    o->msg);
+	reply_error(ag, epoch, id, o->code ? o->code : ECODE(INTERNAL), o->err, kind, "%s", o->msg);
 }
 
 static void reply_act(struct vmc_agent *ag, uint64_t epoch, uint64_t id, const char *detail)
@@ -581,7 +581,7 @@ static void answer_probe(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
 	Vmcheck__V1__ProbeResult pr = VMCHECK__V1__PROBE_RESULT__INIT;
 	struct vmc_arena a = VMC_ARENA_INIT;
-	struct vmc_outcome o = {0};
+	struct vmc_outcome o = { 0 };
 	int r = h && h->probe ? h->probe(h->ctx, p, &a, &pr, &o) : 0;
 
 	if (r == 0)
@@ -599,8 +599,7 @@ static void answer_probe(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1
 		h->probe_sent(h->ctx, p);
 }
 
-static void answer_read_kmsg(struct vmc_agent *ag, uint64_t epoch,
-			     const Vmcheck__V1__Request *req)
+static void answer_read_kmsg(struct vmc_agent *ag, uint64_t epoch, const Vmcheck__V1__Request *req)
 {
 	Vmcheck__V1__Response resp = VMCHECK__V1__RESPONSE__INIT;
 	Vmcheck__V1__Kmsg km = VMCHECK__V1__KMSG__INIT;
@@ -744,7 +743,8 @@ static int handle(struct vmc_agent *ag, const uint8_t *payload, size_t len, bool
 	if (!j->req) {
 		reply_error(ag, j->epoch, 0, ECODE(MALFORMED), 0, "",
 			    "a request of %zu bytes does not decode (malformed, or over the "
-			    "%zu-byte decode budget)", len, ag->budget);
+			    "%zu-byte decode budget)",
+			    len, ag->budget);
 		free(j);
 		return -EBADMSG;
 	}
@@ -779,9 +779,10 @@ int vmc_agent_feed(struct vmc_agent *ag, const void *data, size_t n)
 		return r;
 	while ((r = vmc_frame_next(&ag->rd, &payload, &len)) != 0) {
 		if (r == -EMSGSIZE) {
-			reply_error(ag, current_epoch(ag), 0, ECODE(TOO_LARGE), EMSGSIZE, "",
-				    "a frame header announced a payload over the maximum of %zu bytes",
-				    ag->cfg.max_frame);
+			reply_error(
+				ag, current_epoch(ag), 0, ECODE(TOO_LARGE), EMSGSIZE, "",
+				"a frame header announced a payload over the maximum of %zu bytes",
+				ag->cfg.max_frame);
 			continue;
 		}
 		r = handle(ag, payload, len, ag->cfg.synchronous);
@@ -814,7 +815,7 @@ void vmc_agent_drain(struct vmc_agent *ag)
 
 /* @st with only the sections in @mask: a shallow copy sharing @st's data. */
 static Vmcheck__V1__State *state_subset(struct vmc_arena *a, const Vmcheck__V1__State *st,
-				       uint32_t mask)
+					uint32_t mask)
 {
 	Vmcheck__V1__State *v = vmc_arena_alloc(a, sizeof(*v));
 	struct vmc_ptrvec errs = { 0 };

@@ -60,13 +60,13 @@ typedef int (*vmc_agent_send_fn)(void *ctx, const uint8_t *frame, size_t len);
 /* Every pointer in the config must outlive the agent. */
 struct vmc_agent_config {
 	struct vmc_state_opts state;
-	size_t max_frame;       /* 0: VMC_FRAME_MAX_DEFAULT */
-	bool allow_crash;       /* Act: crash is refused unless set */
-	unsigned coalesce_ms;   /* default burst window for pushes; 0: 2 ms */
-	unsigned max_inflight;  /* requests answered concurrently; 0: 16 */
-	bool synchronous;       /* answer on the caller's thread (tests, fuzzing) */
-	const char *transport;  /* reported in HelloReply */
-	bool watch;             /* listen for kernel changes and push Events */
+	size_t max_frame;                    /* 0: VMC_FRAME_MAX_DEFAULT */
+	bool allow_crash;                    /* Act: crash is refused unless set */
+	unsigned coalesce_ms;                /* default burst window for pushes; 0: 2 ms */
+	unsigned max_inflight;               /* requests answered concurrently; 0: 16 */
+	bool synchronous;                    /* answer on the caller's thread (tests, fuzzing) */
+	const char *transport;               /* reported in HelloReply */
+	bool watch;                          /* listen for kernel changes and push Events */
 	const struct vmc_agent_hooks *hooks; /* NULL but in test agents */
 };
 

@@ -98,7 +98,7 @@ static int decode(struct vmc_arena *a, const char *s, size_t n, char **out)
 int vmc_kmsg_parse(const char *buf, size_t len, struct vmc_arena *a, Vmcheck__V1__KmsgRecord *rec)
 {
 	const char *p = buf, *end = buf + len, *nl;
-	struct vmc_ptrvec props = {0};
+	struct vmc_ptrvec props = { 0 };
 	uint64_t pri, seq, ts;
 	int r;
 
@@ -248,7 +248,7 @@ static int open_source(int rootfd, struct source **out)
 int vmc_kmsg_read(int rootfd, uint64_t since_seq, uint32_t max_records, size_t max_bytes,
 		  struct vmc_arena *a, Vmcheck__V1__Kmsg *out, struct vmc_outcome *o)
 {
-	struct vmc_ptrvec recs = {0};
+	struct vmc_ptrvec recs = { 0 };
 	struct source *s;
 	uint64_t next = since_seq;
 	uint32_t malformed = 0;

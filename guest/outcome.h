@@ -17,8 +17,8 @@
 
 struct vmc_outcome {
 	Vmcheck__V1__Error__Code code; /* set on failure */
-	int err;		       /* positive errno of a failed system call, else 0 */
-	char msg[256];		       /* the detail, or what was refused and why */
+	int err;                       /* positive errno of a failed system call, else 0 */
+	char msg[256];                 /* the detail, or what was refused and why */
 };
 
 static inline void vmc_outcome_vset(struct vmc_outcome *o, const char *fmt, va_list ap)

@@ -16,9 +16,9 @@
 
 struct spin {
 	unsigned cpu;
-	uint64_t ns;	    /* how long to spin */
+	uint64_t ns;        /* how long to spin */
 	const char *failed; /* the call that failed, or NULL */
-	int err;	    /* its errno */
+	int err;            /* its errno */
 	unsigned ran_on;
 	uint64_t took_ns;
 };
@@ -84,7 +84,7 @@ static int check_online(int rootfd, unsigned cpu, struct vmc_outcome *o)
 int vmc_probe_cpu(int rootfd, const Vmcheck__V1__CpuProbe *p, Vmcheck__V1__ProbeResult *res,
 		  struct vmc_outcome *o)
 {
-	struct spin s = {.cpu = p->cpu};
+	struct spin s = { .cpu = p->cpu };
 	unsigned ms = p->duration_ms ? p->duration_ms : VMC_PROBE_CPU_DEFAULT_MS;
 	pthread_t t;
 	int r;

@@ -129,10 +129,9 @@ static int check_mounts(int rootfd, const struct disk *dk, struct vmc_outcome *o
 		r = errno;
 		if (fd >= 0)
 			close(fd);
-		return vmc_outcome_fail(
-		    o, vmc_outcome_code_of(r), r,
-		    "cannot tell whether %s is mounted: proc/self/mountinfo: %s", dk->devs[0].name,
-		    strerror(r));
+		return vmc_outcome_fail(o, vmc_outcome_code_of(r), r,
+					"cannot tell whether %s is mounted: proc/self/mountinfo: %s",
+					dk->devs[0].name, strerror(r));
 	}
 	while (r == 0 && getline(&line, &cap, fp) > 0) {
 		unsigned ma, mi;
@@ -195,8 +194,8 @@ static int check_request(const Vmcheck__V1__DiskProbe *p, const struct disk *dk,
 						len, (unsigned long long)off, dk->devs[0].name,
 						(unsigned long long)dk->size);
 		for (size_t j = 0; j < i; j++) {
-			uint64_t d =
-			    off > p->offsets[j] ? off - p->offsets[j] : p->offsets[j] - off;
+			uint64_t d = off > p->offsets[j] ? off - p->offsets[j]
+							 : p->offsets[j] - off;
 
 			if (d < len)
 				return vmc_outcome_fail(o, ECODE(BAD_ARGUMENT), 0,
@@ -236,9 +235,9 @@ static int open_disk(const struct vmc_sysroot *root, const struct disk *dk, bool
 		close(fd);
 		return sys_fail(o, err, "examining", path);
 	}
-	if (S_ISBLK(st.st_mode)
-		? major(st.st_rdev) == dk->devs[0].major && minor(st.st_rdev) == dk->devs[0].minor
-		: S_ISREG(st.st_mode) && !root->live)
+	if (S_ISBLK(st.st_mode) ? major(st.st_rdev) == dk->devs[0].major &&
+					  minor(st.st_rdev) == dk->devs[0].minor
+				: S_ISREG(st.st_mode) && !root->live)
 		return fd;
 	close(fd);
 	return vmc_outcome_fail(o, ECODE(NOT_PERMITTED), 0, "%s is not the block device %u:%u",
@@ -248,9 +247,9 @@ static int open_disk(const struct vmc_sysroot *root, const struct disk *dk, bool
 static int io_full(int fd, bool write_it, void *buf, size_t len, uint64_t off)
 {
 	for (size_t done = 0; done < len;) {
-		ssize_t n = write_it
-				? pwrite(fd, (char *)buf + done, len - done, (off_t)(off + done))
-				: pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		ssize_t n =
+			write_it ? pwrite(fd, (char *)buf + done, len - done, (off_t)(off + done))
+				 : pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -314,7 +313,7 @@ int vmc_probe_disk(const struct vmc_sysroot *root, const Vmcheck__V1__DiskProbe 
 	_cleanup_free_ uint8_t *wbuf = NULL;
 	_cleanup_free_ uint8_t *rbuf = NULL;
 	_cleanup_close_ int fd = -1;
-	struct vmc_ptrvec regions = {0};
+	struct vmc_ptrvec regions = { 0 };
 	const char *name = p->device;
 	size_t len = (p->pattern.len + SECTOR - 1) / SECTOR * SECTOR;
 	bool direct;
@@ -340,9 +339,9 @@ int vmc_probe_disk(const struct vmc_sysroot *root, const Vmcheck__V1__DiskProbe 
 		return r;
 	if (dk->n > 1)
 		return vmc_outcome_fail(
-		    o, ECODE(NOT_PERMITTED), 0,
-		    "%s holds %zu partition(s) (%s%s): refusing to overwrite them", name, dk->n - 1,
-		    dk->devs[1].name, dk->n > 2 ? ", ..." : "");
+			o, ECODE(NOT_PERMITTED), 0,
+			"%s holds %zu partition(s) (%s%s): refusing to overwrite them", name,
+			dk->n - 1, dk->devs[1].name, dk->n > 2 ? ", ..." : "");
 	if (dk->ro)
 		return vmc_outcome_fail(o, ECODE(NOT_PERMITTED), 0, "%s is read-only", name);
 

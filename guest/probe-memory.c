@@ -49,7 +49,7 @@ struct hit {
 };
 
 struct mem {
-	size_t ps;	      /* page size */
+	size_t ps;            /* page size */
 	uint64_t first, end;  /* the range in frames, [first, end) */
 	uint64_t want, bound; /* bytes */
 	unsigned timeout_ms;
@@ -74,13 +74,15 @@ static int check_args(const Vmcheck__V1__MemoryProbe *p, size_t ps, struct vmc_o
 					(unsigned long long)p->phys_start,
 					(unsigned long long)p->size, ps);
 	if (p->phys_start > UINT64_MAX - p->size)
-		return vmc_outcome_fail(
-		    o, ECODE(BAD_ARGUMENT), 0, "range 0x%llx + 0x%llx ends beyond 2^64",
-		    (unsigned long long)p->phys_start, (unsigned long long)p->size);
+		return vmc_outcome_fail(o, ECODE(BAD_ARGUMENT), 0,
+					"range 0x%llx + 0x%llx ends beyond 2^64",
+					(unsigned long long)p->phys_start,
+					(unsigned long long)p->size);
 	if (p->want_bytes > p->size)
-		return vmc_outcome_fail(
-		    o, ECODE(BAD_ARGUMENT), 0, "want_bytes %llu is over the range's %llu bytes",
-		    (unsigned long long)p->want_bytes, (unsigned long long)p->size);
+		return vmc_outcome_fail(o, ECODE(BAD_ARGUMENT), 0,
+					"want_bytes %llu is over the range's %llu bytes",
+					(unsigned long long)p->want_bytes,
+					(unsigned long long)p->size);
 	if (p->timeout_ms > VMC_PROBE_MEM_MAX_MS)
 		return vmc_outcome_fail(o, ECODE(BAD_ARGUMENT), 0,
 					"timeout_ms %u is over the limit of %u", p->timeout_ms,
@@ -187,7 +189,7 @@ static int push_hit(struct mem *m, size_t chunk, size_t page, uint64_t pfn)
 		m->hits = h;
 		m->cap_hits = cap;
 	}
-	m->hits[m->n_hits++] = (struct hit){.chunk = chunk, .page = page, .pfn = pfn};
+	m->hits[m->n_hits++] = (struct hit){ .chunk = chunk, .page = page, .pfn = pfn };
 	return 0;
 }
 
@@ -235,7 +237,7 @@ static bool grow(struct mem *m, size_t len)
 		    -1, 0);
 	if (addr == MAP_FAILED)
 		return false;
-	m->chunks[m->n_chunks++] = (struct chunk){.addr = addr, .len = len};
+	m->chunks[m->n_chunks++] = (struct chunk){ .addr = addr, .len = len };
 	m->allocated += len;
 	return true;
 }

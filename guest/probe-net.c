@@ -67,7 +67,7 @@ typedef int (*nl_msg_fn)(const struct nlmsghdr *nh, void *ctx);
 static int parse_mac(const char *s, uint8_t mac[6])
 {
 	for (int i = 0; i < 6; i++, s += 3) {
-		char hex[3] = {s[0], s[0] ? s[1] : '\0', '\0'};
+		char hex[3] = { s[0], s[0] ? s[1] : '\0', '\0' };
 
 		if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]) ||
 		    s[2] != (i < 5 ? ':' : '\0'))
@@ -206,9 +206,9 @@ static int nl_one(const struct nlmsghdr *nh, nl_msg_fn fn, void *ctx, bool *intr
  */
 static int nl_call(struct nl *nl, struct nlmsghdr *req, int ms, nl_msg_fn fn, void *ctx, bool *intr)
 {
-	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	/* A zero SO_RCVTIMEO would wait forever. */
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = ms > 0 ? (ms % 1000) * 1000 : 1000};
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = ms > 0 ? (ms % 1000) * 1000 : 1000 };
 
 	*intr = false;
 	req->nlmsg_seq = ++nl->seq;
@@ -220,8 +220,8 @@ static int nl_call(struct nl *nl, struct nlmsghdr *req, int ms, nl_msg_fn fn, vo
 	for (;;) {
 		struct sockaddr_nl from;
 		socklen_t fl = sizeof(from);
-		ssize_t len = TEMP_FAILURE_RETRY(
-		    recvfrom(nl->fd, nl->buf, NL_BUF, MSG_TRUNC, (struct sockaddr *)&from, &fl));
+		ssize_t len = TEMP_FAILURE_RETRY(recvfrom(nl->fd, nl->buf, NL_BUF, MSG_TRUNC,
+							  (struct sockaddr *)&from, &fl));
 		int left, r = 0;
 
 		if (len < 0)
@@ -373,7 +373,7 @@ static int prepare_link(struct nl *nl, struct net *n, struct vmc_outcome *o)
 static int wait_fd(int fd, short events, uint64_t deadline)
 {
 	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = events};
+		struct pollfd pfd = { .fd = fd, .events = events };
 		int ms = ms_left(deadline), r;
 
 		if (ms == 0)
@@ -418,7 +418,7 @@ static int bind_to_link(int fd, const struct net *n)
 /* A non-blocking TCP socket on the link alone, bound to the probe's address. */
 static int tcp_open(const struct net *n, struct vmc_outcome *o)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = n->addr};
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = n->addr };
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
@@ -437,8 +437,9 @@ static int tcp_open(const struct net *n, struct vmc_outcome *o)
 
 static int tcp_connect(int fd, const struct net *n, uint64_t *ns, struct vmc_outcome *o)
 {
-	struct sockaddr_in sa = {
-	    .sin_family = AF_INET, .sin_port = htons((uint16_t)n->port), .sin_addr = n->peer};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)n->port),
+				  .sin_addr = n->peer };
 	socklen_t len = sizeof(int);
 	uint64_t t0 = vmc_mono_ns();
 	int err = 0, r;

@@ -90,7 +90,7 @@ static int read_text(int fd, struct vmc_arena *a, const char *dir, const char *f
 static int read_names(int fd, struct vmc_arena *a, const char *dir, const char *sub, char ***out,
 		      size_t *n_out)
 {
-	struct vmc_ptrvec v = {0};
+	struct vmc_ptrvec v = { 0 };
 	char **names;
 	int n, r = 0;
 
@@ -174,8 +174,7 @@ static int read_common(int fd, struct vmc_arena *a, const char *dir, const char 
  * The hardware behind a disk: PCI function from the sysfs path (the link
  * @dir under the root @fd), bound driver (from the disk's directory @dfd).
  */
-static int read_origin(int fd, int dfd, struct vmc_arena *a, const char *dir,
-		       Vmcheck__V1__Block *b)
+static int read_origin(int fd, int dfd, struct vmc_arena *a, const char *dir, Vmcheck__V1__Block *b)
 {
 	char path[PATH_MAX], pci[13], drv[256];
 	int r;
@@ -214,7 +213,7 @@ static Vmcheck__V1__Block *new_block(struct vmc_arena *a)
 static int read_partitions(int fd, struct vmc_arena *a, const char *dir, Vmcheck__V1__Block *disk,
 			   struct vmc_ptrvec *out)
 {
-	struct vmc_ptrvec parts = {0};
+	struct vmc_ptrvec parts = { 0 };
 	char **names, pdir[PATH_MAX];
 	int n, r = 0;
 
@@ -320,7 +319,7 @@ static int read_disk(int fd, struct vmc_arena *a, const char *name, struct vmc_p
 int vmc_state_read_blocks(const struct vmc_state_opts *o, struct vmc_arena *a,
 			  Vmcheck__V1__State *st)
 {
-	struct vmc_ptrvec v = {0};
+	struct vmc_ptrvec v = { 0 };
 	char **names;
 	int n, r = 0;
 

@@ -38,8 +38,8 @@ struct apic_of {
 struct cpuinfo {
 	struct apic_of *apics; /* malloc'd, in the file's order */
 	size_t n, cap;
-	int64_t cur;		 /* the processor being read; -1 before the first */
-	unsigned blocks;	 /* "processor" lines seen */
+	int64_t cur;             /* the processor being read; -1 before the first */
+	unsigned blocks;         /* "processor" lines seen */
 	int64_t siblings, cores; /* of the first processor; -1 if absent */
 };
 
@@ -132,7 +132,7 @@ static int push_apic(struct cpuinfo *ci, uint32_t cpu, uint32_t apic)
 		ci->apics = a;
 		ci->cap = cap;
 	}
-	ci->apics[ci->n++] = (struct apic_of){.cpu = cpu, .apic = apic};
+	ci->apics[ci->n++] = (struct apic_of){ .cpu = cpu, .apic = apic };
 	return 0;
 }
 
@@ -179,7 +179,7 @@ static int cpuinfo_read(int rootfd, char *buf, struct cpuinfo *ci)
 	bool overlong = false;
 	int r = 0;
 
-	*ci = (struct cpuinfo){.cur = -1, .siblings = -1, .cores = -1};
+	*ci = (struct cpuinfo){ .cur = -1, .siblings = -1, .cores = -1 };
 	if (fd < 0)
 		return -errno;
 	for (;;) {
@@ -233,7 +233,7 @@ static int apic_cmp(const void *a, const void *b)
 /* The APIC id of processor @cpu, or -1 if cpuinfo did not list it. */
 static int64_t apic_of(const struct cpuinfo *ci, uint32_t cpu)
 {
-	const struct apic_of key = {.cpu = cpu}, *a;
+	const struct apic_of key = { .cpu = cpu }, *a;
 
 	a = ci->n ? bsearch(&key, ci->apics, ci->n, sizeof(key), apic_cmp) : NULL;
 	return a ? (int64_t)a->apic : -1;
@@ -293,7 +293,7 @@ static int read_cpus(const struct vmc_state_opts *o, char **names, size_t n, cha
 	Vmcheck__V1__Cpus *cs = vmc_arena_alloc(a, sizeof(*cs));
 	Vmcheck__V1__Cpu *cpus = vmc_arena_alloc(a, n * sizeof(*cpus));
 	Vmcheck__V1__Cpu **ptrs = vmc_arena_alloc(a, n * sizeof(*ptrs));
-	_cleanup_(cpuinfo_free) struct cpuinfo ci = {0};
+	_cleanup_(cpuinfo_free) struct cpuinfo ci = { 0 };
 	int r;
 
 	if (!cs || !cpus || !ptrs)
@@ -390,7 +390,7 @@ static int cpuid_smt_shift(void)
 
 int vmc_state_smt_shift(const struct vmc_sysroot *root)
 {
-	_cleanup_(cpuinfo_free) struct cpuinfo ci = {0};
+	_cleanup_(cpuinfo_free) struct cpuinfo ci = { 0 };
 	_cleanup_free_ char *buf = NULL;
 	int64_t threads;
 	int shift;

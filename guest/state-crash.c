@@ -19,7 +19,7 @@
 #include "parse.h"
 #include "state.h"
 
-static const char *const default_dirs[] = {"var/crash", "var/oled/crash", NULL};
+static const char *const default_dirs[] = { "var/crash", "var/oled/crash", NULL };
 
 struct names {
 	char **v;
@@ -86,9 +86,9 @@ static Vmcheck__V1__CrashDump__Format vmcore_format(int dfd, const char *name)
  */
 static int read_dump(int cfd, struct vmc_arena *a, const char *name, Vmcheck__V1__CrashDump **out)
 {
-	_cleanup_(names_freep) struct names ls = {NULL, 0};
+	_cleanup_(names_freep) struct names ls = { NULL, 0 };
 	_cleanup_close_ int dfd = -1;
-	struct vmc_ptrvec files = {0};
+	struct vmc_ptrvec files = { 0 };
 	Vmcheck__V1__CrashDump *d;
 	const char *vmcore = NULL;
 	int best = 0;
@@ -257,9 +257,9 @@ static int find_mount(const char *mi, int cfd, struct vmc_arena *a, Vmcheck__V1_
 static int read_dir(int root, struct vmc_arena *a, const char *path, const char *mi,
 		    Vmcheck__V1__CrashDir **out)
 {
-	_cleanup_(names_freep) struct names ls = {NULL, 0};
+	_cleanup_(names_freep) struct names ls = { NULL, 0 };
 	_cleanup_close_ int cfd = -1;
-	struct vmc_ptrvec dumps = {0};
+	struct vmc_ptrvec dumps = { 0 };
 	Vmcheck__V1__CrashDir *c;
 	const char *rel = path;
 
@@ -350,7 +350,7 @@ int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
 	const char *const *dirs = o->crash_dirs ? o->crash_dirs : default_dirs;
 	char *text = vmc_arena_scratch(a, VMC_SYSROOT_READ_MAX); /* iomem, then the command line */
 	char *mi = vmc_arena_scratch(a, VMC_SYSROOT_READ_MAX);
-	struct vmc_ptrvec out = {0};
+	struct vmc_ptrvec out = { 0 };
 	int fd = o->root.fd;
 	Vmcheck__V1__Crash *c;
 	char buf[32];

@@ -241,11 +241,11 @@ static int dump_once(const struct vmc_nl_source *nl, uint32_t seq, char *buf, st
 		struct nlmsghdr nh;
 		struct ifaddrmsg ifa;
 	} req = {
-	    .nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg)),
-	    .nh.nlmsg_type = RTM_GETADDR,
-	    .nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-	    .nh.nlmsg_seq = seq,
-	    .ifa.ifa_family = AF_UNSPEC,
+		.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg)),
+		.nh.nlmsg_type = RTM_GETADDR,
+		.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+		.nh.nlmsg_seq = seq,
+		.ifa.ifa_family = AF_UNSPEC,
 	};
 	bool intr = false;
 	int r;
@@ -267,11 +267,11 @@ static int dump_once(const struct vmc_nl_source *nl, uint32_t seq, char *buf, st
 
 static int kernel_send(void *ctx, const void *req, size_t len)
 {
-	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	int fd = *(int *)ctx;
 
 	if (TEMP_FAILURE_RETRY(
-		sendto(fd, req, len, 0, (struct sockaddr *)&kernel, sizeof(kernel))) < 0)
+		    sendto(fd, req, len, 0, (struct sockaddr *)&kernel, sizeof(kernel))) < 0)
 		return -errno;
 	return 0;
 }
@@ -283,12 +283,12 @@ static ssize_t kernel_recv(void *ctx, void *buf, size_t size)
 
 	for (;;) {
 		struct sockaddr_nl from;
-		struct iovec iov = {.iov_base = buf, .iov_len = size};
+		struct iovec iov = { .iov_base = buf, .iov_len = size };
 		struct msghdr mh = {
-		    .msg_name = &from,
-		    .msg_namelen = sizeof(from),
-		    .msg_iov = &iov,
-		    .msg_iovlen = 1,
+			.msg_name = &from,
+			.msg_namelen = sizeof(from),
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
 		};
 		ssize_t len = TEMP_FAILURE_RETRY(recvmsg(fd, &mh, 0));
 
@@ -318,7 +318,7 @@ static int read_addresses(const struct vmc_nl_source *nl, struct vmc_arena *a, s
 	/* An interrupted dump may miss or repeat addresses: start over, but not forever. */
 	for (uint32_t seq = 1; seq <= NL_ATTEMPTS && r == -EAGAIN; seq++) {
 		for (size_t i = 0; i < n; i++)
-			slots[i].addrs = (struct vmc_ptrvec){0};
+			slots[i].addrs = (struct vmc_ptrvec){ 0 };
 		r = dump_once(nl, seq, buf, a, slots, n);
 	}
 	return r;
@@ -329,7 +329,7 @@ static int read_addresses_of(const struct vmc_state_opts *o, struct vmc_arena *a
 			     struct slot *slots, size_t n)
 {
 	_cleanup_close_ int fd = -1;
-	struct vmc_nl_source kernel = {kernel_send, kernel_recv, &fd};
+	struct vmc_nl_source kernel = { kernel_send, kernel_recv, &fd };
 
 	if (o->nl)
 		return read_addresses(o->nl, a, slots, n);
@@ -351,7 +351,7 @@ static int read_all(const struct vmc_state_opts *o, struct vmc_arena *a, char **
 		    Vmcheck__V1__State *st)
 {
 	_cleanup_free_ struct slot *slots = calloc(n ? (size_t)n : 1, sizeof(*slots));
-	struct vmc_ptrvec links = {0};
+	struct vmc_ptrvec links = { 0 };
 	int r;
 
 	if (!slots)

@@ -65,8 +65,7 @@ static char *lsmem_state(Vmcheck__V1__MemoryBlock__State s)
  * order: no copies, no sorting (a node directory lists every block).
  * Returns 0 or -errno.
  */
-static int scan_dir(int dirfd, const char *path, void (*fn)(const char *name, void *ctx),
-		    void *ctx)
+static int scan_dir(int dirfd, const char *path, void (*fn)(const char *name, void *ctx), void *ctx)
 {
 	struct vmc_sysroot_dir d;
 	const char *name;
@@ -144,7 +143,11 @@ static int *node_map(int rootfd, uint64_t max_index, bool *have)
  * One process-wide cache for the one live root; memory reads serialise on
  * its lock, which is cheap next to the syscalls saved.
  */
-enum { ATTR_STATE, ATTR_ZONES, N_ATTRS };
+enum {
+	ATTR_STATE,
+	ATTR_ZONES,
+	N_ATTRS
+};
 
 static struct {
 	pthread_mutex_t mu;
@@ -156,7 +159,7 @@ static struct {
 /* Make room for @n indices; false when the cache cannot cover them. */
 static bool cache_reserve(size_t n)
 {
-	int (*fds)[N_ATTRS];
+	int(*fds)[N_ATTRS];
 
 	if (!cache.max_blocks) {
 		struct rlimit rl;
@@ -256,8 +259,8 @@ static bool node_linked(int memfd, const char *name, int node)
  * file decides whether the block exists: -ENOENT/-ENODEV from it means the
  * block went away while we looked. Other attributes are optional.
  */
-static int read_block(int memfd, const char *name, const int *nodes, int *removable,
-		      int *fds, struct vmc_arena *a, Vmcheck__V1__MemoryBlock *b)
+static int read_block(int memfd, const char *name, const int *nodes, int *removable, int *fds,
+		      struct vmc_arena *a, Vmcheck__V1__MemoryBlock *b)
 {
 	char path[64], buf[128];
 	uint64_t v;

@@ -66,7 +66,7 @@ static int32_t read_slot_status(int fd, const char *slot, const char *file)
 
 static int read_slots(int fd, struct vmc_arena *a, Vmcheck__V1__Pci *pci)
 {
-	struct vmc_ptrvec v = {0};
+	struct vmc_ptrvec v = { 0 };
 	char **names, addr[64];
 	int n, r = 0;
 
@@ -265,7 +265,7 @@ static int addr_cmp(const void *a, const void *b)
 int vmc_state_read_pci(const struct vmc_state_opts *o, struct vmc_arena *a, Vmcheck__V1__State *st)
 {
 	Vmcheck__V1__Pci *pci = vmc_arena_alloc(a, sizeof(*pci));
-	struct vmc_ptrvec v = {0};
+	struct vmc_ptrvec v = { 0 };
 	char **names;
 	int n, r;
 

@@ -191,8 +191,8 @@ int vmc_state_read_system(const struct vmc_state_opts *o, struct vmc_arena *a,
 		}
 	}
 
-	sys->has_suspend_stats =
-	    fstatat(fd, "sys/power/suspend_stats", &sb, 0) == 0 && S_ISDIR(sb.st_mode);
+	sys->has_suspend_stats = fstatat(fd, "sys/power/suspend_stats", &sb, 0) == 0 &&
+				 S_ISDIR(sb.st_mode);
 	if (sys->has_suspend_stats) {
 		(void)vmc_sysroot_read_u64f(fd, &sys->suspend_success, 10,
 					    "sys/power/suspend_stats/success");

@@ -11,21 +11,20 @@
 
 #include "clock.h"
 
-typedef int (*reader_fn)(const struct vmc_state_opts *, struct vmc_arena *,
-			 Vmcheck__V1__State *);
+typedef int (*reader_fn)(const struct vmc_state_opts *, struct vmc_arena *, Vmcheck__V1__State *);
 
 static const struct {
 	uint32_t bit;
 	reader_fn read;
 	const char *(*explain)(int r); /* NULL, or what a failure meant */
 } readers[] = {
-    {VMCHECK__V1__SECTION__SECTION_SYSTEM, vmc_state_read_system, NULL},
-    {VMCHECK__V1__SECTION__SECTION_LINKS, vmc_state_read_links, vmc_state_explain_links},
-    {VMCHECK__V1__SECTION__SECTION_BLOCKS, vmc_state_read_blocks, NULL},
-    {VMCHECK__V1__SECTION__SECTION_MEMORY, vmc_state_read_memory, NULL},
-    {VMCHECK__V1__SECTION__SECTION_CPUS, vmc_state_read_cpus, NULL},
-    {VMCHECK__V1__SECTION__SECTION_PCI, vmc_state_read_pci, NULL},
-    {VMCHECK__V1__SECTION__SECTION_CRASH, vmc_state_read_crash, NULL},
+	{ VMCHECK__V1__SECTION__SECTION_SYSTEM, vmc_state_read_system, NULL },
+	{ VMCHECK__V1__SECTION__SECTION_LINKS, vmc_state_read_links, vmc_state_explain_links },
+	{ VMCHECK__V1__SECTION__SECTION_BLOCKS, vmc_state_read_blocks, NULL },
+	{ VMCHECK__V1__SECTION__SECTION_MEMORY, vmc_state_read_memory, NULL },
+	{ VMCHECK__V1__SECTION__SECTION_CPUS, vmc_state_read_cpus, NULL },
+	{ VMCHECK__V1__SECTION__SECTION_PCI, vmc_state_read_pci, NULL },
+	{ VMCHECK__V1__SECTION__SECTION_CRASH, vmc_state_read_crash, NULL },
 };
 
 /*
@@ -36,8 +35,8 @@ static const struct {
  * The side thread has its own arena, adopted by the snapshot's afterwards;
  * arenas are not shared between threads.
  */
-#define SIDE_SECTIONS                                                                      \
-	(VMCHECK__V1__SECTION__SECTION_MEMORY | VMCHECK__V1__SECTION__SECTION_PCI |        \
+#define SIDE_SECTIONS                                                               \
+	(VMCHECK__V1__SECTION__SECTION_MEMORY | VMCHECK__V1__SECTION__SECTION_PCI | \
 	 VMCHECK__V1__SECTION__SECTION_CPUS)
 
 struct side_read {
@@ -58,8 +57,12 @@ static struct {
 	pthread_cond_t go, done;
 	bool started, claimed;
 	struct side_read *job; /* set: to read; NULL again: read */
-} side_thread = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-		  PTHREAD_COND_INITIALIZER, false, false, NULL };
+} side_thread = { PTHREAD_MUTEX_INITIALIZER,
+		  PTHREAD_COND_INITIALIZER,
+		  PTHREAD_COND_INITIALIZER,
+		  false,
+		  false,
+		  NULL };
 
 static void side_read_run(struct side_read *s)
 {
@@ -136,8 +139,8 @@ static int record_error(struct vmc_arena *a, struct vmc_ptrvec *errs, size_t i, 
 	vmcheck__v1__section_error__init(e);
 	e->section = (Vmcheck__V1__Section)bit;
 	e->errno_value = -r;
-	e->message =
-	    vmc_arena_printf(a, "reading %s: %s", vmc_section_name(bit), why ? why : strerror(-r));
+	e->message = vmc_arena_printf(a, "reading %s: %s", vmc_section_name(bit),
+				      why ? why : strerror(-r));
 	if (!e->message || vmc_ptrvec_push(a, errs, e) < 0)
 		return -ENOMEM;
 	return 0;

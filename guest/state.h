@@ -62,8 +62,7 @@ int vmc_state_read_memory(const struct vmc_state_opts *o, struct vmc_arena *a,
 			  Vmcheck__V1__State *st);
 int vmc_state_read_cpus(const struct vmc_state_opts *o, struct vmc_arena *a,
 			Vmcheck__V1__State *st);
-int vmc_state_read_pci(const struct vmc_state_opts *o, struct vmc_arena *a,
-		       Vmcheck__V1__State *st);
+int vmc_state_read_pci(const struct vmc_state_opts *o, struct vmc_arena *a, Vmcheck__V1__State *st);
 int vmc_state_read_crash(const struct vmc_state_opts *o, struct vmc_arena *a,
 			 Vmcheck__V1__State *st);
 

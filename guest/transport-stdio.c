@@ -14,7 +14,7 @@
 struct stdio_transport {
 	struct vmc_transport t;
 	int in, out;
-	int cut_fd;	 /* eventfd: readable once a frame write timed out */
+	int cut_fd;      /* eventfd: readable once a frame write timed out */
 	atomic_bool cut; /* and then no frame goes out any more */
 };
 

@@ -42,7 +42,7 @@ struct vport_transport {
 	struct vmc_transport t;
 	int fd;
 	dev_t rdev;
-	int cut_fd;	 /* eventfd: readable once a frame write timed out */
+	int cut_fd;      /* eventfd: readable once a frame write timed out */
 	atomic_bool cut; /* a frame was cut: nothing goes out until the host reconnects */
 	uint8_t buf[65536];
 };
@@ -63,7 +63,7 @@ static bool port_exists(const struct vport_transport *v)
  */
 static int sigio_fd(int port)
 {
-	struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid)};
+	struct f_owner_ex owner = { .type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid) };
 	sigset_t set;
 	int fl;
 
@@ -91,7 +91,7 @@ static void drain(int fd)
 /* Is a host connected now? 1 yes, 0 no, -errno. */
 static int host_present(const struct vport_transport *v)
 {
-	struct pollfd pfd = {.fd = v->fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = v->fd, .events = POLLIN };
 
 	if (poll(&pfd, 1, 0) < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -109,8 +109,8 @@ static int host_present(const struct vport_transport *v)
 static int wait_for_host(struct vport_transport *v, int sig_fd, int stop_fd)
 {
 	struct pollfd pfd[] = {
-	    {.fd = sig_fd, .events = POLLIN},
-	    {.fd = stop_fd, .events = POLLIN},
+		{ .fd = sig_fd, .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
 	};
 	int r;
 
@@ -133,9 +133,9 @@ static int wait_for_host(struct vport_transport *v, int sig_fd, int stop_fd)
 static int serve_host(struct vport_transport *v, struct vmc_agent *ag, int stop_fd)
 {
 	struct pollfd pfd[] = {
-	    {.fd = v->fd, .events = POLLIN},
-	    {.fd = stop_fd, .events = POLLIN},
-	    {.fd = v->cut_fd, .events = POLLIN},
+		{ .fd = v->fd, .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
+		{ .fd = v->cut_fd, .events = POLLIN },
 	};
 
 	for (;;) {
@@ -268,7 +268,8 @@ static int find_port(int rootfd, const char *name, char *dev, size_t size)
 		if (vmc_sysroot_read_strf(rootfd, pname, sizeof(pname),
 					  "sys/class/virtio-ports/%s/name", ports[i]) >= 0 &&
 		    !strcmp(pname, name))
-			r = snprintf(dev, size, "/dev/%s", ports[i]) < (int)size ? 0 : -ENAMETOOLONG;
+			r = snprintf(dev, size, "/dev/%s", ports[i]) < (int)size ? 0
+										 : -ENAMETOOLONG;
 	}
 	vmc_sysroot_names_free(ports, n);
 	return r;

@@ -20,9 +20,9 @@ int vmc_transport_pump(int fd, int stop_fd, int cut_fd, struct vmc_agent *ag)
 {
 	uint8_t buf[65536];
 	struct pollfd pfd[] = {
-	    {.fd = fd, .events = POLLIN},
-	    {.fd = stop_fd, .events = POLLIN},
-	    {.fd = cut_fd, .events = POLLIN},
+		{ .fd = fd, .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
+		{ .fd = cut_fd, .events = POLLIN },
 	};
 
 	for (;;) {

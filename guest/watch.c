@@ -31,8 +31,8 @@
 #define RCVBUF (1 << 20)
 #define THREAD_STACK (512u << 10)
 /* What changes a crash dir's listing or a dump's files and sizes. */
-#define FILE_EVENTS                                                                                \
-	(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |        \
+#define FILE_EVENTS                                                                         \
+	(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
 	 IN_ONLYDIR)
 /* Crash dirs plus the dumps in them; dumps past this many go unwatched. */
 #define MAX_DIR_WATCHES 1024
@@ -196,8 +196,8 @@ static int parse_rtnl_msg(uint16_t type, const uint8_t *p, size_t len, struct vm
 	return 0;
 }
 
-size_t vmc_watch_parse_rtnl(const void *buf, size_t len, uint64_t mono_ns,
-			    struct vmc_cause *out, size_t max)
+size_t vmc_watch_parse_rtnl(const void *buf, size_t len, uint64_t mono_ns, struct vmc_cause *out,
+			    size_t max)
 {
 	const uint8_t *p = buf;
 	size_t n = 0;
@@ -238,14 +238,14 @@ struct vmc_watch {
 	struct dir_watch *dirs;
 	size_t n_dirs, cap_dirs;
 	pthread_t thread;
-	size_t n;          /* causes in the current burst */
-	uint64_t deadline; /* CLOCK_MONOTONIC ns at which the burst is pushed */
+	size_t n;              /* causes in the current burst */
+	uint64_t deadline;     /* CLOCK_MONOTONIC ns at which the burst is pushed */
 	uint64_t window_ns;    /* the current burst's window */
 	bool held;             /* the burst is all writes, held until writes_after */
 	bool wrote;            /* the burst holds a write */
 	uint64_t writes_after; /* CLOCK_MONOTONIC ns before which writes alone wait */
-	unsigned settle_left; /* follow-up pushes still due after a clock jump */
-	uint64_t settle_at;   /* CLOCK_MONOTONIC ns of the next one */
+	unsigned settle_left;  /* follow-up pushes still due after a clock jump */
+	uint64_t settle_at;    /* CLOCK_MONOTONIC ns of the next one */
 	struct vmc_cause causes[VMC_WATCH_MAX_CAUSES];
 	uint8_t buf[65536] __attribute__((aligned(NLMSG_ALIGNTO)));
 };
@@ -299,7 +299,8 @@ static void take_overflow(struct vmc_watch *w, bool uevent, uint64_t now)
 	struct vmc_cause *c = &w->causes[w->n];
 
 	memset(c, 0, sizeof(*c));
-	c->source = uevent ? VMCHECK__V1__CAUSE__SOURCE__UEVENT : VMCHECK__V1__CAUSE__SOURCE__RTNETLINK;
+	c->source = uevent ? VMCHECK__V1__CAUSE__SOURCE__UEVENT
+			   : VMCHECK__V1__CAUSE__SOURCE__RTNETLINK;
 	c->sections = uevent ? UEVENT_ANY : S(LINKS);
 	c->mono_ns = now;
 	COPY(c->action, "overflow");
@@ -312,8 +313,10 @@ static void drain(struct vmc_watch *w, int fd, bool uevent)
 	for (;;) {
 		struct sockaddr_nl sa = { 0 };
 		struct iovec iov = { .iov_base = w->buf, .iov_len = sizeof(w->buf) };
-		struct msghdr mh = { .msg_name = &sa, .msg_namelen = sizeof(sa),
-				     .msg_iov = &iov, .msg_iovlen = 1 };
+		struct msghdr mh = { .msg_name = &sa,
+				     .msg_namelen = sizeof(sa),
+				     .msg_iov = &iov,
+				     .msg_iovlen = 1 };
 		ssize_t len = recvmsg(fd, &mh, MSG_DONTWAIT);
 		uint64_t now = vmc_mono_ns();
 		struct vmc_cause *c = &w->causes[w->n];
@@ -327,7 +330,8 @@ static void drain(struct vmc_watch *w, int fd, bool uevent)
 				continue;
 			}
 			if (errno != EAGAIN)
-				fprintf(stderr, "vmcheck-agent: watch: receiving from netlink: %s\n",
+				fprintf(stderr,
+					"vmcheck-agent: watch: receiving from netlink: %s\n",
 					strerror(errno));
 			return;
 		}
@@ -564,12 +568,9 @@ static const struct {
 	uint32_t bit;
 	const char *action;
 } file_actions[] = {
-	{ IN_CREATE, "create" },
-	{ IN_MODIFY, "modify" },
-	{ IN_CLOSE_WRITE, "close-write" },
-	{ IN_MOVED_TO, "moved-to" },
-	{ IN_MOVED_FROM, "moved-from" },
-	{ IN_DELETE, "delete" },
+	{ IN_CREATE, "create" },           { IN_MODIFY, "modify" },
+	{ IN_CLOSE_WRITE, "close-write" }, { IN_MOVED_TO, "moved-to" },
+	{ IN_MOVED_FROM, "moved-from" },   { IN_DELETE, "delete" },
 	{ IN_UNMOUNT, "unmount" },
 };
 
@@ -676,12 +677,9 @@ static void *watch_main(void *arg)
 {
 	struct vmc_watch *w = arg;
 	struct pollfd pfd[] = {
-		{ .fd = w->stop_fd, .events = POLLIN },
-		{ .fd = w->uev_fd, .events = POLLIN },
-		{ .fd = w->rtnl_fd, .events = POLLIN },
-		{ .fd = w->clock_fd, .events = POLLIN },
-		{ .fd = w->file_fd, .events = POLLIN },
-		{ .fd = w->mounts_fd, .events = POLLPRI },
+		{ .fd = w->stop_fd, .events = POLLIN }, { .fd = w->uev_fd, .events = POLLIN },
+		{ .fd = w->rtnl_fd, .events = POLLIN }, { .fd = w->clock_fd, .events = POLLIN },
+		{ .fd = w->file_fd, .events = POLLIN }, { .fd = w->mounts_fd, .events = POLLPRI },
 	};
 
 	for (;;) {

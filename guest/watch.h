@@ -61,8 +61,8 @@ int vmc_watch_parse_uevent(const void *buf, size_t len, uint64_t mono_ns, struct
  * header whose length does not fit ends the walk. Returns the number of
  * causes stored.
  */
-size_t vmc_watch_parse_rtnl(const void *buf, size_t len, uint64_t mono_ns,
-			    struct vmc_cause *out, size_t max);
+size_t vmc_watch_parse_rtnl(const void *buf, size_t len, uint64_t mono_ns, struct vmc_cause *out,
+			    size_t max);
 
 struct vmc_watch;
 
@@ -75,7 +75,7 @@ struct vmc_watch_ops {
 
 /* What the watcher follows besides netlink. */
 struct vmc_watch_config {
-	int root_fd;		       /* the crash dirs are relative to it */
+	int root_fd;                   /* the crash dirs are relative to it */
 	const char *const *crash_dirs; /* NULL-terminated; NULL: none */
 };
 

@@ -42,14 +42,14 @@ struct vmc_agent_conn {
 	char *spec;
 	struct vmc_frame_reader rd;
 	uint64_t next_id;
-	struct reply *events;	   /* queued pushes, oldest first */
-	struct reply **events_end; /* where the next push is linked */
+	struct reply *events;          /* queued pushes, oldest first */
+	struct reply **events_end;     /* where the next push is linked */
 	size_t n_events, events_bytes; /* what the queue holds (decoded bytes) */
-	char *cut_off;             /* why the agent was cut off (it flooded), or NULL */
-	struct reply *lent;        /* handed to the caller, not yet freed */
+	char *cut_off;                 /* why the agent was cut off (it flooded), or NULL */
+	struct reply *lent;            /* handed to the caller, not yet freed */
 	bool eof;
 	int write_timeout_ms; /* longest wait for the agent to take a request */
-	char cut[128];	      /* why the stream is unusable (a request was cut), or "" */
+	char cut[128];        /* why the stream is unusable (a request was cut), or "" */
 };
 
 static const struct vmc_agent_transport_ops *const transports[] = {
@@ -117,8 +117,9 @@ int vmc_agent_connect(const char *spec, struct vmc_agent_conn **out, struct vmc_
 		    strncmp(spec, ops->scheme, (size_t)(colon - spec)))
 			continue;
 		if (!colon[1])
-			return vmc_error_set(err, -EINVAL, "agent spec \"%s\": nothing after \"%s:\"",
-					     spec, ops->scheme);
+			return vmc_error_set(err, -EINVAL,
+					     "agent spec \"%s\": nothing after \"%s:\"", spec,
+					     ops->scheme);
 		c = conn_new(spec);
 		if (!c)
 			return vmc_error_set(err, -ENOMEM, "connecting to %s: out of memory", spec);
@@ -203,8 +204,7 @@ static int gone(struct vmc_agent_conn *c, const char *kind, struct vmc_error *er
 	if (kind)
 		return vmc_error_set(err, -EPIPE, "%s: %s%s before replying to %s", c->spec, why,
 				     mid, kind);
-	return vmc_error_set(err, -EPIPE, "%s: %s%s while waiting for an event", c->spec, why,
-			     mid);
+	return vmc_error_set(err, -EPIPE, "%s: %s%s while waiting for an event", c->spec, why, mid);
 }
 
 /*
@@ -312,7 +312,8 @@ static int flooded(struct vmc_agent_conn *c, const char *what, struct vmc_error 
 	if (asprintf(&c->cut_off,
 		     "the agent flooded the host with pushes: %zu (%zu bytes decoded) queued while "
 		     "waiting for %s, over the bound of %d pushes or %u MiB: connection cut off",
-		     c->n_events, c->events_bytes, what, QUEUE_MAX_PUSHES, QUEUE_MAX_BYTES >> 20) < 0)
+		     c->n_events, c->events_bytes, what, QUEUE_MAX_PUSHES,
+		     QUEUE_MAX_BYTES >> 20) < 0)
 		c->cut_off = NULL;
 	c->eof = true;
 	reply_list_free(c->events);
@@ -384,8 +385,8 @@ static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uin
 			return vmc_error_set(err, r, "%s: interrupted while waiting for %s",
 					     c->spec, what);
 		default:
-			return vmc_error_set(err, r, "%s: reading while waiting for %s: %s", c->spec,
-					     what, strerror(-r));
+			return vmc_error_set(err, r, "%s: reading while waiting for %s: %s",
+					     c->spec, what, strerror(-r));
 		}
 	}
 }
@@ -426,8 +427,8 @@ int vmc_agent_call(struct vmc_agent_conn *c, Vmcheck__V1__Request *req, int time
 	return 0;
 }
 
-int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms,
-			 Vmcheck__V1__Response **resp, struct vmc_error *err)
+int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms, Vmcheck__V1__Response **resp,
+			 struct vmc_error *err)
 {
 	struct reply *rep = c->events;
 	int r;
@@ -463,7 +464,8 @@ void vmc_agent_response_free(struct vmc_agent_conn *c, Vmcheck__V1__Response *re
 static const char *error_code_name(const Vmcheck__V1__Error *e)
 {
 	const ProtobufCEnumValue *v =
-		protobuf_c_enum_descriptor_get_value(&vmcheck__v1__error__code__descriptor, e->code);
+		protobuf_c_enum_descriptor_get_value(&vmcheck__v1__error__code__descriptor,
+						     e->code);
 
 	return v ? v->name : "?";
 }
@@ -509,8 +511,9 @@ int vmc_agent_hello(struct vmc_agent_conn *c, int timeout_ms, Vmcheck__V1__Respo
 		return r;
 	r = vmc_agent_expect(c, rsp, VMCHECK__V1__RESPONSE__KIND_HELLO, "hello", err);
 	if (r == 0 && rsp->hello->protocol_version != 1)
-		r = vmc_error_set(err, -EPROTONOSUPPORT, "%s: hello: agent speaks protocol %u, not 1",
-				  c->spec, rsp->hello->protocol_version);
+		r = vmc_error_set(err, -EPROTONOSUPPORT,
+				  "%s: hello: agent speaks protocol %u, not 1", c->spec,
+				  rsp->hello->protocol_version);
 	if (r < 0) {
 		vmc_agent_response_free(c, rsp);
 		if (err)

@@ -51,8 +51,8 @@ int vmc_agent_call(struct vmc_agent_conn *c, Vmcheck__V1__Request *req, int time
 void vmc_agent_set_write_timeout(struct vmc_agent_conn *c, int timeout_ms);
 
 /* The next push (Event or unsolicited Error), queued or read; same returns. */
-int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms,
-			 Vmcheck__V1__Response **resp, struct vmc_error *err);
+int vmc_agent_next_event(struct vmc_agent_conn *c, int timeout_ms, Vmcheck__V1__Response **resp,
+			 struct vmc_error *err);
 
 void vmc_agent_response_free(struct vmc_agent_conn *c, Vmcheck__V1__Response *resp);
 
@@ -148,8 +148,7 @@ struct vmc_agent_ssh_target {
  * its leading slash. Returns 0 with @out filled (free it with
  * vmc_agent_ssh_target_free()), or -EINVAL with @err saying what is wrong.
  */
-int vmc_agent_ssh_parse(const char *spec, struct vmc_agent_ssh_target *out,
-			struct vmc_error *err);
+int vmc_agent_ssh_parse(const char *spec, struct vmc_agent_ssh_target *out, struct vmc_error *err);
 void vmc_agent_ssh_target_free(struct vmc_agent_ssh_target *t);
 
 #endif

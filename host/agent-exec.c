@@ -32,20 +32,16 @@
 /* The agent's long options (guest/agent-main.c), as far as exec: cares. */
 struct agent_opt {
 	const char *name;
-	bool arg;	/* takes the next word, unless given as --NAME=VALUE */
+	bool arg;       /* takes the next word, unless given as --NAME=VALUE */
 	bool transport; /* picks the transport */
 };
 
 static const struct agent_opt agent_opts[] = {
-	{ "stdio", false, true },
-	{ "listen", true, true },
+	{ "stdio", false, true },        { "listen", true, true },
 	{ "virtio-port", false, true }, /* its NAME is optional */
-	{ "sysroot", true, false },
-	{ "crash-dir", true, false },
-	{ "max-frame", true, false },
-	{ "coalesce-ms", true, false },
-	{ "allow-crash", false, false },
-	{ "version", false, false },
+	{ "sysroot", true, false },      { "crash-dir", true, false },
+	{ "max-frame", true, false },    { "coalesce-ms", true, false },
+	{ "allow-crash", false, false }, { "version", false, false },
 	{ "help", false, false },
 };
 

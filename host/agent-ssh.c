@@ -39,7 +39,11 @@
 
 struct vmc_agent_ssh_opts vmc_agent_ssh_opts;
 
-enum end { END_NONE, END_EOF, END_LOST };
+enum end {
+	END_NONE,
+	END_EOF,
+	END_LOST
+};
 
 struct ssh_link {
 	ssh_session session;
@@ -53,7 +57,7 @@ struct ssh_link {
 
 	/* Written by the pump before it closes @mine. */
 	enum end end;
-	bool closed;	  /* the server closed the channel */
+	bool closed;      /* the server closed the channel */
 	bool client_gone; /* the client closed its end, or stopped reading */
 	int exit_status;  /* -1: none received */
 	char exit_signal[32];
@@ -74,12 +78,12 @@ void vmc_agent_ssh_target_free(struct vmc_agent_ssh_target *t)
 	free(t->user);
 	free(t->host);
 	free(t->path);
-	*t = (struct vmc_agent_ssh_target){0};
+	*t = (struct vmc_agent_ssh_target){ 0 };
 }
 
 int vmc_agent_ssh_parse(const char *spec, struct vmc_agent_ssh_target *out, struct vmc_error *err)
 {
-	struct vmc_agent_ssh_target t = {.port = 22};
+	struct vmc_agent_ssh_target t = { .port = 22 };
 	const char *p, *at, *host, *rest;
 	size_t user_len, host_len;
 
@@ -110,8 +114,9 @@ int vmc_agent_ssh_parse(const char *spec, struct vmc_agent_ssh_target *out, stru
 		return bad_spec(err, spec, "'@', '[' or ']' in the host");
 	if (*rest == ':') {
 		size_t n = strcspn(++rest, "/");
-		unsigned long port =
-		    n && n <= 5 && strspn(rest, "0123456789") == n ? strtoul(rest, NULL, 10) : 0;
+		unsigned long port = n && n <= 5 && strspn(rest, "0123456789") == n
+					     ? strtoul(rest, NULL, 10)
+					     : 0;
 
 		if (port < 1 || port > 65535)
 			return bad_spec(err, spec, "the port is not a number from 1 to 65535");
@@ -207,11 +212,11 @@ static int verify_host(ssh_session s, const char *spec, const struct vmc_agent_s
 	case SSH_KNOWN_HOSTS_NOT_FOUND:
 		if (!o->accept_new) {
 			r = vmc_error_set(
-			    err, -EACCES,
-			    "%s: the host key of %s (%s %s) is not in %s; refusing to "
-			    "connect: check the fingerprint, then pass --ssh-accept-new "
-			    "to record it",
-			    spec, name, type, fp ? fp : "?", file ? file : "known_hosts");
+				err, -EACCES,
+				"%s: the host key of %s (%s %s) is not in %s; refusing to "
+				"connect: check the fingerprint, then pass --ssh-accept-new "
+				"to record it",
+				spec, name, type, fp ? fp : "?", file ? file : "known_hosts");
 			break;
 		}
 		if (ssh_session_update_known_hosts(s) != SSH_OK) {
@@ -609,8 +614,8 @@ static void ssh_close(struct vmc_agent_transport *t)
 }
 
 const struct vmc_agent_transport_ops vmc_agent_ssh_ops = {
-    .scheme = "ssh",
-    .open = ssh_open,
-    .describe_eof = ssh_describe_eof,
-    .close = ssh_close,
+	.scheme = "ssh",
+	.open = ssh_open,
+	.describe_eof = ssh_describe_eof,
+	.close = ssh_close,
 };

@@ -25,8 +25,8 @@ static int unix_open(struct vmc_agent_transport *t, const char *path, struct vmc
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vmc_error_set(err, -errno, "connecting to %s:%s: socket: %s",
-				     t->ops->scheme, path, strerror(errno));
+		return vmc_error_set(err, -errno, "connecting to %s:%s: socket: %s", t->ops->scheme,
+				     path, strerror(errno));
 	if (TEMP_FAILURE_RETRY(connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0)
 		return vmc_error_set(err, -errno, "connecting to %s:%s: %s", t->ops->scheme, path,
 				     strerror(errno));

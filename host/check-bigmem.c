@@ -53,7 +53,7 @@ int vmc_bigmem_parse(const char *s, uint64_t *bytes)
 		const char *unit;
 		unsigned shift;
 	} units[] = {
-	    {"M", 20}, {"MiB", 20}, {"G", 30}, {"GiB", 30}, {"T", 40}, {"TiB", 40},
+		{ "M", 20 }, { "MiB", 20 }, { "G", 30 }, { "GiB", 30 }, { "T", 40 }, { "TiB", 40 },
 	};
 	unsigned long long v;
 	unsigned shift = 0;
@@ -97,13 +97,13 @@ int vmc_bigmem_fits(uint64_t bytes, uint64_t mem_available, struct vmc_error *er
 	if (need <= mem_available)
 		return 0;
 	return vmc_error_set(
-	    err, -ENOMEM,
-	    "a guest of %s needs about %.1f GB of host RAM for QEMU (%.1f GB + %g GiB x "
-	    "%.1f MB: the guest kernel writes its struct page array, 64 bytes per 4 KiB page, "
-	    "at boot; measured, README \"Big guests\") and this host has %.1f GB available "
-	    "(MemAvailable)",
-	    vmc_chk_bytes(bytes, sz), need / 1e9, RSS_BASE / 1e9, (double)bytes / GIB,
-	    RSS_PER_GIB / 1e6, mem_available / 1e9);
+		err, -ENOMEM,
+		"a guest of %s needs about %.1f GB of host RAM for QEMU (%.1f GB + %g GiB x "
+		"%.1f MB: the guest kernel writes its struct page array, 64 bytes per 4 KiB page, "
+		"at boot; measured, README \"Big guests\") and this host has %.1f GB available "
+		"(MemAvailable)",
+		vmc_chk_bytes(bytes, sz), need / 1e9, RSS_BASE / 1e9, (double)bytes / GIB,
+		RSS_PER_GIB / 1e6, mem_available / 1e9);
 }
 
 /* "KEY:   1234 kB" in /proc's key-value files, in bytes; -ENOENT without the key. */
@@ -227,13 +227,13 @@ static void explain(struct vmc_bigmem_want *w, const Vmcheck__V1__Memory *m, con
 	size_t left = sizeof(w->arithmetic), runs = 0;
 	int len;
 
-#define PUT(...)                                                                                   \
-	do {                                                                                       \
-		len = snprintf(p, left, __VA_ARGS__);                                              \
-		if (len < 0 || (size_t)len >= left)                                                \
-			return;                                                                    \
-		p += len;                                                                          \
-		left -= (size_t)len;                                                               \
+#define PUT(...)                                      \
+	do {                                          \
+		len = snprintf(p, left, __VA_ARGS__); \
+		if (len < 0 || (size_t)len >= left)   \
+			return;                       \
+		p += len;                             \
+		left -= (size_t)len;                  \
 	} while (0)
 
 	PUT("block size %s (block_size_bytes %" PRIx64 "); RAM in blocks", vmc_chk_bytes(bs, a),
@@ -343,7 +343,7 @@ static void note_rss(struct vmc_step *s, pid_t pid, uint64_t bytes)
 
 int vmc_check_bigmem(struct vmc_ctx *c)
 {
-	struct vmc_bigmem_want want = {.bytes = c->opts->bigmem_bytes};
+	struct vmc_bigmem_want want = { .bytes = c->opts->bigmem_bytes };
 	struct vmc_hv_process qemu;
 	uint64_t ready = vmc_mono_ns();
 	struct vmc_step *s;

@@ -73,7 +73,7 @@ static int run_tool(char *const argv[], struct vmc_error *err)
 		return vmc_error_set(err, -r, "%s: %s", cmd, strerror(r));
 	}
 	for (;;) {
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
 		uint64_t now = vmc_mono_ns();
 		char buf[512];
 		ssize_t n;
@@ -89,8 +89,8 @@ static int run_tool(char *const argv[], struct vmc_error *err)
 			break;
 		/* qemu-img says what went wrong in a line or two: the start is enough. */
 		if (len + 1 < sizeof(out)) {
-			size_t k =
-			    (size_t)n < sizeof(out) - 1 - len ? (size_t)n : sizeof(out) - 1 - len;
+			size_t k = (size_t)n < sizeof(out) - 1 - len ? (size_t)n
+								     : sizeof(out) - 1 - len;
 
 			memcpy(out + len, buf, k);
 			len += k;
@@ -137,7 +137,7 @@ static int create_image(struct vmc_ctx *c, struct disk *d, struct vmc_error *err
 	const struct vmc_run_opts *o = c->opts;
 	const struct vmc_hv_ops *ops = c->hv->ops;
 	char size[24];
-	char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", d->path, size, NULL};
+	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", d->path, size, NULL };
 	int r;
 
 	if (ops->image_create) {
@@ -184,11 +184,11 @@ static int plug(struct vmc_ctx *c, struct disk *d)
 {
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_disk spec = {.id = d->id,
-				   .path = d->path,
-				   .format = "qcow2",
-				   .serial = d->serial,
-				   .slot = d->slot->id};
+	struct vmc_hv_disk spec = { .id = d->id,
+				    .path = d->path,
+				    .format = "qcow2",
+				    .serial = d->serial,
+				    .slot = d->slot->id };
 	struct vmc_step *s;
 	int r;
 
@@ -349,7 +349,7 @@ static int verify(struct vmc_ctx *c, struct disk *d)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	char local[PATH_MAX + 32], raw[sizeof(local) + 8];
-	char *argv[] = {"qemu-img", "convert", "-f", "qcow2", "-O", "raw", local, raw, NULL};
+	char *argv[] = { "qemu-img", "convert", "-f", "qcow2", "-O", "raw", local, raw, NULL };
 	uint8_t got[PATTERN_LEN];
 	struct vmc_step *s;
 	int fd, r = 0;
@@ -386,10 +386,10 @@ static int verify(struct vmc_ctx *c, struct disk *d)
 					 d->offsets[i], n);
 		else if (memcmp(got, d->pattern, sizeof(got)))
 			r = vmc_step_end(
-			    s, -EIO,
-			    "%s at offset %" PRIu64
-			    ": not the pattern the guest wrote (first difference at +%zu)",
-			    d->path, d->offsets[i], first_diff(got, d->pattern, sizeof(got)));
+				s, -EIO,
+				"%s at offset %" PRIu64
+				": not the pattern the guest wrote (first difference at +%zu)",
+				d->path, d->offsets[i], first_diff(got, d->pattern, sizeof(got)));
 	}
 	close(fd);
 	unlink(raw);

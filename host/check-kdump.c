@@ -65,11 +65,11 @@ void vmc_kdump_deadlines(uint64_t mem_bytes, unsigned boot_ms, struct vmc_kdump_
 
 	out->capture_ms = boot_ms;
 	out->save_ms = add_ms(VMC_KDUMP_SAVE_BASE_MS, gib > UINT32_MAX / VMC_KDUMP_SAVE_MS_PER_GIB
-							  ? UINT32_MAX
-							  : gib * VMC_KDUMP_SAVE_MS_PER_GIB);
+							      ? UINT32_MAX
+							      : gib * VMC_KDUMP_SAVE_MS_PER_GIB);
 	out->reboot_ms = add_ms(boot_ms, gib > UINT32_MAX / VMC_KDUMP_BOOT_MS_PER_GIB
-					     ? UINT32_MAX
-					     : gib * VMC_KDUMP_BOOT_MS_PER_GIB);
+						 ? UINT32_MAX
+						 : gib * VMC_KDUMP_BOOT_MS_PER_GIB);
 }
 
 uint64_t vmc_kdump_guest_bytes(const Vmcheck__V1__State *st)
@@ -424,9 +424,9 @@ static int armed(struct vmc_ctx *c, struct kdump_run *k)
 	if (!ok) {
 		vmc_step_note(s, "command line: %s", str(rsp->state->crash->cmdline));
 		if (arming(rsp->state->crash))
-			vmc_step_note(
-			    s, "memory was reserved; no crash kernel was loaded within %u ms",
-			    c->opts->deadline_ms);
+			vmc_step_note(s,
+				      "memory was reserved; no crash kernel was loaded within %u ms",
+				      c->opts->deadline_ms);
 		vmc_agent_response_free(vmc_step_conn(s), rsp);
 		return vmc_step_end(s, -EINVAL, "%s", why.text);
 	}
@@ -452,10 +452,9 @@ static int armed(struct vmc_ctx *c, struct kdump_run *k)
 static int panic_events(struct vmc_step *s, struct vmc_hv *hv)
 {
 	if (hv->ops->seen_event(hv, VMC_EV_GUEST_PANICKED, NULL))
-		return vmc_step_end(
-		    s, -EINVAL,
-		    "QEMU reported GUEST_PANICKED: the guest kernel panicked with no "
-		    "crash kernel to go to");
+		return vmc_step_end(s, -EINVAL,
+				    "QEMU reported GUEST_PANICKED: the guest kernel panicked with no "
+				    "crash kernel to go to");
 	if (hv->ops->seen_event(hv, VMC_EV_GUEST_CRASHLOADED, NULL))
 		return vmc_step_end(s, -EINVAL,
 				    "QEMU reported GUEST_CRASHLOADED: the jump into the loaded "
@@ -491,8 +490,9 @@ static int send_crash(struct vmc_step *s, Vmcheck__V1__Act *act, unsigned deadli
 		r = vmc_agent_expect(conn, rsp, VMCHECK__V1__RESPONSE__KIND_ACT, "act crash", &err);
 		vmc_agent_response_free(conn, rsp);
 	} else if (r == -ETIMEDOUT || r == -EPIPE) {
-		vmc_step_note(s, "no reply to act crash (%s): the connection went down with the "
-				 "guest; the new boot decides",
+		vmc_step_note(s,
+			      "no reply to act crash (%s): the connection went down with the "
+			      "guest; the new boot decides",
 			      err.msg ? err.msg : strerror(-r));
 		vmc_error_clear(&err);
 		return 0;
@@ -518,8 +518,8 @@ static int crash(struct vmc_ctx *c, struct kdump_run *k)
 	 * SSH) the next normal boot's: allow for the whole cycle.
 	 */
 	if (r == 0)
-		r = vmc_step_wait_new_boot(
-		    s, add_ms(k->dl.capture_ms, add_ms(k->dl.save_ms, k->dl.reboot_ms)));
+		r = vmc_step_wait_new_boot(s, add_ms(k->dl.capture_ms,
+						     add_ms(k->dl.save_ms, k->dl.reboot_ms)));
 	if (r < 0) {
 		/* The VM may have powered off on GUEST_PANICKED: say why. */
 		if (panic_events(s, c->hv) < 0)
@@ -555,7 +555,7 @@ struct follow {
 	bool writing; /* seen growing */
 	char dir[256], name[256];
 	uint64_t size;
-	unsigned looks;	    /* judgements: one per push, one as each wait begins or ends */
+	unsigned looks;     /* judgements: one per push, one as each wait begins or ends */
 	struct vmc_why why; /* the last judgement's reason */
 };
 
@@ -608,7 +608,7 @@ static unsigned ms_until(uint64_t from, uint64_t to)
  */
 static int follow(struct vmc_ctx *c, struct vmc_step *s, struct kdump_run *k)
 {
-	struct follow f = {.s = s, .k = k};
+	struct follow f = { .s = s, .k = k };
 	uint64_t t0 = vmc_mono_ns(); /* the step's begin: its waits count from there */
 	struct vmc_why why = { .text = "" };
 	int r;
@@ -712,15 +712,18 @@ static int found(struct vmc_ctx *c, struct kdump_run *k)
 
 int vmc_check_kdump(struct vmc_ctx *c)
 {
-	struct kdump_run k = {0};
+	struct kdump_run k = { 0 };
 	int r;
 
 	r = armed(c, &k);
 	if (r < 0) {
 		/* The guest cannot dump: what would prove it did fails, it is not skipped. */
-		vmc_step_not_run(c, CHECK, STEP_CRASH, true, "not run: the guest is not ready to dump");
-		vmc_step_not_run(c, CHECK, STEP_SAVE, true, "not run: the guest is not ready to dump");
-		vmc_step_not_run(c, CHECK, STEP_FOUND, true, "not run: the guest is not ready to dump");
+		vmc_step_not_run(c, CHECK, STEP_CRASH, true,
+				 "not run: the guest is not ready to dump");
+		vmc_step_not_run(c, CHECK, STEP_SAVE, true,
+				 "not run: the guest is not ready to dump");
+		vmc_step_not_run(c, CHECK, STEP_FOUND, true,
+				 "not run: the guest is not ready to dump");
 		goto out;
 	}
 	r = crash(c, &k);
@@ -734,7 +737,8 @@ int vmc_check_kdump(struct vmc_ctx *c)
 	if (r == 0)
 		r = found(c, &k);
 	else
-		vmc_step_not_run(c, CHECK, STEP_FOUND, true, "not run: the crash or the save failed");
+		vmc_step_not_run(c, CHECK, STEP_FOUND, true,
+				 "not run: the crash or the save failed");
 out:
 	vmc_kdump_ready_free(&k.ready);
 	return r;

@@ -49,7 +49,7 @@ uint64_t vmc_kdump_guest_bytes(const Vmcheck__V1__State *st);
 
 /* What the guest offers a crash, and the dumps there before it. */
 struct vmc_kdump_ready {
-	char dir[256];	 /* the crash dir dumps will land in ("/var/crash") */
+	char dir[256];   /* the crash dir dumps will land in ("/var/crash") */
 	char where[512]; /* "/dev/vda (ext4) on /var/crash", or why unknown */
 	uint64_t crash_size;
 	char **before; /* "DIR/NAME" of every dump present; owned */
@@ -87,14 +87,14 @@ enum vmc_kdump_progress {
 	VMC_KDUMP_WAITING, /* no new dump yet, or no vmcore in it yet; within the deadline */
 	VMC_KDUMP_WRITING, /* vmcore.incomplete seen, growing */
 	VMC_KDUMP_SAVED,   /* a vmcore and no *incomplete* file left */
-	VMC_KDUMP_LATE,	   /* the deadline passed with nothing being written */
+	VMC_KDUMP_LATE,    /* the deadline passed with nothing being written */
 	VMC_KDUMP_STALLED, /* the incomplete vmcore stopped growing for stall_ms */
 };
 
 struct vmc_kdump_track {
 	uint64_t start_ns, deadline_ns, stall_ns;
-	bool seen;	  /* an incomplete vmcore was seen */
-	uint64_t size;	  /* its size when last seen to grow */
+	bool seen;        /* an incomplete vmcore was seen */
+	uint64_t size;    /* its size when last seen to grow */
 	uint64_t grew_ns; /* when that was */
 };
 

@@ -128,10 +128,11 @@ static int judge_clock(struct vmc_step *s, const struct clock_sample *a,
 				    a->boot_id, b->boot_id);
 	/* A monotonic clock never goes back: if it did, the guest lost its state. */
 	if (guest < 0)
-		return vmc_step_end(s, -EINVAL,
-				    "the guest's monotonic clock went backwards by %.1f ms over %.1f ms "
-				    "of host time across stop/cont",
-				    ms_of(-guest), ms_of(host));
+		return vmc_step_end(
+			s, -EINVAL,
+			"the guest's monotonic clock went backwards by %.1f ms over %.1f ms "
+			"of host time across stop/cont",
+			ms_of(-guest), ms_of(host));
 	if (lag >= want) {
 		vmc_step_note(s,
 			      "guest clock advanced %.1f ms over %.1f ms of host time: it lags by "
@@ -140,12 +141,13 @@ static int judge_clock(struct vmc_step *s, const struct clock_sample *a,
 			      ms_of(tol));
 		return 0;
 	}
-	return vmc_step_end(s, -EINVAL,
-			    "the guest clock ran while the VM was stopped: it advanced %.1f ms over "
-			    "%.1f ms of host time, lagging by %.1f ms; stopped for %.1f ms, it should "
-			    "lag by at least %.1f ms (stopped time - %.1f ms tolerance)",
-			    ms_of(guest), ms_of(host), ms_of(lag), ms_of((int64_t)stopped_ns),
-			    ms_of(want), ms_of(tol));
+	return vmc_step_end(
+		s, -EINVAL,
+		"the guest clock ran while the VM was stopped: it advanced %.1f ms over "
+		"%.1f ms of host time, lagging by %.1f ms; stopped for %.1f ms, it should "
+		"lag by at least %.1f ms (stopped time - %.1f ms tolerance)",
+		ms_of(guest), ms_of(host), ms_of(lag), ms_of((int64_t)stopped_ns), ms_of(want),
+		ms_of(tol));
 }
 
 static bool suspend_counted(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
@@ -242,8 +244,9 @@ static int suspend(struct vmc_ctx *c, uint64_t *count)
 	if (ops->pm_suspend) {
 		r = ops->pm_suspend(c->hv, &err);
 		if (r == -ENOTSUP)
-			vmc_step_note(s, "%s: no qemu-guest-agent answers; suspending through "
-					 "vmcheck's agent instead",
+			vmc_step_note(s,
+				      "%s: no qemu-guest-agent answers; suspending through "
+				      "vmcheck's agent instead",
 				      err.msg ? err.msg : "PM suspend not supported");
 		else
 			r = vmc_step_acted(s, r, &err);
@@ -364,15 +367,18 @@ int vmc_check_lifecycle_powerdown(struct vmc_ctx *c)
 		return vmc_step_end(s, r, NULL);
 	ev = vmc_step_event(s);
 	if (hv->ops->seen_event(hv, VMC_EV_GUEST_PANICKED, NULL))
-		return vmc_step_end(s, -EIO, "the guest panicked on its way down (%s seen; SHUTDOWN "
-					     "reason %s)",
-				    VMC_EV_GUEST_PANICKED, ev && ev->reason ? ev->reason : "not given");
+		return vmc_step_end(s, -EIO,
+				    "the guest panicked on its way down (%s seen; SHUTDOWN "
+				    "reason %s)",
+				    VMC_EV_GUEST_PANICKED,
+				    ev && ev->reason ? ev->reason : "not given");
 	if (ev && ev->reason && strcmp(ev->reason, "guest-shutdown"))
 		return vmc_step_end(s, -EIO, "SHUTDOWN with reason %s, want guest-shutdown: %s",
 				    ev->reason, ev->detail ? ev->detail : "");
 	if (!ev || !ev->reason)
-		return vmc_step_end(s, -EIO, "the %s backend gives no reason for the SHUTDOWN: a "
-					     "clean guest shutdown is not proven (%s)",
+		return vmc_step_end(s, -EIO,
+				    "the %s backend gives no reason for the SHUTDOWN: a "
+				    "clean guest shutdown is not proven (%s)",
 				    hv->ops->name, ev && ev->detail ? ev->detail : "no detail");
 	r = vmc_step_expect_exit(s, dl);
 	if (r < 0)

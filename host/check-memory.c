@@ -111,7 +111,7 @@ static int online(struct vmc_ctx *c, struct dimm *m)
 /* Where the hypervisor put @m: its blocks in the guest. Returns 0 or the step's failure. */
 static int place(struct vmc_ctx *c, struct vmc_step *s, struct dimm *m)
 {
-	struct vmc_hv_dimm_info di = {0};
+	struct vmc_hv_dimm_info di = { 0 };
 	struct vmc_error err = VMC_ERROR_INIT;
 	char sz[32];
 	int r;
@@ -139,8 +139,8 @@ static int plug(struct vmc_ctx *c, struct dimm *m, uint64_t size)
 {
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_dimm spec = {.id = m->id, .size = size};
-	struct vmc_why why = {.text = ""};
+	struct vmc_hv_dimm spec = { .id = m->id, .size = size };
+	struct vmc_why why = { .text = "" };
 	const char *onlines;
 	char sz[32];
 	struct vmc_step *s;
@@ -215,7 +215,7 @@ static int use(struct vmc_ctx *c, struct dimm *m)
 	mp.phys_start = m->want.addr;
 	mp.size = m->want.size;
 	mp.want_bytes = m->want.size < (uint64_t)USE_WANT_MB << 20 ? m->want.size
-								    : (uint64_t)USE_WANT_MB << 20;
+								   : (uint64_t)USE_WANT_MB << 20;
 	mp.timeout_ms = c->opts->deadline_ms;
 	pr.kind_case = VMCHECK__V1__PROBE__KIND_MEMORY;
 	pr.memory = &mp;
@@ -241,8 +241,8 @@ static int use(struct vmc_ctx *c, struct dimm *m)
 		r = vmc_step_fail(s, -EIO,
 				  "the guest verified %s on %s's frames, want at least %s (it touched "
 				  "%s, %s of it on the DIMM)",
-				  vmc_chk_bytes(p->verified_bytes, b1), m->id, vmc_chk_bytes(need, b2),
-				  vmc_chk_bytes(p->allocated_bytes, b3),
+				  vmc_chk_bytes(p->verified_bytes, b1), m->id,
+				  vmc_chk_bytes(need, b2), vmc_chk_bytes(p->allocated_bytes, b3),
 				  vmc_chk_bytes(p->in_range_bytes, b4));
 	if (r < 0)
 		vmc_step_usable(s, false, "memory probe: %s verified on the DIMM's frames",
@@ -287,7 +287,7 @@ static int explain_refusal(struct vmc_ctx *c, struct vmc_step *s, const struct d
 	if (hv->ops->seen_event(hv, VMC_EV_DEVICE_DELETED, m->id))
 		return 1;
 	for (;;) {
-		struct vmc_hv_event ev = {0};
+		struct vmc_hv_event ev = { 0 };
 		int v;
 
 		if (hv->ops->wait_event(hv, VMC_EV_ACPI_DEVICE_OST, m->id, vmc_mono_ns(), &ev,
@@ -320,10 +320,10 @@ static int explain_refusal(struct vmc_ctx *c, struct vmc_step *s, const struct d
 	free(detail);
 	if (status == OST_DEVICE_BUSY)
 		r = vmc_step_end(
-		    s, -EBUSY,
-		    "guest could not offline the DIMM's memory (ACPI_DEVICE_OST status %d; "
-		    "blocks not movable: %s)",
-		    status, len ? blocks : "none left");
+			s, -EBUSY,
+			"guest could not offline the DIMM's memory (ACPI_DEVICE_OST status %d; "
+			"blocks not movable: %s)",
+			status, len ? blocks : "none left");
 	else
 		r = vmc_step_end(s, -EBUSY, "guest refused to eject %s: ACPI_DEVICE_OST status %d",
 				 m->id, status);
@@ -405,8 +405,8 @@ static int plan(struct vmc_ctx *c)
 	const struct vmc_run_opts *o = c->opts;
 	const Vmcheck__V1__State *st = vmc_view(c);
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_mem mi = {0};
-	struct vmc_why why = {.text = ""};
+	struct vmc_hv_mem mi = { 0 };
+	struct vmc_why why = { .text = "" };
 	uint64_t room, need = (uint64_t)o->dimms * o->dimm_bytes, bs;
 	unsigned free_slots;
 	char a[32], b[32], d[32];
@@ -420,8 +420,8 @@ static int plan(struct vmc_ctx *c)
 	}
 	free_slots = mi.slots > mi.used_slots ? mi.slots - mi.used_slots : 0;
 	room = mi.max_bytes > mi.base_bytes + mi.plugged_bytes
-		   ? mi.max_bytes - mi.base_bytes - mi.plugged_bytes
-		   : 0;
+		       ? mi.max_bytes - mi.base_bytes - mi.plugged_bytes
+		       : 0;
 	if (free_slots < o->dimms) {
 		vmc_step_skip(c, CHECK, "plug",
 			      "--dimms %u needs as many free DIMM slots, QEMU has %u free of %u",
@@ -439,7 +439,8 @@ static int plan(struct vmc_ctx *c)
 	bs = st->memory ? st->memory->block_size : 0;
 	if (!vmc_chk_section(st, VMCHECK__V1__SECTION__SECTION_MEMORY, &why) || !bs) {
 		vmc_error_set(&err, -ENOENT, "the guest's memory blocks cannot be read: %s",
-			      why.text[0] ? why.text : "no memory block size (no memory hotplug support)");
+			      why.text[0] ? why.text
+					  : "no memory block size (no memory hotplug support)");
 		r = vmc_chk_fail(c, CHECK, "plan", -ENOENT, &err);
 		vmc_error_clear(&err);
 		return r;

@@ -57,10 +57,10 @@ static void ladder(struct vmc_step *s, const struct nic *n, bool gone)
 struct listener {
 	int fd, stop[2];
 	uint64_t deadline;
-	size_t want;          /* the token's length */
-	char got[TOKEN_LEN];  /* what arrived, at most the token's length */
+	size_t want;         /* the token's length */
+	char got[TOKEN_LEN]; /* what arrived, at most the token's length */
 	size_t got_len;
-	char peer[64];        /* "127.0.0.1:41234": where the connection came from */
+	char peer[64]; /* "127.0.0.1:41234": where the connection came from */
 	uint64_t t_accept, t_echo;
 	char error[128];
 	pthread_t thread;
@@ -200,11 +200,12 @@ static int judge_traffic(struct vmc_step *s, const struct nic *n, const struct l
 {
 	char route[256];
 
-	snprintf(route, sizeof(route), "%s/%u on %s -> %s:%u, the host's listener %s:%u",
-		 p->guest, p->prefixlen, n->want.name, p->peer, port, p->listen, port);
+	snprintf(route, sizeof(route), "%s/%u on %s -> %s:%u, the host's listener %s:%u", p->guest,
+		 p->prefixlen, n->want.name, p->peer, port, p->listen, port);
 	if (!l->t_accept) {
 		vmc_step_usable(s, false, "no connection reached the host (%s)", route);
-		return vmc_step_fail(s, -EIO, "no connection over %s reached the host's listener (%s)%s%s",
+		return vmc_step_fail(s, -EIO,
+				     "no connection over %s reached the host's listener (%s)%s%s",
 				     n->want.name, route, agent_err ? "; the agent: " : "",
 				     agent_err ? agent_err
 					       : "; yet the agent reported success: it did not "
@@ -218,14 +219,17 @@ static int judge_traffic(struct vmc_step *s, const struct nic *n, const struct l
 				     l->got_len, l->peer, route, l->error[0] ? l->error : "");
 	}
 	if (agent_err)
-		return vmc_step_fail(s, -EIO, "the token reached the host (from %s), but the agent "
-					      "failed: %s",
+		return vmc_step_fail(s, -EIO,
+				     "the token reached the host (from %s), but the agent "
+				     "failed: %s",
 				     l->peer, agent_err);
-	vmc_step_note(s, "token from %s over %s (%s): agent connect %.2f ms, round trip %.2f ms; "
-			 "%s",
+	vmc_step_note(s,
+		      "token from %s over %s (%s): agent connect %.2f ms, round trip %.2f ms; "
+		      "%s",
 		      l->peer, pr->link, route, (double)pr->connect_ns / 1e6,
 		      (double)pr->rtt_ns / 1e6,
-		      pr->link_was_up ? "the link was up already" : "the link is down again, as before");
+		      pr->link_was_up ? "the link was up already"
+				      : "the link is down again, as before");
 	return 0;
 }
 
@@ -288,12 +292,14 @@ static int use(struct vmc_ctx *c, struct nic *n)
 	listener_stop(&l);
 	if (r < 0 && !vmc_chk_fatal(r) && l.t_accept) {
 		/* The agent failed after its token arrived: say both. */
-		r = judge_traffic(s, n, &l, token, &path, (unsigned)port, NULL, "its reply was an error");
+		r = judge_traffic(s, n, &l, token, &path, (unsigned)port, NULL,
+				  "its reply was an error");
 	} else if (r == 0) {
 		r = judge_traffic(s, n, &l, token, &path, (unsigned)port, resp->probe, NULL);
 		vmc_agent_response_free(vmc_step_conn(s), resp);
 	} else if (!vmc_chk_fatal(r)) {
-		vmc_step_usable(s, false, "the agent's traffic probe failed; nothing reached the host");
+		vmc_step_usable(s, false,
+				"the agent's traffic probe failed; nothing reached the host");
 	}
 	return vmc_step_end(s, r, NULL);
 }
@@ -302,7 +308,7 @@ static int plug(struct vmc_ctx *c, struct nic *n)
 {
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_nic spec = {.id = n->id, .mac = n->mac, .slot = n->slot->id};
+	struct vmc_hv_nic spec = { .id = n->id, .mac = n->mac, .slot = n->slot->id };
 	struct vmc_step *s;
 	int r;
 

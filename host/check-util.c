@@ -42,8 +42,7 @@ bool vmc_chk_addr_eq(const char *a, const char *b)
 	return a && b && !strcasecmp(a, b);
 }
 
-const Vmcheck__V1__SectionError *vmc_chk_section_error(const Vmcheck__V1__State *st,
-							uint32_t bit)
+const Vmcheck__V1__SectionError *vmc_chk_section_error(const Vmcheck__V1__State *st, uint32_t bit)
 {
 	for (size_t i = 0; i < st->n_errors; i++)
 		if (st->errors[i] && (uint32_t)st->errors[i]->section == bit)
@@ -59,8 +58,8 @@ bool vmc_chk_section(const Vmcheck__V1__State *st, uint32_t bit, struct vmc_why 
 	if (e) {
 		vmc_why_set(why, "the agent could not read the %s section: %s", name ? name : "?",
 			    e->message && *e->message ? e->message
-			    : e->errno_value > 0	  ? strerror(e->errno_value)
-							  : "no reason given");
+			    : e->errno_value > 0      ? strerror(e->errno_value)
+						      : "no reason given");
 		return false;
 	}
 	if (!(st->sections & bit)) {
@@ -268,7 +267,8 @@ int vmc_chk_dimm_init(struct vmc_chk_dimm *d, const Vmcheck__V1__State *st, uint
 	const Vmcheck__V1__Memory *m = st->memory;
 
 	memset(d, 0, sizeof(*d));
-	if (!vmc_chk_section(st, SEC(MEMORY), &(struct vmc_why){ .text = "" }) || !m || !m->block_size)
+	if (!vmc_chk_section(st, SEC(MEMORY), &(struct vmc_why){ .text = "" }) || !m ||
+	    !m->block_size)
 		return -ENOENT;
 	d->base = calloc(m->n_blocks ? m->n_blocks : 1, sizeof(*d->base));
 	if (!d->base)
@@ -283,16 +283,16 @@ int vmc_chk_dimm_init(struct vmc_chk_dimm *d, const Vmcheck__V1__State *st, uint
 	return 0;
 }
 
-int vmc_chk_dimm_place(struct vmc_chk_dimm *d, uint64_t addr, uint64_t size,
-		       struct vmc_error *err)
+int vmc_chk_dimm_place(struct vmc_chk_dimm *d, uint64_t addr, uint64_t size, struct vmc_error *err)
 {
 	char a[32], b[32];
 
 	if (size != d->size)
-		return vmc_error_set(err, -EINVAL,
-				     "the hypervisor reports the DIMM at 0x%llx with %s, asked for %s",
-				     (unsigned long long)addr, vmc_chk_bytes(size, a),
-				     vmc_chk_bytes(d->size, b));
+		return vmc_error_set(
+			err, -EINVAL,
+			"the hypervisor reports the DIMM at 0x%llx with %s, asked for %s",
+			(unsigned long long)addr, vmc_chk_bytes(size, a),
+			vmc_chk_bytes(d->size, b));
 	/* A DIMM not aligned to the guest's blocks cannot be told by them: refuse to guess. */
 	if (addr % d->block_size || size % d->block_size || !size)
 		return vmc_error_set(err, -EINVAL,
@@ -379,10 +379,12 @@ bool vmc_chk_dimm_blocks(const Vmcheck__V1__State *st, void *arg, struct vmc_why
 		return false;
 	}
 	if (have < d->count) {
-		vmc_why_set(why, "%llu of the DIMM's %llu memory blocks %llu-%llu present (block %llu "
+		vmc_why_set(why,
+			    "%llu of the DIMM's %llu memory blocks %llu-%llu present (block %llu "
 			    "missing)",
 			    (unsigned long long)have, (unsigned long long)d->count,
-			    (unsigned long long)d->first, (unsigned long long)(d->first + d->count - 1),
+			    (unsigned long long)d->first,
+			    (unsigned long long)(d->first + d->count - 1),
 			    (unsigned long long)missing);
 		return false;
 	}
@@ -414,8 +416,8 @@ bool vmc_chk_dimm_online(const Vmcheck__V1__State *st, void *arg, struct vmc_why
 	}
 	if (m->online_bytes != d->base_online + d->size) {
 		vmc_why_set(why, "online memory %llu bytes, want %llu + %llu",
-			    (unsigned long long)m->online_bytes,
-			    (unsigned long long)d->base_online, (unsigned long long)d->size);
+			    (unsigned long long)m->online_bytes, (unsigned long long)d->base_online,
+			    (unsigned long long)d->size);
 		return false;
 	}
 	return true;
@@ -450,7 +452,8 @@ bool vmc_chk_dimm_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *
 	}
 	if (m->online_bytes != d->left_online) {
 		vmc_why_set(why, "online memory %llu bytes, want %llu",
-			    (unsigned long long)m->online_bytes, (unsigned long long)d->left_online);
+			    (unsigned long long)m->online_bytes,
+			    (unsigned long long)d->left_online);
 		return false;
 	}
 	return true;
@@ -597,8 +600,9 @@ int vmc_chk_del(struct vmc_step *s, int rc, struct vmc_error *err, bool *pending
 {
 	*pending = rc == -EINPROGRESS;
 	if (*pending) {
-		vmc_step_note(s, "the hypervisor stopped waiting for the removal: %s; looking for "
-				 "ourselves",
+		vmc_step_note(s,
+			      "the hypervisor stopped waiting for the removal: %s; looking for "
+			      "ourselves",
 			      err->msg ? err->msg : "no reason given");
 		rc = 0;
 	}
@@ -657,14 +661,15 @@ int vmc_chk_removed(struct vmc_ctx *c, struct vmc_step *s, const char *id, bool 
 	vmc_error_clear(&err);
 	vmc_step_note(s, "%s%s", r == 0 ? "" : "no DEVICE_DELETED event; ", views);
 	if (q == 0 && v.vmm > 0)
-		return vmc_step_fail(s, -EBUSY, "QEMU still has %s after the guest let go of it: %s",
-				     id, views);
+		return vmc_step_fail(s, -EBUSY,
+				     "QEMU still has %s after the guest let go of it: %s", id,
+				     views);
 	if (q == 0 && v.mgmt > 0)
 		return vmc_step_fail(s, -EBUSY,
 				     "the %s layer still lists %s although the guest%s removed it "
 				     "(a failure of %s, not of the guest): %s",
-				     hv->ops->name, id, v.vmm == 0 ? " and QEMU" : "", hv->ops->name,
-				     views);
+				     hv->ops->name, id, v.vmm == 0 ? " and QEMU" : "",
+				     hv->ops->name, views);
 	if (r == 0 || (q == 0 && (v.vmm == 0 || v.mgmt == 0)))
 		return 0;
 	return vmc_step_fail(s, -ETIMEDOUT,
@@ -698,7 +703,7 @@ int vmc_chk_fail(struct vmc_ctx *c, const char *check, const char *name, int rc,
 
 const char *vmc_chk_bytes(uint64_t n, char buf[32])
 {
-	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	unsigned u = 0;
 
 	while (u + 1 < ARRAY_SIZE(unit) && n && !(n & 1023)) {

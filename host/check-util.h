@@ -45,8 +45,7 @@ bool vmc_chk_addr_eq(const char *a, const char *b);
  */
 bool vmc_chk_section(const Vmcheck__V1__State *st, uint32_t bit, struct vmc_why *why);
 /* The agent's error for section @bit in @st (its newest read failed), or NULL. */
-const Vmcheck__V1__SectionError *vmc_chk_section_error(const Vmcheck__V1__State *st,
-							uint32_t bit);
+const Vmcheck__V1__SectionError *vmc_chk_section_error(const Vmcheck__V1__State *st, uint32_t bit);
 
 /*
  * Lookups in a State; NULL when absent (or the section is missing). A block
@@ -121,8 +120,7 @@ int vmc_chk_dimm_init(struct vmc_chk_dimm *d, const Vmcheck__V1__State *st, uint
  * sets its blocks. -EINVAL with @err set when @size is not what was asked
  * or the DIMM is not aligned to the guest's memory blocks.
  */
-int vmc_chk_dimm_place(struct vmc_chk_dimm *d, uint64_t addr, uint64_t size,
-		       struct vmc_error *err);
+int vmc_chk_dimm_place(struct vmc_chk_dimm *d, uint64_t addr, uint64_t size, struct vmc_error *err);
 void vmc_chk_dimm_free(struct vmc_chk_dimm *d);
 /* Every block of the DIMM present, and no other new block. */
 bool vmc_chk_dimm_blocks(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);

@@ -36,8 +36,9 @@ struct vcpu {
 static void note_defect(struct vmc_step *s, int r, bool deleted)
 {
 	if (r == -ESRCH && deleted)
-		vmc_step_note(s, "QEMU died after a vCPU device_del: QEMU 7.2 defect under TCG "
-				 "(README, \"QEMU 7.2 defects\": a vCPU unplug corrupts QEMU's heap)");
+		vmc_step_note(s,
+			      "QEMU died after a vCPU device_del: QEMU 7.2 defect under TCG "
+			      "(README, \"QEMU 7.2 defects\": a vCPU unplug corrupts QEMU's heap)");
 }
 
 static void ladder(struct vmc_step *s, const struct vcpu *v, bool gone)
@@ -56,8 +57,8 @@ static int position_cmp(const void *x, const void *y)
 {
 	const struct vmc_hv_cpu *a = *(const struct vmc_hv_cpu *const *)x;
 	const struct vmc_hv_cpu *b = *(const struct vmc_hv_cpu *const *)y;
-	const int ka[] = {a->socket_id, a->die_id, a->core_id, a->thread_id};
-	const int kb[] = {b->socket_id, b->die_id, b->core_id, b->thread_id};
+	const int ka[] = { a->socket_id, a->die_id, a->core_id, a->thread_id };
+	const int kb[] = { b->socket_id, b->die_id, b->core_id, b->thread_id };
 
 	for (size_t i = 0; i < ARRAY_SIZE(ka); i++)
 		if (ka[i] != kb[i])
@@ -70,8 +71,8 @@ static int plug(struct vmc_ctx *c, struct vcpu *v)
 	const Vmcheck__V1__State *st = vmc_view(c);
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_vcpu spec = {.id = v->id, .where = v->where};
-	struct vmc_why why = {.text = ""};
+	struct vmc_hv_vcpu spec = { .id = v->id, .where = v->where };
+	struct vmc_why why = { .text = "" };
 	struct vmc_step *s;
 	int r;
 
@@ -153,7 +154,8 @@ static int probe(struct vmc_ctx *c, struct vcpu *v)
 	ran_ns = resp->probe->duration_ns;
 	vmc_agent_response_free(vmc_step_conn(s), resp);
 	if (ran_on != (unsigned)v->want.id) {
-		vmc_step_usable(s, false, "the probe pinned to cpu%d ran on cpu%u", v->want.id, ran_on);
+		vmc_step_usable(s, false, "the probe pinned to cpu%d ran on cpu%u", v->want.id,
+				ran_on);
 		return vmc_step_end(s, -EIO, "the probe pinned to cpu%d ran on cpu%u", v->want.id,
 				    ran_on);
 	}
@@ -261,12 +263,11 @@ int vmc_check_vcpu(struct vmc_ctx *c)
 	cycles = o->repeat;
 	if ((size_t)cycles * o->cpus > n_free) {
 		cycles = (unsigned)(n_free / o->cpus);
-		vmc_step_skip(
-		    c, CHECK, "repeat",
-		    "--repeat %u x --cpus %u needs %u free vCPU positions (each cycle plugs "
-		    "new ones: unplugging first would hit QEMU 7.2's defect), found %zu: "
-		    "%u of %u cycles run",
-		    o->repeat, o->cpus, o->repeat * o->cpus, n_free, cycles, o->repeat);
+		vmc_step_skip(c, CHECK, "repeat",
+			      "--repeat %u x --cpus %u needs %u free vCPU positions (each cycle plugs "
+			      "new ones: unplugging first would hit QEMU 7.2's defect), found %zu: "
+			      "%u of %u cycles run",
+			      o->repeat, o->cpus, o->repeat * o->cpus, n_free, cycles, o->repeat);
 	}
 	total = cycles * o->cpus;
 	v = calloc(total, sizeof(*v));

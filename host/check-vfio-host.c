@@ -88,7 +88,7 @@ static int read_group(int rootfd, struct vmc_vfio_host *h)
 
 int vmc_vfio_host_read(int rootfd, const char *addr, struct vmc_vfio_host *out)
 {
-	struct vmc_vfio_host h = {.group = -1};
+	struct vmc_vfio_host h = { .group = -1 };
 	int r;
 
 	if (!vmc_parse_is_pci_address(addr))
@@ -172,11 +172,10 @@ int vmc_vfio_host_usable(const struct vmc_vfio_host *h, bool rebinds, bool *mana
 					     h->group, h->addr, h->peers[i].addr,
 					     h->peers[i].driver);
 	if (!bound && !rebinds)
-		return vmc_error_set(
-		    err, -EBUSY,
-		    "%s is bound to %s, not vfio-pci: bind it first (driverctl "
-		    "set-override %s vfio-pci), or use --libvirt, which rebinds it",
-		    h->addr, *h->driver ? h->driver : "no driver", h->addr);
+		return vmc_error_set(err, -EBUSY,
+				     "%s is bound to %s, not vfio-pci: bind it first (driverctl "
+				     "set-override %s vfio-pci), or use --libvirt, which rebinds it",
+				     h->addr, *h->driver ? h->driver : "no driver", h->addr);
 	/* vfio-pci makes the node when it binds the group's first device. */
 	if (bound && !h->group_dev)
 		return vmc_error_set(err, -ENOENT,
@@ -190,10 +189,16 @@ const char *vmc_vfio_vf_driver(const char *pf_driver)
 {
 	/* The VF drivers of the usual SR-IOV NICs' PF drivers (their in-tree pairs). */
 	static const char *const pairs[][2] = {
-	    {"ice", "iavf"},	    {"i40e", "iavf"},		{"ixgbe", "ixgbevf"},
-	    {"igb", "igbvf"},	    {"mlx5_core", "mlx5_core"}, {"mlx4_core", "mlx4_core"},
-	    {"bnxt_en", "bnxt_en"}, {"qede", "qede"},		{"cxgb4", "cxgb4vf"},
-	    {"sfc", "sfc"},
+		{ "ice", "iavf" },
+		{ "i40e", "iavf" },
+		{ "ixgbe", "ixgbevf" },
+		{ "igb", "igbvf" },
+		{ "mlx5_core", "mlx5_core" },
+		{ "mlx4_core", "mlx4_core" },
+		{ "bnxt_en", "bnxt_en" },
+		{ "qede", "qede" },
+		{ "cxgb4", "cxgb4vf" },
+		{ "sfc", "sfc" },
 	};
 
 	for (size_t i = 0; pf_driver && i < ARRAY_SIZE(pairs); i++)

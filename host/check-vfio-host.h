@@ -26,12 +26,12 @@ struct vmc_vfio_peer {
 struct vmc_vfio_host {
 	char addr[VMC_VFIO_ADDR_LEN];
 	uint32_t vendor, device;
-	char driver[VMC_VFIO_NAME_LEN];	   /* bound driver, "" when none */
-	char physfn[VMC_VFIO_ADDR_LEN];	   /* its PF; "" when it is no VF */
+	char driver[VMC_VFIO_NAME_LEN];    /* bound driver, "" when none */
+	char physfn[VMC_VFIO_ADDR_LEN];    /* its PF; "" when it is no VF */
 	char pf_driver[VMC_VFIO_NAME_LEN]; /* the PF's driver, "" when unknown */
-	int group;			   /* IOMMU group, -1 without one */
-	bool group_dev;			   /* /dev/vfio/GROUP exists */
-	struct vmc_vfio_peer *peers;	   /* the other functions in the group; owned */
+	int group;                         /* IOMMU group, -1 without one */
+	bool group_dev;                    /* /dev/vfio/GROUP exists */
+	struct vmc_vfio_peer *peers;       /* the other functions in the group; owned */
 	size_t n_peers;
 };
 

@@ -214,8 +214,10 @@ static int plug(struct vmc_ctx *c, struct vf *v)
 {
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_vfio spec = {
-	    .id = v->id, .host = v->addr, .slot = v->slot->id, .managed = v->managed};
+	struct vmc_hv_vfio spec = { .id = v->id,
+				    .host = v->addr,
+				    .slot = v->slot->id,
+				    .managed = v->managed };
 	struct vmc_step *s;
 	int r;
 

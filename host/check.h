@@ -172,8 +172,7 @@ int vmc_step_wait_new_boot(struct vmc_step *s, unsigned deadline_ms);
  */
 void vmc_step_ladder(struct vmc_step *s, const char *hv_id, const char *pci, const char *kobj);
 /* The same for a device that did not go: walked guest first, host last. */
-void vmc_step_ladder_gone(struct vmc_step *s, const char *hv_id, const char *pci,
-			  const char *kobj);
+void vmc_step_ladder_gone(struct vmc_step *s, const char *hv_id, const char *pci, const char *kobj);
 
 /*
  * vmc_step_fail - set the failure message of step @s (an earlier one stays
@@ -234,7 +233,7 @@ int vmc_check_disk(struct vmc_ctx *c);
 int vmc_check_memory(struct vmc_ctx *c);
 /* unplugs last: doc/facts.md, "Defect 1: a vCPU unplug corrupts QEMU's heap" */
 int vmc_check_vcpu(struct vmc_ctx *c);
-int vmc_check_kdump(struct vmc_ctx *c); /* crashes the guest: only when it can dump */
+int vmc_check_kdump(struct vmc_ctx *c);  /* crashes the guest: only when it can dump */
 int vmc_check_bigmem(struct vmc_ctx *c); /* on the VM cmd-run.c launched with bigmem_bytes */
 int vmc_check_vfio(struct vmc_ctx *c);   /* skipped, with the reason, on hosts without VFs */
 

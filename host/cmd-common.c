@@ -96,8 +96,8 @@ int vmc_cmd_number(const char *opt, const char *arg, uint64_t min, uint64_t max,
 	uint64_t v;
 
 	if (vmc_parse_u64(arg, 10, &v) < 0 || v < min || v > max) {
-		fprintf(stderr, "vmcheck: %s \"%s\": expected a number from %llu to %llu\n", opt, arg,
-			(unsigned long long)min, (unsigned long long)max);
+		fprintf(stderr, "vmcheck: %s \"%s\": expected a number from %llu to %llu\n", opt,
+			arg, (unsigned long long)min, (unsigned long long)max);
 		return -EINVAL;
 	}
 	*out = v;

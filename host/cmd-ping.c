@@ -22,8 +22,7 @@ static const char usage[] =
 	"                     ssh://USER@HOST[:PORT][/PATH]\n"
 	"  -n, --count N      round trips (default 100)\n"
 	"  -j, --json         one JSON object\n"
-	"  -h, --help         this text\n"
-	VMC_CMD_SSH_USAGE;
+	"  -h, --help         this text\n" VMC_CMD_SSH_USAGE;
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -71,7 +70,7 @@ static void print_json(const struct ping_result *r)
 	json_object_object_add(o, "max_us", json_decimal(r->max / 1e3));
 	json_object_object_add(o, "requests_per_s", json_decimal(r->n / (r->total / 1e9)));
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE));
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 

@@ -86,8 +86,7 @@ static const char usage[] =
 	"                           (the other options apply to every host); one merged\n"
 	"                           report: lines prefixed [HOST], a summary and a JUnit\n"
 	"                           testsuite per host; a host that cannot connect or\n"
-	"                           start its domain is a failed step (exit status 1)\n"
-	VMC_CMD_SSH_USAGE
+	"                           start its domain is a failed step (exit status 1)\n" VMC_CMD_SSH_USAGE
 	"Suite:\n"
 	"      --only LIST          checks to run: lifecycle, nic, vfio, disk, memory,\n"
 	"                           kdump, vcpu, powerdown, bigmem (lifecycle includes\n"
@@ -176,8 +175,9 @@ static int check_only(const char *list)
 	}
 	free(copy);
 	if (r)
-		fprintf(stderr, "vmcheck: --only \"%s\": expected a comma list of lifecycle, nic, "
-				"vfio, disk, memory, kdump, vcpu, powerdown, bigmem\n",
+		fprintf(stderr,
+			"vmcheck: --only \"%s\": expected a comma list of lifecycle, nic, "
+			"vfio, disk, memory, kdump, vcpu, powerdown, bigmem\n",
 			list);
 	return r;
 }
@@ -191,8 +191,9 @@ static int check_vfio(const char *list)
 
 		snprintf(addr, sizeof(addr), "%.*s", (int)n, p);
 		if (n >= sizeof(addr) || !vmc_parse_is_pci_address(addr)) {
-			fprintf(stderr, "vmcheck: --vfio \"%s\": expected host PCI addresses "
-					"like 0000:06:02.0, comma separated\n",
+			fprintf(stderr,
+				"vmcheck: --vfio \"%s\": expected host PCI addresses "
+				"like 0000:06:02.0, comma separated\n",
 				list);
 			return -EINVAL;
 		}
@@ -264,11 +265,39 @@ static int number(const char *opt, unsigned min, unsigned max, unsigned *out)
 static int parse(int argc, char **argv, struct vmc_run_args *a)
 {
 	enum {
-		O_KERNEL = 256, O_INITRD, O_APPEND, O_QEMU, O_ACCEL, O_MEM, O_MAXMEM, O_SLOTS,
-		O_SMP, O_MAXCPUS, O_PORTS, O_KEEP, O_QMP, O_AGENT, O_ONLY, O_NICS, O_DISKS,
-		O_DIMMS, O_DIMM_MB, O_DISK_MB, O_CPUS, O_REPEAT, O_DEADLINE, O_JUNIT, O_JSON,
-		O_LIBVIRT, O_DOMAIN, O_NETWORK, O_HOSTS, O_BIGMEM, O_VFIO,
-		O_AGENT_TRANSPORT, O_IMAGE,
+		O_KERNEL = 256,
+		O_INITRD,
+		O_APPEND,
+		O_QEMU,
+		O_ACCEL,
+		O_MEM,
+		O_MAXMEM,
+		O_SLOTS,
+		O_SMP,
+		O_MAXCPUS,
+		O_PORTS,
+		O_KEEP,
+		O_QMP,
+		O_AGENT,
+		O_ONLY,
+		O_NICS,
+		O_DISKS,
+		O_DIMMS,
+		O_DIMM_MB,
+		O_DISK_MB,
+		O_CPUS,
+		O_REPEAT,
+		O_DEADLINE,
+		O_JUNIT,
+		O_JSON,
+		O_LIBVIRT,
+		O_DOMAIN,
+		O_NETWORK,
+		O_HOSTS,
+		O_BIGMEM,
+		O_VFIO,
+		O_AGENT_TRANSPORT,
+		O_IMAGE,
 	};
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -329,8 +358,10 @@ static int parse(int argc, char **argv, struct vmc_run_args *a)
 			a->qemu.qemu = optarg;
 			break;
 		case O_ACCEL:
-			if (strcmp(optarg, "auto") && strcmp(optarg, "kvm") && strcmp(optarg, "tcg")) {
-				fprintf(stderr, "vmcheck: --accel \"%s\": expected auto, kvm or tcg\n",
+			if (strcmp(optarg, "auto") && strcmp(optarg, "kvm") &&
+			    strcmp(optarg, "tcg")) {
+				fprintf(stderr,
+					"vmcheck: --accel \"%s\": expected auto, kvm or tcg\n",
 					optarg);
 				r = -EINVAL;
 			}
@@ -427,8 +458,9 @@ static int parse(int argc, char **argv, struct vmc_run_args *a)
 		case O_AGENT_TRANSPORT:
 			a->qemu.agent_ssh = !strcmp(optarg, "ssh");
 			if (!a->qemu.agent_ssh && strcmp(optarg, "vserial")) {
-				fprintf(stderr, "vmcheck: --agent-transport \"%s\": expected vserial "
-						"or ssh\n",
+				fprintf(stderr,
+					"vmcheck: --agent-transport \"%s\": expected vserial "
+					"or ssh\n",
 					optarg);
 				r = -EINVAL;
 			}
@@ -501,12 +533,20 @@ static const char *local_accel(const char *kernel, const char *initrd, const cha
 static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
 	struct vmc_libvirt_config c = {
-		.uri = a->libvirt, .domain = a->domain, .agent = a->agent, .network = a->network,
+		.uri = a->libvirt,
+		.domain = a->domain,
+		.agent = a->agent,
+		.network = a->network,
 		.kernel = a->qemu.kernel ? a->qemu.kernel : GUEST_DIR "/vmlinuz",
 		.initrd = a->qemu.initrd ? a->qemu.initrd : GUEST_DIR "/initrd.img",
-		.append = a->qemu.append, .accel = a->qemu.accel, .local_accel = local_accel,
-		.mem_mb = a->qemu.mem_mb, .maxmem_mb = a->qemu.maxmem_mb,
-		.slots = a->qemu.mem_slots, .cpus = a->qemu.cpus, .maxcpus = a->qemu.maxcpus,
+		.append = a->qemu.append,
+		.accel = a->qemu.accel,
+		.local_accel = local_accel,
+		.mem_mb = a->qemu.mem_mb,
+		.maxmem_mb = a->qemu.maxmem_mb,
+		.slots = a->qemu.mem_slots,
+		.cpus = a->qemu.cpus,
+		.maxcpus = a->qemu.maxcpus,
 		.ports = a->qemu.hotplug_ports,
 	};
 
@@ -587,8 +627,8 @@ static unsigned connect_ms(const struct vmc_run_args *a)
  * instead: the check is the same, the guest new. The checks after
  * --bigmem's VM get one too. @why goes into the notes.
  */
-static int fresh_vm(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv, const char *why,
-		    char *why_not, size_t size)
+static int fresh_vm(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv,
+		    const char *why, char *why_not, size_t size)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 
@@ -654,7 +694,8 @@ static void run_bigmem(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_h
 static int run_suite(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_report **reps,
 		     size_t n_reps, int sfd)
 {
-	struct vmc_check checks[ARRAY_SIZE(suite_order)], last = { NULL, NULL }, big = { NULL, NULL };
+	struct vmc_check checks[ARRAY_SIZE(suite_order)], last = { NULL, NULL },
+							  big = { NULL, NULL };
 	bool attached = a->qmp || a->domain, unplugs_cpus = false;
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_suite *s;

@@ -15,7 +15,7 @@ struct vmc_run_args {
 	struct vmc_run_opts opts;
 	const char *qmp, *agent, *only, *junit, *json;
 	const char *libvirt, *domain, *network; /* --libvirt mode */
-	const char *hosts;			/* --hosts: --libvirt on each */
+	const char *hosts;                      /* --hosts: --libvirt on each */
 };
 
 /*

@@ -22,9 +22,7 @@ static const char usage[] =
 	"  -j, --json           the State message as one JSON object\n"
 	"  -s, --section LIST   only these sections (system, links, blocks, memory,\n"
 	"                       cpus, pci, crash, all; comma separated, repeatable)\n"
-	"  -h, --help           this text\n"
-	VMC_CMD_SSH_USAGE
-	"\n"
+	"  -h, --help           this text\n" VMC_CMD_SSH_USAGE "\n"
 	"Sections the agent could not read are reported on stderr. Exit status: 0 ok,\n"
 	"1 the agent failed or a section could not be read, 2 usage or connection error.\n";
 

@@ -29,9 +29,7 @@ static const char usage[] =
 	"  -c, --coalesce-ms N    the agent's burst window (default: the agent's, 2 ms)\n"
 	"  -n, --count N          exit after N events\n"
 	"  -t, --timeout-ms N     fail when no event arrives within N ms\n"
-	"  -h, --help             this text\n"
-	VMC_CMD_SSH_USAGE
-	"\n"
+	"  -h, --help             this text\n" VMC_CMD_SSH_USAGE "\n"
 	"SIGINT and SIGTERM unsubscribe and exit 0. Exit status: 0 ok, 1 the agent\n"
 	"failed or no event came in time, 2 usage or connection error.\n";
 
@@ -65,8 +63,8 @@ static int subscribe(struct watch *w, uint32_t sections, uint32_t coalesce_ms)
 	req.subscribe = &sub;
 	if (vmc_agent_call(w->c, &req, VMC_CMD_TIMEOUT_MS, &rsp, &err) < 0)
 		return vmc_cmd_fail(&err, VMC_EXIT_FAIL);
-	if (vmc_agent_expect(w->c, rsp, VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED, "subscribe",
-			     &err) < 0) {
+	if (vmc_agent_expect(w->c, rsp, VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED, "subscribe", &err) <
+	    0) {
 		vmc_agent_response_free(w->c, rsp);
 		return vmc_cmd_fail(&err, VMC_EXIT_FAIL);
 	}
@@ -114,7 +112,8 @@ static bool handle(struct watch *w, Vmcheck__V1__Response *rsp)
 		return false;
 	}
 	/* Another kind, or a subscription of an earlier session on the same port. */
-	if (rsp->kind_case != VMCHECK__V1__RESPONSE__KIND_EVENT || ev->subscription_id != w->sub_id) {
+	if (rsp->kind_case != VMCHECK__V1__RESPONSE__KIND_EVENT ||
+	    ev->subscription_id != w->sub_id) {
 		vmc_agent_response_free(w->c, rsp);
 		return false;
 	}

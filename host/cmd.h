@@ -87,16 +87,18 @@ enum {
 	VMC_OPT_SSH_ACCEPT_NEW,
 };
 
-#define VMC_CMD_SSH_OPTIONS                                                                \
-	{ "ssh-key", required_argument, NULL, VMC_OPT_SSH_KEY },                           \
-	{ "ssh-known-hosts", required_argument, NULL, VMC_OPT_SSH_KNOWN_HOSTS },           \
-	{ "ssh-accept-new", no_argument, NULL, VMC_OPT_SSH_ACCEPT_NEW }
+#define VMC_CMD_SSH_OPTIONS                                                              \
+	{ "ssh-key", required_argument, NULL, VMC_OPT_SSH_KEY },                         \
+		{ "ssh-known-hosts", required_argument, NULL, VMC_OPT_SSH_KNOWN_HOSTS }, \
+	{                                                                                \
+		"ssh-accept-new", no_argument, NULL, VMC_OPT_SSH_ACCEPT_NEW              \
+	}
 
 #define VMC_CMD_SSH_USAGE                                                                  \
-	"SSH (an ssh://USER@HOST[:PORT][/PATH] agent; key authentication only):\n"          \
-	"      --ssh-key FILE          a private key, tried before the ssh-agent's keys\n"  \
-	"      --ssh-known-hosts FILE  host keys to check against (default\n"                \
-	"                              ~/.ssh/known_hosts); a changed key is refused\n"     \
+	"SSH (an ssh://USER@HOST[:PORT][/PATH] agent; key authentication only):\n"         \
+	"      --ssh-key FILE          a private key, tried before the ssh-agent's keys\n" \
+	"      --ssh-known-hosts FILE  host keys to check against (default\n"              \
+	"                              ~/.ssh/known_hosts); a changed key is refused\n"    \
 	"      --ssh-accept-new        record the key of a host not in it yet\n"
 
 /*
@@ -111,18 +113,17 @@ bool vmc_cmd_ssh_option(int opt, const char *arg);
  * -h/--help and the SSH ones. VMC_CMD_AGENT_OPTIONS goes at the end of the
  * command's getopt_long() table, before the terminating { NULL }.
  */
-#define VMC_CMD_AGENT_OPTIONS                                                              \
-	{ "agent", required_argument, NULL, 'a' },                                         \
-	{ "help", no_argument, NULL, 'h' },                                                \
-	VMC_CMD_SSH_OPTIONS
+#define VMC_CMD_AGENT_OPTIONS                                                          \
+	{ "agent", required_argument, NULL, 'a' }, { "help", no_argument, NULL, 'h' }, \
+		VMC_CMD_SSH_OPTIONS
 
 struct option;
 
 /* How an agent command's argv is parsed: the command's own part. */
 struct vmc_cmd_parser {
-	const char *shortopts;	       /* getopt's, with "a:" and "h" */
+	const char *shortopts;         /* getopt's, with "a:" and "h" */
 	const struct option *longopts; /* ending in VMC_CMD_AGENT_OPTIONS */
-	const char *usage;	       /* the --help text */
+	const char *usage;             /* the --help text */
 	/* Take option @opt of the command's own, with @arg: 0, or -EINVAL after saying why. */
 	int (*option)(int opt, const char *arg, void *ctx);
 	void *ctx; /* handed to @option */

@@ -14,7 +14,10 @@ struct vmc_error {
 	char *msg; /* owned; NULL when no error */
 };
 
-#define VMC_ERROR_INIT { 0, NULL }
+#define VMC_ERROR_INIT  \
+	{               \
+		0, NULL \
+	}
 
 /* Set @e (if non-NULL) and return @code, so callers can "return vmc_error_set(...)". */
 int vmc_error_set(struct vmc_error *e, int code, const char *fmt, ...) _printf_(3, 4);

@@ -23,12 +23,23 @@ static void put_esc(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': fputs("&amp;", f); break;
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '\'': fputs("&apos;", f); break;
-		case '"': fputs("&quot;", f); break;
-		default: fputc(*s, f);
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '\'':
+			fputs("&apos;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		default:
+			fputc(*s, f);
 		}
 	}
 }
@@ -86,18 +97,20 @@ int vmc_libvirt_xml_domain(const struct vmc_libvirt_xml_domain *d, char **out,
 		fprintf(f, "    <vcpu id='%u' enabled='%s' hotpluggable='%s' order='%u'/>\n", i,
 			i < d->cpus ? "yes" : "no", i ? "yes" : "no", i + 1);
 	fputs("  </vcpus>\n  <os>\n    <type arch='x86_64' machine='q35'>hvm</type>\n"
-	      "    <kernel>", f);
+	      "    <kernel>",
+	      f);
 	put_esc(f, d->kernel);
 	fputs("</kernel>\n    <initrd>", f);
 	put_esc(f, d->initrd);
 	fputs("</initrd>\n    <cmdline>", f);
 	put_esc(f, d->append ? d->append : "");
 	fputs("</cmdline>\n  </os>\n  <features><acpi/></features>\n", f);
-	fprintf(f, "  <cpu mode='custom' match='exact' check='none'>\n"
-		   "    <model fallback='forbid'>qemu64</model>\n"
-		   "    <topology sockets='1' dies='1' cores='%u' threads='1'/>\n"
-		   "    <numa><cell id='0' cpus='0-%u' memory='%u' unit='MiB'/></numa>\n"
-		   "  </cpu>\n",
+	fprintf(f,
+		"  <cpu mode='custom' match='exact' check='none'>\n"
+		"    <model fallback='forbid'>qemu64</model>\n"
+		"    <topology sockets='1' dies='1' cores='%u' threads='1'/>\n"
+		"    <numa><cell id='0' cpus='0-%u' memory='%u' unit='MiB'/></numa>\n"
+		"  </cpu>\n",
 		d->maxcpus, d->maxcpus - 1, d->mem_mb);
 	fputs("  <pm><suspend-to-mem enabled='yes'/><suspend-to-disk enabled='no'/></pm>\n"
 	      "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n"
@@ -217,8 +230,10 @@ int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, char **out)
 		return -ENOMEM;
 	fputs("<volume><name>", f);
 	put_esc(f, name);
-	fprintf(f, "</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
-		   "<target><format type='qcow2'/></target></volume>", bytes);
+	fprintf(f,
+		"</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+		"<target><format type='qcow2'/></target></volume>",
+		bytes);
 	return finish(f, &buf, out);
 }
 
@@ -230,8 +245,9 @@ int vmc_libvirt_xml_dimm(const struct vmc_hv_dimm *m, char **out)
 
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "<memory model='dimm'><target><size unit='KiB'>%llu</size><node>0</node>"
-		   "</target>",
+	fprintf(f,
+		"<memory model='dimm'><target><size unit='KiB'>%llu</size><node>0</node>"
+		"</target>",
 		(unsigned long long)(m->size >> 10));
 	put_alias(f, m->id);
 	fputs("</memory>", f);
@@ -359,9 +375,12 @@ static unsigned long long num_attr(xmlNodePtr n, const char *name, unsigned long
 static int bytes_of(const struct vmc_libvirt_xml *x, xmlNodePtr node, const char *expr,
 		    uint64_t *out)
 {
-	static const struct { const char *unit; unsigned shift; } units[] = {
-		{ "b", 0 }, { "bytes", 0 }, { "KiB", 10 }, { "k", 10 }, { "MiB", 20 }, { "M", 20 },
-		{ "GiB", 30 }, { "G", 30 }, { "TiB", 40 }, { "T", 40 },
+	static const struct {
+		const char *unit;
+		unsigned shift;
+	} units[] = {
+		{ "b", 0 },  { "bytes", 0 }, { "KiB", 10 }, { "k", 10 },   { "MiB", 20 },
+		{ "M", 20 }, { "GiB", 30 },  { "G", 30 },   { "TiB", 40 }, { "T", 40 },
 	};
 	xmlXPathObjectPtr o = eval(x, node, expr);
 	char *text = NULL, *unit = NULL, *end;
@@ -492,7 +511,8 @@ int vmc_libvirt_xml_mem(const struct vmc_libvirt_xml *x, struct vmc_hv_mem *out,
 	uint64_t total = 0;
 
 	if (bytes_of(x, NULL, "/domain/maxMemory", &m.max_bytes) < 0)
-		return vmc_error_set(err, -ENOENT, "the domain has no <maxMemory>: no memory hotplug");
+		return vmc_error_set(err, -ENOENT,
+				     "the domain has no <maxMemory>: no memory hotplug");
 	if (bytes_of(x, NULL, "/domain/memory", &total) < 0)
 		return vmc_error_set(err, -EINVAL, "the domain XML has no readable <memory>");
 	o = eval(x, NULL, "/domain/maxMemory");
@@ -586,7 +606,8 @@ static char *channel_attr(const struct vmc_libvirt_xml *x, const char *name, con
 		xmlNodePtr c = o->nodesetval->nodeTab[i];
 		xmlXPathObjectPtr t = eval(x, c, "target[@type='virtio']/@name");
 		xmlXPathObjectPtr s = eval(x, c, xpath);
-		char *tn = count_of(t) ? (char *)xmlNodeGetContent(t->nodesetval->nodeTab[0]) : NULL;
+		char *tn = count_of(t) ? (char *)xmlNodeGetContent(t->nodesetval->nodeTab[0])
+				       : NULL;
 
 		if (tn && !strcmp(tn, name) && count_of(s))
 			val = (char *)xmlNodeGetContent(s->nodesetval->nodeTab[0]);
@@ -680,9 +701,11 @@ int vmc_libvirt_xml_dimm_info(const struct vmc_libvirt_xml *x, const char *id,
 	long long slot = -1;
 
 	if (!m)
-		return vmc_error_set(err, -ENOENT,
-				     "the live XML has no <memory model='dimm'> with alias "
-				     VMC_LIBVIRT_XML_ALIAS_PREFIX "%s", id);
+		return vmc_error_set(
+			err, -ENOENT,
+			"the live XML has no <memory model='dimm'> with alias " VMC_LIBVIRT_XML_ALIAS_PREFIX
+			"%s",
+			id);
 	ao = eval(x, m, "address[@type='dimm']");
 	if (count_of(ao)) {
 		base = num_attr(ao->nodesetval->nodeTab[0], "base", ~0ULL);
@@ -690,9 +713,9 @@ int vmc_libvirt_xml_dimm_info(const struct vmc_libvirt_xml *x, const char *id,
 	}
 	xmlXPathFreeObject(ao);
 	if (base == ~0ULL)
-		return vmc_error_set(
-		    err, -ENODATA, "DIMM %s: the live XML gives no <address type='dimm' base=...>",
-		    id);
+		return vmc_error_set(err, -ENODATA,
+				     "DIMM %s: the live XML gives no <address type='dimm' base=...>",
+				     id);
 	if (bytes_of(x, m, "target/size", &size) < 0 || !size)
 		return vmc_error_set(err, -ENODATA,
 				     "DIMM %s: the live XML gives no readable "
@@ -728,7 +751,7 @@ static bool ipv4_of(const char *s, uint32_t *out)
 
 static void ipv4_str(uint32_t v, char buf[48])
 {
-	struct in_addr a = {.s_addr = htonl(v)};
+	struct in_addr a = { .s_addr = htonl(v) };
 
 	inet_ntop(AF_INET, &a, buf, 48);
 }
@@ -772,11 +795,10 @@ static int slirp_path(const struct vmc_libvirt_xml *x, xmlNodePtr nic, const cha
 
 		prefix = prefix_of(p ? p : "24", NULL);
 		if (!ipv4_of(a, &net) || prefix < 0 || prefix > 28)
-			r = vmc_error_set(
-			    err, -ENOTSUP,
-			    "%s: user network <ip address='%s' prefix='%s'> is no IPv4 "
-			    "network vmcheck can address",
-			    id, a ? a : "", p ? p : "");
+			r = vmc_error_set(err, -ENOTSUP,
+					  "%s: user network <ip address='%s' prefix='%s'> is no IPv4 "
+					  "network vmcheck can address",
+					  id, a ? a : "", p ? p : "");
 		xmlFree(a);
 		xmlFree(p);
 	}
@@ -799,18 +821,20 @@ int vmc_libvirt_xml_nic_path(const struct vmc_libvirt_xml *x, const char *id,
 	int r;
 
 	if (!nic)
-		return vmc_error_set(err, -ENOENT,
-				     "the live XML has no <interface> with alias "
-				     VMC_LIBVIRT_XML_ALIAS_PREFIX "%s", id);
+		return vmc_error_set(
+			err, -ENOENT,
+			"the live XML has no <interface> with alias " VMC_LIBVIRT_XML_ALIAS_PREFIX
+			"%s",
+			id);
 	type = attr(nic, "type");
 	if (type && !strcmp(type, "user")) {
 		backend = attr_at(x, nic, "backend", "type");
 		r = backend && strcmp(backend, "default")
-			? vmc_error_set(err, -ENOTSUP,
-					"%s: user network with backend %s: the guest has the "
-					"host's addresses, no path vmcheck knows",
-					id, backend)
-			: slirp_path(x, nic, id, out, err);
+			    ? vmc_error_set(err, -ENOTSUP,
+					    "%s: user network with backend %s: the guest has the "
+					    "host's addresses, no path vmcheck knows",
+					    id, backend)
+			    : slirp_path(x, nic, id, out, err);
 	} else if (type && !strcmp(type, "network")) {
 		*network = attr_at(x, nic, "source", "network");
 		r = *network ? 1
@@ -819,11 +843,10 @@ int vmc_libvirt_xml_nic_path(const struct vmc_libvirt_xml *x, const char *id,
 					     "<source network>",
 					     id);
 	} else {
-		r = vmc_error_set(
-		    err, -ENOTSUP,
-		    "%s: <interface type='%s'>: vmcheck knows no path from it to this "
-		    "host",
-		    id, type ? type : "?");
+		r = vmc_error_set(err, -ENOTSUP,
+				  "%s: <interface type='%s'>: vmcheck knows no path from it to this "
+				  "host",
+				  id, type ? type : "?");
 	}
 	xmlFree(type);
 	xmlFree(backend);
@@ -870,10 +893,10 @@ int vmc_libvirt_xml_network_path(const struct vmc_libvirt_xml *net, struct vmc_h
 	}
 	if (!ip || !ipv4_of(a, &host) || prefix < 1 || prefix > 30) {
 		r = vmc_error_set(
-		    err, -ENOTSUP,
-		    "the network has no IPv4 <ip address> with a usable prefix on this "
-		    "host (a bridge or passthrough network): the guest's traffic never "
-		    "reaches a host address");
+			err, -ENOTSUP,
+			"the network has no IPv4 <ip address> with a usable prefix on this "
+			"host (a bridge or passthrough network): the guest's traffic never "
+			"reaches a host address");
 		goto out;
 	}
 	base = host & mask_of((unsigned)prefix);

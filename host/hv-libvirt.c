@@ -90,7 +90,7 @@ struct hv_lv {
 	size_t n_vcpus;
 	virStoragePoolPtr pool; /* ours, for disk images; made on first use */
 	char *pool_xml;
-	char *last_monitor;   /* the last passthrough command and answer in the transcript */
+	char *last_monitor;    /* the last passthrough command and answer in the transcript */
 	unsigned same_monitor; /* how many times since it came again, unwritten */
 };
 
@@ -227,8 +227,8 @@ static void _printf_(3, 4) push_synthesized(struct evq *q, const char *name, con
 /* ---- libvirt's callbacks (event thread) */
 
 static const char *const life_names[] = {
-	"DEFINED", "UNDEFINED", "STARTED", "SUSPENDED", "RESUMED",
-	"STOPPED", "SHUTDOWN", "PMSUSPENDED", "CRASHED",
+	"DEFINED", "UNDEFINED", "STARTED",     "SUSPENDED", "RESUMED",
+	"STOPPED", "SHUTDOWN",  "PMSUSPENDED", "CRASHED",
 };
 
 /*
@@ -279,10 +279,10 @@ void vmc_libvirt_lifecycle_event(int event, int detail, const char **name, const
 static const char *detail_word(int event, int detail)
 {
 	static const char *const stopped[] = {
-	    "shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot",
+		"shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot",
 	};
-	static const char *const shutdown[] = {"finished", "guest", "host"};
-	static const char *const crashed[] = {"panicked", "crashloaded"};
+	static const char *const shutdown[] = { "finished", "guest", "host" };
+	static const char *const crashed[] = { "panicked", "crashloaded" };
 	const char *const *w = NULL;
 	size_t n = 0;
 
@@ -303,8 +303,8 @@ static const char *detail_word(int event, int detail)
 static int on_lifecycle(virConnectPtr c, virDomainPtr d, int event, int detail, void *opaque)
 {
 	struct evq *q = opaque;
-	const char *life =
-	    event >= 0 && (size_t)event < ARRAY_SIZE(life_names) ? life_names[event] : "?";
+	const char *life = event >= 0 && (size_t)event < ARRAY_SIZE(life_names) ? life_names[event]
+										: "?";
 	const char *as, *reason, *word;
 
 	vmc_libvirt_lifecycle_event(event, detail, &as, &reason);
@@ -437,17 +437,23 @@ static int code_of(const virError *e)
 	if (!e)
 		return -EIO;
 	switch (e->code) {
-	case VIR_ERR_NO_DOMAIN: return -ENOENT;
-	case VIR_ERR_OPERATION_TIMEOUT: return -ETIMEDOUT;
+	case VIR_ERR_NO_DOMAIN:
+		return -ENOENT;
+	case VIR_ERR_OPERATION_TIMEOUT:
+		return -ETIMEDOUT;
 	case VIR_ERR_NO_SUPPORT:
-	case VIR_ERR_OPERATION_UNSUPPORTED: return -ENOTSUP;
+	case VIR_ERR_OPERATION_UNSUPPORTED:
+		return -ENOTSUP;
 	case VIR_ERR_NO_CONNECT:
 	case VIR_ERR_SYSTEM_ERROR:
-	case VIR_ERR_RPC: return -ECONNREFUSED;
+	case VIR_ERR_RPC:
+		return -ECONNREFUSED;
 	case VIR_ERR_INVALID_ARG:
 	case VIR_ERR_XML_ERROR:
-	case VIR_ERR_XML_DETAIL: return -EINVAL;
-	default: return -EIO;
+	case VIR_ERR_XML_DETAIL:
+		return -EINVAL;
+	default:
+		return -EIO;
 	}
 }
 
@@ -458,8 +464,8 @@ static int lv_fail(struct hv_lv *h, struct vmc_error *err, const char *what)
 	int r = code_of(e);
 
 	if (h)
-		note(h->q, "%s: libvirt error %d/%d: %s", what, e ? e->code : 0,
-		     e ? e->domain : 0, e && e->message ? e->message : "(no message)");
+		note(h->q, "%s: libvirt error %d/%d: %s", what, e ? e->code : 0, e ? e->domain : 0,
+		     e && e->message ? e->message : "(no message)");
 	vmc_error_set(err, r, "%s: libvirt error %d/%d: %s", what, e ? e->code : 0,
 		      e ? e->domain : 0, e && e->message ? e->message : "(no message)");
 	virResetLastError();
@@ -590,10 +596,10 @@ static int lv_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 	 */
 	if (r == 0)
 		push_synthesized(
-		    h->q, VMC_EV_POWERDOWN,
-		    "{\"libvirt\":\"virDomainShutdownFlags(ACPI_POWER_BTN) returned 0\","
-		    "\"note\":\"libvirt forwards no POWERDOWN event: made up by vmcheck "
-		    "from that return\"}");
+			h->q, VMC_EV_POWERDOWN,
+			"{\"libvirt\":\"virDomainShutdownFlags(ACPI_POWER_BTN) returned 0\","
+			"\"note\":\"libvirt forwards no POWERDOWN event: made up by vmcheck "
+			"from that return\"}");
 	return r;
 }
 
@@ -614,8 +620,8 @@ static int qga_up(struct hv_lv *h, uint64_t deadline_ns)
 {
 	struct vmc_libvirt_xml *x = NULL;
 	struct vmc_error e = VMC_ERROR_INIT;
-	struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000),
-				 .tv_nsec = (long)(deadline_ns % 1000000000)};
+	struct timespec until = { .tv_sec = (time_t)(deadline_ns / 1000000000),
+				  .tv_nsec = (long)(deadline_ns % 1000000000) };
 	char *path = NULL;
 	unsigned seen;
 	int up = 0;
@@ -664,8 +670,9 @@ static int lv_pm_suspend(struct vmc_hv *hv, struct vmc_error *err)
 		return 0;
 	}
 	e = virGetLastError();
-	if (e && (e->code == VIR_ERR_AGENT_UNRESPONSIVE || e->code == VIR_ERR_ARGUMENT_UNSUPPORTED ||
-		  e->code == VIR_ERR_OPERATION_UNSUPPORTED)) {
+	if (e &&
+	    (e->code == VIR_ERR_AGENT_UNRESPONSIVE || e->code == VIR_ERR_ARGUMENT_UNSUPPORTED ||
+	     e->code == VIR_ERR_OPERATION_UNSUPPORTED)) {
 		lv_fail(h, err, "virDomainPMSuspendForDuration mem");
 		return -ENOTSUP;
 	}
@@ -777,8 +784,8 @@ static int lv_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vm
 	int r = port_bus(h, v->slot, &bus, NULL, err);
 
 	if (r == 0 && (r = vmc_libvirt_xml_hostdev(v, bus, &xml)) < 0)
-		vmc_error_set(err, r, "%s", r == -EINVAL ? "host address is no PCI address"
-							  : "out of memory");
+		vmc_error_set(err, r, "%s",
+			      r == -EINVAL ? "host address is no PCI address" : "out of memory");
 	if (r == 0 && !v->managed)
 		r = nodedev_detach(h, v->host, err);
 	if (r < 0)
@@ -886,7 +893,8 @@ static int pool_ensure(struct hv_lv *h, struct vmc_error *err)
 	if (!h->pool) {
 		char what[300];
 
-		snprintf(what, sizeof(what), "virStoragePoolCreateXML dir pool %s at %s", name, path);
+		snprintf(what, sizeof(what), "virStoragePoolCreateXML dir pool %s at %s", name,
+			 path);
 		return lv_fail(h, err, what);
 	}
 	note(h->q, "virStoragePoolCreateXML dir pool %s at %s: ok", name, path);
@@ -1050,8 +1058,7 @@ static struct vcpu_map *vcpu_find(struct hv_lv *h, const char *id)
 }
 
 /* virDomainSetVcpu on libvirt vCPU @n: exactly the position asked for, not "the next one". */
-static int set_vcpu(struct hv_lv *h, const char *id, unsigned n, bool on,
-		    struct vmc_error *err)
+static int set_vcpu(struct hv_lv *h, const char *id, unsigned n, bool on, struct vmc_error *err)
 {
 	char map[16], what[300];
 
@@ -1066,8 +1073,8 @@ static int set_vcpu(struct hv_lv *h, const char *id, unsigned n, bool on,
 
 static bool same_position(const struct vmc_hv_cpu *a, const struct vmc_hv_cpu *b)
 {
-	return a->socket_id == b->socket_id && a->die_id == b->die_id &&
-	       a->core_id == b->core_id && a->thread_id == b->thread_id;
+	return a->socket_id == b->socket_id && a->die_id == b->die_id && a->core_id == b->core_id &&
+	       a->thread_id == b->thread_id;
 }
 
 static int lv_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc_error *err)
@@ -1085,8 +1092,9 @@ static int lv_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc
 		;
 	vmc_hv_cpus_free(cpus, n);
 	if (i == n)
-		return vmc_error_set(err, -ENOENT, "setvcpu %s: libvirt has no vCPU at socket %d "
-						   "die %d core %d thread %d",
+		return vmc_error_set(err, -ENOENT,
+				     "setvcpu %s: libvirt has no vCPU at socket %d "
+				     "die %d core %d thread %d",
 				     c->id, c->where->socket_id, c->where->die_id,
 				     c->where->core_id, c->where->thread_id);
 	m = realloc(h->vcpus, (h->n_vcpus + 1) * sizeof(*m));
@@ -1187,15 +1195,14 @@ static int lv_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath 
 	struct hv_lv *h = H(hv);
 	struct vmc_libvirt_xml *x = NULL;
 	_cleanup_free_ char *network = NULL;
-	struct vmc_hv_netpath p = {.guest = ""};
+	struct vmc_hv_netpath p = { .guest = "" };
 	int r;
 
 	if (!h->local)
-		return vmc_error_set(
-		    err, -ENOTSUP,
-		    "%s: the domain runs on the libvirt host of %s, not here: this "
-		    "host cannot be reached from that host's guest network",
-		    id, h->uri);
+		return vmc_error_set(err, -ENOTSUP,
+				     "%s: the domain runs on the libvirt host of %s, not here: this "
+				     "host cannot be reached from that host's guest network",
+				     id, h->uri);
 	r = live(h, &x, err);
 	if (r == 0)
 		r = vmc_libvirt_xml_nic_path(x, id, &p, &network, err);
@@ -1218,8 +1225,7 @@ static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct
 	return r;
 }
 
-static int lv_device_present(struct vmc_hv *hv, const char *id, char **where,
-			     struct vmc_error *err)
+static int lv_device_present(struct vmc_hv *hv, const char *id, char **where, struct vmc_error *err)
 {
 	struct vcpu_map *m = vcpu_find(H(hv), id);
 	struct vmc_libvirt_xml *x = NULL;
@@ -1450,8 +1456,8 @@ static int lv_removal_views(struct vmc_hv *hv, const char *id, struct vmc_hv_rem
 {
 	struct hv_lv *h = H(hv);
 	struct vcpu_map *m = vcpu_find(h, id);
-	struct vmc_hv_removal v = {.vmm = -1, .mgmt = -1};
-	struct vmc_hv_cpu pos = {.socket_id = -1};
+	struct vmc_hv_removal v = { .vmm = -1, .mgmt = -1 };
+	struct vmc_hv_cpu pos = { .socket_id = -1 };
 	struct vmc_libvirt_xml *x = NULL;
 	struct vmc_error e = VMC_ERROR_INIT;
 
@@ -1537,8 +1543,9 @@ static int lv_wait_event(struct vmc_hv *hv, const char *name, const char *device
 		if (got)
 			return 0;
 		if (closed)
-			return vmc_error_set(err, -EPIPE, "waiting for %s: the connection to "
-							  "libvirt closed",
+			return vmc_error_set(err, -EPIPE,
+					     "waiting for %s: the connection to "
+					     "libvirt closed",
 					     name);
 		now = vmc_mono_ns();
 		if (now >= deadline_ns)
@@ -1643,15 +1650,16 @@ static int stopped_detail(struct evq *q, int *crashed)
 }
 
 static const char *const shutoff_words[] = {
-    "unknown", "shutdown", "destroyed",	    "crashed", "migrated",
-    "saved",   "failed",   "from-snapshot", "daemon",
+	"unknown", "shutdown", "destroyed",     "crashed", "migrated",
+	"saved",   "failed",   "from-snapshot", "daemon",
 };
 
 /* libvirt's state of a domain still defined: shut off with reason shutdown is clean. */
 static int ended_by_state(struct hv_lv *h, int state, int reason, struct vmc_error *err)
 {
-	const char *word =
-	    reason >= 0 && (size_t)reason < ARRAY_SIZE(shutoff_words) ? shutoff_words[reason] : "?";
+	const char *word = reason >= 0 && (size_t)reason < ARRAY_SIZE(shutoff_words)
+				   ? shutoff_words[reason]
+				   : "?";
 
 	if (state == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN)
 		return 0;
@@ -1678,11 +1686,10 @@ static int ended_by_event(struct hv_lv *h, struct vmc_error *err)
 	const char *word = detail_word(VIR_DOMAIN_EVENT_STOPPED, d);
 
 	if (d < 0)
-		return vmc_error_set(
-		    err, -ENOTSUP,
-		    "the transient domain is gone from libvirt and no STOPPED event "
-		    "came within %d ms: how it ended is unknown",
-		    STOPPED_WAIT_MS);
+		return vmc_error_set(err, -ENOTSUP,
+				     "the transient domain is gone from libvirt and no STOPPED event "
+				     "came within %d ms: how it ended is unknown",
+				     STOPPED_WAIT_MS);
 	if (d == VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN)
 		return 0;
 	return vmc_error_set(err, -EIO, "libvirt: lifecycle STOPPED, detail %s (%d)%s%s",
@@ -2064,8 +2071,9 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 		r = create_domain(h, &d, "kvm", err);
 		if (r == 0 && channel_up(h, VMC_LIBVIRT_XML_AGENT_CHANNEL,
 					 t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull) > 0) {
-			fprintf(stderr, "vmcheck: libvirt: KVM: the guest's agent came up under KVM "
-					"in %.1f s\n",
+			fprintf(stderr,
+				"vmcheck: libvirt: KVM: the guest's agent came up under KVM "
+				"in %.1f s\n",
 				(double)(vmc_mono_ns() - t0) / 1e9);
 			return 0;
 		}

@@ -17,7 +17,7 @@ struct vmc_libvirt_config {
 	const char *network; /* libvirt network for NICs; NULL: type='user' */
 	/* The transient domain: */
 	const char *kernel, *initrd, *append; /* append: the file "cmdline" next to the kernel */
-	const char *accel;   /* "kvm": type kvm; otherwise type qemu (TCG) */
+	const char *accel;                    /* "kvm": type kvm; otherwise type qemu (TCG) */
 	/*
 	 * --accel auto on a local URI: this host's own KVM probe (the
 	 * launcher's), booting @kernel, @initrd, @append; returns "kvm" or

@@ -18,7 +18,7 @@
 #include "clock.h"
 
 #define QMP_LINE_MAX (8u << 20) /* one reply (query-pci can be large) */
-#define TRANSCRIPT_MAX 4096	/* lines kept */
+#define TRANSCRIPT_MAX 4096     /* lines kept */
 
 struct transcript_line {
 	uint64_t ns;
@@ -137,7 +137,7 @@ static int queue_event(struct vmc_qmp *q, json_object *msg)
 		if (json_object_object_get_ex(ts, "seconds", &s) &&
 		    json_object_object_get_ex(ts, "microseconds", &us))
 			ev->qemu_us =
-			    json_object_get_int64(s) * 1000000 + json_object_get_int64(us);
+				json_object_get_int64(s) * 1000000 + json_object_get_int64(us);
 	}
 	q->n_events++;
 	if (q->on_event)
@@ -206,7 +206,7 @@ static int parse_buffered(struct vmc_qmp *q, const char *want_id, json_object **
 
 static int read_some(struct vmc_qmp *q, int timeout_ms, struct vmc_error *err)
 {
-	struct pollfd pfd = {.fd = q->fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
 	ssize_t n;
 	int r;
 
@@ -313,7 +313,7 @@ int vmc_qmp_command(struct vmc_qmp *q, const char *cmd, json_object *args, int t
 	json_object_object_add(msg, "id", json_object_new_string(id));
 	/* Unescaped slashes: paths read as paths in the transcript. */
 	line = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN |
-						       JSON_C_TO_STRING_NOSLASHESCAPE);
+							   JSON_C_TO_STRING_NOSLASHESCAPE);
 	free(q->last_cmd);
 	q->last_cmd = strdup(args ? line : cmd);
 	r = send_line(q, line, err);
@@ -412,7 +412,7 @@ fail:
 
 int vmc_qmp_connect(const char *path, int timeout_ms, struct vmc_qmp **out, struct vmc_error *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))

@@ -199,7 +199,7 @@ static int64_t int_of(json_object *o, const char *key, int64_t dflt)
 
 static int qmp_reboot(struct vmc_hv *hv, struct vmc_error *err)
 {
-	static const char *const keys[] = {"ctrl", "alt", "delete"};
+	static const char *const keys[] = { "ctrl", "alt", "delete" };
 	json_object *args = json_object_new_object(), *list = json_object_new_array();
 
 	/* busybox init runs /bin/reboot on ctrl-alt-del (::ctrlaltdel:). */
@@ -563,7 +563,7 @@ static int qmp_free_slots(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n
 			  struct vmc_error *err)
 {
 	struct hv_qmp *h = H(hv);
-	struct slot_list l = {NULL, 0};
+	struct slot_list l = { NULL, 0 };
 	json_object *periph = NULL, *pci = NULL;
 	int r;
 
@@ -597,7 +597,7 @@ static int qmp_mem_info(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_er
 {
 	struct hv_qmp *h = H(hv);
 	json_object *sum = NULL, *mem = NULL, *devs = NULL, *args;
-	struct vmc_hv_mem m = {0};
+	struct vmc_hv_mem m = { 0 };
 	int r;
 
 	r = run(h, "query-memory-size-summary", NULL, &sum, err, "query-memory-size-summary");
@@ -774,8 +774,9 @@ static int qmp_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath
 	for (size_t i = 0; i < h->n_nics; i++)
 		ours |= !strcmp(h->nics[i].id, id);
 	if (!ours)
-		return vmc_error_set(err, -ENOTSUP, "%s: not a NIC this run added: its network is "
-						    "unknown",
+		return vmc_error_set(err, -ENOTSUP,
+				     "%s: not a NIC this run added: its network is "
+				     "unknown",
 				     id);
 	snprintf(out->guest, sizeof(out->guest), "10.0.2.15");
 	out->prefixlen = 24;
@@ -845,10 +846,11 @@ static int qmp_wait_event(struct vmc_hv *hv, const char *name, const char *devic
 	/* SHUTDOWN and RESET say why: {"guest": true, "reason": "guest-shutdown"}. */
 	if (ev.data && str_of(ev.data, "reason"))
 		out->reason = strdup(str_of(ev.data, "reason"));
-	out->detail =
-	    strdup(ev.data ? json_object_to_json_string_ext(
-				 ev.data, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-			   : "{}");
+	out->detail = strdup(
+		ev.data ? json_object_to_json_string_ext(ev.data,
+							 JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE)
+			: "{}");
 	out->host_ns = ev.host_ns;
 	json_object_put(ev.data);
 	if ((*id && !out->device) || !out->detail) {
@@ -938,45 +940,45 @@ static void qmp_free(struct vmc_hv *hv)
 }
 
 static const struct vmc_hv_ops hv_qmp_ops = {
-    .name = "qmp",
-    .reboot = qmp_reboot,
-    .reset = qmp_reset,
-    .stop = qmp_stop,
-    .cont = qmp_cont,
-    .wakeup = qmp_wakeup,
-    .powerdown = qmp_powerdown,
-    .destroy = qmp_destroy,
-    .nic_add = qmp_nic_add,
-    .nic_del = device_del,
-    .disk_add = qmp_disk_add,
-    .disk_del = device_del,
-    .disk_release = qmp_disk_release,
-    .mem_add = qmp_mem_add,
-    .mem_del = device_del,
-    .mem_release = qmp_mem_release,
-    .cpu_add = qmp_cpu_add,
-    .cpu_del = device_del,
-    .vfio_add = qmp_vfio_add,
-    .vfio_del = device_del,
-    .free_slots = qmp_free_slots,
-    .mem_info = qmp_mem_info,
-    .cpus = qmp_cpus,
-    .dimm_info = qmp_dimm_info,
-    .nic_path = qmp_nic_path,
-    .device_present = qmp_device_present,
-    .removal_views = qmp_removal_views,
-    .wait_event = qmp_wait_event,
-    .seen_event = qmp_seen_event,
-    .flush_events = qmp_flush_events,
-    .fd = qmp_fd,
-    .pump = qmp_pump,
-    .alive = qmp_alive,
-    .ended = qmp_ended,
-    .console_log = qmp_console_log,
-    .transcript = qmp_transcript,
-    .agent_spec = qmp_agent_spec,
-    .process = qmp_process,
-    .free = qmp_free,
+	.name = "qmp",
+	.reboot = qmp_reboot,
+	.reset = qmp_reset,
+	.stop = qmp_stop,
+	.cont = qmp_cont,
+	.wakeup = qmp_wakeup,
+	.powerdown = qmp_powerdown,
+	.destroy = qmp_destroy,
+	.nic_add = qmp_nic_add,
+	.nic_del = device_del,
+	.disk_add = qmp_disk_add,
+	.disk_del = device_del,
+	.disk_release = qmp_disk_release,
+	.mem_add = qmp_mem_add,
+	.mem_del = device_del,
+	.mem_release = qmp_mem_release,
+	.cpu_add = qmp_cpu_add,
+	.cpu_del = device_del,
+	.vfio_add = qmp_vfio_add,
+	.vfio_del = device_del,
+	.free_slots = qmp_free_slots,
+	.mem_info = qmp_mem_info,
+	.cpus = qmp_cpus,
+	.dimm_info = qmp_dimm_info,
+	.nic_path = qmp_nic_path,
+	.device_present = qmp_device_present,
+	.removal_views = qmp_removal_views,
+	.wait_event = qmp_wait_event,
+	.seen_event = qmp_seen_event,
+	.flush_events = qmp_flush_events,
+	.fd = qmp_fd,
+	.pump = qmp_pump,
+	.alive = qmp_alive,
+	.ended = qmp_ended,
+	.console_log = qmp_console_log,
+	.transcript = qmp_transcript,
+	.agent_spec = qmp_agent_spec,
+	.process = qmp_process,
+	.free = qmp_free,
 };
 
 int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_proc *proc,

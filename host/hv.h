@@ -33,9 +33,9 @@ struct vmc_hv;
 #define VMC_EV_ACPI_DEVICE_OST "ACPI_DEVICE_OST"
 
 struct vmc_hv_event {
-	char *name;      /* VMC_EV_* */
-	char *device;    /* device id the event is about ("nic1"), or NULL */
-	char *detail;    /* the raw event data as text, for evidence */
+	char *name;   /* VMC_EV_* */
+	char *device; /* device id the event is about ("nic1"), or NULL */
+	char *detail; /* the raw event data as text, for evidence */
 	/*
 	 * SHUTDOWN and RESET: why, in QMP's words ("guest-shutdown",
 	 * "guest-reset", "guest-panic", "host-qmp-system-reset", ...); NULL
@@ -70,10 +70,10 @@ struct vmc_hv_mem {
 
 /* A vCPU position from query-hotpluggable-cpus. */
 struct vmc_hv_cpu {
-	char *type;     /* "qemu64-x86_64-cpu" */
+	char *type;                                /* "qemu64-x86_64-cpu" */
 	int socket_id, die_id, core_id, thread_id; /* -1 when not a property */
-	char *qom_path; /* NULL when the position is free */
-	int cpu_index;  /* guest CPU number when plugged (query-cpus-fast), else -1 */
+	char *qom_path;                            /* NULL when the position is free */
+	int cpu_index; /* guest CPU number when plugged (query-cpus-fast), else -1 */
 };
 
 struct vmc_hv_nic {
@@ -124,7 +124,7 @@ struct vmc_hv_removal {
  * host's listener, bound to @listen, receives that connection.
  */
 struct vmc_hv_netpath {
-	char guest[48];  /* "10.0.2.15" */
+	char guest[48]; /* "10.0.2.15" */
 	unsigned prefixlen;
 	char peer[48];   /* "10.0.2.2": QEMU user networking's gateway */
 	char listen[48]; /* "127.0.0.1": where slirp delivers the gateway's ports */
@@ -148,7 +148,7 @@ struct vmc_hv_vfio {
  * time from its start to the guest's first answer).
  */
 struct vmc_hv_process {
-	pid_t pid;	     /* -1: not known */
+	pid_t pid;           /* -1: not known */
 	uint64_t started_ns; /* host CLOCK_MONOTONIC when it was started; 0: not known */
 };
 

@@ -131,8 +131,8 @@ static struct json_object *json_value(const ProtobufCFieldDescriptor *f, const v
 	return o;
 }
 
-static struct json_object *json_array(const ProtobufCFieldDescriptor *f, const char *base,
-				      size_t n, bool *ok)
+static struct json_object *json_array(const ProtobufCFieldDescriptor *f, const char *base, size_t n,
+				      bool *ok)
 {
 	struct json_object *a = json_object_new_array_ext((int)n);
 	size_t size = element_size(f->type);
@@ -166,7 +166,8 @@ struct json_object *vmc_json_from_message(const ProtobufCMessage *m)
 		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *(const uint32_t *)quant != f->id)
 			continue;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED)
-			v = json_array(f, *(const char *const *)member, *(const size_t *)quant, &ok);
+			v = json_array(f, *(const char *const *)member, *(const size_t *)quant,
+				       &ok);
 		else
 			v = json_value(f, member, &ok);
 		if (json_object_object_add(o, f->name, v) < 0) {
@@ -190,7 +191,8 @@ int vmc_json_print(FILE *fp, const ProtobufCMessage *m)
 		return -ENOMEM;
 	if (fprintf(fp, "%s\n",
 		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							      JSON_C_TO_STRING_NOSLASHESCAPE)) < 0 ||
+							      JSON_C_TO_STRING_NOSLASHESCAPE)) <
+		    0 ||
 	    fflush(fp) == EOF)
 		r = -EIO;
 	json_object_put(o);

@@ -202,8 +202,8 @@ static void upper(char *dst, size_t n, const char *s)
 
 static void print_links(FILE *fp, const Vmcheck__V1__State *st)
 {
-	static const char *const head[] = { "NAME", "IFINDEX", "MAC", "MTU", "OPERSTATE",
-				    "CARRIER", "DRIVER", "PCI", "ADDRESSES" };
+	static const char *const head[] = { "NAME",    "IFINDEX", "MAC", "MTU",      "OPERSTATE",
+					    "CARRIER", "DRIVER",  "PCI", "ADDRESSES" };
 	struct table t;
 
 	table_init(&t, head, ARRAY_SIZE(head), 1u << 1 | 1u << 3);
@@ -304,8 +304,8 @@ static void block_children(struct table *t, const Vmcheck__V1__State *st,
 
 static void print_blocks(FILE *fp, const Vmcheck__V1__State *st)
 {
-	static const char *const head[] = { "NAME", "MAJ:MIN", "SIZE", "RO", "RM", "TYPE",
-				    "SERIAL", "PCI" };
+	static const char *const head[] = { "NAME", "MAJ:MIN", "SIZE",   "RO",
+					    "RM",   "TYPE",    "SERIAL", "PCI" };
 	struct table t;
 
 	table_init(&t, head, ARRAY_SIZE(head), 1u << 2 | 1u << 3 | 1u << 4);
@@ -426,8 +426,8 @@ static void id_cell(struct table *t, int32_t id)
 
 static void print_cpus(FILE *fp, const Vmcheck__V1__Cpus *c)
 {
-	static const char *const head[] = { "CPU", "ONLINE", "CORE", "SOCKET", "DIE", "NODE",
-				    "SIBLINGS" };
+	static const char *const head[] = { "CPU", "ONLINE", "CORE",    "SOCKET",
+					    "DIE", "NODE",   "SIBLINGS" };
 	struct table t;
 
 	if (!c) {
@@ -468,8 +468,8 @@ static const char *tristate(int32_t v, const char *off, const char *on)
 
 static void print_pci(FILE *fp, const Vmcheck__V1__Pci *p)
 {
-	static const char *const fhead[] = { "ADDRESS", "VENDOR:DEVICE", "CLASS", "DRIVER",
-				    "PARENT", "SLOT" };
+	static const char *const fhead[] = { "ADDRESS", "VENDOR:DEVICE", "CLASS",
+					     "DRIVER",  "PARENT",        "SLOT" };
 	static const char *const shead[] = { "SLOT", "ADDRESS", "POWER", "PRESENCE" };
 	struct table t;
 
@@ -690,7 +690,8 @@ void vmc_print_summary(FILE *fp, const Vmcheck__V1__State *st)
 		fprintf(fp, "  pci: %zu functions, %zu slots\n", st->pci->n_functions,
 			st->pci->n_slots);
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_CRASH) && st->crash)
-		fprintf(fp, "  crash: kdump %s\n", st->crash->kexec_crash_loaded ? "armed" : "not armed");
+		fprintf(fp, "  crash: kdump %s\n",
+			st->crash->kexec_crash_loaded ? "armed" : "not armed");
 }
 
 /* --------------------------------------------------------------- event */

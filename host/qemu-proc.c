@@ -26,8 +26,9 @@
 #define STDERR_LINES 20
 #define REG_MAX 32
 
-static const char *const file_names[VMC_QEMU_FILE_N] = {
-    "qmp.sock", "agent.sock", "console.log", "qemu.stderr", "crash-disk.img", "root-overlay.qcow2"};
+static const char *const file_names[VMC_QEMU_FILE_N] = { "qmp.sock",       "agent.sock",
+							 "console.log",    "qemu.stderr",
+							 "crash-disk.img", "root-overlay.qcow2" };
 
 struct vmc_qemu_proc {
 	pid_t pid;
@@ -43,7 +44,7 @@ struct vmc_qemu_proc {
 
 /* ---- the registry the signal handler works from */
 
-static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP};
+static const int fatal_signals[] = { SIGINT, SIGTERM, SIGHUP };
 static struct sigaction old_actions[ARRAY_SIZE(fatal_signals)];
 static bool handlers_installed;
 static struct vmc_qemu_proc *volatile registry[REG_MAX];
@@ -100,7 +101,7 @@ static void on_fatal_signal(int sig)
 
 static void install_handlers(void)
 {
-	struct sigaction sa = {.sa_handler = on_fatal_signal};
+	struct sigaction sa = { .sa_handler = on_fatal_signal };
 
 	if (handlers_installed)
 		return;
@@ -146,7 +147,7 @@ static bool try_reap(struct vmc_qemu_proc *p, int flags)
 
 static bool wait_exit(struct vmc_qemu_proc *p, int ms)
 {
-	struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
+	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
 
 	if (try_reap(p, WNOHANG) || ms == 0)
 		return p->reaped;
@@ -291,7 +292,7 @@ uint64_t vmc_qemu_proc_started_ns(const struct vmc_qemu_proc *p)
 static _Noreturn void exec_qemu(char **argv, char **envp, int errfd, int qmp_fd, int agent_fd,
 				pid_t parent)
 {
-	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
@@ -338,8 +339,8 @@ static char **qemu_env(void)
 int vmc_qemu_proc_spawn(struct vmc_qemu_proc *p, char **argv, int qmp_fd, int agent_fd,
 			struct vmc_error *err)
 {
-	_cleanup_close_ int errfd =
-	    open(p->files[VMC_QEMU_FILE_STDERR], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	_cleanup_close_ int errfd = open(p->files[VMC_QEMU_FILE_STDERR],
+					 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	_cleanup_free_ char **envp = qemu_env();
 	pid_t parent = getpid(), pid;
 	sigset_t old;

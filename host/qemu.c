@@ -138,21 +138,21 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 	int r;
 
 	*l = (struct launch){
-	    .kernel = cfg->kernel,
-	    .initrd = cfg->initrd,
-	    .mem_mb = cfg->mem_mb ? cfg->mem_mb : 512,
-	    .mem_slots = cfg->mem_slots ? cfg->mem_slots : 4,
-	    .maxmem_mb = cfg->maxmem_mb ? cfg->maxmem_mb : 4096,
-	    .cpus = cfg->cpus ? cfg->cpus : 1,
-	    .maxcpus = cfg->maxcpus ? cfg->maxcpus : 4,
-	    .ports = cfg->hotplug_ports ? cfg->hotplug_ports : 8,
-	    .accel = cfg->accel ? cfg->accel : "auto",
-	    .keep = cfg->keep_workdir,
-	    .extra = cfg->extra_args,
-	    .image = cfg->image,
-	    .ram_bytes = cfg->ram_bytes,
-	    .phys_bits = cfg->phys_bits,
-	    .agent_ssh = cfg->agent_ssh,
+		.kernel = cfg->kernel,
+		.initrd = cfg->initrd,
+		.mem_mb = cfg->mem_mb ? cfg->mem_mb : 512,
+		.mem_slots = cfg->mem_slots ? cfg->mem_slots : 4,
+		.maxmem_mb = cfg->maxmem_mb ? cfg->maxmem_mb : 4096,
+		.cpus = cfg->cpus ? cfg->cpus : 1,
+		.maxcpus = cfg->maxcpus ? cfg->maxcpus : 4,
+		.ports = cfg->hotplug_ports ? cfg->hotplug_ports : 8,
+		.accel = cfg->accel ? cfg->accel : "auto",
+		.keep = cfg->keep_workdir,
+		.extra = cfg->extra_args,
+		.image = cfg->image,
+		.ram_bytes = cfg->ram_bytes,
+		.phys_bits = cfg->phys_bits,
+		.agent_ssh = cfg->agent_ssh,
 	};
 	if (!l->kernel || !l->initrd)
 		return vmc_error_set(err, -EINVAL,
@@ -165,9 +165,9 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 				     VMC_QEMU_PORTS_MAX);
 	if (l->maxcpus < l->cpus || l->maxmem_mb < l->mem_mb)
 		return vmc_error_set(
-		    err, -EINVAL,
-		    "cpus %u/maxcpus %u, memory %u/maxmem %u MiB: maximum below start", l->cpus,
-		    l->maxcpus, l->mem_mb, l->maxmem_mb);
+			err, -EINVAL,
+			"cpus %u/maxcpus %u, memory %u/maxmem %u MiB: maximum below start", l->cpus,
+			l->maxcpus, l->mem_mb, l->maxmem_mb);
 	if (l->image && access(l->image, R_OK))
 		return vmc_error_set(err, -ENOENT, "%s: %s (build one with 'make image')", l->image,
 				     strerror(errno));
@@ -177,8 +177,9 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 				     strerror(errno), l->image ? "image" : "guest");
 	l->qemu = find_in_path(qemu);
 	if (!l->qemu)
-		return vmc_error_set(
-		    err, -ENOENT, "%s: not found in PATH (apt-get install qemu-system-x86)", qemu);
+		return vmc_error_set(err, -ENOENT,
+				     "%s: not found in PATH (apt-get install qemu-system-x86)",
+				     qemu);
 	if (cfg->append)
 		l->append = strdup(cfg->append);
 	else if ((r = read_cmdline(l->kernel, &l->append, err)) < 0)
@@ -194,7 +195,8 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
  */
 static int free_port(unsigned *port, struct vmc_error *err)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -414,10 +416,10 @@ static int run_quiet(char *const argv[], const char *what, struct vmc_error *err
  */
 static int make_crash_disk(const struct launch *l, const char *path, struct vmc_error *err)
 {
-	static const char *const where[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"};
-	static const char *const opts[] = {"-q", "-F",	   "-L", VMC_QEMU_CRASH_SERIAL,
-					   "-m", "0",	   "-N", "1024",
-					   "-J", "size=4", "-E", "lazy_itable_init=0,nodiscard"};
+	static const char *const where[] = { "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4" };
+	static const char *const opts[] = { "-q", "-F",     "-L", VMC_QEMU_CRASH_SERIAL,
+					    "-m", "0",      "-N", "1024",
+					    "-J", "size=4", "-E", "lazy_itable_init=0,nodiscard" };
 	uint64_t ram = l->ram_bytes ? l->ram_bytes : (uint64_t)l->maxmem_mb << 20;
 	_cleanup_free_ char *mkfs = find_in_path("mkfs.ext4");
 	char size[32], what[PATH_MAX + 128], *argv[ARRAY_SIZE(opts) + 4];
@@ -468,8 +470,8 @@ static int make_root_overlay(const struct launch *l, const char *path, struct vm
 		return vmc_error_set(err, -errno, "the root disk: %s: %s", l->image,
 				     strerror(errno));
 	snprintf(what, sizeof(what), "the root disk: qemu-img create -b %s %s", image, path);
-	return run_quiet((char *[]){qemu_img, "create", "-q", "-f", "qcow2", "-F",
-				    (char *)image_format(image), "-b", image, (char *)path, NULL},
+	return run_quiet((char *[]){ qemu_img, "create", "-q", "-f", "qcow2", "-F",
+				     (char *)image_format(image), "-b", image, (char *)path, NULL },
 			 what, err);
 }
 
@@ -477,7 +479,7 @@ static int make_root_overlay(const struct launch *l, const char *path, struct vm
 
 static int listen_unix(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, e;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -494,7 +496,7 @@ static int listen_unix(const char *path)
 
 static int connect_unix(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -517,7 +519,7 @@ static int connect_unix(const char *path)
 static int start_vm(const struct launch *l, const char *accel, struct vmc_qemu_proc **out_p,
 		    struct vmc_qmp **out_q, struct vmc_error *err)
 {
-	struct argv a = {0};
+	struct argv a = { 0 };
 	struct vmc_qemu_proc *p = vmc_qemu_proc_new(l->workdir, l->own_dir, l->keep);
 	const char *qmp_path, *agent_path;
 	struct vmc_error e = VMC_ERROR_INIT, why = VMC_ERROR_INIT;
@@ -610,7 +612,7 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 		goto out;
 	accel = l.accel;
 	if (!strcmp(accel, "auto")) {
-		struct vmc_accel_boot boot = {.qemu = l.qemu, .start = probe_start, .ctx = &l};
+		struct vmc_accel_boot boot = { .qemu = l.qemu, .start = probe_start, .ctx = &l };
 
 		accel = vmc_accel_choose(&boot, &p, &q, NULL);
 	}
@@ -621,9 +623,9 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 	}
 	/* Cache only a verdict a VM was then started with. */
 	vmc_accel_commit(l.qemu);
-	r = l.agent_ssh ? asprintf(&spec, "ssh://root@127.0.0.1:%u/sbin/vmcheck-agent-ssh",
-				   l.ssh_port)
-			: asprintf(&spec, "vserial:%s/agent.sock", l.workdir);
+	r = l.agent_ssh
+		    ? asprintf(&spec, "ssh://root@127.0.0.1:%u/sbin/vmcheck-agent-ssh", l.ssh_port)
+		    : asprintf(&spec, "vserial:%s/agent.sock", l.workdir);
 	if (r < 0) {
 		vmc_qemu_proc_stop(p, q);
 		vmc_qmp_close(q);
@@ -647,7 +649,7 @@ const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **
 	struct launch l;
 
 	if (!accel && launch_init(cfg, &l, &err) == 0) {
-		struct vmc_accel_boot boot = {.qemu = l.qemu, .start = probe_start, .ctx = &l};
+		struct vmc_accel_boot boot = { .qemu = l.qemu, .start = probe_start, .ctx = &l };
 
 		vmc_accel_choose(&boot, &p, &q, NULL);
 		if (q) {

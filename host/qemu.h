@@ -29,19 +29,19 @@
 
 /* Zero or NULL in any field means its default. */
 struct vmc_qemu_config {
-	const char *qemu;	       /* "qemu-system-x86_64" (looked up in PATH) */
-	const char *kernel;	       /* required */
-	const char *initrd;	       /* required */
-	const char *append;	       /* contents of the file "cmdline" next to the kernel */
-	unsigned mem_mb;	       /* 512 */
-	unsigned mem_slots;	       /* 4 */
-	unsigned maxmem_mb;	       /* 4096 */
-	unsigned cpus;		       /* 1 */
-	unsigned maxcpus;	       /* 4 */
-	unsigned hotplug_ports;	       /* 8, at most VMC_QEMU_PORTS_MAX */
-	const char *accel;	       /* "auto" (KVM if it really boots, else TCG), "kvm", "tcg" */
-	const char *workdir;	       /* a new directory under $TMPDIR (or /tmp) */
-	bool keep_workdir;	       /* keep console.log and qemu.stderr (sockets always go) */
+	const char *qemu;              /* "qemu-system-x86_64" (looked up in PATH) */
+	const char *kernel;            /* required */
+	const char *initrd;            /* required */
+	const char *append;            /* contents of the file "cmdline" next to the kernel */
+	unsigned mem_mb;               /* 512 */
+	unsigned mem_slots;            /* 4 */
+	unsigned maxmem_mb;            /* 4096 */
+	unsigned cpus;                 /* 1 */
+	unsigned maxcpus;              /* 4 */
+	unsigned hotplug_ports;        /* 8, at most VMC_QEMU_PORTS_MAX */
+	const char *accel;             /* "auto" (KVM if it really boots, else TCG), "kvm", "tcg" */
+	const char *workdir;           /* a new directory under $TMPDIR (or /tmp) */
+	bool keep_workdir;             /* keep console.log and qemu.stderr (sockets always go) */
 	const char *const *extra_args; /* NULL-terminated, appended as they are */
 	/*
 	 * Non-zero: a big guest (doc/facts.md, "Big guests"). All its RAM comes from

@@ -111,9 +111,10 @@ static int json_step(struct vmc_report *r, const struct vmc_step_record *rec)
 		put(o, "notes", jstr(rec->notes, &ok), &ok);
 		put(o, "evidence", jstr(rec->evidence, &ok), &ok);
 	}
-	if (ok && fprintf(j->fp, "%s\n",
-			  json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								    JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+	if (ok &&
+	    fprintf(j->fp, "%s\n",
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
 		ret = -EIO;
 	if (!ok)
 		ret = -ENOMEM;
@@ -246,8 +247,7 @@ static bool get_latency(struct json_object *o, struct vmc_step_record *rec)
 }
 
 /* The first member of @o that is missing or mistyped, NULL if none. */
-static const char *read_record(struct json_object *o, uint64_t t_zero,
-			       struct vmc_step_record *rec)
+static const char *read_record(struct json_object *o, uint64_t t_zero, struct vmc_step_record *rec)
 {
 	struct json_object *tl;
 
@@ -299,7 +299,7 @@ int vmc_report_json_parse(const char *line, uint64_t t_zero, struct vmc_report_j
 		json_object_put(o);
 		json_tokener_free(tok);
 		return vmc_error_set(err, -EINVAL, "report line: %s",
-				     e == json_tokener_success ? "junk after the object"
+				     e == json_tokener_success    ? "junk after the object"
 				     : e == json_tokener_continue ? "truncated"
 								  : json_tokener_error_desc(e));
 	}

@@ -139,7 +139,8 @@ static void write_doc(FILE *fp, const struct junit_report *j)
 		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<testsuites name=\"vmcheck\" tests=\"%zu\" failures=\"%u\" errors=\"0\" "
 		"skipped=\"%u\" time=\"%.6f\">\n",
-		j->n, tot[1], tot[2], j->t_end > j->t_zero ? (double)(j->t_end - j->t_zero) / 1e9 : 0.0);
+		j->n, tot[1], tot[2],
+		j->t_end > j->t_zero ? (double)(j->t_end - j->t_zero) / 1e9 : 0.0);
 	/* The declared hosts in their order, then every other suite as it first appeared. */
 	for (size_t i = 0; i < j->n_hosts; i++)
 		write_suite(fp, j, j->hosts[i]);

@@ -30,18 +30,18 @@ struct vmc_step_record {
 	const char *name;      /* "plug nic1 (pciroot1, 52:54:00:12:34:01)" */
 	const char *operation; /* "nic plug": latencies are summed up per operation */
 	enum vmc_step_status status;
-	const char *message;   /* why it failed or was skipped; NULL on pass */
-	const char *notes;     /* lines added with vmc_step_note(), or NULL */
-	const char *evidence;  /* on failure: ladder, diff, kernel log, transcript; or NULL */
+	const char *message;  /* why it failed or was skipped; NULL on pass */
+	const char *notes;    /* lines added with vmc_step_note(), or NULL */
+	const char *evidence; /* on failure: ladder, diff, kernel log, transcript; or NULL */
 	uint64_t t_zero;
-	uint64_t t_begin;      /* the step began */
-	uint64_t t_action;     /* the action was issued */
-	uint64_t t_reply;      /* the hypervisor (or agent) answered the action */
-	uint64_t t_kernel;     /* the guest kernel saw the change (converted to host time) */
-	uint64_t t_confirm;    /* the confirming snapshot (or event) arrived */
-	uint64_t t_event;      /* the last hypervisor event waited for arrived */
+	uint64_t t_begin;   /* the step began */
+	uint64_t t_action;  /* the action was issued */
+	uint64_t t_reply;   /* the hypervisor (or agent) answered the action */
+	uint64_t t_kernel;  /* the guest kernel saw the change (converted to host time) */
+	uint64_t t_confirm; /* the confirming snapshot (or event) arrived */
+	uint64_t t_event;   /* the last hypervisor event waited for arrived */
 	uint64_t t_end;
-	int64_t latency_ns;    /* t_confirm - t_action; -1 when not confirmed */
+	int64_t latency_ns; /* t_confirm - t_action; -1 when not confirmed */
 };
 
 struct vmc_report;

@@ -205,7 +205,8 @@ static void link_changes(struct chg *c, const void *x, const void *y)
 
 static int block_cmp(const void *x, const void *y)
 {
-	return strcmp(str(ELEM(Vmcheck__V1__Block, x)->name), str(ELEM(Vmcheck__V1__Block, y)->name));
+	return strcmp(str(ELEM(Vmcheck__V1__Block, x)->name),
+		      str(ELEM(Vmcheck__V1__Block, y)->name));
 }
 
 static void block_label(char *buf, size_t size, const void *x, bool full)
@@ -214,9 +215,9 @@ static void block_label(char *buf, size_t size, const void *x, bool full)
 	char sz[16];
 
 	if (full)
-		snprintf(buf, size, "%s (%u:%u, %s, %s, serial %s, pci %s)", dash(b->name), b->major,
-			 b->minor, vmc_human_size(b->size_bytes, sz), dash(b->type), dash(b->serial),
-			 dash(b->pci_address));
+		snprintf(buf, size, "%s (%u:%u, %s, %s, serial %s, pci %s)", dash(b->name),
+			 b->major, b->minor, vmc_human_size(b->size_bytes, sz), dash(b->type),
+			 dash(b->serial), dash(b->pci_address));
 	else
 		snprintf(buf, size, "%s", dash(b->name));
 }

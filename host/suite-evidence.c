@@ -14,7 +14,7 @@
 #include "state-diff.h"
 #include "suite-int.h"
 
-#define KMSG_MAX_LINES 100   /* kernel log lines kept as evidence */
+#define KMSG_MAX_LINES 100 /* kernel log lines kept as evidence */
 #define KMSG_MAX_PAGES 64
 
 /*
@@ -45,7 +45,8 @@ static void refresh_view(struct vmc_step *st)
 		r = vmc_view_merge(s->view, rsp->state);
 		if (r == 0)
 			s->view_ns = vmc_mono_ns();
-		fprintf(st->evidence_fp, "guest snapshot read for this evidence at +%.3f s (generation %llu)\n",
+		fprintf(st->evidence_fp,
+			"guest snapshot read for this evidence at +%.3f s (generation %llu)\n",
 			(double)(vmc_mono_ns() - s->t_zero) / 1e9,
 			(unsigned long long)rsp->state->generation);
 		vmc_agent_response_free(s->conn, rsp);
@@ -54,7 +55,9 @@ static void refresh_view(struct vmc_step *st)
 		fprintf(st->evidence_fp,
 			"no fresh guest snapshot for this evidence (%s): what follows is the last "
 			"one the agent pushed, at +%.3f s\n",
-			err.msg ? err.msg : r == -ENOTCONN ? "no agent connection" : strerror(-r),
+			err.msg          ? err.msg
+			: r == -ENOTCONN ? "no agent connection"
+					 : strerror(-r),
 			(double)(s->view_ns - s->t_zero) / 1e9);
 	vmc_error_clear(&err);
 }
@@ -86,8 +89,7 @@ void vmc_step_ladder(struct vmc_step *st, const char *hv_id, const char *pci, co
 	ladder(st, hv_id, pci, kobj, false);
 }
 
-void vmc_step_ladder_gone(struct vmc_step *st, const char *hv_id, const char *pci,
-			  const char *kobj)
+void vmc_step_ladder_gone(struct vmc_step *st, const char *hv_id, const char *pci, const char *kobj)
 {
 	ladder(st, hv_id, pci, kobj, true);
 }

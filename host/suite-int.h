@@ -50,7 +50,7 @@ struct vmc_suite {
 	unsigned agent_minor; /* HelloReply.protocol_minor of the agent */
 
 	char *why_attached; /* a note for the next connect step */
-	char *gone;  /* why no step can run any more (VM gone, interrupted) */
+	char *gone;         /* why no step can run any more (VM gone, interrupted) */
 	/*
 	 * The steps @gone stops failed, not skipped: something failed first
 	 * (the VM died, no agent answered). An interruption or a powerdown
@@ -73,14 +73,14 @@ struct vmc_step {
 	char *notes, *evidence;
 	size_t notes_len, evidence_len;
 	FILE *notes_fp, *evidence_fp;
-	bool skipped;        /* begun after the VM was gone */
-	bool died;           /* the VM died during this step */
-	bool interrupted;    /* a signal stopped the run during this step */
-	char *old_boot;      /* boot_id at the start */
-	bool rebooted;       /* a new boot was seen */
-	bool boot_expected;  /* vmc_step_wait_new_boot() was called */
-	bool refreshed;      /* the view was read afresh for the evidence */
-	bool reboot_unasked; /* the guest rebooted and no step asked for it */
+	bool skipped;           /* begun after the VM was gone */
+	bool died;              /* the VM died during this step */
+	bool interrupted;       /* a signal stopped the run during this step */
+	char *old_boot;         /* boot_id at the start */
+	bool rebooted;          /* a new boot was seen */
+	bool boot_expected;     /* vmc_step_wait_new_boot() was called */
+	bool refreshed;         /* the view was read afresh for the evidence */
+	bool reboot_unasked;    /* the guest rebooted and no step asked for it */
 	struct vmc_hv_event ev; /* the last event vmc_step_expect_event() took */
 	int usable;             /* the usage rung: 1 ok, 0 failed, -1 not judged */
 	char *usable_text;

@@ -26,14 +26,28 @@ struct rung {
 	char detail[256];
 };
 
-enum { HOST, PCI, DRIVER, KERNEL, ONLINE, USABLE, NRUNGS };
+enum {
+	HOST,
+	PCI,
+	DRIVER,
+	KERNEL,
+	ONLINE,
+	USABLE,
+	NRUNGS
+};
 
-enum kobj_kind { K_UNKNOWN, K_LINK, K_BLOCK, K_MEMORY, K_CPU };
+enum kobj_kind {
+	K_UNKNOWN,
+	K_LINK,
+	K_BLOCK,
+	K_MEMORY,
+	K_CPU
+};
 
 struct kobj {
 	enum kobj_kind kind;
-	char key[128];     /* MAC, serial */
-	uint64_t lo, hi;   /* memory block range, cpu id (lo) */
+	char key[128];   /* MAC, serial */
+	uint64_t lo, hi; /* memory block range, cpu id (lo) */
 };
 
 static void parse_kobj(const char *s, struct kobj *k)
@@ -69,8 +83,7 @@ static void _printf_(3, 4) set(struct rung *r, enum rung_state st, const char *f
 	va_end(ap);
 }
 
-static const Vmcheck__V1__PciFunction *pci_function(const Vmcheck__V1__State *st,
-						    const char *addr)
+static const Vmcheck__V1__PciFunction *pci_function(const Vmcheck__V1__State *st, const char *addr)
 {
 	for (size_t i = 0; st->pci && i < st->pci->n_functions; i++) {
 		const Vmcheck__V1__PciFunction *f = st->pci->functions[i];
@@ -118,7 +131,8 @@ static const Vmcheck__V1__Link *find_link(const Vmcheck__V1__State *st, const ch
 static const Vmcheck__V1__Block *find_block(const Vmcheck__V1__State *st, const char *serial)
 {
 	for (size_t i = 0; i < st->n_blocks; i++)
-		if (st->blocks[i] && st->blocks[i]->serial && !strcmp(st->blocks[i]->serial, serial))
+		if (st->blocks[i] && st->blocks[i]->serial &&
+		    !strcmp(st->blocks[i]->serial, serial))
 			return st->blocks[i];
 	return NULL;
 }
@@ -164,13 +178,20 @@ static const char *kobj_pci(const Vmcheck__V1__State *st, const struct kobj *k)
 static const char *virtio_type_name(uint32_t type)
 {
 	switch (type) {
-	case 1: return "net";
-	case 2: return "block";
-	case 3: return "console";
-	case 4: return "rng";
-	case 5: return "balloon";
-	case 8: return "scsi";
-	default: return "?";
+	case 1:
+		return "net";
+	case 2:
+		return "block";
+	case 3:
+		return "console";
+	case 4:
+		return "rng";
+	case 5:
+		return "balloon";
+	case 8:
+		return "scsi";
+	default:
+		return "?";
 	}
 }
 
@@ -188,7 +209,8 @@ static void driver_rung(struct rung *rd, const Vmcheck__V1__PciFunction *f)
 			    f->virtio_device, virtio_type_name(f->virtio_type),
 			    *f->driver ? f->driver : "unbound");
 		else
-			set(rd, R_ABSENT, "virtio device %s (type %s) has no driver (PCI transport %s)",
+			set(rd, R_ABSENT,
+			    "virtio device %s (type %s) has no driver (PCI transport %s)",
 			    f->virtio_device, virtio_type_name(f->virtio_type),
 			    *f->driver ? f->driver : "unbound");
 		return;
@@ -348,7 +370,7 @@ int vmc_ladder_write(FILE *fp, struct vmc_hv *hv, const Vmcheck__V1__State *st, 
 	static const int appear_order[] = { HOST, PCI, DRIVER, KERNEL, ONLINE, USABLE };
 	static const int gone_order[] = { ONLINE, KERNEL, DRIVER, PCI, HOST };
 	struct rung r[NRUNGS] = {
-		[HOST] = { .name = "host" },	 [PCI] = { .name = "pci" },
+		[HOST] = { .name = "host" },     [PCI] = { .name = "pci" },
 		[DRIVER] = { .name = "driver" }, [KERNEL] = { .name = "kernel" },
 		[ONLINE] = { .name = "online" }, [USABLE] = { .name = "usable" },
 	};
@@ -365,7 +387,9 @@ int vmc_ladder_write(FILE *fp, struct vmc_hv *hv, const Vmcheck__V1__State *st, 
 		set(&r[USABLE], R_NA, "%s", usable_text ? usable_text : "no usage probe ran");
 	else
 		set(&r[USABLE], usable ? R_PRESENT : R_ABSENT, "%s",
-		    usable_text ? usable_text : usable ? "used" : "not usable");
+		    usable_text ? usable_text
+		    : usable    ? "used"
+				: "not usable");
 
 	fprintf(fp, "detection ladder (%s) for %s, %s%s%s:\n",
 		gone ? "removal: guest first, host last" : "appearance: host first", hv_id,

@@ -124,8 +124,8 @@ static unsigned take_down_events(struct vmc_hv *hv, uint64_t since, char *buf, s
 		struct vmc_hv_event ev = { 0 };
 
 		while (hv->ops->seen_event(hv, down_events[i], NULL) &&
-		       hv->ops->wait_event(hv, down_events[i], NULL, vmc_mono_ns(), &ev,
-					   NULL) == 0) {
+		       hv->ops->wait_event(hv, down_events[i], NULL, vmc_mono_ns(), &ev, NULL) ==
+			       0) {
 			if (!ev.synthesized && ev.host_ns > since) {
 				n++;
 				if (len < size)

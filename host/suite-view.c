@@ -31,8 +31,8 @@ struct vmc_view {
 	 * why. NULL once a newer State carries the section again.
 	 */
 	struct node *err[NSECTIONS];
-	struct node *top;            /* the newest merged: generation, boot_id, clocks */
-	Vmcheck__V1__State merged;   /* pointers into the nodes */
+	struct node *top;          /* the newest merged: generation, boot_id, clocks */
+	Vmcheck__V1__State merged; /* pointers into the nodes */
 	Vmcheck__V1__SectionError **errors;
 };
 

@@ -18,7 +18,7 @@
 
 #include "suite-int.h"
 
-#define PUMP_BATCH 1024      /* pushes taken per look at the agent */
+#define PUMP_BATCH 1024 /* pushes taken per look at the agent */
 
 /* What a wait is for; exactly one of fn, event, new_boot, vm_exit. */
 struct wait {
@@ -157,7 +157,8 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 				return r;
 			}
 			if (r == 0) {
-				vmc_step_note(st, "the agent restarted (same boot); subscribed again");
+				vmc_step_note(st,
+					      "the agent restarted (same boot); subscribed again");
 				break;
 			}
 			st->rebooted = true;
@@ -215,7 +216,8 @@ static bool take_event(struct vmc_step *st, struct wait *w)
 	if (hv->ops->wait_event(hv, w->event, w->device, vmc_mono_ns() + MS, &ev, NULL) < 0)
 		return false;
 	if (ev.synthesized)
-		vmc_step_note(st, "%s synthesized by the %s backend, not reported by the hypervisor: %s",
+		vmc_step_note(st,
+			      "%s synthesized by the %s backend, not reported by the hypervisor: %s",
 			      ev.name, hv->ops->name, ev.detail ? ev.detail : "");
 	else
 		st->t_event = ev.host_ns ? ev.host_ns : vmc_mono_ns();
@@ -451,7 +453,8 @@ unsigned vmc_step_elapsed_ms(struct vmc_step *st)
 int vmc_step_await_event(struct vmc_step *st, const char *name, const char *device,
 			 unsigned deadline_ms)
 {
-	struct wait w = { .event = name, .device = device,
+	struct wait w = { .event = name,
+			  .device = device,
 			  .deadline = deadline_of(st, deadline_ms) };
 
 	return wait_for(st, &w);

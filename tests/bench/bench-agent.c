@@ -45,7 +45,12 @@ struct op {
 	const char *qga;   /* the equivalent qemu-ga command */
 };
 
-enum { OP_PING, OP_SNAPSHOT, OP_LINKS, N_OPS };
+enum {
+	OP_PING,
+	OP_SNAPSHOT,
+	OP_LINKS,
+	N_OPS
+};
 
 static const struct op ops[N_OPS] = {
 	[OP_PING] = { "ping / guest-ping", true, 0, "guest-ping" },
@@ -145,8 +150,8 @@ static int vmcheck_call(struct conn *c, const struct op *op, uint64_t id, const 
 
 static int vmcheck_check(const struct op *op, uint64_t id, const uint8_t *payload, size_t len)
 {
-	Vmcheck__V1__Response__KindCase want =
-		op->hello ? VMCHECK__V1__RESPONSE__KIND_HELLO : VMCHECK__V1__RESPONSE__KIND_STATE;
+	Vmcheck__V1__Response__KindCase want = op->hello ? VMCHECK__V1__RESPONSE__KIND_HELLO
+							 : VMCHECK__V1__RESPONSE__KIND_STATE;
 	struct vmc_pb_budget b;
 	Vmcheck__V1__Response *resp;
 	int r = 0;
@@ -154,14 +159,15 @@ static int vmcheck_check(const struct op *op, uint64_t id, const uint8_t *payloa
 	vmc_pb_budget_init(&b, 64u << 20);
 	resp = vmc_pb_response_unpack(&b, payload, len);
 	if (!resp) {
-		fprintf(stderr, "bench-agent: vmcheck-agent: a reply of %zu bytes does not decode\n",
-			len);
+		fprintf(stderr,
+			"bench-agent: vmcheck-agent: a reply of %zu bytes does not decode\n", len);
 		return -EBADMSG;
 	}
 	if (resp->id != id || resp->kind_case != want) {
 		bool err = resp->kind_case == VMCHECK__V1__RESPONSE__KIND_ERROR;
 
-		fprintf(stderr, "bench-agent: vmcheck-agent: request %llu got reply %llu of kind %d%s%s\n",
+		fprintf(stderr,
+			"bench-agent: vmcheck-agent: request %llu got reply %llu of kind %d%s%s\n",
 			(unsigned long long)id, (unsigned long long)resp->id, resp->kind_case,
 			err ? ": " : "", err ? resp->error->message : "");
 		r = -EPROTO;
@@ -354,14 +360,14 @@ static void print_proc(const struct proc *p)
 static void usage(FILE *fp)
 {
 	fprintf(fp,
-"Usage: bench-agent --vmcheck SOCKET --qga SOCKET --vmcheck-pid PID --qga-pid PID\n"
-"                   --vmcheck-bin FILE --qga-bin FILE [-n N] [-w N]\n"
-"\n"
-"  --vmcheck SOCKET   vmcheck-agent --listen unix:SOCKET\n"
-"  --qga SOCKET       qemu-ga -m unix-listen -p SOCKET\n"
-"  --*-pid, --*-bin   the agents' processes (RSS) and ELF files (size)\n"
-"  -n N               timed requests per operation and agent (default 2000)\n"
-"  -w N               warm-up requests before them (default 50)\n");
+		"Usage: bench-agent --vmcheck SOCKET --qga SOCKET --vmcheck-pid PID --qga-pid PID\n"
+		"                   --vmcheck-bin FILE --qga-bin FILE [-n N] [-w N]\n"
+		"\n"
+		"  --vmcheck SOCKET   vmcheck-agent --listen unix:SOCKET\n"
+		"  --qga SOCKET       qemu-ga -m unix-listen -p SOCKET\n"
+		"  --*-pid, --*-bin   the agents' processes (RSS) and ELF files (size)\n"
+		"  -n N               timed requests per operation and agent (default 2000)\n"
+		"  -w N               warm-up requests before them (default 50)\n");
 }
 
 int main(int argc, char **argv)
@@ -387,24 +393,44 @@ int main(int argc, char **argv)
 		char *end = NULL;
 
 		switch (c) {
-		case 'V': vsock = optarg; break;
-		case 'Q': qsock = optarg; break;
-		case 'b': vbin = optarg; break;
-		case 'B': qbin = optarg; break;
-		case 'p': vpid = strtol(optarg, &end, 10); break;
-		case 'P': qpid = strtol(optarg, &end, 10); break;
-		case 'n': n = strtol(optarg, &end, 10); break;
-		case 'w': warm = strtol(optarg, &end, 10); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'V':
+			vsock = optarg;
+			break;
+		case 'Q':
+			qsock = optarg;
+			break;
+		case 'b':
+			vbin = optarg;
+			break;
+		case 'B':
+			qbin = optarg;
+			break;
+		case 'p':
+			vpid = strtol(optarg, &end, 10);
+			break;
+		case 'P':
+			qpid = strtol(optarg, &end, 10);
+			break;
+		case 'n':
+			n = strtol(optarg, &end, 10);
+			break;
+		case 'w':
+			warm = strtol(optarg, &end, 10);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 		if (end && (*end || end == optarg)) {
 			fprintf(stderr, "bench-agent: '%s' is not a number\n", optarg);
 			return 2;
 		}
 	}
-	if (!vsock || !qsock || !vbin || !qbin || vpid <= 0 || qpid <= 0 || n < 1 ||
-	    n > 10000000 || warm < 0 || warm > 10000000 || optind < argc) {
+	if (!vsock || !qsock || !vbin || !qbin || vpid <= 0 || qpid <= 0 || n < 1 || n > 10000000 ||
+	    warm < 0 || warm > 10000000 || optind < argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -434,9 +460,11 @@ int main(int argc, char **argv)
 	       "after %ld warm-up; latency = request written to reply fully read.\n\n",
 	       n, warm);
 	printf("| %-46s | vmcheck p50 µs |   p99 µs |   req/s | qemu-ga p50 µs |   p99 µs |   req/s "
-	       "| ratio |\n", "operation (vmcheck / qemu-ga)");
+	       "| ratio |\n",
+	       "operation (vmcheck / qemu-ga)");
 	printf("|%.48s|---------------:|---------:|--------:|---------------:|---------:|--------:"
-	       "|------:|\n", "------------------------------------------------");
+	       "|------:|\n",
+	       "------------------------------------------------");
 	for (size_t i = 0; i < N_OPS; i++)
 		printf("| %-46s | %14.1f | %8.1f | %7.0f | %14.1f | %8.1f | %7.0f | %5.2f |\n",
 		       ops[i].name, sv[i].p50_us, sv[i].p99_us, sv[i].rps, sq[i].p50_us,

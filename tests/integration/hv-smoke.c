@@ -148,7 +148,8 @@ static int ost_failure(struct vmc_hv *hv, const char *dev)
 	struct vmc_hv_event ev;
 	int refused = 0;
 
-	while (hv->ops->wait_event(hv, VMC_EV_ACPI_DEVICE_OST, dev, vmc_mono_ns(), &ev, NULL) == 0) {
+	while (hv->ops->wait_event(hv, VMC_EV_ACPI_DEVICE_OST, dev, vmc_mono_ns(), &ev, NULL) ==
+	       0) {
 		const char *p = ev.detail ? strstr(ev.detail, "\"status\":") : NULL;
 		int st = p ? atoi(p + 9) : 0;
 
@@ -204,9 +205,9 @@ static void nics(struct vmc_hv *hv, const struct vmc_hv_slot *slots)
 {
 	const struct vmc_hv_ops *o = hv->ops;
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_nic nic = {"nic1", "52:54:00:00:00:01", slots[0].id};
-	struct vmc_hv_nic taken = {"nic2", "52:54:00:00:00:02", slots[0].id};
-	struct vmc_hv_nic root = {"nic9", "52:54:00:00:00:09", "pcie.0"};
+	struct vmc_hv_nic nic = { "nic1", "52:54:00:00:00:01", slots[0].id };
+	struct vmc_hv_nic taken = { "nic2", "52:54:00:00:00:02", slots[0].id };
+	struct vmc_hv_nic root = { "nic9", "52:54:00:00:00:09", "pcie.0" };
 	char *where = NULL;
 	bool ok;
 	int r;
@@ -217,15 +218,15 @@ static void nics(struct vmc_hv *hv, const struct vmc_hv_slot *slots)
 		check(ok, "nic_add nic1 round %d %s", round, ok ? "" : msg(&err));
 		r = o->device_present(hv, "nic1", &where, &err);
 		check(r == 1 && where &&
-			  !strcmp(where, "virtio-net-pci at 0000:01:00.0 behind pciroot1"),
+			      !strcmp(where, "virtio-net-pci at 0000:01:00.0 behind pciroot1"),
 		      "device_present nic1: %d %s", r, where ? where : msg(&err));
 		free(where);
 		where = NULL;
 		if (round == 1) {
 			r = o->nic_add(hv, &taken, &err);
 			check(r == VMC_QMP_ECOMMAND &&
-				  strstr(msg(&err), "device_add nic2 on pciroot1: PCI: slot 0 "
-						    "function 0 not available"),
+				      strstr(msg(&err), "device_add nic2 on pciroot1: PCI: slot 0 "
+							"function 0 not available"),
 			      "nic_add on a taken slot refused: %s", msg(&err));
 		}
 		ok = o->nic_del(hv, "nic1", &err) == 0 &&
@@ -236,8 +237,8 @@ static void nics(struct vmc_hv *hv, const struct vmc_hv_slot *slots)
 	}
 	r = o->nic_add(hv, &root, &err);
 	check(r == VMC_QMP_ECOMMAND &&
-		  strstr(msg(&err),
-			 "device_add nic9 on pcie.0: Bus 'pcie.0' does not support hotplugging"),
+		      strstr(msg(&err),
+			     "device_add nic9 on pcie.0: Bus 'pcie.0' does not support hotplugging"),
 	      "nic_add on pcie.0 refused: %s", msg(&err));
 	vmc_error_clear(&err);
 }
@@ -253,7 +254,7 @@ static void disk(struct vmc_hv *hv, const struct vmc_hv_slot *slot, const char *
 	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 '%s' 64M", img);
 	if (!check(system(cmd) == 0, "qemu-img create %s", img))
 		return;
-	struct vmc_hv_disk d = {"disk1", img, "qcow2", "vmc-disk1", slot->id};
+	struct vmc_hv_disk d = { "disk1", img, "qcow2", "vmc-disk1", slot->id };
 
 	ok = o->disk_add(hv, &d, &err) == 0;
 	check(ok, "disk_add disk1 on %s %s", slot->id, ok ? "" : msg(&err));
@@ -270,14 +271,14 @@ static void memory(struct vmc_hv *hv)
 {
 	const struct vmc_hv_ops *o = hv->ops;
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_dimm dimm = {"dimm1", 128ull << 20};
-	struct vmc_hv_mem m = {0};
+	struct vmc_hv_dimm dimm = { "dimm1", 128ull << 20 };
+	struct vmc_hv_mem m = { 0 };
 	bool ok;
 	int r;
 
 	r = o->mem_info(hv, &m, &err);
 	check(r == 0 && m.base_bytes == 512ull << 20 && m.plugged_bytes == 0 &&
-		  m.max_bytes == 4096ull << 20 && m.slots == 4 && m.used_slots == 0,
+		      m.max_bytes == 4096ull << 20 && m.slots == 4 && m.used_slots == 0,
 	      "mem_info: base %llu max %llu slots %u/%u %s", (unsigned long long)m.base_bytes,
 	      (unsigned long long)m.max_bytes, m.used_slots, m.slots, r ? msg(&err) : "");
 	r = o->mem_add(hv, &dimm, &err);
@@ -334,19 +335,20 @@ static void vcpu(struct vmc_hv *hv)
 
 	r = o->cpus(hv, &cpus, &n, &err);
 	check(r == 0 && n == 4 && cpus[0].qom_path && cpus[0].cpu_index == 0 && !cpus[1].qom_path &&
-		  cpus[1].socket_id == 0 && cpus[1].core_id == 1 && cpus[1].thread_id == 0 &&
-		  cpus[1].die_id == -1 && !strcmp(cpus[1].type, "qemu64-x86_64-cpu"),
+		      cpus[1].socket_id == 0 && cpus[1].core_id == 1 && cpus[1].thread_id == 0 &&
+		      cpus[1].die_id == -1 && !strcmp(cpus[1].type, "qemu64-x86_64-cpu"),
 	      "cpus: %zu positions, the first free at core %d %s", n, n > 1 ? cpus[1].core_id : -1,
 	      r ? msg(&err) : "");
 	if (n < 2)
 		return;
-	struct vmc_hv_vcpu c = {"cpu1", &cpus[1]};
+	struct vmc_hv_vcpu c = { "cpu1", &cpus[1] };
 
 	r = o->cpu_add(hv, &c, &err);
 	if (r == 0)
 		r = o->cpus(hv, &after, &nafter, &err);
 	check(r == 0 && nafter == 4 && after[1].qom_path &&
-		  !strcmp(after[1].qom_path, "/machine/peripheral/cpu1") && after[1].cpu_index == 1,
+		      !strcmp(after[1].qom_path, "/machine/peripheral/cpu1") &&
+		      after[1].cpu_index == 1,
 	      "cpu_add cpu1: %s, cpu index %d %s", nafter ? after[1].qom_path : "-",
 	      nafter ? after[1].cpu_index : -1, r ? msg(&err) : "");
 	/*
@@ -372,7 +374,7 @@ static void vcpu(struct vmc_hv *hv)
 	} else {
 		r = o->alive(hv, &err);
 		check(r == -ESRCH && strstr(msg(&err), "QEMU exited on signal ") &&
-			  strstr(msg(&err), "last QMP command: system_reset"),
+			      strstr(msg(&err), "last QMP command: system_reset"),
 		      "reset after a vCPU unplug: alive() reports the abort: %s", msg(&err));
 	}
 	vmc_hv_cpus_free(after, nafter);
@@ -389,7 +391,7 @@ static void hotplug(struct vmc_hv *hv, const char *workdir)
 
 	r = hv->ops->free_slots(hv, &slots, &n, &err);
 	check(r == 0 && n == 8 && !strcmp(slots[0].id, "pciroot1") &&
-		  !strcmp(slots[7].id, "pciroot8") && !strcmp(slots[0].address, "0000:00:01.0"),
+		      !strcmp(slots[7].id, "pciroot8") && !strcmp(slots[0].address, "0000:00:01.0"),
 	      "free_slots: %zu, first %s at %s %s", n, n ? slots[0].id : "-",
 	      n ? slots[0].address : "-", r ? msg(&err) : "");
 	if (n >= 2) {
@@ -541,19 +543,19 @@ static int run_attach(const char *qmp, const char *transcript)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"kernel", required_argument, NULL, 'k'},
-	    {"initrd", required_argument, NULL, 'i'},
-	    {"accel", required_argument, NULL, 'a'},
-	    {"transcript", required_argument, NULL, 't'},
-	    {"kill9", no_argument, NULL, '9'},
-	    {"hold", no_argument, NULL, 'h'},
-	    {"powerdown", no_argument, NULL, 'p'},
-	    {"attach", required_argument, NULL, 'A'},
-	    {"qemu-arg", required_argument, NULL, 'q'},
-	    {NULL, 0, NULL, 0},
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "accel", required_argument, NULL, 'a' },
+		{ "transcript", required_argument, NULL, 't' },
+		{ "kill9", no_argument, NULL, '9' },
+		{ "hold", no_argument, NULL, 'h' },
+		{ "powerdown", no_argument, NULL, 'p' },
+		{ "attach", required_argument, NULL, 'A' },
+		{ "qemu-arg", required_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct vmc_qemu_config cfg = {0};
-	const char *transcript = NULL, *attach = NULL, *extra[16] = {NULL};
+	struct vmc_qemu_config cfg = { 0 };
+	const char *transcript = NULL, *attach = NULL, *extra[16] = { NULL };
 	size_t n_extra = 0;
 	int mode = 0, c;
 

@@ -301,7 +301,7 @@ static int side_qom_has(struct side *s, const char *id)
 static void views_agree(struct vmc_hv *hv, struct side *s, const char *id, int vmm, int mgmt,
 			const char *when)
 {
-	struct vmc_hv_removal v = {.vmm = -1, .mgmt = -1};
+	struct vmc_hv_removal v = { .vmm = -1, .mgmt = -1 };
 	int qom = side_qom_has(s, id), xml = side_has_alias(s, id);
 
 	views(hv, id, &v);
@@ -367,19 +367,19 @@ static void nic(struct vmc_hv *hv, struct side *s)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_slot *slots = NULL;
-	struct vmc_hv_netpath p = {.guest = ""};
+	struct vmc_hv_netpath p = { .guest = "" };
 	size_t n = 0;
 	int r = hv->ops->free_slots(hv, &slots, &n, &err);
 
 	if (!check(r == 0 && n > 0, "free_slots: %zu %s", n, msg(&err)))
 		return;
-	struct vmc_hv_nic nic = {"nic1", "52:54:00:00:00:31", slots[0].id};
+	struct vmc_hv_nic nic = { "nic1", "52:54:00:00:00:31", slots[0].id };
 
 	r = hv->ops->nic_add(hv, &nic, &err);
 	check(r == 0, "nic_add nic1 on %s %s", slots[0].id, msg(&err));
 	r = hv->ops->nic_path(hv, "nic1", &p, &err);
 	check(r == 0 && !strcmp(p.guest, "10.0.2.15") && p.prefixlen == 24 &&
-		  !strcmp(p.peer, "10.0.2.2") && !strcmp(p.listen, "127.0.0.1"),
+		      !strcmp(p.peer, "10.0.2.2") && !strcmp(p.listen, "127.0.0.1"),
 	      "nic_path nic1 (type user, local URI): guest %s/%u peer %s listen %s %s", p.guest,
 	      p.prefixlen, p.peer, p.listen, msg(&err));
 	views_agree(hv, s, "nic1", 1, 1, "plugged");
@@ -396,8 +396,8 @@ static void nic(struct vmc_hv *hv, struct side *s)
 static void dimm(struct vmc_hv *hv, struct side *s, struct vmc_agent_conn *agent)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_dimm m = {"dimm1", 128ull << 20};
-	struct vmc_hv_dimm_info di = {0};
+	struct vmc_hv_dimm m = { "dimm1", 128ull << 20 };
+	struct vmc_hv_dimm_info di = { 0 };
 	json_object *devs, *list;
 	long long q_addr = -1, q_size = -1, q_slot = -1;
 	int r;
@@ -422,7 +422,7 @@ static void dimm(struct vmc_hv *hv, struct side *s, struct vmc_agent_conn *agent
 	}
 	json_object_put(devs);
 	check(q_addr >= 0 && (uint64_t)q_addr == di.addr && (uint64_t)q_size == di.size &&
-		  q_slot == di.slot,
+		      q_slot == di.slot,
 	      "dimm_info matches QEMU's query-memory-devices: addr 0x%llx size %lld slot %lld",
 	      q_addr, q_size, q_slot);
 	if (agent) {
@@ -431,7 +431,7 @@ static void dimm(struct vmc_hv *hv, struct side *s, struct vmc_agent_conn *agent
 		/* The guest's blocks of that range, once the kernel has added them. */
 		do {
 			Vmcheck__V1__Response *st =
-			    state(agent, VMCHECK__V1__SECTION__SECTION_MEMORY);
+				state(agent, VMCHECK__V1__SECTION__SECTION_MEMORY);
 			Vmcheck__V1__Memory *mem = st ? st->state->memory : NULL;
 
 			seen = 0;
@@ -463,7 +463,7 @@ static void dimm(struct vmc_hv *hv, struct side *s, struct vmc_agent_conn *agent
 static void powerdown(struct vmc_hv *hv)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_event ev = {0};
+	struct vmc_hv_event ev = { 0 };
 	uint64_t t0 = vmc_mono_ns();
 	bool ok;
 	int r;
@@ -491,7 +491,7 @@ static int run_devices(const struct vmc_libvirt_config *cfg)
 {
 	struct vmc_hv *hv = open_domain(cfg);
 	struct vmc_agent_conn *agent;
-	struct side s = {0};
+	struct side s = { 0 };
 
 	if (!hv)
 		return 1;
@@ -552,10 +552,10 @@ static int run_vcpu(const struct vmc_libvirt_config *cfg)
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv *hv = open_domain(cfg);
 	struct vmc_agent_conn *agent = hv ? agent_up(hv) : NULL;
-	struct vmc_hv_removal v = {.vmm = -1, .mgmt = -1};
+	struct vmc_hv_removal v = { .vmm = -1, .mgmt = -1 };
 	struct vmc_hv_cpu *cpus = NULL;
-	struct vmc_hv_event ev = {0};
-	struct side s = {0};
+	struct vmc_hv_event ev = { 0 };
+	struct side s = { 0 };
 	size_t n = 0;
 	char got[64] = "";
 	uint64_t t0;
@@ -568,7 +568,7 @@ static int run_vcpu(const struct vmc_libvirt_config *cfg)
 	if (!check(r == 0 && n == 4 && !cpus[1].qom_path, "cpus: %zu positions, 1 free %s", n,
 		   msg(&err)))
 		goto out;
-	struct vmc_hv_vcpu c = {"cpu1", &cpus[1]};
+	struct vmc_hv_vcpu c = { "cpu1", &cpus[1] };
 
 	r = hv->ops->cpu_add(hv, &c, &err);
 	ok = r == 0 && guest_cpus_present(agent, "0-1", EVENT_MS, got, sizeof(got));
@@ -578,9 +578,9 @@ static int run_vcpu(const struct vmc_libvirt_config *cfg)
 	t0 = vmc_mono_ns();
 	r = hv->ops->cpu_del(hv, "cpu1", &err);
 	check(r == -EINPROGRESS && err.code == -EINPROGRESS &&
-		  strstr(msg(&err),
-			 "virDomainSetVcpu cpu1 (vcpu 1) disable: libvirt error 68/10: ") &&
-		  strstr(msg(&err), "vcpu unplug request timed out"),
+		      strstr(msg(&err),
+			     "virDomainSetVcpu cpu1 (vcpu 1) disable: libvirt error 68/10: ") &&
+		      strstr(msg(&err), "vcpu unplug request timed out"),
 	      "cpu_del cpu1 returns -EINPROGRESS after %.1f s with libvirt's error: %d %s",
 	      secs_since(t0), r, msg(&err));
 	vmc_error_clear(&err);
@@ -676,22 +676,22 @@ static int run_pcie(const struct vmc_libvirt_config *cfg)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_libvirt_xml_domain d = {
-	    .type = "qemu",
-	    .kernel = cfg->kernel,
-	    .initrd = cfg->initrd,
-	    .append = cfg->append,
-	    .mem_mb = 512,
-	    .maxmem_mb = 4096,
-	    .slots = 4,
-	    .cpus = 1,
-	    .maxcpus = 4,
-	    .ports = 2,
+		.type = "qemu",
+		.kernel = cfg->kernel,
+		.initrd = cfg->initrd,
+		.append = cfg->append,
+		.mem_mb = 512,
+		.maxmem_mb = 4096,
+		.slots = 4,
+		.cpus = 1,
+		.maxcpus = 4,
+		.ports = 2,
 	};
 	struct vmc_libvirt_config c = *cfg;
 	struct vmc_hv_slot *slots = NULL;
 	struct vmc_hv *hv = NULL;
 	struct vmc_agent_conn *agent = NULL;
-	struct side s = {0};
+	struct side s = { 0 };
 	char name[64], *xml = NULL, *full = NULL, *at, *append;
 	const char *mac = "52:54:00:00:00:41";
 	size_t n = 0;
@@ -708,18 +708,17 @@ static int run_pcie(const struct vmc_libvirt_config *cfg)
 		return 1;
 	}
 	*at = '\0';
-	if (asprintf(
-		&full,
-		"%s</devices><qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/"
-		"qemu/1.0'><qemu:arg value='-global'/><qemu:arg "
-		"value='ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off'/></qemu:commandline>"
-		"</domain>",
-		xml) < 0)
+	if (asprintf(&full,
+		     "%s</devices><qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/"
+		     "qemu/1.0'><qemu:arg value='-global'/><qemu:arg "
+		     "value='ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off'/></qemu:commandline>"
+		     "</domain>",
+		     xml) < 0)
 		full = NULL;
 	free(xml);
 	s.conn = virConnectOpen(cfg->uri);
-	s.dom =
-	    s.conn && full ? virDomainCreateXML(s.conn, full, VIR_DOMAIN_START_AUTODESTROY) : NULL;
+	s.dom = s.conn && full ? virDomainCreateXML(s.conn, full, VIR_DOMAIN_START_AUTODESTROY)
+			       : NULL;
 	free(full);
 	if (!check(s.dom != NULL, "domain %s with native PCIe hotplug %s", name,
 		   s.dom ? "" : virGetLastErrorMessage()))
@@ -731,7 +730,7 @@ static int run_pcie(const struct vmc_libvirt_config *cfg)
 		check(false, "free_slots %s", msg(&err));
 		goto out;
 	}
-	struct vmc_hv_nic nic = {"nic1", mac, slots[0].id};
+	struct vmc_hv_nic nic = { "nic1", mac, slots[0].id };
 
 	r = hv->ops->nic_add(hv, &nic, &err);
 	r = r == 0 && guest_link(agent, mac, true, EVENT_MS);
@@ -766,7 +765,7 @@ static int run_panic(const struct vmc_libvirt_config *cfg)
 	char *append = no_kdump_cmdline(cfg->kernel);
 	struct vmc_hv *hv;
 	struct vmc_agent_conn *agent = NULL;
-	struct vmc_hv_event ev = {0};
+	struct vmc_hv_event ev = { 0 };
 	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 	Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
 	Vmcheck__V1__TriggerCrash tc = VMCHECK__V1__TRIGGER_CRASH__INIT;
@@ -820,12 +819,12 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"uri", required_argument, NULL, 'u'},
-	    {"kernel", required_argument, NULL, 'k'},
-	    {"initrd", required_argument, NULL, 'i'},
-	    {NULL, 0, NULL, 0},
+		{ "uri", required_argument, NULL, 'u' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ NULL, 0, NULL, 0 },
 	};
-	struct vmc_libvirt_config cfg = {.accel = "tcg"};
+	struct vmc_libvirt_config cfg = { .accel = "tcg" };
 	char *kernel = NULL, *initrd = NULL;
 	const char *mode;
 	int c, rc;

@@ -9,7 +9,9 @@
 
 #include "liar.h"
 
-enum { EXIT_USAGE = 2 };
+enum {
+	EXIT_USAGE = 2
+};
 
 static void usage(void)
 {

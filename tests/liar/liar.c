@@ -26,13 +26,13 @@
 #define CMDLINE_WORD "vmcheck.lie="
 
 static const char *const lie_names[] = {
-    [VMC_LIAR_NONE] = "none",
-    [VMC_LIAR_SECTION_ERROR] = "section-error",
-    [VMC_LIAR_DIMM_ADDRESS] = "dimm-address",
-    [VMC_LIAR_ZONE_NORMAL] = "zone-normal",
-    [VMC_LIAR_CPU_TOPOLOGY] = "cpu-topology",
-    [VMC_LIAR_NET_SILENT] = "net-silent",
-    [VMC_LIAR_REBOOT] = "reboot",
+	[VMC_LIAR_NONE] = "none",
+	[VMC_LIAR_SECTION_ERROR] = "section-error",
+	[VMC_LIAR_DIMM_ADDRESS] = "dimm-address",
+	[VMC_LIAR_ZONE_NORMAL] = "zone-normal",
+	[VMC_LIAR_CPU_TOPOLOGY] = "cpu-topology",
+	[VMC_LIAR_NET_SILENT] = "net-silent",
+	[VMC_LIAR_REBOOT] = "reboot",
 };
 
 /* What a watchdog does: flush, then restart the machine at once. */
@@ -126,7 +126,7 @@ static int cmp_u64(const void *a, const void *b)
 /* The memory blocks there are now: the ones the lies call hot-added come later. */
 static int note_boot_blocks(struct vmc_liar *l, const struct vmc_sysroot *root)
 {
-	struct vmc_state_opts o = {.root = *root};
+	struct vmc_state_opts o = { .root = *root };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	Vmcheck__V1__State st = VMCHECK__V1__STATE__INIT;
 	int r = vmc_state_read_memory(&o, &a, &st);
@@ -351,8 +351,8 @@ int vmc_liar_probe(struct vmc_liar *l, const Vmcheck__V1__Probe *p, struct vmc_a
 static void *rebooter_main(void *arg)
 {
 	struct vmc_liar *l = arg;
-	struct timespec ts = {.tv_sec = l->reboot_delay_ms / 1000,
-			      .tv_nsec = (long)(l->reboot_delay_ms % 1000) * 1000000};
+	struct timespec ts = { .tv_sec = l->reboot_delay_ms / 1000,
+			       .tv_nsec = (long)(l->reboot_delay_ms % 1000) * 1000000 };
 	int fd, r;
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -413,11 +413,11 @@ static void hook_probe_sent(void *ctx, const Vmcheck__V1__Probe *p)
 void vmc_liar_hooks(struct vmc_liar *l, struct vmc_agent_hooks *h)
 {
 	*h = (struct vmc_agent_hooks){
-	    .ctx = l,
-	    .start = hook_start,
-	    .state = hook_state,
-	    .probe = hook_probe,
-	    .probe_sent = hook_probe_sent,
+		.ctx = l,
+		.start = hook_start,
+		.state = hook_state,
+		.probe = hook_probe,
+		.probe_sent = hook_probe_sent,
 	};
 }
 

@@ -18,13 +18,13 @@
 #include "agent.h"
 
 enum vmc_liar_lie {
-	VMC_LIAR_NONE = 0,	/* no lie asked for: the truth */
+	VMC_LIAR_NONE = 0,      /* no lie asked for: the truth */
 	VMC_LIAR_SECTION_ERROR, /* the memory section "cannot be read" (EIO) */
-	VMC_LIAR_DIMM_ADDRESS,	/* hot-added memory blocks 8 blocks higher */
-	VMC_LIAR_ZONE_NORMAL,	/* hot-added online blocks in zone Normal */
-	VMC_LIAR_CPU_TOPOLOGY,	/* every CPU but cpu0 one package higher */
-	VMC_LIAR_NET_SILENT,	/* NetProbe answered as passed, nothing sent */
-	VMC_LIAR_REBOOT,	/* the first DiskProbe of a VM reboots it */
+	VMC_LIAR_DIMM_ADDRESS,  /* hot-added memory blocks 8 blocks higher */
+	VMC_LIAR_ZONE_NORMAL,   /* hot-added online blocks in zone Normal */
+	VMC_LIAR_CPU_TOPOLOGY,  /* every CPU but cpu0 one package higher */
+	VMC_LIAR_NET_SILENT,    /* NetProbe answered as passed, nothing sent */
+	VMC_LIAR_REBOOT,        /* the first DiskProbe of a VM reboots it */
 };
 
 /* The marker that a VM rebooted once already, relative to the root. */
@@ -35,13 +35,13 @@ enum vmc_liar_lie {
 struct vmc_liar {
 	enum vmc_liar_lie lie;
 	const char *from;      /* where the lie was asked for, for the log */
-	bool quiet;	       /* no log on stderr (unit tests) */
-	int rootfd;	       /* a dup of the agent's root, -1 before start */
+	bool quiet;            /* no log on stderr (unit tests) */
+	int rootfd;            /* a dup of the agent's root, -1 before start */
 	uint64_t *boot_blocks; /* memory blocks present at start, sorted */
 	size_t n_boot_blocks;
 	/* The reboot lie: */
 	unsigned reboot_delay_ms; /* after the DiskProbe's reply (100) */
-	int (*reboot)(void);	  /* sync(), reboot(2); tests count instead */
+	int (*reboot)(void);      /* sync(), reboot(2); tests count instead */
 	atomic_bool disk_probed;
 	bool rebooter_started;
 	pthread_t rebooter;

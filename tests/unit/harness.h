@@ -28,14 +28,16 @@ struct vmc_test_suite {
 
 void vmc_test_register(struct vmc_test_suite *s);
 
-#define VMC_TEST(fn) { #fn, fn }
-#define VMC_SUITE(id, init_fn, cleanup_fn, ...)                                  \
-	static const struct vmc_test id##_tests[] = { __VA_ARGS__, { NULL, NULL } }; \
-	static struct vmc_test_suite id##_suite = { #id, id##_tests, init_fn,        \
-						    cleanup_fn, NULL };              \
-	__attribute__((constructor)) static void id##_register(void)                \
-	{                                                                            \
-		vmc_test_register(&id##_suite);                                      \
+#define VMC_TEST(fn)    \
+	{               \
+#fn, fn \
+	}
+#define VMC_SUITE(id, init_fn, cleanup_fn, ...)                                                   \
+	static const struct vmc_test id##_tests[] = { __VA_ARGS__, { NULL, NULL } };              \
+	static struct vmc_test_suite id##_suite = { #id, id##_tests, init_fn, cleanup_fn, NULL }; \
+	__attribute__((constructor)) static void id##_register(void)                              \
+	{                                                                                         \
+		vmc_test_register(&id##_suite);                                                   \
 	}
 
 /* A scratch root directory for one test. */

@@ -61,7 +61,7 @@ static bool read_line(struct reader *rd, char *line, size_t size)
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -143,7 +143,7 @@ static char *server_line(const char *text, const char *id)
 static void *play(void *arg)
 {
 	struct replay *r = arg;
-	struct reader rd = {.fd = r->fd};
+	struct reader rd = { .fd = r->fd };
 	char id[128] = "", line[256];
 	size_t split = 0;
 	long cut = -1;

@@ -143,10 +143,18 @@ static void xml_escape(FILE *fp, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", fp); break;
-		case '>': fputs("&gt;", fp); break;
-		case '&': fputs("&amp;", fp); break;
-		case '"': fputs("&quot;", fp); break;
+		case '<':
+			fputs("&lt;", fp);
+			break;
+		case '>':
+			fputs("&gt;", fp);
+			break;
+		case '&':
+			fputs("&amp;", fp);
+			break;
+		case '"':
+			fputs("&quot;", fp);
+			break;
 		default:
 			if ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t')
 				fputc('?', fp);
@@ -186,10 +194,9 @@ static void on_test_complete(const CU_pTest t, const CU_pSuite s, const CU_pFail
 		if (!results)
 			abort();
 	}
-	results[n_results++] = (struct result){
-		s->pName, t->pName,
-		(double)(now.tv_sec - t_start.tv_sec) + (now.tv_nsec - t_start.tv_nsec) / 1e9
-	};
+	results[n_results++] = (struct result){ s->pName, t->pName,
+						(double)(now.tv_sec - t_start.tv_sec) +
+							(now.tv_nsec - t_start.tv_nsec) / 1e9 };
 }
 
 static void write_junit(const char *path)
@@ -205,8 +212,8 @@ static void write_junit(const char *path)
 	for (fr = CU_get_failure_list(); fr; fr = fr->pNext)
 		failures++;
 	fprintf(fp, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-	fprintf(fp, "<testsuites name=\"vmcheck-unit\" tests=\"%zu\" failures=\"%u\">\n",
-		n_results, failures);
+	fprintf(fp, "<testsuites name=\"vmcheck-unit\" tests=\"%zu\" failures=\"%u\">\n", n_results,
+		failures);
 	for (size_t i = 0; i < n_results; i++) {
 		fprintf(fp, "  <testcase classname=\"");
 		xml_escape(fp, results[i].suite);
@@ -246,7 +253,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--suite") && i + 1 < argc)
 			only = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--junit FILE] [--fixtures DIR] [--suite NAME]\n",
+			fprintf(stderr,
+				"usage: %s [--junit FILE] [--fixtures DIR] [--suite NAME]\n",
 				argv[0]);
 			return 2;
 		}
@@ -272,7 +280,8 @@ int main(int argc, char **argv)
 	nfail = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
 	if (junit)
 		write_junit(junit);
-	printf("\n%u passed, %u failed\n", CU_get_number_of_tests_run() - CU_get_number_of_tests_failed(),
+	printf("\n%u passed, %u failed\n",
+	       CU_get_number_of_tests_run() - CU_get_number_of_tests_failed(),
 	       CU_get_number_of_tests_failed());
 	CU_cleanup_registry();
 	free(results);

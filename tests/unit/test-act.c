@@ -153,7 +153,7 @@ static void a_block_online_in_another_zone_is_refused(void)
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 36, "online_kernel", &o), -EINVAL);
 	CU_ASSERT_EQUAL(o.code, ECODE(NOT_PERMITTED));
 	CU_ASSERT_STRING_EQUAL(
-	    o.msg, "memory36 is already online in zone Movable, not Normal, DMA32 or DMA");
+		o.msg, "memory36 is already online in zone Movable, not Normal, DMA32 or DMA");
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 36, "online", &o), 0);
 
 	/* DMA32 is a kernel zone; a boot block spanning two zones says "none". */
@@ -190,7 +190,7 @@ static void a_block_landing_in_another_zone_is_a_failure(void)
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 50, "online_movable", &o), -EINVAL);
 	CU_ASSERT_EQUAL(o.code, ECODE(NOT_PERMITTED));
 	CU_ASSERT_STRING_EQUAL(
-	    o.msg, "memory50: online_movable written, but it is in zone Normal, not Movable");
+		o.msg, "memory50: online_movable written, but it is in zone Normal, not Movable");
 	/* It was written: the failure is where the block went, not the write. */
 	CU_ASSERT_STRING_EQUAL(file(MEM "memory50/state"), "online_movable");
 
@@ -199,8 +199,8 @@ static void a_block_landing_in_another_zone_is_a_failure(void)
 	fx_write(&fx, MEM "memory51/valid_zones", "Normal Movable\n");
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 51, "online_movable", &o), -EINVAL);
 	CU_ASSERT_STRING_EQUAL(
-	    o.msg,
-	    "memory51: online_movable written, but it is in zones Normal Movable, not Movable");
+		o.msg,
+		"memory51: online_movable written, but it is in zones Normal Movable, not Movable");
 	fx_write(&fx, MEM "memory52/state", "offline\n");
 	fx_write(&fx, MEM "memory52/valid_zones", "Movable\n");
 	CU_ASSERT_EQUAL(vmc_act_memory_online(fx.root.fd, 52, "online_kernel", &o), -EINVAL);
@@ -215,7 +215,7 @@ static void a_block_landing_in_another_zone_is_a_failure(void)
 
 static void an_unknown_zone_is_refused_untouched(void)
 {
-	static const char *const bad[] = {"movable", "Online", "online_movable\n", "offline "};
+	static const char *const bad[] = { "movable", "Online", "online_movable\n", "offline " };
 	struct vmc_outcome o;
 
 	setup();
@@ -263,7 +263,7 @@ struct capture {
 	const char *watched;
 };
 
-static struct capture cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static struct capture cap = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct vmc_agent *ag;
 
 static int capture_send(void *ctx, const uint8_t *f, size_t len)
@@ -284,7 +284,7 @@ static int capture_send(void *ctx, const uint8_t *f, size_t len)
 
 static void start_agent(bool allow_crash, const char *watched)
 {
-	struct vmc_agent_config cfg = {0};
+	struct vmc_agent_config cfg = { 0 };
 
 	setup();
 	fx_write(&fx, "proc/sys/kernel/random/boot_id", BOOT_ID "\n");

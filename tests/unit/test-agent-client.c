@@ -20,11 +20,11 @@
 
 enum fake_mode {
 	FAKE_PUSH_THEN_REPLY, /* a stale reply, a push, then the reply */
-	FAKE_SILENT,	      /* read the request, never answer */
+	FAKE_SILENT,          /* read the request, never answer */
 	FAKE_HALF_REPLY,      /* half a reply frame, then close */
 	FAKE_GARBAGE_FIRST,   /* junk, a bogus oversize header, then the reply */
 	FAKE_UNDECODABLE,     /* a frame that is no Response */
-	FAKE_FLOOD,	      /* pushes without end, never the reply */
+	FAKE_FLOOD,           /* pushes without end, never the reply */
 };
 
 struct fake {
@@ -336,7 +336,7 @@ static void a_request_not_started_by_the_deadline_leaves_the_connection_usable(v
 	Vmcheck__V1__Request req;
 	Vmcheck__V1__Hello h;
 	struct vmc_agent_conn *c;
-	uint8_t fill[4096] = {0};
+	uint8_t fill[4096] = { 0 };
 	struct fake f;
 	int sv[2];
 
@@ -449,15 +449,18 @@ static void agent_error_reply_is_reported(void)
 	rsp.kind_case = VMCHECK__V1__RESPONSE__KIND_ERROR;
 	rsp.error = &e;
 	CU_ASSERT_EQUAL(vmc_agent_expect(c, &rsp, VMCHECK__V1__RESPONSE__KIND_STATE, "get_state",
-					 &err), -EREMOTEIO);
+					 &err),
+			-EREMOTEIO);
 	CU_ASSERT_STRING_EQUAL(err.msg, "fake:agent: get_state: agent error NOT_FOUND: "
 					"reading memory (No such file or directory)");
 	rsp.kind_case = VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED;
 	CU_ASSERT_EQUAL(vmc_agent_expect(c, &rsp, VMCHECK__V1__RESPONSE__KIND_STATE, "get_state",
-					 &err), -EPROTO);
+					 &err),
+			-EPROTO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unexpected reply \"subscribed\""));
 	CU_ASSERT_EQUAL(vmc_agent_expect(c, &rsp, VMCHECK__V1__RESPONSE__KIND_SUBSCRIBED, "x",
-					 &err), 0);
+					 &err),
+			0);
 	vmc_error_clear(&err);
 	vmc_agent_close(c);
 	close(sv[1]);
@@ -562,7 +565,8 @@ static void exec_agent_exit_status_is_reported(void)
 
 	CU_ASSERT_EQUAL(vmc_agent_hello(c, 5000, &rsp, &err), -EPIPE);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ": agent exited (status 3) before replying to hello"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(err.msg, ": agent exited (status 3) before replying to hello"));
 	CU_ASSERT_EQUAL(strncmp(err.msg, "exec:echo $$ >", 14), 0);
 	vmc_error_clear(&err);
 	vmc_agent_close(c);

@@ -17,8 +17,9 @@ static void parses_user_host_port_path(void)
 {
 	struct vmc_agent_ssh_target t;
 
-	CU_ASSERT_EQUAL_FATAL(
-	    vmc_agent_ssh_parse("ssh://root@127.0.0.1:2222/sbin/vmcheck-agent", &t, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_ssh_parse("ssh://root@127.0.0.1:2222/sbin/vmcheck-agent",
+						  &t, NULL),
+			      0);
 	CU_ASSERT_STRING_EQUAL(t.user, "root");
 	CU_ASSERT_STRING_EQUAL(t.host, "127.0.0.1");
 	CU_ASSERT_EQUAL(t.port, 2222);
@@ -69,29 +70,29 @@ static void bad_specs_are_refused(void)
 	static const struct {
 		const char *spec, *why;
 	} cases[] = {
-	    {"ssh:/root@h", "no \"ssh://\""},
-	    {"ssh://h:22", "no USER@ before the host"},
-	    {"ssh://@h", "no USER@ before the host"},
-	    {"ssh://ro/ot@h", "no USER@ before the host"},
-	    {"ssh://root@", "no host"},
-	    {"ssh://root@:22", "no host"},
-	    {"ssh://root@[]:22", "no host"},
-	    {"ssh://root@h@x", "'@', '[' or ']' in the host"},
-	    {"ssh://root@h]", "'@', '[' or ']' in the host"},
-	    {"ssh://root@[::1", "no ']' after the IPv6 address"},
-	    {"ssh://root@[::1]x", "unexpected characters after the host"},
-	    {"ssh://root@h:", "the port is not a number from 1 to 65535"},
-	    {"ssh://root@h:0", "the port is not a number from 1 to 65535"},
-	    {"ssh://root@h:65536", "the port is not a number from 1 to 65535"},
-	    {"ssh://root@h:022222", "the port is not a number from 1 to 65535"},
-	    {"ssh://root@h:+22", "the port is not a number from 1 to 65535"},
-	    {"ssh://root@h:22x/a", "the port is not a number from 1 to 65535"},
-	    {"ssh://root@h/", "an empty agent path"},
-	    {"ssh://root@[::1]:2222/", "an empty agent path"},
+		{ "ssh:/root@h", "no \"ssh://\"" },
+		{ "ssh://h:22", "no USER@ before the host" },
+		{ "ssh://@h", "no USER@ before the host" },
+		{ "ssh://ro/ot@h", "no USER@ before the host" },
+		{ "ssh://root@", "no host" },
+		{ "ssh://root@:22", "no host" },
+		{ "ssh://root@[]:22", "no host" },
+		{ "ssh://root@h@x", "'@', '[' or ']' in the host" },
+		{ "ssh://root@h]", "'@', '[' or ']' in the host" },
+		{ "ssh://root@[::1", "no ']' after the IPv6 address" },
+		{ "ssh://root@[::1]x", "unexpected characters after the host" },
+		{ "ssh://root@h:", "the port is not a number from 1 to 65535" },
+		{ "ssh://root@h:0", "the port is not a number from 1 to 65535" },
+		{ "ssh://root@h:65536", "the port is not a number from 1 to 65535" },
+		{ "ssh://root@h:022222", "the port is not a number from 1 to 65535" },
+		{ "ssh://root@h:+22", "the port is not a number from 1 to 65535" },
+		{ "ssh://root@h:22x/a", "the port is not a number from 1 to 65535" },
+		{ "ssh://root@h/", "an empty agent path" },
+		{ "ssh://root@[::1]:2222/", "an empty agent path" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct vmc_agent_ssh_target t = {.port = 7};
+		struct vmc_agent_ssh_target t = { .port = 7 };
 		struct vmc_error err = VMC_ERROR_INIT;
 		char want[256];
 
@@ -111,7 +112,8 @@ static void bad_specs_are_refused(void)
 /* A 127.0.0.1 port with no listener (bound, then released). */
 static unsigned dead_port(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 

@@ -244,8 +244,8 @@ static void unknown_request_kinds_get_an_error_with_the_id(void)
 {
 	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
 	/* id 22, then field 99 (a oneof member from some future contract). */
-	static const uint8_t future[] = { 'V', 'M', 'C', '1', 0, 0, 0, 6,
-					  0x08, 22, 0x9a, 0x06, 0x01, 0x00 };
+	static const uint8_t future[] = { 'V', 'M',  'C', '1',  0,    0,    0,
+					  6,   0x08, 22,  0x9a, 0x06, 0x01, 0x00 };
 
 	start(0, true, 0);
 	req.id = 21;
@@ -429,8 +429,7 @@ static void subscriptions_get_ids_and_end_once(void)
 	stop();
 }
 
-static void make_cause(struct vmc_cause *c, const char *subsystem, const char *name,
-		       uint64_t mono)
+static void make_cause(struct vmc_cause *c, const char *subsystem, const char *name, uint64_t mono)
 {
 	memset(c, 0, sizeof(*c));
 	c->source = VMCHECK__V1__CAUSE__SOURCE__UEVENT;
@@ -674,8 +673,9 @@ static void send_probe(uint64_t id, Vmcheck__V1__Probe *probe)
 /* A reply, a baseline and a push all pass the state hook; probes the probe hooks. */
 static void hooks_see_every_state_and_probe(void)
 {
-	static const struct vmc_agent_hooks hooks = {
-	    .state = mark_state, .probe = take_probe, .probe_sent = count_sent};
+	static const struct vmc_agent_hooks hooks = { .state = mark_state,
+						      .probe = take_probe,
+						      .probe_sent = count_sent };
 	Vmcheck__V1__Probe probe = VMCHECK__V1__PROBE__INIT;
 	Vmcheck__V1__NetProbe net = VMCHECK__V1__NET_PROBE__INIT;
 	Vmcheck__V1__MemoryProbe mem = VMCHECK__V1__MEMORY_PROBE__INIT;

@@ -25,28 +25,28 @@ static void sizes_parse_with_a_binary_unit(void)
 		const char *s;
 		uint64_t bytes;
 	} ok[] = {
-	    {"64G", 64 * GIB},	    {"512G", 512 * GIB},  {"1T", 1024 * GIB},
-	    {"65536M", 64 * GIB},   {"64GiB", 64 * GIB},  {"2t", 2048 * GIB},
-	    {"128M", 128ULL << 20}, {"64T", 64ULL << 40}, {"4096T", 1ULL << 52},
+		{ "64G", 64 * GIB },      { "512G", 512 * GIB },  { "1T", 1024 * GIB },
+		{ "65536M", 64 * GIB },   { "64GiB", 64 * GIB },  { "2t", 2048 * GIB },
+		{ "128M", 128ULL << 20 }, { "64T", 64ULL << 40 }, { "4096T", 1ULL << 52 },
 	};
 	static const struct {
 		const char *s;
 		int r;
 	} bad[] = {
-	    {"64", -EINVAL}, /* no unit: bytes or MB? */
-	    {"", -EINVAL},
-	    {"G", -EINVAL},
-	    {"-1G", -EINVAL},
-	    {" 64G", -EINVAL},
-	    {"64X", -EINVAL},
-	    {"64G ", -EINVAL},
-	    {"1.5T", -EINVAL},
-	    {"200M", -EINVAL}, /* not whole 128 MiB blocks */
-	    {"0G", -ERANGE},
-	    {"64M", -ERANGE},
-	    {"4097T", -ERANGE},
-	    {"99999999999999999999G", -ERANGE},
-	    {"18014398509481984M", -ERANGE},
+		{ "64", -EINVAL }, /* no unit: bytes or MB? */
+		{ "", -EINVAL },
+		{ "G", -EINVAL },
+		{ "-1G", -EINVAL },
+		{ " 64G", -EINVAL },
+		{ "64X", -EINVAL },
+		{ "64G ", -EINVAL },
+		{ "1.5T", -EINVAL },
+		{ "200M", -EINVAL }, /* not whole 128 MiB blocks */
+		{ "0G", -ERANGE },
+		{ "64M", -ERANGE },
+		{ "4097T", -ERANGE },
+		{ "99999999999999999999G", -ERANGE },
+		{ "18014398509481984M", -ERANGE },
 	};
 	uint64_t b;
 
@@ -168,20 +168,20 @@ static void count_tree(struct fx *f, struct vmc_bigmem_want *w, bool want_ok, co
 
 static void blocks_add_up_to_the_size_exactly(void)
 {
-	struct vmc_bigmem_want w = {.bytes = 64 * GIB};
+	struct vmc_bigmem_want w = { .bytes = 64 * GIB };
 	struct fx f;
 
 	fx_init(&f);
 	guest_tree(&f, NULL);
 	count_tree(&f, &w, true, NULL);
 	CU_ASSERT_PTR_NOT_NULL(
-	    strstr(w.arithmetic, "block size 2 GiB (block_size_bytes 80000000)"));
+		strstr(w.arithmetic, "block size 2 GiB (block_size_bytes 80000000)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(w.arithmetic,
 				      " 0-0 [0x0-0x7fffffff] 2 GiB, no RAM in "
 				      "0x80000000-0xffffffff (2 GiB: the 32-bit PCI "
 				      "hole), 2-32 [0x100000000-0x107fffffff] 62 GiB;"));
 	CU_ASSERT_PTR_NOT_NULL(
-	    strstr(w.arithmetic, "32 blocks x 2 GiB = 64 GiB online = the configured 64 GiB"));
+		strstr(w.arithmetic, "32 blocks x 2 GiB = 64 GiB online = the configured 64 GiB"));
 	/* 64 GiB - 65861364 kB = 1.19 GiB, 1 GiB of it struct pages. */
 	CU_ASSERT_PTR_NOT_NULL(strstr(w.arithmetic, "MemTotal 62.81 GiB, 1.19 GiB less: 1.00 GiB"));
 
@@ -197,7 +197,7 @@ static void blocks_add_up_to_the_size_exactly(void)
 
 static void every_block_must_be_online(void)
 {
-	struct vmc_bigmem_want w = {.bytes = 64 * GIB};
+	struct vmc_bigmem_want w = { .bytes = 64 * GIB };
 	struct fx f;
 
 	fx_init(&f);
@@ -208,10 +208,10 @@ static void every_block_must_be_online(void)
 
 static void memtotal_above_the_size_or_no_blocks_fail(void)
 {
-	struct vmc_bigmem_want w = {.bytes = 64 * GIB};
+	struct vmc_bigmem_want w = { .bytes = 64 * GIB };
 	Vmcheck__V1__State st;
 	Vmcheck__V1__Memory m;
-	Vmcheck__V1__MemoryBlock b0, b1, *blocks[2] = {&b1, &b0};
+	Vmcheck__V1__MemoryBlock b0, b1, *blocks[2] = { &b1, &b0 };
 	struct vmc_why why = { .text = "" };
 
 	vmcheck__v1__state__init(&st);
@@ -234,7 +234,7 @@ static void memtotal_above_the_size_or_no_blocks_fail(void)
 	m.mem_total_kb++;
 	CU_ASSERT_FALSE(vmc_bigmem_memory_ok(&st, &w, &why));
 	CU_ASSERT_PTR_NOT_NULL(
-	    strstr(why.text, "MemTotal 67108865 kB exceeds the configured 64 GiB"));
+		strstr(why.text, "MemTotal 67108865 kB exceeds the configured 64 GiB"));
 }
 
 /* 1 TiB as QEMU maps it (measured): 2 GiB low, the rest from 1 TiB on. */
@@ -242,7 +242,7 @@ static void ram_moved_above_1tib_is_explained(void)
 {
 	static Vmcheck__V1__MemoryBlock b[512];
 	static Vmcheck__V1__MemoryBlock *blocks[512];
-	struct vmc_bigmem_want w = {.bytes = 1024 * GIB};
+	struct vmc_bigmem_want w = { .bytes = 1024 * GIB };
 	struct vmc_why why = { .text = "" };
 	Vmcheck__V1__State st;
 	Vmcheck__V1__Memory m;
@@ -260,11 +260,12 @@ static void ram_moved_above_1tib_is_explained(void)
 	m.n_blocks = 512;
 	st.memory = &m;
 	CU_ASSERT_TRUE_FATAL(vmc_bigmem_memory_ok(&st, &w, &why));
-	CU_ASSERT_PTR_NOT_NULL(strstr(
-	    w.arithmetic, " 0-0 [0x0-0x7fffffff] 2 GiB, no RAM in 0x80000000-0xffffffffff "
-			  "(1022 GiB: the 32-bit PCI hole, then QEMU put the RAM above 1 TiB, "
-			  "past the AMD HyperTransport hole), 512-1022 "
-			  "[0x10000000000-0x1ff7fffffff] 1022 GiB;"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(w.arithmetic,
+		       " 0-0 [0x0-0x7fffffff] 2 GiB, no RAM in 0x80000000-0xffffffffff "
+		       "(1022 GiB: the 32-bit PCI hole, then QEMU put the RAM above 1 TiB, "
+		       "past the AMD HyperTransport hole), 512-1022 "
+		       "[0x10000000000-0x1ff7fffffff] 1022 GiB;"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(w.arithmetic, "512 blocks x 2 GiB = 1 TiB online"));
 }
 

@@ -69,7 +69,7 @@ static void nic_guest_init(struct nic_guest *g)
 }
 
 /* The agent's newest read of @bit failed: its data in @st is stale. */
-static Vmcheck__V1__SectionError stale_err, *stale_errs[1] = {&stale_err};
+static Vmcheck__V1__SectionError stale_err, *stale_errs[1] = { &stale_err };
 
 static void make_stale(Vmcheck__V1__State *st, uint32_t bit, const char *msg)
 {
@@ -109,7 +109,7 @@ static void addresses_compare_without_case(void)
 static void nic_found_by_mac_and_port(void)
 {
 	struct nic_guest g;
-	struct vmc_chk_nic n = {.mac = "52:54:00:76:ab:07", .port = PORT};
+	struct vmc_chk_nic n = { .mac = "52:54:00:76:ab:07", .port = PORT };
 
 	nic_guest_init(&g);
 	CU_ASSERT_TRUE(vmc_chk_nic_up(&g.st, &n, &why));
@@ -122,7 +122,7 @@ static void nic_found_by_mac_and_port(void)
 static void nic_on_another_port_is_not_ours(void)
 {
 	struct nic_guest g;
-	struct vmc_chk_nic n = {.mac = "52:54:00:76:ab:07", .port = "0000:00:02.3"};
+	struct vmc_chk_nic n = { .mac = "52:54:00:76:ab:07", .port = "0000:00:02.3" };
 
 	nic_guest_init(&g);
 	CU_ASSERT_FALSE(vmc_chk_nic_up(&g.st, &n, &why));
@@ -138,7 +138,7 @@ static void nic_on_another_port_is_not_ours(void)
 static void nic_waits_for_function_link_and_driver(void)
 {
 	struct nic_guest g;
-	struct vmc_chk_nic n = {.mac = "52:54:00:76:ab:07", .port = PORT};
+	struct vmc_chk_nic n = { .mac = "52:54:00:76:ab:07", .port = PORT };
 
 	/* PCI function already there, link not yet: the ladder gets the function. */
 	nic_guest_init(&g);
@@ -171,7 +171,7 @@ static void nic_waits_for_function_link_and_driver(void)
 static void nic_gone_only_when_mac_gone(void)
 {
 	struct nic_guest g;
-	struct vmc_chk_nic n = {.mac = "52:54:00:76:ab:07", .port = PORT};
+	struct vmc_chk_nic n = { .mac = "52:54:00:76:ab:07", .port = PORT };
 
 	nic_guest_init(&g);
 	CU_ASSERT_FALSE(vmc_chk_nic_gone(&g.st, &n, &why));
@@ -188,8 +188,8 @@ static void nic_gone_only_when_mac_gone(void)
 static void nothing_is_gone_from_a_missing_or_stale_section(void)
 {
 	struct nic_guest g;
-	struct vmc_chk_nic n = {.mac = "52:54:00:76:ab:07", .port = PORT};
-	struct vmc_chk_disk w = {.serial = "vmcd12ab1", .port = PORT, .size = 64 << 20};
+	struct vmc_chk_nic n = { .mac = "52:54:00:76:ab:07", .port = PORT };
+	struct vmc_chk_disk w = { .serial = "vmcd12ab1", .port = PORT, .size = 64 << 20 };
 
 	nic_guest_init(&g);
 	g.st.n_links = 1; /* eth1 not in the (stale) data */
@@ -260,7 +260,7 @@ static void disk_guest_init(struct disk_guest *d)
 static void disk_found_by_serial_size_and_port(void)
 {
 	struct disk_guest d;
-	struct vmc_chk_disk w = {.serial = "vmcd12ab1", .port = PORT, .size = 64 << 20};
+	struct vmc_chk_disk w = { .serial = "vmcd12ab1", .port = PORT, .size = 64 << 20 };
 
 	disk_guest_init(&d);
 	CU_ASSERT_PTR_EQUAL(vmc_chk_block_by_serial(&d.g.st, "vmcd12ab1"), &d.vdb);
@@ -273,7 +273,7 @@ static void disk_found_by_serial_size_and_port(void)
 static void disk_with_wrong_size_type_or_port_is_not_ours(void)
 {
 	struct disk_guest d;
-	struct vmc_chk_disk w = {.serial = "vmcd12ab1", .port = PORT, .size = 64 << 20};
+	struct vmc_chk_disk w = { .serial = "vmcd12ab1", .port = PORT, .size = 64 << 20 };
 
 	/* virtio-blk shows size 0 until it read the capacity. */
 	disk_guest_init(&d);
@@ -304,7 +304,7 @@ static void disk_with_wrong_size_type_or_port_is_not_ours(void)
 static void disk_gone_when_no_whole_disk_has_the_serial(void)
 {
 	struct disk_guest d;
-	struct vmc_chk_disk w = {.serial = "vmcd12ab1", .port = PORT, .size = 64 << 20};
+	struct vmc_chk_disk w = { .serial = "vmcd12ab1", .port = PORT, .size = 64 << 20 };
 
 	disk_guest_init(&d);
 	CU_ASSERT_FALSE(vmc_chk_disk_gone(&d.g.st, &w, &why));
@@ -349,8 +349,7 @@ static const Vmcheck__V1__MemoryBlock__State ONLINE = VMCHECK__V1__MEMORY_BLOCK_
 static const Vmcheck__V1__MemoryBlock__State OFFLINE = VMCHECK__V1__MEMORY_BLOCK__STATE__OFFLINE;
 
 /* A DIMM of @size placed by the hypervisor at @addr, after the baseline @b. */
-static void dimm_at(struct vmc_chk_dimm *d, const struct mem_guest *b, uint64_t addr,
-		    uint64_t size)
+static void dimm_at(struct vmc_chk_dimm *d, const struct mem_guest *b, uint64_t addr, uint64_t size)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 
@@ -361,7 +360,7 @@ static void dimm_at(struct vmc_chk_dimm *d, const struct mem_guest *b, uint64_t 
 static void dimm_is_the_blocks_at_its_address(void)
 {
 	/* Boot memory 0-3 (one hole at 2, as after an earlier unplug), a DIMM of 2 blocks at 4 GiB. */
-	static const uint64_t base[] = {3, 0, 1}, after[] = {0, 1, 3, 32, 33};
+	static const uint64_t base[] = { 3, 0, 1 }, after[] = { 0, 1, 3, 32, 33 };
 	struct mem_guest b, g;
 	struct vmc_chk_dimm d;
 
@@ -386,8 +385,8 @@ static void dimm_is_the_blocks_at_its_address(void)
 static void dimm_blocks_elsewhere_are_not_the_dimm(void)
 {
 	/* The right count of new blocks, contiguous, but not where QEMU put the DIMM. */
-	static const uint64_t base[] = {0, 1}, shifted[] = {0, 1, 40, 41},
-			      extra[] = {0, 1, 32, 33, 34};
+	static const uint64_t base[] = { 0, 1 }, shifted[] = { 0, 1, 40, 41 },
+			      extra[] = { 0, 1, 32, 33, 34 };
 	struct mem_guest b, g;
 	struct vmc_chk_dimm d;
 	struct vmc_error err = VMC_ERROR_INIT;
@@ -423,7 +422,7 @@ static void dimm_blocks_elsewhere_are_not_the_dimm(void)
 
 static void dimm_online_and_gone_count_bytes(void)
 {
-	static const uint64_t base[] = {0, 1}, after[] = {0, 1, 32, 33};
+	static const uint64_t base[] = { 0, 1 }, after[] = { 0, 1, 32, 33 };
 	struct mem_guest b, g;
 	struct vmc_chk_dimm d;
 
@@ -457,7 +456,7 @@ static void dimm_online_and_gone_count_bytes(void)
 
 static void movable_means_movable(void)
 {
-	static const uint64_t base[] = {0, 1}, after[] = {0, 1, 32, 33};
+	static const uint64_t base[] = { 0, 1 }, after[] = { 0, 1, 32, 33 };
 	struct mem_guest b, g;
 	struct vmc_chk_dimm d;
 
@@ -480,8 +479,8 @@ static void movable_means_movable(void)
 static void dimm_unplug_leaves_later_dimms_online(void)
 {
 	/* dimm1 = blocks 32-33, dimm2 = 34 plugged after it; dimm1 goes first. */
-	static const uint64_t base[] = {0, 1}, one[] = {0, 1, 32, 33}, both[] = {0, 1, 32, 33, 34},
-			      after[] = {0, 1, 34};
+	static const uint64_t base[] = { 0, 1 }, one[] = { 0, 1, 32, 33 },
+			      both[] = { 0, 1, 32, 33, 34 }, after[] = { 0, 1, 34 };
 	struct mem_guest g;
 	struct vmc_chk_dimm d;
 
@@ -548,7 +547,7 @@ static void cpu_guest_init(struct cpu_guest *g, const char *present, unsigned n,
 /* QEMU's position socket @socket, die 0, core 0, thread 0. */
 static void cpu_want(struct vmc_chk_cpu *c, const struct cpu_guest *base, int socket)
 {
-	struct vmc_hv_cpu where = {.socket_id = socket, .die_id = 0, .core_id = 0, .thread_id = 0};
+	struct vmc_hv_cpu where = { .socket_id = socket, .die_id = 0, .core_id = 0, .thread_id = 0 };
 
 	vmc_chk_cpu_init(c, &base->st, &where, true);
 }

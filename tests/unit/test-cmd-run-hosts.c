@@ -184,8 +184,10 @@ static int run_fakes(const char *list, struct fx_capture *cap, char **log)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
 	fx_capture_init(cap);
 	CU_ASSERT_EQUAL_FATAL(vmc_hosts_parse(list, true, &h, &err), 0);
-	code = vmc_hosts_run(&h, &(struct vmc_hosts_job){
-					 .run = fake_run, .reports = reps, .n_reports = 1, .log = fp });
+	code = vmc_hosts_run(&h, &(struct vmc_hosts_job){ .run = fake_run,
+							  .reports = reps,
+							  .n_reports = 1,
+							  .log = fp });
 	fclose(fp);
 	vmc_hosts_free(&h);
 	CU_ASSERT_EQUAL(cap->finished, 1);
@@ -257,7 +259,8 @@ static void hosts_run_forwards_sigterm(void)
 	sigprocmask(SIG_SETMASK, NULL, &after);
 	/* The mask as it was; the parent's SIGTERM was taken off its signalfd, not left pending. */
 	CU_ASSERT_EQUAL(sigismember(&after, SIGTERM), sigismember(&before, SIGTERM));
-	CU_ASSERT_PTR_NOT_NULL(strstr(log, "vmcheck: Terminated: stopping the run on every host\n"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(log, "vmcheck: Terminated: stopping the run on every host\n"));
 	/* The run that takes SIGTERM stops cleanly on it... */
 	r = nth(&cap, "stop", 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);

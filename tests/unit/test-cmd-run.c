@@ -15,7 +15,7 @@
 #define LIBVIRT_QMP "run: --libvirt and --qmp exclude each other"
 #define AGENT_NEEDS_DOMAIN "run: --agent with --libvirt needs --domain"
 #define QMP_AGENT "run: --qmp and --agent go together (attach mode)"
-#define BIGMEM_LAUNCH                                                                      \
+#define BIGMEM_LAUNCH \
 	"run: bigmem boots a VM of its own: launch mode only (no --libvirt, --qmp, --hosts)"
 #define IMAGE_LAUNCH "run: --image is for launch mode (no --libvirt, --qmp, --hosts)"
 #define TRANSPORT_LAUNCH "run: --agent-transport is for launch mode (attached: --agent ssh://...)"
@@ -126,15 +126,15 @@ static void image_is_launch_mode_only(void)
 		IMAGE_LAUNCH);
 	refused(&(struct vmc_run_args){ .qemu.image = "i", .hosts = "a" }, IMAGE_LAUNCH);
 	/* Both launch-only: bigmem is told first. */
-	refused(&(struct vmc_run_args){ .qemu.image = "i", .opts.bigmem_bytes = 1ULL << 30,
+	refused(&(struct vmc_run_args){ .qemu.image = "i",
+					.opts.bigmem_bytes = 1ULL << 30,
 					.libvirt = "u" },
 		BIGMEM_LAUNCH);
 }
 
 static void agent_transport_is_launch_mode_only(void)
 {
-	refused(&(struct vmc_run_args){ .qemu.agent_ssh = true, .libvirt = "u" },
-		TRANSPORT_LAUNCH);
+	refused(&(struct vmc_run_args){ .qemu.agent_ssh = true, .libvirt = "u" }, TRANSPORT_LAUNCH);
 	refused(&(struct vmc_run_args){ .qemu.agent_ssh = true, .qmp = "/q", .agent = "v:/a" },
 		TRANSPORT_LAUNCH);
 	refused(&(struct vmc_run_args){ .qemu.agent_ssh = true, .hosts = "a" }, TRANSPORT_LAUNCH);

@@ -176,7 +176,9 @@ static void magic_split_across_feeds(void)
 
 static void frames_fed_one_byte_at_a_time(void)
 {
-	enum { K = 100 }; /* frames 0 (empty) to 99 */
+	enum {
+		K = 100
+	}; /* frames 0 (empty) to 99 */
 	struct vmc_frame_reader r;
 	size_t n;
 	_cleanup_free_ uint8_t *s = make_stream(&n);
@@ -258,8 +260,9 @@ static void thousand_frames_in_random_chunks(void)
  */
 static size_t make_fake_then_real(uint8_t *buf, Vmcheck__V1__Request *req)
 {
-	static const uint8_t fake[] = { 'z', 'z', 'V', 'M', 'C', '1', 0, 0, 0, 16,
-					0x07, 0xff, 0xff, 0xff }; /* wire type 7: never protobuf */
+	static const uint8_t fake[] = {
+		'z', 'z', 'V', 'M', 'C', '1', 0, 0, 0, 16, 0x07, 0xff, 0xff, 0xff
+	}; /* wire type 7: never protobuf */
 	_cleanup_free_ uint8_t *real = NULL;
 	size_t n;
 
@@ -352,7 +355,9 @@ static void *read_to_eof(void *arg)
 
 static void write_all_fills_a_nonblocking_pipe(void)
 {
-	enum { SIZE = 1 << 20 };
+	enum {
+		SIZE = 1 << 20
+	};
 	_cleanup_free_ uint8_t *out = malloc(SIZE);
 	_cleanup_free_ uint8_t *in = malloc(SIZE + 1000);
 	struct pipe_reader pr = { .buf = in };
@@ -414,8 +419,8 @@ static void *timed_write_run(void *arg)
  */
 static void times_out_unread(int fd, int reader, size_t n)
 {
-	struct timed_write w = {.fd = fd, .n = n, .timeout_ms = 200};
-	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	struct timed_write w = { .fd = fd, .n = n, .timeout_ms = 200 };
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 	struct timespec until;
 	pthread_t t;
 	ssize_t k;

@@ -105,9 +105,16 @@ static void live_xml_is_read(void)
 static void generated_xml_escapes_and_reads_back(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_libvirt_xml_domain d = { .name = "a'<b", .type = "qemu", .kernel = "/k",
-					    .initrd = "/i", .append = "x=\"1\" & y", .mem_mb = 512,
-					    .maxmem_mb = 4096, .slots = 4, .cpus = 1, .maxcpus = 4,
+	struct vmc_libvirt_xml_domain d = { .name = "a'<b",
+					    .type = "qemu",
+					    .kernel = "/k",
+					    .initrd = "/i",
+					    .append = "x=\"1\" & y",
+					    .mem_mb = 512,
+					    .maxmem_mb = 4096,
+					    .slots = 4,
+					    .cpus = 1,
+					    .maxcpus = 4,
 					    .ports = 2 };
 	struct vmc_hv_nic nic = { .id = "nic1", .mac = "52:54:00:12:34:56", .slot = "pciroot1" };
 	struct vmc_libvirt_xml *x = NULL;
@@ -147,7 +154,8 @@ static void test_driver_errors(void)
 	struct vmc_hv *hv = NULL;
 
 	CU_ASSERT_EQUAL(vmc_libvirt_open(&c, &hv, &err), -ENOENT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "domain nope: looking up the domain: libvirt error 42/"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(err.msg, "domain nope: looking up the domain: libvirt error 42/"));
 	vmc_error_clear(&err);
 	/* The test domain has no agent channel. */
 	c.domain = "test";
@@ -162,7 +170,8 @@ static void test_driver_errors(void)
 
 static void test_driver_ops_and_events(void)
 {
-	struct vmc_libvirt_config c = { .uri = "test:///default", .domain = "test",
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.domain = "test",
 					.agent = "vserial:/x" };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_nic nic = { .id = "nic1", .mac = "52:54:00:12:34:56", .slot = "pciroot9" };
@@ -174,7 +183,8 @@ static void test_driver_ops_and_events(void)
 	CU_ASSERT_EQUAL(hv->ops->alive(hv, &err), 0);
 	CU_ASSERT_EQUAL(hv->ops->stop(hv, &err), 0);
 	CU_ASSERT_EQUAL(hv->ops->wait_event(hv, VMC_EV_STOP, NULL, vmc_mono_ns() + 2000000000ULL,
-					    &ev, &err), 0);
+					    &ev, &err),
+			0);
 	CU_ASSERT_PTR_NOT_NULL(ev.detail && strstr(ev.detail, "lifecycle SUSPENDED"));
 	vmc_hv_event_free(&ev);
 	/* Suspending twice is libvirt's error, with its code. */
@@ -183,13 +193,16 @@ static void test_driver_ops_and_events(void)
 	vmc_error_clear(&err);
 	CU_ASSERT_EQUAL(hv->ops->cont(hv, &err), 0);
 	CU_ASSERT_EQUAL(hv->ops->wait_event(hv, VMC_EV_RESUME, NULL, vmc_mono_ns() + 2000000000ULL,
-					    &ev, &err), 0);
+					    &ev, &err),
+			0);
 	vmc_hv_event_free(&ev);
 	CU_ASSERT_EQUAL(hv->ops->wait_event(hv, VMC_EV_RESET, NULL, vmc_mono_ns() + 50000000ULL,
-					    &ev, &err), -ETIMEDOUT);
+					    &ev, &err),
+			-ETIMEDOUT);
 	vmc_error_clear(&err);
 	CU_ASSERT_EQUAL(hv->ops->nic_add(hv, &nic, &err), -ENOENT);
-	CU_ASSERT_STRING_EQUAL(err.msg, "attach-device nic1: the domain has no pcie-root-port pciroot9");
+	CU_ASSERT_STRING_EQUAL(err.msg,
+			       "attach-device nic1: the domain has no pcie-root-port pciroot9");
 	vmc_error_clear(&err);
 	CU_ASSERT_EQUAL(hv->ops->cpu_del(hv, "vcpu1", &err), -ENOENT);
 	vmc_error_clear(&err);
@@ -200,19 +213,19 @@ static void test_driver_ops_and_events(void)
 
 /* Two equal DIMMs as libvirt 9.0 shows them live, and one of another domain's, not placed. */
 static const char dimm_xml[] =
-    "<domain type='qemu'><name>vm</name><devices>"
-    "<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>"
-    "<alias name='ua-dimm1'/><address type='dimm' slot='0' base='0x100000000'/></memory>"
-    "<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>"
-    "<alias name='ua-dimm2'/><address type='dimm' slot='1' base='0x108000000'/></memory>"
-    "<memory model='dimm'><target><size unit='MiB'>256</size></target>"
-    "<alias name='dimm0'/></memory>"
-    "</devices></domain>";
+	"<domain type='qemu'><name>vm</name><devices>"
+	"<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>"
+	"<alias name='ua-dimm1'/><address type='dimm' slot='0' base='0x100000000'/></memory>"
+	"<memory model='dimm'><target><size unit='KiB'>131072</size><node>0</node></target>"
+	"<alias name='ua-dimm2'/><address type='dimm' slot='1' base='0x108000000'/></memory>"
+	"<memory model='dimm'><target><size unit='MiB'>256</size></target>"
+	"<alias name='dimm0'/></memory>"
+	"</devices></domain>";
 
 static void dimm_info_from_the_live_xml(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_dimm_info di = {0};
+	struct vmc_hv_dimm_info di = { 0 };
 	struct vmc_libvirt_xml *x = NULL;
 
 	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(dimm_xml, &x, &err), 0);
@@ -236,20 +249,20 @@ static void dimm_info_from_the_live_xml(void)
 }
 
 static const char nics_xml[] =
-    "<domain type='qemu'><name>vm</name><devices>"
-    "<interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/>"
-    "<alias name='ua-nic1'/></interface>"
-    "<interface type='user'><ip family='ipv4' address='172.17.2.0' prefix='24'/>"
-    "<alias name='ua-nic2'/></interface>"
-    "<interface type='network'><source network='vmc-net'/><alias name='ua-nic3'/></interface>"
-    "<interface type='bridge'><source bridge='br0'/><alias name='ua-nic4'/></interface>"
-    "<interface type='user'><backend type='passt'/><alias name='ua-nic5'/></interface>"
-    "</devices></domain>";
+	"<domain type='qemu'><name>vm</name><devices>"
+	"<interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/>"
+	"<alias name='ua-nic1'/></interface>"
+	"<interface type='user'><ip family='ipv4' address='172.17.2.0' prefix='24'/>"
+	"<alias name='ua-nic2'/></interface>"
+	"<interface type='network'><source network='vmc-net'/><alias name='ua-nic3'/></interface>"
+	"<interface type='bridge'><source bridge='br0'/><alias name='ua-nic4'/></interface>"
+	"<interface type='user'><backend type='passt'/><alias name='ua-nic5'/></interface>"
+	"</devices></domain>";
 
 static void nic_path_from_the_live_xml(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_netpath p = {.guest = ""};
+	struct vmc_hv_netpath p = { .guest = "" };
 	struct vmc_libvirt_xml *x = NULL;
 	char *network = NULL;
 
@@ -296,7 +309,7 @@ static int net_path(const char *xml, struct vmc_hv_netpath *p, struct vmc_error 
 static void network_path_avoids_dhcp(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_netpath p = {.guest = ""};
+	struct vmc_hv_netpath p = { .guest = "" };
 
 	/* libvirt's own default network: DHCP hands out every address. */
 	CU_ASSERT_EQUAL(net_path("<network><name>default</name><forward mode='nat'/>"
@@ -380,8 +393,9 @@ static void lifecycle_events_map_to_qmp_names(void)
  */
 static void test_driver_views_without_a_monitor(void)
 {
-	struct vmc_libvirt_config c = {
-	    .uri = "test:///default", .domain = "vmc-t4", .agent = "vserial:/x"};
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.domain = "vmc-t4",
+					.agent = "vserial:/x" };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_removal v;
 	struct vmc_hv *hv = NULL;
@@ -436,10 +450,11 @@ static void restart_test_domain(void)
  */
 static void test_driver_ended(void)
 {
-	struct vmc_libvirt_config c = {
-	    .uri = "test:///default", .domain = "test", .agent = "vserial:/x"};
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.domain = "test",
+					.agent = "vserial:/x" };
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_event ev = {0};
+	struct vmc_hv_event ev = { 0 };
 	struct vmc_hv *hv = NULL;
 	virConnectPtr side;
 	virDomainPtr d;
@@ -476,9 +491,9 @@ static void test_driver_ended(void)
 	CU_ASSERT_EQUAL(hv->ops->alive(hv, &err), -ESRCH);
 	vmc_error_clear(&err);
 	CU_ASSERT_EQUAL(hv->ops->ended(hv, &err), 0);
-	CU_ASSERT_EQUAL(
-	    hv->ops->wait_event(hv, "LIFECYCLE", NULL, vmc_mono_ns() + 2000000000ULL, &ev, &err),
-	    0);
+	CU_ASSERT_EQUAL(hv->ops->wait_event(hv, "LIFECYCLE", NULL, vmc_mono_ns() + 2000000000ULL,
+					    &ev, &err),
+			0);
 	CU_ASSERT_PTR_NOT_NULL(ev.detail && strstr(ev.detail, "\"as\":\"shutdown\""));
 	vmc_hv_event_free(&ev);
 	hv->ops->free(hv);
@@ -502,10 +517,11 @@ static void test_driver_ended(void)
 /* nic_path through a libvirt network of the test driver, on a local URI. */
 static void test_driver_nic_path(void)
 {
-	struct vmc_libvirt_config c = {
-	    .uri = "test:///default", .domain = "vmc-t3", .agent = "vserial:/x"};
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.domain = "vmc-t3",
+					.agent = "vserial:/x" };
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_hv_netpath p = {.guest = ""};
+	struct vmc_hv_netpath p = { .guest = "" };
 	struct vmc_hv *hv = NULL;
 	virConnectPtr side = virConnectOpen("test:///default");
 	virNetworkPtr net;
@@ -565,7 +581,8 @@ static int our_pools(void)
 /* Disk images: a pool made on first use, volumes in it, all gone at the end. */
 static void test_driver_storage_pool(void)
 {
-	struct vmc_libvirt_config c = { .uri = "test:///default", .domain = "test",
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.domain = "test",
 					.agent = "vserial:/x" };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv *hv = NULL;

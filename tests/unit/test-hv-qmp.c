@@ -141,9 +141,9 @@ static void free_slots_of_an_attached_vm_before_enumeration(void)
 static void nic_cycle_releases_the_netdev(void)
 {
 	struct vmc_hv *hv = start("nic-cycle");
-	struct vmc_hv_nic nic = {"nic1", "52:54:00:00:00:01", "pciroot1"};
-	struct vmc_hv_nic taken = {"nic2", "52:54:00:00:00:02", "pciroot1"};
-	struct vmc_hv_nic root = {"nic9", "52:54:00:00:00:09", "pcie.0"};
+	struct vmc_hv_nic nic = { "nic1", "52:54:00:00:00:01", "pciroot1" };
+	struct vmc_hv_nic taken = { "nic2", "52:54:00:00:00:02", "pciroot1" };
+	struct vmc_hv_nic root = { "nic9", "52:54:00:00:00:09", "pcie.0" };
 	struct vmc_hv_event ev;
 	char *where = NULL;
 
@@ -173,15 +173,15 @@ static void nic_cycle_releases_the_netdev(void)
 	}
 	CU_ASSERT_EQUAL(hv->ops->nic_add(hv, &root, &err), VMC_QMP_ECOMMAND);
 	CU_ASSERT_STRING_EQUAL(
-	    msg(), "device_add nic9 on pcie.0: Bus 'pcie.0' does not support hotplugging");
+		msg(), "device_add nic9 on pcie.0: Bus 'pcie.0' does not support hotplugging");
 	finish(hv);
 }
 
 static void disk_cycle(void)
 {
 	struct vmc_hv *hv = start("disk");
-	struct vmc_hv_disk d = {"disk1", "/tmp/vmcheck-lopOIf/disk1.qcow2", "qcow2", "vmc-disk1",
-				"pciroot2"};
+	struct vmc_hv_disk d = { "disk1", "/tmp/vmcheck-lopOIf/disk1.qcow2", "qcow2", "vmc-disk1",
+				 "pciroot2" };
 	struct vmc_hv_event ev;
 
 	CU_ASSERT_EQUAL(hv->ops->disk_add(hv, &d, &err), 0);
@@ -196,7 +196,7 @@ static void disk_cycle(void)
 static void dimm_cycle(void)
 {
 	struct vmc_hv *hv = start("memory");
-	struct vmc_hv_dimm dimm = {"dimm1", 128ull << 20};
+	struct vmc_hv_dimm dimm = { "dimm1", 128ull << 20 };
 	struct vmc_hv_event ev;
 	struct vmc_hv_mem m;
 
@@ -245,7 +245,7 @@ static void cpus_and_the_lapic_path(void)
 		CU_ASSERT_EQUAL(c[i].qom_path == NULL, i != 0);
 	}
 	CU_ASSERT_STRING_EQUAL(str(c[0].qom_path), "/machine/unattached/device[0]");
-	struct vmc_hv_vcpu add = {"cpu1", &c[1]};
+	struct vmc_hv_vcpu add = { "cpu1", &c[1] };
 
 	CU_ASSERT_EQUAL(hv->ops->cpu_add(hv, &add, &err), 0);
 	vmc_hv_cpus_free(c, n);

@@ -23,7 +23,7 @@ static Vmcheck__V1__KmsgRecord *parse(const char *rec)
 static void a_plain_record(void)
 {
 	Vmcheck__V1__KmsgRecord *r =
-	    parse("6,339,5140900,-;NET: Registered PF_INET6 protocol family\n");
+		parse("6,339,5140900,-;NET: Registered PF_INET6 protocol family\n");
 
 	CU_ASSERT_EQUAL(r->priority, 6);
 	CU_ASSERT_EQUAL(r->facility, 0);
@@ -37,8 +37,8 @@ static void a_plain_record(void)
 static void extra_header_fields_and_continuation_lines(void)
 {
 	Vmcheck__V1__KmsgRecord *r =
-	    parse("30,160,424069,c,caller=T1,future;virtio_blk virtio2: [vdb] 2097152 512-byte "
-		  "logical blocks\n SUBSYSTEM=virtio\n DEVICE=+virtio:virtio2\n");
+		parse("30,160,424069,c,caller=T1,future;virtio_blk virtio2: [vdb] 2097152 512-byte "
+		      "logical blocks\n SUBSYSTEM=virtio\n DEVICE=+virtio:virtio2\n");
 
 	/* 30 = facility 3 (daemon) << 3 | level 6 (info). */
 	CU_ASSERT_EQUAL(r->facility, 3);
@@ -55,8 +55,8 @@ static void extra_header_fields_and_continuation_lines(void)
 static void escapes_are_decoded(void)
 {
 	Vmcheck__V1__KmsgRecord *r =
-	    parse("4,2,3,-;tab\\x09here back\\x5cslash \\xc3\\xa9t\\xC3\\xA9 nul\\x00 nl\\x0a\n"
-		  " MODALIAS=a\\x3db\n");
+		parse("4,2,3,-;tab\\x09here back\\x5cslash \\xc3\\xa9t\\xC3\\xA9 nul\\x00 nl\\x0a\n"
+		      " MODALIAS=a\\x3db\n");
 
 	CU_ASSERT_STRING_EQUAL(r->message, "tab\there back\\slash \xc3\xa9t\xc3\xa9 nul\\x00 nl\n");
 	CU_ASSERT_EQUAL_FATAL(r->n_properties, 1);
@@ -69,28 +69,28 @@ static void escapes_are_decoded(void)
 static void malformed_records_are_refused(void)
 {
 	static const char *const bad[] = {
-	    "",
-	    "\n",
-	    "6,339,5140900,-NET\n",		/* no ';' */
-	    "6,339,5140900;msg\n",		/* no flag */
-	    "6,339,5140900,x;msg\n",		/* unknown flag */
-	    "6,339,5140900,--;msg\n",		/* flag of two characters */
-	    "6,,5140900,-;msg\n",		/* empty seq */
-	    "6,3a9,5140900,-;msg\n",		/* junk in seq */
-	    "-6,339,5140900,-;msg\n",		/* sign */
-	    " 6,339,5140900,-;msg\n",		/* leading blank */
-	    "6,18446744073709551616,1,-;msg\n", /* seq overflows */
-	    "4294967296,1,1,-;msg\n",		/* priority over 32 bits */
-	    "6,339,5140900,-;no newline",
-	    "6,339,5140900,-,caller\n;msg\n", /* newline in the header */
-	    "6,339,5140900,-;bad \\xZ1 escape\n",
-	    "6,339,5140900,-;cut \\x4\n",
-	    "6,339,5140900,-;lone \\ backslash\n",
-	    "6,339,5140900,-;msg\nSUBSYSTEM=pci\n", /* continuation without blank */
-	    "6,339,5140900,-;msg\n NOEQUALS\n",
-	    "6,339,5140900,-;msg\n =value\n",  /* empty key */
-	    "6,339,5140900,-;msg\n KEY=v",     /* unterminated continuation */
-	    "6,339,5140900,-;msg\n KEY=\\q\n", /* bad escape in a value */
+		"",
+		"\n",
+		"6,339,5140900,-NET\n",             /* no ';' */
+		"6,339,5140900;msg\n",              /* no flag */
+		"6,339,5140900,x;msg\n",            /* unknown flag */
+		"6,339,5140900,--;msg\n",           /* flag of two characters */
+		"6,,5140900,-;msg\n",               /* empty seq */
+		"6,3a9,5140900,-;msg\n",            /* junk in seq */
+		"-6,339,5140900,-;msg\n",           /* sign */
+		" 6,339,5140900,-;msg\n",           /* leading blank */
+		"6,18446744073709551616,1,-;msg\n", /* seq overflows */
+		"4294967296,1,1,-;msg\n",           /* priority over 32 bits */
+		"6,339,5140900,-;no newline",
+		"6,339,5140900,-,caller\n;msg\n", /* newline in the header */
+		"6,339,5140900,-;bad \\xZ1 escape\n",
+		"6,339,5140900,-;cut \\x4\n",
+		"6,339,5140900,-;lone \\ backslash\n",
+		"6,339,5140900,-;msg\nSUBSYSTEM=pci\n", /* continuation without blank */
+		"6,339,5140900,-;msg\n NOEQUALS\n",
+		"6,339,5140900,-;msg\n =value\n",  /* empty key */
+		"6,339,5140900,-;msg\n KEY=v",     /* unterminated continuation */
+		"6,339,5140900,-;msg\n KEY=\\q\n", /* bad escape in a value */
 	};
 	Vmcheck__V1__KmsgRecord r;
 
@@ -106,11 +106,11 @@ static void malformed_records_are_refused(void)
 	vmc_arena_free(&arena);
 }
 
-#define LOG                                                                                        \
-	"6,10,100,-;first\n"                                                                       \
-	"6,11,200,-;second\n SUBSYSTEM=net\n DEVICE=n2\n"                                          \
-	"6,x,300,-;garbled\n"                                                                      \
-	"3,12,300,-;third\n"                                                                       \
+#define LOG                                               \
+	"6,10,100,-;first\n"                              \
+	"6,11,200,-;second\n SUBSYSTEM=net\n DEVICE=n2\n" \
+	"6,x,300,-;garbled\n"                             \
+	"3,12,300,-;third\n"                              \
 	"6,13,400,c;fourth\n"
 
 static void the_reader_filters_by_sequence_and_counts(void)

@@ -18,8 +18,8 @@
 #define MEM "sys/devices/system/memory/"
 #define BS (128ull << 20)
 
-static const uint32_t sections[] = {S(SYSTEM), S(LINKS), S(BLOCKS), S(MEMORY),
-				    S(CPUS),   S(PCI),	 S(CRASH)};
+static const uint32_t sections[] = { S(SYSTEM), S(LINKS), S(BLOCKS), S(MEMORY),
+				     S(CPUS),   S(PCI),   S(CRASH) };
 
 /* A whole snapshot of a fixture tree. */
 struct snap {
@@ -32,7 +32,7 @@ struct snap {
 static void snap_read(struct snap *s, const char *fixture, uint32_t mask)
 {
 	fx_open_committed(fixture, &s->root);
-	s->o = (struct vmc_state_opts){.root = s->root};
+	s->o = (struct vmc_state_opts){ .root = s->root };
 	s->a = (struct vmc_arena)VMC_ARENA_INIT;
 	CU_ASSERT_EQUAL_FATAL(vmc_state_read(&s->o, mask, 1, &s->a, &s->st), 0);
 }
@@ -115,8 +115,8 @@ static void boot_with_block0(struct fx *f)
 
 static void lies_are_named_one_by_one(void)
 {
-	static const char *const all[] = {"section-error", "dimm-address", "zone-normal",
-					  "cpu-topology",  "net-silent",   "reboot"};
+	static const char *const all[] = { "section-error", "dimm-address", "zone-normal",
+					   "cpu-topology",  "net-silent",   "reboot" };
 	enum vmc_liar_lie lie;
 
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
@@ -282,7 +282,7 @@ static void zone_normal_claims_hot_added_online_blocks(void)
 	fx_write(&f, MEM "memory33/valid_zones", "Normal Movable\n");
 	fx_write(&f, MEM "memory34/state", "online\n");
 	fx_write(&f, MEM "memory34/valid_zones", "Movable\n");
-	o = (struct vmc_state_opts){.root = f.root};
+	o = (struct vmc_state_opts){ .root = f.root };
 	CU_ASSERT_EQUAL_FATAL(vmc_state_read_memory(&o, &a, &st), 0);
 	m = st.memory;
 	before = pack_section(&a, &st, S(MEMORY));
@@ -334,13 +334,13 @@ static void each_lie_changes_its_own_section_only(void)
 		enum vmc_liar_lie lie;
 		uint32_t changes;
 	} want[] = {
-	    {VMC_LIAR_NONE, 0},
-	    {VMC_LIAR_SECTION_ERROR, 0x80 | S(MEMORY)},
-	    {VMC_LIAR_DIMM_ADDRESS, S(MEMORY)},
-	    {VMC_LIAR_ZONE_NORMAL, S(MEMORY)},
-	    {VMC_LIAR_CPU_TOPOLOGY, S(CPUS)},
-	    {VMC_LIAR_NET_SILENT, 0},
-	    {VMC_LIAR_REBOOT, 0},
+		{ VMC_LIAR_NONE, 0 },
+		{ VMC_LIAR_SECTION_ERROR, 0x80 | S(MEMORY) },
+		{ VMC_LIAR_DIMM_ADDRESS, S(MEMORY) },
+		{ VMC_LIAR_ZONE_NORMAL, S(MEMORY) },
+		{ VMC_LIAR_CPU_TOPOLOGY, S(CPUS) },
+		{ VMC_LIAR_NET_SILENT, 0 },
+		{ VMC_LIAR_REBOOT, 0 },
 	};
 	ProtobufCBinaryData before[8], after[8];
 	struct vmc_liar l;
@@ -385,7 +385,7 @@ static void net_silent_passes_a_probe_it_never_ran(void)
 	Vmcheck__V1__NetProbe net = net_args("52:54:00:12:34:56");
 	Vmcheck__V1__DiskProbe disk = VMCHECK__V1__DISK_PROBE__INIT;
 	struct vmc_arena a = VMC_ARENA_INIT;
-	struct vmc_outcome o = {0};
+	struct vmc_outcome o = { 0 };
 	struct vmc_liar l;
 	struct fx f;
 

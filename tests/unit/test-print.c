@@ -39,11 +39,11 @@ static void cap_free(struct capture *c)
 	free(c->buf);
 }
 
-#define ASSERT_HAS(text, needle)                                                        \
-	do {                                                                            \
-		if (!strstr((text), (needle)))                                          \
+#define ASSERT_HAS(text, needle)                                                         \
+	do {                                                                             \
+		if (!strstr((text), (needle)))                                           \
 			fprintf(stderr, "\nmissing \"%s\" in:\n%s\n", (needle), (text)); \
-		CU_ASSERT_PTR_NOT_NULL(strstr((text), (needle)));                       \
+		CU_ASSERT_PTR_NOT_NULL(strstr((text), (needle)));                        \
 	} while (0)
 
 static struct json_object *get(struct json_object *o, const char *key)
@@ -145,9 +145,10 @@ static void json_has_every_field_with_proto_names(void)
 	CU_ASSERT_FALSE(json_object_get_boolean(get(m, "removable")));
 	CU_ASSERT_TRUE(json_object_is_type(get(m, "removable"), json_type_boolean));
 
-	CU_ASSERT_STRING_EQUAL(
-		json_object_get_string(get(json_object_array_get_idx(get(o, "errors"), 0), "section")),
-		"SECTION_PCI");
+	CU_ASSERT_STRING_EQUAL(json_object_get_string(
+				       get(json_object_array_get_idx(get(o, "errors"), 0),
+					   "section")),
+			       "SECTION_PCI");
 	json_object_put(o);
 }
 
@@ -614,6 +615,7 @@ static void event_shows_times_causes_and_changes(void)
 VMC_SUITE(print, NULL, NULL, VMC_TEST(json_has_every_field_with_proto_names),
 	  VMC_TEST(json_line_is_plain_and_unescaped),
 	  VMC_TEST(json_bytes_are_hex_and_unknown_enums_numbers), VMC_TEST(human_sizes_match_lsblk),
-	  VMC_TEST(text_survives_empty_and_partial_states), VMC_TEST(text_tables_look_like_the_tools),
-	  VMC_TEST(diff_matches_by_identity), VMC_TEST(diff_tells_each_item_through_callbacks),
+	  VMC_TEST(text_survives_empty_and_partial_states),
+	  VMC_TEST(text_tables_look_like_the_tools), VMC_TEST(diff_matches_by_identity),
+	  VMC_TEST(diff_tells_each_item_through_callbacks),
 	  VMC_TEST(event_shows_times_causes_and_changes))

@@ -230,12 +230,12 @@ static void bad_arguments_are_refused(void)
 		unsigned timeout;
 		const char *why;
 	} bad[] = {
-	    {100, 4096, 0, 0, "multiples of the page size"},
-	    {0, 4097, 0, 0, "multiples of the page size"},
-	    {0, 0, 0, 0, "want a size > 0"},
-	    {UINT64_MAX - 4095, 8192, 0, 0, "ends beyond 2^64"},
-	    {0, 8192, 8193, 0, "want_bytes 8193 is over the range's 8192 bytes"},
-	    {0, 8192, 0, 60001, "timeout_ms 60001 is over the limit of 60000"},
+		{ 100, 4096, 0, 0, "multiples of the page size" },
+		{ 0, 4097, 0, 0, "multiples of the page size" },
+		{ 0, 0, 0, 0, "want a size > 0" },
+		{ UINT64_MAX - 4095, 8192, 0, 0, "ends beyond 2^64" },
+		{ 0, 8192, 8193, 0, "want_bytes 8193 is over the range's 8192 bytes" },
+		{ 0, 8192, 0, 60001, "timeout_ms 60001 is over the limit of 60000" },
 	};
 	Vmcheck__V1__MemoryProbe p;
 	struct fx fx;

@@ -25,7 +25,7 @@
 #include "probe.h"
 
 #define ECODE(x) VMCHECK__V1__ERROR__CODE__##x
-#define LINK "vmcg0"	  /* the guest's end */
+#define LINK "vmcg0"      /* the guest's end */
 #define PEER_LINK "vmch0" /* the listener's end */
 #define MAC "02:00:00:00:0a:01"
 #define ADDR "192.0.2.1" /* TEST-NET-1: nothing outside the namespaces */
@@ -34,11 +34,14 @@
 #define TOKEN "vmcheck-probe-token-7f3a"
 #define WAIT_MS 20000
 
-enum listen_mode { ECHO, MANGLE };
+enum listen_mode {
+	ECHO,
+	MANGLE
+};
 
 /* How the guest namespace looks before the probe. */
 struct setup {
-	bool up;	  /* the guest's link is up already */
+	bool up;          /* the guest's link is up already */
 	const char *addr; /* an address it has already ("192.0.2.1/24"), or NULL */
 	enum listen_mode mode;
 };
@@ -105,7 +108,7 @@ static int ip(char *out, size_t size, const char *fmt, ...)
 /* Wait for one byte on @fd; false after @ms. */
 static bool wait_byte(int fd, int ms)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char c;
 
 	return poll(&p, 1, ms) == 1 && read(fd, &c, 1) == 1;
@@ -114,7 +117,7 @@ static bool wait_byte(int fd, int ms)
 /* The listener's end: configure it, then echo (or mangle) and report what came. */
 static void listener(int ctl_in, int ctl_out, int heard_out, enum listen_mode mode)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT) };
 	char buf[128], out[256];
 	int one = 1, ls, fd;
 
@@ -232,10 +235,10 @@ static void guest(const struct setup *s, const Vmcheck__V1__NetProbe *p, int res
 		run.link_was_up = res.link_was_up;
 		/* The listener reports in one write, once the probe's connection closed. */
 		if (run.r == 0) {
-			struct pollfd pfd = {.fd = heard[0], .events = POLLIN};
+			struct pollfd pfd = { .fd = heard[0], .events = POLLIN };
 			ssize_t k = poll(&pfd, 1, 2000) == 1
-					? read(heard[0], run.heard, sizeof(run.heard))
-					: 0;
+					    ? read(heard[0], run.heard, sizeof(run.heard))
+					    : 0;
 
 			run.n_heard = k > 0 ? (size_t)k : 0;
 		}
@@ -271,7 +274,7 @@ static bool run_case(const struct setup *s, const Vmcheck__V1__NetProbe *p, stru
 		guest(s, p, fds[1]);
 	}
 	close(fds[1]);
-	pfd = (struct pollfd){.fd = fds[0], .events = POLLIN};
+	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
 	got = poll(&pfd, 1, WAIT_MS) == 1 && read(fds[0], run, sizeof(*run)) == sizeof(*run);
 	if (!got)
 		kill(g, SIGKILL);
@@ -292,7 +295,7 @@ static void expect_untouched_after(const struct net_run *run)
 
 static void the_token_crosses_the_link_and_it_is_restored(void)
 {
-	struct setup s = {.up = false};
+	struct setup s = { .up = false };
 	Vmcheck__V1__NetProbe p = probe_args(MAC, PEER, PORT, 0);
 	struct net_run run;
 
@@ -318,7 +321,7 @@ static void the_token_crosses_the_link_and_it_is_restored(void)
 /* A link that was up with exactly the probe's address keeps both. */
 static void an_address_and_link_it_found_are_kept(void)
 {
-	struct setup s = {.up = true, .addr = ADDR "/24"};
+	struct setup s = { .up = true, .addr = ADDR "/24" };
 	Vmcheck__V1__NetProbe p = probe_args(MAC, PEER, PORT, 0);
 	struct net_run run;
 
@@ -334,7 +337,7 @@ static void an_address_and_link_it_found_are_kept(void)
 /* The same address with another prefix is not "that address": only the probe's goes. */
 static void only_the_address_it_added_goes(void)
 {
-	struct setup s = {.up = true, .addr = ADDR "/28"};
+	struct setup s = { .up = true, .addr = ADDR "/28" };
 	Vmcheck__V1__NetProbe p = probe_args(MAC, PEER, PORT, 0);
 	struct net_run run;
 
@@ -349,7 +352,7 @@ static void only_the_address_it_added_goes(void)
 /* Nobody at the peer address: no ARP answer, the deadline ends it, cleanup follows. */
 static void a_wrong_peer_fails_within_the_deadline(void)
 {
-	struct setup s = {.up = false};
+	struct setup s = { .up = false };
 	Vmcheck__V1__NetProbe p = probe_args(MAC, "192.0.2.99", PORT, 800);
 	struct net_run run;
 
@@ -367,7 +370,7 @@ static void a_wrong_peer_fails_within_the_deadline(void)
 
 static void a_refused_connection_names_the_step_and_the_link(void)
 {
-	struct setup s = {.up = false};
+	struct setup s = { .up = false };
 	Vmcheck__V1__NetProbe p = probe_args(MAC, PEER, PORT + 1, 0);
 	char want[128];
 	struct net_run run;
@@ -384,21 +387,21 @@ static void a_refused_connection_names_the_step_and_the_link(void)
 
 static void an_echo_that_differs_is_a_failure(void)
 {
-	struct setup s = {.up = false, .mode = MANGLE};
+	struct setup s = { .up = false, .mode = MANGLE };
 	Vmcheck__V1__NetProbe p = probe_args(MAC, PEER, PORT, 0);
 	struct net_run run;
 
 	if (!run_case(&s, &p, &run))
 		return;
 	CU_ASSERT(run.r < 0);
-	CU_ASSERT_PTR_NOT_NULL(
-	    strstr(run.o.msg, "the echo from " PEER ":40000 via " LINK " differs from the token"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(run.o.msg, "the echo from " PEER ":40000 via " LINK
+						 " differs from the token"));
 	expect_untouched_after(&run);
 }
 
 static void an_unknown_mac_is_not_found(void)
 {
-	struct setup s = {.up = false};
+	struct setup s = { .up = false };
 	Vmcheck__V1__NetProbe p = probe_args("02:00:00:00:0A:99", PEER, PORT, 0);
 	struct net_run run;
 
@@ -423,22 +426,22 @@ static void bad_arguments_are_refused(void)
 		size_t token;
 		const char *why;
 	} bad[] = {
-	    {"02:00:00:00:0a", ADDR, PEER, 24, PORT, 0, 4, "not a MAC address"},
-	    {"02:00:00:00:0a:1", ADDR, PEER, 24, PORT, 0, 4, "not a MAC address"},
-	    {"02-00-00-00-0a-01", ADDR, PEER, 24, PORT, 0, 4, "not a MAC address"},
-	    {MAC, "192.0.2", PEER, 24, PORT, 0, 4, "address '192.0.2' is not"},
-	    {MAC, "fe80::1", PEER, 24, PORT, 0, 4, "address 'fe80::1' is not"},
-	    {MAC, "0.0.0.0", PEER, 24, PORT, 0, 4, "address '0.0.0.0' is not"},
-	    {MAC, ADDR, "224.0.0.1", 24, PORT, 0, 4, "peer '224.0.0.1' is not"},
-	    {MAC, ADDR, "", 24, PORT, 0, 4, "peer '' is not"},
-	    {MAC, ADDR, ADDR, 24, PORT, 0, 4, "the probe's own address"},
-	    {MAC, ADDR, PEER, 0, PORT, 0, 4, "prefixlen 0: want 1 to 32"},
-	    {MAC, ADDR, PEER, 33, PORT, 0, 4, "prefixlen 33: want 1 to 32"},
-	    {MAC, ADDR, PEER, 24, 0, 0, 4, "port 0: want 1 to 65535"},
-	    {MAC, ADDR, PEER, 24, 65536, 0, 4, "port 65536: want 1 to 65535"},
-	    {MAC, ADDR, PEER, 24, PORT, 0, 0, "a token of 0 bytes: want 1 to 64"},
-	    {MAC, ADDR, PEER, 24, PORT, 0, 65, "a token of 65 bytes: want 1 to 64"},
-	    {MAC, ADDR, PEER, 24, PORT, 30001, 4, "timeout_ms 30001 is over the limit"},
+		{ "02:00:00:00:0a", ADDR, PEER, 24, PORT, 0, 4, "not a MAC address" },
+		{ "02:00:00:00:0a:1", ADDR, PEER, 24, PORT, 0, 4, "not a MAC address" },
+		{ "02-00-00-00-0a-01", ADDR, PEER, 24, PORT, 0, 4, "not a MAC address" },
+		{ MAC, "192.0.2", PEER, 24, PORT, 0, 4, "address '192.0.2' is not" },
+		{ MAC, "fe80::1", PEER, 24, PORT, 0, 4, "address 'fe80::1' is not" },
+		{ MAC, "0.0.0.0", PEER, 24, PORT, 0, 4, "address '0.0.0.0' is not" },
+		{ MAC, ADDR, "224.0.0.1", 24, PORT, 0, 4, "peer '224.0.0.1' is not" },
+		{ MAC, ADDR, "", 24, PORT, 0, 4, "peer '' is not" },
+		{ MAC, ADDR, ADDR, 24, PORT, 0, 4, "the probe's own address" },
+		{ MAC, ADDR, PEER, 0, PORT, 0, 4, "prefixlen 0: want 1 to 32" },
+		{ MAC, ADDR, PEER, 33, PORT, 0, 4, "prefixlen 33: want 1 to 32" },
+		{ MAC, ADDR, PEER, 24, 0, 0, 4, "port 0: want 1 to 65535" },
+		{ MAC, ADDR, PEER, 24, 65536, 0, 4, "port 65536: want 1 to 65535" },
+		{ MAC, ADDR, PEER, 24, PORT, 0, 0, "a token of 0 bytes: want 1 to 64" },
+		{ MAC, ADDR, PEER, 24, PORT, 0, 65, "a token of 65 bytes: want 1 to 64" },
+		{ MAC, ADDR, PEER, 24, PORT, 30001, 4, "timeout_ms 30001 is over the limit" },
 	};
 	static uint8_t token[65];
 	struct vmc_arena a = VMC_ARENA_INIT;

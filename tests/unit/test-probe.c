@@ -14,8 +14,8 @@
 
 #define ECODE(x) VMCHECK__V1__ERROR__CODE__##x
 #define DISK_BYTES (1u << 20)
-#define MOUNTS                                                                                     \
-	"22 1 0:21 / /proc rw,nosuid - proc proc rw\n"                                             \
+#define MOUNTS                                         \
+	"22 1 0:21 / /proc rw,nosuid - proc proc rw\n" \
 	"25 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n"
 
 static struct fx fx;
@@ -95,8 +95,8 @@ static void expect_refused(int r, Vmcheck__V1__Error__Code code, const char *why
 static void the_pattern_round_trips_at_every_offset(void)
 {
 	static const char pattern[] = "vmcheck disk probe pattern";
-	uint64_t offsets[] = {0, 4096, DISK_BYTES - 1024};
-	uint8_t padded[512] = {0}, got[512];
+	uint64_t offsets[] = { 0, 4096, DISK_BYTES - 1024 };
+	uint8_t padded[512] = { 0 }, got[512];
 	char want[VMC_SHA256_HEX];
 
 	setup_disk();
@@ -192,8 +192,8 @@ static void partitions_holders_and_read_only_are_refused(void)
 static void bad_requests_are_refused(void)
 {
 	static char big[VMC_PROBE_PATTERN_MAX + 1];
-	uint64_t unaligned = 100, beyond = DISK_BYTES - 512, overlap[] = {0, 512, 1024};
-	uint64_t many[VMC_PROBE_REGIONS_MAX + 1] = {0};
+	uint64_t unaligned = 100, beyond = DISK_BYTES - 512, overlap[] = { 0, 512, 1024 };
+	uint64_t many[VMC_PROBE_REGIONS_MAX + 1] = { 0 };
 
 	setup_disk();
 	expect_refused(probe("vdb", "x", 1, &unaligned, 1), ECODE(BAD_ARGUMENT),

@@ -80,9 +80,9 @@ static void events_before_reply_are_queued(void)
 	CU_ASSERT_STRING_EQUAL(vmc_qmp_last_command(q), "system_reset");
 
 	/* Taken in order; the ones before stay queued. */
-	CU_ASSERT_EQUAL_FATAL(
-	    vmc_qmp_wait_event(q, "RESET", NULL, NULL, vmc_mono_ns() + 2000000000ull, &ev, &err),
-	    0);
+	CU_ASSERT_EQUAL_FATAL(vmc_qmp_wait_event(q, "RESET", NULL, NULL,
+						 vmc_mono_ns() + 2000000000ull, &ev, &err),
+			      0);
 	CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_object_get(ev.data, "reason")),
 			       "host-qmp-system-reset");
 	CU_ASSERT_EQUAL(ev.qemu_us, 1795303623004193ll);
@@ -118,9 +118,9 @@ static void events_before_reply_are_queued(void)
 
 	vmc_qmp_flush_events(q);
 	CU_ASSERT_FALSE(vmc_qmp_has_event(q, "STOP", NULL, NULL));
-	CU_ASSERT_EQUAL(
-	    vmc_qmp_wait_event(q, "SHUTDOWN", NULL, NULL, vmc_mono_ns() + 50000000ull, &ev, &err),
-	    -ETIMEDOUT);
+	CU_ASSERT_EQUAL(vmc_qmp_wait_event(q, "SHUTDOWN", NULL, NULL, vmc_mono_ns() + 50000000ull,
+					   &ev, &err),
+			-ETIMEDOUT);
 	CU_ASSERT_STRING_EQUAL(msg(), "qmp fake: no SHUTDOWN event in time");
 	finish(q);
 }
@@ -133,27 +133,25 @@ static void errors_carry_qemu_words(void)
 	CU_ASSERT_EQUAL(vmc_qmp_commandf(q, NULL, &err, 2000, "netdev_add",
 					 "{\"type\":\"user\",\"id\":\"%s-net\"}", "nic2"),
 			0);
-	r = vmc_qmp_commandf(
-	    q, NULL, &err, 2000, "device_add",
-	    "{\"driver\":\"virtio-net-pci\",\"id\":\"nic2\",\"netdev\":\"nic2-net\","
-	    "\"mac\":\"52:54:00:00:00:02\",\"bus\":\"pciroot1\",\"addr\":\"0\"}");
+	r = vmc_qmp_commandf(q, NULL, &err, 2000, "device_add",
+			     "{\"driver\":\"virtio-net-pci\",\"id\":\"nic2\",\"netdev\":\"nic2-net\","
+			     "\"mac\":\"52:54:00:00:00:02\",\"bus\":\"pciroot1\",\"addr\":\"0\"}");
 	CU_ASSERT_EQUAL(r, VMC_QMP_ECOMMAND);
 	CU_ASSERT_STRING_EQUAL(msg(),
 			       "device_add: GenericError: PCI: slot 0 function 0 not "
 			       "available for virtio-net-pci, in use by virtio-net-pci,id=nic1");
 	CU_ASSERT_STRING_EQUAL(vmc_qmp_error_class(q), "GenericError");
-	CU_ASSERT_EQUAL(
-	    vmc_qmp_commandf(q, NULL, &err, 2000, "netdev_del", "{\"id\":\"nic2-net\"}"), 0);
-	r = vmc_qmp_commandf(
-	    q, NULL, &err, 2000, "device_add",
-	    "{\"driver\":\"virtio-net-pci\",\"id\":\"nic9\",\"netdev\":\"nic9-net\","
-	    "\"mac\":\"52:54:00:00:00:09\",\"bus\":\"pcie.0\",\"addr\":\"0\"}");
+	CU_ASSERT_EQUAL(vmc_qmp_commandf(q, NULL, &err, 2000, "netdev_del",
+					 "{\"id\":\"nic2-net\"}"),
+			0);
+	r = vmc_qmp_commandf(q, NULL, &err, 2000, "device_add",
+			     "{\"driver\":\"virtio-net-pci\",\"id\":\"nic9\",\"netdev\":\"nic9-net\","
+			     "\"mac\":\"52:54:00:00:00:09\",\"bus\":\"pcie.0\",\"addr\":\"0\"}");
 	CU_ASSERT_EQUAL(r, VMC_QMP_ECOMMAND);
 	CU_ASSERT_STRING_EQUAL(vmc_qmp_error_desc(q), "Bus 'pcie.0' does not support hotplugging");
-	r = vmc_qmp_commandf(
-	    q, NULL, &err, 2000, "device_add",
-	    "{\"driver\":\"virtio-net-pci\",\"id\":\"nic1\",\"netdev\":\"nic1-net\","
-	    "\"mac\":\"52:54:00:12:34:01\",\"bus\":\"pciroot2\"}");
+	r = vmc_qmp_commandf(q, NULL, &err, 2000, "device_add",
+			     "{\"driver\":\"virtio-net-pci\",\"id\":\"nic1\",\"netdev\":\"nic1-net\","
+			     "\"mac\":\"52:54:00:12:34:01\",\"bus\":\"pciroot2\"}");
 	CU_ASSERT_EQUAL(r, VMC_QMP_ECOMMAND);
 	CU_ASSERT_STRING_EQUAL(vmc_qmp_error_desc(q), "Duplicate device ID 'nic1'");
 	r = vmc_qmp_commandf(q, NULL, &err, 2000, "device_add",
@@ -226,8 +224,9 @@ static void late_reply_after_timeout_is_dropped(void)
 			-ETIMEDOUT);
 	CU_ASSERT_STRING_EQUAL(msg(), "qmp fake: no reply to query-memory-size-summary in time");
 	/* The late reply to the first (plugged 0) must not answer the second. */
-	CU_ASSERT_EQUAL_FATAL(
-	    vmc_qmp_command(q, "query-memory-size-summary", NULL, 2000, &ret, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_qmp_command(q, "query-memory-size-summary", NULL, 2000, &ret,
+					      &err),
+			      0);
 	CU_ASSERT_EQUAL(json_object_get_int64(json_object_object_get(ret, "plugged-memory")),
 			134217728);
 	json_object_put(ret);

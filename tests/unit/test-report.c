@@ -228,17 +228,20 @@ static void junit_well_formed_after_every_step(void)
 	CU_ASSERT(xml_check(doc, "testsuites") > 0);
 	/* One testsuite per check, in first-seen order, with its own counts. */
 	CU_ASSERT_EQUAL(count(doc, "<testsuite "), 3);
-	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<testsuites name=\"vmcheck\" tests=\"5\" failures=\"1\" "
-					   "errors=\"0\" skipped=\"1\""));
-	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<testsuite name=\"lifecycle\" tests=\"2\" failures=\"0\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(doc,
+				      "<testsuites name=\"vmcheck\" tests=\"5\" failures=\"1\" "
+				      "errors=\"0\" skipped=\"1\""));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(doc, "<testsuite name=\"lifecycle\" tests=\"2\" failures=\"0\""));
 	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<testsuite name=\"nic\" tests=\"2\" failures=\"1\""));
 	CU_ASSERT(strstr(doc, "name=\"lifecycle\"") < strstr(doc, "name=\"nic\""));
 	/* Escaped, cleaned, and the evidence (with its own markup) in system-out. */
 	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "vdb &lt;size&gt; &amp; &quot;serial&quot; 'x'[0m ?? "
 					   "caf\xc3\xa9 ??"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<system-out>timeline: action, reply +2.0 ms\nladder:\n"
-					   "  pci MISSING &lt;- stopped here\n]]&gt; &lt;/system-out&gt;"
-					   "</system-out>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(doc,
+				      "<system-out>timeline: action, reply +2.0 ms\nladder:\n"
+				      "  pci MISSING &lt;- stopped here\n]]&gt; &lt;/system-out&gt;"
+				      "</system-out>"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<skipped message=\"vdb"));
 	free(doc);
 	vmc_report_free(rep);
@@ -302,9 +305,9 @@ static void json_one_object_per_step(void)
 			CU_ASSERT_STRING_EQUAL(json_object_get_string(
 						       json_object_object_get(o, "step")),
 					       "vdb <size> & \"serial\" 'x'[0m ?? caf\xc3\xa9 ??");
-			CU_ASSERT_PTR_NOT_NULL(strstr(json_object_get_string(
-							      json_object_object_get(o, "evidence")),
-						      "stopped here"));
+			CU_ASSERT_PTR_NOT_NULL(
+				strstr(json_object_get_string(json_object_object_get(o, "evidence")),
+				       "stopped here"));
 		}
 		json_object_put(o);
 	}
@@ -473,9 +476,11 @@ static void json_parse_rejects_what_the_writer_never_writes(void)
 						       "mistyped");
 	vmc_error_clear(&err);
 	/* A timeline member missing: "kernel" dropped. */
-	snprintf(line, sizeof(line), "%s\"status\":\"passed\",%s\"timeline\":{\"begin\":0,"
+	snprintf(line, sizeof(line),
+		 "%s\"status\":\"passed\",%s\"timeline\":{\"begin\":0,"
 		 "\"action\":null,\"reply\":null,\"confirm\":null,\"event\":null,\"end\":5},"
-		 "\"latency_ms\":null}", head, tail);
+		 "\"latency_ms\":null}",
+		 head, tail);
 	CU_ASSERT_EQUAL(vmc_report_json_parse(line, 0, &out, &err), -EINVAL);
 	CU_ASSERT_STRING_EQUAL(err.msg ? err.msg : "", "report line: member kernel missing or "
 						       "mistyped");

@@ -58,7 +58,7 @@ static void virtio_disk_has_pci_driver_serial_and_size(void)
 
 static void partition_follows_its_disk(void)
 {
-	static const char *const order[] = {"dm-0", "loop0", "vda", "vda1", "vdb"};
+	static const char *const order[] = { "dm-0", "loop0", "vda", "vda1", "vdb" };
 	const Vmcheck__V1__Block *disk, *part;
 	struct fx_run t;
 

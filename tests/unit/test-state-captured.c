@@ -353,8 +353,8 @@ static void snapshots_agree_however_they_are_taken(void)
 
 		one.boot_id = vmc_sysroot_read_str(o.root.fd, "proc/sys/kernel/random/boot_id",
 						   boot_id, sizeof(boot_id)) >= 0
-				  ? vmc_arena_strdup(&a, boot_id)
-				  : "";
+				      ? vmc_arena_strdup(&a, boot_id)
+				      : "";
 		len = vmcheck__v1__state__get_packed_size(&one);
 		buf = malloc(len ? len : 1);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(buf);

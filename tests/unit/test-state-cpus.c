@@ -20,7 +20,7 @@ struct cpu_read {
 static Vmcheck__V1__Cpus *read_cpus_smt(struct cpu_read *c, const struct vmc_sysroot *root,
 					int smt_shift)
 {
-	struct vmc_state_opts o = {.root = *root, .smt_shift = smt_shift};
+	struct vmc_state_opts o = { .root = *root, .smt_shift = smt_shift };
 
 	c->a = (struct vmc_arena)VMC_ARENA_INIT;
 	vmcheck__v1__state__init(&c->st);
@@ -290,7 +290,7 @@ static void write_cpuinfo(struct fx *f, const unsigned *cpus, const unsigned *ap
  */
 static void apic_and_thread_ids_from_cpuinfo(void)
 {
-	static const unsigned cpus[] = {0, 1, 2}, apics[] = {0, 2, 1};
+	static const unsigned cpus[] = { 0, 1, 2 }, apics[] = { 0, 2, 1 };
 	struct cpu_read c;
 	Vmcheck__V1__Cpus *cc;
 	struct fx f;
@@ -337,7 +337,9 @@ static void apic_and_thread_ids_from_cpuinfo(void)
 /* cpuinfo is read in pieces: a file far over one read's worth, ids at the end. */
 static void a_long_cpuinfo_is_read_through(void)
 {
-	enum { N = 128 };
+	enum {
+		N = 128
+	};
 	unsigned cpus[N], apics[N];
 	struct cpu_read c;
 	Vmcheck__V1__Cpus *cc;
@@ -396,10 +398,10 @@ static void smt_shift_from_cpuinfo(void)
 		const char *siblings, *cores;
 		int shift;
 	} cases[] = {
-	    {"2", "2", 0}, {"4", "2", 1},  {"6", "2", 2},  {"16", "4", 2},
-	    {"3", "2", 1}, {"2", "0", -1}, {"x", "2", -1},
+		{ "2", "2", 0 }, { "4", "2", 1 },  { "6", "2", 2 },  { "16", "4", 2 },
+		{ "3", "2", 1 }, { "2", "0", -1 }, { "x", "2", -1 },
 	};
-	static const unsigned cpus[] = {0}, apics[] = {0};
+	static const unsigned cpus[] = { 0 }, apics[] = { 0 };
 	struct fx f;
 
 	fx_init(&f);

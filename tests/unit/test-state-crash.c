@@ -14,7 +14,7 @@
 static Vmcheck__V1__Crash *read_crash(const struct vmc_sysroot *root, const char *const *dirs,
 				      struct vmc_arena *a)
 {
-	struct vmc_state_opts o = {.root = *root, .crash_dirs = dirs};
+	struct vmc_state_opts o = { .root = *root, .crash_dirs = dirs };
 	Vmcheck__V1__State st = VMCHECK__V1__STATE__INIT;
 
 	CU_ASSERT_EQUAL_FATAL(vmc_state_read_crash(&o, a, &st), 0);
@@ -92,8 +92,8 @@ static void reads_the_committed_guest(void)
 
 static void each_format_is_detected(void)
 {
-	static const char *const dirs[] = {"dumps", NULL};
-	static const unsigned char elf[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0};
+	static const char *const dirs[] = { "dumps", NULL };
+	static const unsigned char elf[] = { 0x7f, 'E', 'L', 'F', 2, 1, 1, 0 };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	Vmcheck__V1__CrashDump **d;
 	Vmcheck__V1__Crash *c;
@@ -134,7 +134,7 @@ static void each_format_is_detected(void)
 
 static void exact_vmcore_name_is_preferred(void)
 {
-	static const char *const dirs[] = {"var/crash", NULL};
+	static const char *const dirs[] = { "var/crash", NULL };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	Vmcheck__V1__CrashDump *d;
 	struct fx f;
@@ -156,7 +156,7 @@ static void exact_vmcore_name_is_preferred(void)
 
 static void special_files_are_never_opened(void)
 {
-	static const char *const dirs[] = {"var/crash", NULL};
+	static const char *const dirs[] = { "var/crash", NULL };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	Vmcheck__V1__CrashDump *d;
 	Vmcheck__V1__CrashDir *dir;
@@ -187,8 +187,8 @@ static void special_files_are_never_opened(void)
 
 static void custom_dirs_in_order(void)
 {
-	static const char *const dirs[] = {"/srv/dumps", "var/crash", "/", NULL};
-	const struct timespec when[2] = {{1724291390, 0}, {1724291390, 0}};
+	static const char *const dirs[] = { "/srv/dumps", "var/crash", "/", NULL };
+	const struct timespec when[2] = { { 1724291390, 0 }, { 1724291390, 0 } };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	Vmcheck__V1__Crash *c;
 	char p[2 * PATH_MAX];
@@ -258,7 +258,7 @@ static void dev_of(struct fx *f, const char *rel, char mine[32], char other[32])
 
 static void mount_of_each_dir(void)
 {
-	static const char *const dirs[] = {"var/crash", "srv/my dumps", "var/oled/crash", NULL};
+	static const char *const dirs[] = { "var/crash", "srv/my dumps", "var/oled/crash", NULL };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	char mi[2048], dev[32], other[32];
 	Vmcheck__V1__Crash *c;
@@ -299,7 +299,7 @@ static void mount_of_each_dir(void)
 /* A RAM-backed root (the initramfs) covers a crash dir nothing is mounted on. */
 static void initramfs_root_is_reported(void)
 {
-	static const char *const dirs[] = {"var/crash", NULL};
+	static const char *const dirs[] = { "var/crash", NULL };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	char mi[512], dev[32], other[32];
 	Vmcheck__V1__CrashDir *d;
@@ -324,13 +324,13 @@ static void initramfs_root_is_reported(void)
 static void malformed_mountinfo_leaves_the_mount_unknown(void)
 {
 	static const char *const bad[] = {
-	    "21 20 %s / /var/crash rw ext4 /dev/vda rw\n",	/* no " - " */
-	    "21 20 %s / /var/crash - ext4 /dev/vda rw\n",	/* too few fields */
-	    "21 20 254 / /var/crash rw - ext4 /dev/vda rw\n",	/* no MAJ:MIN */
-	    "21 20 %s / /var/cr\\9ash rw - ext4 /dev/vda rw\n", /* bad escape */
-	    "21 20 %s / /var/crash rw - ext4\n",		/* no source */
+		"21 20 %s / /var/crash rw ext4 /dev/vda rw\n",      /* no " - " */
+		"21 20 %s / /var/crash - ext4 /dev/vda rw\n",       /* too few fields */
+		"21 20 254 / /var/crash rw - ext4 /dev/vda rw\n",   /* no MAJ:MIN */
+		"21 20 %s / /var/cr\\9ash rw - ext4 /dev/vda rw\n", /* bad escape */
+		"21 20 %s / /var/crash rw - ext4\n",                /* no source */
 	};
-	static const char *const dirs[] = {"var/crash", NULL};
+	static const char *const dirs[] = { "var/crash", NULL };
 	char mi[512], dev[32], other[32];
 	struct fx f;
 
@@ -359,7 +359,7 @@ static void malformed_mountinfo_leaves_the_mount_unknown(void)
  */
 static void crash_size_from_iomem_while_kexec_loads(void)
 {
-	static const char *const dirs[] = {"var/crash", NULL};
+	static const char *const dirs[] = { "var/crash", NULL };
 	struct vmc_arena a = VMC_ARENA_INIT;
 	Vmcheck__V1__Crash *c;
 	struct fx f;

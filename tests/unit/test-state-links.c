@@ -13,7 +13,7 @@
 
 static int read_links(const struct vmc_sysroot *root, struct vmc_arena *a, Vmcheck__V1__State *st)
 {
-	struct vmc_state_opts o = {.root = *root};
+	struct vmc_state_opts o = { .root = *root };
 
 	vmcheck__v1__state__init(st);
 	return vmc_state_read_links(&o, a, st);
@@ -23,11 +23,11 @@ static int read_links(const struct vmc_sysroot *root, struct vmc_arena *a, Vmche
 static void mk_netdev(struct fx *f, const char *name, unsigned ifindex, const char *carrier)
 {
 	static const char *const attrs[][2] = {
-	    {"mtu", "1500\n"},
-	    {"flags", "0x1002\n"},
-	    {"type", "1\n"},
-	    {"operstate", "down\n"},
-	    {"address", "02:00:00:00:00:01\n"},
+		{ "mtu", "1500\n" },
+		{ "flags", "0x1002\n" },
+		{ "type", "1\n" },
+		{ "operstate", "down\n" },
+		{ "address", "02:00:00:00:00:01\n" },
 	};
 	char p[PATH_MAX], t[PATH_MAX], v[32];
 
@@ -192,10 +192,10 @@ static void live_links_agree_with_the_kernel(void)
  */
 struct nl_script {
 	unsigned interrupted; /* dumps flagged interrupted before clean ones */
-	int error;	      /* answer every dump with NLMSG_ERROR @error instead */
+	int error;            /* answer every dump with NLMSG_ERROR @error instead */
 	unsigned requests;    /* dumps asked for */
-	uint32_t seq;	      /* of the last one */
-	unsigned part;	      /* datagrams of it handed out */
+	uint32_t seq;         /* of the last one */
+	unsigned part;        /* datagrams of it handed out */
 };
 
 static int script_send(void *ctx, const void *req, size_t len)
@@ -270,8 +270,8 @@ static ssize_t script_recv(void *ctx, void *buf, size_t size)
 static int read_scripted(struct fx *f, struct nl_script *sc, struct vmc_arena *a,
 			 Vmcheck__V1__State *st)
 {
-	struct vmc_nl_source nl = {script_send, script_recv, sc};
-	struct vmc_state_opts o = {.root = f->root, .nl = &nl};
+	struct vmc_nl_source nl = { script_send, script_recv, sc };
+	struct vmc_state_opts o = { .root = f->root, .nl = &nl };
 
 	o.root.live = true;
 	vmcheck__v1__state__init(st);
@@ -282,7 +282,7 @@ static int read_scripted(struct fx *f, struct nl_script *sc, struct vmc_arena *a
 static void an_interrupted_address_dump_is_retried(void)
 {
 	struct vmc_arena a = VMC_ARENA_INIT;
-	struct nl_script sc = {.interrupted = 3};
+	struct nl_script sc = { .interrupted = 3 };
 	Vmcheck__V1__State st;
 	struct fx f;
 
@@ -297,7 +297,7 @@ static void an_interrupted_address_dump_is_retried(void)
 	vmc_arena_free(&a);
 
 	/* Not interrupted: one dump. */
-	sc = (struct nl_script){0};
+	sc = (struct nl_script){ 0 };
 	CU_ASSERT_EQUAL_FATAL(read_scripted(&f, &sc, &a, &st), 0);
 	CU_ASSERT_EQUAL(sc.requests, 1);
 	CU_ASSERT_STRING_EQUAL(st.links[0]->addresses[0]->address, "10.0.0.1");
@@ -312,9 +312,9 @@ static void an_interrupted_address_dump_is_retried(void)
 static void four_interrupted_dumps_fail_the_section(void)
 {
 	struct vmc_arena a = VMC_ARENA_INIT;
-	struct nl_script sc = {.interrupted = 100};
-	struct vmc_nl_source nl = {script_send, script_recv, &sc};
-	struct vmc_state_opts o = {.nl = &nl};
+	struct nl_script sc = { .interrupted = 100 };
+	struct vmc_nl_source nl = { script_send, script_recv, &sc };
+	struct vmc_state_opts o = { .nl = &nl };
 	Vmcheck__V1__State st, *snap;
 	struct fx f;
 
@@ -326,7 +326,7 @@ static void four_interrupted_dumps_fail_the_section(void)
 	vmc_arena_free(&a);
 
 	/* In a snapshot: a section error that says what happened. */
-	sc = (struct nl_script){.interrupted = 100};
+	sc = (struct nl_script){ .interrupted = 100 };
 	o.root = f.root;
 	o.root.live = true;
 	CU_ASSERT_EQUAL_FATAL(vmc_state_read(&o, VMCHECK__V1__SECTION__SECTION_LINKS, 1, &a, &snap),
@@ -347,7 +347,7 @@ static void four_interrupted_dumps_fail_the_section(void)
 static void a_refused_address_dump_fails_with_its_errno(void)
 {
 	struct vmc_arena a = VMC_ARENA_INIT;
-	struct nl_script sc = {.error = -EPERM};
+	struct nl_script sc = { .error = -EPERM };
 	Vmcheck__V1__State st;
 	struct fx f;
 

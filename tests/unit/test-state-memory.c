@@ -24,7 +24,7 @@ struct mem_read {
 
 static Vmcheck__V1__Memory *read_mem(struct mem_read *m, const struct vmc_sysroot *root)
 {
-	struct vmc_state_opts o = {.root = *root};
+	struct vmc_state_opts o = { .root = *root };
 
 	m->a = (struct vmc_arena)VMC_ARENA_INIT;
 	vmcheck__v1__state__init(&m->st);
@@ -121,8 +121,8 @@ static void merges_ranges_like_lsmem(void)
 	block(&f, 2, "online\n", "0\n");  /* removable changes */
 	block(&f, 3, "offline\n", "0\n"); /* state changes */
 	block(&f, 4, "offline\n", "0\n");
-	block(&f, 6, "offline\n", "0\n");	/* hole at 5 */
-	block(&f, 7, "offline\n", "1\n");	/* splits though both print false */
+	block(&f, 6, "offline\n", "0\n");       /* hole at 5 */
+	block(&f, 7, "offline\n", "1\n");       /* splits though both print false */
 	block(&f, 8, "going-offline\n", "1\n"); /* state changes */
 
 	mem = read_mem(&m, &f.root);

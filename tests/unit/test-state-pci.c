@@ -33,9 +33,9 @@ static const Vmcheck__V1__PciFunction *fn(const struct fx_run *t, const char *ad
 static void functions_sorted_by_address(void)
 {
 	/* 00:1f sorts after 00:02: hex, not "sort -V". */
-	static const char *const order[] = {"0000:00:00.0", "0000:00:02.0", "0000:00:02.1",
-					    "0000:00:02.2", "0000:00:03.0", "0000:00:1f.0",
-					    "0000:00:1f.3", "0000:01:00.0", "0000:02:00.0"};
+	static const char *const order[] = { "0000:00:00.0", "0000:00:02.0", "0000:00:02.1",
+					     "0000:00:02.2", "0000:00:03.0", "0000:00:1f.0",
+					     "0000:00:1f.3", "0000:01:00.0", "0000:02:00.0" };
 	struct fx_run t;
 
 	run_guest(&t);
@@ -123,11 +123,11 @@ static void captured_host_has_every_virtio_device(void)
 		uint32_t type;
 		const char *drv;
 	} want[] = {
-	    {"0000:00:01.0", "virtio0", 5, "virtio_balloon"},
-	    {"0000:00:02.0", "virtio1", 2, "virtio_blk"},
-	    {"0000:00:03.0", "virtio2", 1, "virtio_net"},
-	    {"0000:00:04.0", "virtio3", 0x13, "vmw_vsock_virtio_transport"},
-	    {"0000:00:05.0", "virtio4", 4, "virtio_rng"},
+		{ "0000:00:01.0", "virtio0", 5, "virtio_balloon" },
+		{ "0000:00:02.0", "virtio1", 2, "virtio_blk" },
+		{ "0000:00:03.0", "virtio2", 1, "virtio_net" },
+		{ "0000:00:04.0", "virtio3", 0x13, "vmw_vsock_virtio_transport" },
+		{ "0000:00:05.0", "virtio4", 4, "virtio_rng" },
 	};
 	struct vmc_sysroot root;
 	struct fx_run t;

@@ -8,7 +8,7 @@
 
 static Vmcheck__V1__System *read_system(const struct vmc_sysroot *root, struct vmc_arena *a)
 {
-	struct vmc_state_opts o = {.root = *root};
+	struct vmc_state_opts o = { .root = *root };
 	Vmcheck__V1__State st = VMCHECK__V1__STATE__INIT;
 
 	CU_ASSERT_EQUAL_FATAL(vmc_state_read_system(&o, a, &st), 0);

@@ -31,14 +31,14 @@
 /* ------------------------------------------------------------ fake guest */
 
 enum change_kind {
-	CH_LINK_ON,   /* links[idx] appears */
-	CH_LINK_OFF,  /* links[idx] goes */
-	CH_BLOCK_ON,  /* blocks[idx] appears */
-	CH_REBOOT,    /* new boot_id, subscriptions lost, announced */
-	CH_RESTART,   /* same boot, the agent restarts: subscriptions lost, announced */
-	CH_WAKE,      /* the guest resumes from S3: suspend count +1 */
-	CH_SHUTDOWN,  /* the guest powers off: QEMU exits */
-	CH_RESET_EV,  /* QEMU reports RESET (guest-reset); the new boot comes 100 ms later */
+	CH_LINK_ON,  /* links[idx] appears */
+	CH_LINK_OFF, /* links[idx] goes */
+	CH_BLOCK_ON, /* blocks[idx] appears */
+	CH_REBOOT,   /* new boot_id, subscriptions lost, announced */
+	CH_RESTART,  /* same boot, the agent restarts: subscriptions lost, announced */
+	CH_WAKE,     /* the guest resumes from S3: suspend count +1 */
+	CH_SHUTDOWN, /* the guest powers off: QEMU exits */
+	CH_RESET_EV, /* QEMU reports RESET (guest-reset); the new boot comes 100 ms later */
 };
 
 struct change {
@@ -49,7 +49,7 @@ struct change {
 
 struct fdev {
 	bool on;
-	char key[24];  /* MAC or serial */
+	char key[24]; /* MAC or serial */
 	char name[16];
 	char pci[16];
 	uint64_t size;
@@ -67,16 +67,16 @@ struct fguest {
 	unsigned boot_no;
 	char boot_id[40];
 	uint64_t sub_id, next_sub, generation;
-	bool stopped;             /* the VM is paused: no CPU, no agent */
-	bool clock_leaks;         /* ...but the guest clock runs on (a broken pause) */
-	bool clock_back;          /* after cont the guest clock is a second behind */
-	bool panics;              /* the power button panics the guest */
+	bool stopped;     /* the VM is paused: no CPU, no agent */
+	bool clock_leaks; /* ...but the guest clock runs on (a broken pause) */
+	bool clock_back;  /* after cont the guest clock is a second behind */
+	bool panics;      /* the power button panics the guest */
 	uint64_t stopped_at, paused_ns;
 	uint64_t suspend_success;
 	struct fdev links[4], blocks[4];
 	struct change changes[MAX_CHANGES];
 	size_t n_changes;
-	unsigned requests;        /* answered so far */
+	unsigned requests; /* answered so far */
 };
 
 static uint64_t guest_now(struct fguest *g)
@@ -104,8 +104,7 @@ static void schedule(struct fguest *g, enum change_kind kind, unsigned idx, unsi
 {
 	pthread_mutex_lock(&g->mu);
 	CU_ASSERT_FATAL(g->n_changes < MAX_CHANGES);
-	g->changes[g->n_changes++] =
-		(struct change){ vmc_mono_ns() + delay_ms * MS, kind, idx };
+	g->changes[g->n_changes++] = (struct change){ vmc_mono_ns() + delay_ms * MS, kind, idx };
 	pthread_mutex_unlock(&g->mu);
 	wake(g);
 }
@@ -127,10 +126,11 @@ static void build(struct fguest *g, uint32_t sections, struct built *b)
 	b->st.boot_id = g->boot_id;
 	b->st.mono_ns = guest_now(g);
 	b->st.read_ns = 1000;
-	b->st.sections = sections ? sections : VMCHECK__V1__SECTION__SECTION_SYSTEM |
-						       VMCHECK__V1__SECTION__SECTION_LINKS |
-						       VMCHECK__V1__SECTION__SECTION_BLOCKS |
-						       VMCHECK__V1__SECTION__SECTION_PCI;
+	b->st.sections = sections ? sections
+				  : VMCHECK__V1__SECTION__SECTION_SYSTEM |
+					    VMCHECK__V1__SECTION__SECTION_LINKS |
+					    VMCHECK__V1__SECTION__SECTION_BLOCKS |
+					    VMCHECK__V1__SECTION__SECTION_PCI;
 	if (b->st.sections & VMCHECK__V1__SECTION__SECTION_SYSTEM) {
 		vmcheck__v1__system__init(&b->sys);
 		b->sys.boot_id = g->boot_id;
@@ -460,9 +460,9 @@ struct fake_hv {
 	} ev[32];
 	size_t n_ev;
 	bool dead;
-	bool unclean;         /* QEMU's exit was not clean (ended() says so) */
-	bool give_up;         /* device_del returns -EINPROGRESS, as libvirt after 5 s */
-	bool made_up;         /* POWERDOWN is made up from the call's return, as libvirt's */
+	bool unclean;                /* QEMU's exit was not clean (ended() says so) */
+	bool give_up;                /* device_del returns -EINPROGRESS, as libvirt after 5 s */
+	bool made_up;                /* POWERDOWN is made up from the call's return, as libvirt's */
 	struct vmc_hv_removal views; /* what removal_views() says */
 	char death[128];
 	char present[4][16]; /* device ids the "hypervisor" has */
@@ -493,7 +493,8 @@ static void hv_queue_event_why(struct fake_hv *h, const char *name, const char *
 	pthread_mutex_lock(&h->mu);
 	if (h->n_ev < ARRAY_SIZE(h->ev)) {
 		snprintf(h->ev[h->n_ev].name, sizeof(h->ev[0].name), "%s", name);
-		snprintf(h->ev[h->n_ev].reason, sizeof(h->ev[0].reason), "%s", reason ? reason : "");
+		snprintf(h->ev[h->n_ev].reason, sizeof(h->ev[0].reason), "%s",
+			 reason ? reason : "");
 		h->ev[h->n_ev++].ns = vmc_mono_ns();
 	}
 	pthread_mutex_unlock(&h->mu);
@@ -638,8 +639,7 @@ static int f_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc
 	return fake_action(hv, what, NULL, err);
 }
 
-static int f_device_present(struct vmc_hv *hv, const char *id, char **where,
-			    struct vmc_error *err)
+static int f_device_present(struct vmc_hv *hv, const char *id, char **where, struct vmc_error *err)
 {
 	struct fake_hv *h = FH(hv);
 
@@ -933,8 +933,9 @@ static void device_never_appears(void)
 	CU_ASSERT_EQUAL(last()->latency_ns, -1);
 	/* The hypervisor has it, the guest has no function behind the port. */
 	CU_ASSERT(has(last()->evidence, "host    ok       nic1 on virtio-net-pci at pciroot2"));
-	CU_ASSERT(has(last()->evidence,
-		      "pci     MISSING  no function behind the port at 0000:00:02.0   <- stopped here"));
+	CU_ASSERT(has(
+		last()->evidence,
+		"pci     MISSING  no function behind the port at 0000:00:02.0   <- stopped here"));
 	CU_ASSERT(has(last()->evidence, "kernel  MISSING  no link with MAC 52:54:00:76:00:01\n"));
 	/* A snapshot asked for after the verdict, the diff to it, kernel log since the action
 	 * (not the boot record), transcript. */
@@ -979,12 +980,12 @@ static void wrong_size_says_why(void)
 	CU_ASSERT_EQUAL(r, -ETIMEDOUT);
 	vmc_step_ladder(s, "disk1", "", "block serial=d1");
 	CU_ASSERT_EQUAL(vmc_step_end(s, r, "disk d1 on %s", "pciroot3"), -ETIMEDOUT);
-	CU_ASSERT_STRING_EQUAL(last()->message,
-			       "disk d1 on pciroot3: not within 200 ms: vdb: size 0, want 1073741824");
+	CU_ASSERT_STRING_EQUAL(
+		last()->message,
+		"disk d1 on pciroot3: not within 200 ms: vdb: size 0, want 1073741824");
 	CU_ASSERT(has(last()->evidence, "+ block vdb"));
 	CU_ASSERT(has(last()->evidence, "kernel  ok       vdb\n"));
-	CU_ASSERT(has(last()->evidence,
-		      "online  MISSING  size 0 bytes   <- stopped here"));
+	CU_ASSERT(has(last()->evidence, "online  MISSING  size 0 bytes   <- stopped here"));
 	stop();
 }
 
@@ -1359,7 +1360,8 @@ static void ladder_names_the_virtio_driver(void)
 	fclose(fp);
 	CU_ASSERT(has(out, "driver  ok       virtio_net on virtio3 (type net; PCI transport "
 			   "virtio-pci)"));
-	CU_ASSERT(has(out, "kernel  MISSING  no link with MAC 52:54:00:76:00:01   <- stopped here"));
+	CU_ASSERT(
+		has(out, "kernel  MISSING  no link with MAC 52:54:00:76:00:01   <- stopped here"));
 	free(out);
 	stop();
 }
@@ -1401,8 +1403,8 @@ static void view_merges_only_the_sections_carried(void)
 	CU_ASSERT_EQUAL(vmc_view_merge(v, &b), 0);
 	m = vmc_view_state(v);
 	CU_ASSERT_EQUAL(m->generation, 2);
-	CU_ASSERT_EQUAL(m->sections, VMCHECK__V1__SECTION__SECTION_SYSTEM |
-					     VMCHECK__V1__SECTION__SECTION_LINKS);
+	CU_ASSERT_EQUAL(m->sections,
+			VMCHECK__V1__SECTION__SECTION_SYSTEM | VMCHECK__V1__SECTION__SECTION_LINKS);
 	CU_ASSERT_STRING_EQUAL(m->system->boot_id, "b0");
 	CU_ASSERT_EQUAL(m->n_links, 1);
 	if (m->n_links == 1)
@@ -1469,14 +1471,13 @@ static void a_section_error_stays_next_to_the_stale_section(void)
 	vmc_view_free(v);
 }
 
-VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears),
-	  VMC_TEST(device_appears_with_timeline), VMC_TEST(wrong_size_says_why),
-	  VMC_TEST(disappears_late), VMC_TEST(agent_restarts_mid_step),
-	  VMC_TEST(hv_dies_mid_step), VMC_TEST(lifecycle_against_fake),
+VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_appears_with_timeline),
+	  VMC_TEST(wrong_size_says_why), VMC_TEST(disappears_late),
+	  VMC_TEST(agent_restarts_mid_step), VMC_TEST(hv_dies_mid_step),
+	  VMC_TEST(lifecycle_against_fake),
 	  VMC_TEST(a_section_error_stays_next_to_the_stale_section),
 	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(powerdown_is_clean_or_fails),
 	  VMC_TEST(clock_going_back_fails_cont), VMC_TEST(a_final_reason_ends_the_wait),
 	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(a_removal_is_judged_in_every_layer),
-	  VMC_TEST(ladder_names_the_virtio_driver),
-	  VMC_TEST(clock_running_while_stopped_fails),
+	  VMC_TEST(ladder_names_the_virtio_driver), VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried))

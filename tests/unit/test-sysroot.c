@@ -33,12 +33,15 @@ static void links_resolve_inside_the_root(void)
 	fx_mkdir(&f, "sys/devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1/net/eth0");
 	fx_symlink(&f, "../../devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1/net/eth0",
 		   "sys/class/net/eth0");
-	CU_ASSERT_EQUAL(
-	    vmc_sysroot_resolve_linkf(f.root.fd, out, sizeof(out), "sys/class/net/%s", "eth0"), 0);
-	CU_ASSERT_STRING_EQUAL(out, "sys/devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1/net/eth0");
+	CU_ASSERT_EQUAL(vmc_sysroot_resolve_linkf(f.root.fd, out, sizeof(out), "sys/class/net/%s",
+						  "eth0"),
+			0);
+	CU_ASSERT_STRING_EQUAL(out,
+			       "sys/devices/pci0000:00/0000:00:02.0/0000:01:00.0/virtio1/net/eth0");
 	fx_symlink(&f, "../../../../../../..", "sys/class/net/evil");
-	CU_ASSERT_EQUAL(
-	    vmc_sysroot_resolve_linkf(f.root.fd, out, sizeof(out), "sys/class/net/evil"), -EXDEV);
+	CU_ASSERT_EQUAL(vmc_sysroot_resolve_linkf(f.root.fd, out, sizeof(out),
+						  "sys/class/net/evil"),
+			-EXDEV);
 	CU_ASSERT_EQUAL(vmc_sysroot_link_basef(f.root.fd, out, sizeof(out), "sys/class/net/eth0"),
 			0);
 	CU_ASSERT_STRING_EQUAL(out, "eth0");
@@ -68,7 +71,9 @@ static void dir_listing_sorts_naturally(void)
 /* More entries than one getdents64 buffer holds; "." and ".." left out. */
 static void dir_iterator_reads_past_one_buffer(void)
 {
-	enum { N = 300 };
+	enum {
+		N = 300
+	};
 	static bool seen[N];
 	struct vmc_sysroot_dir d;
 	const char *name;

@@ -49,7 +49,7 @@ static void *serve_run(void *arg)
  */
 static void serve_start(struct served *s, struct vmc_transport *t)
 {
-	struct vmc_agent_config cfg = {0};
+	struct vmc_agent_config cfg = { 0 };
 
 	s->t = t;
 	t->write_timeout_ms = 200;
@@ -202,7 +202,7 @@ static void stdio_ends_when_stdout_is_not_read(void)
 
 static int connect_to(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -236,7 +236,7 @@ static void unix_drops_a_client_that_does_not_read(void)
 	free(req);
 	/* Without reading (that would let the writes through): wait for the agent's shutdown. */
 	{
-		struct pollfd pfd = {.fd = deaf, .events = POLLRDHUP};
+		struct pollfd pfd = { .fd = deaf, .events = POLLRDHUP };
 
 		CU_ASSERT_EQUAL(poll(&pfd, 1, 5000), 1);
 		CU_ASSERT(pfd.revents & POLLRDHUP);

@@ -230,8 +230,10 @@ static void vf_guest_init(struct vf_guest *g)
 
 static struct vmc_vfio_want want_iavf(void)
 {
-	return (struct vmc_vfio_want){
-	    .vendor = 0x8086, .device = 0x1889, .port = PORT, .driver = "iavf"};
+	return (struct vmc_vfio_want){ .vendor = 0x8086,
+				       .device = 0x1889,
+				       .port = PORT,
+				       .driver = "iavf" };
 }
 
 static void why_has(const struct vmc_why *why, const char *needle)
@@ -310,10 +312,10 @@ static void vf_gone_when_function_and_link_are(void)
 
 static void qmp_sends_device_add_vfio_pci(void)
 {
-	struct vmc_hv_vfio vf1 = {"vf1", VF0, "pciroot1", false};
-	struct vmc_hv_vfio vf2 = {"vf2", "0000:00:01.0", "pciroot1", false};
-	struct vmc_hv_vfio vf3 = {"vf3", "0000:06:02.0", "pciroot1", false};
-	struct vmc_hv_vfio managed = {"vf9", VF0, "pciroot1", true};
+	struct vmc_hv_vfio vf1 = { "vf1", VF0, "pciroot1", false };
+	struct vmc_hv_vfio vf2 = { "vf2", "0000:00:01.0", "pciroot1", false };
+	struct vmc_hv_vfio vf3 = { "vf3", "0000:06:02.0", "pciroot1", false };
+	struct vmc_hv_vfio managed = { "vf9", VF0, "pciroot1", true };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_event ev;
 	struct vmc_qmp *q = NULL;
@@ -350,7 +352,7 @@ static void qmp_sends_device_add_vfio_pci(void)
 
 static void libvirt_hostdev_xml(void)
 {
-	struct vmc_hv_vfio v = {"vf1", VF0, "pciroot2", true};
+	struct vmc_hv_vfio v = { "vf1", VF0, "pciroot2", true };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_libvirt_xml *x = NULL;
 	char *xml = NULL, *where = NULL, *doc = NULL, name[32];
@@ -398,9 +400,10 @@ static void libvirt_hostdev_xml(void)
 
 static void test_driver_errors_of_vfio(void)
 {
-	struct vmc_libvirt_config c = {
-	    .uri = "test:///default", .domain = "test", .agent = "vserial:/x"};
-	struct vmc_hv_vfio v = {"vf1", VF0, "pciroot9", false};
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.domain = "test",
+					.agent = "vserial:/x" };
+	struct vmc_hv_vfio v = { "vf1", VF0, "pciroot9", false };
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv *hv = NULL;
 

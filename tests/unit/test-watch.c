@@ -40,7 +40,8 @@ static void a_nic_uevent_names_the_interface(void)
 							    "INTERFACE=eth1\0"
 							    "IFINDEX=3\0"
 							    "SEQNUM=2210\0"),
-						     77, &c), 0);
+						     77, &c),
+			      0);
 	CU_ASSERT_EQUAL(c.source, VMCHECK__V1__CAUSE__SOURCE__UEVENT);
 	CU_ASSERT_STRING_EQUAL(c.action, "add");
 	CU_ASSERT_STRING_EQUAL(c.subsystem, "net");
@@ -60,7 +61,8 @@ static void names_come_from_devname_or_the_devpath(void)
 							    "SUBSYSTEM=block\0"
 							    "DEVNAME=loop0\0"
 							    "DEVTYPE=disk\0"),
-						     1, &c), 0);
+						     1, &c),
+			      0);
 	CU_ASSERT_STRING_EQUAL(c.name, "loop0");
 	CU_ASSERT_STRING_EQUAL(c.action, "remove");
 	CU_ASSERT_EQUAL(c.sections, S(BLOCKS));
@@ -69,7 +71,8 @@ static void names_come_from_devname_or_the_devpath(void)
 							    "ACTION=online\0"
 							    "DEVPATH=/devices/system/cpu/cpu2\0"
 							    "SUBSYSTEM=cpu\0"),
-						     1, &c), 0);
+						     1, &c),
+			      0);
 	CU_ASSERT_STRING_EQUAL(c.name, "cpu2");
 	CU_ASSERT_EQUAL(c.sections, S(CPUS));
 }
@@ -88,7 +91,8 @@ static void subsystems_map_to_sections(void)
 							    "ACTION=add\0"
 							    "DEVPATH=/devices/x/input/input5\0"
 							    "SUBSYSTEM=input\0"),
-						     1, &c), 0);
+						     1, &c),
+			      0);
 	CU_ASSERT_EQUAL(c.sections, 0);
 }
 
@@ -99,19 +103,22 @@ static void malformed_uevents_are_refused(void)
 
 	memset(&c, 0x5a, sizeof(c));
 	/* Last field without its NUL. */
-	CU_ASSERT_EQUAL(vmc_watch_parse_uevent("add@/x\0ACTION=add\0DEVPATH=/x\0SUBSYSTEM=net",
-					       sizeof("add@/x\0ACTION=add\0DEVPATH=/x\0SUBSYSTEM=net") - 1,
-					       1, &c), -EINVAL);
+	CU_ASSERT_EQUAL(vmc_watch_parse_uevent(
+				"add@/x\0ACTION=add\0DEVPATH=/x\0SUBSYSTEM=net",
+				sizeof("add@/x\0ACTION=add\0DEVPATH=/x\0SUBSYSTEM=net") - 1, 1, &c),
+			-EINVAL);
 	/* Truncated: the subsystem never came. */
 	CU_ASSERT_EQUAL(vmc_watch_parse_uevent(UEVENT("add@/x\0ACTION=add\0DEVPATH=/x\0"), 1, &c),
 			-EINVAL);
 	/* A header that is not "action@devpath" (libudev's own messages). */
 	CU_ASSERT_EQUAL(vmc_watch_parse_uevent(UEVENT("libudev\0ACTION=add\0DEVPATH=/x\0"
 						      "SUBSYSTEM=net\0"),
-					       1, &c), -EINVAL);
+					       1, &c),
+			-EINVAL);
 	CU_ASSERT_EQUAL(vmc_watch_parse_uevent(UEVENT("add@/x\0ACTION=\0DEVPATH=/x\0"
 						      "SUBSYSTEM=net\0"),
-					       1, &c), -EINVAL);
+					       1, &c),
+			-EINVAL);
 	CU_ASSERT_EQUAL(vmc_watch_parse_uevent("", 0, 1, &c), -EINVAL);
 	CU_ASSERT_EQUAL(vmc_watch_parse_uevent("add@/x", 6, 1, &c), -EINVAL);
 	huge = malloc(VMC_UEVENT_MAX + 1);
@@ -133,8 +140,8 @@ static void long_fields_are_truncated_not_overrun(void)
 	memset(path, 'd', sizeof(path) - 1);
 	path[0] = '/';
 	path[sizeof(path) - 1] = '\0';
-	n = snprintf(buf, sizeof(buf), "add@%s%cACTION=add%cDEVPATH=%s%cSUBSYSTEM=block%c", path,
-		     0, 0, path, 0, 0);
+	n = snprintf(buf, sizeof(buf), "add@%s%cACTION=add%cDEVPATH=%s%cSUBSYSTEM=block%c", path, 0,
+		     0, path, 0, 0);
 	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(buf));
 	CU_ASSERT_EQUAL_FATAL(vmc_watch_parse_uevent(buf, (size_t)n, 1, &c), 0);
 	CU_ASSERT_EQUAL(strlen(c.devpath), sizeof(c.devpath) - 1);
@@ -250,7 +257,7 @@ static void malformed_rtnetlink_is_skipped(void)
 struct bursts {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool seen; /* the cause we are waiting for arrived */
+	bool seen;  /* the cause we are waiting for arrived */
 	bool clock; /* waiting for a clock jump, not lo's uevent */
 	unsigned windows_asked;
 };
@@ -325,7 +332,8 @@ static void the_watcher_delivers_a_real_uevent(void)
 static void the_watcher_sees_the_wall_clock_jump(void)
 {
 	static const struct vmc_watch_ops ops = { .window_ms = test_window, .burst = test_burst };
-	struct bursts b = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+	struct bursts b = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			    .cond = PTHREAD_COND_INITIALIZER,
 			    .clock = true };
 	struct vmc_watch *w;
 	struct timespec now, deadline;
@@ -442,8 +450,7 @@ static void write_at(struct fx *fx, const char *rel, int flags, size_t times)
 
 static void the_watcher_follows_a_dump_being_written(void)
 {
-	static const struct vmc_watch_ops ops = { .window_ms = files_window,
-						  .burst = files_burst };
+	static const struct vmc_watch_ops ops = { .window_ms = files_window, .burst = files_burst };
 	static const char *const dirs[] = { "var/crash", "var/oled/crash", NULL };
 	struct files f = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 	struct vmc_watch_config cfg = { .crash_dirs = dirs };
@@ -507,8 +514,7 @@ static void the_watcher_follows_a_dump_being_written(void)
  */
 static void writes_alone_are_pushed_every_100_ms_at_most(void)
 {
-	static const struct vmc_watch_ops ops = { .window_ms = files_window,
-						  .burst = files_burst };
+	static const struct vmc_watch_ops ops = { .window_ms = files_window, .burst = files_burst };
 	static const char *const dirs[] = { "var/crash", NULL };
 	struct files f = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 	struct vmc_watch_config cfg = { .crash_dirs = dirs };
@@ -546,8 +552,8 @@ static void writes_alone_are_pushed_every_100_ms_at_most(void)
 	for (size_t i = 1; i < f.n_writes; i++)
 		if (f.writes_only[i]) {
 			if (f.write_ns[i] - f.write_ns[i - 1] < 100 * 1000000ull)
-				fprintf(stderr, "\nwrite bursts %zu, %zu: %.1f ms apart\n", i - 1, i,
-					(double)(f.write_ns[i] - f.write_ns[i - 1]) / 1e6);
+				fprintf(stderr, "\nwrite bursts %zu, %zu: %.1f ms apart\n", i - 1,
+					i, (double)(f.write_ns[i] - f.write_ns[i - 1]) / 1e6);
 			CU_ASSERT(f.write_ns[i] - f.write_ns[i - 1] >= 100 * 1000000ull);
 		}
 	fx_cleanup(&fx);
@@ -560,11 +566,10 @@ static void writes_alone_are_pushed_every_100_ms_at_most(void)
  */
 static void the_watcher_follows_a_disk_mounted_over_a_crash_dir(void)
 {
-	static const struct vmc_watch_ops ops = { .window_ms = files_window,
-						  .burst = files_burst };
+	static const struct vmc_watch_ops ops = { .window_ms = files_window, .burst = files_burst };
 	struct files f = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 	char dir[] = "/tmp/vmc-watch-XXXXXX", crash[64], devpath[64], sub[80];
-	const char *dirs[] = {crash + 1, NULL}; /* relative to "/" */
+	const char *dirs[] = { crash + 1, NULL }; /* relative to "/" */
 	struct vmc_watch_config cfg = { .crash_dirs = dirs };
 	struct vmc_sysroot root;
 	struct vmc_watch *w;
