@@ -156,6 +156,7 @@ deps:
 	packaging/install-deps
 
 test: deps
+	$(MAKE) check-format
 	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke $(B)/lv-smoke \
 		$(B)/vmcheck-agent-liar
 	$(MAKE) unit
