@@ -13,24 +13,9 @@
 #include "macro.h"
 #include "print.h"
 #include "state-diff.h"
+#include "text.h"
 
 #define NS_PER_S 1000000000ull
-
-/* NULL and "" both print as "-" in tables, so columns stay countable. */
-static const char *dash(const char *s)
-{
-	return s && *s ? s : "-";
-}
-
-static const char *str(const char *s)
-{
-	return s ? s : "";
-}
-
-static const char *yesno(bool b)
-{
-	return b ? "yes" : "no";
-}
 
 /* ------------------------------------------------------------- tables */
 
@@ -169,15 +154,16 @@ static void print_system(FILE *fp, const Vmcheck__V1__System *s)
 		fprintf(fp, "(no system information)\n");
 		return;
 	}
-	kv(fp, "boot_id:", "%s", dash(s->boot_id));
-	kv(fp, "kernel:", "%s%s%s%s%s", dash(s->kernel_release), *str(s->kernel_version) ? " " : "",
-	   str(s->kernel_version), *str(s->machine) ? " " : "", str(s->machine));
+	kv(fp, "boot_id:", "%s", vmc_text_dash(s->boot_id));
+	kv(fp, "kernel:", "%s%s%s%s%s", vmc_text_dash(s->kernel_release),
+	   *vmc_text_str(s->kernel_version) ? " " : "", vmc_text_str(s->kernel_version),
+	   *vmc_text_str(s->machine) ? " " : "", vmc_text_str(s->machine));
 	if (s->os_pretty_name && *s->os_pretty_name)
 		kv(fp, "os:", "%s", s->os_pretty_name);
 	else
-		kv(fp, "os:", "%s%s%s", dash(s->os_id), *str(s->os_version_id) ? " " : "",
-		   str(s->os_version_id));
-	kv(fp, "hostname:", "%s", dash(s->hostname));
+		kv(fp, "os:", "%s%s%s", vmc_text_dash(s->os_id),
+		   *vmc_text_str(s->os_version_id) ? " " : "", vmc_text_str(s->os_version_id));
+	kv(fp, "hostname:", "%s", vmc_text_dash(s->hostname));
 	fprintf(fp, "%-22s ", "uptime:");
 	print_duration_ms(fp, s->uptime_ms);
 	fputc('\n', fp);
@@ -186,7 +172,7 @@ static void print_system(FILE *fp, const Vmcheck__V1__System *s)
 		   (unsigned long long)s->suspend_success, (unsigned long long)s->suspend_fail);
 	else
 		kv(fp, "suspend count:", "- (no /sys/power/suspend_stats)");
-	kv(fp, "power states:", "%s", dash(s->power_states));
+	kv(fp, "power states:", "%s", vmc_text_dash(s->power_states));
 }
 
 /* --------------------------------------------------------------- links */
@@ -213,17 +199,17 @@ static void print_links(FILE *fp, const Vmcheck__V1__State *st)
 
 		if (!l)
 			continue;
-		upper(op, sizeof(op), dash(l->operstate));
+		upper(op, sizeof(op), vmc_text_dash(l->operstate));
 		addr = vmc_link_addresses(l);
-		cell(&t, "%s", dash(l->name));
+		cell(&t, "%s", vmc_text_dash(l->name));
 		cell(&t, "%u", l->ifindex);
-		cell(&t, "%s", dash(l->mac));
+		cell(&t, "%s", vmc_text_dash(l->mac));
 		cell(&t, "%u", l->mtu);
 		cell(&t, "%s", op);
 		cell(&t, "%s", vmc_link_carrier_name(l->carrier));
-		cell(&t, "%s", dash(l->driver));
-		cell(&t, "%s", dash(l->pci_address));
-		cell(&t, "%s", dash(addr));
+		cell(&t, "%s", vmc_text_dash(l->driver));
+		cell(&t, "%s", vmc_text_dash(l->pci_address));
+		cell(&t, "%s", vmc_text_dash(addr));
 		free(addr);
 	}
 	table_flush(fp, &t);
@@ -234,7 +220,7 @@ static void print_links(FILE *fp, const Vmcheck__V1__State *st)
 static const Vmcheck__V1__Block *find_block(const Vmcheck__V1__State *st, const char *name)
 {
 	for (size_t i = 0; i < st->n_blocks; i++)
-		if (st->blocks[i] && !strcmp(str(st->blocks[i]->name), name))
+		if (st->blocks[i] && !strcmp(vmc_text_str(st->blocks[i]->name), name))
 			return st->blocks[i];
 	return NULL;
 }
@@ -255,16 +241,16 @@ static void block_row(struct table *t, const Vmcheck__V1__Block *b, const char *
 	cell(t, "%s", vmc_human_size(b->size_bytes, size));
 	cell(t, "%d", b->ro ? 1 : 0);
 	cell(t, "%d", b->removable ? 1 : 0);
-	cell(t, "%s", dash(b->type));
-	cell(t, "%s", dash(b->serial));
-	cell(t, "%s", dash(b->pci_address));
+	cell(t, "%s", vmc_text_dash(b->type));
+	cell(t, "%s", vmc_text_dash(b->serial));
+	cell(t, "%s", vmc_text_dash(b->pci_address));
 }
 
 /* True if @name is listed in @disk's partitions. */
 static bool lists_partition(const Vmcheck__V1__Block *disk, const char *name)
 {
 	for (size_t i = 0; i < disk->n_partitions; i++)
-		if (!strcmp(str(disk->partitions[i]), name))
+		if (!strcmp(vmc_text_str(disk->partitions[i]), name))
 			return true;
 	return false;
 }
@@ -284,18 +270,18 @@ static void block_children(struct table *t, const Vmcheck__V1__State *st,
 	for (size_t i = 0; i < st->n_blocks && n < ARRAY_SIZE(kids); i++) {
 		const Vmcheck__V1__Block *b = st->blocks[i];
 
-		if (b && b != disk && !strcmp(str(b->parent), str(disk->name))) {
+		if (b && b != disk && !strcmp(vmc_text_str(b->parent), vmc_text_str(disk->name))) {
 			kb[n] = b;
-			kids[n++] = str(b->name);
+			kids[n++] = vmc_text_str(b->name);
 		}
 	}
 	for (size_t i = 0; i < disk->n_partitions && n < ARRAY_SIZE(kids); i++) {
-		const char *p = str(disk->partitions[i]);
+		const char *p = vmc_text_str(disk->partitions[i]);
 		const Vmcheck__V1__Block *b = find_block(st, p);
 
-		if (b && !strcmp(str(b->parent), str(disk->name)))
+		if (b && !strcmp(vmc_text_str(b->parent), vmc_text_str(disk->name)))
 			continue;
-		kb[n] = b && !*str(b->parent) ? b : NULL;
+		kb[n] = b && !*vmc_text_str(b->parent) ? b : NULL;
 		kids[n++] = p;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -316,19 +302,19 @@ static void print_blocks(FILE *fp, const Vmcheck__V1__State *st)
 		if (!b)
 			continue;
 		/* A child is printed under its parent, unless the parent is missing. */
-		parent = *str(b->parent) ? find_block(st, b->parent) : NULL;
+		parent = *vmc_text_str(b->parent) ? find_block(st, b->parent) : NULL;
 		if (parent && parent != b)
 			continue;
-		if (!parent && *str(b->parent) == '\0') {
+		if (!parent && *vmc_text_str(b->parent) == '\0') {
 			bool listed = false;
 
 			for (size_t j = 0; j < st->n_blocks && !listed; j++)
 				listed = st->blocks[j] && st->blocks[j] != b &&
-					 lists_partition(st->blocks[j], str(b->name));
+					 lists_partition(st->blocks[j], vmc_text_str(b->name));
 			if (listed)
 				continue;
 		}
-		block_row(&t, b, dash(b->name), "");
+		block_row(&t, b, vmc_text_dash(b->name), "");
 		block_children(&t, st, b);
 	}
 	table_flush(fp, &t);
@@ -355,8 +341,8 @@ static void print_memory(FILE *fp, const Vmcheck__V1__Memory *m)
 		cell(&t, "0x%016llx-0x%016llx", (unsigned long long)r->start,
 		     (unsigned long long)r->end);
 		cell(&t, "%s", vmc_human_size(r->size, a));
-		cell(&t, "%s", dash(r->state));
-		cell(&t, "%s", yesno(r->removable));
+		cell(&t, "%s", vmc_text_dash(r->state));
+		cell(&t, "%s", vmc_text_yesno(r->removable));
 		if (r->first_block == r->last_block)
 			cell(&t, "%llu", (unsigned long long)r->first_block);
 		else
@@ -435,11 +421,11 @@ static void print_cpus(FILE *fp, const Vmcheck__V1__Cpus *c)
 		return;
 	}
 	kv(fp, "CPU(s):", "%zu", c->n_cpus);
-	kv(fp, "On-line CPU(s) list:", "%s", dash(c->online));
+	kv(fp, "On-line CPU(s) list:", "%s", vmc_text_dash(c->online));
 	if (c->offline && *c->offline)
 		kv(fp, "Off-line CPU(s) list:", "%s", c->offline);
-	kv(fp, "Present CPU(s) list:", "%s", dash(c->present));
-	kv(fp, "Possible CPU(s) list:", "%s", dash(c->possible));
+	kv(fp, "Present CPU(s) list:", "%s", vmc_text_dash(c->present));
+	kv(fp, "Possible CPU(s) list:", "%s", vmc_text_dash(c->possible));
 	print_topology(fp, c);
 	fputc('\n', fp);
 	table_init(&t, head, ARRAY_SIZE(head), 1u << 0 | 1u << 2 | 1u << 3 | 1u << 4 | 1u << 5);
@@ -449,12 +435,12 @@ static void print_cpus(FILE *fp, const Vmcheck__V1__Cpus *c)
 		if (!cpu)
 			continue;
 		cell(&t, "%u", cpu->id);
-		cell(&t, "%s", yesno(cpu->online));
+		cell(&t, "%s", vmc_text_yesno(cpu->online));
 		id_cell(&t, cpu->core_id);
 		id_cell(&t, cpu->package_id);
 		id_cell(&t, cpu->die_id);
 		id_cell(&t, cpu->node);
-		cell(&t, "%s", dash(cpu->thread_siblings));
+		cell(&t, "%s", vmc_text_dash(cpu->thread_siblings));
 	}
 	table_flush(fp, &t);
 }
@@ -483,12 +469,12 @@ static void print_pci(FILE *fp, const Vmcheck__V1__Pci *p)
 
 		if (!f)
 			continue;
-		cell(&t, "%s", dash(f->address));
+		cell(&t, "%s", vmc_text_dash(f->address));
 		cell(&t, "%04x:%04x", f->vendor, f->device);
 		cell(&t, "%06x", f->class_code);
-		cell(&t, "%s", dash(f->driver));
-		cell(&t, "%s", dash(f->parent));
-		cell(&t, "%s", dash(f->slot));
+		cell(&t, "%s", vmc_text_dash(f->driver));
+		cell(&t, "%s", vmc_text_dash(f->parent));
+		cell(&t, "%s", vmc_text_dash(f->slot));
 	}
 	table_flush(fp, &t);
 	if (!p->n_slots)
@@ -500,8 +486,8 @@ static void print_pci(FILE *fp, const Vmcheck__V1__Pci *p)
 
 		if (!s)
 			continue;
-		cell(&t, "%s", dash(s->name));
-		cell(&t, "%s", dash(s->address));
+		cell(&t, "%s", vmc_text_dash(s->name));
+		cell(&t, "%s", vmc_text_dash(s->address));
 		cell(&t, "%s", tristate(s->power, "off", "on"));
 		cell(&t, "%s", tristate(s->presence, "empty", "present"));
 	}
@@ -520,7 +506,7 @@ static const char *dump_format(int f)
 /* The crashkernel= word of @cmdline, or "-". */
 static void print_crashkernel(FILE *fp, const char *cmdline)
 {
-	const char *p = strstr(str(cmdline), "crashkernel=");
+	const char *p = strstr(vmc_text_str(cmdline), "crashkernel=");
 
 	if (!p) {
 		kv(fp, "crashkernel:", "-");
@@ -538,7 +524,7 @@ static void print_crash(FILE *fp, const Vmcheck__V1__Crash *c)
 		fprintf(fp, "(no crash information)\n");
 		return;
 	}
-	kv(fp, "kdump armed:", "%s", yesno(c->kexec_crash_loaded));
+	kv(fp, "kdump armed:", "%s", vmc_text_yesno(c->kexec_crash_loaded));
 	kv(fp, "crash size:", "%s", vmc_human_size(c->crash_size, size));
 	print_crashkernel(fp, c->cmdline);
 	for (size_t i = 0; i < c->n_dirs; i++) {
@@ -547,7 +533,7 @@ static void print_crash(FILE *fp, const Vmcheck__V1__Crash *c)
 
 		if (!d)
 			continue;
-		fprintf(fp, "\n%s: %s%s, %zu dump%s\n", dash(d->path),
+		fprintf(fp, "\n%s: %s%s, %zu dump%s\n", vmc_text_dash(d->path),
 			d->exists ? "exists" : "missing", d->writable ? ", writable" : "",
 			d->n_dumps, d->n_dumps == 1 ? "" : "s");
 		if (!d->n_dumps)
@@ -558,13 +544,13 @@ static void print_crash(FILE *fp, const Vmcheck__V1__Crash *c)
 
 			if (!u)
 				continue;
-			cell(&t, "%s", dash(u->name));
+			cell(&t, "%s", vmc_text_dash(u->name));
 			cell(&t, "%s", dump_format(u->format));
 			if (u->has_vmcore)
 				cell(&t, "%s", vmc_human_size(u->vmcore_size, size));
 			else
 				cell(&t, "-");
-			cell(&t, "%s", yesno(u->incomplete));
+			cell(&t, "%s", vmc_text_yesno(u->incomplete));
 			cell(&t, "%zu", u->n_files);
 		}
 		table_flush(fp, &t);
@@ -652,14 +638,14 @@ static const char *link_name_at(const void *arr, size_t i)
 {
 	const Vmcheck__V1__Link *const *l = arr;
 
-	return l[i] ? dash(l[i]->name) : "?";
+	return l[i] ? vmc_text_dash(l[i]->name) : "?";
 }
 
 static const char *block_name_at(const void *arr, size_t i)
 {
 	const Vmcheck__V1__Block *const *b = arr;
 
-	return b[i] ? dash(b[i]->name) : "?";
+	return b[i] ? vmc_text_dash(b[i]->name) : "?";
 }
 
 void vmc_print_summary(FILE *fp, const Vmcheck__V1__State *st)
@@ -667,11 +653,12 @@ void vmc_print_summary(FILE *fp, const Vmcheck__V1__State *st)
 	char names[256], a[16], b[16];
 
 	fprintf(fp, "generation %llu, boot_id %s, read in %llu us\n",
-		(unsigned long long)st->generation, dash(st->boot_id),
+		(unsigned long long)st->generation, vmc_text_dash(st->boot_id),
 		(unsigned long long)(st->read_ns / 1000));
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_SYSTEM) && st->system)
-		fprintf(fp, "  system: %s, kernel %s, up %llu s\n", dash(st->system->hostname),
-			dash(st->system->kernel_release),
+		fprintf(fp, "  system: %s, kernel %s, up %llu s\n",
+			vmc_text_dash(st->system->hostname),
+			vmc_text_dash(st->system->kernel_release),
 			(unsigned long long)(st->system->uptime_ms / 1000));
 	if (st->sections & VMCHECK__V1__SECTION__SECTION_LINKS)
 		fprintf(fp, "  links: %zu (%s)\n", st->n_links,
@@ -684,8 +671,8 @@ void vmc_print_summary(FILE *fp, const Vmcheck__V1__State *st)
 			vmc_human_size(st->memory->online_bytes, a),
 			vmc_human_size(st->memory->offline_bytes, b), st->memory->n_blocks);
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_CPUS) && st->cpus)
-		fprintf(fp, "  cpus: online %s, present %s\n", dash(st->cpus->online),
-			dash(st->cpus->present));
+		fprintf(fp, "  cpus: online %s, present %s\n", vmc_text_dash(st->cpus->online),
+			vmc_text_dash(st->cpus->present));
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_PCI) && st->pci)
 		fprintf(fp, "  pci: %zu functions, %zu slots\n", st->pci->n_functions,
 			st->pci->n_slots);
@@ -749,7 +736,8 @@ void vmc_print_event(FILE *fp, const Vmcheck__V1__Event *ev, const Vmcheck__V1__
 
 		if (c)
 			fprintf(fp, "  cause: %s %s %s %s\n", cause_source(c->source),
-				dash(c->action), dash(c->subsystem), dash(c->name));
+				vmc_text_dash(c->action), vmc_text_dash(c->subsystem),
+				vmc_text_dash(c->name));
 	}
 	if (prev && !vmc_state_diff_write(fp, prev, st))
 		fprintf(fp, "  (no change)\n");

@@ -11,22 +11,7 @@
 
 #include "macro.h"
 #include "state-diff.h"
-
-/* NULL and "" both print as "-", so the fields stay countable. */
-static const char *dash(const char *s)
-{
-	return s && *s ? s : "-";
-}
-
-static const char *str(const char *s)
-{
-	return s ? s : "";
-}
-
-static const char *yesno(bool b)
-{
-	return b ? "yes" : "no";
-}
+#include "text.h"
 
 const char *vmc_human_size(uint64_t bytes, char buf[static 16])
 {
@@ -80,7 +65,7 @@ char *vmc_link_addresses(const Vmcheck__V1__Link *l)
 		return NULL;
 	for (size_t i = 0; i < l->n_addresses; i++)
 		if (l->addresses[i])
-			fprintf(m, "%s%s/%u", i ? " " : "", str(l->addresses[i]->address),
+			fprintf(m, "%s%s/%u", i ? " " : "", vmc_text_str(l->addresses[i]->address),
 				l->addresses[i]->prefixlen);
 	fclose(m);
 	return buf;
@@ -118,8 +103,8 @@ static void _printf_(2, 3) chg_add(struct chg *c, const char *fmt, ...)
 
 static void chg_str(struct chg *c, const char *field, const char *a, const char *b)
 {
-	if (strcmp(str(a), str(b)))
-		chg_add(c, "%s %s -> %s", field, dash(a), dash(b));
+	if (strcmp(vmc_text_str(a), vmc_text_str(b)))
+		chg_add(c, "%s %s -> %s", field, vmc_text_dash(a), vmc_text_dash(b));
 }
 
 static void chg_u64(struct chg *c, const char *field, uint64_t a, uint64_t b)
@@ -137,7 +122,7 @@ static void chg_s64(struct chg *c, const char *field, int64_t a, int64_t b)
 static void chg_bool(struct chg *c, const char *field, bool a, bool b)
 {
 	if (a != b)
-		chg_add(c, "%s %s -> %s", field, yesno(a), yesno(b));
+		chg_add(c, "%s %s -> %s", field, vmc_text_yesno(a), vmc_text_yesno(b));
 }
 
 static void chg_size(struct chg *c, const char *field, uint64_t a, uint64_t b)
@@ -167,7 +152,7 @@ static int cmp_u64(uint64_t a, uint64_t b)
 static int link_cmp(const void *x, const void *y)
 {
 	const Vmcheck__V1__Link *a = ELEM(Vmcheck__V1__Link, x), *b = ELEM(Vmcheck__V1__Link, y);
-	int r = strcmp(str(a->name), str(b->name));
+	int r = strcmp(vmc_text_str(a->name), vmc_text_str(b->name));
 
 	return r ? r : cmp_u64(a->ifindex, b->ifindex);
 }
@@ -177,10 +162,11 @@ static void link_label(char *buf, size_t size, const void *x, bool full)
 	const Vmcheck__V1__Link *l = x;
 
 	if (full)
-		snprintf(buf, size, "%s (ifindex %u, mac %s, pci %s, driver %s)", dash(l->name),
-			 l->ifindex, dash(l->mac), dash(l->pci_address), dash(l->driver));
+		snprintf(buf, size, "%s (ifindex %u, mac %s, pci %s, driver %s)",
+			 vmc_text_dash(l->name), l->ifindex, vmc_text_dash(l->mac),
+			 vmc_text_dash(l->pci_address), vmc_text_dash(l->driver));
 	else
-		snprintf(buf, size, "%s (ifindex %u)", dash(l->name), l->ifindex);
+		snprintf(buf, size, "%s (ifindex %u)", vmc_text_dash(l->name), l->ifindex);
 }
 
 static void link_changes(struct chg *c, const void *x, const void *y)
@@ -205,8 +191,8 @@ static void link_changes(struct chg *c, const void *x, const void *y)
 
 static int block_cmp(const void *x, const void *y)
 {
-	return strcmp(str(ELEM(Vmcheck__V1__Block, x)->name),
-		      str(ELEM(Vmcheck__V1__Block, y)->name));
+	return strcmp(vmc_text_str(ELEM(Vmcheck__V1__Block, x)->name),
+		      vmc_text_str(ELEM(Vmcheck__V1__Block, y)->name));
 }
 
 static void block_label(char *buf, size_t size, const void *x, bool full)
@@ -215,11 +201,12 @@ static void block_label(char *buf, size_t size, const void *x, bool full)
 	char sz[16];
 
 	if (full)
-		snprintf(buf, size, "%s (%u:%u, %s, %s, serial %s, pci %s)", dash(b->name),
-			 b->major, b->minor, vmc_human_size(b->size_bytes, sz), dash(b->type),
-			 dash(b->serial), dash(b->pci_address));
+		snprintf(buf, size, "%s (%u:%u, %s, %s, serial %s, pci %s)", vmc_text_dash(b->name),
+			 b->major, b->minor, vmc_human_size(b->size_bytes, sz),
+			 vmc_text_dash(b->type), vmc_text_dash(b->serial),
+			 vmc_text_dash(b->pci_address));
 	else
-		snprintf(buf, size, "%s", dash(b->name));
+		snprintf(buf, size, "%s", vmc_text_dash(b->name));
 }
 
 static void block_changes(struct chg *c, const void *x, const void *y)
@@ -259,7 +246,7 @@ static void memblock_label(char *buf, size_t size, const void *x, bool full)
 	if (full)
 		snprintf(buf, size, "%llu (0x%llx, %s, zones %s)", (unsigned long long)m->index,
 			 (unsigned long long)m->phys_start, mem_state(m->state),
-			 dash(m->valid_zones));
+			 vmc_text_dash(m->valid_zones));
 	else
 		snprintf(buf, size, "%llu", (unsigned long long)m->index);
 }
@@ -306,8 +293,8 @@ static void cpu_changes(struct chg *c, const void *x, const void *y)
 
 static int pci_cmp(const void *x, const void *y)
 {
-	return strcmp(str(ELEM(Vmcheck__V1__PciFunction, x)->address),
-		      str(ELEM(Vmcheck__V1__PciFunction, y)->address));
+	return strcmp(vmc_text_str(ELEM(Vmcheck__V1__PciFunction, x)->address),
+		      vmc_text_str(ELEM(Vmcheck__V1__PciFunction, y)->address));
 }
 
 static void pci_label(char *buf, size_t size, const void *x, bool full)
@@ -315,10 +302,11 @@ static void pci_label(char *buf, size_t size, const void *x, bool full)
 	const Vmcheck__V1__PciFunction *f = x;
 
 	if (full)
-		snprintf(buf, size, "%s (%04x:%04x, class %06x, driver %s)", dash(f->address),
-			 f->vendor, f->device, f->class_code, dash(f->driver));
+		snprintf(buf, size, "%s (%04x:%04x, class %06x, driver %s)",
+			 vmc_text_dash(f->address), f->vendor, f->device, f->class_code,
+			 vmc_text_dash(f->driver));
 	else
-		snprintf(buf, size, "%s", dash(f->address));
+		snprintf(buf, size, "%s", vmc_text_dash(f->address));
 }
 
 static void pci_changes(struct chg *c, const void *x, const void *y)
