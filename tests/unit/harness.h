@@ -79,6 +79,12 @@ void fx_run(struct fx_run *t, struct vmc_sysroot root, fx_reader_fn read);
 void fx_run_done(struct fx_run *t, bool close_root);
 
 /*
+ * fx_str_is - assert that @got (malloc'd, or NULL: a fatal failure) equals
+ * @want; on a mismatch print both after @what on stderr. Frees @got.
+ */
+void fx_str_is(char *got, const char *want, const char *what);
+
+/*
  * A report that keeps a copy of every step it is handed, for tests of what
  * reaches the reports. fx_capture_init() before use; the report's free op
  * (or fx_capture_free) releases the copies.

@@ -77,6 +77,15 @@ static void mkparents(const char *path)
 	}
 }
 
+void fx_str_is(char *got, const char *want, const char *what)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+	if (strcmp(got, want))
+		fprintf(stderr, "%s: \"%s\", want \"%s\"\n", what, got, want);
+	CU_ASSERT_STRING_EQUAL(got, want);
+	free(got);
+}
+
 void fx_init(struct fx *f)
 {
 	const char *t = getenv("TMPDIR");

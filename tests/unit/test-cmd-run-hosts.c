@@ -19,13 +19,10 @@
 
 static void label_is(const char *uri, const char *want)
 {
-	char *l = vmc_hosts_label(uri);
+	char what[256];
 
-	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-	if (strcmp(l, want))
-		fprintf(stderr, "label of %s: %s, want %s\n", uri, l, want);
-	CU_ASSERT_STRING_EQUAL(l, want);
-	free(l);
+	snprintf(what, sizeof(what), "label of %s", uri);
+	fx_str_is(vmc_hosts_label(uri), want, what);
 }
 
 static void labels_are_the_host_part(void)
