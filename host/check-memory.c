@@ -458,7 +458,6 @@ static int plan(struct vmc_ctx *c)
 
 int vmc_check_memory(struct vmc_ctx *c)
 {
-	unsigned seq = 0;
 	int rc;
 
 	if (!c->opts->dimms) {
@@ -468,8 +467,5 @@ int vmc_check_memory(struct vmc_ctx *c)
 	rc = plan(c);
 	if (rc)
 		return rc < 0 ? rc : 0;
-	/* A failed cycle leaves the VM in an unknown state: repeating it measures nothing. */
-	for (unsigned i = 0; i < c->opts->repeat && rc == 0; i++)
-		rc = cycle(c, &seq);
-	return rc;
+	return vmc_chk_repeat(c, cycle);
 }

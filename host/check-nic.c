@@ -405,15 +405,9 @@ out:
 
 int vmc_check_nic(struct vmc_ctx *c)
 {
-	unsigned seq = 0;
-	int rc = 0;
-
 	if (!c->opts->nics) {
 		vmc_step_skip(c, CHECK, "plug", "--nics 0");
 		return 0;
 	}
-	/* A failed cycle leaves the VM in an unknown state: repeating it measures nothing. */
-	for (unsigned i = 0; i < c->opts->repeat && rc == 0; i++)
-		rc = cycle(c, &seq);
-	return rc;
+	return vmc_chk_repeat(c, cycle);
 }

@@ -738,3 +738,13 @@ int vmc_chk_free_slots(struct vmc_ctx *c, const char *check, unsigned want, cons
 	}
 	return 1;
 }
+
+int vmc_chk_repeat(struct vmc_ctx *c, int (*cycle)(struct vmc_ctx *c, unsigned *seq))
+{
+	unsigned seq = 0;
+	int rc = 0;
+
+	for (unsigned i = 0; i < c->opts->repeat && rc == 0; i++)
+		rc = cycle(c, &seq);
+	return rc;
+}

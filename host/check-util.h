@@ -220,6 +220,14 @@ int vmc_chk_act(struct vmc_step *s, Vmcheck__V1__Act *act, unsigned deadline_ms)
 int vmc_chk_fail(struct vmc_ctx *c, const char *check, const char *name, int rc,
 		 struct vmc_error *err);
 
+/*
+ * vmc_chk_repeat - run @cycle --repeat times, stopping after the first that
+ * fails: a failed cycle leaves the VM in an unknown state, so repeating it
+ * measures nothing. @cycle numbers its devices on from *@seq (0 at first).
+ * Returns the failed cycle's code, or 0.
+ */
+int vmc_chk_repeat(struct vmc_ctx *c, int (*cycle)(struct vmc_ctx *c, unsigned *seq));
+
 /* "256 MiB", "1 GiB", "4096 B": exact binary units for messages. */
 const char *vmc_chk_bytes(uint64_t n, char buf[32]);
 
