@@ -28,8 +28,7 @@ struct junit_report {
 	uint64_t t_zero, t_end;
 };
 
-/* @s XML-escaped; @attr also escapes quotes and line breaks. */
-static void xml_escaped(FILE *fp, const char *s, bool attr)
+void vmc_report_xml_escaped(FILE *fp, const char *s, bool attr)
 {
 	char *clean = vmc_report_clean(s);
 
@@ -64,18 +63,18 @@ static void write_case(FILE *fp, const struct jcase *c)
 {
 	/* Within a host's testsuite the check is the class; alone, it is vmcheck's. */
 	fputs(c->host ? "    <testcase classname=\"" : "    <testcase classname=\"vmcheck.", fp);
-	xml_escaped(fp, c->check, true);
+	vmc_report_xml_escaped(fp, c->check, true);
 	fputs("\" name=\"", fp);
-	xml_escaped(fp, c->name, true);
+	vmc_report_xml_escaped(fp, c->name, true);
 	fprintf(fp, "\" time=\"%.6f\">\n", (double)c->ns / 1e9);
 	if (c->status != VMC_STEP_PASSED) {
 		bool failed = c->status == VMC_STEP_FAILED;
 
 		fprintf(fp, "      <%s message=\"", failed ? "failure" : "skipped");
-		xml_escaped(fp, c->message ? c->message : "", true);
+		vmc_report_xml_escaped(fp, c->message ? c->message : "", true);
 		if (failed) {
 			fputs("\" type=\"failure\">", fp);
-			xml_escaped(fp, c->message ? c->message : "", false);
+			vmc_report_xml_escaped(fp, c->message ? c->message : "", false);
 			fputs("</failure>\n", fp);
 		} else {
 			fputs("\"/>\n", fp);
@@ -83,7 +82,7 @@ static void write_case(FILE *fp, const struct jcase *c)
 	}
 	if (c->out && *c->out) {
 		fputs("      <system-out>", fp);
-		xml_escaped(fp, c->out, false);
+		vmc_report_xml_escaped(fp, c->out, false);
 		fputs("</system-out>\n", fp);
 	}
 	fputs("    </testcase>\n", fp);
@@ -118,7 +117,7 @@ static void write_suite(FILE *fp, const struct junit_report *j, const char *name
 			ns += j->cases[k].ns;
 		}
 	fputs("  <testsuite name=\"", fp);
-	xml_escaped(fp, name, true);
+	vmc_report_xml_escaped(fp, name, true);
 	fprintf(fp,
 		"\" tests=\"%u\" failures=\"%u\" errors=\"0\" skipped=\"%u\" "
 		"time=\"%.6f\">\n",

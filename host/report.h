@@ -126,6 +126,13 @@ void vmc_report_json_step_free(struct vmc_report_json_step *s);
 void vmc_report_free(struct vmc_report *r);
 
 /*
+ * vmc_report_xml_escaped - write @s (NULL: nothing) cleaned as
+ * vmc_report_clean() does and XML-escaped; with @attr, for an attribute
+ * value: quotes, tabs and line breaks escaped too.
+ */
+void vmc_report_xml_escaped(FILE *fp, const char *s, bool attr);
+
+/*
  * vmc_report_clean - a copy of @s fit for XML and JSON: invalid UTF-8 bytes
  * become '?', control characters other than tab and newline are dropped
  * (guest strings end up in reports). NULL for a NULL @s or on ENOMEM.

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "report.h"
 
 static struct vmc_test_suite *suites;
 static const char *fixtures_dir = "tests/fixtures";
@@ -148,31 +149,6 @@ void fx_remove(struct fx *f, const char *rel)
 	nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void xml_escape(FILE *fp, const char *s)
-{
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", fp);
-			break;
-		case '>':
-			fputs("&gt;", fp);
-			break;
-		case '&':
-			fputs("&amp;", fp);
-			break;
-		case '"':
-			fputs("&quot;", fp);
-			break;
-		default:
-			if ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t')
-				fputc('?', fp);
-			else
-				fputc(*s, fp);
-		}
-	}
-}
-
 struct result {
 	const char *suite, *test;
 	double secs;
@@ -225,9 +201,9 @@ static void write_junit(const char *path)
 		failures);
 	for (size_t i = 0; i < n_results; i++) {
 		fprintf(fp, "  <testcase classname=\"");
-		xml_escape(fp, results[i].suite);
+		vmc_report_xml_escaped(fp, results[i].suite, true);
 		fprintf(fp, "\" name=\"");
-		xml_escape(fp, results[i].test);
+		vmc_report_xml_escaped(fp, results[i].test, true);
 		fprintf(fp, "\" time=\"%.6f\"", results[i].secs);
 		bool any = false;
 		for (fr = CU_get_failure_list(); fr; fr = fr->pNext) {
@@ -238,9 +214,9 @@ static void write_junit(const char *path)
 				fprintf(fp, ">\n");
 			any = true;
 			fprintf(fp, "    <failure message=\"");
-			xml_escape(fp, fr->strCondition);
+			vmc_report_xml_escaped(fp, fr->strCondition, true);
 			fprintf(fp, "\">");
-			xml_escape(fp, fr->strFileName);
+			vmc_report_xml_escaped(fp, fr->strFileName, false);
 			fprintf(fp, ":%u</failure>\n", fr->uiLineNumber);
 		}
 		fprintf(fp, any ? "  </testcase>\n" : "/>\n");
