@@ -251,6 +251,14 @@ int vmc_step_acted(struct vmc_step *st, int rc, struct vmc_error *err)
 	if ((rc == -EPIPE || rc == -ECONNRESET) &&
 	    vmc_session_vm_check(st->suite, DEATH_GRACE_MS, &e) == -ESRCH)
 		return vmc_step_died(st, &e);
+	/*
+	 * A backend that says the VM is gone (-ESRCH) has said how, above: mark
+	 * the death so that no later step acts on the dead VM.
+	 */
+	if (rc == -ESRCH && vmc_session_vm_check(st->suite, DEATH_GRACE_MS, &e) == -ESRCH) {
+		st->died = true;
+		vmc_error_clear(&e);
+	}
 	return rc;
 }
 

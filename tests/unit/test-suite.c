@@ -460,6 +460,7 @@ struct fake_hv {
 	} ev[32];
 	size_t n_ev;
 	bool dead;
+	bool gone_esrch;             /* actions on a dead VM: -ESRCH, as the QMP backend */
 	bool unclean;                /* QEMU's exit was not clean (ended() says so) */
 	bool give_up;                /* device_del returns -EINPROGRESS, as libvirt after 5 s */
 	bool made_up;                /* POWERDOWN is made up from the call's return, as libvirt's */
@@ -523,7 +524,8 @@ static int fake_action(struct vmc_hv *hv, const char *what, const char *event,
 
 	hv_log(h, "-> %s\n", what);
 	if (h->dead)
-		return vmc_error_set(err, -EPIPE, "%s: QEMU is gone", what);
+		return vmc_error_set(err, h->gone_esrch ? -ESRCH : -EPIPE, "%s: QEMU is gone",
+				     what);
 	if (event)
 		hv_queue_event(h, event);
 	return 0;
@@ -1078,6 +1080,25 @@ static void hv_dies_mid_step(void)
 	stop();
 }
 
+/* The QMP backend answers an action on a dead QEMU with -ESRCH: the same end. */
+static void hv_reports_the_vm_gone(void)
+{
+	const struct vmc_check checks[] = { { "vcpu", dies_check }, { "nic", never_run_check } };
+
+	start();
+	T.h.gone_esrch = true;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 2), -1);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 3);
+	CU_ASSERT_EQUAL(T.cap.r[1].status, VMC_STEP_FAILED);
+	CU_ASSERT_STRING_EQUAL(T.cap.r[1].message,
+			       "device_add nic1 mac=52:54:00:76:00:01 bus=pciroot2: QEMU is gone");
+	CU_ASSERT(has(T.cap.r[1].evidence, "the guest's last snapshot:"));
+	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_FAILED);
+	CU_ASSERT_STRING_EQUAL(T.cap.r[2].message,
+			       "not run: the VM is gone (QEMU exited on signal 6 (Aborted))");
+	stop();
+}
+
 static void lifecycle_against_fake(void)
 {
 	const struct vmc_check checks[] = {
@@ -1474,7 +1495,7 @@ static void a_section_error_stays_next_to_the_stale_section(void)
 VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_appears_with_timeline),
 	  VMC_TEST(wrong_size_says_why), VMC_TEST(disappears_late),
 	  VMC_TEST(agent_restarts_mid_step), VMC_TEST(hv_dies_mid_step),
-	  VMC_TEST(lifecycle_against_fake),
+	  VMC_TEST(hv_reports_the_vm_gone), VMC_TEST(lifecycle_against_fake),
 	  VMC_TEST(a_section_error_stays_next_to_the_stale_section),
 	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(powerdown_is_clean_or_fails),
 	  VMC_TEST(clock_going_back_fails_cont), VMC_TEST(a_final_reason_ends_the_wait),
