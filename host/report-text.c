@@ -126,9 +126,16 @@ static void fmt_ms(char *buf, size_t size, int64_t ns)
 		snprintf(buf, size, "%.1f s", ms / 1000);
 }
 
-/* Each line of @text on @fp, indented. */
-static void indented(FILE *fp, const char *text)
+/*
+ * Each line of @text on @fp, indented; cleaned as vmc_report_clean() does:
+ * step messages, notes and evidence carry guest strings, and a terminal
+ * must not be handed the guest's control sequences.
+ */
+static void indented(FILE *fp, const char *raw)
 {
+	char *clean = vmc_report_clean(raw);
+	const char *text = clean;
+
 	while (text && *text) {
 		const char *nl = strchr(text, '\n');
 		int len = nl ? (int)(nl - text) : (int)strlen(text);
@@ -136,6 +143,7 @@ static void indented(FILE *fp, const char *text)
 		fprintf(fp, "        %.*s\n", len, text);
 		text = nl ? nl + 1 : NULL;
 	}
+	free(clean);
 }
 
 static struct group *group_of(struct text_report *t, const char *host)
@@ -215,7 +223,7 @@ static int text_step(struct vmc_report *r, const struct vmc_step_record *rec)
 	struct text_report *t = (struct text_report *)r;
 	struct group *g = group_of(t, rec->host);
 	struct check_count *c = g ? count_of(g, rec->check) : NULL;
-	char lat[32] = "";
+	char lat[32] = "", *name;
 
 	t->t_zero = rec->t_zero;
 	/* The latest end: steps of several hosts come interleaved (one host's are in order). */
@@ -233,8 +241,11 @@ static int text_step(struct vmc_report *r, const struct vmc_step_record *rec)
 	}
 	if (rec->host)
 		fprintf(t->fp, "[%s] ", rec->host);
-	fprintf(t->fp, "%s%-10s %-50s %-4s %8s\n", rec->host ? "" : "  ", rec->check, rec->name,
-		vmc_step_status_short(rec->status), lat);
+	/* A step's name can hold a guest's interface or disk name. */
+	name = vmc_report_clean(rec->name);
+	fprintf(t->fp, "%s%-10s %-50s %-4s %8s\n", rec->host ? "" : "  ", rec->check,
+		name ? name : "?", vmc_step_status_short(rec->status), lat);
+	free(name);
 	if (rec->message && rec->status != VMC_STEP_PASSED)
 		indented(t->fp, rec->message);
 	if (t->verbose || rec->status == VMC_STEP_FAILED)

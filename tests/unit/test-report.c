@@ -356,6 +356,32 @@ static void text_progress_and_summary(void)
 	free(out);
 }
 
+/* Guest strings in a step reach the terminal without control sequences. */
+static void text_drops_control_sequences(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step_record r;
+	struct vmc_report *rep;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&out, &len);
+
+	CU_ASSERT_EQUAL_FATAL(vmc_report_text_new(fp, false, &rep, &err), 0);
+	rec_init(&r, "nic", "use nic1 (eth\x1b]0;pwned\x07)", VMC_STEP_FAILED, -1);
+	r.message = "the agent: \x1b[2Jcleared\r";
+	r.evidence = "kernel: \x1b[31mred\x1b[0m";
+	rep->ops->step(rep, &r);
+	rep->ops->finish(rep);
+	fclose(fp);
+	CU_ASSERT_PTR_NULL(memchr(out, '\x1b', len));
+	CU_ASSERT_PTR_NULL(memchr(out, '\x07', len));
+	CU_ASSERT_PTR_NULL(memchr(out, '\r', len));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the agent: [2Jcleared\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "kernel: [31mred[0m\n"));
+	vmc_report_free(rep);
+	free(out);
+}
+
 /* ---- --hosts: the parser next to the JSON writer, reports with a host */
 
 static bool same_str(const char *a, const char *b)
@@ -608,6 +634,6 @@ static void text_with_hosts(void)
 VMC_SUITE(report, NULL, NULL, VMC_TEST(xml_checker_rejects_broken_documents),
 	  VMC_TEST(junit_well_formed_after_every_step), VMC_TEST(junit_bad_path_fails_early),
 	  VMC_TEST(json_one_object_per_step), VMC_TEST(text_progress_and_summary),
-	  VMC_TEST(json_record_round_trip),
+	  VMC_TEST(text_drops_control_sequences), VMC_TEST(json_record_round_trip),
 	  VMC_TEST(json_parse_rejects_what_the_writer_never_writes),
 	  VMC_TEST(junit_one_testsuite_per_host), VMC_TEST(text_with_hosts))
