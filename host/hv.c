@@ -14,6 +14,13 @@ void vmc_hv_event_free(struct vmc_hv_event *ev)
 	memset(ev, 0, sizeof(*ev));
 }
 
+const struct vmc_arch *vmc_hv_arch(struct vmc_hv *hv)
+{
+	const struct vmc_arch *a = hv->ops->arch ? hv->ops->arch(hv) : NULL;
+
+	return a ? a : &vmc_arch_x86_64;
+}
+
 void vmc_hv_process_get(struct vmc_hv *hv, struct vmc_hv_process *out)
 {
 	out->pid = -1;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "arch.h"
 #include "error.h"
 
 struct vmc_hv;
@@ -291,6 +292,13 @@ struct vmc_hv_ops {
 	 */
 	void (*process)(struct vmc_hv *hv, struct vmc_hv_process *out);
 
+	/*
+	 * The guest's architecture, as the backend learnt it (the launch
+	 * config, QMP's query-target, the domain's <type arch=...>). NULL:
+	 * x86_64. Callers go through vmc_hv_arch().
+	 */
+	const struct vmc_arch *(*arch)(struct vmc_hv *hv);
+
 	/* Tear down: a launched VM is killed and reaped, sockets removed. */
 	void (*free)(struct vmc_hv *hv);
 };
@@ -298,6 +306,9 @@ struct vmc_hv_ops {
 struct vmc_hv {
 	const struct vmc_hv_ops *ops;
 };
+
+/* @hv's guest architecture; x86_64 when the backend does not say. */
+const struct vmc_arch *vmc_hv_arch(struct vmc_hv *hv);
 
 /* @hv's process facts; pid -1 and started_ns 0 when ops->process is NULL. */
 void vmc_hv_process_get(struct vmc_hv *hv, struct vmc_hv_process *out);
