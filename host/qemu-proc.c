@@ -26,9 +26,10 @@
 #define STDERR_LINES 20
 #define REG_MAX 32
 
-static const char *const file_names[VMC_QEMU_FILE_N] = { "qmp.sock",       "agent.sock",
-							 "console.log",    "qemu.stderr",
-							 "crash-disk.img", "root-overlay.qcow2" };
+static const char *const file_names[VMC_QEMU_FILE_N] = {
+	"qmp.sock",       "agent.sock",         "console.log", "qemu.stderr",
+	"crash-disk.img", "root-overlay.qcow2", "efi-vars.fd",
+};
 
 struct vmc_qemu_proc {
 	pid_t pid;
@@ -70,6 +71,7 @@ static void remove_files(const struct vmc_qemu_proc *p)
 	unlink(p->files[VMC_QEMU_FILE_STDERR]);
 	unlink(p->files[VMC_QEMU_FILE_CRASH]);
 	unlink(p->files[VMC_QEMU_FILE_ROOT]);
+	unlink(p->files[VMC_QEMU_FILE_VARS]);
 	if (p->own_dir)
 		rmdir(p->workdir); /* fails, harmlessly, if someone put files there */
 }
@@ -411,4 +413,9 @@ void vmc_qemu_proc_set_cleanup(struct vmc_qemu_proc *p, bool own_dir, bool keep)
 const char *vmc_qemu_proc_file(const struct vmc_qemu_proc *p, enum vmc_qemu_file f)
 {
 	return p->files[f];
+}
+
+const char *vmc_qemu_proc_file_name(enum vmc_qemu_file f)
+{
+	return file_names[f];
 }

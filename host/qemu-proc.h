@@ -27,6 +27,7 @@ enum vmc_qemu_file {
 	VMC_QEMU_FILE_STDERR,  /* qemu.stderr */
 	VMC_QEMU_FILE_CRASH,   /* crash-disk.img */
 	VMC_QEMU_FILE_ROOT,    /* root-overlay.qcow2 */
+	VMC_QEMU_FILE_VARS,    /* efi-vars.fd: the UEFI variable store of an aarch64 guest */
 	VMC_QEMU_FILE_N,
 };
 
@@ -48,6 +49,9 @@ void vmc_qemu_proc_set_cleanup(struct vmc_qemu_proc *p, bool own_dir, bool keep)
 
 /* The path of file @f of @p ("WORKDIR/qmp.sock"). */
 const char *vmc_qemu_proc_file(const struct vmc_qemu_proc *p, enum vmc_qemu_file f);
+
+/* The name of file @f in any workdir ("qmp.sock"). */
+const char *vmc_qemu_proc_file_name(enum vmc_qemu_file f);
 
 /*
  * vmc_qemu_proc_spawn - fork and exec @argv (argv[0] a path) as @p
