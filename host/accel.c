@@ -19,7 +19,8 @@
 #include "hv-qmp-client.h"
 #include "qemu-proc.h"
 
-static char probe_accel[8]; /* "kvm" or "tcg" once decided in this process */
+static char foreign_why[160]; /* vmc_accel_foreign()'s reason */
+static char probe_accel[8];   /* "kvm" or "tcg" once decided in this process */
 static char probe_why[512];
 static bool probe_pending_write; /* decided by a probe, not yet cached */
 
@@ -163,10 +164,38 @@ static int probe_kvm(const struct vmc_accel_boot *b, struct vmc_qemu_proc **out_
 	return 1;
 }
 
+const char *vmc_accel_foreign(const struct vmc_arch *arch, const char **why)
+{
+	struct utsname u;
+
+	if (!arch)
+		arch = &vmc_arch_x86_64;
+	if (uname(&u) < 0)
+		snprintf(u.machine, sizeof(u.machine), "unknown");
+	if (!strcmp(u.machine, arch->name))
+		return NULL;
+	snprintf(foreign_why, sizeof(foreign_why),
+		 "an %s guest on this %.64s host: KVM runs only the host's own architecture",
+		 arch->name, u.machine);
+	if (why)
+		*why = foreign_why;
+	return "tcg";
+}
+
 const char *vmc_accel_choose(const struct vmc_accel_boot *b, struct vmc_qemu_proc **p,
 			     struct vmc_qmp **q, const char **why)
 {
-	static bool said;
+	static bool said, said_foreign;
+	const char *foreign_reason;
+
+	if (vmc_accel_foreign(b->arch, &foreign_reason)) {
+		if (!said_foreign)
+			fprintf(stderr, "vmcheck: accelerator tcg: %s\n", foreign_reason);
+		said_foreign = true;
+		if (why)
+			*why = foreign_reason;
+		return "tcg";
+	}
 
 	if (!*probe_accel && !probe_read_cache(b->qemu)) {
 		if (access("/dev/kvm", R_OK | W_OK)) {

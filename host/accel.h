@@ -10,6 +10,7 @@
 #ifndef VMC_ACCEL_H
 #define VMC_ACCEL_H
 
+#include "arch.h"
 #include "error.h"
 
 struct vmc_qemu_proc;
@@ -20,7 +21,8 @@ struct vmc_qmp;
 
 /* How the probe boots the guest. */
 struct vmc_accel_boot {
-	const char *qemu; /* the QEMU binary (a path): part of the cache key */
+	const char *qemu;            /* the QEMU binary (a path): part of the cache key */
+	const struct vmc_arch *arch; /* the guest's; NULL: x86_64 */
 	/*
 	 * Start the guest under @accel with its QMP connected: 0 with *@p
 	 * and *@q set, or a negative code with @err set and nothing running.
@@ -31,10 +33,20 @@ struct vmc_accel_boot {
 };
 
 /*
+ * vmc_accel_foreign - NULL when @arch (NULL: x86_64) is this host's own
+ * (uname's machine); else "tcg" and *@why (if non-NULL) the reason: KVM
+ * runs guests of the host's architecture only, so no probe can help.
+ */
+const char *vmc_accel_foreign(const struct vmc_arch *arch, const char **why);
+
+/*
  * vmc_accel_choose - "kvm" or "tcg" for --accel auto, and *@why (if
  * @why is non-NULL) the reason
  *
- * The first call of the process decides: from the cache, from /dev/kvm
+ * A guest of another architecture than the host's is TCG at once
+ * (vmc_accel_foreign()), said once on stderr; neither the process's
+ * verdict nor the cache change. Otherwise the first call of the process
+ * decides: from the cache, from /dev/kvm
  * not being usable, or by booting the guest with @b under KVM until its
  * agent port opens within VMC_QEMU_KVM_PROBE_MS. A probe VM that came up
  * is handed back in *@p and *@q (the caller's to stop or to use); else
