@@ -24,6 +24,7 @@ struct hv_qmp {
 	struct vmc_qmp *q;
 	char *agent_spec;
 	struct vmc_qemu_proc *proc; /* NULL: attached */
+	const struct vmc_arch *arch;
 	struct nic_netdev *nics;
 	size_t n_nics;
 };
@@ -924,6 +925,11 @@ static void qmp_process(struct vmc_hv *hv, struct vmc_hv_process *out)
 	out->started_ns = p ? vmc_qemu_proc_started_ns(p) : 0;
 }
 
+static const struct vmc_arch *qmp_arch(struct vmc_hv *hv)
+{
+	return H(hv)->arch;
+}
+
 static void qmp_free(struct vmc_hv *hv)
 {
 	struct hv_qmp *h = H(hv);
@@ -978,13 +984,40 @@ static const struct vmc_hv_ops hv_qmp_ops = {
 	.transcript = qmp_transcript,
 	.agent_spec = qmp_agent_spec,
 	.process = qmp_process,
+	.arch = qmp_arch,
 	.free = qmp_free,
 };
 
+/*
+ * The guest's architecture from QEMU's target ("arch" of query-target is
+ * QEMU's own word, which vmc_arch_find() knows for the arches we drive).
+ */
+static int ask_arch(struct hv_qmp *h, struct vmc_error *err)
+{
+	json_object *ret = NULL;
+	const char *name;
+	int r;
+
+	r = run(h, "query-target", NULL, &ret, err, "query-target");
+	if (r < 0)
+		return r;
+	name = str_of(ret, "arch");
+	h->arch = vmc_arch_find(name);
+	if (!h->arch)
+		/* QEMU's word, bounded: it names the target of a QEMU we did not start. */
+		r = vmc_error_set(err, -ENOTSUP,
+				  "query-target: QEMU's target is \"%.32s\": vmcheck drives "
+				  "x86_64 and aarch64 guests",
+				  name ? name : "(no arch)");
+	json_object_put(ret);
+	return r;
+}
+
 int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_proc *proc,
-		   struct vmc_hv **out, struct vmc_error *err)
+		   const struct vmc_arch *arch, struct vmc_hv **out, struct vmc_error *err)
 {
 	struct hv_qmp *h = calloc(1, sizeof(*h));
+	int r;
 
 	if (h && agent_spec && !(h->agent_spec = strdup(agent_spec))) {
 		free(h);
@@ -998,7 +1031,12 @@ int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_pr
 	h->hv.ops = &hv_qmp_ops;
 	h->q = q;
 	h->proc = proc;
+	h->arch = arch;
 	vmc_qmp_on_event(q, on_event, h);
+	if (!arch && (r = ask_arch(h, err)) < 0) {
+		qmp_free(&h->hv);
+		return r;
+	}
 	*out = &h->hv;
 	return 0;
 }
@@ -1016,5 +1054,5 @@ int vmc_qmp_attach(const char *qmp_path, const char *agent_spec, struct vmc_hv *
 
 	if (r < 0)
 		return r;
-	return vmc_hv_qmp_new(q, agent_spec, NULL, out, err);
+	return vmc_hv_qmp_new(q, agent_spec, NULL, NULL, out, err);
 }

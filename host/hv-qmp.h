@@ -16,17 +16,22 @@
  * @proc: the QEMU process behind @q when this program started it (the
  *        backend then reports how it ended, and stops it on free()); NULL
  *        in attach mode and in tests
- * Takes over @q and @proc even on failure. Returns 0 or -ENOMEM.
+ * @arch: the guest's architecture (ops->arch()); NULL: ask QEMU
+ *        (query-target), and refuse a target vmcheck does not drive
+ * Takes over @q and @proc even on failure. Returns 0, -ENOMEM, or with
+ * @arch NULL: -ENOTSUP (a target of another arch) or query-target's error.
  */
 int vmc_hv_qmp_new(struct vmc_qmp *q, const char *agent_spec, struct vmc_qemu_proc *proc,
-		   struct vmc_hv **out, struct vmc_error *err);
+		   const struct vmc_arch *arch, struct vmc_hv **out, struct vmc_error *err);
 
 /*
  * vmc_qmp_attach - drive a VM someone else started
  * @qmp_path: its QMP unix socket (a server socket QEMU listens on)
  * @agent_spec: how to reach the agent ("vserial:/path"), returned by
  *              ops->agent_spec(); may be NULL
- * free() only disconnects; destroy() sends "quit".
+ * The guest's architecture is QEMU's target (query-target): x86_64 or
+ * aarch64, any other is refused. free() only disconnects; destroy() sends
+ * "quit".
  * Returns 0 or a negative code with @err set.
  */
 int vmc_qmp_attach(const char *qmp_path, const char *agent_spec, struct vmc_hv **out,

@@ -632,7 +632,7 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 		r = vmc_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	r = vmc_hv_qmp_new(q, spec, p, out, err);
+	r = vmc_hv_qmp_new(q, spec, p, &vmc_arch_x86_64, out, err);
 out:
 	if (r < 0 && l.own_dir && l.workdir && !l.keep)
 		rmdir(l.workdir);

@@ -32,7 +32,9 @@ static struct vmc_hv *start(const char *name)
 	vmc_error_clear(&err);
 	replay_start(&rp, name, &fd);
 	CU_ASSERT_EQUAL_FATAL(vmc_qmp_open_fd(fd, "fake", 2000, &q, &err), 0);
-	CU_ASSERT_EQUAL_FATAL(vmc_hv_qmp_new(q, "vserial:/x/agent.sock", NULL, &hv, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_hv_qmp_new(q, "vserial:/x/agent.sock", NULL, &vmc_arch_x86_64,
+					     &hv, &err),
+			      0);
 	return hv;
 }
 
@@ -286,7 +288,60 @@ static void attached_qemu_gone(void)
 	vmc_error_clear(&err);
 }
 
+/* Attached (no arch given), the backend asks QEMU: the target decides. */
+static void attach_learns_the_arch_from_query_target(void)
+{
+	struct vmc_qmp *q = NULL;
+	struct vmc_hv *hv = NULL;
+	struct vmc_hv_cpu *c = NULL;
+	size_t n = 0;
+	int fd;
+
+	vmc_error_clear(&err);
+	replay_start(&rp, "target-aarch64", &fd);
+	CU_ASSERT_EQUAL_FATAL(vmc_qmp_open_fd(fd, "fake", 2000, &q, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_hv_qmp_new(q, "vserial:/x/agent.sock", NULL, NULL, &hv, &err), 0);
+	CU_ASSERT_PTR_EQUAL(vmc_hv_arch(hv), &vmc_arch_aarch64);
+	/* arm virt in QEMU 7.2 has no CPU hotplug: QEMU's own words reach the check. */
+	CU_ASSERT_EQUAL(hv->ops->cpus(hv, &c, &n, &err), VMC_QMP_ECOMMAND);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_STRING_EQUAL(msg(), "query-hotpluggable-cpus: The feature "
+				      "'query-hotpluggable-cpus' is not enabled");
+	finish(hv);
+}
+
+static void attach_refuses_a_target_it_does_not_drive(void)
+{
+	struct vmc_qmp *q = NULL;
+	struct vmc_hv *hv = NULL;
+	int fd;
+
+	vmc_error_clear(&err);
+	replay_start(&rp, "target-other", &fd);
+	CU_ASSERT_EQUAL_FATAL(vmc_qmp_open_fd(fd, "fake", 2000, &q, &err), 0);
+	CU_ASSERT_EQUAL(vmc_hv_qmp_new(q, NULL, NULL, NULL, &hv, &err), -ENOTSUP);
+	CU_ASSERT_PTR_NULL(hv);
+	CU_ASSERT_STRING_EQUAL(msg(), "query-target: QEMU's target is \"riscv64\": vmcheck "
+				      "drives x86_64 and aarch64 guests");
+	/* The connection went with the backend: the fake saw nothing more. */
+	CU_ASSERT_STRING_EQUAL(replay_finish(&rp), "");
+	vmc_error_clear(&err);
+}
+
+/* Launched, the config's arch stands: QEMU is not asked (the fake fails any command). */
+static void a_launched_vm_keeps_the_configured_arch(void)
+{
+	struct vmc_hv *hv = start("greeting-only");
+
+	CU_ASSERT_PTR_EQUAL(vmc_hv_arch(hv), &vmc_arch_x86_64);
+	CU_ASSERT_PTR_EQUAL(hv->ops->arch(hv), &vmc_arch_x86_64);
+	finish(hv);
+}
+
 VMC_SUITE(hv_qmp, NULL, NULL, VMC_TEST(lifecycle_commands), VMC_TEST(free_slots_of_a_launched_vm),
 	  VMC_TEST(free_slots_of_an_attached_vm_before_enumeration),
 	  VMC_TEST(nic_cycle_releases_the_netdev), VMC_TEST(disk_cycle), VMC_TEST(dimm_cycle),
-	  VMC_TEST(cpus_and_the_lapic_path), VMC_TEST(attached_qemu_gone))
+	  VMC_TEST(cpus_and_the_lapic_path), VMC_TEST(attached_qemu_gone),
+	  VMC_TEST(attach_learns_the_arch_from_query_target),
+	  VMC_TEST(attach_refuses_a_target_it_does_not_drive),
+	  VMC_TEST(a_launched_vm_keeps_the_configured_arch))

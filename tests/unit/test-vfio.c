@@ -325,7 +325,7 @@ static void qmp_sends_device_add_vfio_pci(void)
 
 	replay_start(&rp, "vfio", &fd);
 	CU_ASSERT_EQUAL_FATAL(vmc_qmp_open_fd(fd, "fake", 2000, &q, &err), 0);
-	CU_ASSERT_EQUAL_FATAL(vmc_hv_qmp_new(q, NULL, NULL, &hv, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_hv_qmp_new(q, NULL, NULL, &vmc_arch_x86_64, &hv, &err), 0);
 	CU_ASSERT_FALSE(hv->ops->vfio_rebinds);
 	/* Nothing is sent for a function QEMU would have to rebind. */
 	CU_ASSERT_EQUAL(hv->ops->vfio_add(hv, &managed, &err), -ENOTSUP);
