@@ -38,6 +38,7 @@
 /* ---- configuration */
 
 struct launch {
+	const struct vmc_arch *arch;
 	char *qemu; /* resolved path */
 	const char *kernel, *initrd;
 	char *append;
@@ -132,12 +133,25 @@ static int make_workdir(const struct vmc_qemu_config *cfg, struct launch *l, str
 	return 0;
 }
 
-static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, struct vmc_error *err)
+const struct vmc_arch *vmc_qemu_arch(const struct vmc_qemu_config *cfg)
 {
-	const char *qemu = cfg->qemu ? cfg->qemu : "qemu-system-x86_64";
-	int r;
+	const struct vmc_arch *named = vmc_arch_of_qemu(cfg->qemu);
 
+	return cfg->arch ? cfg->arch : named ? named : &vmc_arch_x86_64;
+}
+
+/* Debian's package of the arch's QEMU binary, for the hint when it is missing. */
+static const char *qemu_package(const struct vmc_arch *arch)
+{
+	return arch == &vmc_arch_aarch64 ? "qemu-system-arm" : "qemu-system-x86";
+}
+
+/* The defaults and the rules of @cfg, nothing looked up: @l's strings are not set. */
+static int launch_defaults(const struct vmc_qemu_config *cfg, struct launch *l,
+			   struct vmc_error *err)
+{
 	*l = (struct launch){
+		.arch = vmc_qemu_arch(cfg),
 		.kernel = cfg->kernel,
 		.initrd = cfg->initrd,
 		.mem_mb = cfg->mem_mb ? cfg->mem_mb : 512,
@@ -157,6 +171,10 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 	if (!l->kernel || !l->initrd)
 		return vmc_error_set(err, -EINVAL,
 				     "launching QEMU: a kernel and an initrd are needed");
+	if (l->phys_bits && l->arch != &vmc_arch_x86_64)
+		return vmc_error_set(err, -EINVAL,
+				     "phys-bits %u: an x86 CPU property, an %s guest has none",
+				     l->phys_bits, l->arch->name);
 	if (strcmp(l->accel, "auto") && strcmp(l->accel, "kvm") && strcmp(l->accel, "tcg"))
 		return vmc_error_set(err, -EINVAL, "accelerator '%s': want auto, kvm or tcg",
 				     l->accel);
@@ -168,18 +186,47 @@ static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, stru
 			err, -EINVAL,
 			"cpus %u/maxcpus %u, memory %u/maxmem %u MiB: maximum below start", l->cpus,
 			l->maxcpus, l->mem_mb, l->maxmem_mb);
+	return 0;
+}
+
+static int launch_init(const struct vmc_qemu_config *cfg, struct launch *l, struct vmc_error *err)
+{
+	const char *qemu, *why, *missing;
+	int r;
+
+	r = launch_defaults(cfg, l, err);
+	if (r < 0)
+		return r;
+	qemu = cfg->qemu ? cfg->qemu : l->arch->qemu;
+	if (!strcmp(l->accel, "kvm") && vmc_accel_foreign(l->arch, &why))
+		return vmc_error_set(err, -EINVAL, "accelerator kvm: %s (use tcg)", why);
 	if (l->image && access(l->image, R_OK))
 		return vmc_error_set(err, -ENOENT, "%s: %s (build one with 'make image')", l->image,
 				     strerror(errno));
-	if (access(l->kernel, R_OK) || access(l->initrd, R_OK))
-		return vmc_error_set(err, -ENOENT, "%s: %s (build the guest with 'make %s')",
-				     access(l->kernel, R_OK) ? l->kernel : l->initrd,
-				     strerror(errno), l->image ? "image" : "guest");
+	missing = access(l->kernel, R_OK) ? l->kernel : access(l->initrd, R_OK) ? l->initrd : NULL;
+	if (missing) {
+		/* The kit of another arch is built with ARCH= (make guest ARCH=aarch64). */
+		bool other = !l->image && l->arch != &vmc_arch_x86_64;
+
+		return vmc_error_set(err, -ENOENT, "%s: %s (build the guest with 'make %s%s%s')",
+				     missing, strerror(errno), l->image ? "image" : "guest",
+				     other ? " ARCH=" : "", other ? l->arch->name : "");
+	}
+	if (l->arch == &vmc_arch_aarch64) {
+		const char *fw = access(VMC_QEMU_AAVMF_CODE, R_OK)   ? VMC_QEMU_AAVMF_CODE
+				 : access(VMC_QEMU_AAVMF_VARS, R_OK) ? VMC_QEMU_AAVMF_VARS
+								     : NULL;
+
+		if (fw)
+			return vmc_error_set(err, -ENOENT,
+					     "%s: %s (an aarch64 guest boots through UEFI: "
+					     "apt-get install qemu-efi-aarch64)",
+					     fw, strerror(errno));
+	}
 	l->qemu = find_in_path(qemu);
 	if (!l->qemu)
-		return vmc_error_set(err, -ENOENT,
-				     "%s: not found in PATH (apt-get install qemu-system-x86)",
-				     qemu);
+		return vmc_error_set(err, -ENOENT, "%s: not found in PATH (apt-get install %s)",
+				     qemu, qemu_package(l->arch));
 	if (cfg->append)
 		l->append = strdup(cfg->append);
 	else if ((r = read_cmdline(l->kernel, &l->append, err)) < 0)
@@ -267,24 +314,35 @@ static char *opt_escape(const char *s)
 	return out;
 }
 
-static int build_argv(const struct launch *l, const struct vmc_qemu_proc *p, const char *accel,
-		      int qmp_fd, int agent_fd, struct argv *a)
+/*
+ * @files: the paths of the VM's files (qemu-proc.h). The x86_64 and
+ * aarch64 lines differ only in the machine, the CPU, the firmware (q35's
+ * SeaBIOS with S3 switched on; the AAVMF pflash pair) and the pvpanic.
+ */
+static int build_argv(const struct launch *l, const char *const files[VMC_QEMU_FILE_N],
+		      const char *accel, int qmp_fd, int agent_fd, struct argv *a)
 {
-	_cleanup_free_ char *console = opt_escape(vmc_qemu_proc_file(p, VMC_QEMU_FILE_CONSOLE));
-	_cleanup_free_ char *crash = opt_escape(vmc_qemu_proc_file(p, VMC_QEMU_FILE_CRASH));
-	_cleanup_free_ char *root = opt_escape(vmc_qemu_proc_file(p, VMC_QEMU_FILE_ROOT));
+	_cleanup_free_ char *console = opt_escape(files[VMC_QEMU_FILE_CONSOLE]);
+	_cleanup_free_ char *crash = opt_escape(files[VMC_QEMU_FILE_CRASH]);
+	_cleanup_free_ char *root = opt_escape(files[VMC_QEMU_FILE_ROOT]);
+	_cleanup_free_ char *vars = opt_escape(files[VMC_QEMU_FILE_VARS]);
+	bool x86 = l->arch == &vmc_arch_x86_64;
 
-	if (!console || !crash || !root)
+	if (!console || !crash || !root || !vars)
 		return -ENOMEM;
 	arg(a, "%s", l->qemu);
 	arg(a, "-name");
 	arg(a, "vmcheck");
 	arg(a, "-machine");
-	arg(a, "q35%s", l->ram_bytes ? ",memory-backend=ram0" : "");
+	/* doc/facts.md, "aarch64 guests": GICv3, cortex-a57 (max boots 4x slower). */
+	arg(a, "%s%s", x86 ? "q35" : "virt,gic-version=3",
+	    l->ram_bytes ? ",memory-backend=ram0" : "");
 	arg(a, "-accel");
 	arg(a, "%s", accel);
 	arg(a, "-cpu");
-	if (l->phys_bits)
+	if (!x86)
+		arg(a, "cortex-a57");
+	else if (l->phys_bits)
 		arg(a, "qemu64,phys-bits=%u", l->phys_bits);
 	else
 		arg(a, "qemu64");
@@ -303,8 +361,16 @@ static int build_argv(const struct launch *l, const struct vmc_qemu_proc *p, con
 	arg(a, "-no-user-config");
 	arg(a, "-display");
 	arg(a, "none");
-	arg(a, "-global");
-	arg(a, "ICH9-LPC.disable_s3=0"); /* S3 is off on q35 unless asked for */
+	if (x86) {
+		arg(a, "-global");
+		arg(a, "ICH9-LPC.disable_s3=0"); /* S3 is off on q35 unless asked for */
+	} else {
+		/* UEFI gives arm virt its ACPI: the power button and DIMM hotplug (GED). */
+		arg(a, "-drive");
+		arg(a, "if=pflash,format=raw,readonly=on,file=" VMC_QEMU_AAVMF_CODE);
+		arg(a, "-drive");
+		arg(a, "if=pflash,format=raw,file=%s", vars);
+	}
 	arg(a, "-kernel");
 	arg(a, "%s", l->kernel);
 	arg(a, "-initrd");
@@ -344,7 +410,7 @@ static int build_argv(const struct launch *l, const struct vmc_qemu_proc *p, con
 	arg(a, "virtio-net-pci,id=boot-nic,netdev=boot-net,bus=rp-net");
 	/* kdump: a panic the guest kernel announces is a GUEST_PANICKED event. */
 	arg(a, "-device");
-	arg(a, "pvpanic");
+	arg(a, "%s", x86 ? "pvpanic" : "pvpanic-pci");
 	/* kdump: the crash disk the guest finds by its serial (make_crash_disk()). */
 	arg(a, "-device");
 	arg(a, "pcie-root-port,id=rp-crash,chassis=%u,slot=%u", l->ports + 3, l->ports + 3);
@@ -475,6 +541,50 @@ static int make_root_overlay(const struct launch *l, const char *path, struct vm
 			 what, err);
 }
 
+int vmc_qemu_efi_vars(const char *from, const char *to, struct vmc_error *err)
+{
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = -1;
+	static const char zeros[65536];
+	char buf[sizeof(zeros)];
+	off_t size = 0;
+	ssize_t n, w;
+	int e = errno;
+
+	if (in < 0)
+		return vmc_error_set(err, -e, "UEFI variable store %s: %s%s", from, strerror(e),
+				     e == ENOENT ? " (apt-get install qemu-efi-aarch64)" : "");
+	/* A new file: whatever had the name (a previous run's, a link) is not written through. */
+	if (unlink(to) < 0 && errno != ENOENT)
+		return vmc_error_set(err, -errno, "UEFI variable store %s: %s", to,
+				     strerror(errno));
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return vmc_error_set(err, -errno, "UEFI variable store %s: %s", to,
+				     strerror(errno));
+	/* The template is 64 MiB of mostly zeros: leave holes, not blocks. */
+	while ((n = TEMP_FAILURE_RETRY(read(in, buf, sizeof(buf)))) > 0) {
+		if (!memcmp(buf, zeros, (size_t)n)) {
+			size += n;
+			continue;
+		}
+		w = pwrite(out, buf, (size_t)n, size);
+		if (w != n) {
+			e = w < 0 ? errno : EIO;
+			return vmc_error_set(err, -e, "UEFI variable store %s: write: %s", to,
+					     strerror(e));
+		}
+		size += n;
+	}
+	if (n < 0)
+		return vmc_error_set(err, -errno, "UEFI variable store %s: read: %s", from,
+				     strerror(errno));
+	if (ftruncate(out, size) < 0)
+		return vmc_error_set(err, -errno, "UEFI variable store %s: %s", to,
+				     strerror(errno));
+	return 0;
+}
+
 /* ---- spawning */
 
 static int listen_unix(const char *path)
@@ -521,7 +631,7 @@ static int start_vm(const struct launch *l, const char *accel, struct vmc_qemu_p
 {
 	struct argv a = { 0 };
 	struct vmc_qemu_proc *p = vmc_qemu_proc_new(l->workdir, l->own_dir, l->keep);
-	const char *qmp_path, *agent_path;
+	const char *qmp_path, *agent_path, *files[VMC_QEMU_FILE_N];
 	struct vmc_error e = VMC_ERROR_INIT, why = VMC_ERROR_INIT;
 	int qmp_fd = -1, agent_fd = -1, fd, r;
 
@@ -537,14 +647,19 @@ static int start_vm(const struct launch *l, const char *accel, struct vmc_qemu_p
 				  strerror(-(qmp_fd < 0 ? qmp_fd : agent_fd)));
 		goto fail;
 	}
-	r = build_argv(l, p, accel, qmp_fd, agent_fd, &a);
+	for (size_t i = 0; i < VMC_QEMU_FILE_N; i++)
+		files[i] = vmc_qemu_proc_file(p, i);
+	r = build_argv(l, files, accel, qmp_fd, agent_fd, &a);
 	if (r < 0) {
 		vmc_error_set(err, r, "launching QEMU: out of memory");
 		goto fail;
 	}
-	r = make_crash_disk(l, vmc_qemu_proc_file(p, VMC_QEMU_FILE_CRASH), err);
+	r = make_crash_disk(l, files[VMC_QEMU_FILE_CRASH], err);
 	if (r == 0 && l->image)
-		r = make_root_overlay(l, vmc_qemu_proc_file(p, VMC_QEMU_FILE_ROOT), err);
+		r = make_root_overlay(l, files[VMC_QEMU_FILE_ROOT], err);
+	/* Each VM its own: UEFI writes the boot entries it makes there. */
+	if (r == 0 && l->arch == &vmc_arch_aarch64)
+		r = vmc_qemu_efi_vars(VMC_QEMU_AAVMF_VARS, files[VMC_QEMU_FILE_VARS], err);
 	if (r < 0)
 		goto fail;
 	r = vmc_qemu_proc_spawn(p, a.v, qmp_fd, agent_fd, err);
@@ -612,7 +727,10 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 		goto out;
 	accel = l.accel;
 	if (!strcmp(accel, "auto")) {
-		struct vmc_accel_boot boot = { .qemu = l.qemu, .start = probe_start, .ctx = &l };
+		struct vmc_accel_boot boot = { .qemu = l.qemu,
+					       .arch = l.arch,
+					       .start = probe_start,
+					       .ctx = &l };
 
 		accel = vmc_accel_choose(&boot, &p, &q, NULL);
 	}
@@ -632,7 +750,7 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
 		r = vmc_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	r = vmc_hv_qmp_new(q, spec, p, &vmc_arch_x86_64, out, err);
+	r = vmc_hv_qmp_new(q, spec, p, l.arch, out, err);
 out:
 	if (r < 0 && l.own_dir && l.workdir && !l.keep)
 		rmdir(l.workdir);
@@ -645,11 +763,18 @@ const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_qemu_proc *p = NULL;
 	struct vmc_qmp *q = NULL;
-	const char *accel = vmc_accel_decided(why);
+	const char *accel = vmc_accel_foreign(vmc_qemu_arch(cfg), why);
 	struct launch l;
 
+	/* Another arch than the host's: no probe can make KVM run it. */
+	if (accel)
+		return accel;
+	accel = vmc_accel_decided(why);
 	if (!accel && launch_init(cfg, &l, &err) == 0) {
-		struct vmc_accel_boot boot = { .qemu = l.qemu, .start = probe_start, .ctx = &l };
+		struct vmc_accel_boot boot = { .qemu = l.qemu,
+					       .arch = l.arch,
+					       .start = probe_start,
+					       .ctx = &l };
 
 		vmc_accel_choose(&boot, &p, &q, NULL);
 		if (q) {
@@ -665,6 +790,54 @@ const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **
 	accel = vmc_accel_fallback(err.msg ? err.msg : "unknown error", why);
 	vmc_error_clear(&err);
 	return accel;
+}
+
+int vmc_qemu_argv(const struct vmc_qemu_config *cfg, const struct vmc_qemu_argv_in *in, char ***out,
+		  struct vmc_error *err)
+{
+	char *names[VMC_QEMU_FILE_N] = { NULL };
+	const char *files[VMC_QEMU_FILE_N];
+	struct argv a = { 0 };
+	struct launch l;
+	int r;
+
+	r = launch_defaults(cfg, &l, err);
+	if (r < 0)
+		return r;
+	if (!cfg->append || !in->workdir || !in->accel)
+		return vmc_error_set(err, -EINVAL, "a QEMU command line: %s needed",
+				     !cfg->append   ? "a kernel command line is"
+				     : !in->workdir ? "a workdir is"
+						    : "an accelerator is");
+	l.qemu = strdup(cfg->qemu ? cfg->qemu : l.arch->qemu);
+	l.append = strdup(cfg->append);
+	l.ssh_port = in->ssh_port;
+	r = l.qemu && l.append ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < VMC_QEMU_FILE_N; i++) {
+		if (asprintf(&names[i], "%s/%s", in->workdir, vmc_qemu_proc_file_name(i)) < 0) {
+			names[i] = NULL;
+			r = -ENOMEM;
+		}
+		files[i] = names[i];
+	}
+	if (r == 0)
+		r = build_argv(&l, files, in->accel, in->qmp_fd, in->agent_fd, &a);
+	launch_free(&l);
+	for (size_t i = 0; i < VMC_QEMU_FILE_N; i++)
+		free(names[i]);
+	if (r < 0) {
+		argv_free(&a);
+		return vmc_error_set(err, r, "a QEMU command line: out of memory");
+	}
+	*out = a.v;
+	return 0;
+}
+
+void vmc_qemu_argv_free(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
 }
 
 const char *vmc_qemu_workdir(struct vmc_hv *hv)

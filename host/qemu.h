@@ -13,6 +13,12 @@
  * ext4 image; virtio-blk with serial VMC_QEMU_CRASH_SERIAL behind
  * "rp-crash") that the embedded guest mounts on /var/crash.
  *
+ * An aarch64 guest (doc/facts.md, "aarch64 guests") gets the same devices
+ * on `virt,gic-version=3` with a cortex-a57 CPU, booted through UEFI (the
+ * AAVMF pflash pair: the firmware read-only, a copy of its variable store
+ * in WORKDIR/efi-vars.fd), and pvpanic-pci for the ISA pvpanic; there is
+ * no S3 switch to set.
+ *
  * The launcher owns its QEMU (qemu-proc.h): the process is its own process
  * group, dies with us (PR_SET_PDEATHSIG), is killed by SIGINT/SIGTERM
  * handlers installed at the first launch (they kill every launched QEMU,
@@ -24,12 +30,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch.h"
 #include "error.h"
 #include "hv.h"
 
 /* Zero or NULL in any field means its default. */
 struct vmc_qemu_config {
-	const char *qemu;              /* "qemu-system-x86_64" (looked up in PATH) */
+	/* The guest's; NULL: the one @qemu's name says (vmc_arch_of_qemu()), else x86_64. */
+	const struct vmc_arch *arch;
+	const char *qemu;              /* the arch's binary, "qemu-system-x86_64" (PATH) */
 	const char *kernel;            /* required */
 	const char *initrd;            /* required */
 	const char *append;            /* contents of the file "cmdline" next to the kernel */
@@ -50,7 +59,11 @@ struct vmc_qemu_config {
 	 * and mem_slots are ignored.
 	 */
 	uint64_t ram_bytes;
-	unsigned phys_bits; /* 0: QEMU's default (40 under TCG; 1 TiB and more need 42) */
+	/*
+	 * 0: QEMU's default (40 under TCG; 1 TiB and more need 42). An x86
+	 * CPU property: refused for another arch.
+	 */
+	unsigned phys_bits;
 	/*
 	 * The agent over SSH: the boot NIC's user-mode netdev forwards a free
 	 * 127.0.0.1 port to the guest's port 22 (the kit's dropbear), and the
@@ -69,6 +82,9 @@ struct vmc_qemu_config {
 };
 
 #define VMC_QEMU_PORTS_MAX 24 /* one per free slot of pcie.0 */
+/* An aarch64 guest's UEFI (Debian's qemu-efi-aarch64): the code, and the variable store's template. */
+#define VMC_QEMU_AAVMF_CODE "/usr/share/AAVMF/AAVMF_CODE.fd"
+#define VMC_QEMU_AAVMF_VARS "/usr/share/AAVMF/AAVMF_VARS.fd"
 #define VMC_QEMU_CRASH_SERIAL "vmcheck-crash"
 #define VMC_QEMU_ROOT_SERIAL "vmcheck-root"
 
@@ -100,6 +116,38 @@ int vmc_qemu_launch(const struct vmc_qemu_config *cfg, struct vmc_hv **out, stru
  * that start QEMU some other way on this host (a local libvirtd).
  */
 const char *vmc_qemu_accel_auto(const struct vmc_qemu_config *cfg, const char **why);
+
+/* The guest architecture of @cfg: @cfg->arch, else the one @cfg->qemu names, else x86_64. */
+const struct vmc_arch *vmc_qemu_arch(const struct vmc_qemu_config *cfg);
+
+/* What vmc_qemu_argv() puts in the command line besides @cfg. */
+struct vmc_qemu_argv_in {
+	const char *accel;    /* "kvm" or "tcg" */
+	const char *workdir;  /* the VM's files, under the names of qemu-proc.h */
+	int qmp_fd, agent_fd; /* the listening sockets QEMU inherits */
+	unsigned ssh_port;    /* @cfg->agent_ssh: the 127.0.0.1 port forwarded to 22 */
+};
+
+/*
+ * vmc_qemu_argv - the command line vmc_qemu_launch() runs for @cfg, built
+ * without looking at any file: argv[0] is @cfg->qemu (or the arch's
+ * binary) unresolved, and the kernel command line is @cfg->append, which
+ * is required here.
+ * @out: NULL-terminated; free it with vmc_qemu_argv_free()
+ * Returns 0, -EINVAL with @err saying what in @cfg is refused, or -ENOMEM.
+ */
+int vmc_qemu_argv(const struct vmc_qemu_config *cfg, const struct vmc_qemu_argv_in *in, char ***out,
+		  struct vmc_error *err);
+void vmc_qemu_argv_free(char **argv);
+
+/*
+ * vmc_qemu_efi_vars - make @to a VM's own copy of the UEFI variable store
+ * template @from (UEFI writes its variables there, so VMs cannot share
+ * one), sparse where the template is zeros, mode 0600.
+ * Returns 0, or a negative code with @err naming the file that failed; a
+ * missing template says which package has it.
+ */
+int vmc_qemu_efi_vars(const char *from, const char *to, struct vmc_error *err);
 
 /* The launched VM's workdir (console.log, qemu.stderr); NULL when attached. */
 const char *vmc_qemu_workdir(struct vmc_hv *hv);
