@@ -520,11 +520,17 @@ static int open_reports(const struct vmc_run_args *a, const struct vmc_hosts *ho
 	return VMC_EXIT_OK;
 }
 
-/* A libvirt daemon on this host: the launcher's KVM probe decides, cached. */
-static const char *local_accel(const char *kernel, const char *initrd, const char *append,
-			       const char **why)
+/*
+ * A libvirt daemon on this host: the launcher's KVM probe decides, cached
+ * (a guest of another arch than the host's: TCG, no probe).
+ */
+static const char *local_accel(const struct vmc_arch *arch, const char *kernel, const char *initrd,
+			       const char *append, const char **why)
 {
-	struct vmc_qemu_config qc = { .kernel = kernel, .initrd = initrd, .append = append };
+	struct vmc_qemu_config qc = { .arch = arch,
+				      .kernel = kernel,
+				      .initrd = initrd,
+				      .append = append };
 
 	return vmc_qemu_accel_auto(&qc, why);
 }
@@ -537,6 +543,7 @@ static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_
 		.domain = a->domain,
 		.agent = a->agent,
 		.network = a->network,
+		.arch = vmc_qemu_arch(&a->qemu),
 		.kernel = a->qemu.kernel ? a->qemu.kernel : GUEST_DIR "/vmlinuz",
 		.initrd = a->qemu.initrd ? a->qemu.initrd : GUEST_DIR "/initrd.img",
 		.append = a->qemu.append,

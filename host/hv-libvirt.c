@@ -2058,7 +2058,8 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	 */
 	if (local_uri(cfg->uri) && cfg->local_accel) {
 		const char *local_why;
-		const char *verdict = cfg->local_accel(d.kernel, d.initrd, d.append, &local_why);
+		const char *verdict =
+			cfg->local_accel(cfg->arch, d.kernel, d.initrd, d.append, &local_why);
 
 		snprintf(why, sizeof(why), "this host's KVM probe: %s", local_why);
 		if (!strcmp(verdict, "kvm")) {

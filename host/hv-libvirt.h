@@ -16,16 +16,18 @@ struct vmc_libvirt_config {
 	const char *agent;   /* agent spec; NULL: the domain's org.vmcheck.agent.0 channel */
 	const char *network; /* libvirt network for NICs; NULL: type='user' */
 	/* The transient domain: */
+	const struct vmc_arch *arch;          /* the guest's; NULL: x86_64 */
 	const char *kernel, *initrd, *append; /* append: the file "cmdline" next to the kernel */
 	const char *accel;                    /* "kvm": type kvm; otherwise type qemu (TCG) */
 	/*
 	 * --accel auto on a local URI: this host's own KVM probe (the
-	 * launcher's), booting @kernel, @initrd, @append; returns "kvm" or
+	 * launcher's), booting @kernel, @initrd, @append of @arch (TCG at once
+	 * for a guest of another arch than the host's); returns "kvm" or
 	 * "tcg", *@why the reason. NULL: the daemon's capabilities decide, as
 	 * for a remote URI.
 	 */
-	const char *(*local_accel)(const char *kernel, const char *initrd, const char *append,
-				   const char **why);
+	const char *(*local_accel)(const struct vmc_arch *arch, const char *kernel,
+				   const char *initrd, const char *append, const char **why);
 	/*
 	 * The serial console goes to WORKDIR/console.log; NULL on a local URI:
 	 * a /tmp/vmcheck-libvirt-XXXXXX of the backend's, removed by free().
