@@ -44,11 +44,18 @@ static const char usage[] =
 	"memory and vCPU hotplug and unplug, kdump (crash, dump saved, found after\n"
 	"the reboot), powerdown; every action cross-checked against the guest's own\n"
 	"view. Without --qmp, boots the embedded test guest\n"
-	"from " GUEST_DIR "/ (make guest) under QEMU.\n"
+	"from " GUEST_DIR "/ (make guest; an aarch64 guest from " GUEST_DIR "-aarch64/,\n"
+	"make guest ARCH=aarch64) under QEMU.\n"
 	"\n"
 	"Guest and VM (launch mode):\n"
-	"      --kernel FILE        kernel (default " GUEST_DIR "/vmlinuz)\n"
-	"      --initrd FILE        initramfs (default " GUEST_DIR "/initrd.img)\n"
+	"      --arch ARCH          the guest's architecture: x86_64 (default) or aarch64\n"
+	"                           (Debian's amd64, arm64 too); qemu-system-aarch64 as\n"
+	"                           --qemu implies aarch64. An aarch64 guest is arm virt\n"
+	"                           (GICv3, cortex-a57) booted through UEFI\n"
+	"                           (qemu-efi-aarch64), under TCG on an x86_64 host\n"
+	"      --kernel FILE        kernel (default the kit's vmlinuz: " GUEST_DIR "/,\n"
+	"                           " GUEST_DIR "-aarch64/ for aarch64)\n"
+	"      --initrd FILE        initramfs (default the kit's initrd.img)\n"
 	"      --append TEXT        kernel command line (default: the file cmdline\n"
 	"                           next to the kernel)\n"
 	"      --image FILE         boot a disk image (make image: Debian with systemd\n"
@@ -59,8 +66,11 @@ static const char usage[] =
 	"                           Kernel, initrd and command line default to vmlinuz,\n"
 	"                           initrd.img and cmdline in FILE's directory; kdump\n"
 	"                           runs on it only when named in --only\n"
-	"      --qemu BIN           QEMU binary (default qemu-system-x86_64)\n"
-	"      --accel A            auto (KVM if it really boots, else TCG), kvm, tcg\n"
+	"      --qemu BIN           QEMU binary (default qemu-system-x86_64, or\n"
+	"                           qemu-system-aarch64 with --arch aarch64)\n"
+	"      --accel A            auto (KVM if it really boots, else TCG; TCG at once\n"
+	"                           for a guest of another arch than the host's), kvm,\n"
+	"                           tcg\n"
 	"      --mem MB             boot memory (default 512)\n"
 	"      --maxmem MB          memory hotplug ceiling (default 4096)\n"
 	"      --slots N            DIMM slots (default 4)\n"
@@ -72,7 +82,8 @@ static const char usage[] =
 	"                           guest's dropbear on a forwarded 127.0.0.1 port, with\n"
 	"                           ssh/id_ed25519 and ssh/known_hosts next to the kernel\n"
 	"Attach mode:\n"
-	"      --qmp PATH           QMP socket of a running VM\n"
+	"      --qmp PATH           QMP socket of a running VM (its architecture is\n"
+	"                           QEMU's target: x86_64 or aarch64)\n"
 	"      --agent SPEC         its agent, e.g. vserial:PATH or ssh://root@HOST:PORT\n"
 	"                           (required with --qmp)\n"
 	"libvirt:\n"
@@ -221,6 +232,7 @@ int vmc_cmd_run_validate(const struct vmc_run_args *a, struct vmc_error *err)
 {
 	bool bigmem = a->opts.bigmem_bytes || in_list(a->only, "bigmem");
 	bool not_launch = a->libvirt || a->qmp || a->hosts;
+	const struct vmc_arch *named = vmc_arch_of_qemu(a->qemu.qemu);
 
 	if (a->hosts && (a->libvirt || a->qmp || a->agent))
 		return vmc_error_set(err, -EINVAL,
@@ -248,6 +260,14 @@ int vmc_cmd_run_validate(const struct vmc_run_args *a, struct vmc_error *err)
 		return vmc_error_set(err, -EINVAL,
 				     "run: --agent-transport is for launch mode "
 				     "(attached: --agent ssh://...)");
+	if (a->qemu.arch && (a->qmp || a->domain))
+		return vmc_error_set(err, -EINVAL,
+				     "run: --arch is for a VM started here (an attached VM's "
+				     "comes from QEMU or libvirt)");
+	if (a->qemu.arch && named && named != a->qemu.arch)
+		return vmc_error_set(err, -EINVAL,
+				     "run: --arch %s and --qemu %s contradict each other",
+				     a->qemu.arch->name, a->qemu.qemu);
 	return 0;
 }
 
@@ -298,6 +318,7 @@ static int parse(int argc, char **argv, struct vmc_run_args *a)
 		O_VFIO,
 		O_AGENT_TRANSPORT,
 		O_IMAGE,
+		O_ARCH,
 	};
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
@@ -333,6 +354,7 @@ static int parse(int argc, char **argv, struct vmc_run_args *a)
 		{ "vfio", required_argument, NULL, O_VFIO },
 		{ "agent-transport", required_argument, NULL, O_AGENT_TRANSPORT },
 		{ "image", required_argument, NULL, O_IMAGE },
+		{ "arch", required_argument, NULL, O_ARCH },
 		VMC_CMD_SSH_OPTIONS,
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -356,6 +378,16 @@ static int parse(int argc, char **argv, struct vmc_run_args *a)
 			break;
 		case O_QEMU:
 			a->qemu.qemu = optarg;
+			break;
+		case O_ARCH:
+			a->qemu.arch = vmc_arch_find(optarg);
+			if (!a->qemu.arch) {
+				fprintf(stderr,
+					"vmcheck: --arch \"%s\": expected x86_64 or aarch64 "
+					"(or Debian's amd64, arm64)\n",
+					optarg);
+				r = -EINVAL;
+			}
 			break;
 		case O_ACCEL:
 			if (strcmp(optarg, "auto") && strcmp(optarg, "kvm") &&
@@ -535,17 +567,37 @@ static const char *local_accel(const struct vmc_arch *arch, const char *kernel, 
 	return vmc_qemu_accel_auto(&qc, why);
 }
 
+/*
+ * The embedded guest kit of the guest's arch, where --kernel and --initrd
+ * do not say: GUEST_DIR, or GUEST_DIR-aarch64 (make guest ARCH=aarch64).
+ */
+static void default_kit(struct vmc_qemu_config *q)
+{
+	static char kernel[PATH_MAX], initrd[PATH_MAX];
+	const char *suffix = vmc_qemu_arch(q)->kit_suffix;
+
+	snprintf(kernel, sizeof(kernel), "%s%s/vmlinuz", GUEST_DIR, suffix);
+	snprintf(initrd, sizeof(initrd), "%s%s/initrd.img", GUEST_DIR, suffix);
+	if (!q->kernel)
+		q->kernel = kernel;
+	if (!q->initrd)
+		q->initrd = initrd;
+}
+
 /* --libvirt: a transient domain of the guest kit, or --domain. */
 static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
-	struct vmc_libvirt_config c = {
+	struct vmc_libvirt_config c;
+
+	default_kit(&a->qemu);
+	c = (struct vmc_libvirt_config){
 		.uri = a->libvirt,
 		.domain = a->domain,
 		.agent = a->agent,
 		.network = a->network,
 		.arch = vmc_qemu_arch(&a->qemu),
-		.kernel = a->qemu.kernel ? a->qemu.kernel : GUEST_DIR "/vmlinuz",
-		.initrd = a->qemu.initrd ? a->qemu.initrd : GUEST_DIR "/initrd.img",
+		.kernel = a->qemu.kernel,
+		.initrd = a->qemu.initrd,
 		.append = a->qemu.append,
 		.accel = a->qemu.accel,
 		.local_accel = local_accel,
@@ -605,10 +657,7 @@ static int start_vm(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error
 		return vmc_qmp_attach(a->qmp, a->agent, hv, err);
 	if (a->qemu.image)
 		image_kit(&a->qemu);
-	if (!a->qemu.kernel)
-		a->qemu.kernel = GUEST_DIR "/vmlinuz";
-	if (!a->qemu.initrd)
-		a->qemu.initrd = GUEST_DIR "/initrd.img";
+	default_kit(&a->qemu);
 	if (a->qemu.agent_ssh)
 		kit_ssh_opts(a->qemu.kernel);
 	return vmc_qemu_launch(&a->qemu, hv, err);
@@ -864,7 +913,9 @@ int vmc_cmd_run(int argc, char **argv)
 			return vmc_cmd_fail(&err, VMC_EXIT_USAGE);
 		}
 		a.qemu.ram_bytes = a.opts.bigmem_bytes;
-		a.qemu.phys_bits = vmc_bigmem_phys_bits(a.opts.bigmem_bytes);
+		/* An x86 CPU property; arm's cortex-a57 has its 44 bits whatever we say. */
+		if (vmc_qemu_arch(&a.qemu) == &vmc_arch_x86_64)
+			a.qemu.phys_bits = vmc_bigmem_phys_bits(a.opts.bigmem_bytes);
 	}
 	return a.hosts ? run_hosts(&a, argv[0]) : run_one(&a, -1);
 }

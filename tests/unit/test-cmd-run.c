@@ -19,6 +19,8 @@
 	"run: bigmem boots a VM of its own: launch mode only (no --libvirt, --qmp, --hosts)"
 #define IMAGE_LAUNCH "run: --image is for launch mode (no --libvirt, --qmp, --hosts)"
 #define TRANSPORT_LAUNCH "run: --agent-transport is for launch mode (attached: --agent ssh://...)"
+#define ARCH_ATTACHED \
+	"run: --arch is for a VM started here (an attached VM's comes from QEMU or libvirt)"
 
 static void accepted(const struct vmc_run_args *a)
 {
@@ -143,6 +145,41 @@ static void agent_transport_is_launch_mode_only(void)
 		IMAGE_LAUNCH);
 }
 
+static void arch_and_the_qemu_binary_agree(void)
+{
+	const struct vmc_arch *arm = &vmc_arch_aarch64, *x86 = &vmc_arch_x86_64;
+
+	accepted(&(struct vmc_run_args){ .qemu.arch = arm });
+	accepted(&(struct vmc_run_args){ .qemu = { .arch = arm, .qemu = "qemu-system-aarch64" } });
+	accepted(&(struct vmc_run_args){
+		.qemu = { .arch = x86, .qemu = "/usr/bin/qemu-system-x86_64" } });
+	/* --qemu alone says the arch; a name that says none leaves --arch to decide. */
+	accepted(&(struct vmc_run_args){ .qemu.qemu = "/usr/bin/qemu-system-aarch64" });
+	accepted(&(struct vmc_run_args){ .qemu = { .arch = arm, .qemu = "/opt/qemu-wrapper" } });
+	refused(&(struct vmc_run_args){ .qemu = { .arch = x86, .qemu = "qemu-system-aarch64" } },
+		"run: --arch x86_64 and --qemu qemu-system-aarch64 contradict each other");
+	refused(&(struct vmc_run_args){ .qemu = { .arch = arm,
+						  .qemu = "/usr/bin/qemu-system-x86_64" } },
+		"run: --arch aarch64 and --qemu /usr/bin/qemu-system-x86_64 contradict each other");
+	/* A transient libvirt domain is started here too. */
+	accepted(&(struct vmc_run_args){ .qemu.arch = arm, .libvirt = "qemu:///system" });
+	accepted(&(struct vmc_run_args){ .qemu.arch = arm, .hosts = "a,b" });
+}
+
+static void an_attached_vm_says_its_own_arch(void)
+{
+	const struct vmc_arch *arm = &vmc_arch_aarch64;
+
+	refused(&(struct vmc_run_args){ .qemu.arch = arm, .qmp = "/q", .agent = "vserial:/a" },
+		ARCH_ATTACHED);
+	refused(&(struct vmc_run_args){ .qemu.arch = arm, .libvirt = "u", .domain = "vm1" },
+		ARCH_ATTACHED);
+	refused(&(struct vmc_run_args){ .qemu.arch = arm, .hosts = "a,b", .domain = "vm1" },
+		ARCH_ATTACHED);
+	/* Attach-mode's own rule comes first. */
+	refused(&(struct vmc_run_args){ .qemu.arch = arm, .qmp = "/q" }, QMP_AGENT);
+}
+
 static void validating_changes_nothing(void)
 {
 	struct vmc_run_args a = { .only = "bigmem" };
@@ -158,4 +195,5 @@ VMC_SUITE(cmd_run, NULL, NULL, VMC_TEST(launch_mode_takes_its_own_options),
 	  VMC_TEST(domain_and_network_need_libvirt_or_hosts),
 	  VMC_TEST(hosts_excludes_libvirt_qmp_and_agent), VMC_TEST(bigmem_is_launch_mode_only),
 	  VMC_TEST(image_is_launch_mode_only), VMC_TEST(agent_transport_is_launch_mode_only),
+	  VMC_TEST(arch_and_the_qemu_binary_agree), VMC_TEST(an_attached_vm_says_its_own_arch),
 	  VMC_TEST(validating_changes_nothing))
