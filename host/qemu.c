@@ -317,7 +317,8 @@ static char *opt_escape(const char *s)
 /*
  * @files: the paths of the VM's files (qemu-proc.h). The x86_64 and
  * aarch64 lines differ only in the machine, the CPU, the firmware (q35's
- * SeaBIOS with S3 switched on; the AAVMF pflash pair) and the pvpanic.
+ * SeaBIOS with S3 switched on; the AAVMF pflash pair), the pvpanic and
+ * arm's keyboard.
  */
 static int build_argv(const struct launch *l, const char *const files[VMC_QEMU_FILE_N],
 		      const char *accel, int qmp_fd, int agent_fd, struct argv *a)
@@ -421,6 +422,14 @@ static int build_argv(const struct launch *l, const char *const files[VMC_QEMU_F
 	arg(a, "-device");
 	arg(a, "virtio-blk-pci,id=crash-disk,drive=crash-blk,serial=" VMC_QEMU_CRASH_SERIAL
 	       ",bus=rp-crash");
+	/*
+	 * The guest reboot is ctrl-alt-del from QMP's send-key: q35 has a PS/2
+	 * keyboard built in, arm virt has none.
+	 */
+	if (!x86) {
+		arg(a, "-device");
+		arg(a, "virtio-keyboard-pci,id=keyboard");
+	}
 	/*
 	 * --image: the root disk, after the root ports so that they keep their
 	 * slots; on pcie.0, whose devices Linux probes before those behind

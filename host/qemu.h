@@ -16,8 +16,9 @@
  * An aarch64 guest (doc/facts.md, "aarch64 guests") gets the same devices
  * on `virt,gic-version=3` with a cortex-a57 CPU, booted through UEFI (the
  * AAVMF pflash pair: the firmware read-only, a copy of its variable store
- * in WORKDIR/efi-vars.fd), and pvpanic-pci for the ISA pvpanic; there is
- * no S3 switch to set.
+ * in WORKDIR/efi-vars.fd), pvpanic-pci for the ISA pvpanic, and a
+ * virtio keyboard for the ctrl-alt-del of a guest reboot (q35 has PS/2
+ * built in); there is no S3 switch to set.
  *
  * The launcher owns its QEMU (qemu-proc.h): the process is its own process
  * group, dies with us (PR_SET_PDEATHSIG), is killed by SIGINT/SIGTERM

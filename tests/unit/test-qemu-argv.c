@@ -109,7 +109,7 @@ static void the_aarch64_line_is_virt_with_uefi(void)
 		"-nodefaults\n-no-user-config\n-display\nnone\n"
 		"-drive\nif=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd\n"
 		"-drive\nif=pflash,format=raw,file=/w/efi-vars.fd\n" BOOT PORTS
-		"-device\npvpanic-pci\n" CRASH_DISK;
+		"-device\npvpanic-pci\n" CRASH_DISK "-device\nvirtio-keyboard-pci,id=keyboard\n";
 
 	fx_str_is(line_of(&cfg, &in), want, "--arch aarch64");
 	/* The binary's name alone says aarch64, and is kept as given. */
@@ -154,6 +154,9 @@ static void aarch64_options_follow_the_x86_ones(void)
 	CU_ASSERT_PTR_NULL(strstr(s, "ICH9"));
 	CU_ASSERT_PTR_NULL(strstr(s, "q35"));
 	CU_ASSERT_PTR_NULL(strstr(s, "-device\npvpanic\n"));
+	/* The keyboard comes before the extra arguments, after everything x86 has too. */
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(s, "bus=rp-crash\n-device\nvirtio-keyboard-pci,id=keyboard\n"));
 	free(s);
 }
 
