@@ -300,12 +300,15 @@ static int probe(struct vmc_ctx *c, struct disk *d)
 	return vmc_step_end(s, r, "%s", msg);
 }
 
-/* The guest drops the disk ~0.4 s before QEMU reports DEVICE_DELETED: wait in that order. */
+/*
+ * The guest drops the disk before QEMU reports DEVICE_DELETED (~0.4 s on q35): wait in
+ * that order, within the architecture's unplug deadline.
+ */
 static int unplug(struct vmc_ctx *c, struct disk *d)
 {
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	unsigned deadline = c->opts->deadline_ms;
+	unsigned deadline = vmc_chk_unplug_ms(c);
 	struct vmc_step *s;
 	bool pending = false;
 	int r;

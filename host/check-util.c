@@ -611,6 +611,11 @@ int vmc_chk_del(struct vmc_step *s, int rc, struct vmc_error *err, bool *pending
 	return rc;
 }
 
+unsigned vmc_chk_unplug_ms(const struct vmc_ctx *c)
+{
+	return vmc_arch_unplug_ms(vmc_hv_arch(c->hv), c->opts->deadline_ms);
+}
+
 #define VIEWS_EVERY_MS 500
 
 static const char *view_word(int v)

@@ -193,6 +193,14 @@ int vmc_chk_free_slots(struct vmc_ctx *c, const char *check, unsigned want, cons
 int vmc_chk_del(struct vmc_step *s, int rc, struct vmc_error *err, bool *pending);
 
 /*
+ * vmc_chk_unplug_ms - the deadline of a PCIe device's removal (NIC, disk,
+ * VFIO function) on @c's guest architecture: --deadline-ms, plus what the
+ * architecture's hotplug adds before the guest lets go (native PCIe on arm
+ * virt waits out its attention button; vmc_arch_unplug_ms()).
+ */
+unsigned vmc_chk_unplug_ms(const struct vmc_ctx *c);
+
+/*
  * vmc_chk_removed - after the guest let go of device @id in step @s, the
  * hypervisor must have let go too. DEVICE_DELETED is awaited until
  * @deadline_ms after the action; then every layer is asked

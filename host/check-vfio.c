@@ -248,12 +248,15 @@ static int plug(struct vmc_ctx *c, struct vf *v)
 	return vmc_step_end(s, r, NULL);
 }
 
-/* The guest drops the function before QEMU reports DEVICE_DELETED: wait in that order. */
+/*
+ * The guest drops the function before QEMU reports DEVICE_DELETED: wait in that
+ * order, within the architecture's unplug deadline.
+ */
 static int unplug(struct vmc_ctx *c, struct vf *v)
 {
 	struct vmc_hv *hv = c->hv;
 	struct vmc_error err = VMC_ERROR_INIT;
-	unsigned deadline = c->opts->deadline_ms;
+	unsigned deadline = vmc_chk_unplug_ms(c);
 	struct vmc_step *s;
 	bool pending = false;
 	int r;

@@ -659,6 +659,29 @@ static void bytes_print_exact_units(void)
 	CU_ASSERT_STRING_EQUAL(vmc_chk_bytes(0, b), "0 B");
 }
 
+/* A hypervisor that says which architecture its guest is, and nothing else. */
+static const struct vmc_arch *arm_arch(struct vmc_hv *hv)
+{
+	return &vmc_arch_aarch64;
+}
+
+static void unplug_deadline_is_the_guest_archs(void)
+{
+	const struct vmc_hv_ops x86_ops = { .name = "x86" },
+				arm_ops = { .name = "arm", .arch = arm_arch };
+	struct vmc_hv x86 = { &x86_ops }, arm = { &arm_ops };
+	struct vmc_run_opts o = { .deadline_ms = 10000 };
+	struct vmc_ctx c = { .hv = &x86, .opts = &o };
+
+	/* q35's ACPI PCI hotplug: the per-change deadline as given. */
+	CU_ASSERT_EQUAL(vmc_chk_unplug_ms(&c), 10000);
+	/* arm virt's native PCIe hotplug: the attention button's 5 s on top. */
+	c.hv = &arm;
+	CU_ASSERT_EQUAL(vmc_chk_unplug_ms(&c), 15000);
+	o.deadline_ms = 300;
+	CU_ASSERT_EQUAL(vmc_chk_unplug_ms(&c), 5300);
+}
+
 VMC_SUITE(checks, NULL, NULL, VMC_TEST(mac_is_local_unicast_and_unique),
 	  VMC_TEST(addresses_compare_without_case), VMC_TEST(nic_found_by_mac_and_port),
 	  VMC_TEST(nic_on_another_port_is_not_ours),
@@ -672,4 +695,4 @@ VMC_SUITE(checks, NULL, NULL, VMC_TEST(mac_is_local_unicast_and_unique),
 	  VMC_TEST(dimm_online_and_gone_count_bytes), VMC_TEST(movable_means_movable),
 	  VMC_TEST(dimm_unplug_leaves_later_dimms_online), VMC_TEST(cpu_is_the_one_new_cpu),
 	  VMC_TEST(cpu_identity_is_its_topology), VMC_TEST(cpu_gone_from_present),
-	  VMC_TEST(bytes_print_exact_units))
+	  VMC_TEST(bytes_print_exact_units), VMC_TEST(unplug_deadline_is_the_guest_archs))

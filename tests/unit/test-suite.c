@@ -39,6 +39,7 @@ enum change_kind {
 	CH_WAKE,     /* the guest resumes from S3: suspend count +1 */
 	CH_SHUTDOWN, /* the guest powers off: QEMU exits */
 	CH_RESET_EV, /* QEMU reports RESET (guest-reset); the new boot comes 100 ms later */
+	CH_DELETED,  /* QEMU reports DEVICE_DELETED */
 };
 
 struct change {
@@ -276,6 +277,9 @@ static void apply(struct fguest *g, const struct change *c)
 			close(g->conn);
 		g->conn = -1;
 		break;
+	case CH_DELETED:
+		hv_queue_event(g->hv, VMC_EV_DEVICE_DELETED);
+		break;
 	}
 }
 
@@ -465,6 +469,9 @@ struct fake_hv {
 	bool give_up;                /* device_del returns -EINPROGRESS, as libvirt after 5 s */
 	bool made_up;                /* POWERDOWN is made up from the call's return, as libvirt's */
 	struct vmc_hv_removal views; /* what removal_views() says */
+	const struct vmc_arch *arch; /* what arch() says (NULL: nothing, x86_64) */
+	bool plugs;                  /* nic_add and device_del drive links[0] themselves... */
+	unsigned unplug_ms;          /* ...the guest letting go this long after device_del */
 	char death[128];
 	char present[4][16]; /* device ids the "hypervisor" has */
 	char transcript[4096];
@@ -610,6 +617,12 @@ static int f_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc
 
 	snprintf(what, sizeof(what), "device_add %s mac=%s bus=%s", nic->id, nic->mac, nic->slot);
 	set_present(FH(hv), nic->id, true);
+	if (FH(hv)->plugs) {
+		pthread_mutex_lock(&FH(hv)->g->mu);
+		snprintf(FH(hv)->g->links[0].key, sizeof(FH(hv)->g->links[0].key), "%s", nic->mac);
+		pthread_mutex_unlock(&FH(hv)->g->mu);
+		schedule(FH(hv)->g, CH_LINK_ON, 0, 20);
+	}
 	return fake_action(hv, what, NULL, err);
 }
 
@@ -620,9 +633,33 @@ static int f_del(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 
 	snprintf(what, sizeof(what), "device_del %s", id);
 	r = fake_action(hv, what, NULL, err);
+	if (r == 0 && FH(hv)->plugs) {
+		schedule(FH(hv)->g, CH_LINK_OFF, 0, FH(hv)->unplug_ms);
+		schedule(FH(hv)->g, CH_DELETED, 0, FH(hv)->unplug_ms + 50);
+	}
 	if (r == 0 && FH(hv)->give_up)
 		r = vmc_error_set(err, -EINPROGRESS, "fake: unplug request timed out");
 	return r;
+}
+
+/* One free root port, the one links[0] sits behind. */
+static int f_free_slots(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,
+			struct vmc_error *err)
+{
+	struct vmc_hv_slot *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->id = strdup("pciroot2")) || !(s->address = strdup("0000:00:02.0"))) {
+		vmc_hv_slots_free(s, s ? 1 : 0);
+		return vmc_error_set(err, -ENOMEM, "free_slots: out of memory");
+	}
+	*out = s;
+	*n = 1;
+	return 0;
+}
+
+static const struct vmc_arch *f_arch(struct vmc_hv *hv)
+{
+	return FH(hv)->arch;
 }
 
 static int f_removal_views(struct vmc_hv *hv, const char *id, struct vmc_hv_removal *out,
@@ -757,6 +794,7 @@ static const struct vmc_hv_ops fake_ops = {
 	.nic_add = f_nic_add,
 	.nic_del = f_del,
 	.disk_add = f_disk_add,
+	.free_slots = f_free_slots,
 	.device_present = f_device_present,
 	.removal_views = f_removal_views,
 	.wait_event = f_wait_event,
@@ -768,6 +806,7 @@ static const struct vmc_hv_ops fake_ops = {
 	.ended = f_ended,
 	.transcript = f_transcript,
 	.agent_spec = f_agent_spec,
+	.arch = f_arch,
 };
 
 /* ------------------------------------------------------------ capture report */
@@ -1335,6 +1374,38 @@ static void a_removal_is_judged_in_every_layer(void)
 	stop();
 }
 
+/*
+ * The NIC check waits for an unplug as long as the guest's architecture
+ * needs: a guest that lets go 800 ms after device_del fails a 300 ms
+ * deadline on x86_64, and passes on aarch64, whose native PCIe hotplug
+ * gets the attention button's 5 s on top.
+ */
+static void nic_unplug_waits_as_the_arch_needs(void)
+{
+	const struct vmc_check checks[] = { { "nic", vmc_check_nic } };
+
+	for (int arm = 0; arm < 2; arm++) {
+		start();
+		T.opts.nics = 1;
+		T.h.plugs = true;
+		T.h.unplug_ms = 800;
+		T.h.arch = arm ? &vmc_arch_aarch64 : NULL;
+		CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), arm ? 0 : -1);
+		/* setup, plug, use (skipped: the fake speaks minor 0), unplug */
+		CU_ASSERT_EQUAL_FATAL(T.cap.n, 4);
+		CU_ASSERT_EQUAL(T.cap.r[1].status, VMC_STEP_PASSED);
+		CU_ASSERT(has(T.cap.r[3].name, "unplug nic1"));
+		if (arm) {
+			CU_ASSERT_EQUAL(T.cap.r[3].status, VMC_STEP_PASSED);
+			CU_ASSERT(T.cap.r[3].latency_ns >= 800 * (int64_t)MS);
+		} else {
+			CU_ASSERT_EQUAL(T.cap.r[3].status, VMC_STEP_FAILED);
+			CU_ASSERT(has(T.cap.r[3].message, "not within 300 ms: link eth1 with MAC"));
+		}
+		stop();
+	}
+}
+
 /* A virtio NIC whose virtio device has no driver stops the ladder at the driver rung. */
 static void ladder_names_the_virtio_driver(void)
 {
@@ -1501,4 +1572,5 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(clock_going_back_fails_cont), VMC_TEST(a_final_reason_ends_the_wait),
 	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(a_removal_is_judged_in_every_layer),
 	  VMC_TEST(ladder_names_the_virtio_driver), VMC_TEST(clock_running_while_stopped_fails),
-	  VMC_TEST(view_merges_only_the_sections_carried))
+	  VMC_TEST(view_merges_only_the_sections_carried),
+	  VMC_TEST(nic_unplug_waits_as_the_arch_needs))
