@@ -216,6 +216,10 @@ struct vmc_hv_ops {
 	int (*free_slots)(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,
 			  struct vmc_error *err);
 	int (*mem_info)(struct vmc_hv *hv, struct vmc_hv_mem *out, struct vmc_error *err);
+	/*
+	 * cpus - the vCPU positions; -ENOTSUP with @err in the hypervisor's
+	 * words when the machine has no vCPU hotplug (arm virt in QEMU 7.2).
+	 */
 	int (*cpus)(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err);
 	/* Where DIMM @id sits (query-memory-devices; libvirt's live <address type='dimm'>). */
 	int (*dimm_info)(struct vmc_hv *hv, const char *id, struct vmc_hv_dimm_info *out,

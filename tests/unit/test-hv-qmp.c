@@ -267,6 +267,43 @@ static void cpus_and_the_lapic_path(void)
 	finish(hv);
 }
 
+/* arm virt has no CPU hotplug: -ENOTSUP, in QEMU's own words (7.2's, and 8.0's on). */
+static void no_cpu_hotplug_is_not_supported(void)
+{
+	static const char *const says[][2] = {
+		{ "cpus-arm", "The feature 'query-hotpluggable-cpus' is not enabled" },
+		{ "cpus-arm-qemu8", "machine does not support hot-plugging CPUs" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(says); i++) {
+		struct vmc_hv *hv = start(says[i][0]);
+		struct vmc_hv_cpu *c = NULL;
+		char want[128];
+		size_t n = 0;
+
+		CU_ASSERT_EQUAL(hv->ops->cpus(hv, &c, &n, &err), -ENOTSUP);
+		CU_ASSERT_EQUAL(err.code, -ENOTSUP);
+		snprintf(want, sizeof(want), "query-hotpluggable-cpus: %s", says[i][1]);
+		CU_ASSERT_STRING_EQUAL(msg(), want);
+		CU_ASSERT_PTR_NULL(c);
+		CU_ASSERT_EQUAL(n, 0);
+		finish(hv);
+	}
+}
+
+/* Any other refusal is QEMU refusing: a failure, not "not offered". */
+static void a_cpu_query_refused_fails(void)
+{
+	struct vmc_hv *hv = start("cpus-refused");
+	struct vmc_hv_cpu *c = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL(hv->ops->cpus(hv, &c, &n, &err), VMC_QMP_ECOMMAND);
+	CU_ASSERT_STRING_EQUAL(msg(), "query-hotpluggable-cpus: Invalid CPU topology");
+	CU_ASSERT_PTR_NULL(c);
+	finish(hv);
+}
+
 static void attached_qemu_gone(void)
 {
 	struct vmc_hv *hv = start("gone");
@@ -341,7 +378,8 @@ static void a_launched_vm_keeps_the_configured_arch(void)
 VMC_SUITE(hv_qmp, NULL, NULL, VMC_TEST(lifecycle_commands), VMC_TEST(free_slots_of_a_launched_vm),
 	  VMC_TEST(free_slots_of_an_attached_vm_before_enumeration),
 	  VMC_TEST(nic_cycle_releases_the_netdev), VMC_TEST(disk_cycle), VMC_TEST(dimm_cycle),
-	  VMC_TEST(cpus_and_the_lapic_path), VMC_TEST(attached_qemu_gone),
+	  VMC_TEST(cpus_and_the_lapic_path), VMC_TEST(no_cpu_hotplug_is_not_supported),
+	  VMC_TEST(a_cpu_query_refused_fails), VMC_TEST(attached_qemu_gone),
 	  VMC_TEST(attach_learns_the_arch_from_query_target),
 	  VMC_TEST(attach_refuses_a_target_it_does_not_drive),
 	  VMC_TEST(a_launched_vm_keeps_the_configured_arch))
