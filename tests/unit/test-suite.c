@@ -21,6 +21,7 @@
 #include "frame.h"
 #include "harness.h"
 #include "check-util.h"
+#include "hv-qmp-client.h"
 #include "suite.h"
 #include "suite-view.h"
 
@@ -472,6 +473,8 @@ struct fake_hv {
 	const struct vmc_arch *arch; /* what arch() says (NULL: nothing, x86_64) */
 	bool plugs;                  /* nic_add and device_del drive links[0] themselves... */
 	unsigned unplug_ms;          /* ...the guest letting go this long after device_del */
+	int cpus_rc;                 /* what cpus() returns (it knows no positions)... */
+	char cpus_says[128];         /* ...and says */
 	char death[128];
 	char present[4][16]; /* device ids the "hypervisor" has */
 	char transcript[4096];
@@ -657,6 +660,13 @@ static int f_free_slots(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,
 	return 0;
 }
 
+static int f_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
+{
+	*out = NULL;
+	*n = 0;
+	return FH(hv)->cpus_rc ? vmc_error_set(err, FH(hv)->cpus_rc, "%s", FH(hv)->cpus_says) : 0;
+}
+
 static const struct vmc_arch *f_arch(struct vmc_hv *hv)
 {
 	return FH(hv)->arch;
@@ -795,6 +805,7 @@ static const struct vmc_hv_ops fake_ops = {
 	.nic_del = f_del,
 	.disk_add = f_disk_add,
 	.free_slots = f_free_slots,
+	.cpus = f_cpus,
 	.device_present = f_device_present,
 	.removal_views = f_removal_views,
 	.wait_event = f_wait_event,
@@ -1406,6 +1417,40 @@ static void nic_unplug_waits_as_the_arch_needs(void)
 	}
 }
 
+/*
+ * A machine without vCPU hotplug is a skip in the hypervisor's words; any
+ * other failure to list the positions fails the check.
+ */
+static void vcpu_check_skips_only_what_is_not_offered(void)
+{
+	const struct vmc_check checks[] = { { "vcpu", vmc_check_vcpu } };
+
+	start();
+	T.opts.cpus = 2;
+	T.h.cpus_rc = -ENOTSUP;
+	snprintf(T.h.cpus_says, sizeof(T.h.cpus_says),
+		 "query-hotpluggable-cpus: The feature 'query-hotpluggable-cpus' is not enabled");
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 2);
+	CU_ASSERT_EQUAL(T.cap.r[1].status, VMC_STEP_SKIPPED);
+	CU_ASSERT_STRING_EQUAL(T.cap.r[1].message,
+			       "the fake backend offers no vCPU hotplug on this VM: "
+			       "query-hotpluggable-cpus: The feature 'query-hotpluggable-cpus' is not "
+			       "enabled");
+	stop();
+
+	start();
+	T.opts.cpus = 2;
+	T.h.cpus_rc = VMC_QMP_ECOMMAND;
+	snprintf(T.h.cpus_says, sizeof(T.h.cpus_says),
+		 "query-hotpluggable-cpus: Invalid CPU topology");
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 2);
+	CU_ASSERT_EQUAL(T.cap.r[1].status, VMC_STEP_FAILED);
+	CU_ASSERT(has(T.cap.r[1].message, "query-hotpluggable-cpus: Invalid CPU topology"));
+	stop();
+}
+
 /* A virtio NIC whose virtio device has no driver stops the ladder at the driver rung. */
 static void ladder_names_the_virtio_driver(void)
 {
@@ -1573,4 +1618,5 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(a_removal_is_judged_in_every_layer),
 	  VMC_TEST(ladder_names_the_virtio_driver), VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried),
-	  VMC_TEST(nic_unplug_waits_as_the_arch_needs))
+	  VMC_TEST(nic_unplug_waits_as_the_arch_needs),
+	  VMC_TEST(vcpu_check_skips_only_what_is_not_offered))
