@@ -22,7 +22,7 @@
 
 #define PROTOCOL_VERSION 1u
 /* Additions within version 1 this agent has (HelloReply.protocol_minor). */
-#define PROTOCOL_MINOR 1u
+#define PROTOCOL_MINOR 2u
 #define MAX_SUBS 64
 #define MAX_COALESCE_MS 10000u
 #define DEFAULT_COALESCE_MS 2u

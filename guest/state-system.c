@@ -174,6 +174,7 @@ int vmc_state_read_system(const struct vmc_state_opts *o, struct vmc_arena *a,
 	    (r = read_field(fd, a, &sys->kernel_version, "proc/sys/kernel/version")) < 0 ||
 	    (r = read_field(fd, a, &sys->hostname, "proc/sys/kernel/hostname")) < 0 ||
 	    (r = read_field(fd, a, &sys->power_states, "sys/power/state")) < 0 ||
+	    (r = read_field(fd, a, &sys->mem_sleep, "sys/power/mem_sleep")) < 0 ||
 	    (r = read_os_release(fd, a, sys)) < 0)
 		return r;
 	/* Outputs stay 0 when a file is missing or malformed. */

@@ -502,7 +502,7 @@ int vmc_agent_hello(struct vmc_agent_conn *c, int timeout_ms, Vmcheck__V1__Respo
 	int r;
 
 	hello.protocol_version = 1;
-	hello.protocol_minor = 1;
+	hello.protocol_minor = 2;
 	hello.client = "vmcheck " VMC_VERSION;
 	req.kind_case = VMCHECK__V1__REQUEST__KIND_HELLO;
 	req.hello = &hello;

@@ -173,6 +173,7 @@ static void print_system(FILE *fp, const Vmcheck__V1__System *s)
 	else
 		kv(fp, "suspend count:", "- (no /sys/power/suspend_stats)");
 	kv(fp, "power states:", "%s", vmc_text_dash(s->power_states));
+	kv(fp, "mem sleep:", "%s", vmc_text_dash(s->mem_sleep));
 }
 
 /* --------------------------------------------------------------- links */

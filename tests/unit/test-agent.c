@@ -204,7 +204,7 @@ static void hello_negotiates_the_version(void)
 	/* No watcher in this agent: it must not promise pushes. */
 	CU_ASSERT_FALSE(has_capability(hr, "push"));
 	/* Minor 1: the net and memory probes, next to the first release's. */
-	CU_ASSERT_EQUAL(hr->protocol_minor, 1);
+	CU_ASSERT_EQUAL(hr->protocol_minor, 2);
 	CU_ASSERT(has_capability(hr, "probe"));
 	CU_ASSERT(has_capability(hr, "probe:disk"));
 	CU_ASSERT(has_capability(hr, "probe:cpu"));
