@@ -1397,6 +1397,34 @@ static void vmm_device(struct hv_lv *h, const char *id, struct vmc_hv_removal *o
 	json_object_put(reply);
 }
 
+/*
+ * QEMU's query-current-machine through the monitor passthrough: libvirt
+ * has no API that says whether the machine can suspend to RAM (only its
+ * refusal of a PM suspend, after the fact).
+ */
+static int lv_suspend_support(struct vmc_hv *hv, char *says, size_t size, struct vmc_error *err)
+{
+	static const char via[] = "QEMU through libvirt's monitor passthrough: ";
+	json_object *reply = NULL, *ret, *v;
+	char why[256];
+	int r;
+
+	if (monitor(H(hv), "{\"execute\":\"query-current-machine\"}", &reply, why, sizeof(why)) < 0)
+		return vmc_error_set(err, -EIO, "query-current-machine: %s", why);
+	if (json_object_object_get_ex(reply, "return", &ret) &&
+	    json_object_object_get_ex(ret, "wakeup-suspend-support", &v) &&
+	    json_object_is_type(v, json_type_boolean)) {
+		r = json_object_get_boolean(v);
+		snprintf(says, size, "%squery-current-machine says wakeup-suspend-support %s", via,
+			 r ? "true" : "false");
+	} else {
+		r = vmc_error_set(err, -EPROTO, "%squery-current-machine: %.200s", via,
+				  json_object_to_json_string(reply));
+	}
+	json_object_put(reply);
+	return r;
+}
+
 /* libvirt's live view of vCPU @m: its <vcpu id enabled> and the live count. */
 static void mgmt_vcpu(struct hv_lv *h, const struct vmc_libvirt_xml *x, const struct vcpu_map *m,
 		      struct vmc_hv_cpu *pos, struct vmc_hv_removal *out)
@@ -1797,6 +1825,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.cont = lv_cont,
 	.wakeup = lv_wakeup,
 	.pm_suspend = lv_pm_suspend,
+	.suspend_support = lv_suspend_support,
 	.powerdown = lv_powerdown,
 	.destroy = lv_destroy,
 	.nic_add = lv_nic_add,

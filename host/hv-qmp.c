@@ -235,6 +235,28 @@ static int qmp_wakeup(struct vmc_hv *hv, struct vmc_error *err)
 	return run(H(hv), "system_wakeup", NULL, NULL, err, "system_wakeup");
 }
 
+/* arm virt says false (doc/facts.md, "aarch64 guests"); q35 true, whatever disable_s3 says. */
+static int qmp_suspend_support(struct vmc_hv *hv, char *says, size_t size, struct vmc_error *err)
+{
+	json_object *m = NULL, *v;
+	int r = run(H(hv), "query-current-machine", NULL, &m, err, "query-current-machine");
+
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(m, "wakeup-suspend-support", &v) &&
+	    json_object_is_type(v, json_type_boolean)) {
+		r = json_object_get_boolean(v);
+		snprintf(says, size, "QEMU: query-current-machine says wakeup-suspend-support %s",
+			 r ? "true" : "false");
+	} else {
+		r = vmc_error_set(err, -EPROTO,
+				  "query-current-machine: no wakeup-suspend-support in %.200s",
+				  json_object_to_json_string(m));
+	}
+	json_object_put(m);
+	return r;
+}
+
 static int qmp_powerdown(struct vmc_hv *hv, struct vmc_error *err)
 {
 	return run(H(hv), "system_powerdown", NULL, NULL, err, "system_powerdown");
@@ -978,6 +1000,7 @@ static const struct vmc_hv_ops hv_qmp_ops = {
 	.stop = qmp_stop,
 	.cont = qmp_cont,
 	.wakeup = qmp_wakeup,
+	.suspend_support = qmp_suspend_support,
 	.powerdown = qmp_powerdown,
 	.destroy = qmp_destroy,
 	.nic_add = qmp_nic_add,

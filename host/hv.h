@@ -168,6 +168,14 @@ struct vmc_hv_ops {
 	 * when this VM cannot (no qemu-guest-agent): the check falls back too.
 	 */
 	int (*pm_suspend)(struct vmc_hv *hv, struct vmc_error *err);
+	/*
+	 * suspend_support - does the machine offer suspend to RAM and the
+	 * wakeup from it? 1 yes, 0 no, either way with @says holding the
+	 * hypervisor's answer ("QEMU: query-current-machine says
+	 * wakeup-suspend-support false"); negative with @err when it could
+	 * not be asked. NULL: the backend cannot ask.
+	 */
+	int (*suspend_support)(struct vmc_hv *hv, char *says, size_t size, struct vmc_error *err);
 	int (*powerdown)(struct vmc_hv *hv, struct vmc_error *err);
 	int (*destroy)(struct vmc_hv *hv, struct vmc_error *err);
 

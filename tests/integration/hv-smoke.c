@@ -180,12 +180,17 @@ static void lifecycle(struct vmc_hv *hv, struct vmc_agent_conn *agent)
 {
 	const struct vmc_hv_ops *o = hv->ops;
 	struct vmc_error err = VMC_ERROR_INIT;
+	char says[160] = "";
 	bool ok;
 
 	ok = o->stop(hv, &err) == 0 && wait_ev(hv, VMC_EV_STOP, NULL, EVENT_MS, &err);
 	check(ok, "stop: STOP event %s", ok ? "" : msg(&err));
 	ok = o->cont(hv, &err) == 0 && wait_ev(hv, VMC_EV_RESUME, NULL, EVENT_MS, &err);
 	check(ok, "cont: RESUME event %s", ok ? "" : msg(&err));
+	/* q35 with disable_s3=0: QEMU offers suspend to RAM. */
+	ok = o->suspend_support(hv, says, sizeof(says), &err) == 1;
+	check(ok && strstr(says, "wakeup-suspend-support true"), "suspend_support: %s %s", says,
+	      ok ? "" : msg(&err));
 
 	o->flush_events(hv);
 	ok = o->reset(hv, &err) == 0 && wait_ev(hv, VMC_EV_RESET, NULL, EVENT_MS, &err);

@@ -344,8 +344,15 @@ static void suspend(struct vmc_hv *hv)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	uint64_t t0 = vmc_mono_ns(), t1;
+	char says[256] = "";
 	bool ok;
 
+	/* q35 with S3 enabled: QEMU, asked through libvirt, offers it. */
+	ok = hv->ops->suspend_support(hv, says, sizeof(says), &err) == 1;
+	check(ok && strstr(says, "wakeup-suspend-support true"), "suspend_support: %s %s", says,
+	      msg(&err));
+	vmc_error_clear(&err);
+	t0 = vmc_mono_ns();
 	ok = hv->ops->pm_suspend(hv, &err) == 0;
 	t1 = vmc_mono_ns();
 	ok = ok && wait_ev(hv, VMC_EV_SUSPEND, NULL, EVENT_MS, NULL, &err);

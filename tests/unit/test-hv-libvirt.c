@@ -389,7 +389,7 @@ static void lifecycle_events_map_to_qmp_names(void)
 /*
  * Removal views on a driver without a QEMU monitor: libvirt's live XML is
  * asked, QEMU cannot be (-1, with libvirt's refusal); with the domain gone
- * neither can, which is an error.
+ * neither can, which is an error. Suspend support cannot be asked either.
  */
 static void test_driver_views_without_a_monitor(void)
 {
@@ -401,6 +401,7 @@ static void test_driver_views_without_a_monitor(void)
 	struct vmc_hv *hv = NULL;
 	virConnectPtr side = virConnectOpen("test:///default");
 	virDomainPtr d;
+	char says[160] = "";
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(side);
 	d = virDomainCreateXML(side,
@@ -415,6 +416,12 @@ static void test_driver_views_without_a_monitor(void)
 	CU_ASSERT_STRING_EQUAL(v.mgmt_says, "live XML: alias ua-nic1, interface");
 	CU_ASSERT_EQUAL(v.vmm, -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(v.vmm_says, "monitor passthrough refused: libvirt error "));
+	/* Nor can QEMU be asked whether the machine suspends: an error, not a "no". */
+	CU_ASSERT(hv->ops->suspend_support(hv, says, sizeof(says), &err) < 0);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "query-current-machine: monitor "
+							  "passthrough refused: libvirt error "));
+	CU_ASSERT_STRING_EQUAL(says, "");
+	vmc_error_clear(&err);
 	CU_ASSERT_EQUAL(hv->ops->removal_views(hv, "nic7", &v, &err), 0);
 	CU_ASSERT_EQUAL(v.mgmt, 0);
 	CU_ASSERT_STRING_EQUAL(v.mgmt_says, "live XML: no device with alias ua-nic7");

@@ -304,6 +304,29 @@ static void a_cpu_query_refused_fails(void)
 	finish(hv);
 }
 
+/* What query-current-machine says of suspend to RAM, in QEMU's words: arm virt no, q35 yes. */
+static void suspend_support_is_qemus_answer(void)
+{
+	static const struct {
+		const char *transcript;
+		int offered;
+	} m[] = { { "machine-arm", 0 }, { "machine-q35", 1 } };
+
+	for (size_t i = 0; i < ARRAY_SIZE(m); i++) {
+		struct vmc_hv *hv = start(m[i].transcript);
+		char says[160] = "", want[160];
+
+		CU_ASSERT_EQUAL(hv->ops->suspend_support(hv, says, sizeof(says), &err),
+				m[i].offered);
+		snprintf(want, sizeof(want),
+			 "QEMU: query-current-machine says wakeup-suspend-support %s",
+			 m[i].offered ? "true" : "false");
+		CU_ASSERT_STRING_EQUAL(says, want);
+		CU_ASSERT_STRING_EQUAL(msg(), "");
+		finish(hv);
+	}
+}
+
 static void attached_qemu_gone(void)
 {
 	struct vmc_hv *hv = start("gone");
@@ -382,4 +405,5 @@ VMC_SUITE(hv_qmp, NULL, NULL, VMC_TEST(lifecycle_commands), VMC_TEST(free_slots_
 	  VMC_TEST(a_cpu_query_refused_fails), VMC_TEST(attached_qemu_gone),
 	  VMC_TEST(attach_learns_the_arch_from_query_target),
 	  VMC_TEST(attach_refuses_a_target_it_does_not_drive),
-	  VMC_TEST(a_launched_vm_keeps_the_configured_arch))
+	  VMC_TEST(a_launched_vm_keeps_the_configured_arch),
+	  VMC_TEST(suspend_support_is_qemus_answer))
