@@ -3,7 +3,9 @@
  * Lifecycle: stop/cont (the guest is frozen: its agent stays silent and its
  * clock does not run), S3 suspend through the agent and system_wakeup (same
  * boot, suspend count +1), reset, guest reboot, and powerdown (a clean guest
- * shutdown after which QEMU exits).
+ * shutdown after which QEMU exits). S3 runs where the machine offers it:
+ * where the hypervisor or the guest says it does not (arm virt), its steps
+ * are skipped in their words.
  *
  * Order (doc/facts.md, "Defect 2: S3 on q35 breaks ACPI until a reset"):
  * S3 on q35 leaves ACPI broken until the next reset, so the S3 check always
@@ -13,9 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check-lifecycle.h"
+
 #include "agent-client.h"
 #include "check-util.h"
-#include "check.h"
 #include "clock.h"
 
 #define CHECK "lifecycle"
@@ -34,6 +37,8 @@
  * it gets a multiple of the per-change deadline.
  */
 #define BOOT_DEADLINE_MS(c) (3 * (c)->opts->deadline_ms)
+
+#define STEP_WAKEUP "wakeup (system_wakeup, suspend count +1)"
 
 /* One reading of the guest's monotonic clock against the host's. */
 struct clock_sample {
@@ -225,7 +230,85 @@ static int cont(struct vmc_ctx *c, const struct clock_sample *before, uint64_t t
  * through qemu-guest-agent), else vmcheck's agent's Act suspend (it replies
  * before the guest sleeps); then SUSPEND seen.
  */
-static int suspend(struct vmc_ctx *c, uint64_t *count)
+static void suspend_name(const struct vmc_hv_ops *ops, char *name, size_t size)
+{
+	if (ops->pm_suspend)
+		snprintf(name, size, "suspend to RAM (%s PM suspend, qemu-guest-agent)", ops->name);
+	else
+		snprintf(name, size, "suspend to RAM (agent Act suspend)");
+}
+
+static bool lists(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list ? list : ""; *p;) {
+		size_t len;
+
+		p += strspn(p, " \t\n");
+		len = strcspn(p, " \t\n");
+		/* The kernel brackets the current choice: "s2idle [deep]". */
+		if ((len == n && !strncmp(p, word, n)) ||
+		    (len == n + 2 && p[0] == '[' && !strncmp(p + 1, word, n) && p[n + 1] == ']'))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+void vmc_lifecycle_s3_guest(const Vmcheck__V1__System *sys, struct vmc_lifecycle_s3 *out)
+{
+	const char *states = sys ? sys->power_states : NULL, *ms = sys ? sys->mem_sleep : NULL;
+
+	out->offered = -1;
+	if (!sys) {
+		snprintf(out->says, sizeof(out->says), "the guest does not say: no system section");
+	} else if (states && *states && !lists(states, "mem")) {
+		out->offered = 0;
+		snprintf(out->says, sizeof(out->says),
+			 "the guest: /sys/power/state is \"%.64s\", no mem", states);
+	} else if (!ms || !*ms) {
+		snprintf(out->says, sizeof(out->says),
+			 "the guest does not say: its system section has no /sys/power/mem_sleep");
+	} else {
+		out->offered = lists(ms, "deep");
+		snprintf(out->says, sizeof(out->says),
+			 "the guest: /sys/power/mem_sleep is \"%.64s\"%s", ms,
+			 out->offered ? "" : ", no deep (S3)");
+	}
+}
+
+bool vmc_lifecycle_s3_skip(const struct vmc_lifecycle_s3 *hv, const struct vmc_lifecycle_s3 *guest,
+			   char *why, size_t size)
+{
+	const struct vmc_lifecycle_s3 *no = !hv->offered ? hv : !guest->offered ? guest : NULL;
+
+	if (!no)
+		return false;
+	snprintf(why, size, "no suspend to RAM on this machine: %s; %s", no->says,
+		 (no == hv ? guest : hv)->says);
+	return true;
+}
+
+/* The hypervisor's word on suspend to RAM; -1 with why when it cannot be asked. */
+static void s3_hv(struct vmc_ctx *c, struct vmc_lifecycle_s3 *out)
+{
+	const struct vmc_hv_ops *ops = c->hv->ops;
+	struct vmc_error err = VMC_ERROR_INIT;
+
+	out->says[0] = '\0';
+	out->offered = ops->suspend_support
+			       ? ops->suspend_support(c->hv, out->says, sizeof(out->says), &err)
+			       : -ENOTSUP;
+	if (out->offered < 0) {
+		snprintf(out->says, sizeof(out->says), "the hypervisor could not be asked: %s",
+			 err.msg ? err.msg : "the backend has no way to");
+		out->offered = -1;
+	}
+	vmc_error_clear(&err);
+}
+
+static int suspend(struct vmc_ctx *c, uint64_t *count, const char *offered)
 {
 	Vmcheck__V1__Act act = VMCHECK__V1__ACT__INIT;
 	Vmcheck__V1__Suspend sus = VMCHECK__V1__SUSPEND__INIT;
@@ -233,13 +316,12 @@ static int suspend(struct vmc_ctx *c, uint64_t *count)
 	const Vmcheck__V1__State *st = vmc_view(c);
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_step *s;
+	char name[128];
 	int r = -ENOTSUP;
 
-	if (ops->pm_suspend)
-		s = vmc_step_begin(c, CHECK, "suspend to RAM (%s PM suspend, qemu-guest-agent)",
-				   ops->name);
-	else
-		s = vmc_step_begin(c, CHECK, "suspend to RAM (agent Act suspend)");
+	suspend_name(ops, name, sizeof(name));
+	s = vmc_step_begin(c, CHECK, "%s", name);
+	vmc_step_note(s, "%s", offered);
 	*count = st->system ? st->system->suspend_success : 0;
 	if (ops->pm_suspend) {
 		r = ops->pm_suspend(c->hv, &err);
@@ -267,7 +349,7 @@ static int suspend(struct vmc_ctx *c, uint64_t *count)
 static int wakeup(struct vmc_ctx *c, uint64_t count)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
-	struct vmc_step *s = vmc_step_begin(c, CHECK, "wakeup (system_wakeup, suspend count +1)");
+	struct vmc_step *s = vmc_step_begin(c, CHECK, STEP_WAKEUP);
 	uint64_t want = count + 1;
 	int r;
 
@@ -297,11 +379,42 @@ static int reset(struct vmc_ctx *c, const char *why)
 	return vmc_step_end(s, r, NULL);
 }
 
+/*
+ * S3 where the machine offers it: the hypervisor and the guest are both
+ * asked, and either one's no skips the S3 steps in its words (doc/facts.md,
+ * "aarch64 guests": neither alone tells). Returns the check's code; *@tried
+ * when the guest was asked to suspend.
+ */
+static int s3(struct vmc_ctx *c, bool *tried)
+{
+	struct vmc_lifecycle_s3 hv, guest;
+	uint64_t count = 0;
+	char why[720], name[128];
+	int r;
+
+	s3_hv(c, &hv);
+	vmc_lifecycle_s3_guest(vmc_view(c)->system, &guest);
+	if (vmc_lifecycle_s3_skip(&hv, &guest, why, sizeof(why))) {
+		suspend_name(c->hv->ops, name, sizeof(name));
+		vmc_step_skip(c, CHECK, name, "%s", why);
+		vmc_step_skip(c, CHECK, STEP_WAKEUP, "%s", why);
+		return 0;
+	}
+	*tried = true;
+	snprintf(why, sizeof(why), "suspend to RAM: %s; %s", hv.says, guest.says);
+	r = suspend(c, &count, why);
+	if (r < 0) {
+		vmc_step_not_run(c, CHECK, STEP_WAKEUP, true, "not run: the guest did not suspend");
+		return r;
+	}
+	return wakeup(c, count);
+}
+
 int vmc_check_lifecycle_s3(struct vmc_ctx *c)
 {
 	struct clock_sample before = { 0 };
-	uint64_t t_stop = 0, count = 0;
-	bool resumed = false;
+	uint64_t t_stop = 0;
+	bool resumed = false, tried = false;
 	int rc, r;
 
 	rc = stop(c, &before, &t_stop);
@@ -309,21 +422,14 @@ int vmc_check_lifecycle_s3(struct vmc_ctx *c)
 	r = cont(c, &before, rc == 0 ? t_stop : 0, &resumed);
 	rc = rc ? rc : r;
 	if (resumed) {
-		r = suspend(c, &count);
+		r = s3(c, &tried);
 		rc = rc ? rc : r;
-		if (r == 0) {
-			r = wakeup(c, count);
-			rc = rc ? rc : r;
-		} else {
-			vmc_step_not_run(c, CHECK, "wakeup (system_wakeup, suspend count +1)", true,
-					 "not run: the guest did not suspend");
-		}
 	}
 	/*
 	 * After S3, ACPI works again only after a reset (doc/facts.md, "Defect 2:
 	 * S3 on q35 breaks ACPI until a reset"): always reset.
 	 */
-	r = reset(c, ", required after S3");
+	r = reset(c, tried ? ", required after S3" : "");
 	return rc ? rc : r;
 }
 

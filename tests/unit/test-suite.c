@@ -75,6 +75,8 @@ struct fguest {
 	bool panics;      /* the power button panics the guest */
 	uint64_t stopped_at, paused_ns;
 	uint64_t suspend_success;
+	unsigned suspends;  /* Act suspend requests answered */
+	char mem_sleep[32]; /* System.mem_sleep; "" not said */
 	struct fdev links[4], blocks[4];
 	struct change changes[MAX_CHANGES];
 	size_t n_changes;
@@ -138,6 +140,7 @@ static void build(struct fguest *g, uint32_t sections, struct built *b)
 		b->sys.boot_id = g->boot_id;
 		b->sys.has_suspend_stats = true;
 		b->sys.suspend_success = g->suspend_success;
+		b->sys.mem_sleep = g->mem_sleep;
 		b->st.system = &b->sys;
 	}
 	if (b->st.sections & VMCHECK__V1__SECTION__SECTION_LINKS) {
@@ -342,6 +345,7 @@ static void answer(struct fguest *g, const Vmcheck__V1__Request *req)
 		r.act = &act;
 		if (req->act->kind_case == VMCHECK__V1__ACT__KIND_SUSPEND) {
 			/* Reply first, then sleep: the guest is gone until system_wakeup. */
+			g->suspends++;
 			send_response(g, &r);
 			hv_queue_event(g->hv, "SUSPEND");
 			return;
@@ -473,8 +477,13 @@ struct fake_hv {
 	const struct vmc_arch *arch; /* what arch() says (NULL: nothing, x86_64) */
 	bool plugs;                  /* nic_add and device_del drive links[0] themselves... */
 	unsigned unplug_ms;          /* ...the guest letting go this long after device_del */
-	int cpus_rc;                 /* what cpus() returns (it knows no positions)... */
-	char cpus_says[128];         /* ...and says */
+	enum {
+		S3_YES,
+		S3_NO,
+		S3_UNASKED
+	} s3;                /* what suspend_support() says */
+	int cpus_rc;         /* what cpus() returns (it knows no positions)... */
+	char cpus_says[128]; /* ...and says */
 	char death[128];
 	char present[4][16]; /* device ids the "hypervisor" has */
 	char transcript[4096];
@@ -660,6 +669,16 @@ static int f_free_slots(struct vmc_hv *hv, struct vmc_hv_slot **out, size_t *n,
 	return 0;
 }
 
+static int f_suspend_support(struct vmc_hv *hv, char *says, size_t size, struct vmc_error *err)
+{
+	if (FH(hv)->s3 == S3_UNASKED)
+		return vmc_error_set(err, -EIO,
+				     "query-current-machine: monitor passthrough refused");
+	snprintf(says, size, "QEMU: query-current-machine says wakeup-suspend-support %s",
+		 FH(hv)->s3 == S3_YES ? "true" : "false");
+	return FH(hv)->s3 == S3_YES;
+}
+
 static int f_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
 {
 	*out = NULL;
@@ -800,6 +819,7 @@ static const struct vmc_hv_ops fake_ops = {
 	.stop = f_stop,
 	.cont = f_cont,
 	.wakeup = f_wakeup,
+	.suspend_support = f_suspend_support,
 	.powerdown = f_powerdown,
 	.nic_add = f_nic_add,
 	.nic_del = f_del,
@@ -834,6 +854,9 @@ static struct fixture {
 	char dir[64];
 } T;
 
+/* The next fake guest's System.mem_sleep (start() takes it): "" not said. */
+static char next_mem_sleep[32];
+
 static void start(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -847,6 +870,8 @@ static void start(void)
 	T.g.hv = &T.h;
 	T.g.conn = -1;
 	snprintf(T.g.boot_id, sizeof(T.g.boot_id), "boot-0");
+	snprintf(T.g.mem_sleep, sizeof(T.g.mem_sleep), "%s", next_mem_sleep);
+	next_mem_sleep[0] = '\0';
 	T.g.links[0] = (struct fdev){ false, "52:54:00:76:00:01", "eth1", "0000:01:00.0", 0 };
 	T.g.links[1] = (struct fdev){ true, "52:54:00:76:00:02", "eth2", "0000:02:00.0", 0 };
 	T.g.blocks[0] = (struct fdev){ false, "d1", "vdb", "0000:03:00.0", 0 };
@@ -1451,6 +1476,75 @@ static void vcpu_check_skips_only_what_is_not_offered(void)
 	stop();
 }
 
+/* Run the S3 part of the lifecycle check with QEMU saying @s3 and the guest @mem_sleep. */
+static void run_s3(int s3, const char *mem_sleep, int want_rc)
+{
+	const struct vmc_check checks[] = { { "lifecycle", vmc_check_lifecycle_s3 } };
+
+	snprintf(next_mem_sleep, sizeof(next_mem_sleep), "%s", mem_sleep);
+	start();
+	T.opts.deadline_ms = 2000;
+	T.h.s3 = s3;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), want_rc);
+	/* setup, stop, cont, suspend, wakeup, reset */
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 6);
+}
+
+/*
+ * S3 runs where the machine offers it. Where QEMU or the guest says it does
+ * not, the S3 steps are skipped in their words, nothing is suspended, and
+ * the reset still runs; where neither says no, the full check as ever.
+ */
+static void s3_only_where_the_machine_offers_it(void)
+{
+	/* arm virt: both say no. */
+	run_s3(S3_NO, "[s2idle]", 0);
+	for (int i = 3; i <= 4; i++) {
+		CU_ASSERT_EQUAL(T.cap.r[i].status, VMC_STEP_SKIPPED);
+		CU_ASSERT_STRING_EQUAL(
+			T.cap.r[i].message,
+			"no suspend to RAM on this machine: QEMU: query-current-machine "
+			"says wakeup-suspend-support false; the guest: "
+			"/sys/power/mem_sleep is \"[s2idle]\", no deep (S3)");
+	}
+	CU_ASSERT_STRING_EQUAL(T.cap.r[3].name, "suspend to RAM (agent Act suspend)");
+	CU_ASSERT_STRING_EQUAL(T.cap.r[4].name, "wakeup (system_wakeup, suspend count +1)");
+	CU_ASSERT_STRING_EQUAL(T.cap.r[5].name, "reset (system_reset)");
+	CU_ASSERT_EQUAL(T.cap.r[5].status, VMC_STEP_PASSED);
+	CU_ASSERT_EQUAL(T.g.suspends, 0);
+	stop();
+
+	/* q35 with disable_s3=1: QEMU says yes, the guest's "mem" is s2idle. */
+	run_s3(S3_YES, "[s2idle]", 0);
+	CU_ASSERT_EQUAL(T.cap.r[3].status, VMC_STEP_SKIPPED);
+	CU_ASSERT(has(T.cap.r[3].message,
+		      "no suspend to RAM on this machine: the guest: "
+		      "/sys/power/mem_sleep is \"[s2idle]\", no deep (S3); QEMU: "
+		      "query-current-machine says wakeup-suspend-support true"));
+	CU_ASSERT_EQUAL(T.g.suspends, 0);
+	stop();
+
+	/* q35 with S3: both yes, the full check, their words in the notes. */
+	run_s3(S3_YES, "s2idle [deep]", 0);
+	CU_ASSERT_EQUAL(T.cap.r[3].status, VMC_STEP_PASSED);
+	CU_ASSERT_EQUAL(T.cap.r[4].status, VMC_STEP_PASSED);
+	CU_ASSERT(has(T.cap.r[3].notes,
+		      "suspend to RAM: QEMU: query-current-machine says "
+		      "wakeup-suspend-support true; the guest: /sys/power/mem_sleep "
+		      "is \"s2idle [deep]\""));
+	CU_ASSERT_STRING_EQUAL(T.cap.r[5].name, "reset (system_reset, required after S3)");
+	CU_ASSERT_EQUAL(T.g.suspends, 1);
+	stop();
+
+	/* Neither can say (an older agent, no way to ask QEMU): the full check, as before. */
+	run_s3(S3_UNASKED, "", 0);
+	CU_ASSERT_EQUAL(T.cap.r[3].status, VMC_STEP_PASSED);
+	CU_ASSERT(has(T.cap.r[3].notes, "the hypervisor could not be asked: query-current-machine: "
+					"monitor passthrough refused; the guest does not say"));
+	CU_ASSERT_EQUAL(T.g.suspends, 1);
+	stop();
+}
+
 /* A virtio NIC whose virtio device has no driver stops the ladder at the driver rung. */
 static void ladder_names_the_virtio_driver(void)
 {
@@ -1619,4 +1713,5 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(ladder_names_the_virtio_driver), VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried),
 	  VMC_TEST(nic_unplug_waits_as_the_arch_needs),
-	  VMC_TEST(vcpu_check_skips_only_what_is_not_offered))
+	  VMC_TEST(vcpu_check_skips_only_what_is_not_offered),
+	  VMC_TEST(s3_only_where_the_machine_offers_it))
