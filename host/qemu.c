@@ -489,13 +489,12 @@ static int run_quiet(char *const argv[], const char *what, struct vmc_error *err
  * any size (0.1 s and 50 MiB on disk for 1 TiB), inode tables written now
  * rather than by the guest.
  */
-static int make_crash_disk(const struct launch *l, const char *path, struct vmc_error *err)
+int vmc_qemu_crash_disk(const char *path, uint64_t ram, struct vmc_error *err)
 {
 	static const char *const where[] = { "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4" };
 	static const char *const opts[] = { "-q", "-F",     "-L", VMC_QEMU_CRASH_SERIAL,
 					    "-m", "0",      "-N", "1024",
 					    "-J", "size=4", "-E", "lazy_itable_init=0,nodiscard" };
-	uint64_t ram = l->ram_bytes ? l->ram_bytes : (uint64_t)l->maxmem_mb << 20;
 	_cleanup_free_ char *mkfs = find_in_path("mkfs.ext4");
 	char size[32], what[PATH_MAX + 128], *argv[ARRAY_SIZE(opts) + 4];
 
@@ -513,6 +512,12 @@ static int make_crash_disk(const struct launch *l, const char *path, struct vmc_
 	argv[ARRAY_SIZE(opts) + 3] = NULL;
 	snprintf(what, sizeof(what), "the crash disk: %s %s %s", mkfs, path, size);
 	return run_quiet(argv, what, err);
+}
+
+static int make_crash_disk(const struct launch *l, const char *path, struct vmc_error *err)
+{
+	return vmc_qemu_crash_disk(path, l->ram_bytes ? l->ram_bytes : (uint64_t)l->maxmem_mb << 20,
+				   err);
 }
 
 /* "qcow2" if @path starts with the qcow2 magic, else "raw". */

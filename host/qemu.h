@@ -153,4 +153,12 @@ int vmc_qemu_efi_vars(const char *from, const char *to, struct vmc_error *err);
 /* The launched VM's workdir (console.log, qemu.stderr); NULL when attached. */
 const char *vmc_qemu_workdir(struct vmc_hv *hv);
 
+/*
+ * vmc_qemu_crash_disk - make @path the crash disk of a guest whose memory
+ * can grow to @ram bytes: a sparse ext4 image labelled
+ * VMC_QEMU_CRASH_SERIAL, @ram + 1 GiB big, made with mkfs.ext4. Returns 0;
+ * -ENOENT without mkfs.ext4, -EIO when it failed (its output in @err).
+ */
+int vmc_qemu_crash_disk(const char *path, uint64_t ram, struct vmc_error *err);
+
 #endif
