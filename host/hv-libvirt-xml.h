@@ -21,6 +21,7 @@
 #define VMC_LIBVIRT_XML_ALIAS_PREFIX "ua-"
 #define VMC_LIBVIRT_XML_AGENT_CHANNEL "org.vmcheck.agent.0"
 #define VMC_LIBVIRT_XML_QGA_CHANNEL "org.qemu.guest_agent.0"
+#define VMC_LIBVIRT_XML_CRASH_DISK "crash-disk" /* the crash disk's id */
 
 struct vmc_libvirt_xml_domain {
 	const char *name;
@@ -31,17 +32,28 @@ struct vmc_libvirt_xml_domain {
 	const char *console_log; /* serial console into this file, or NULL (pty) */
 	unsigned mem_mb, maxmem_mb, slots;
 	unsigned cpus, maxcpus;
-	unsigned ports; /* hotplug pcie-root-ports "pciroot1".."pciroot<ports>" */
+	unsigned ports;              /* hotplug pcie-root-ports "pciroot1".."pciroot<ports>" */
+	const struct vmc_arch *arch; /* NULL: x86_64 */
+	const char *emulator;        /* <emulator>, or NULL: libvirt's choice */
+	const char *nvram; /* aarch64: where the UEFI variables go; NULL: libvirt's place */
+	/* kdump's disk: a raw ext4 image, serial VMC_QEMU_CRASH_SERIAL; NULL: none */
+	const char *crash_disk;
 };
 
 /*
- * vmc_libvirt_xml_domain - the domain XML of @d: q35, direct kernel boot,
- * S3 on, a NUMA cell (DIMMs need one), <maxMemory slots>, hotpluggable vCPUs
- * on a topology of one socket with maxcpus cores, the ports, the agent's
- * channel and qemu-guest-agent's (VMC_LIBVIRT_XML_QGA_CHANNEL) on sockets
- * libvirt names, a pvpanic device (<on_crash>destroy), QEMU as root (relabel
- * off: it reads the guest kit and the check's disk images wherever they are).
- * Returns 0 with *@out malloc'd, -EINVAL (bad sizes) or -ENOMEM.
+ * vmc_libvirt_xml_domain - the domain XML of @d: direct kernel boot, a NUMA
+ * cell (DIMMs need one), <maxMemory slots>, hotpluggable vCPUs on a topology
+ * of one socket with maxcpus cores, the ports, the agent's channel and
+ * qemu-guest-agent's (VMC_LIBVIRT_XML_QGA_CHANNEL) on sockets libvirt
+ * names, the crash disk behind root port "rp-crash" when @d->crash_disk,
+ * QEMU as root (relabel off: it reads the guest kit and the check's disk
+ * images wherever they are). x86_64: q35, S3 on, a pvpanic device
+ * (<on_crash>destroy). aarch64: virt with GICv3 and ACPI, cortex-a57, UEFI
+ * without secure boot (doc/facts.md, "aarch64 through libvirt"), the serial
+ * console on the PL011, no panic device and no <pm> (libvirt 9.0 offers
+ * neither there).
+ * Returns 0 with *@out malloc'd, -EINVAL (bad sizes, an architecture it
+ * has no domain for) or -ENOMEM.
  */
 int vmc_libvirt_xml_domain(const struct vmc_libvirt_xml_domain *d, char **out,
 			   struct vmc_error *err);
@@ -158,6 +170,15 @@ int vmc_libvirt_xml_nic_path(const struct vmc_libvirt_xml *x, const char *id,
  */
 int vmc_libvirt_xml_network_path(const struct vmc_libvirt_xml *net, struct vmc_hv_netpath *out,
 				 struct vmc_error *err);
+
+/* The guest's architecture of a domain XML, <os><type arch>, malloc'd; NULL if none. */
+char *vmc_libvirt_xml_os_arch(const struct vmc_libvirt_xml *x);
+
+/*
+ * The emulator of a domain capabilities XML (virConnectGetDomainCapabilities),
+ * <domainCapabilities><path>, malloc'd; NULL if none.
+ */
+char *vmc_libvirt_xml_domcaps_emulator(const struct vmc_libvirt_xml *caps);
 
 /* A virtio disk target no disk uses yet ("vdb"), into @buf; -ENOSPC. */
 int vmc_libvirt_xml_free_vd(const struct vmc_libvirt_xml *x, char buf[8]);

@@ -147,6 +147,215 @@ static void generated_xml_escapes_and_reads_back(void)
 	free(xml);
 }
 
+/* The x86_64 domain as vmcheck made it before aarch64 came: it must not change. */
+static const char x86_xml[] =
+	"<domain type='qemu'>\n"
+	"  <name>vm</name>\n"
+	"  <memory unit='MiB'>512</memory>\n"
+	"  <maxMemory slots='4' unit='MiB'>4096</maxMemory>\n"
+	"  <vcpu current='1'>2</vcpu>\n"
+	"  <vcpus>\n"
+	"    <vcpu id='0' enabled='yes' hotpluggable='no' order='1'/>\n"
+	"    <vcpu id='1' enabled='no' hotpluggable='yes' order='2'/>\n"
+	"  </vcpus>\n"
+	"  <os>\n"
+	"    <type arch='x86_64' machine='q35'>hvm</type>\n"
+	"    <kernel>/k/vmlinuz</kernel>\n"
+	"    <initrd>/k/initrd.img</initrd>\n"
+	"    <cmdline>console=ttyS0</cmdline>\n"
+	"  </os>\n"
+	"  <features><acpi/></features>\n"
+	"  <cpu mode='custom' match='exact' check='none'>\n"
+	"    <model fallback='forbid'>qemu64</model>\n"
+	"    <topology sockets='1' dies='1' cores='2' threads='1'/>\n"
+	"    <numa><cell id='0' cpus='0-1' memory='512' unit='MiB'/></numa>\n"
+	"  </cpu>\n"
+	"  <pm><suspend-to-mem enabled='yes'/><suspend-to-disk enabled='no'/></pm>\n"
+	"  <on_poweroff>destroy</on_poweroff>\n"
+	"  <on_reboot>restart</on_reboot>\n"
+	"  <on_crash>destroy</on_crash>\n"
+	"  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>\n"
+	"  <devices>\n"
+	"    <controller type='pci' index='0' model='pcie-root'/>\n"
+	"    <controller type='pci' index='1' model='pcie-root-port'><alias name='ua-pciroot1'/></controller>\n"
+	"    <controller type='pci' index='2' model='pcie-root-port'><alias name='ua-pciroot2'/></controller>\n"
+	"    <controller type='pci' index='3' model='pcie-root-port'><alias name='ua-rp-agent'/></controller>\n"
+	"    <controller type='virtio-serial' index='0'><address type='pci' domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></controller>\n"
+	"    <controller type='usb' model='none'/>\n"
+	"    <memballoon model='none'/>\n"
+	"    <panic model='isa'/>\n"
+	"    <serial type='file'><source path='/w/console.log'/><target port='0'/></serial>\n"
+	"    <channel type='unix'><source mode='bind'/><target type='virtio' name='org.vmcheck.agent.0'/></channel>\n"
+	"    <channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\n"
+	"  </devices>\n"
+	"</domain>\n";
+
+/* Where the crash disk goes in it, and what it adds. */
+#define X86_BEFORE_CRASH "    <panic model='isa'/>\n"
+static const char x86_crash[] =
+	"    <controller type='pci' index='4' model='pcie-root-port'><alias name='ua-rp-crash'/>"
+	"</controller>\n"
+	"    <disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+	"<source file='/p/crash-disk.img'/><target dev='vda' bus='virtio'/>"
+	"<serial>vmcheck-crash</serial><alias name='ua-crash-disk'/><address type='pci' "
+	"domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></disk>\n";
+
+static void x86_domain_xml_as_before(void)
+{
+	struct vmc_libvirt_xml_domain d = { .name = "vm",
+					    .type = "qemu",
+					    .kernel = "/k/vmlinuz",
+					    .initrd = "/k/initrd.img",
+					    .append = "console=ttyS0",
+					    .console_log = "/w/console.log",
+					    .mem_mb = 512,
+					    .maxmem_mb = 4096,
+					    .slots = 4,
+					    .cpus = 1,
+					    .maxcpus = 2,
+					    .ports = 2 };
+	struct vmc_error err = VMC_ERROR_INIT;
+	const char *cut = strstr(x86_xml, X86_BEFORE_CRASH);
+	char *xml = NULL, *want = NULL;
+
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	fx_str_is(xml, x86_xml, "x86_64 domain XML");
+	d.arch = &vmc_arch_x86_64;
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	fx_str_is(xml, x86_xml, "x86_64 domain XML, arch given");
+	/* The crash disk is all a crash disk adds, behind the port after the agent's. */
+	d.crash_disk = "/p/crash-disk.img";
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cut);
+	cut += strlen(X86_BEFORE_CRASH);
+	CU_ASSERT_FATAL(asprintf(&want, "%.*s%s%s", (int)(cut - x86_xml), x86_xml, x86_crash, cut) >
+			0);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	fx_str_is(xml, want, "x86_64 domain XML with the crash disk");
+	free(want);
+}
+
+/* An aarch64 domain: UEFI without secure boot, GICv3, cortex-a57, no <pm>, no panic device. */
+static const char a64_xml[] =
+	"<domain type='qemu'>\n"
+	"  <name>vm</name>\n"
+	"  <memory unit='MiB'>512</memory>\n"
+	"  <maxMemory slots='4' unit='MiB'>4096</maxMemory>\n"
+	"  <vcpu current='1'>2</vcpu>\n"
+	"  <vcpus>\n"
+	"    <vcpu id='0' enabled='yes' hotpluggable='no' order='1'/>\n"
+	"    <vcpu id='1' enabled='no' hotpluggable='yes' order='2'/>\n"
+	"  </vcpus>\n"
+	"  <os firmware='efi'>\n"
+	"    <type arch='aarch64' machine='virt'>hvm</type>\n"
+	"    <firmware><feature enabled='no' name='secure-boot'/><feature enabled='no' name='enrolled-keys'/></firmware>\n"
+	"    <nvram>/p/VARS.fd</nvram>\n"
+	"    <kernel>/k/vmlinuz</kernel>\n"
+	"    <initrd>/k/initrd.img</initrd>\n"
+	"    <cmdline>console=ttyAMA0</cmdline>\n"
+	"  </os>\n"
+	"  <features><acpi/><gic version='3'/></features>\n"
+	"  <cpu mode='custom' match='exact' check='none'>\n"
+	"    <model fallback='forbid'>cortex-a57</model>\n"
+	"    <topology sockets='1' dies='1' cores='2' threads='1'/>\n"
+	"    <numa><cell id='0' cpus='0-1' memory='512' unit='MiB'/></numa>\n"
+	"  </cpu>\n"
+	"  <on_poweroff>destroy</on_poweroff>\n"
+	"  <on_reboot>restart</on_reboot>\n"
+	"  <on_crash>destroy</on_crash>\n"
+	"  <seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>\n"
+	"  <devices>\n"
+	"    <emulator>/usr/bin/qemu-system-aarch64</emulator>\n"
+	"    <controller type='pci' index='0' model='pcie-root'/>\n"
+	"    <controller type='pci' index='1' model='pcie-root-port'><alias name='ua-pciroot1'/></controller>\n"
+	"    <controller type='pci' index='2' model='pcie-root-port'><alias name='ua-pciroot2'/></controller>\n"
+	"    <controller type='pci' index='3' model='pcie-root-port'><alias name='ua-rp-agent'/></controller>\n"
+	"    <controller type='virtio-serial' index='0'><address type='pci' domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></controller>\n"
+	"    <controller type='usb' model='none'/>\n"
+	"    <memballoon model='none'/>\n"
+	"    <controller type='pci' index='4' model='pcie-root-port'><alias name='ua-rp-crash'/></controller>\n"
+	"    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='/p/crash-disk.img'/><target dev='vda' bus='virtio'/><serial>vmcheck-crash</serial><alias name='ua-crash-disk'/><address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></disk>\n"
+	"    <serial type='file'><source path='/w/console.log'/><target port='0'/></serial>\n"
+	"    <channel type='unix'><source mode='bind'/><target type='virtio' name='org.vmcheck.agent.0'/></channel>\n"
+	"    <channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\n"
+	"  </devices>\n"
+	"</domain>\n";
+
+static void aarch64_domain_xml(void)
+{
+	struct vmc_libvirt_xml_domain d = { .name = "vm",
+					    .type = "qemu",
+					    .kernel = "/k/vmlinuz",
+					    .initrd = "/k/initrd.img",
+					    .append = "console=ttyAMA0",
+					    .console_log = "/w/console.log",
+					    .mem_mb = 512,
+					    .maxmem_mb = 4096,
+					    .slots = 4,
+					    .cpus = 1,
+					    .maxcpus = 2,
+					    .ports = 2,
+					    .arch = &vmc_arch_aarch64,
+					    .emulator = "/usr/bin/qemu-system-aarch64",
+					    .nvram = "/p/VARS.fd",
+					    .crash_disk = "/p/crash-disk.img" };
+	static const struct vmc_arch riscv = { .name = "riscv64" };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_libvirt_xml *x = NULL;
+	struct vmc_hv_slot *slots = NULL;
+	struct vmc_hv_mem m;
+	char *xml = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(xml, &x, &err), 0);
+	fx_str_is(xml, a64_xml, "aarch64 domain XML");
+	fx_str_is(vmc_libvirt_xml_os_arch(x), "aarch64", "<os><type arch>");
+	/* The ports of the agent and the crash disk are taken: two free ones. */
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_free_slots(x, &slots, &n, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(slots[0].id, "pciroot1");
+	CU_ASSERT_STRING_EQUAL(slots[1].id, "pciroot2");
+	vmc_hv_slots_free(slots, n);
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_mem(x, &m, &err), 0);
+	CU_ASSERT_EQUAL(m.base_bytes, 512ULL << 20);
+	CU_ASSERT_EQUAL(m.slots, 4);
+	vmc_libvirt_xml_free(x);
+
+	/* Without a UEFI variable store given, libvirt places it: no <nvram>. */
+	d.nvram = NULL;
+	d.emulator = NULL;
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	CU_ASSERT_PTR_NULL(strstr(xml, "<nvram"));
+	CU_ASSERT_PTR_NULL(strstr(xml, "<emulator"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "<os firmware='efi'>"));
+	free(xml);
+
+	d.arch = &riscv;
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_domain(&d, &xml, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg, "domain vm: no domain XML for a riscv64 guest");
+	vmc_error_clear(&err);
+}
+
+static void domain_caps_and_arch_are_read(void)
+{
+	static const char caps[] =
+		"<domainCapabilities><path>/usr/bin/qemu-system-aarch64</path><domain>qemu</domain>"
+		"<machine>virt-7.2</machine><arch>aarch64</arch></domainCapabilities>";
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_libvirt_xml *x = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(caps, &x, &err), 0);
+	fx_str_is(vmc_libvirt_xml_domcaps_emulator(x), "/usr/bin/qemu-system-aarch64",
+		  "domcaps <path>");
+	CU_ASSERT_PTR_NULL(vmc_libvirt_xml_os_arch(x));
+	vmc_libvirt_xml_free(x);
+	/* live_xml has no <os>: a domain someone else defined may say nothing. */
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(live_xml, &x, &err), 0);
+	CU_ASSERT_PTR_NULL(vmc_libvirt_xml_os_arch(x));
+	CU_ASSERT_PTR_NULL(vmc_libvirt_xml_domcaps_emulator(x));
+	vmc_libvirt_xml_free(x);
+}
+
 static void test_driver_errors(void)
 {
 	struct vmc_libvirt_config c = { .uri = "test:///default", .domain = "nope" };
@@ -627,9 +836,10 @@ static void test_driver_storage_pool(void)
 }
 
 VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
-	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(dimm_info_from_the_live_xml),
-	  VMC_TEST(nic_path_from_the_live_xml), VMC_TEST(network_path_avoids_dhcp),
-	  VMC_TEST(lifecycle_events_map_to_qmp_names), VMC_TEST(test_driver_errors),
-	  VMC_TEST(test_driver_ops_and_events), VMC_TEST(test_driver_views_without_a_monitor),
-	  VMC_TEST(test_driver_ended), VMC_TEST(test_driver_nic_path),
-	  VMC_TEST(test_driver_storage_pool));
+	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(x86_domain_xml_as_before),
+	  VMC_TEST(aarch64_domain_xml), VMC_TEST(domain_caps_and_arch_are_read),
+	  VMC_TEST(dimm_info_from_the_live_xml), VMC_TEST(nic_path_from_the_live_xml),
+	  VMC_TEST(network_path_avoids_dhcp), VMC_TEST(lifecycle_events_map_to_qmp_names),
+	  VMC_TEST(test_driver_errors), VMC_TEST(test_driver_ops_and_events),
+	  VMC_TEST(test_driver_views_without_a_monitor), VMC_TEST(test_driver_ended),
+	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool));
