@@ -90,8 +90,9 @@ struct hv_lv {
 	size_t n_vcpus;
 	virStoragePoolPtr pool; /* ours, for disk images; made on first use */
 	char *pool_xml;
-	char *last_monitor;    /* the last passthrough command and answer in the transcript */
-	unsigned same_monitor; /* how many times since it came again, unwritten */
+	const struct vmc_arch *arch; /* the guest's: the config's, or the live XML's */
+	char *last_monitor;          /* the last passthrough command and answer in the transcript */
+	unsigned same_monitor;       /* how many times since it came again, unwritten */
 };
 
 #define H(hv) ((struct hv_lv *)(hv))
@@ -1765,6 +1766,11 @@ static const char *lv_agent_spec(struct vmc_hv *hv)
 	return H(hv)->agent_spec;
 }
 
+static const struct vmc_arch *lv_arch(struct vmc_hv *hv)
+{
+	return H(hv)->arch;
+}
+
 static void lv_free(struct vmc_hv *hv)
 {
 	struct hv_lv *h = H(hv);
@@ -1861,6 +1867,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.console_log = lv_console_log,
 	.transcript = lv_transcript,
 	.agent_spec = lv_agent_spec,
+	.arch = lv_arch,
 	.free = lv_free,
 };
 
@@ -1963,10 +1970,17 @@ static char *kit_cmdline(const char *kernel)
 	return line;
 }
 
+/* The machine type of the transient domain on @arch. */
+static const char *machine_of(const struct vmc_arch *arch)
+{
+	return arch == &vmc_arch_aarch64 ? "virt" : "q35";
+}
+
 /* libvirt would run this domain under KVM; else @why says why not. */
 static bool kvm_offered(struct hv_lv *h, char *why, size_t size)
 {
-	char *caps = virConnectGetDomainCapabilities(h->conn, NULL, "x86_64", "q35", "kvm", 0);
+	char *caps = virConnectGetDomainCapabilities(h->conn, NULL, h->arch->name,
+						     machine_of(h->arch), "kvm", 0);
 
 	if (caps) {
 		free(caps);
@@ -2126,6 +2140,31 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	return create_domain(h, &d, "qemu", err);
 }
 
+/*
+ * A domain someone else defined is of the architecture its live XML says
+ * (<os><type arch>); one vmcheck does not know, or none, leaves x86_64 (the
+ * checks' deadlines and expectations are x86_64's), and the transcript
+ * says so.
+ */
+static int domain_arch(struct hv_lv *h, struct vmc_error *err)
+{
+	struct vmc_libvirt_xml *x = NULL;
+	_cleanup_free_ char *name = NULL;
+	const struct vmc_arch *a;
+	int r = live(h, &x, err);
+
+	if (r < 0)
+		return r;
+	name = vmc_libvirt_xml_os_arch(x);
+	vmc_libvirt_xml_free(x);
+	a = vmc_arch_find(name);
+	if (a)
+		h->arch = a;
+	note(h->q, "the domain's architecture: <os><type arch='%s'>: %s%s", name ? name : "",
+	     h->arch->name, a ? "" : " (vmcheck does not know that one)");
+	return 0;
+}
+
 /* Where the agent is: @cfg->agent, or the domain's agent channel. */
 static int find_agent(struct hv_lv *h, const struct vmc_libvirt_config *cfg, struct vmc_error *err)
 {
@@ -2175,6 +2214,7 @@ int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
 	}
 	h->hv.ops = &hv_libvirt_ops;
 	h->local = local_uri(cfg->uri);
+	h->arch = cfg->arch ? cfg->arch : &vmc_arch_x86_64;
 	h->uri = strdup(cfg->uri);
 	if (!h->uri) {
 		lv_free(&h->hv);
@@ -2195,6 +2235,8 @@ int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
 		else if (!virDomainIsActive(h->dom))
 			r = vmc_error_set(err, -ESRCH, "%s domain %s is not running", cfg->uri,
 					  cfg->domain);
+		else
+			r = domain_arch(h, err);
 	} else {
 		r = start_transient(h, cfg, err);
 	}
