@@ -1215,10 +1215,51 @@ static int lv_nic_path(struct vmc_hv *hv, const char *id, struct vmc_hv_netpath 
 	return r;
 }
 
+static int monitor(struct hv_lv *h, const char *cmd, json_object **reply, char *says, size_t size);
+
+/*
+ * Can QEMU plug vCPUs into this machine at all? libvirt lists hotpluggable
+ * vCPUs on a machine without CPU hotplug too, and says so only when asked to
+ * plug one (doc/facts.md, "aarch64 through libvirt"): QEMU is asked through
+ * the monitor passthrough. -ENOTSUP with QEMU's words when it says the
+ * machine has none (7.2: the feature is not enabled; 8.0 on: the machine
+ * does not support it); 0 otherwise, also when it cannot be asked (a driver
+ * without a QEMU monitor): the live XML then says what there is.
+ */
+static int vmm_cpu_hotplug(struct hv_lv *h, struct vmc_error *err)
+{
+	static const char *const none[] = {
+		"The feature 'query-hotpluggable-cpus' is not enabled",
+		"machine does not support hot-plugging CPUs",
+	};
+	json_object *reply = NULL, *e, *cls, *desc;
+	char says[256];
+	int r = 0;
+
+	if (monitor(h, "{\"execute\":\"query-hotpluggable-cpus\"}", &reply, says, sizeof(says)) < 0)
+		return 0;
+	if (json_object_object_get_ex(reply, "error", &e) &&
+	    json_object_object_get_ex(e, "class", &cls) &&
+	    json_object_object_get_ex(e, "desc", &desc) &&
+	    !strcmp(json_object_get_string(cls), "GenericError"))
+		for (size_t i = 0; !r && i < ARRAY_SIZE(none); i++)
+			if (!strcmp(json_object_get_string(desc), none[i]))
+				r = vmc_error_set(err, -ENOTSUP,
+						  "QEMU (libvirt's monitor passthrough): "
+						  "query-hotpluggable-cpus: %s",
+						  none[i]);
+	json_object_put(reply);
+	return r;
+}
+
 static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
 {
 	struct vmc_libvirt_xml *x = NULL;
-	int r = live(H(hv), &x, err);
+	int r = vmm_cpu_hotplug(H(hv), err);
+
+	if (r < 0)
+		return r;
+	r = live(H(hv), &x, err);
 
 	if (r == 0)
 		r = vmc_libvirt_xml_cpus(x, out, n, err);
