@@ -281,7 +281,7 @@ int vmc_libvirt_xml_pool(const char *name, const char *path, char **out)
 	return finish(f, &buf, out);
 }
 
-int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, char **out)
+int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, const char *format, char **out)
 {
 	char *buf = NULL;
 	size_t len;
@@ -291,10 +291,10 @@ int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, char **out)
 		return -ENOMEM;
 	fputs("<volume><name>", f);
 	put_esc(f, name);
-	fprintf(f,
-		"</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
-		"<target><format type='qcow2'/></target></volume>",
+	fprintf(f, "</name><capacity unit='bytes'>%" PRIu64 "</capacity><target><format type='",
 		bytes);
+	put_esc(f, format);
+	fputs("'/></target></volume>", f);
 	return finish(f, &buf, out);
 }
 

@@ -77,9 +77,9 @@ int vmc_libvirt_xml_hostdev(const struct vmc_hv_vfio *v, unsigned bus, char **ou
 /* libvirt's node device name of PCI function @addr ("pci_0000_06_02_0"); -EINVAL. */
 int vmc_libvirt_xml_nodedev_name(const char *addr, char buf[32]);
 
-/* A dir storage pool @name at @path, and a qcow2 volume of @bytes in it. */
+/* A dir storage pool @name at @path, and a volume of @bytes in it in @format ("qcow2", "raw"). */
 int vmc_libvirt_xml_pool(const char *name, const char *path, char **out);
-int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, char **out);
+int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, const char *format, char **out);
 
 /* A parsed live domain XML. */
 struct vmc_libvirt_xml;

@@ -31,6 +31,7 @@
 #include "accel.h"
 #include "clock.h"
 #include "hv-libvirt-xml.h"
+#include "qemu.h"
 
 struct qev {
 	struct qev *next;
@@ -960,7 +961,7 @@ static int lv_image_create(struct vmc_hv *hv, const char *name, uint64_t bytes, 
 
 	if (r < 0)
 		return vmc_error_prefix(err, "vol-create %s: ", name);
-	if (vmc_libvirt_xml_volume(name, bytes, &xml) < 0)
+	if (vmc_libvirt_xml_volume(name, bytes, "qcow2", &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "vol-create %s: out of memory", name);
 	snprintf(what, sizeof(what), "virStorageVolCreateXML %s (qcow2, %" PRIu64 " bytes)", name,
 		 bytes);
@@ -1047,6 +1048,120 @@ static int lv_image_remove(struct vmc_hv *hv, const char *path, struct vmc_error
 		return lv_fail(h, err, what);
 	r = done(h, virStorageVolDelete(vol, 0), err, what);
 	virStorageVolFree(vol);
+	return r;
+}
+
+/* ---- the crash disk: made here, uploaded into the pool with its holes */
+
+static int up_read(virStreamPtr st, char *data, size_t n, void *opaque)
+{
+	ssize_t r;
+
+	(void)st;
+	do
+		r = read(*(int *)opaque, data, n);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -1 : (int)r;
+}
+
+/* At the file's offset: data or a hole, and how long it goes on (0 at the end). */
+static int up_hole(virStreamPtr st, int *in_data, long long *len, void *opaque)
+{
+	int fd = *(int *)opaque;
+	off_t cur = lseek(fd, 0, SEEK_CUR), end = lseek(fd, 0, SEEK_END), next;
+
+	(void)st;
+	if (cur < 0 || end < 0)
+		return -1;
+	*in_data = 0;
+	*len = 0;
+	if (cur < end) {
+		next = lseek(fd, cur, SEEK_DATA);
+		if (next < 0 && errno != ENXIO)
+			return -1;
+		if (next < 0 || next > cur) {
+			*len = (next < 0 ? end : next) - cur;
+		} else {
+			next = lseek(fd, cur, SEEK_HOLE);
+			if (next < 0)
+				return -1;
+			*in_data = 1;
+			*len = next - cur;
+		}
+	}
+	return lseek(fd, cur, SEEK_SET) < 0 ? -1 : 0;
+}
+
+static int up_skip(virStreamPtr st, long long len, void *opaque)
+{
+	(void)st;
+	return lseek(*(int *)opaque, len, SEEK_CUR) < 0 ? -1 : 0;
+}
+
+/* Upload local file @fd into volume @vol, its holes sent as holes. */
+static int upload(struct hv_lv *h, virStorageVolPtr vol, int fd, const char *what,
+		  struct vmc_error *err)
+{
+	virStreamPtr st = virStreamNew(h->conn, 0);
+	int r = 0;
+
+	if (!st)
+		return lv_fail(h, err, what);
+	if (virStorageVolUpload(vol, st, 0, 0, VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM) < 0 ||
+	    virStreamSparseSendAll(st, up_read, up_hole, up_skip, &fd) < 0 ||
+	    virStreamFinish(st) < 0)
+		r = lv_fail(h, err, what);
+	virStreamFree(st);
+	return r;
+}
+
+/*
+ * The crash disk kdump saves dumps to, a volume of the pool (so that it is
+ * where QEMU runs, and goes with the pool): the ext4 image the QMP launcher
+ * gives its guests (vmc_qemu_crash_disk(), for a guest of up to @ram
+ * bytes), made here in $TMPDIR and uploaded as a sparse stream, so that
+ * only its few MiB of metadata travel and the volume stays sparse.
+ * *@path: the volume's path on the libvirt host, malloc'd.
+ */
+static int crash_volume(struct hv_lv *h, uint64_t ram, char **path, struct vmc_error *err)
+{
+	const char *tmp = getenv("TMPDIR");
+	_cleanup_free_ char *local = NULL, *xml = NULL;
+	_cleanup_close_ int fd = -1;
+	virStorageVolPtr vol = NULL;
+	char what[PATH_MAX + 128];
+	uint64_t t0 = vmc_mono_ns();
+	struct stat sb;
+	int r;
+
+	if (asprintf(&local, "%s/vmcheck-crash-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
+		local = NULL;
+		return vmc_error_set(err, -ENOMEM, "the crash disk: out of memory");
+	}
+	fd = mkostemp(local, O_CLOEXEC);
+	if (fd < 0)
+		return vmc_error_set(err, -errno, "the crash disk: mkstemp %s: %m", local);
+	r = vmc_qemu_crash_disk(local, ram, err);
+	if (r == 0 && fstat(fd, &sb) < 0)
+		r = vmc_error_set(err, -errno, "the crash disk: stat %s: %m", local);
+	if (r == 0 && vmc_libvirt_xml_volume(VMC_LIBVIRT_XML_CRASH_DISK ".img",
+					     (uint64_t)sb.st_size, "raw", &xml) < 0)
+		r = vmc_error_set(err, -ENOMEM, "the crash disk: out of memory");
+	snprintf(what, sizeof(what), "the crash disk: virStorageVolCreateXML %s.img (raw)",
+		 VMC_LIBVIRT_XML_CRASH_DISK);
+	if (r == 0 && !(vol = virStorageVolCreateXML(h->pool, xml, 0)))
+		r = lv_fail(h, err, what);
+	snprintf(what, sizeof(what), "the crash disk: virStorageVolUpload of %s (sparse)", local);
+	if (r == 0)
+		r = upload(h, vol, fd, what, err);
+	if (r == 0 && !(*path = virStorageVolGetPath(vol)))
+		r = lv_fail(h, err, "the crash disk: virStorageVolGetPath");
+	if (r == 0)
+		note(h->q, "the crash disk: %s, %llu MiB, made and uploaded in %.2f s", *path,
+		     (unsigned long long)(sb.st_size >> 20), (double)(vmc_mono_ns() - t0) / 1e9);
+	if (vol)
+		virStorageVolFree(vol);
+	unlink(local);
 	return r;
 }
 
@@ -2051,6 +2166,7 @@ static int create_domain(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, cons
 	d->name = NULL;
 	if (r < 0)
 		return r;
+	note(h->q, "virDomainCreateXML %s: %s", name, xml);
 	h->dom = virDomainCreateXML(h->conn, xml, VIR_DOMAIN_START_AUTODESTROY);
 	if (!h->dom)
 		return lv_fail(h, err, "virDomainCreateXML (transient domain of the guest kit)");
@@ -2080,6 +2196,24 @@ static int console_dir(struct hv_lv *h, struct vmc_error *err)
 }
 
 /*
+ * The files of the transient domain @d that go with the run's storage
+ * pool: the crash disk.
+ */
+static int domain_files(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char **crash,
+			struct vmc_error *err)
+{
+	int r = pool_ensure(h, err);
+
+	if (r < 0)
+		return vmc_error_prefix(err, "the transient domain's files: ");
+	r = crash_volume(h, (uint64_t)d->maxmem_mb << 20, crash, err);
+	if (r < 0)
+		return r;
+	d->crash_disk = *crash;
+	return 0;
+}
+
+/*
  * Define and start the transient domain of the guest kit. --accel auto:
  * KVM when it really works (a /dev/kvm may exist and hang the boot). On this
  * host vmcheck's own probe says; on a remote one, KVM when libvirt offers
@@ -2105,6 +2239,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 		.maxcpus = cfg->maxcpus ?: 4,
 		.ports = cfg->ports ?: 8,
 	};
+	_cleanup_free_ char *crash = NULL;
 	char why[512];
 	uint64_t t0;
 	int r;
@@ -2132,6 +2267,9 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	/* QEMU writes it on the libvirt host: a path here only when that is this host. */
 	if (log && h->local && !(h->console = strdup(log)))
 		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
+	r = domain_files(h, &d, &crash, err);
+	if (r < 0)
+		return r;
 	if (strcmp(accel, "auto"))
 		return create_domain(h, &d, strcmp(accel, "kvm") ? "qemu" : "kvm", err);
 
