@@ -91,6 +91,7 @@ struct hv_lv {
 	size_t n_vcpus;
 	virStoragePoolPtr pool; /* ours, for disk images; made on first use */
 	char *pool_xml;
+	char *pool_path;             /* its directory on the libvirt host */
 	const struct vmc_arch *arch; /* the guest's: the config's, or the live XML's */
 	char *last_monitor;          /* the last passthrough command and answer in the transcript */
 	unsigned same_monitor;       /* how many times since it came again, unwritten */
@@ -886,6 +887,10 @@ static int pool_ensure(struct hv_lv *h, struct vmc_error *err)
 		path = NULL;
 		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
 	}
+	free(h->pool_path);
+	h->pool_path = strdup(path);
+	if (!h->pool_path)
+		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
 	if (vmc_libvirt_xml_pool(name, path, &h->pool_xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
 	h->pool = virStoragePoolCreateXML(h->conn, h->pool_xml, VIR_STORAGE_POOL_CREATE_WITH_BUILD);
@@ -926,6 +931,9 @@ static void pool_teardown(struct hv_lv *h)
 
 	if (!h->pool)
 		return;
+	/* Files libvirt made there itself (a UEFI variable store) become volumes. */
+	if (virStoragePoolRefresh(h->pool, 0) < 0)
+		warn_fail(h, "virStoragePoolRefresh (teardown)");
 	n = virStoragePoolListAllVolumes(h->pool, &vols, 0);
 	for (int i = 0; i < n; i++) {
 		if (virStorageVolDelete(vols[i], 0) < 0)
@@ -1973,6 +1981,7 @@ static void lv_free(struct vmc_hv *hv)
 	free(h->console);
 	free(h->network);
 	free(h->pool_xml);
+	free(h->pool_path);
 	free(h->last_monitor);
 	if (h->q)
 		evq_unref(h->q);
@@ -2147,6 +2156,32 @@ static bool kvm_offered(struct hv_lv *h, char *why, size_t size)
 	return false;
 }
 
+/*
+ * The emulator libvirt runs for the transient domain's architecture and
+ * machine, from its domain capabilities (for its best domain type): their
+ * absence is libvirt's own "no such emulator" error, said before any
+ * domain is made.
+ */
+static int emulator_of(struct hv_lv *h, char **out, struct vmc_error *err)
+{
+	char *caps = virConnectGetDomainCapabilities(h->conn, NULL, h->arch->name,
+						     machine_of(h->arch), NULL, 0);
+	struct vmc_libvirt_xml *x = NULL;
+	char what[160];
+	int r;
+
+	snprintf(what, sizeof(what), "virConnectGetDomainCapabilities arch %s machine %s",
+		 h->arch->name, machine_of(h->arch));
+	if (!caps)
+		return lv_fail(h, err, what);
+	r = vmc_libvirt_xml_parse(caps, &x, err);
+	free(caps);
+	if (r == 0 && !(*out = vmc_libvirt_xml_domcaps_emulator(x)))
+		r = vmc_error_set(err, -EIO, "%s: no <path> of an emulator", what);
+	vmc_libvirt_xml_free(x);
+	return r < 0 ? vmc_error_prefix(err, "the transient domain: ") : 0;
+}
+
 /* Define and start the transient domain @d under @type. */
 static int create_domain(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, const char *type,
 			 struct vmc_error *err)
@@ -2196,20 +2231,38 @@ static int console_dir(struct hv_lv *h, struct vmc_error *err)
 }
 
 /*
- * The files of the transient domain @d that go with the run's storage
- * pool: the crash disk.
+ * What the transient domain @d takes from the libvirt host: its emulator
+ * for a guest that is not x86_64 (from libvirt's domain capabilities, which
+ * also say at once when libvirt has none), and the files that go with the
+ * run's storage pool: the crash disk and, for UEFI, the variable store
+ * (libvirt would leave that behind in its own directory: doc/facts.md,
+ * "aarch64 through libvirt").
  */
 static int domain_files(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char **crash,
-			struct vmc_error *err)
+			char **nvram, char **emulator, struct vmc_error *err)
 {
-	int r = pool_ensure(h, err);
+	int r;
 
+	if (h->arch != &vmc_arch_x86_64) {
+		r = emulator_of(h, emulator, err);
+		if (r < 0)
+			return r;
+		d->emulator = *emulator;
+	}
+	r = pool_ensure(h, err);
 	if (r < 0)
 		return vmc_error_prefix(err, "the transient domain's files: ");
 	r = crash_volume(h, (uint64_t)d->maxmem_mb << 20, crash, err);
 	if (r < 0)
 		return r;
 	d->crash_disk = *crash;
+	if (h->arch == &vmc_arch_aarch64) {
+		if (asprintf(nvram, "%s/efi-vars.fd", h->pool_path) < 0) {
+			*nvram = NULL;
+			return vmc_error_set(err, -ENOMEM, "domain: out of memory");
+		}
+		d->nvram = *nvram;
+	}
 	return 0;
 }
 
@@ -2238,8 +2291,9 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 		.cpus = cfg->cpus ?: 1,
 		.maxcpus = cfg->maxcpus ?: 4,
 		.ports = cfg->ports ?: 8,
+		.arch = h->arch,
 	};
-	_cleanup_free_ char *crash = NULL;
+	_cleanup_free_ char *crash = NULL, *nvram = NULL, *emulator = NULL;
 	char why[512];
 	uint64_t t0;
 	int r;
@@ -2267,7 +2321,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	/* QEMU writes it on the libvirt host: a path here only when that is this host. */
 	if (log && h->local && !(h->console = strdup(log)))
 		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
-	r = domain_files(h, &d, &crash, err);
+	r = domain_files(h, &d, &crash, &nvram, &emulator, err);
 	if (r < 0)
 		return r;
 	if (strcmp(accel, "auto"))
