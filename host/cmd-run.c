@@ -103,7 +103,8 @@ static const char usage[] =
 	"                           kdump, vcpu, powerdown, bigmem (lifecycle includes\n"
 	"                           powerdown; in attach mode powerdown runs only when\n"
 	"                           named; kdump crashes the guest: unnamed, it runs\n"
-	"                           only on the guest launched here)\n"
+	"                           only on the guest started here, also through\n"
+	"                           libvirt)\n"
 	"      --nics N             NICs per cycle (default 2)\n"
 	"      --disks N            disks per cycle (default 2)\n"
 	"      --dimms N            DIMMs per cycle (default 2)\n"
@@ -769,11 +770,11 @@ static int run_suite(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_repo
 		if (!selected(e, a->only, attached))
 			continue;
 		/*
-		 * Unasked, crash only the embedded guest launched here: it has the
-		 * crash disk and kdump set up (an --image guest need not).
+		 * Unasked, crash only the embedded guest started here, by the
+		 * launcher or as libvirt's transient domain: it has the crash disk
+		 * and kdump set up (an --image guest need not).
 		 */
-		if (!strcmp(e->only, "kdump") && !a->only &&
-		    (attached || a->libvirt || a->qemu.image))
+		if (!strcmp(e->only, "kdump") && !a->only && (attached || a->qemu.image))
 			continue;
 		unplugs_cpus |= !strcmp(e->only, "vcpu");
 		if (!strcmp(e->only, "powerdown") && unplugs_cpus && !attached)
