@@ -1,17 +1,22 @@
 # vmcheck - host controller and guest agent.
 #
-#   make            build/vmcheck and build/vmcheck-agent (static)
+#   make            build/vmcheck and build/vmcheck-agent (static), and the
+#                   aarch64 agent build/aarch64/vmcheck-agent (cross-built;
+#                   its arm64 musl and protobuf-c fetched from Debian's archive)
+#   make native     build/vmcheck and build/vmcheck-agent only (the packages)
 #   make test       install missing packages (as root), build, run every test
 #   make run        install missing packages (as root), build, build the
 #                   embedded guest, run the sanity suite on it (RUN_ARGS=...)
-#   make guest      the embedded test guest in build/guest (GUEST_ARGS=...)
+#   make guest      the embedded test guest in build/guest (GUEST_ARGS=...);
+#                   ARCH=aarch64: the arm64 guest in build/guest-aarch64
 #   make liar       build/vmcheck-agent-liar, the agent with one lie (tests only)
 #   make bench      vmcheck-agent against qemu-ga, one table; a 512 GiB guest's boot
 #   make bench-backends  the suite through QMP and libvirt, latencies side by side
 #   make fuzz       the frame/request fuzzer for FUZZ_SECONDS (default 30)
 #   make format     clang-format 14 over the C sources; check-format only checks
 #   make install    DESTDIR, PREFIX (/usr/local), BINDIR, SBINDIR, MANDIR, ...; uninstall
-#   make deb        vmcheck and vmcheck-agent .debs in build/deb, then lintian
+#   make deb        vmcheck and vmcheck-agent .debs in build/deb, then lintian;
+#                   ARCH=aarch64: the arm64 vmcheck-agent .deb in build/deb-aarch64
 #   make rpm        the .rpms in build/rpm (RPM_STUB_MACROS=1 on Debian)
 #   make test-packaging  install, man pages, completion, deb, rpm (about 2 min)
 #   make image      a Debian disk image with the agent's .deb in build/image (root)
@@ -25,6 +30,8 @@ PROTOC_C  ?= protoc-c
 MUSL_CC   ?= musl-gcc
 CLANG     ?= clang
 FUZZ_SECONDS ?= 30
+# The guest architecture of make guest and make deb: x86_64 or aarch64.
+ARCH      ?= x86_64
 
 WARN   := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
           -Wformat=2 -Wno-format-nonliteral -Wshadow -Wno-unused-parameter
@@ -63,9 +70,13 @@ ifeq ($(V),1)
 Q :=
 endif
 
-.PHONY: all test unit integration run bench bench-backends fuzz deps clean format check-format \
-	guest liar
-all: $(B)/vmcheck $(B)/vmcheck-agent
+.PHONY: all native test unit integration run bench bench-backends fuzz deps clean format \
+	check-format guest liar
+all: native $(B)/aarch64/vmcheck-agent
+
+# What the packages build: the programs of this machine's architecture, no
+# cross compiler needed.
+native: $(B)/vmcheck $(B)/vmcheck-agent
 
 $(GEN) $(GEN_H): proto/vmcheck.proto
 	@mkdir -p $(B)/gen
@@ -88,6 +99,57 @@ $(B)/agent/%.o: %.c $(GEN_H) $(B)/musl-inc/.stamp
 $(B)/vmcheck-agent: $(AGENT_OBJ)
 	$(MUSL_CC) -static -Os -o $@ $^ $(PBC_LIBDIR)/libprotobuf-c.a -lpthread
 	strip -o $@.stripped $@ && mv $@.stripped $@
+
+# The aarch64 agent, as static and as small as the x86_64 one: Debian's cross
+# gcc driven the way musl-gcc drives gcc (musl's own specs file, its paths
+# moved into the sysroot), against arm64 musl and Debian's arm64
+# libprotobuf-c.a. Nothing of arm64 is installed: packaging/fetch-debs
+# fetches the packages into A64_CACHE and unpacks them into the sysroot.
+A64_CC      ?= aarch64-linux-gnu-gcc
+A64_STRIP   ?= aarch64-linux-gnu-strip
+A64         := $(B)/aarch64
+A64_CACHE   ?= $(A64)/cache
+A64_SYSROOT := $(A64)/sysroot
+A64_PKGS    := musl musl-dev libprotobuf-c-dev libprotobuf-c1
+A64_OBJ     := $(call obj,aarch64/agent,$(COMMON_SRC) $(GUEST_LIB) guest/vmcheck-agent.c)
+A64_SPECS   := $(A64)/musl-gcc.specs
+# Kernel headers from linux-libc-dev-arm64-cross (packaging/install-deps).
+A64_KINC    := /usr/aarch64-linux-gnu/include
+
+# $(A64)/sysroot.debs: the packages it holds (Built-Using of the arm64 .deb).
+$(A64_SYSROOT)/.stamp: packaging/fetch-debs
+	@command -v $(A64_CC) >/dev/null || { echo "the aarch64 agent: no $(A64_CC)" \
+		"(packaging/install-deps: gcc-aarch64-linux-gnu)" >&2; exit 1; }
+	@[ -d $(A64_KINC)/asm ] || { echo "the aarch64 agent: no $(A64_KINC)/asm" \
+		"(packaging/install-deps: linux-libc-dev-arm64-cross)" >&2; exit 1; }
+	rm -rf $(A64_SYSROOT) && mkdir -p $(A64)
+	packaging/fetch-debs --arch arm64 --cache $(A64_CACHE) --extract $(A64_SYSROOT) \
+		$(A64_PKGS) > $(A64)/sysroot.debs
+	@touch $@
+
+$(A64_SPECS): $(A64_SYSROOT)/.stamp
+	sed -e 's|/usr/lib/aarch64-linux-musl|$(abspath $(A64_SYSROOT))&|g' \
+		-e 's|/usr/include/aarch64-linux-musl|$(abspath $(A64_SYSROOT))&|g' \
+		$(A64_SYSROOT)/usr/lib/aarch64-linux-musl/musl-gcc.specs > $@
+
+$(A64)/musl-inc/.stamp: $(A64_SYSROOT)/.stamp
+	@mkdir -p $(A64)/musl-inc
+	ln -sfn $(A64_KINC)/linux $(A64)/musl-inc/linux
+	ln -sfn $(A64_KINC)/asm-generic $(A64)/musl-inc/asm-generic
+	ln -sfn $(A64_KINC)/asm $(A64)/musl-inc/asm
+	ln -sfn $(abspath $(A64_SYSROOT))/usr/include/protobuf-c $(A64)/musl-inc/protobuf-c
+	@touch $@
+
+$(A64)/agent/%.o: %.c $(GEN_H) $(A64_SPECS) $(A64)/musl-inc/.stamp
+	@mkdir -p $(A64)/agent
+	@echo "  CC      $@"
+	$(Q)$(A64_CC) -specs $(A64_SPECS) $(CSTD) $(WARN) $(OPT) -Os $(INC) \
+		-isystem $(A64)/musl-inc -MMD -c -o $@ $<
+
+$(A64)/vmcheck-agent: $(A64_OBJ)
+	$(A64_CC) -specs $(A64_SPECS) -static -Os -o $@ $^ \
+		$(A64_SYSROOT)/usr/lib/aarch64-linux-gnu/libprotobuf-c.a -lpthread
+	$(A64_STRIP) -o $@.stripped $@ && mv $@.stripped $@
 
 # The agent telling one lie (tests/liar), for tests of the host's judgement:
 # the same static build, never part of all, install or the packages.
@@ -357,4 +419,4 @@ check-format:
 clean:
 	rm -rf $(B)
 
--include $(wildcard $(B)/*/*.d)
+-include $(wildcard $(B)/*/*.d $(B)/*/*/*.d)
