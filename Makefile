@@ -78,6 +78,22 @@ all: native $(B)/aarch64/vmcheck-agent
 # cross compiler needed.
 native: $(B)/vmcheck $(B)/vmcheck-agent
 
+# ARCH picks what make guest, make deb and make install-agent build: their
+# agent, Debian architecture and output directory.
+ifeq ($(ARCH),aarch64)
+ARCH_AGENT := $(B)/aarch64/vmcheck-agent
+DEB_ARCH   := arm64
+KIT_OUT    := $(B)/guest-aarch64
+else
+ARCH_AGENT := $(B)/vmcheck-agent
+DEB_ARCH   := amd64
+KIT_OUT    := $(B)/guest
+endif
+.PHONY: arch-ok
+arch-ok:
+	@case "$(ARCH)" in x86_64|aarch64) ;; *) echo "ARCH=$(ARCH): x86_64 or aarch64" >&2; \
+		exit 1 ;; esac
+
 $(GEN) $(GEN_H): proto/vmcheck.proto
 	@mkdir -p $(B)/gen
 	$(PROTOC_C) --proto_path=proto --c_out=$(B)/gen proto/vmcheck.proto
@@ -208,8 +224,10 @@ $(B)/lv-smoke: tests/integration/lv-smoke.c $(LV_SMOKE_OBJ)
 
 # The embedded test guest (Debian kernel + busybox + the agent), rebuilt
 # only when an input changes. GUEST_ARGS="--kernel DEB --modules-from DIR".
-guest: $(B)/vmcheck-agent
-	packaging/guest/build-guest --agent $(B)/vmcheck-agent --out $(B)/guest $(GUEST_ARGS)
+# ARCH=aarch64: the arm64 guest, with the aarch64 agent, in $(B)/guest-aarch64.
+guest: $(ARCH_AGENT) arch-ok
+	packaging/guest/build-guest --arch $(DEB_ARCH) --agent $(ARCH_AGENT) --out $(KIT_OUT) \
+		$(GUEST_ARGS)
 
 integration: all guest $(B)/hv-smoke $(B)/lv-smoke $(B)/vmcheck-agent-liar
 	tests/integration/run-all
