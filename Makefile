@@ -17,6 +17,7 @@
 #   make install    DESTDIR, PREFIX (/usr/local), BINDIR, SBINDIR, MANDIR, ...; uninstall
 #   make deb        vmcheck and vmcheck-agent .debs in build/deb, then lintian;
 #                   ARCH=aarch64: the arm64 vmcheck-agent .deb in build/deb-aarch64
+#   make install-agent  the agent's part of make install only (ARCH= its binary)
 #   make rpm        the .rpms in build/rpm (RPM_STUB_MACROS=1 on Debian)
 #   make test-packaging  install, man pages, completion, deb, rpm (about 2 min)
 #   make image      a Debian disk image with the agent's .deb in build/image (root)
@@ -265,7 +266,8 @@ bench-backends: deps
 	tests/bench/backends $(B) $(REPEAT)
 
 # ---- install, packages
-.PHONY: install uninstall deb rpm test-packaging FORCE
+.PHONY: install install-agent uninstall deb deb-changelog deb-x86_64 deb-aarch64 rpm \
+	test-packaging FORCE
 # make install [DESTDIR=...] [PREFIX=/usr/local] [BINDIR= SBINDIR= MANDIR=
 # GUESTKITDIR= SYSTEMDUNITDIR= UDEVRULESDIR= BASHCOMPDIR=]. The unit, rule and
 # completion dirs are where this system's systemd, udev and bash-completion
@@ -316,17 +318,21 @@ $(B)/inst/vmcheck-agent.8: packaging/man/vmcheck-agent.8.in $(B)/inst/dirs
 $(B)/inst/vmcheck-agent.service: packaging/systemd/vmcheck-agent.service.in $(B)/inst/dirs
 	$(inst_subst)
 
-install: $(B)/inst/vmcheck $(B)/vmcheck-agent $(INST_GEN)
-	install -D -m 755 $(B)/inst/vmcheck $(DESTDIR)$(BINDIR)/vmcheck
-	install -D -m 755 $(B)/vmcheck-agent $(DESTDIR)$(SBINDIR)/vmcheck-agent
-	install -D -m 644 $(B)/inst/vmcheck.1 $(DESTDIR)$(MANDIR)/man1/vmcheck.1
+# The agent, its man page, completion, unit and rule: make install's agent
+# part, and all the arm64 package holds (ARCH=aarch64: the aarch64 agent).
+install-agent: $(ARCH_AGENT) $(B)/inst/vmcheck-agent.8 $(B)/inst/vmcheck-agent.service arch-ok
+	install -D -m 755 $(ARCH_AGENT) $(DESTDIR)$(SBINDIR)/vmcheck-agent
 	install -D -m 644 $(B)/inst/vmcheck-agent.8 $(DESTDIR)$(MANDIR)/man8/vmcheck-agent.8
-	install -D -m 644 packaging/completion/vmcheck $(DESTDIR)$(BASHCOMPDIR)/vmcheck
 	install -D -m 644 packaging/completion/vmcheck $(DESTDIR)$(BASHCOMPDIR)/vmcheck-agent
 	install -D -m 644 $(B)/inst/vmcheck-agent.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/vmcheck-agent.service
 	install -D -m 644 packaging/udev/60-vmcheck-agent.rules \
 		$(DESTDIR)$(UDEVRULESDIR)/60-vmcheck-agent.rules
+
+install: install-agent $(B)/inst/vmcheck $(B)/inst/vmcheck.1
+	install -D -m 755 $(B)/inst/vmcheck $(DESTDIR)$(BINDIR)/vmcheck
+	install -D -m 644 $(B)/inst/vmcheck.1 $(DESTDIR)$(MANDIR)/man1/vmcheck.1
+	install -D -m 644 packaging/completion/vmcheck $(DESTDIR)$(BASHCOMPDIR)/vmcheck
 	@if [ -f $(B)/guest/vmlinuz ]; then \
 		echo "install: guest kit $(B)/guest -> $(DESTDIR)$(GUESTKITDIR)"; \
 		mkdir -p $(DESTDIR)$(GUESTKITDIR) && \
@@ -363,14 +369,32 @@ PKG_ENV = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 	GUEST_ARGS="--cache $(abspath $(B))/guest-cache $(GUEST_ARGS)"
 
 # vmcheck and vmcheck-agent .debs in $(B)/deb/, then lintian (errors fail).
-deb:
+# ARCH=aarch64: the arm64 vmcheck-agent .deb in $(B)/deb-aarch64/.
+deb: arch-ok deb-$(ARCH)
+
+deb-changelog:
 	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version); \
 	[ "$$v" = "$(VERSION)" ] || { echo "deb: packaging/debian/changelog is at $$v," \
 		"the Makefile at $(VERSION): add a changelog entry (dch -v $(VERSION))" >&2; exit 1; }
+
+deb-x86_64: deb-changelog
 	$(call copy_tree,deb)
 	cp -r packaging/debian $(call PKG_SRC,deb)/debian
 	cd $(call PKG_SRC,deb) && $(PKG_ENV) dpkg-buildpackage -us -uc -b
 	lintian --fail-on error --info $(abspath $(B))/deb/vmcheck_$(VERSION)_*.changes
+
+# A cross build for arm64 of the architecture-dependent packages, which is
+# vmcheck-agent alone (vmcheck is amd64): debian/rules builds it with the
+# Makefile's cross rule. The build dependencies are this host's (the cross
+# compiler, packaging/install-deps), not arm64 ones: -d, no check.
+# A64_CACHE is shared, so the arm64 packages are fetched once. Nothing runs
+# tests in a package build (nocheck: no warning that they cannot run here).
+deb-aarch64: deb-changelog
+	$(call copy_tree,deb-aarch64)
+	cp -r packaging/debian $(call PKG_SRC,deb-aarch64)/debian
+	cd $(call PKG_SRC,deb-aarch64) && $(PKG_ENV) A64_CACHE=$(abspath $(A64_CACHE)) \
+		DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -us -uc -B -aarm64 -d
+	lintian --fail-on error --info $(abspath $(B))/deb-aarch64/vmcheck_$(VERSION)_arm64.changes
 
 # The .rpms in $(B)/rpm/RPMS, with the guest kit where apt-get can fetch its
 # Debian packages. Needs the systemd RPM macros (systemd-rpm-macros); a
