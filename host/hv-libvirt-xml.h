@@ -48,10 +48,10 @@ struct vmc_libvirt_xml_domain {
  * names, the crash disk behind root port "rp-crash" when @d->crash_disk,
  * QEMU as root (relabel off: it reads the guest kit and the check's disk
  * images wherever they are). x86_64: q35, S3 on, a pvpanic device
- * (<on_crash>destroy). aarch64: virt with GICv3 and ACPI, cortex-a57, UEFI
- * without secure boot (doc/facts.md, "aarch64 through libvirt"), the serial
- * console on the PL011, no panic device and no <pm> (libvirt 9.0 offers
- * neither there).
+ * (<on_crash>destroy). aarch64: virt with GICv3 and ACPI, cortex-a57 (the
+ * host's CPU under KVM), UEFI without secure boot (doc/facts.md, "aarch64
+ * through libvirt"), the serial console on the PL011, no panic device and
+ * no <pm> (libvirt 9.0 offers neither there).
  * Returns 0 with *@out malloc'd, -EINVAL (bad sizes, an architecture it
  * has no domain for) or -ENOMEM.
  */

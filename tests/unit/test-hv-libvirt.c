@@ -321,6 +321,19 @@ static void aarch64_domain_xml(void)
 	CU_ASSERT_EQUAL(m.slots, 4);
 	vmc_libvirt_xml_free(x);
 
+	/* Under KVM (an arm host), the host's CPU. */
+	d.type = "kvm";
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(xml, "<domain type='kvm'>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(xml,
+				      "  <cpu mode='host-passthrough' check='none'>\n"
+				      "    <topology sockets='1' dies='1' cores='2' threads='1'/>\n"
+				      "    <numa><cell id='0' cpus='0-1' memory='512' "
+				      "unit='MiB'/></numa>\n  </cpu>\n"));
+	CU_ASSERT_PTR_NULL(strstr(xml, "cortex-a57"));
+	free(xml);
+	d.type = "qemu";
+
 	/* Without a UEFI variable store given, libvirt places it: no <nvram>. */
 	d.nvram = NULL;
 	d.emulator = NULL;
