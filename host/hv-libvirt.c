@@ -1127,8 +1127,9 @@ static int upload(struct hv_lv *h, virStorageVolPtr vol, int fd, const char *wha
  * The crash disk kdump saves dumps to, a volume of the pool (so that it is
  * where QEMU runs, and goes with the pool): the ext4 image the QMP launcher
  * gives its guests (vmc_qemu_crash_disk(), for a guest of up to @ram
- * bytes), made here in $TMPDIR and uploaded as a sparse stream, so that
- * only its few MiB of metadata travel and the volume stays sparse.
+ * bytes), made here in $TMPDIR (unlinked once made) and uploaded as a
+ * sparse stream, so that only its few MiB of metadata travel and the
+ * volume stays sparse.
  * *@path: the volume's path on the libvirt host, malloc'd.
  */
 static int crash_volume(struct hv_lv *h, uint64_t ram, char **path, struct vmc_error *err)
@@ -1150,6 +1151,8 @@ static int crash_volume(struct hv_lv *h, uint64_t ram, char **path, struct vmc_e
 	if (fd < 0)
 		return vmc_error_set(err, -errno, "the crash disk: mkstemp %s: %m", local);
 	r = vmc_qemu_crash_disk(local, ram, err);
+	/* The open fd is all the upload needs: nothing stays behind, however we end. */
+	unlink(local);
 	if (r == 0 && fstat(fd, &sb) < 0)
 		r = vmc_error_set(err, -errno, "the crash disk: stat %s: %m", local);
 	if (r == 0 && vmc_libvirt_xml_volume(VMC_LIBVIRT_XML_CRASH_DISK ".img",
@@ -1169,7 +1172,6 @@ static int crash_volume(struct hv_lv *h, uint64_t ram, char **path, struct vmc_e
 		     (unsigned long long)(sb.st_size >> 20), (double)(vmc_mono_ns() - t0) / 1e9);
 	if (vol)
 		virStorageVolFree(vol);
-	unlink(local);
 	return r;
 }
 
