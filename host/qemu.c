@@ -352,6 +352,15 @@ static int build_argv(const struct launch *l, const char *const files[VMC_QEMU_F
 		arg(a, "-object");
 		arg(a, "memory-backend-ram,id=ram0,size=%llu,reserve=off",
 		    (unsigned long long)l->ram_bytes);
+		/*
+		 * arm virt sizes its device memory from -m's maxmem, 128 MiB when
+		 * -m is not given: below the backend, it refuses ("maxmem/slots too
+		 * huge"; doc/facts.md, "aarch64 guests"). q35 needs no -m.
+		 */
+		if (l->arch != &vmc_arch_x86_64) {
+			arg(a, "-m");
+			arg(a, "%lluM", (unsigned long long)(l->ram_bytes >> 20));
+		}
 	} else {
 		arg(a, "-m");
 		arg(a, "%uM,slots=%u,maxmem=%uM", l->mem_mb, l->mem_slots, l->maxmem_mb);

@@ -139,11 +139,14 @@ static void aarch64_options_follow_the_x86_ones(void)
 	ssh.workdir = "/w,x";
 	s = line_of(&cfg, &ssh);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	/* One RAM backend, no DIMM slots; ',' in paths doubled for QEMU's option parser. */
+	/*
+	 * One RAM backend, no DIMM slots, and -m its size (arm virt refuses a
+	 * backend above -m's default); ',' in paths doubled for QEMU's option parser.
+	 */
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "-machine\nvirt,gic-version=3,memory-backend=ram0\n"));
 	CU_ASSERT_PTR_NOT_NULL(
-		strstr(s, "-object\nmemory-backend-ram,id=ram0,size=68719476736,reserve=off\n"));
-	CU_ASSERT_PTR_NULL(strstr(s, "\n-m\n"));
+		strstr(s, "-object\nmemory-backend-ram,id=ram0,size=68719476736,reserve=off\n"
+			  "-m\n65536M\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "-smp\n2,maxcpus=2\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "-append\na,b\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "-drive\nif=pflash,format=raw,file=/w,,x/efi-vars.fd\n"));
@@ -184,6 +187,8 @@ static void phys_bits_is_for_x86_only(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "-machine\nq35,memory-backend=ram0\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "-cpu\nqemu64,phys-bits=42\n"));
+	/* q35 takes the backend's size without -m (measured up to 1 TiB). */
+	CU_ASSERT_PTR_NULL(strstr(s, "\n-m\n"));
 	free(s);
 	cfg.arch = &vmc_arch_aarch64;
 	argv_refused(&cfg, "phys-bits 42: an x86 CPU property, an aarch64 guest has none");
