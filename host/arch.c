@@ -22,6 +22,8 @@ const struct vmc_arch vmc_arch_aarch64 = {
 	.kit_suffix = "-aarch64",
 	/* doc/facts.md: DEVICE_DELETED ~6 s after device_del on arm virt. */
 	.unplug_extra_ms = 5000,
+	/* hw/arm/virt.c's memory map: flash, then MMIO, RAM from 1 GiB. */
+	.ram_base = 0x40000000,
 };
 
 static const struct vmc_arch *const all[] = { &vmc_arch_x86_64, &vmc_arch_aarch64 };

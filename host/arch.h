@@ -6,6 +6,8 @@
 #ifndef VMC_ARCH_H
 #define VMC_ARCH_H
 
+#include <stdint.h>
+
 struct vmc_arch {
 	const char *name; /* QEMU's word (query-target "arch"): "x86_64", "aarch64" */
 	const char *deb;  /* Debian's: "amd64", "arm64" */
@@ -18,6 +20,12 @@ struct vmc_arch {
 	 * before the guest lets go; ACPI PCI hotplug (q35) does not.
 	 */
 	unsigned unplug_extra_ms;
+	/*
+	 * Where the guest's RAM starts. A memory block the guest lists below
+	 * it is not RAM the VM was given: arm virt's UEFI maps its variable
+	 * flash there (doc/facts.md, "aarch64 guests").
+	 */
+	uint64_t ram_base;
 };
 
 extern const struct vmc_arch vmc_arch_x86_64;

@@ -3,7 +3,8 @@
  * Large-memory boot: a VM of its own with --bigmem SIZE of RAM (cmd-run.c
  * launches it; doc/facts.md, "Big guests"), held against the guest's memory
  * blocks exactly. The blocks, not MemTotal, are the measure: every block
- * the kernel lists is RAM it was given, so their count times the block
+ * the kernel lists from where the architecture puts RAM on is RAM it was
+ * given (below it, arm virt's UEFI flash), so their count times the block
  * size must be the configured size to the byte, all of them online. What
  * the kernel keeps for itself shows only in MemTotal, which is reported
  * with the arithmetic, never used as a tolerance. The boot time and QEMU's
@@ -220,7 +221,7 @@ static const char *hole_reason(uint64_t start, uint64_t end)
  * ranges, the holes between them, and the sum, into @w->arithmetic.
  */
 static void explain(struct vmc_bigmem_want *w, const Vmcheck__V1__Memory *m, const uint64_t *idx,
-		    size_t n)
+		    size_t n, size_t n_below)
 {
 	uint64_t bs = m->block_size, total = n * bs;
 	char *p = w->arithmetic, a[32], b[32], c[32];
@@ -236,8 +237,11 @@ static void explain(struct vmc_bigmem_want *w, const Vmcheck__V1__Memory *m, con
 		left -= (size_t)len;                  \
 	} while (0)
 
-	PUT("block size %s (block_size_bytes %" PRIx64 "); RAM in blocks", vmc_chk_bytes(bs, a),
-	    bs);
+	PUT("block size %s (block_size_bytes %" PRIx64 "); ", vmc_chk_bytes(bs, a), bs);
+	if (n_below)
+		PUT("%zu block%s below the RAM's start at 0x%" PRIx64 ", not RAM, not counted; ",
+		    n_below, n_below == 1 ? "" : "s", w->ram_base);
+	PUT("RAM in blocks");
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 
@@ -260,11 +264,18 @@ static void explain(struct vmc_bigmem_want *w, const Vmcheck__V1__Memory *m, con
 	    vmc_chk_bytes(total, b), vmc_chk_bytes(w->bytes, c));
 	if (m->mem_total_kb)
 		PUT("; MemTotal %.2f GiB, %.2f GiB less: %.2f GiB the kernel's struct page "
-		    "array (64 B per 4 KiB page), the rest firmware (e820 reserved) and the "
+		    "array (64 B per 4 KiB page), the rest what the firmware reserves and the "
 		    "kernel's own allocations",
 		    (double)m->mem_total_kb / (1 << 20),
 		    (double)(w->bytes - m->mem_total_kb * 1024) / GIB, (double)w->bytes / 64 / GIB);
 #undef PUT
+}
+
+/* Block @b lies wholly below @ram_base (no overflow: the index is compared): not RAM. */
+static bool below(const Vmcheck__V1__Memory *m, const Vmcheck__V1__MemoryBlock *b,
+		  uint64_t ram_base)
+{
+	return b->index < ram_base / m->block_size;
 }
 
 bool vmc_bigmem_memory_ok(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why)
@@ -274,7 +285,7 @@ bool vmc_bigmem_memory_ok(const Vmcheck__V1__State *st, void *arg, struct vmc_wh
 	const Vmcheck__V1__MemoryBlock *off = NULL;
 	uint64_t *idx, total;
 	char a[32], b[32], c[32];
-	size_t n_off = 0;
+	size_t n_off = 0, n_below = 0, n;
 	bool ok = false;
 
 	if (!m || !m->block_size || !m->n_blocks) {
@@ -283,21 +294,26 @@ bool vmc_bigmem_memory_ok(const Vmcheck__V1__State *st, void *arg, struct vmc_wh
 		return false;
 	}
 	for (size_t i = 0; i < m->n_blocks; i++) {
+		if (below(m, m->blocks[i], w->ram_base)) {
+			n_below++;
+			continue;
+		}
 		if (m->blocks[i]->state == VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE)
 			continue;
 		off = off ? off : m->blocks[i];
 		n_off++;
 	}
-	total = m->n_blocks * m->block_size;
+	n = m->n_blocks - n_below;
+	total = n * m->block_size;
 	if (n_off) {
 		vmc_why_set(why, "%zu of %zu memory blocks not online (first: memory%" PRIu64 ")",
-			    n_off, m->n_blocks, off->index);
+			    n_off, n, off->index);
 		return false;
 	}
 	if (total != w->bytes) {
-		vmc_why_set(why, "%zu memory blocks x %s = %s, configured %s", m->n_blocks,
+		vmc_why_set(why, "%zu memory blocks x %s = %s%s, configured %s", n,
 			    vmc_chk_bytes(m->block_size, a), vmc_chk_bytes(total, b),
-			    vmc_chk_bytes(w->bytes, c));
+			    n_below ? " from the RAM's start on" : "", vmc_chk_bytes(w->bytes, c));
 		return false;
 	}
 	/* The kernel cannot count more RAM than it was given. */
@@ -306,12 +322,13 @@ bool vmc_bigmem_memory_ok(const Vmcheck__V1__State *st, void *arg, struct vmc_wh
 			    m->mem_total_kb, vmc_chk_bytes(w->bytes, a));
 		return false;
 	}
-	idx = malloc(m->n_blocks * sizeof(*idx));
+	idx = malloc((n ? n : 1) * sizeof(*idx));
 	if (idx) {
-		for (size_t i = 0; i < m->n_blocks; i++)
-			idx[i] = m->blocks[i]->index;
-		qsort(idx, m->n_blocks, sizeof(*idx), u64_cmp);
-		explain(w, m, idx, m->n_blocks);
+		for (size_t i = 0, k = 0; i < m->n_blocks; i++)
+			if (!below(m, m->blocks[i], w->ram_base))
+				idx[k++] = m->blocks[i]->index;
+		qsort(idx, n, sizeof(*idx), u64_cmp);
+		explain(w, m, idx, n, n_below);
 		ok = true;
 	} else {
 		vmc_why_set(why, "out of memory");
@@ -343,7 +360,8 @@ static void note_rss(struct vmc_step *s, pid_t pid, uint64_t bytes)
 
 int vmc_check_bigmem(struct vmc_ctx *c)
 {
-	struct vmc_bigmem_want want = { .bytes = c->opts->bigmem_bytes };
+	struct vmc_bigmem_want want = { .bytes = c->opts->bigmem_bytes,
+					.ram_base = vmc_hv_arch(c->hv)->ram_base };
 	struct vmc_hv_process qemu;
 	uint64_t ready = vmc_mono_ns();
 	struct vmc_step *s;

@@ -62,13 +62,18 @@ int vmc_bigmem_host_check(uint64_t bytes, struct vmc_error *err);
 unsigned vmc_bigmem_phys_bits(uint64_t bytes);
 
 /*
- * What the guest must show: memory blocks adding up to exactly @bytes, all
- * online. vmc_bigmem_memory_ok() writes the arithmetic it checked into
+ * What the guest must show: memory blocks from the RAM's start on adding up
+ * to exactly @bytes, all online. vmc_bigmem_memory_ok() writes the arithmetic it checked into
  * @arithmetic (block size, the runs of blocks and the holes between them,
  * MemTotal and what the kernel kept of the rest).
  */
 struct vmc_bigmem_want {
 	uint64_t bytes;
+	/*
+	 * Where the guest's RAM starts (struct vmc_arch.ram_base): blocks
+	 * wholly below it are not RAM and are not counted, only said.
+	 */
+	uint64_t ram_base;
 	char arithmetic[1024];
 };
 bool vmc_bigmem_memory_ok(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why);

@@ -43,5 +43,12 @@ static void unplug_deadline_follows_the_arch(void)
 	CU_ASSERT_STRING_EQUAL(vmc_arch_x86_64.kit_suffix, "");
 }
 
+static void ram_starts_where_the_machine_puts_it(void)
+{
+	CU_ASSERT_EQUAL(vmc_arch_x86_64.ram_base, 0);
+	CU_ASSERT_EQUAL(vmc_arch_aarch64.ram_base, 1ULL << 30);
+}
+
 VMC_SUITE(arch, NULL, NULL, VMC_TEST(found_by_qemu_and_debian_names),
-	  VMC_TEST(binary_names_say_the_arch), VMC_TEST(unplug_deadline_follows_the_arch))
+	  VMC_TEST(binary_names_say_the_arch), VMC_TEST(unplug_deadline_follows_the_arch),
+	  VMC_TEST(ram_starts_where_the_machine_puts_it))

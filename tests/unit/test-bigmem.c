@@ -269,8 +269,58 @@ static void ram_moved_above_1tib_is_explained(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(w.arithmetic, "512 blocks x 2 GiB = 1 TiB online"));
 }
 
+/*
+ * 64 GiB on arm virt (measured): 128 MiB blocks 8-519 from the RAM's start
+ * at 1 GiB, and block 0, UEFI's variable flash, which is no RAM.
+ */
+static void blocks_below_the_ram_are_not_counted(void)
+{
+	static Vmcheck__V1__MemoryBlock b[513];
+	static Vmcheck__V1__MemoryBlock *blocks[513];
+	struct vmc_bigmem_want w = { .bytes = 64 * GIB, .ram_base = GIB };
+	struct vmc_why why = { .text = "" };
+	Vmcheck__V1__State st;
+	Vmcheck__V1__Memory m;
+
+	vmcheck__v1__state__init(&st);
+	vmcheck__v1__memory__init(&m);
+	for (unsigned i = 0; i < 513; i++) {
+		vmcheck__v1__memory_block__init(&b[i]);
+		b[i].index = i ? 7 + i : 0;
+		b[i].state = VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE;
+		blocks[i] = &b[i];
+	}
+	m.block_size = 128 << 20;
+	m.blocks = blocks;
+	m.n_blocks = 513;
+	st.memory = &m;
+	CU_ASSERT_TRUE_FATAL(vmc_bigmem_memory_ok(&st, &w, &why));
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.arithmetic,
+				      "1 block below the RAM's start at "
+				      "0x40000000, not RAM, not counted; RAM in "
+				      "blocks 8-519 [0x40000000-0x103fffffff] 64 GiB;"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.arithmetic, "512 blocks x 128 MiB = 64 GiB online"));
+	/* Offline or not, what lies below the RAM is not judged. */
+	b[0].state = VMCHECK__V1__MEMORY_BLOCK__STATE__OFFLINE;
+	CU_ASSERT_TRUE(vmc_bigmem_memory_ok(&st, &w, &why));
+	/* Counted as RAM (q35's rule), the flash is 128 MiB too many. */
+	w.ram_base = 0;
+	CU_ASSERT_FALSE(vmc_bigmem_memory_ok(&st, &w, &why));
+	b[0].state = VMCHECK__V1__MEMORY_BLOCK__STATE__ONLINE;
+	CU_ASSERT_FALSE(vmc_bigmem_memory_ok(&st, &w, &why));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(why.text, "513 memory blocks x 128 MiB = 65664 MiB, configured 64 GiB"));
+	/* A block missing from the RAM is still missed. */
+	w.ram_base = GIB;
+	m.n_blocks = 512;
+	CU_ASSERT_FALSE(vmc_bigmem_memory_ok(&st, &w, &why));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why.text, "511 memory blocks x 128 MiB = 65408 MiB from the "
+						"RAM's start on, configured 64 GiB"));
+}
+
 VMC_SUITE(bigmem, NULL, NULL, VMC_TEST(sizes_parse_with_a_binary_unit),
 	  VMC_TEST(refusal_states_the_arithmetic), VMC_TEST(phys_bits_follow_qemus_q35_map),
 	  VMC_TEST(proc_figures_are_read_strictly), VMC_TEST(blocks_add_up_to_the_size_exactly),
 	  VMC_TEST(every_block_must_be_online), VMC_TEST(memtotal_above_the_size_or_no_blocks_fail),
-	  VMC_TEST(ram_moved_above_1tib_is_explained))
+	  VMC_TEST(ram_moved_above_1tib_is_explained),
+	  VMC_TEST(blocks_below_the_ram_are_not_counted))
