@@ -72,14 +72,19 @@ void vmc_kdump_deadlines(uint64_t mem_bytes, unsigned boot_ms, struct vmc_kdump_
 						 : gib * VMC_KDUMP_BOOT_MS_PER_GIB);
 }
 
-uint64_t vmc_kdump_guest_bytes(const Vmcheck__V1__State *st)
+uint64_t vmc_kdump_guest_bytes(const Vmcheck__V1__State *st, uint64_t ram_base)
 {
 	const Vmcheck__V1__Memory *m = st ? st->memory : NULL;
+	uint64_t all, below = 0;
 
 	if (!m)
 		return 0;
-	if (m->online_bytes + m->offline_bytes)
-		return m->online_bytes + m->offline_bytes;
+	all = m->online_bytes + m->offline_bytes;
+	for (size_t i = 0; m->block_size && i < m->n_blocks; i++)
+		if (m->blocks[i]->index < ram_base / m->block_size)
+			below += m->block_size;
+	if (all > below)
+		return all - below;
 	return m->mem_total_kb << 10;
 }
 
@@ -430,7 +435,7 @@ static int armed(struct vmc_ctx *c, struct kdump_run *k)
 		vmc_agent_response_free(vmc_step_conn(s), rsp);
 		return vmc_step_end(s, -EINVAL, "%s", why.text);
 	}
-	mem = vmc_kdump_guest_bytes(rsp->state);
+	mem = vmc_kdump_guest_bytes(rsp->state, vmc_hv_arch(c->hv)->ram_base);
 	vmc_kdump_deadlines(mem, 3 * c->opts->deadline_ms, &k->dl);
 	vmc_step_note(s,
 		      "crash kernel loaded, %s reserved; dumps go to %s; %zu dump%s there before",

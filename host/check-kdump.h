@@ -44,8 +44,12 @@ struct vmc_kdump_deadlines {
  */
 void vmc_kdump_deadlines(uint64_t mem_bytes, unsigned boot_ms, struct vmc_kdump_deadlines *out);
 
-/* The guest's memory from its memory section (all blocks; else MemTotal), 0 if unknown. */
-uint64_t vmc_kdump_guest_bytes(const Vmcheck__V1__State *st);
+/*
+ * The guest's memory from its memory section: its blocks but those below
+ * @ram_base (struct vmc_arch.ram_base: arm virt's UEFI flash is no RAM);
+ * else MemTotal; 0 if unknown.
+ */
+uint64_t vmc_kdump_guest_bytes(const Vmcheck__V1__State *st, uint64_t ram_base);
 
 /* What the guest offers a crash, and the dumps there before it. */
 struct vmc_kdump_ready {

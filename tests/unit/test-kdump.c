@@ -102,13 +102,24 @@ static void guest_memory_from_blocks_else_memtotal(void)
 	Vmcheck__V1__State st = VMCHECK__V1__STATE__INIT;
 	Vmcheck__V1__Memory m = VMCHECK__V1__MEMORY__INIT;
 
-	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st), 0);
+	Vmcheck__V1__MemoryBlock b0 = VMCHECK__V1__MEMORY_BLOCK__INIT,
+				 b8 = VMCHECK__V1__MEMORY_BLOCK__INIT, *blocks[2] = { &b0, &b8 };
+
+	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st, 0), 0);
 	st.memory = &m;
 	m.mem_total_kb = 400000;
-	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st), 400000ull << 10);
+	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st, 0), 400000ull << 10);
 	m.online_bytes = 384ull << 20;
 	m.offline_bytes = 128ull << 20;
-	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st), 512ull << 20);
+	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st, 0), 512ull << 20);
+	/* arm virt: block 0 is UEFI's flash, below the RAM at 1 GiB: not the guest's memory. */
+	b0.index = 0;
+	b8.index = 8;
+	m.block_size = 128ull << 20;
+	m.blocks = blocks;
+	m.n_blocks = 2;
+	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st, 1ull << 30), 384ull << 20);
+	CU_ASSERT_EQUAL(vmc_kdump_guest_bytes(&st, 0), 512ull << 20);
 }
 
 static void ready_needs_a_loaded_crash_kernel(void)
