@@ -31,6 +31,7 @@
 #include "accel.h"
 #include "clock.h"
 #include "hv-libvirt-xml.h"
+#include "hv-qmp-client.h"
 #include "qemu.h"
 
 struct qev {
@@ -1353,10 +1354,6 @@ static int monitor(struct hv_lv *h, const char *cmd, json_object **reply, char *
  */
 static int vmm_cpu_hotplug(struct hv_lv *h, struct vmc_error *err)
 {
-	static const char *const none[] = {
-		"The feature 'query-hotpluggable-cpus' is not enabled",
-		"machine does not support hot-plugging CPUs",
-	};
 	json_object *reply = NULL, *e, *cls, *desc;
 	char says[256];
 	int r = 0;
@@ -1366,13 +1363,10 @@ static int vmm_cpu_hotplug(struct hv_lv *h, struct vmc_error *err)
 	if (json_object_object_get_ex(reply, "error", &e) &&
 	    json_object_object_get_ex(e, "class", &cls) &&
 	    json_object_object_get_ex(e, "desc", &desc) &&
-	    !strcmp(json_object_get_string(cls), "GenericError"))
-		for (size_t i = 0; !r && i < ARRAY_SIZE(none); i++)
-			if (!strcmp(json_object_get_string(desc), none[i]))
-				r = vmc_error_set(err, -ENOTSUP,
-						  "QEMU (libvirt's monitor passthrough): "
-						  "query-hotpluggable-cpus: %s",
-						  none[i]);
+	    vmc_qmp_no_cpu_hotplug(json_object_get_string(cls), json_object_get_string(desc)))
+		r = vmc_error_set(err, -ENOTSUP,
+				  "QEMU (libvirt's monitor passthrough): query-hotpluggable-cpus: %s",
+				  json_object_get_string(desc));
 	json_object_put(reply);
 	return r;
 }

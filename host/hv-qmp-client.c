@@ -95,6 +95,21 @@ const char *vmc_qmp_error_desc(const struct vmc_qmp *q)
 	return q->err_desc ? q->err_desc : "";
 }
 
+bool vmc_qmp_no_cpu_hotplug(const char *cls, const char *desc)
+{
+	static const char *const words[] = {
+		"The feature 'query-hotpluggable-cpus' is not enabled",
+		"machine does not support hot-plugging CPUs",
+	};
+
+	if (!cls || !desc || strcmp(cls, "GenericError"))
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (!strcmp(desc, words[i]))
+			return true;
+	return false;
+}
+
 void vmc_qmp_on_event(struct vmc_qmp *q, vmc_qmp_event_fn fn, void *ctx)
 {
 	q->on_event = fn;

@@ -105,4 +105,12 @@ const char *vmc_qmp_last_command(const struct vmc_qmp *q);
 const char *vmc_qmp_error_class(const struct vmc_qmp *q);
 const char *vmc_qmp_error_desc(const struct vmc_qmp *q);
 
+/*
+ * Is QEMU's error @cls/@desc to query-hotpluggable-cpus its way of saying
+ * the machine has no CPU hotplug (arm virt; doc/facts.md, "aarch64
+ * guests")? QEMU 7.2 says the feature is not enabled, QEMU 8.0 on that the
+ * machine does not support it. Any other refusal is a failure.
+ */
+bool vmc_qmp_no_cpu_hotplug(const char *cls, const char *desc);
+
 #endif

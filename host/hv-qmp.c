@@ -678,27 +678,6 @@ static int cpu_index_of(json_object *fast, const char *qom_path)
 	return -1;
 }
 
-/*
- * After query-hotpluggable-cpus failed: is it QEMU saying the machine has
- * no CPU hotplug (arm virt; doc/facts.md, "aarch64 guests")? QEMU 7.2 says
- * the feature is not enabled, QEMU 8.0 on that the machine does not
- * support it. Any other refusal is a failure.
- */
-static bool no_cpu_hotplug(const struct vmc_qmp *q)
-{
-	static const char *const words[] = {
-		"The feature 'query-hotpluggable-cpus' is not enabled",
-		"machine does not support hot-plugging CPUs",
-	};
-
-	if (strcmp(vmc_qmp_error_class(q), "GenericError"))
-		return false;
-	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
-		if (!strcmp(vmc_qmp_error_desc(q), words[i]))
-			return true;
-	return false;
-}
-
 static int qmp_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err)
 {
 	struct hv_qmp *h = H(hv);
@@ -708,7 +687,8 @@ static int qmp_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struc
 	int r;
 
 	r = run(h, "query-hotpluggable-cpus", NULL, &hot, err, "query-hotpluggable-cpus");
-	if (r == VMC_QMP_ECOMMAND && no_cpu_hotplug(h->q)) {
+	if (r == VMC_QMP_ECOMMAND &&
+	    vmc_qmp_no_cpu_hotplug(vmc_qmp_error_class(h->q), vmc_qmp_error_desc(h->q))) {
 		if (err)
 			err->code = -ENOTSUP;
 		return -ENOTSUP;
