@@ -51,14 +51,19 @@ static void refresh_view(struct vmc_step *st)
 			(unsigned long long)rsp->state->generation);
 		vmc_agent_response_free(s->conn, rsp);
 	}
-	if (r < 0)
-		fprintf(st->evidence_fp,
-			"no fresh guest snapshot for this evidence (%s): what follows is the last "
-			"one the agent pushed, at +%.3f s\n",
+	if (r < 0) {
+		fprintf(st->evidence_fp, "no fresh guest snapshot for this evidence (%s)",
 			err.msg          ? err.msg
 			: r == -ENOTCONN ? "no agent connection"
-					 : strerror(-r),
-			(double)(s->view_ns - s->t_zero) / 1e9);
+					 : strerror(-r));
+		/* 0: this VM's agent never sent a snapshot, there is no older one to show. */
+		if (s->view_ns)
+			fprintf(st->evidence_fp,
+				": what follows is the last one the agent pushed, at +%.3f s\n",
+				(double)(s->view_ns - s->t_zero) / 1e9);
+		else
+			fputs(", and the agent of this VM never sent one\n", st->evidence_fp);
+	}
 	vmc_error_clear(&err);
 }
 

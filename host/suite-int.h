@@ -43,7 +43,7 @@ struct vmc_suite {
 	uint64_t sub_id;
 	char *boot_id;
 	struct vmc_view *view;
-	uint64_t view_ns; /* host time the newest push was merged */
+	uint64_t view_ns; /* host time the newest snapshot was merged; 0: none from this VM */
 	bool no_kmsg;     /* the agent refused ReadKmsg */
 	uint64_t kmsg_seq;
 

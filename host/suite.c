@@ -82,6 +82,7 @@ void vmc_suite_attach(struct vmc_suite *s, struct vmc_hv *hv, const char *why)
 	s->no_kmsg = false;
 	s->kmsg_seq = 0;
 	vmc_view_reset(s->view);
+	s->view_ns = 0;
 	vmc_suite_set_str(&s->boot_id, NULL);
 	vmc_suite_set_str(&s->agent_err, NULL);
 	vmc_suite_set_str(&s->death, NULL);

@@ -1361,6 +1361,42 @@ static void no_agent_fails_what_follows(void)
 	stop();
 }
 
+/* A failed setup step's evidence, checked for what it says of the last snapshot. */
+static void no_snapshot_says_so(const char *what)
+{
+	const char *ev = last()->evidence;
+
+	CU_ASSERT_EQUAL(last()->status, VMC_STEP_FAILED);
+	if (!has(ev, "the agent of this VM never sent one"))
+		fprintf(stderr, "%s: evidence: %s\n", what, ev ? ev : "(none)");
+	CU_ASSERT(has(ev, "no fresh guest snapshot for this evidence (no agent connection)"));
+	CU_ASSERT(has(ev, "the agent of this VM never sent one\n"));
+	CU_ASSERT(!has(ev, "the last one the agent pushed"));
+	CU_ASSERT(!has(ev, " at +"));
+}
+
+/*
+ * No agent ever answered: the evidence says there is no snapshot, never an
+ * age (the time of a snapshot that was never taken once read +18446743079 s),
+ * nor that of the previous VM's last snapshot.
+ */
+static void evidence_without_a_snapshot_gives_no_age(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+
+	start();
+	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s/none.sock", T.dir);
+	vmc_suite_attach(T.s, &T.h.hv, NULL);
+	CU_ASSERT(vmc_suite_connect(T.s, 300) < 0);
+	no_snapshot_says_so("after another VM");
+	/* The run's first VM, its agent silent from the start. */
+	vmc_suite_free(T.s);
+	CU_ASSERT_EQUAL_FATAL(vmc_suite_new(&T.h.hv, &T.opts, T.reps, 1, &T.s, &err), 0);
+	CU_ASSERT(vmc_suite_connect(T.s, 300) < 0);
+	no_snapshot_says_so("first VM");
+	stop();
+}
+
 /* Unplug nic2 the way the checks do: the hypervisor may give up before the removal is done. */
 static int unplug_nic2_judged(void)
 {
@@ -1709,8 +1745,9 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(a_section_error_stays_next_to_the_stale_section),
 	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(powerdown_is_clean_or_fails),
 	  VMC_TEST(clock_going_back_fails_cont), VMC_TEST(a_final_reason_ends_the_wait),
-	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(a_removal_is_judged_in_every_layer),
-	  VMC_TEST(ladder_names_the_virtio_driver), VMC_TEST(clock_running_while_stopped_fails),
+	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(evidence_without_a_snapshot_gives_no_age),
+	  VMC_TEST(a_removal_is_judged_in_every_layer), VMC_TEST(ladder_names_the_virtio_driver),
+	  VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried),
 	  VMC_TEST(nic_unplug_waits_as_the_arch_needs),
 	  VMC_TEST(vcpu_check_skips_only_what_is_not_offered),
