@@ -185,6 +185,11 @@ static int unplug(struct vmc_ctx *c, struct vcpu *v, bool *deleted)
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (cpu%d)", v->id, v->want.id);
 	*deleted = true;
+	/* Whatever comes of the request, QEMU may abort on the VM's next ACPI event. */
+	vmc_suite_taint(c,
+			"%s was unplugged, and QEMU 7.2 aborts on the first ACPI event after a "
+			"vCPU unplug",
+			v->id);
 	r = vmc_chk_del(s, hv->ops->cpu_del(hv, v->id, &err), &err, &pending);
 	/*
 	 * The kernel removes the CPU's device (a uevent, a push) before it

@@ -219,6 +219,15 @@ void vmc_step_usable(struct vmc_step *s, bool ok, const char *fmt, ...) _printf_
 /* The agent's protocol minor version (HelloReply.protocol_minor): which fields it fills. */
 unsigned vmc_agent_minor(struct vmc_ctx *c);
 
+/*
+ * vmc_suite_taint - what @c's check is about to do leaves this VM unfit for
+ * a later check of the run (a vCPU device_del: QEMU 7.2 aborts on the next
+ * ACPI event, doc/facts.md, "Defect 1: a vCPU unplug corrupts QEMU's heap").
+ * The runner gives such a check a fresh VM, with @fmt as the reason
+ * (vmc_suite_tainted()). The first reason is kept until the next VM.
+ */
+void vmc_suite_taint(struct vmc_ctx *c, const char *fmt, ...) _printf_(2, 3);
+
 /* A check: returns 0 if every step passed, else negative. */
 struct vmc_check {
 	const char *name; /* "lifecycle", "nic", ... (--only names) */

@@ -50,6 +50,8 @@ struct vmc_suite {
 	unsigned agent_minor; /* HelloReply.protocol_minor of the agent */
 
 	char *why_attached; /* a note for the next connect step */
+	bool tainted;       /* this VM is unfit for a later check (vmc_suite_taint()) */
+	char *taint_why;    /* why (NULL: no memory to say it) */
 	char *gone;         /* why no step can run any more (VM gone, interrupted) */
 	/*
 	 * The steps @gone stops failed, not skipped: something failed first

@@ -7,6 +7,7 @@
  * (suite-wait.c), a failed step's evidence (suite-evidence.c).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,28 @@ unsigned vmc_agent_minor(struct vmc_ctx *c)
 const Vmcheck__V1__State *vmc_view(struct vmc_ctx *c)
 {
 	return vmc_view_state(c->suite->view);
+}
+
+void vmc_suite_taint(struct vmc_ctx *c, const char *fmt, ...)
+{
+	struct vmc_suite *s = c->suite;
+	va_list ap;
+
+	if (s->tainted)
+		return;
+	s->tainted = true;
+	va_start(ap, fmt);
+	if (vasprintf(&s->taint_why, fmt, ap) < 0)
+		s->taint_why = NULL;
+	va_end(ap);
+}
+
+const char *vmc_suite_tainted(const struct vmc_suite *s)
+{
+	/* Out of memory the VM is no less unfit. */
+	if (!s->tainted)
+		return NULL;
+	return s->taint_why ? s->taint_why : "a check left the VM unfit (no memory to say why)";
 }
 
 void vmc_suite_set_str(char **dst, const char *src)
@@ -64,6 +87,7 @@ void vmc_suite_free(struct vmc_suite *s)
 	free(s->gone);
 	free(s->death);
 	free(s->why_attached);
+	free(s->taint_why);
 	free(s);
 }
 
@@ -87,6 +111,8 @@ void vmc_suite_attach(struct vmc_suite *s, struct vmc_hv *hv, const char *why)
 	vmc_suite_set_str(&s->agent_err, NULL);
 	vmc_suite_set_str(&s->death, NULL);
 	vmc_suite_set_str(&s->gone, NULL);
+	s->tainted = false;
+	vmc_suite_set_str(&s->taint_why, NULL);
 	s->gone_failed = false;
 	s->agent_minor = 0;
 	s->t_last_end = 0;

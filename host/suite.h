@@ -50,6 +50,13 @@ int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms);
 void vmc_suite_attach(struct vmc_suite *s, struct vmc_hv *hv, const char *why);
 
 /*
+ * vmc_suite_tainted - why the VM is unfit for a later check (the first
+ * vmc_suite_taint() since it was attached), or NULL when nothing done to it
+ * says so. Valid until the next vmc_suite_attach() or vmc_suite_free().
+ */
+const char *vmc_suite_tainted(const struct vmc_suite *s);
+
+/*
  * vmc_suite_run - run @checks in order. A check that starts after the VM
  * died, or after an interruption, is reported skipped with the reason.
  * Returns 0 if every step so far passed, -1 otherwise.

@@ -78,6 +78,7 @@ struct fguest {
 	unsigned suspends;  /* Act suspend requests answered */
 	char mem_sleep[32]; /* System.mem_sleep; "" not said */
 	struct fdev links[4], blocks[4];
+	bool cpus; /* shows a Cpus section: cpu0, which never changes */
 	struct change changes[MAX_CHANGES];
 	size_t n_changes;
 	unsigned requests; /* answered so far */
@@ -121,6 +122,8 @@ struct built {
 	Vmcheck__V1__Block blocks[4], *bp[4];
 	Vmcheck__V1__Pci pci;
 	Vmcheck__V1__PciFunction fn[8], *fp[8];
+	Vmcheck__V1__Cpus cpus;
+	Vmcheck__V1__Cpu cpu0, *cpup[1];
 };
 
 static void build(struct fguest *g, uint32_t sections, struct built *b)
@@ -134,7 +137,20 @@ static void build(struct fguest *g, uint32_t sections, struct built *b)
 				  : VMCHECK__V1__SECTION__SECTION_SYSTEM |
 					    VMCHECK__V1__SECTION__SECTION_LINKS |
 					    VMCHECK__V1__SECTION__SECTION_BLOCKS |
-					    VMCHECK__V1__SECTION__SECTION_PCI;
+					    VMCHECK__V1__SECTION__SECTION_PCI |
+					    (g->cpus ? VMCHECK__V1__SECTION__SECTION_CPUS : 0);
+	if (g->cpus && (b->st.sections & VMCHECK__V1__SECTION__SECTION_CPUS)) {
+		vmcheck__v1__cpus__init(&b->cpus);
+		vmcheck__v1__cpu__init(&b->cpu0);
+		b->cpu0.present = b->cpu0.online = true;
+		b->cpus.possible = "0-3";
+		b->cpus.present = b->cpus.online = "0";
+		b->cpus.offline = "1-3";
+		b->cpup[0] = &b->cpu0;
+		b->cpus.cpus = b->cpup;
+		b->cpus.n_cpus = 1;
+		b->st.cpus = &b->cpus;
+	}
 	if (b->st.sections & VMCHECK__V1__SECTION__SECTION_SYSTEM) {
 		vmcheck__v1__system__init(&b->sys);
 		b->sys.boot_id = g->boot_id;
@@ -482,8 +498,10 @@ struct fake_hv {
 		S3_NO,
 		S3_UNASKED
 	} s3;                /* what suspend_support() says */
-	int cpus_rc;         /* what cpus() returns (it knows no positions)... */
+	int cpus_rc;         /* what cpus() returns... */
 	char cpus_says[128]; /* ...and says */
+	bool cpu_free;       /* ...and a free position it knows (else none) */
+	int cpu_add_rc;      /* what cpu_add() returns (the CPU never shows in the guest) */
 	char death[128];
 	char present[4][16]; /* device ids the "hypervisor" has */
 	char transcript[4096];
@@ -683,7 +701,39 @@ static int f_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct 
 {
 	*out = NULL;
 	*n = 0;
-	return FH(hv)->cpus_rc ? vmc_error_set(err, FH(hv)->cpus_rc, "%s", FH(hv)->cpus_says) : 0;
+	if (FH(hv)->cpus_rc)
+		return vmc_error_set(err, FH(hv)->cpus_rc, "%s", FH(hv)->cpus_says);
+	if (!FH(hv)->cpu_free)
+		return 0;
+	*out = calloc(1, sizeof(**out));
+	if (!*out || !((*out)->type = strdup("qemu64-x86_64-cpu"))) {
+		vmc_hv_cpus_free(*out, *out ? 1 : 0);
+		*out = NULL;
+		return vmc_error_set(err, -ENOMEM, "cpus: out of memory");
+	}
+	**out = (struct vmc_hv_cpu){ (*out)->type, 1, 0, 0, 0, NULL, -1 };
+	*n = 1;
+	return 0;
+}
+
+static int f_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc_error *err)
+{
+	char what[64];
+	int r;
+
+	snprintf(what, sizeof(what), "device_add %s socket-id=%d", c->id, c->where->socket_id);
+	r = fake_action(hv, what, NULL, err);
+	if (r == 0 && FH(hv)->cpu_add_rc)
+		r = vmc_error_set(err, FH(hv)->cpu_add_rc, "%s: CPU hotplug refused", what);
+	return r;
+}
+
+static int f_cpu_del(struct vmc_hv *hv, const char *id, struct vmc_error *err)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "device_del %s", id);
+	return fake_action(hv, what, NULL, err);
 }
 
 static const struct vmc_arch *f_arch(struct vmc_hv *hv)
@@ -826,6 +876,8 @@ static const struct vmc_hv_ops fake_ops = {
 	.disk_add = f_disk_add,
 	.free_slots = f_free_slots,
 	.cpus = f_cpus,
+	.cpu_add = f_cpu_add,
+	.cpu_del = f_cpu_del,
 	.device_present = f_device_present,
 	.removal_views = f_removal_views,
 	.wait_event = f_wait_event,
@@ -1512,6 +1564,62 @@ static void vcpu_check_skips_only_what_is_not_offered(void)
 	stop();
 }
 
+/* start(), then a guest that shows its CPUs and a hypervisor with one free vCPU position. */
+static void start_with_cpus(void)
+{
+	start();
+	pthread_mutex_lock(&T.g.mu);
+	T.g.cpus = true;
+	pthread_mutex_unlock(&T.g.mu);
+	T.h.cpu_free = true;
+	T.opts.cpus = 1;
+	/* Connect anew: the first view must have the CPUs, the plug's baseline. */
+	vmc_suite_attach(T.s, &T.h.hv, NULL);
+	CU_ASSERT_EQUAL_FATAL(vmc_suite_connect(T.s, 2000), 0);
+}
+
+/*
+ * Only a vCPU device_del leaves the VM unfit for a later check (QEMU 7.2
+ * aborts on the next ACPI event: the runner powers down a fresh VM then). A
+ * machine without vCPU hotplug, or a plug QEMU refused, leaves the VM fit;
+ * the taint goes with the VM.
+ */
+static void only_a_vcpu_unplug_taints_the_vm(void)
+{
+	const struct vmc_check checks[] = { { "vcpu", vmc_check_vcpu } };
+
+	start();
+	T.opts.cpus = 1;
+	T.h.cpus_rc = -ENOTSUP;
+	snprintf(T.h.cpus_says, sizeof(T.h.cpus_says),
+		 "query-hotpluggable-cpus: The feature 'query-hotpluggable-cpus' is not enabled");
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), 0);
+	CU_ASSERT_EQUAL(last()->status, VMC_STEP_SKIPPED);
+	CU_ASSERT_PTR_NULL(vmc_suite_tainted(T.s));
+	stop();
+
+	start_with_cpus();
+	T.h.cpu_add_rc = VMC_QMP_ECOMMAND;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT(has(T.h.transcript, "-> device_add vcpu1"));
+	CU_ASSERT(has(last()->message, "CPU hotplug refused"));
+	CU_ASSERT(!has(T.h.transcript, "device_del"));
+	CU_ASSERT_PTR_NULL(vmc_suite_tainted(T.s));
+	stop();
+
+	/* Plugged (the guest never shows it: the plug fails), then unplugged all the same. */
+	start_with_cpus();
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	CU_ASSERT(has(T.h.transcript, "-> device_del vcpu1"));
+	CU_ASSERT(has(last()->name, "unplug vcpu1"));
+	CU_ASSERT_STRING_EQUAL(vmc_suite_tainted(T.s) ? vmc_suite_tainted(T.s) : "(not tainted)",
+			       "vcpu1 was unplugged, and QEMU 7.2 aborts on the first ACPI event "
+			       "after a vCPU unplug");
+	vmc_suite_attach(T.s, &T.h.hv, NULL);
+	CU_ASSERT_PTR_NULL(vmc_suite_tainted(T.s));
+	stop();
+}
+
 /* Run the S3 part of the lifecycle check with QEMU saying @s3 and the guest @mem_sleep. */
 static void run_s3(int s3, const char *mem_sleep, int want_rc)
 {
@@ -1751,4 +1859,4 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(view_merges_only_the_sections_carried),
 	  VMC_TEST(nic_unplug_waits_as_the_arch_needs),
 	  VMC_TEST(vcpu_check_skips_only_what_is_not_offered),
-	  VMC_TEST(s3_only_where_the_machine_offers_it))
+	  VMC_TEST(only_a_vcpu_unplug_taints_the_vm), VMC_TEST(s3_only_where_the_machine_offers_it))
