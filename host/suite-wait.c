@@ -89,9 +89,11 @@ static void confirm(struct vmc_step *st, const Vmcheck__V1__Event *ev, uint64_t 
 	 * read_end (guest) and arrived at host_ns (host), so host_ns - read_end
 	 * bounds host - guest from above by the transfer time (~0.1 ms on
 	 * virtio-serial). Unlike an offset measured earlier it holds after a
-	 * stop or S3, which the guest clock does not see.
+	 * stop or S3, which the guest clock does not see. The guest's times are
+	 * its word: one that would put the kernel before the host's clock began
+	 * (a guest clock far ahead, or made up) is not recorded, never wrapped.
 	 */
-	if (kernel && read_end >= kernel)
+	if (kernel && read_end >= kernel && read_end - kernel < host_ns)
 		st->t_kernel = host_ns - (read_end - kernel);
 }
 

@@ -69,10 +69,11 @@ struct fguest {
 	unsigned boot_no;
 	char boot_id[40];
 	uint64_t sub_id, next_sub, generation;
-	bool stopped;     /* the VM is paused: no CPU, no agent */
-	bool clock_leaks; /* ...but the guest clock runs on (a broken pause) */
-	bool clock_back;  /* after cont the guest clock is a second behind */
-	bool panics;      /* the power button panics the guest */
+	bool stopped;       /* the VM is paused: no CPU, no agent */
+	bool clock_leaks;   /* ...but the guest clock runs on (a broken pause) */
+	bool clock_back;    /* after cont the guest clock is a second behind */
+	bool panics;        /* the power button panics the guest */
+	uint64_t kernel_ns; /* the kernel time pushes carry (0: the guest's clock) */
 	uint64_t stopped_at, paused_ns;
 	uint64_t suspend_success;
 	unsigned suspends;  /* Act suspend requests answered */
@@ -257,7 +258,7 @@ static void hv_exit(struct fake_hv *h, const char *how);
 
 static void apply(struct fguest *g, const struct change *c)
 {
-	uint64_t k = guest_now(g);
+	uint64_t k = g->kernel_ns ? g->kernel_ns : guest_now(g);
 
 	switch (c->kind) {
 	case CH_LINK_ON:
@@ -1093,6 +1094,27 @@ static void device_appears_with_timeline(void)
 	stop();
 }
 
+/*
+ * The guest's kernel time is its word: one from before the host's clock
+ * began (this guest's clock runs 5 s ahead) is not recorded, where the
+ * unsigned subtraction wrapped to a time 584 years after the action.
+ */
+static void kernel_time_before_the_host_clock_is_dropped(void)
+{
+	const struct fx_cap_rec *x;
+
+	start();
+	pthread_mutex_lock(&T.g.mu);
+	T.g.kernel_ns = 1;
+	pthread_mutex_unlock(&T.g.mu);
+	CU_ASSERT_EQUAL(plug_nic(30, 2000), 0);
+	x = last();
+	CU_ASSERT_EQUAL(x->status, VMC_STEP_PASSED);
+	CU_ASSERT(x->latency_ns >= 30 * (int64_t)MS && x->latency_ns < 1000 * (int64_t)MS);
+	CU_ASSERT_EQUAL(x->t_kernel, 0);
+	stop();
+}
+
 static void wrong_size_says_why(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
@@ -1847,8 +1869,8 @@ static void a_section_error_stays_next_to_the_stale_section(void)
 }
 
 VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_appears_with_timeline),
-	  VMC_TEST(wrong_size_says_why), VMC_TEST(disappears_late),
-	  VMC_TEST(agent_restarts_mid_step), VMC_TEST(hv_dies_mid_step),
+	  VMC_TEST(kernel_time_before_the_host_clock_is_dropped), VMC_TEST(wrong_size_says_why),
+	  VMC_TEST(disappears_late), VMC_TEST(agent_restarts_mid_step), VMC_TEST(hv_dies_mid_step),
 	  VMC_TEST(hv_reports_the_vm_gone), VMC_TEST(lifecycle_against_fake),
 	  VMC_TEST(a_section_error_stays_next_to_the_stale_section),
 	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(powerdown_is_clean_or_fails),
