@@ -388,12 +388,19 @@ static int reset(struct vmc_ctx *c, const char *why)
 static int s3(struct vmc_ctx *c, bool *tried)
 {
 	struct vmc_lifecycle_s3 hv, guest;
+	struct vmc_why w;
 	uint64_t count = 0;
 	char why[720], name[128];
 	int r;
 
 	s3_hv(c, &hv);
-	vmc_lifecycle_s3_guest(vmc_view(c)->system, &guest);
+	if (vmc_chk_section(vmc_view(c), VMCHECK__V1__SECTION__SECTION_SYSTEM, &w)) {
+		vmc_lifecycle_s3_guest(vmc_view(c)->system, &guest);
+	} else {
+		/* Stale or missing data proves nothing either way: no skip on it. */
+		guest.offered = -1;
+		snprintf(guest.says, sizeof(guest.says), "the guest cannot say: %.280s", w.text);
+	}
 	if (vmc_lifecycle_s3_skip(&hv, &guest, why, sizeof(why))) {
 		suspend_name(c->hv->ops, name, sizeof(name));
 		vmc_step_skip(c, CHECK, name, "%s", why);
