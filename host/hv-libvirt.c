@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "hv-libvirt-xml.h"
 #include "hv-qmp-client.h"
+#include "libvirt-shared.h"
 #include "qemu.h"
 
 struct qev {
@@ -78,8 +79,9 @@ struct hv_lv {
 	struct vmc_hv hv;
 	virConnectPtr conn;
 	virDomainPtr dom;
-	bool owned; /* our transient domain: destroyed by free() */
-	bool local; /* the daemon runs on this host (a URI without a host part) */
+	bool owned;  /* our transient domain: destroyed by free() */
+	bool local;  /* the daemon runs on this host (a URI without a host part) */
+	bool shared; /* in libvirt-shared's registry: the agent's stream may use conn */
 	char *uri;
 	char *console; /* our transient domain's serial log, on a local URI; else NULL */
 	char *own_dir; /* made for that log when no workdir was given; removed by free() */
@@ -396,42 +398,6 @@ static void on_close(virConnectPtr c, int reason, void *opaque)
 	pthread_mutex_unlock(&q->mu);
 	note(q, "the connection to libvirt closed (reason %d)", reason);
 	wake(q);
-}
-
-/* ---- process-wide setup */
-
-static void quiet(void *opaque, virErrorPtr e)
-{
-	/* Errors are reported through vmc_error, not printed by libvirt. */
-}
-
-static void *event_loop(void *arg)
-{
-	for (;;)
-		virEventRunDefaultImpl();
-	return NULL;
-}
-
-static int setup_result;
-
-/* Once: silence libvirt's stderr, register its event loop, run it on a thread. */
-static void setup(void)
-{
-	sigset_t all, old;
-	pthread_t t;
-
-	virSetErrorFunc(NULL, quiet);
-	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
-		setup_result = -EIO;
-		return;
-	}
-	/* The thread takes no signals: SIGINT/SIGTERM go to the suite's signalfd. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	setup_result = -pthread_create(&t, NULL, event_loop, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!setup_result)
-		pthread_detach(t);
 }
 
 /* ---- errors */
@@ -1937,6 +1903,8 @@ static void lv_free(struct vmc_hv *hv)
 
 	if (!h)
 		return;
+	if (h->shared)
+		vmc_libvirt_unshare(h->dom);
 	if (h->dom && h->owned && virDomainDestroy(h->dom) < 0)
 		virResetLastError(); /* already gone: a powerdown ended it */
 	pool_teardown(h);
@@ -2394,17 +2362,25 @@ static int domain_arch(struct hv_lv *h, struct vmc_error *err)
 	return 0;
 }
 
-/* Where the agent is: @cfg->agent, or the domain's agent channel. */
+/*
+ * Where the agent is: @cfg->agent; "libvirt-channel:" alone, or any domain
+ * on a remote URI: the agent channel through libvirt's own connection
+ * (agent-libvirt.c); else the unix socket of the domain's agent channel,
+ * which is on this host.
+ */
 static int find_agent(struct hv_lv *h, const struct vmc_libvirt_config *cfg, struct vmc_error *err)
 {
 	struct vmc_libvirt_xml *x = NULL;
 	_cleanup_free_ char *path = NULL;
+	bool stream = !h->local;
 	int r;
 
-	if (cfg->agent) {
+	if (cfg->agent && strcmp(cfg->agent, VMC_LIBVIRT_CHANNEL_SCHEME ":")) {
 		h->agent_spec = strdup(cfg->agent);
 		return h->agent_spec ? 0 : vmc_error_set(err, -ENOMEM, "out of memory");
 	}
+	if (cfg->agent)
+		stream = true;
 	r = live(h, &x, err);
 	if (r < 0)
 		return r;
@@ -2412,11 +2388,19 @@ static int find_agent(struct hv_lv *h, const struct vmc_libvirt_config *cfg, str
 	vmc_libvirt_xml_free(x);
 	if (!path)
 		return vmc_error_set(err, -ENODEV,
-				     "domain %s has no unix channel " VMC_LIBVIRT_XML_AGENT_CHANNEL
+				     "%s: domain %s has no unix channel " VMC_LIBVIRT_XML_AGENT_CHANNEL
 				     " (add <channel type='unix'><source mode='bind'/><target "
 				     "type='virtio' name='" VMC_LIBVIRT_XML_AGENT_CHANNEL
 				     "'/></channel>, or pass --agent)",
-				     virDomainGetName(h->dom));
+				     h->uri, virDomainGetName(h->dom));
+	if (stream) {
+		h->agent_spec = vmc_libvirt_channel_spec(virDomainGetName(h->dom), h->uri);
+		if (!h->agent_spec)
+			return vmc_error_set(err, -ENOMEM, "out of memory");
+		note(h->q, "the agent: %s (libvirt's channel stream%s)", h->agent_spec,
+		     h->local ? ", as asked" : ": the daemon's host is not this one");
+		return 0;
+	}
 	if (asprintf(&h->agent_spec, "vserial:%s", path) < 0) {
 		h->agent_spec = NULL;
 		return vmc_error_set(err, -ENOMEM, "out of memory");
@@ -2427,15 +2411,14 @@ static int find_agent(struct hv_lv *h, const struct vmc_libvirt_config *cfg, str
 int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
 		     struct vmc_error *err)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct hv_lv *h;
 	int r;
 
 	if (!cfg->uri || !*cfg->uri)
 		return vmc_error_set(err, -EINVAL, "libvirt: no URI");
-	pthread_once(&once, setup);
-	if (setup_result < 0)
-		return vmc_error_set(err, setup_result, "libvirt: cannot start its event loop");
+	r = vmc_libvirt_loop_start();
+	if (r < 0)
+		return vmc_error_set(err, r, "libvirt: cannot start its event loop");
 	h = calloc(1, sizeof(*h));
 	if (!h || !(h->q = evq_new()) || (cfg->network && !(h->network = strdup(cfg->network)))) {
 		lv_free(h ? &h->hv : NULL);
@@ -2471,6 +2454,10 @@ int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
 	}
 	if (r == 0)
 		r = subscribe_all(h, err);
+	if (r == 0 && vmc_libvirt_share(h->uri, h->conn, h->dom) < 0)
+		r = vmc_error_set(err, -ENOMEM, "libvirt: out of memory");
+	else if (r == 0)
+		h->shared = true;
 	if (r == 0)
 		r = find_agent(h, cfg, err);
 	if (r < 0) {

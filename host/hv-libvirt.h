@@ -11,9 +11,15 @@
 
 /* Zero or NULL means the default, as in struct vmc_qemu_config. */
 struct vmc_libvirt_config {
-	const char *uri;     /* required: "qemu:///system", "test:///default" */
-	const char *domain;  /* existing domain; NULL: a transient one of the guest kit */
-	const char *agent;   /* agent spec; NULL: the domain's org.vmcheck.agent.0 channel */
+	const char *uri;    /* required: "qemu:///system", "test:///default" */
+	const char *domain; /* existing domain; NULL: a transient one of the guest kit */
+	/*
+	 * Agent spec; NULL: the domain's org.vmcheck.agent.0 channel, through
+	 * its unix socket on a local URI, through libvirt's channel stream
+	 * (libvirt-channel:DOMAIN/URI) on a remote one; "libvirt-channel:"
+	 * alone: the stream on a local URI too.
+	 */
+	const char *agent;
 	const char *network; /* libvirt network for NICs; NULL: type='user' */
 	/* The transient domain: */
 	const struct vmc_arch *arch;          /* the guest's; NULL: x86_64 */
