@@ -53,10 +53,8 @@ struct vmc_agent_conn {
 };
 
 static const struct vmc_agent_transport_ops *const transports[] = {
-	&vmc_agent_unix_ops,
-	&vmc_agent_vserial_ops,
-	&vmc_agent_exec_ops,
-	&vmc_agent_ssh_ops,
+	&vmc_agent_unix_ops, &vmc_agent_vserial_ops, &vmc_agent_exec_ops,
+	&vmc_agent_ssh_ops,  &vmc_agent_libvirt_ops,
 };
 
 static void reply_free(struct reply *r)
@@ -134,8 +132,8 @@ int vmc_agent_connect(const char *spec, struct vmc_agent_conn **out, struct vmc_
 		return 0;
 	}
 	return vmc_error_set(err, -EINVAL,
-			     "agent spec \"%s\": expected unix:PATH, vserial:PATH, exec:COMMAND "
-			     "or ssh://USER@HOST[:PORT][/PATH]",
+			     "agent spec \"%s\": expected unix:PATH, vserial:PATH, exec:COMMAND, "
+			     "ssh://USER@HOST[:PORT][/PATH] or libvirt-channel:DOMAIN/URI",
 			     spec);
 }
 

@@ -9,6 +9,10 @@
  *                  "PATH --stdio" on an SSH exec channel (libssh; PATH
  *                  defaults to vmcheck-agent in the guest's PATH), with the
  *                  settings in vmc_agent_ssh_opts
+ *   libvirt-channel:DOMAIN/URI
+ *                  DOMAIN's org.vmcheck.agent.0 channel through the libvirt
+ *                  connection to URI (virDomainOpenChannel): wherever
+ *                  libvirt reaches, not only on the daemon's host
  * Requests get increasing ids; replies are matched by id; pushes (id 0)
  * arriving meanwhile are queued for vmc_agent_next_event().
  */
@@ -94,8 +98,9 @@ int vmc_agent_expect(const struct vmc_agent_conn *c, const Vmcheck__V1__Response
 		     Vmcheck__V1__Response__KindCase kind, const char *what, struct vmc_error *err);
 
 /*
- * Transports, for agent-unix.c, agent-exec.c and agent-ssh.c: each opens one
- * connected stream socket and knows how the peer ends.
+ * Transports, for agent-unix.c, agent-exec.c, agent-ssh.c and
+ * agent-libvirt.c: each opens one connected stream socket and knows how the
+ * peer ends.
  */
 struct vmc_agent_transport {
 	const struct vmc_agent_transport_ops *ops;
@@ -103,7 +108,7 @@ struct vmc_agent_transport {
 	pid_t pid;  /* exec: the child, leader of its own process group; 0 if none or reaped */
 	int pidfd;  /* exec: a pidfd of the child (readable once it exited), else -1 */
 	int status; /* exec: wait status once reaped, else -1 */
-	void *priv; /* ssh: the session and the thread pumping it */
+	void *priv; /* ssh: the session and the thread pumping it; libvirt: the stream's pump */
 };
 
 struct vmc_agent_transport_ops {
@@ -120,6 +125,7 @@ extern const struct vmc_agent_transport_ops vmc_agent_unix_ops;
 extern const struct vmc_agent_transport_ops vmc_agent_vserial_ops;
 extern const struct vmc_agent_transport_ops vmc_agent_exec_ops;
 extern const struct vmc_agent_transport_ops vmc_agent_ssh_ops;
+extern const struct vmc_agent_transport_ops vmc_agent_libvirt_ops;
 
 /*
  * How ssh:// connections authenticate and check the host, process-wide: a

@@ -472,8 +472,9 @@ static void bad_specs_and_missing_sockets(void)
 	struct vmc_agent_conn *c = NULL;
 
 	CU_ASSERT_EQUAL(vmc_agent_connect("tcp:1.2.3.4", &c, &err), -EINVAL);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "expected unix:PATH, vserial:PATH, exec:COMMAND "
-					       "or ssh://USER@HOST[:PORT][/PATH]"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "expected unix:PATH, vserial:PATH, exec:COMMAND, "
+					       "ssh://USER@HOST[:PORT][/PATH] or "
+					       "libvirt-channel:DOMAIN/URI"));
 	CU_ASSERT_EQUAL(vmc_agent_connect("exec:", &c, &err), -EINVAL);
 	CU_ASSERT_EQUAL(vmc_agent_connect("unix:/nonexistent/vmcheck.sock", &c, &err), -ENOENT);
 	CU_ASSERT_STRING_EQUAL(err.msg, "connecting to unix:/nonexistent/vmcheck.sock: "
