@@ -20,6 +20,7 @@
 #include "cmd.h"
 #include "hv-libvirt.h"
 #include "hv-qmp.h"
+#include "libvirt-shared.h"
 #include "qemu.h"
 #include "suite.h"
 #include "parse.h"
@@ -37,7 +38,7 @@
 static const char usage[] =
 	"usage: vmcheck run [OPTIONS]\n"
 	"       vmcheck run --qmp PATH --agent vserial:PATH [OPTIONS]\n"
-	"       vmcheck run --libvirt URI [--domain NAME [--agent SPEC]] [OPTIONS]\n"
+	"       vmcheck run --libvirt URI [--domain NAME] [--agent SPEC] [OPTIONS]\n"
 	"       vmcheck run --hosts URI1,URI2,... [--domain NAME] [OPTIONS]\n"
 	"\n"
 	"Run the sanity suite: lifecycle (stop/cont, S3, reset, reboot), NIC, disk,\n"
@@ -91,7 +92,14 @@ static const char usage[] =
 	"                           without --domain a transient domain of the embedded\n"
 	"                           guest, destroyed at the end (type kvm with --accel kvm)\n"
 	"      --domain NAME        an existing running domain; its agent is its\n"
-	"                           org.vmcheck.agent.0 channel unless --agent says\n"
+	"                           org.vmcheck.agent.0 channel (through the channel's\n"
+	"                           unix socket on a local URI, through libvirt's\n"
+	"                           connection on a remote one: a URI with a host)\n"
+	"                           unless --agent names another (any spec)\n"
+	"      --agent libvirt-channel:\n"
+	"                           that channel through libvirt's connection\n"
+	"                           (virDomainOpenChannel) on a local URI too, also\n"
+	"                           for the transient domain\n"
 	"      --libvirt-network N  attach NICs to libvirt network N (default type='user')\n"
 	"      --hosts URI,...      run on several libvirt URIs at once, one process each\n"
 	"                           (the other options apply to every host); one merged\n"
@@ -244,8 +252,12 @@ int vmc_cmd_run_validate(const struct vmc_run_args *a, struct vmc_error *err)
 				     "--libvirt or --hosts");
 	if (a->libvirt && a->qmp)
 		return vmc_error_set(err, -EINVAL, "run: --libvirt and --qmp exclude each other");
-	if (a->libvirt && a->agent && !a->domain)
-		return vmc_error_set(err, -EINVAL, "run: --agent with --libvirt needs --domain");
+	/* The transient domain's agent is its channel: only how to reach it may be chosen. */
+	if (a->libvirt && a->agent && !a->domain &&
+	    strcmp(a->agent, VMC_LIBVIRT_CHANNEL_SCHEME ":"))
+		return vmc_error_set(err, -EINVAL,
+				     "run: --agent with --libvirt needs --domain (without it only "
+				     "--agent " VMC_LIBVIRT_CHANNEL_SCHEME ": is allowed)");
 	if (!a->libvirt && !a->qmp != !a->agent)
 		return vmc_error_set(err, -EINVAL,
 				     "run: --qmp and --agent go together (attach mode)");

@@ -13,7 +13,9 @@
 #define HOSTS_EXCLUDE "run: --hosts excludes --libvirt, --qmp and --agent"
 #define DOMAIN_NEEDS "run: --domain and --libvirt-network need --libvirt or --hosts"
 #define LIBVIRT_QMP "run: --libvirt and --qmp exclude each other"
-#define AGENT_NEEDS_DOMAIN "run: --agent with --libvirt needs --domain"
+#define AGENT_NEEDS_DOMAIN                                                                      \
+	"run: --agent with --libvirt needs --domain (without it only --agent libvirt-channel: " \
+	"is allowed)"
 #define QMP_AGENT "run: --qmp and --agent go together (attach mode)"
 #define BIGMEM_LAUNCH \
 	"run: bigmem boots a VM of its own: launch mode only (no --libvirt, --qmp, --hosts)"
@@ -83,6 +85,29 @@ static void libvirt_agent_needs_a_domain(void)
 	accepted(&(struct vmc_run_args){ .libvirt = "u", .domain = "vm1" });
 	accepted(&(struct vmc_run_args){ .libvirt = "u", .domain = "vm1", .agent = "ssh://h" });
 	refused(&(struct vmc_run_args){ .libvirt = "u", .agent = "ssh://h" }, AGENT_NEEDS_DOMAIN);
+}
+
+/*
+ * "libvirt-channel:" alone names how to reach the domain's own channel, so
+ * it needs no --domain; a whole spec names a domain, which the transient
+ * one is not.
+ */
+static void libvirt_channel_alone_needs_no_domain(void)
+{
+	accepted(&(struct vmc_run_args){ .libvirt = "u", .agent = "libvirt-channel:" });
+	accepted(&(struct vmc_run_args){ .libvirt = "u",
+					 .domain = "vm1",
+					 .agent = "libvirt-channel:" });
+	accepted(&(struct vmc_run_args){ .libvirt = "u",
+					 .domain = "vm1",
+					 .agent = "libvirt-channel:vm1/qemu+ssh://h/system" });
+	refused(&(struct vmc_run_args){ .libvirt = "u", .agent = "libvirt-channel:vm1/u" },
+		AGENT_NEEDS_DOMAIN);
+	refused(&(struct vmc_run_args){ .libvirt = "u", .agent = "libvirt-channel" },
+		AGENT_NEEDS_DOMAIN);
+	refused(&(struct vmc_run_args){ .hosts = "a,b", .agent = "libvirt-channel:" },
+		HOSTS_EXCLUDE);
+	refused(&(struct vmc_run_args){ .agent = "libvirt-channel:" }, QMP_AGENT);
 }
 
 static void domain_and_network_need_libvirt_or_hosts(void)
@@ -191,7 +216,7 @@ static void validating_changes_nothing(void)
 
 VMC_SUITE(cmd_run, NULL, NULL, VMC_TEST(launch_mode_takes_its_own_options),
 	  VMC_TEST(attach_mode_is_qmp_and_agent_together), VMC_TEST(libvirt_mode_excludes_qmp),
-	  VMC_TEST(libvirt_agent_needs_a_domain),
+	  VMC_TEST(libvirt_agent_needs_a_domain), VMC_TEST(libvirt_channel_alone_needs_no_domain),
 	  VMC_TEST(domain_and_network_need_libvirt_or_hosts),
 	  VMC_TEST(hosts_excludes_libvirt_qmp_and_agent), VMC_TEST(bigmem_is_launch_mode_only),
 	  VMC_TEST(image_is_launch_mode_only), VMC_TEST(agent_transport_is_launch_mode_only),
