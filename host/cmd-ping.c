@@ -18,8 +18,9 @@ static const char usage[] =
 	"requests one after the other; print min, p50, p99 and max in microseconds\n"
 	"and the request rate.\n"
 	"\n"
-	"  -a, --agent SPEC   unix:PATH, vserial:PATH, exec:COMMAND or\n"
-	"                     ssh://USER@HOST[:PORT][/PATH]\n"
+	"  -a, --agent SPEC   unix:PATH, vserial:PATH, exec:COMMAND,\n"
+	"                     ssh://USER@HOST[:PORT][/PATH] or\n"
+	"                     libvirt-channel:DOMAIN/URI\n"
 	"  -n, --count N      round trips (default 100)\n"
 	"  -j, --json         one JSON object\n"
 	"  -h, --help         this text\n" VMC_CMD_SSH_USAGE;

@@ -20,9 +20,11 @@ static void usage(FILE *fp)
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
 		fprintf(fp, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
 	fprintf(fp, "  %-8s %s\n", "help", "print the usage of a command");
-	fprintf(fp, "\nThe agent is named by a spec: unix:PATH, vserial:PATH, exec:COMMAND or\n"
-		    "ssh://USER@HOST[:PORT][/PATH]. exec runs COMMAND with /bin/sh; the agent\n"
-		    "named with no transport option (exec:vmcheck-agent) is given --stdio.\n"
+	fprintf(fp, "\nThe agent is named by a spec: unix:PATH, vserial:PATH, exec:COMMAND,\n"
+		    "ssh://USER@HOST[:PORT][/PATH] or libvirt-channel:DOMAIN/URI (a libvirt\n"
+		    "domain's org.vmcheck.agent.0 channel). exec runs COMMAND with /bin/sh;\n"
+		    "the agent named with no transport option (exec:vmcheck-agent) is given\n"
+		    "--stdio.\n"
 		    "Exit status: 0 ok, 1 check or agent failure, 2 usage or connection error.\n");
 }
 
