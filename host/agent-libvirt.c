@@ -64,8 +64,9 @@
  * channel's socket and stops reading the whole connection while 5
  * (max_client_requests) wait for a guest that does not read its port (a
  * reboot, a stopped agent); 30 s later its keepalive closes the connection,
- * the backend's too (doc/facts.md). The window keeps what a silent guest
- * leaves unread within what that socket's buffer takes at once.
+ * the backend's too (doc/facts.md, "The agent over libvirt's channel
+ * stream"). The window keeps what a silent guest leaves unread within what
+ * that socket's buffer takes at once.
  */
 #define WINDOW_BYTES (64u << 10)
 #define WINDOW_SENDS 32u
