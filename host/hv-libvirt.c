@@ -427,19 +427,56 @@ static int code_of(const virError *e)
 	}
 }
 
-/* @what failed: "@what: libvirt error CODE/DOMAIN: MESSAGE", also in the transcript. */
+/*
+ * @what failed: "@what: libvirt error CODE/DOMAIN: MESSAGE", also in the
+ * transcript. On a remote URI the message opens with the URI: a run against
+ * several hosts (--hosts) must say which one refused.
+ */
 static int lv_fail(struct hv_lv *h, struct vmc_error *err, const char *what)
 {
 	const virError *e = virGetLastError();
+	bool remote = h && !h->local && h->uri;
 	int r = code_of(e);
 
 	if (h)
 		note(h->q, "%s: libvirt error %d/%d: %s", what, e ? e->code : 0, e ? e->domain : 0,
 		     e && e->message ? e->message : "(no message)");
-	vmc_error_set(err, r, "%s: libvirt error %d/%d: %s", what, e ? e->code : 0,
-		      e ? e->domain : 0, e && e->message ? e->message : "(no message)");
+	vmc_error_set(err, r, "%s%s%s: libvirt error %d/%d: %s", remote ? h->uri : "",
+		      remote ? ": " : "", what, e ? e->code : 0, e ? e->domain : 0,
+		      e && e->message ? e->message : "(no message)");
 	virResetLastError();
 	return r;
+}
+
+/*
+ * vmc_error_prefix() that keeps the remote URI lv_fail() put first where it
+ * is: "URI: @fmt...: what failed".
+ */
+static int _printf_(3, 4) lv_prefix(struct hv_lv *h, struct vmc_error *err, const char *fmt, ...)
+{
+	size_t n = h->uri ? strlen(h->uri) : 0;
+	char *p = NULL, *m = NULL;
+	va_list ap;
+
+	if (!err)
+		return 0;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		p = NULL;
+	va_end(ap);
+	if (!p)
+		return err->code;
+	if (!h->local && n && err->msg && !strncmp(err->msg, h->uri, n) &&
+	    !strncmp(err->msg + n, ": ", 2)) {
+		if (asprintf(&m, "%s: %s%s", h->uri, p, err->msg + n + 2) >= 0) {
+			free(err->msg);
+			err->msg = m;
+		}
+	} else {
+		vmc_error_prefix(err, "%s", p);
+	}
+	free(p);
+	return err->code;
 }
 
 /*
@@ -688,7 +725,7 @@ static int lv_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vm
 	unsigned bus;
 
 	if (port_bus(h, nic->slot, &bus, NULL, err) < 0)
-		return vmc_error_prefix(err, "attach-device %s: ", nic->id);
+		return lv_prefix(h, err, "attach-device %s: ", nic->id);
 	if (vmc_libvirt_xml_nic(nic, bus, h->network, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", nic->id);
 	snprintf(what, sizeof(what), "attach-device %s on %s", nic->id, nic->slot);
@@ -703,7 +740,7 @@ static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vm
 	unsigned bus;
 
 	if (port_bus(h, d->slot, &bus, dev, err) < 0)
-		return vmc_error_prefix(err, "attach-device %s: ", d->id);
+		return lv_prefix(h, err, "attach-device %s: ", d->id);
 	if (vmc_libvirt_xml_disk(d, bus, dev, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", d->id);
 	snprintf(what, sizeof(what), "attach-device %s (%s) on %s", d->id, dev, d->slot);
@@ -759,7 +796,7 @@ static int lv_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vm
 	if (r == 0 && !v->managed)
 		r = nodedev_detach(h, v->host, err);
 	if (r < 0)
-		return vmc_error_prefix(err, "attach-device %s (host %s): ", v->id, v->host);
+		return lv_prefix(h, err, "attach-device %s (host %s): ", v->id, v->host);
 	snprintf(what, sizeof(what), "attach-device %s (host %s) on %s", v->id, v->host, v->slot);
 	return attach(h, xml, err, what);
 }
@@ -814,7 +851,7 @@ static int lv_detach(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 				     "with alias " VMC_LIBVIRT_XML_ALIAS_PREFIX "%s",
 				     id, id);
 	if (r < 0)
-		return vmc_error_prefix(err, "detach-device %s: ", id);
+		return lv_prefix(h, err, "detach-device %s: ", id);
 	snprintf(what, sizeof(what), "detach-device %s", id);
 	note(h->q, "%s: %s", what, xml);
 	t0 = vmc_mono_ns();
@@ -935,7 +972,7 @@ static int lv_image_create(struct vmc_hv *hv, const char *name, uint64_t bytes, 
 	int r = pool_ensure(h, err);
 
 	if (r < 0)
-		return vmc_error_prefix(err, "vol-create %s: ", name);
+		return lv_prefix(h, err, "vol-create %s: ", name);
 	if (vmc_libvirt_xml_volume(name, bytes, "qcow2", &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "vol-create %s: out of memory", name);
 	snprintf(what, sizeof(what), "virStorageVolCreateXML %s (qcow2, %" PRIu64 " bytes)", name,
@@ -1179,7 +1216,7 @@ static int lv_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc
 	int r = lv_cpus(hv, &cpus, &n, err);
 
 	if (r < 0)
-		return vmc_error_prefix(err, "setvcpu %s: ", c->id);
+		return lv_prefix(H(hv), err, "setvcpu %s: ", c->id);
 	/* The position's index in cpus() is libvirt's vCPU id. */
 	for (i = 0; i < n && !same_position(&cpus[i], c->where); i++)
 		;
@@ -1270,7 +1307,7 @@ static int network_path(struct hv_lv *h, const char *name, struct vmc_hv_netpath
 	if (r == 0)
 		r = vmc_libvirt_xml_network_path(x, out, err);
 	if (r < 0)
-		vmc_error_prefix(err, "network %s: ", name);
+		lv_prefix(h, err, "network %s: ", name);
 	vmc_libvirt_xml_free(x);
 	free(xml);
 	if (net)
@@ -1772,7 +1809,7 @@ static int lv_alive(struct vmc_hv *hv, struct vmc_error *err)
 		int r = lv_fail(h, err, "virDomainGetState");
 
 		/* A transient domain that shut down is gone from libvirt. */
-		return r == -ENOENT ? vmc_error_prefix(err, "the domain is gone: "), -ESRCH : r;
+		return r == -ENOENT ? lv_prefix(h, err, "the domain is gone: "), -ESRCH : r;
 	}
 	if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED)
 		return vmc_error_set(err, -ESRCH, "the domain is %s (reason %d)",
@@ -1862,7 +1899,7 @@ static int lv_ended(struct vmc_hv *hv, struct vmc_error *err)
 		return ended_by_state(h, state, reason, err);
 	if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
 		lv_fail(h, err, "virDomainGetState");
-		return vmc_error_prefix(err, "how the domain ended is unknown: "), -ENOTSUP;
+		return lv_prefix(h, err, "how the domain ended is unknown: "), -ENOTSUP;
 	}
 	virResetLastError();
 	return ended_by_event(h, err);
@@ -2143,7 +2180,7 @@ static int emulator_of(struct hv_lv *h, char **out, struct vmc_error *err)
 	if (r == 0 && !(*out = vmc_libvirt_xml_domcaps_emulator(x)))
 		r = vmc_error_set(err, -EIO, "%s: no <path> of an emulator", what);
 	vmc_libvirt_xml_free(x);
-	return r < 0 ? vmc_error_prefix(err, "the transient domain: ") : 0;
+	return r < 0 ? lv_prefix(h, err, "the transient domain: ") : 0;
 }
 
 /* Define and start the transient domain @d under @type. */
@@ -2215,7 +2252,7 @@ static int domain_files(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char 
 	}
 	r = pool_ensure(h, err);
 	if (r < 0)
-		return vmc_error_prefix(err, "the transient domain's files: ");
+		return lv_prefix(h, err, "the transient domain's files: ");
 	r = crash_volume(h, (uint64_t)d->maxmem_mb << 20, crash, err);
 	if (r < 0)
 		return r;
@@ -2435,15 +2472,18 @@ int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
 	h->conn = virConnectOpen(cfg->uri);
 	if (!h->conn) {
 		r = lv_fail(h, err, "connecting to libvirt");
-		vmc_error_prefix(err, "%s: ", cfg->uri);
+		if (h->local)
+			vmc_error_prefix(err, "%s: ", cfg->uri);
 		lv_free(&h->hv);
 		return r == -EIO || r == -ENOENT ? -ECONNREFUSED : r;
 	}
 	if (cfg->domain) {
 		h->dom = virDomainLookupByName(h->conn, cfg->domain);
 		r = h->dom ? 0 : lv_fail(h, err, "looking up the domain");
-		if (r < 0)
+		if (r < 0 && h->local)
 			vmc_error_prefix(err, "%s domain %s: ", cfg->uri, cfg->domain);
+		else if (r < 0)
+			lv_prefix(h, err, "domain %s: ", cfg->domain);
 		else if (!virDomainIsActive(h->dom))
 			r = vmc_error_set(err, -ESRCH, "%s domain %s is not running", cfg->uri,
 					  cfg->domain);
