@@ -1128,6 +1128,43 @@ static int upload(struct hv_lv *h, virStorageVolPtr vol, int fd, const char *wha
 }
 
 /*
+ * A raw volume @name of the pool holding the @bytes of local file @fd (read
+ * from its start), @label saying what it is ("the crash disk"): made,
+ * uploaded as a sparse stream, and its path on the libvirt host in *@path
+ * (malloc'd). *@secs: how long the upload took.
+ */
+static int upload_volume(struct hv_lv *h, const char *label, const char *name, int fd,
+			 uint64_t bytes, char **path, double *secs, struct vmc_error *err)
+{
+	_cleanup_free_ char *xml = NULL;
+	virStorageVolPtr vol = NULL;
+	char what[PATH_MAX + 128];
+	uint64_t t0;
+	int r = 0;
+
+	*path = NULL;
+	if (vmc_libvirt_xml_volume(name, bytes, "raw", &xml) < 0)
+		return vmc_error_set(err, -ENOMEM, "%s: out of memory", label);
+	snprintf(what, sizeof(what), "%s: virStorageVolCreateXML %s (raw, %" PRIu64 " bytes)",
+		 label, name, bytes);
+	if (!(vol = virStorageVolCreateXML(h->pool, xml, 0)))
+		return lv_fail(h, err, what);
+	snprintf(what, sizeof(what), "%s: virStorageVolUpload into %s (sparse)", label, name);
+	t0 = vmc_mono_ns();
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		r = vmc_error_set(err, -errno, "%s: lseek: %m", what);
+	if (r == 0)
+		r = upload(h, vol, fd, what, err);
+	*secs = (double)(vmc_mono_ns() - t0) / 1e9;
+	if (r == 0 && !(*path = virStorageVolGetPath(vol))) {
+		snprintf(what, sizeof(what), "%s: virStorageVolGetPath %s", label, name);
+		r = lv_fail(h, err, what);
+	}
+	virStorageVolFree(vol);
+	return r;
+}
+
+/*
  * The crash disk kdump saves dumps to, a volume of the pool (so that it is
  * where QEMU runs, and goes with the pool): the ext4 image the QMP launcher
  * gives its guests (vmc_qemu_crash_disk(), for a guest of up to @ram
@@ -1139,12 +1176,11 @@ static int upload(struct hv_lv *h, virStorageVolPtr vol, int fd, const char *wha
 static int crash_volume(struct hv_lv *h, uint64_t ram, char **path, struct vmc_error *err)
 {
 	const char *tmp = getenv("TMPDIR");
-	_cleanup_free_ char *local = NULL, *xml = NULL;
+	_cleanup_free_ char *local = NULL;
 	_cleanup_close_ int fd = -1;
-	virStorageVolPtr vol = NULL;
-	char what[PATH_MAX + 128];
 	uint64_t t0 = vmc_mono_ns();
 	struct stat sb;
+	double secs;
 	int r;
 
 	if (asprintf(&local, "%s/vmcheck-crash-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
@@ -1159,23 +1195,39 @@ static int crash_volume(struct hv_lv *h, uint64_t ram, char **path, struct vmc_e
 	unlink(local);
 	if (r == 0 && fstat(fd, &sb) < 0)
 		r = vmc_error_set(err, -errno, "the crash disk: stat %s: %m", local);
-	if (r == 0 && vmc_libvirt_xml_volume(VMC_LIBVIRT_XML_CRASH_DISK ".img",
-					     (uint64_t)sb.st_size, "raw", &xml) < 0)
-		r = vmc_error_set(err, -ENOMEM, "the crash disk: out of memory");
-	snprintf(what, sizeof(what), "the crash disk: virStorageVolCreateXML %s.img (raw)",
-		 VMC_LIBVIRT_XML_CRASH_DISK);
-	if (r == 0 && !(vol = virStorageVolCreateXML(h->pool, xml, 0)))
-		r = lv_fail(h, err, what);
-	snprintf(what, sizeof(what), "the crash disk: virStorageVolUpload of %s (sparse)", local);
 	if (r == 0)
-		r = upload(h, vol, fd, what, err);
-	if (r == 0 && !(*path = virStorageVolGetPath(vol)))
-		r = lv_fail(h, err, "the crash disk: virStorageVolGetPath");
+		r = upload_volume(h, "the crash disk", VMC_LIBVIRT_XML_CRASH_DISK ".img", fd,
+				  (uint64_t)sb.st_size, path, &secs, err);
 	if (r == 0)
 		note(h->q, "the crash disk: %s, %llu MiB, made and uploaded in %.2f s", *path,
 		     (unsigned long long)(sb.st_size >> 20), (double)(vmc_mono_ns() - t0) / 1e9);
-	if (vol)
-		virStorageVolFree(vol);
+	return r;
+}
+
+/*
+ * Guest kit file @local (absolute) as volume @name of the pool, for a
+ * daemon that cannot read this host's files: *@path its path there, the
+ * upload timed in the transcript and in *@secs, its size in *@bytes.
+ */
+static int kit_volume(struct hv_lv *h, const char *local, const char *name, char **path,
+		      uint64_t *bytes, double *secs, struct vmc_error *err)
+{
+	_cleanup_close_ int fd = open(local, O_RDONLY | O_CLOEXEC);
+	char label[PATH_MAX + 32];
+	struct stat sb;
+	int r;
+
+	snprintf(label, sizeof(label), "the guest kit's %s", local);
+	if (fd < 0 || fstat(fd, &sb) < 0)
+		return vmc_error_set(err, -errno, "%s: %m", label);
+	if (!S_ISREG(sb.st_mode))
+		return vmc_error_set(err, -EINVAL, "%s: not a regular file", label);
+	*bytes = (uint64_t)sb.st_size;
+	r = upload_volume(h, label, name, fd, *bytes, path, secs, err);
+	if (r == 0)
+		note(h->q, "%s: volume %s, %" PRIu64 " bytes uploaded in %.3f s (%.1f MiB/s)",
+		     label, *path, *bytes, *secs,
+		     *secs > 0 ? (double)*bytes / (1 << 20) / *secs : 0.0);
 	return r;
 }
 
@@ -2232,15 +2284,45 @@ static int console_dir(struct hv_lv *h, struct vmc_error *err)
 }
 
 /*
+ * The guest kit's kernel and initrd as volumes of the pool: a daemon on
+ * another host cannot read this host's build directory, so they travel
+ * through libvirt's own connection (virStorageVolUpload) and @d points at
+ * them; *@kernel and *@initrd hold their paths there. The upload time goes
+ * into the transcript and on stderr (it is part of every remote run's
+ * start).
+ */
+static int kit_volumes(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char **kernel,
+		       char **initrd, struct vmc_error *err)
+{
+	uint64_t kb = 0, ib = 0;
+	double ks = 0, is = 0;
+	int r = kit_volume(h, d->kernel, "vmlinuz", kernel, &kb, &ks, err);
+
+	if (r == 0)
+		r = kit_volume(h, d->initrd, "initrd.img", initrd, &ib, &is, err);
+	if (r < 0)
+		return r;
+	d->kernel = *kernel;
+	d->initrd = *initrd;
+	fprintf(stderr,
+		"vmcheck: libvirt: the guest kit uploaded into %s on %s: kernel %.1f MiB in %.2f "
+		"s, initrd %.1f MiB in %.2f s\n",
+		h->pool_path, h->uri, (double)kb / (1 << 20), ks, (double)ib / (1 << 20), is);
+	return 0;
+}
+
+/*
  * What the transient domain @d takes from the libvirt host: its emulator
  * for a guest that is not x86_64 (from libvirt's domain capabilities, which
  * also say at once when libvirt has none), and the files that go with the
- * run's storage pool: the crash disk and, for UEFI, the variable store
- * (libvirt would leave that behind in its own directory: doc/facts.md,
- * "aarch64 through libvirt").
+ * run's storage pool: the guest kit when the daemon is elsewhere (or
+ * @upload_kit), the crash disk and, for UEFI, the variable store (libvirt
+ * would leave that behind in its own directory: doc/facts.md, "aarch64
+ * through libvirt").
  */
-static int domain_files(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char **crash,
-			char **nvram, char **emulator, struct vmc_error *err)
+static int domain_files(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, bool upload_kit,
+			char **kernel, char **initrd, char **crash, char **nvram, char **emulator,
+			struct vmc_error *err)
 {
 	int r;
 
@@ -2253,6 +2335,11 @@ static int domain_files(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char 
 	r = pool_ensure(h, err);
 	if (r < 0)
 		return lv_prefix(h, err, "the transient domain's files: ");
+	if (upload_kit) {
+		r = kit_volumes(h, d, kernel, initrd, err);
+		if (r < 0)
+			return r;
+	}
 	r = crash_volume(h, (uint64_t)d->maxmem_mb << 20, crash, err);
 	if (r < 0)
 		return r;
@@ -2295,6 +2382,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 		.arch = h->arch,
 	};
 	_cleanup_free_ char *crash = NULL, *nvram = NULL, *emulator = NULL;
+	_cleanup_free_ char *kit_kernel = NULL, *kit_initrd = NULL;
 	char why[512];
 	uint64_t t0;
 	int r;
@@ -2322,7 +2410,8 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	/* QEMU writes it on the libvirt host: a path here only when that is this host. */
 	if (log && h->local && !(h->console = strdup(log)))
 		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
-	r = domain_files(h, &d, &crash, &nvram, &emulator, err);
+	r = domain_files(h, &d, !h->local || cfg->upload_kit, &kit_kernel, &kit_initrd, &crash,
+			 &nvram, &emulator, err);
 	if (r < 0)
 		return r;
 	if (strcmp(accel, "auto"))
@@ -2336,7 +2425,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	if (local_uri(cfg->uri) && cfg->local_accel) {
 		const char *local_why;
 		const char *verdict =
-			cfg->local_accel(cfg->arch, d.kernel, d.initrd, d.append, &local_why);
+			cfg->local_accel(cfg->arch, kernel, initrd, d.append, &local_why);
 
 		snprintf(why, sizeof(why), "this host's KVM probe: %s", local_why);
 		if (!strcmp(verdict, "kvm")) {

@@ -22,9 +22,16 @@ struct vmc_libvirt_config {
 	const char *agent;
 	const char *network; /* libvirt network for NICs; NULL: type='user' */
 	/* The transient domain: */
-	const struct vmc_arch *arch;          /* the guest's; NULL: x86_64 */
-	const char *kernel, *initrd, *append; /* append: the file "cmdline" next to the kernel */
-	const char *accel;                    /* "kvm": type kvm; otherwise type qemu (TCG) */
+	const struct vmc_arch *arch; /* the guest's; NULL: x86_64 */
+	/*
+	 * The guest kit: @kernel and @initrd are files of this host, uploaded
+	 * as volumes of the run's storage pool on a remote URI (or when
+	 * @upload_kit) and booted from there; @append: the file "cmdline" next
+	 * to the kernel.
+	 */
+	const char *kernel, *initrd, *append;
+	bool upload_kit;   /* upload the kit on a local URI too */
+	const char *accel; /* "kvm": type kvm; otherwise type qemu (TCG) */
 	/*
 	 * --accel auto on a local URI: this host's own KVM probe (the
 	 * launcher's), booting @kernel, @initrd, @append of @arch (TCG at once

@@ -5,6 +5,8 @@
  * test:///default driver (its running domain "test").
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <libvirt/libvirt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -850,6 +852,39 @@ static void test_driver_storage_pool(void)
 	free(path2);
 }
 
+/*
+ * --libvirt with the kit uploaded (as for a remote daemon, forced here):
+ * the test driver refuses virStorageVolUpload, which is the kit's error,
+ * named, before anything else is uploaded or started; the pool goes.
+ */
+static void test_driver_kit_upload_refused(void)
+{
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.accel = "tcg",
+					.upload_kit = true };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv *hv = NULL;
+	char kernel[PATH_MAX + 32], initrd[PATH_MAX + 32];
+	struct fx f;
+
+	fx_init(&f);
+	fx_write(&f, "kit/vmlinuz", "not a kernel");
+	fx_write(&f, "kit/initrd.img", "not an initrd");
+	fx_write(&f, "kit/cmdline", "console=ttyS0\n");
+	snprintf(kernel, sizeof(kernel), "%s/kit/vmlinuz", f.path);
+	snprintf(initrd, sizeof(initrd), "%s/kit/initrd.img", f.path);
+	c.kernel = kernel;
+	c.initrd = initrd;
+	CU_ASSERT_EQUAL(vmc_libvirt_open(&c, &hv, &err), -ENOTSUP);
+	CU_ASSERT_PTR_NULL(hv);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "the guest kit's "));
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "/kit/vmlinuz: virStorageVolUpload into "
+							  "vmlinuz (sparse): libvirt error 3/"));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(our_pools(), 0);
+	fx_cleanup(&f);
+}
+
 VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(generated_xml_escapes_and_reads_back), VMC_TEST(x86_domain_xml_as_before),
 	  VMC_TEST(aarch64_domain_xml), VMC_TEST(domain_caps_and_arch_are_read),
@@ -857,4 +892,5 @@ VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(network_path_avoids_dhcp), VMC_TEST(lifecycle_events_map_to_qmp_names),
 	  VMC_TEST(test_driver_errors), VMC_TEST(test_driver_ops_and_events),
 	  VMC_TEST(test_driver_views_without_a_monitor), VMC_TEST(test_driver_ended),
-	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool));
+	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool),
+	  VMC_TEST(test_driver_kit_upload_refused));
