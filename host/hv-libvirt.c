@@ -70,6 +70,8 @@ struct evq {
 	unsigned qga_events;
 };
 
+struct lv_console;
+
 struct vcpu_map {
 	char *id;
 	unsigned vcpu;
@@ -83,7 +85,13 @@ struct hv_lv {
 	bool local;  /* the daemon runs on this host (a URI without a host part) */
 	bool shared; /* in libvirt-shared's registry: the agent's stream may use conn */
 	char *uri;
-	char *console; /* our transient domain's serial log, on a local URI; else NULL */
+	/*
+	 * The serial console's log on this host: what QEMU writes for our
+	 * transient domain on a local URI; on a remote one what @con reads
+	 * through libvirt. NULL: none.
+	 */
+	char *console;
+	struct lv_console *con;
 	char *own_dir; /* made for that log when no workdir was given; removed by free() */
 	char *agent_spec;
 	char *network;
@@ -557,6 +565,210 @@ static int channel_up(struct hv_lv *h, const char *name, uint64_t deadline_ns)
 }
 
 static int lv_cpus(struct vmc_hv *hv, struct vmc_hv_cpu **out, size_t *n, struct vmc_error *err);
+
+/* ---- the serial console through libvirt's stream */
+
+/*
+ * How much of the guest's console a run keeps: the guest is untrusted and
+ * can print without end. Past it the stream is still read (libvirt's
+ * client queues whatever arrives until it is read) and the bytes dropped.
+ */
+#define CONSOLE_MAX_BYTES (16u << 20)
+/* Read at most this much per callback: a flood must not hold the event thread. */
+#define CONSOLE_READS_PER_EVENT 16
+
+/*
+ * The serial console of a domain whose daemon runs on another host, read
+ * through virDomainOpenConsole on libvirt's event thread and appended to a
+ * file of this host. Two references: the backend's and the stream
+ * callback's, which libvirt drops through console_unref() once the callback
+ * is removed, on the event thread while it holds the stream's own lock:
+ * hence an atomic count there and no mutex. @mu serialises the callback
+ * against console_close() (the event thread against free()).
+ */
+struct lv_console {
+	pthread_mutex_t mu;
+	int refs;         /* atomic */
+	virStreamPtr st;  /* NULL once closed: a late callback does nothing */
+	int fd;           /* the file; -1 once closed */
+	uint64_t bytes;   /* written to it */
+	uint64_t dropped; /* past CONSOLE_MAX_BYTES, or after a write error */
+	bool write_failed;
+	struct evq *q; /* a reference of its own, for the transcript */
+	char *path;
+};
+
+static void console_unref(void *opaque)
+{
+	struct lv_console *c = opaque;
+
+	if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->st)
+		virStreamFree(c->st);
+	pthread_mutex_destroy(&c->mu);
+	evq_unref(c->q);
+	free(c->path);
+	free(c);
+}
+
+/* Stop reading: @graceful after the stream's end, an abort otherwise; c->mu held. */
+static void console_stop_locked(struct lv_console *c, bool graceful)
+{
+	if (!c->st)
+		return;
+	virStreamEventRemoveCallback(c->st);
+	if ((graceful ? virStreamFinish(c->st) : virStreamAbort(c->st)) < 0)
+		virResetLastError();
+	virStreamFree(c->st);
+	c->st = NULL;
+	close(c->fd);
+	c->fd = -1;
+}
+
+/* Append @n bytes the guest printed, within the bound; c->mu held. */
+static void console_write_locked(struct lv_console *c, const char *buf, size_t n)
+{
+	size_t room = c->bytes < CONSOLE_MAX_BYTES ? CONSOLE_MAX_BYTES - c->bytes : 0;
+	size_t take = c->write_failed ? 0 : n < room ? n : room;
+	size_t done_n = 0;
+
+	while (done_n < take) {
+		ssize_t w = write(c->fd, buf + done_n, take - done_n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w < 0)
+				note(c->q, "serial console: writing %s: %m: the rest is dropped",
+				     c->path);
+			else
+				note(c->q,
+				     "serial console: writing %s: no progress: the rest is "
+				     "dropped",
+				     c->path);
+			c->write_failed = true;
+			break;
+		}
+		done_n += (size_t)w;
+	}
+	c->bytes += done_n;
+	if (done_n < n && !c->dropped && !c->write_failed)
+		note(c->q,
+		     "serial console: %s reached %u MiB: the rest of the guest's console is "
+		     "dropped",
+		     c->path, CONSOLE_MAX_BYTES >> 20);
+	c->dropped += n - done_n;
+}
+
+/* libvirt's event thread: the console's bytes, its end, or its failure. */
+static void on_console(virStreamPtr st, int events, void *opaque)
+{
+	struct lv_console *c = opaque;
+	char buf[16384];
+
+	(void)st;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; c->st && i < CONSOLE_READS_PER_EVENT; i++) {
+		int n = virStreamRecv(c->st, buf, sizeof(buf));
+
+		if (n == -2)
+			break; /* nothing more for now */
+		if (n > 0) {
+			console_write_locked(c, buf, (size_t)n);
+			continue;
+		}
+		if (n == 0)
+			note(c->q, "serial console: the stream ended (%" PRIu64 " bytes kept)",
+			     c->bytes);
+		else
+			note(c->q, "serial console: the stream failed: %s (%" PRIu64 " bytes kept)",
+			     virGetLastErrorMessage(), c->bytes);
+		console_stop_locked(c, n == 0);
+	}
+	if (c->st && (events & (VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP))) {
+		note(c->q, "serial console: the stream %s (%" PRIu64 " bytes kept)",
+		     events & VIR_STREAM_EVENT_ERROR ? "failed" : "hung up", c->bytes);
+		console_stop_locked(c, false);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* free(): no more callbacks use the stream once this returns. */
+static void console_close(struct lv_console *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	console_stop_locked(c, false);
+	pthread_mutex_unlock(&c->mu);
+	console_unref(c);
+}
+
+/*
+ * Read the domain's first console (a <serial type='pty'>, which libvirt
+ * also shows as <console>) through libvirt into local file @path, on a
+ * non-blocking stream served by libvirt's event thread. @flags: the
+ * virDomainConsoleFlags (see the callers for which). The file is made
+ * anew (0600) only once libvirt gave the console. Returns 0 or a negative
+ * errno with @err.
+ */
+static int console_open(struct hv_lv *h, const char *path, unsigned flags, struct vmc_error *err)
+{
+	struct lv_console *c = calloc(1, sizeof(*c));
+	char what[96];
+
+	snprintf(what, sizeof(what), "virDomainOpenConsole (%s)",
+		 flags & VIR_DOMAIN_CONSOLE_FORCE ? "force" : "safe");
+	if (!c || !(c->path = strdup(path))) {
+		free(c);
+		return vmc_error_set(err, -ENOMEM, "serial console: out of memory");
+	}
+	c->fd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_lock(&h->q->mu);
+	h->q->refs++;
+	pthread_mutex_unlock(&h->q->mu);
+	c->q = h->q;
+	c->refs = 1;
+	c->st = virStreamNew(h->conn, VIR_STREAM_NONBLOCK);
+	if (!c->st || virDomainOpenConsole(h->dom, NULL, c->st, flags) < 0) {
+		int r = lv_fail(h, err, what);
+
+		console_unref(c);
+		return r;
+	}
+	c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (c->fd < 0) {
+		int r = vmc_error_set(err, -errno, "serial console: open %s: %m", path);
+
+		virStreamAbort(c->st);
+		virResetLastError();
+		console_unref(c);
+		return r;
+	}
+	c->refs = 2;
+	if (virStreamEventAddCallback(c->st,
+				      VIR_STREAM_EVENT_READABLE | VIR_STREAM_EVENT_ERROR |
+					      VIR_STREAM_EVENT_HANGUP,
+				      on_console, c, console_unref) < 0) {
+		int r = lv_fail(h, err, "virStreamEventAddCallback (the serial console)");
+
+		c->refs = 1;
+		virStreamAbort(c->st);
+		virResetLastError();
+		unlink(path);
+		console_unref(c);
+		return r;
+	}
+	free(h->console);
+	h->console = strdup(path);
+	h->con = c;
+	note(h->q, "%s: ok, the guest's serial console goes to %s", what, path);
+	return h->console ? 0 : vmc_error_set(err, -ENOMEM, "serial console: out of memory");
+}
 
 /* ---- lifecycle */
 
@@ -1957,7 +2169,11 @@ static int lv_ended(struct vmc_hv *hv, struct vmc_error *err)
 	return ended_by_event(h, err);
 }
 
-/* WORKDIR/console.log of the transient domain started on a local URI; NULL otherwise. */
+/*
+ * The serial console's log on this host: written by QEMU (our transient
+ * domain on a local URI) or by the stream reader (a remote URI); NULL when
+ * there is none.
+ */
 static const char *lv_console_log(struct vmc_hv *hv)
 {
 	return H(hv)->console;
@@ -1994,6 +2210,7 @@ static void lv_free(struct vmc_hv *hv)
 		return;
 	if (h->shared)
 		vmc_libvirt_unshare(h->dom);
+	console_close(h->con);
 	if (h->dom && h->owned && virDomainDestroy(h->dom) < 0)
 		virResetLastError(); /* already gone: a powerdown ended it */
 	pool_teardown(h);
@@ -2235,9 +2452,13 @@ static int emulator_of(struct hv_lv *h, char **out, struct vmc_error *err)
 	return r < 0 ? lv_prefix(h, err, "the transient domain: ") : 0;
 }
 
-/* Define and start the transient domain @d under @type. */
+/*
+ * Define and start the transient domain @d under @type; @console: the local
+ * file its serial console goes to through libvirt's stream, NULL when
+ * QEMU writes the file @d names (or there is none).
+ */
 static int create_domain(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, const char *type,
-			 struct vmc_error *err)
+			 const char *console, struct vmc_error *err)
 {
 	static unsigned seq;
 	_cleanup_free_ char *xml = NULL, *name = NULL;
@@ -2255,12 +2476,44 @@ static int create_domain(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, cons
 	if (r < 0)
 		return r;
 	note(h->q, "virDomainCreateXML %s: %s", name, xml);
-	h->dom = virDomainCreateXML(h->conn, xml, VIR_DOMAIN_START_AUTODESTROY);
+	/* A console read through libvirt is opened before the guest runs: see below. */
+	h->dom = virDomainCreateXML(h->conn, xml,
+				    VIR_DOMAIN_START_AUTODESTROY |
+					    (console ? VIR_DOMAIN_START_PAUSED : 0));
 	if (!h->dom)
 		return lv_fail(h, err, "virDomainCreateXML (transient domain of the guest kit)");
 	h->owned = true;
-	snprintf(what, sizeof(what), "virDomainCreateXML %s (type %s)", name, type);
-	return done(h, 0, err, what);
+	snprintf(what, sizeof(what), "virDomainCreateXML %s (type %s%s)", name, type,
+		 console ? ", paused" : "");
+	r = done(h, 0, err, what);
+	if (r < 0 || !console)
+		return r;
+	/*
+	 * QEMU drops what the guest prints to a pty nobody has open, so the
+	 * console is opened while the vCPUs are still paused: the log then
+	 * holds the boot from its first line. FORCE: the domain is ours and
+	 * seconds old, so a session already on its console is a leftover, or
+	 * someone watching who must not cost the run its evidence; SAFE would
+	 * only refuse where a driver cannot lock the console, which FORCE's
+	 * takeover needs anyway (QEMU's driver always can).
+	 */
+	r = console_open(h, console, VIR_DOMAIN_CONSOLE_FORCE, err);
+	if (r < 0)
+		lv_prefix(h, err, "the transient domain's serial console: ");
+	else
+		r = done(h, virDomainResume(h->dom), err,
+			 "virDomainResume (after opening the console)");
+	if (r < 0) {
+		/* Failed as a whole: a caller may try another type. */
+		console_close(h->con);
+		h->con = NULL;
+		if (virDomainDestroy(h->dom) < 0)
+			virResetLastError();
+		virDomainFree(h->dom);
+		h->dom = NULL;
+		h->owned = false;
+	}
+	return r;
 }
 
 /*
@@ -2383,6 +2636,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	};
 	_cleanup_free_ char *crash = NULL, *nvram = NULL, *emulator = NULL;
 	_cleanup_free_ char *kit_kernel = NULL, *kit_initrd = NULL;
+	const char *console;
 	char why[512];
 	uint64_t t0;
 	int r;
@@ -2398,24 +2652,32 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 			return vmc_error_set(err, -ENOENT, "no cmdline file next to %s", d.kernel);
 		d.append = append;
 	}
-	if (!cfg->workdir && h->local) {
+	if (!cfg->workdir) {
 		r = console_dir(h, err);
 		if (r < 0)
 			return r;
 	}
-	if ((cfg->workdir || h->own_dir) &&
-	    asprintf(&log, "%s/console.log", cfg->workdir ? cfg->workdir : h->own_dir) < 0)
+	if (asprintf(&log, "%s/console.log", cfg->workdir ? cfg->workdir : h->own_dir) < 0) {
+		log = NULL;
 		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
-	d.console_log = log;
-	/* QEMU writes it on the libvirt host: a path here only when that is this host. */
-	if (log && h->local && !(h->console = strdup(log)))
-		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
+	}
+	/*
+	 * A daemon on this host: QEMU writes the file itself. Elsewhere a path
+	 * of this host means nothing there: the serial console is a pty that
+	 * libvirt streams here (console_open()), and the file is ours.
+	 */
+	if (h->local) {
+		d.console_log = log;
+		if (!(h->console = strdup(log)))
+			return vmc_error_set(err, -ENOMEM, "domain: out of memory");
+	}
+	console = h->local ? NULL : log;
 	r = domain_files(h, &d, !h->local || cfg->upload_kit, &kit_kernel, &kit_initrd, &crash,
 			 &nvram, &emulator, err);
 	if (r < 0)
 		return r;
 	if (strcmp(accel, "auto"))
-		return create_domain(h, &d, strcmp(accel, "kvm") ? "qemu" : "kvm", err);
+		return create_domain(h, &d, strcmp(accel, "kvm") ? "qemu" : "kvm", console, err);
 
 	/*
 	 * A daemon on this host: vmcheck's own KVM probe decides (cached), as
@@ -2431,11 +2693,11 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 		if (!strcmp(verdict, "kvm")) {
 			note(h->q, "KVM: %s", why);
 			fprintf(stderr, "vmcheck: libvirt: KVM: %s\n", why);
-			return create_domain(h, &d, "kvm", err);
+			return create_domain(h, &d, "kvm", console, err);
 		}
 	} else if (kvm_offered(h, why, sizeof(why))) {
 		t0 = vmc_mono_ns();
-		r = create_domain(h, &d, "kvm", err);
+		r = create_domain(h, &d, "kvm", console, err);
 		if (r == 0 && channel_up(h, VMC_LIBVIRT_XML_AGENT_CHANNEL,
 					 t0 + VMC_QEMU_KVM_PROBE_MS * 1000000ull) > 0) {
 			fprintf(stderr,
@@ -2448,6 +2710,8 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 			snprintf(why, sizeof(why),
 				 "under KVM the guest did not open its agent channel within %d s",
 				 VMC_QEMU_KVM_PROBE_MS / 1000);
+			console_close(h->con);
+			h->con = NULL;
 			if (virDomainDestroy(h->dom) < 0)
 				lv_fail(h, NULL, "virDomainDestroy (the KVM probe)");
 			virDomainFree(h->dom);
@@ -2460,7 +2724,33 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 	}
 	note(h->q, "TCG: %s", why);
 	fprintf(stderr, "vmcheck: libvirt: TCG: %s\n", why);
-	return create_domain(h, &d, "qemu", err);
+	return create_domain(h, &d, "qemu", console, err);
+}
+
+/*
+ * A domain someone else runs, on another host: its serial console through
+ * libvirt too, when it has one, for the evidence of a reboot nobody asked
+ * for. SAFE, not FORCE: a person's `virsh console` session on it stays
+ * theirs (libvirt then says a session is active). Without the console the
+ * run goes on as with a domain that has none, and the transcript says why.
+ */
+static void console_attach(struct hv_lv *h, const struct vmc_libvirt_config *cfg)
+{
+	struct vmc_error e = VMC_ERROR_INIT;
+	_cleanup_free_ char *log = NULL;
+
+	if (!cfg->workdir && console_dir(h, &e) < 0) {
+		note(h->q, "serial console: not kept: %s", e.msg ? e.msg : "");
+		vmc_error_clear(&e);
+		return;
+	}
+	if (asprintf(&log, "%s/console.log", cfg->workdir ? cfg->workdir : h->own_dir) < 0) {
+		log = NULL;
+		return;
+	}
+	if (console_open(h, log, VIR_DOMAIN_CONSOLE_SAFE, &e) < 0)
+		note(h->q, "serial console: not kept: %s", e.msg ? e.msg : "");
+	vmc_error_clear(&e);
 }
 
 /*
@@ -2578,6 +2868,8 @@ int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
 					  cfg->domain);
 		else
 			r = domain_arch(h, err);
+		if (r == 0 && !h->local)
+			console_attach(h, cfg);
 	} else {
 		r = start_transient(h, cfg, err);
 	}

@@ -42,8 +42,11 @@ struct vmc_libvirt_config {
 	const char *(*local_accel)(const struct vmc_arch *arch, const char *kernel,
 				   const char *initrd, const char *append, const char **why);
 	/*
-	 * The serial console goes to WORKDIR/console.log; NULL on a local URI:
-	 * a /tmp/vmcheck-libvirt-XXXXXX of the backend's, removed by free().
+	 * The serial console goes to WORKDIR/console.log of this host; NULL: a
+	 * /tmp/vmcheck-libvirt-XXXXXX of the backend's, removed by free(). On a
+	 * local URI QEMU writes it; on a remote one the backend, from the
+	 * console libvirt streams (also for @domain, when it has a console no
+	 * one else holds).
 	 */
 	const char *workdir;
 	unsigned mem_mb, maxmem_mb, slots, cpus, maxcpus, ports; /* 512 4096 4 1 4 8 */

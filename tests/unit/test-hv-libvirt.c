@@ -236,6 +236,49 @@ static void x86_domain_xml_as_before(void)
 	free(want);
 }
 
+/*
+ * A daemon on another host: the kit is booted from volumes of the run's
+ * pool and the serial console is a pty (libvirt streams it to this host);
+ * nothing else of the domain changes.
+ */
+static void remote_domain_xml(void)
+{
+	struct vmc_libvirt_xml_domain d = { .name = "vm",
+					    .type = "qemu",
+					    .kernel = "/var/tmp/vmcheck-1-ab/vmlinuz",
+					    .initrd = "/var/tmp/vmcheck-1-ab/initrd.img",
+					    .append = "console=ttyS0",
+					    .mem_mb = 512,
+					    .maxmem_mb = 4096,
+					    .slots = 4,
+					    .cpus = 1,
+					    .maxcpus = 2,
+					    .ports = 2 };
+	static const char *const swap[][2] = {
+		{ "<kernel>/k/vmlinuz</kernel>", "<kernel>/var/tmp/vmcheck-1-ab/vmlinuz</kernel>" },
+		{ "<initrd>/k/initrd.img</initrd>",
+		  "<initrd>/var/tmp/vmcheck-1-ab/initrd.img</initrd>" },
+		{ "<serial type='file'><source path='/w/console.log'/><target port='0'/></serial>",
+		  "<serial type='pty'><target port='0'/></serial>" },
+	};
+	struct vmc_error err = VMC_ERROR_INIT;
+	char *want = strdup(x86_xml), *xml = NULL;
+
+	for (size_t i = 0; want && i < ARRAY_SIZE(swap); i++) {
+		const char *at = strstr(want, swap[i][0]);
+		char *next = NULL;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+		CU_ASSERT_FATAL(asprintf(&next, "%.*s%s%s", (int)(at - want), want, swap[i][1],
+					 at + strlen(swap[i][0])) > 0);
+		free(want);
+		want = next;
+	}
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	fx_str_is(xml, want, "x86_64 domain XML of a remote daemon");
+	free(want);
+}
+
 /* An aarch64 domain: UEFI without secure boot, GICv3, cortex-a57, no <pm>, no panic device. */
 static const char a64_xml[] =
 	"<domain type='qemu'>\n"
@@ -893,4 +936,4 @@ VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(test_driver_errors), VMC_TEST(test_driver_ops_and_events),
 	  VMC_TEST(test_driver_views_without_a_monitor), VMC_TEST(test_driver_ended),
 	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool),
-	  VMC_TEST(test_driver_kit_upload_refused));
+	  VMC_TEST(remote_domain_xml), VMC_TEST(test_driver_kit_upload_refused));
