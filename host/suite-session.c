@@ -158,6 +158,7 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 {
 	const char *spec = s->hv->ops->agent_spec(s->hv);
 	Vmcheck__V1__Response *rsp;
+	char last[512] = ""; /* why the last connect failed, for the deadline's message */
 	int r;
 
 	for (;;) {
@@ -166,8 +167,13 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 
 		if (!s->conn) {
 			r = vmc_agent_connect(spec, &s->conn, err);
-			if (r < 0)
+			if (r < 0) {
 				s->conn = NULL;
+				/* A spec that cannot work (unknown scheme, bad syntax) never will. */
+				if (r == -EINVAL)
+					return r;
+				snprintf(last, sizeof(last), "%s", err->msg ? err->msg : "");
+			}
 		}
 		if (s->conn) {
 			_cleanup_free_ char *boot = NULL;
@@ -193,10 +199,13 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 		}
 		if (vmc_session_vm_check(s, 0, err) == -ESRCH)
 			return -ESRCH;
-		if (vmc_mono_ns() >= deadline)
+		if (vmc_mono_ns() >= deadline) {
+			const char *why = err->msg ? err->msg : last;
+
 			return vmc_error_set(err, -ETIMEDOUT,
 					     "the agent at %s did not answer within the deadline%s%s",
-					     spec, err->msg ? ": " : "", err->msg ? err->msg : "");
+					     spec, *why ? ": " : "", why);
+		}
 		vmc_error_clear(err);
 		if (!s->conn)
 			poll(NULL, 0, 100); /* the socket is not there yet */

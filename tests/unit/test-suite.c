@@ -1435,6 +1435,32 @@ static void no_agent_fails_what_follows(void)
 	stop();
 }
 
+/*
+ * The agent never answered: the failure says why the last connect failed
+ * (it once said only "did not answer within the deadline"); a spec that
+ * can never connect fails at once instead of waiting out the deadline.
+ */
+static void no_agent_says_why_and_a_bad_spec_fails_at_once(void)
+{
+	uint64_t t0;
+
+	start();
+	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s/none.sock", T.dir);
+	vmc_suite_attach(T.s, &T.h.hv, NULL);
+	CU_ASSERT(vmc_suite_connect(T.s, 300) < 0);
+	if (!has(last()->message, "No such file or directory"))
+		fprintf(stderr, "no agent: %s\n", last()->message);
+	CU_ASSERT(has(last()->message, "did not answer within the deadline"));
+	CU_ASSERT(has(last()->message, "No such file or directory"));
+	snprintf(T.h.spec, sizeof(T.h.spec), "nosuch:%s", T.dir);
+	vmc_suite_attach(T.s, &T.h.hv, NULL);
+	t0 = vmc_mono_ns();
+	CU_ASSERT(vmc_suite_connect(T.s, 5000) < 0);
+	CU_ASSERT(vmc_mono_ns() - t0 < 2000000000ull);
+	CU_ASSERT(has(last()->message, "nosuch"));
+	stop();
+}
+
 /* A failed setup step's evidence, checked for what it says of the last snapshot. */
 static void no_snapshot_says_so(const char *what)
 {
@@ -1881,4 +1907,5 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(view_merges_only_the_sections_carried),
 	  VMC_TEST(nic_unplug_waits_as_the_arch_needs),
 	  VMC_TEST(vcpu_check_skips_only_what_is_not_offered),
-	  VMC_TEST(only_a_vcpu_unplug_taints_the_vm), VMC_TEST(s3_only_where_the_machine_offers_it))
+	  VMC_TEST(only_a_vcpu_unplug_taints_the_vm), VMC_TEST(s3_only_where_the_machine_offers_it),
+	  VMC_TEST(no_agent_says_why_and_a_bad_spec_fails_at_once))
