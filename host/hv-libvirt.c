@@ -614,14 +614,21 @@ static void console_unref(void *opaque)
 	free(c);
 }
 
-/* Stop reading: @graceful after the stream's end, an abort otherwise; c->mu held. */
-static void console_stop_locked(struct lv_console *c, bool graceful)
+/*
+ * Stop reading and close the file; c->mu held. The stream is dropped, never
+ * finished or aborted: each is a call that waits for the daemon's answer,
+ * which must not hold libvirt's event thread (the agent's stream and the
+ * domain's events run there too) nor free(): after another client took the
+ * console with FORCE, libvirt 9.0's daemon may have told our stream nothing
+ * and then never answer an abort (doc/facts.md, "The guest kit on a remote
+ * libvirt host"). The daemon ends its side when our connection closes,
+ * which free() does right after.
+ */
+static void console_stop_locked(struct lv_console *c)
 {
 	if (!c->st)
 		return;
 	virStreamEventRemoveCallback(c->st);
-	if ((graceful ? virStreamFinish(c->st) : virStreamAbort(c->st)) < 0)
-		virResetLastError();
 	virStreamFree(c->st);
 	c->st = NULL;
 	close(c->fd);
@@ -686,12 +693,12 @@ static void on_console(virStreamPtr st, int events, void *opaque)
 		else
 			note(c->q, "serial console: the stream failed: %s (%" PRIu64 " bytes kept)",
 			     virGetLastErrorMessage(), c->bytes);
-		console_stop_locked(c, n == 0);
+		console_stop_locked(c);
 	}
 	if (c->st && (events & (VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP))) {
 		note(c->q, "serial console: the stream %s (%" PRIu64 " bytes kept)",
 		     events & VIR_STREAM_EVENT_ERROR ? "failed" : "hung up", c->bytes);
-		console_stop_locked(c, false);
+		console_stop_locked(c);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -702,7 +709,7 @@ static void console_close(struct lv_console *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->mu);
-	console_stop_locked(c, false);
+	console_stop_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	console_unref(c);
 }
