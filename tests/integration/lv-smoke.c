@@ -18,10 +18,16 @@
  *              returns before QEMU removed it (-EINPROGRESS), DEVICE_DELETED later
  *     panic    no crash kernel: sysrq c through the agent; GUEST_PANICKED, and
  *              ended() says crashed
+ *     kit      URI with a host part (no agent needed): the guest kit as
+ *              volumes of the run's pool, the serial console streamed into
+ *              WORKDIR/console.log across a reset and an ACPI reboot, held
+ *              against another client (FORCE takes it: the transcript says
+ *              so), --domain opening it SAFE; nothing left afterwards
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -823,6 +829,277 @@ out:
 	return failed ? 1 : 0;
 }
 
+/* ---- kit: a daemon reached through a URI with a host part */
+
+/* How many times @needle is in file @path (its first 1 MiB); -1 if unreadable. */
+static int count_in(const char *path, const char *needle)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "re");
+	size_t n;
+	int count = 0;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The console is the guest's: NULs would end the search early. */
+	for (size_t i = 0; i < n; i++)
+		if (!buf[i])
+			buf[i] = ' ';
+	for (const char *p = buf; (p = strstr(p, needle)); p++)
+		count++;
+	return count;
+}
+
+/* Wait until @path holds @needle @want times; the seconds it took, or -1. */
+static double wait_count(const char *path, const char *needle, int want, unsigned ms)
+{
+	uint64_t t0 = vmc_mono_ns();
+
+	while (vmc_mono_ns() < t0 + ms * 1000000ull) {
+		if (count_in(path, needle) >= want)
+			return secs_since(t0);
+		poll(NULL, 0, 100);
+	}
+	return -1;
+}
+
+/* The backend's transcript, malloc'd. */
+static char *transcript(struct vmc_hv *hv)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	hv->ops->transcript(hv, 0, f);
+	fclose(f);
+	return text;
+}
+
+static bool transcript_has(struct vmc_hv *hv, const char *needle)
+{
+	char *t = transcript(hv);
+	bool has = t && strstr(t, needle);
+
+	free(t);
+	return has;
+}
+
+/* "<tag>PATH</tag>" of @xml, malloc'd, or NULL. */
+static char *xml_text(const char *xml, const char *tag)
+{
+	char open_tag[32], close_tag[32];
+	const char *a, *b;
+
+	snprintf(open_tag, sizeof(open_tag), "<%s>", tag);
+	snprintf(close_tag, sizeof(close_tag), "</%s>", tag);
+	a = strstr(xml, open_tag);
+	b = a ? strstr(a, close_tag) : NULL;
+	return b ? strndup(a + strlen(open_tag), (size_t)(b - a) - strlen(open_tag)) : NULL;
+}
+
+/*
+ * Wait until the guest opened its agent's channel (libvirt's live XML):
+ * late in the boot, after acpid started. The seconds it took, or -1.
+ */
+static double side_agent_up(struct side *s, unsigned ms)
+{
+	uint64_t t0 = vmc_mono_ns();
+
+	while (vmc_mono_ns() < t0 + ms * 1000000ull) {
+		struct vmc_error err = VMC_ERROR_INIT;
+		struct vmc_libvirt_xml *x = NULL;
+		char *xml = virDomainGetXMLDesc(s->dom, 0);
+		bool up = xml && vmc_libvirt_xml_parse(xml, &x, &err) == 0 &&
+			  vmc_libvirt_xml_channel_connected(x, VMC_LIBVIRT_XML_AGENT_CHANNEL);
+
+		vmc_libvirt_xml_free(x);
+		vmc_error_clear(&err);
+		free(xml);
+		if (up)
+			return secs_since(t0);
+		poll(NULL, 0, 100);
+	}
+	return -1;
+}
+
+/* The domain's console, asked for by another client with @flags: 0 or libvirt's error. */
+static int side_console(struct side *s, unsigned flags, virStreamPtr *st, char *why, size_t size)
+{
+	*st = virStreamNew(s->conn, VIR_STREAM_NONBLOCK);
+	if (*st && virDomainOpenConsole(s->dom, NULL, *st, flags) == 0)
+		return 0;
+	snprintf(why, size, "%s", virGetLastErrorMessage());
+	if (*st)
+		virStreamFree(*st);
+	*st = NULL;
+	return -1;
+}
+
+/*
+ * A domain someone else runs, on the same daemon: with its console held by
+ * another client, vmcheck opens it with SAFE, fails, says so in the
+ * transcript, and goes on without a console log.
+ */
+static void foreign_domain(const struct vmc_libvirt_config *cfg, const char *name)
+{
+	struct vmc_libvirt_config c = { .uri = cfg->uri, .domain = name, .agent = "vserial:/x" };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv *hv = NULL;
+	int r = vmc_libvirt_open(&c, &hv, &err);
+
+	check(r == 0, "--domain %s on %s opens with the console held elsewhere %s", name, cfg->uri,
+	      msg(&err));
+	vmc_error_clear(&err);
+	if (r < 0)
+		return;
+	check(!hv->ops->console_log(hv),
+	      "--domain: no console log (the console is someone else's)");
+	check(transcript_has(hv, "serial console: not kept: ") &&
+		      transcript_has(hv, "Active console session exists"),
+	      "--domain: the transcript says why there is no console log");
+	hv->ops->free(hv);
+}
+
+/*
+ * The guest kit through libvirt's own connection (--uri with a host part):
+ * kernel and initrd are volumes of the run's pool, the serial console a pty
+ * streamed to a file here, kept across a reset and an ACPI reboot; someone
+ * else cannot take it without FORCE; the pool goes with the backend.
+ */
+static int run_kit(const struct vmc_libvirt_config *cfg)
+{
+	struct vmc_libvirt_config c = *cfg;
+	struct vmc_error err = VMC_ERROR_INIT;
+	char workdir[] = "/tmp/lv-smoke-kit-XXXXXX", log[64], why[512];
+	char *xml = NULL, *kernel = NULL, *initrd = NULL, *pool = NULL, *name = NULL;
+	struct side s = { 0 };
+	struct vmc_hv *hv;
+	virStreamPtr st = NULL;
+	uint64_t t0;
+	double t;
+	int r;
+
+	if (!check(mkdtemp(workdir) != NULL, "mkdtemp %s", workdir))
+		return 1;
+	snprintf(log, sizeof(log), "%s/console.log", workdir);
+	c.workdir = workdir;
+	hv = open_domain(&c);
+	if (!hv || !side_open(&s, cfg->uri))
+		goto out;
+	name = strdup(virDomainGetName(s.dom));
+	xml = virDomainGetXMLDesc(s.dom, 0);
+	kernel = xml ? xml_text(xml, "kernel") : NULL;
+	initrd = xml ? xml_text(xml, "initrd") : NULL;
+	pool = kernel && strrchr(kernel, '/')
+		       ? strndup(kernel, (size_t)(strrchr(kernel, '/') - kernel))
+		       : NULL;
+	check(kernel && !strncmp(kernel, "/var/tmp/vmcheck-", 17) && initrd && pool &&
+		      !strncmp(initrd, pool, strlen(pool)) && strcmp(kernel, cfg->kernel),
+	      "the domain boots volumes of the run's pool: kernel %s, initrd %s",
+	      kernel ? kernel : "(none)", initrd ? initrd : "(none)");
+	check(xml && strstr(xml, "<serial type='pty'>") && !strstr(xml, workdir),
+	      "the serial console is a pty, no path of this host in the XML");
+	check(transcript_has(hv, "bytes uploaded in"), "the transcript times the kit's upload");
+	check(hv->ops->console_log(hv) && !strcmp(hv->ops->console_log(hv), log),
+	      "console_log() is %s", log);
+	t = wait_count(log, "Linux version", 1, BOOT_MS);
+	check(t >= 0, "%s holds the guest's first boot line (\"Linux version\", %.1f s)", log, t);
+	{
+		char *tr = transcript(hv), *line = tr ? strstr(tr, "the crash disk: /") : NULL;
+
+		if (line)
+			line[strcspn(line, "\n")] = '\0';
+		printf("# %s\n", line ? line : "(no crash disk line)");
+		free(tr);
+	}
+
+	r = side_console(&s, 0, &st, why, sizeof(why));
+	check(r < 0 && strstr(why, "Active console session exists"),
+	      "another client cannot open the console without FORCE: %s", r < 0 ? why : "opened");
+	if (st)
+		virStreamAbort(st), virStreamFree(st), st = NULL;
+	if (name)
+		foreign_domain(cfg, name);
+
+	t0 = vmc_mono_ns();
+	r = hv->ops->reset(hv, &err);
+	t = r == 0 ? wait_count(log, "Linux version", 2, BOOT_MS) : -1;
+	check(t >= 0, "after virDomainReset the log holds the next boot's first line (%.1f s) %s",
+	      t, msg(&err));
+	vmc_error_clear(&err);
+	/* The ACPI button needs acpid, started before the agent late in the boot. */
+	poll(NULL, 0, 1000);
+	t = side_agent_up(&s, BOOT_MS);
+	check(t >= 0, "the guest opened its agent's channel again (%.1f s)", t);
+	r = hv->ops->reboot(hv, &err);
+	t = r == 0 ? wait_count(log, "Linux version", 3, BOOT_MS) : -1;
+	check(t >= 0, "after an ACPI reboot too (%.1f s) %s", t, msg(&err));
+	vmc_error_clear(&err);
+	check(transcript_has(hv, "serial console: the stream") == false,
+	      "the console stream stayed open across both (%.1f s since the reset)",
+	      secs_since(t0));
+
+	/*
+	 * Someone takes the console by force. libvirt 9.0 either fails our
+	 * stream at once ("stream had I/O failure") or tells it nothing: which
+	 * one is said, not checked. What must hold: free() returns.
+	 */
+	r = side_console(&s, VIR_DOMAIN_CONSOLE_FORCE, &st, why, sizeof(why));
+	check(r == 0, "another client takes the console with FORCE %s", r < 0 ? why : "");
+	t0 = vmc_mono_ns();
+	while (!transcript_has(hv, "serial console: the stream") && secs_since(t0) < 5)
+		poll(NULL, 0, 50);
+	{
+		char *tr = transcript(hv);
+		char *line = tr ? strstr(tr, "serial console: the stream") : NULL;
+
+		if (line)
+			line[strcspn(line, "\n")] = '\0';
+		printf("# after %.2f s, the transcript: %s\n", secs_since(t0),
+		       line ? line : "nothing about our stream");
+		free(tr);
+	}
+	t0 = vmc_mono_ns();
+	hv->ops->free(hv);
+	hv = NULL;
+	check(secs_since(t0) < 30, "free() after the takeover returns (%.2f s)", secs_since(t0));
+	if (st)
+		virStreamAbort(st), virStreamFree(st), st = NULL;
+	virResetLastError();
+out:
+	if (hv)
+		hv->ops->free(hv);
+	if (name) {
+		virDomainPtr d = s.conn ? virDomainLookupByName(s.conn, name) : NULL;
+
+		check(!d, "domain %s is gone", name);
+		if (d)
+			virDomainFree(d);
+		virResetLastError();
+	}
+	if (pool)
+		check(access(pool, F_OK) < 0, "the pool's directory %s is gone", pool);
+	check(count_in(log, "Linux version") >= 3, "the workdir's console log stays: %s", log);
+	side_close(&s);
+	if (failed) {
+		printf("# kept for a look: %s\n", log);
+	} else {
+		unlink(log);
+		rmdir(workdir);
+	}
+	free(xml);
+	free(kernel);
+	free(initrd);
+	free(pool);
+	free(name);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -853,7 +1130,7 @@ int main(int argc, char **argv)
 	}
 	if (optind + 1 != argc || !cfg.uri || !cfg.kernel || !cfg.initrd) {
 		fprintf(stderr, "usage: lv-smoke --uri URI --kernel K --initrd I "
-				"devices|vcpu|pcie|panic\n");
+				"devices|vcpu|pcie|panic|kit\n");
 		return 2;
 	}
 	/* The daemon resolves paths from its own directory. */
@@ -874,6 +1151,8 @@ int main(int argc, char **argv)
 		rc = run_pcie(&cfg);
 	else if (!strcmp(mode, "panic"))
 		rc = run_panic(&cfg);
+	else if (!strcmp(mode, "kit"))
+		rc = run_kit(&cfg);
 	else
 		rc = 2;
 	free(kernel);
