@@ -72,7 +72,7 @@ Q :=
 endif
 
 .PHONY: all native test unit integration run bench bench-backends fuzz deps clean format \
-	check-format guest liar
+	check-format guest liar test-arm test-all
 all: native $(B)/aarch64/vmcheck-agent
 
 # What the packages build: the programs of this machine's architecture, no
@@ -234,6 +234,16 @@ guest: $(ARCH_AGENT) arch-ok
 
 integration: all guest $(B)/hv-smoke $(B)/lv-smoke $(B)/vmcheck-agent-liar
 	tests/integration/run-all
+
+# Longer than make test's 30 minutes allow: the aarch64 guest (launched,
+# attached, through libvirt) and everything at once.
+test-arm: deps
+	$(MAKE) all
+	tests/integration/run-all test-aarch64 test-aarch64-libvirt
+
+test-all: test
+	$(MAKE) test-arm
+	$(MAKE) test-image
 
 deps:
 	packaging/install-deps
