@@ -325,12 +325,14 @@ static int suspend(struct vmc_ctx *c, uint64_t *count, const char *offered)
 	*count = st->system ? st->system->suspend_success : 0;
 	if (ops->pm_suspend) {
 		r = ops->pm_suspend(c->hv, &err);
-		if (r == -ENOTSUP)
+		if (r == -ENOTSUP) {
 			vmc_step_note(s,
 				      "%s: no qemu-guest-agent answers; suspending through "
 				      "vmcheck's agent instead",
 				      err.msg ? err.msg : "PM suspend not supported");
-		else
+			/* The wait for qemu-guest-agent is not the guest's suspend time. */
+			vmc_step_act_again(s);
+		} else
 			r = vmc_step_acted(s, r, &err);
 		vmc_error_clear(&err);
 	}

@@ -86,6 +86,15 @@ struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char
 int vmc_step_acted(struct vmc_step *s, int rc, struct vmc_error *err);
 
 /*
+ * vmc_step_act_again - the action the step measures starts now: a first way
+ * that did not act (a PM suspend with no qemu-guest-agent to take it) was
+ * given up for another. Deadlines and latencies count from here, so time
+ * spent finding out that the first way does not work is not charged to the
+ * guest.
+ */
+void vmc_step_act_again(struct vmc_step *s);
+
+/*
  * vmc_step_expect - wait until @fn holds on the merged view
  * Evaluated at once, then on every push, until @deadline_ms after the
  * action. Meanwhile hypervisor events are queued and the VM process is

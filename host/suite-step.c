@@ -233,6 +233,11 @@ struct vmc_step *vmc_step_begin(struct vmc_ctx *c, const char *check, const char
 	return st;
 }
 
+void vmc_step_act_again(struct vmc_step *st)
+{
+	st->t_action = vmc_mono_ns();
+}
+
 int vmc_step_acted(struct vmc_step *st, int rc, struct vmc_error *err)
 {
 	struct vmc_error e = VMC_ERROR_INIT;
