@@ -63,7 +63,9 @@ static const char usage[] =
 	"                           and the vmcheck-agent .deb) instead of the initramfs\n"
 	"                           guest, as its root disk (virtio-blk, serial\n"
 	"                           vmcheck-root); the image is never written (a qcow2\n"
-	"                           overlay in the workdir takes the guest's writes).\n"
+	"                           overlay in the workdir takes the guest's writes;\n"
+	"                           with --libvirt, a volume of the run's pool over the\n"
+	"                           image, uploaded there first on a remote host).\n"
 	"                           Kernel, initrd and command line default to vmlinuz,\n"
 	"                           initrd.img and cmdline in FILE's directory; kdump\n"
 	"                           runs on it only when named in --only\n"
@@ -265,10 +267,10 @@ int vmc_cmd_run_validate(const struct vmc_run_args *a, struct vmc_error *err)
 		return vmc_error_set(err, -EINVAL,
 				     "run: bigmem boots a VM of its own: launch mode only "
 				     "(no --libvirt, --qmp, --hosts)");
-	if (a->qemu.image && not_launch)
+	if (a->qemu.image && (a->qmp || a->hosts || a->domain))
 		return vmc_error_set(err, -EINVAL,
-				     "run: --image is for launch mode "
-				     "(no --libvirt, --qmp, --hosts)");
+				     "run: --image boots a VM of its own: launch mode or "
+				     "--libvirt without --domain (no --qmp, --hosts)");
 	if (a->qemu.agent_ssh && not_launch)
 		return vmc_error_set(err, -EINVAL,
 				     "run: --agent-transport is for launch mode "
@@ -598,10 +600,14 @@ static void default_kit(struct vmc_qemu_config *q)
 }
 
 /* --libvirt: a transient domain of the guest kit, or --domain. */
+static void image_kit(struct vmc_qemu_config *q);
+
 static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_error *err)
 {
 	struct vmc_libvirt_config c;
 
+	if (a->qemu.image)
+		image_kit(&a->qemu);
 	default_kit(&a->qemu);
 	c = (struct vmc_libvirt_config){
 		.uri = a->libvirt,
@@ -612,6 +618,7 @@ static int start_libvirt(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_
 		.kernel = a->qemu.kernel,
 		.initrd = a->qemu.initrd,
 		.append = a->qemu.append,
+		.image = a->qemu.image,
 		.accel = a->qemu.accel,
 		.local_accel = local_accel,
 		.mem_mb = a->qemu.mem_mb,

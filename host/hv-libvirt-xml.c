@@ -114,10 +114,30 @@ static void put_crash_disk(FILE *f, const struct vmc_libvirt_xml_domain *d, unsi
 		"    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='",
 		bus);
 	put_esc(f, d->crash_disk);
-	fputs("'/><target dev='vda' bus='virtio'/><serial>" VMC_QEMU_CRASH_SERIAL "</serial>", f);
+	/* Targets only order libvirt's list; the guest names disks by probe order. */
+	fprintf(f, "'/><target dev='%s' bus='virtio'/><serial>" VMC_QEMU_CRASH_SERIAL "</serial>",
+		d->root_disk ? "vdb" : "vda");
 	put_alias(f, VMC_LIBVIRT_XML_CRASH_DISK);
 	put_port_address(f, bus);
 	fputs("</disk>\n", f);
+}
+
+/*
+ * --image: the root disk on pcie.0 at an explicit slot, as the QMP
+ * launcher puts it: left to libvirt it would take a hotplug port, and
+ * behind a port it would not be the guest's vda.
+ */
+static void put_root_disk(FILE *f, const struct vmc_libvirt_xml_domain *d)
+{
+	fputs("    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='",
+	      f);
+	put_esc(f, d->root_disk);
+	fputs("'/><target dev='vda' bus='virtio'/><serial>" VMC_QEMU_ROOT_SERIAL "</serial>", f);
+	put_alias(f, VMC_LIBVIRT_XML_ROOT_DISK);
+	fprintf(f,
+		"<address type='pci' domain='0x0000' bus='0x00' slot='0x%02x' function='0x0'/>"
+		"</disk>\n",
+		VMC_LIBVIRT_XML_ROOT_SLOT);
 }
 
 int vmc_libvirt_xml_domain(const struct vmc_libvirt_xml_domain *d, char **out,
@@ -207,6 +227,8 @@ int vmc_libvirt_xml_domain(const struct vmc_libvirt_xml_domain *d, char **out,
 	 */
 	if (!arm)
 		fputs("    <panic model='isa'/>\n", f);
+	if (d->root_disk)
+		put_root_disk(f, d);
 	if (d->crash_disk)
 		put_crash_disk(f, d, agent_bus + 1);
 	if (d->console_log) {
@@ -305,6 +327,28 @@ int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, const char *format,
 		bytes);
 	put_esc(f, format);
 	fputs("'/></target></volume>", f);
+	return finish(f, &buf, out);
+}
+
+int vmc_libvirt_xml_overlay(const char *name, uint64_t bytes, const char *backing,
+			    const char *backing_format, char **out)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return -ENOMEM;
+	fputs("<volume><name>", f);
+	put_esc(f, name);
+	fprintf(f,
+		"</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
+		"<target><format type='qcow2'/></target><backingStore><path>",
+		bytes);
+	put_esc(f, backing);
+	fputs("</path><format type='", f);
+	put_esc(f, backing_format);
+	fputs("'/></backingStore></volume>", f);
 	return finish(f, &buf, out);
 }
 

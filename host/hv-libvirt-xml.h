@@ -22,6 +22,9 @@
 #define VMC_LIBVIRT_XML_AGENT_CHANNEL "org.vmcheck.agent.0"
 #define VMC_LIBVIRT_XML_QGA_CHANNEL "org.qemu.guest_agent.0"
 #define VMC_LIBVIRT_XML_CRASH_DISK "crash-disk" /* the crash disk's id */
+#define VMC_LIBVIRT_XML_ROOT_DISK "root-disk"   /* --image: the root disk's id */
+/* --image: the root disk's slot on pcie.0, clear of the ports libvirt places from slot 1. */
+#define VMC_LIBVIRT_XML_ROOT_SLOT 0x10
 
 struct vmc_libvirt_xml_domain {
 	const char *name;
@@ -38,6 +41,12 @@ struct vmc_libvirt_xml_domain {
 	const char *nvram; /* aarch64: where the UEFI variables go; NULL: libvirt's place */
 	/* kdump's disk: a raw ext4 image, serial VMC_QEMU_CRASH_SERIAL; NULL: none */
 	const char *crash_disk;
+	/*
+	 * --image: the root disk, a qcow2 file (an overlay of the image) on the
+	 * daemon's host; virtio-blk on pcie.0 (probed before the ports, so the
+	 * guest's vda), serial VMC_QEMU_ROOT_SERIAL. NULL: the initramfs guest.
+	 */
+	const char *root_disk;
 };
 
 /*
@@ -80,6 +89,9 @@ int vmc_libvirt_xml_nodedev_name(const char *addr, char buf[32]);
 /* A dir storage pool @name at @path, and a volume of @bytes in it in @format ("qcow2", "raw"). */
 int vmc_libvirt_xml_pool(const char *name, const char *path, char **out);
 int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, const char *format, char **out);
+/* A qcow2 volume @name of @bytes over @backing (its path on the daemon's host) in @backing_format. */
+int vmc_libvirt_xml_overlay(const char *name, uint64_t bytes, const char *backing,
+			    const char *backing_format, char **out);
 
 /* A parsed live domain XML. */
 struct vmc_libvirt_xml;

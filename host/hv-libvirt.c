@@ -1450,6 +1450,96 @@ static int kit_volume(struct hv_lv *h, const char *local, const char *name, char
 	return r;
 }
 
+/*
+ * The format of image @fd ("qcow2" by its magic, else "raw") and its size
+ * as the guest sees it (a qcow2 header's, a raw file's length).
+ */
+static int image_geometry(int fd, const char *label, const char **format, uint64_t *bytes,
+			  struct vmc_error *err)
+{
+	unsigned char hdr[32];
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return vmc_error_set(err, -errno, "%s: %m", label);
+	if (!S_ISREG(sb.st_mode))
+		return vmc_error_set(err, -EINVAL, "%s: not a regular file", label);
+	if (pread(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) && !memcmp(hdr, "QFI\xfb", 4)) {
+		*format = "qcow2";
+		*bytes = 0;
+		for (int i = 24; i < 32; i++) /* the virtual size, big-endian */
+			*bytes = *bytes << 8 | hdr[i];
+	} else {
+		*format = "raw";
+		*bytes = (uint64_t)sb.st_size;
+	}
+	if (!*bytes)
+		return vmc_error_set(err, -EINVAL, "%s: an empty image", label);
+	return 0;
+}
+
+/*
+ * --image: the root disk, a qcow2 volume "root.qcow2" of the pool over
+ * @image, so the image stays as built and what the guest writes goes with
+ * the pool. A daemon on this host reads @image where it is; with @upload a
+ * copy goes into the pool first ("image.raw" or "image.qcow2", sparse: only
+ * its data travels) and the overlay is over that. *@path: the overlay's
+ * path on the libvirt host; *@base: the copy's, or NULL.
+ */
+static int root_volume(struct hv_lv *h, const char *image, bool upload, char **base, char **path,
+		       struct vmc_error *err)
+{
+	_cleanup_free_ char *abs = realpath(image, NULL);
+	_cleanup_free_ char *xml = NULL;
+	_cleanup_close_ int fd = -1;
+	virStorageVolPtr vol = NULL;
+	char label[PATH_MAX + 32], what[2 * PATH_MAX + 128];
+	const char *format = NULL, *backing;
+	uint64_t bytes;
+	double secs;
+	int r;
+
+	*base = *path = NULL;
+	snprintf(label, sizeof(label), "the root disk: %s", image);
+	if (!abs || (fd = open(abs, O_RDONLY | O_CLOEXEC)) < 0)
+		return vmc_error_set(err, -errno, "%s: %m (build one with 'make image')", label);
+	r = image_geometry(fd, label, &format, &bytes, err);
+	if (r < 0)
+		return r;
+	backing = abs;
+	if (upload) {
+		struct stat sb;
+
+		if (fstat(fd, &sb) < 0)
+			return vmc_error_set(err, -errno, "%s: %m", label);
+		r = upload_volume(h, label, strcmp(format, "raw") ? "image.qcow2" : "image.raw", fd,
+				  (uint64_t)sb.st_size, base, &secs, err);
+		if (r < 0)
+			return r;
+		note(h->q, "%s: volume %s, %.1f MiB uploaded in %.2f s", label, *base,
+		     (double)sb.st_size / (1 << 20), secs);
+		fprintf(stderr,
+			"vmcheck: libvirt: the image uploaded into %s on %s: %.1f MiB in %.2f s\n",
+			h->pool_path, h->uri, (double)sb.st_size / (1 << 20), secs);
+		backing = *base;
+	}
+	if (vmc_libvirt_xml_overlay("root.qcow2", bytes, backing, format, &xml) < 0)
+		return vmc_error_set(err, -ENOMEM, "%s: out of memory", label);
+	snprintf(what, sizeof(what), "%s: virStorageVolCreateXML root.qcow2 (qcow2 over %s, %s)",
+		 label, backing, format);
+	if (!(vol = virStorageVolCreateXML(h->pool, xml, 0)))
+		return lv_fail(h, err, what);
+	if (!(*path = virStorageVolGetPath(vol))) {
+		snprintf(what, sizeof(what), "%s: virStorageVolGetPath root.qcow2", label);
+		r = lv_fail(h, err, what);
+	}
+	virStorageVolFree(vol);
+	if (r == 0)
+		note(h->q, "%s: the root disk is %s, a qcow2 overlay over %s", label, *path,
+		     backing);
+	return r;
+}
+
 static struct vcpu_map *vcpu_find(struct hv_lv *h, const char *id)
 {
 	for (size_t i = 0; i < h->n_vcpus; i++)
@@ -2571,6 +2661,24 @@ static int kit_volumes(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char *
 	return 0;
 }
 
+/* Paths on the libvirt host that the transient domain's XML points at (malloc'd). */
+struct domain_paths {
+	char *kernel, *initrd; /* the uploaded kit */
+	char *image, *root;    /* --image: its uploaded copy, the overlay */
+	char *crash, *nvram, *emulator;
+};
+
+static void domain_paths_free(struct domain_paths *p)
+{
+	free(p->kernel);
+	free(p->initrd);
+	free(p->image);
+	free(p->root);
+	free(p->crash);
+	free(p->nvram);
+	free(p->emulator);
+}
+
 /*
  * What the transient domain @d takes from the libvirt host: its emulator
  * for a guest that is not x86_64 (from libvirt's domain capabilities, which
@@ -2581,35 +2689,40 @@ static int kit_volumes(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, char *
  * through libvirt").
  */
 static int domain_files(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, bool upload_kit,
-			char **kernel, char **initrd, char **crash, char **nvram, char **emulator,
-			struct vmc_error *err)
+			const char *image, struct domain_paths *p, struct vmc_error *err)
 {
 	int r;
 
 	if (h->arch != &vmc_arch_x86_64) {
-		r = emulator_of(h, emulator, err);
+		r = emulator_of(h, &p->emulator, err);
 		if (r < 0)
 			return r;
-		d->emulator = *emulator;
+		d->emulator = p->emulator;
 	}
 	r = pool_ensure(h, err);
 	if (r < 0)
 		return lv_prefix(h, err, "the transient domain's files: ");
 	if (upload_kit) {
-		r = kit_volumes(h, d, kernel, initrd, err);
+		r = kit_volumes(h, d, &p->kernel, &p->initrd, err);
 		if (r < 0)
 			return r;
 	}
-	r = crash_volume(h, (uint64_t)d->maxmem_mb << 20, crash, err);
+	if (image) {
+		r = root_volume(h, image, upload_kit, &p->image, &p->root, err);
+		if (r < 0)
+			return r;
+		d->root_disk = p->root;
+	}
+	r = crash_volume(h, (uint64_t)d->maxmem_mb << 20, &p->crash, err);
 	if (r < 0)
 		return r;
-	d->crash_disk = *crash;
+	d->crash_disk = p->crash;
 	if (h->arch == &vmc_arch_aarch64) {
-		if (asprintf(nvram, "%s/efi-vars.fd", h->pool_path) < 0) {
-			*nvram = NULL;
+		if (asprintf(&p->nvram, "%s/efi-vars.fd", h->pool_path) < 0) {
+			p->nvram = NULL;
 			return vmc_error_set(err, -ENOMEM, "domain: out of memory");
 		}
-		d->nvram = *nvram;
+		d->nvram = p->nvram;
 	}
 	return 0;
 }
@@ -2641,8 +2754,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 		.ports = cfg->ports ?: 8,
 		.arch = h->arch,
 	};
-	_cleanup_free_ char *crash = NULL, *nvram = NULL, *emulator = NULL;
-	_cleanup_free_ char *kit_kernel = NULL, *kit_initrd = NULL;
+	_cleanup_(domain_paths_free) struct domain_paths paths = { 0 };
 	const char *console;
 	char why[512];
 	uint64_t t0;
@@ -2679,8 +2791,7 @@ static int start_transient(struct hv_lv *h, const struct vmc_libvirt_config *cfg
 			return vmc_error_set(err, -ENOMEM, "domain: out of memory");
 	}
 	console = h->local ? NULL : log;
-	r = domain_files(h, &d, !h->local || cfg->upload_kit, &kit_kernel, &kit_initrd, &crash,
-			 &nvram, &emulator, err);
+	r = domain_files(h, &d, !h->local || cfg->upload_kit, cfg->image, &paths, err);
 	if (r < 0)
 		return r;
 	if (strcmp(accel, "auto"))

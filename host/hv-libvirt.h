@@ -30,6 +30,12 @@ struct vmc_libvirt_config {
 	 * to the kernel.
 	 */
 	const char *kernel, *initrd, *append;
+	/*
+	 * --image: this host's disk image, booted as the root disk through a
+	 * qcow2 volume of the pool over it (over a copy uploaded into the pool
+	 * when the kit is uploaded); NULL: the initramfs guest.
+	 */
+	const char *image;
 	bool upload_kit;   /* upload the kit on a local URI too */
 	const char *accel; /* "kvm": type kvm; otherwise type qemu (TCG) */
 	/*

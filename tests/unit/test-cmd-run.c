@@ -19,7 +19,9 @@
 #define QMP_AGENT "run: --qmp and --agent go together (attach mode)"
 #define BIGMEM_LAUNCH \
 	"run: bigmem boots a VM of its own: launch mode only (no --libvirt, --qmp, --hosts)"
-#define IMAGE_LAUNCH "run: --image is for launch mode (no --libvirt, --qmp, --hosts)"
+#define IMAGE_LAUNCH                                                                         \
+	"run: --image boots a VM of its own: launch mode or --libvirt without --domain (no " \
+	"--qmp, --hosts)"
 #define TRANSPORT_LAUNCH "run: --agent-transport is for launch mode (attached: --agent ssh://...)"
 #define ARCH_ATTACHED \
 	"run: --arch is for a VM started here (an attached VM's comes from QEMU or libvirt)"
@@ -146,9 +148,11 @@ static void bigmem_is_launch_mode_only(void)
 	accepted(&(struct vmc_run_args){ .only = "nic,memory", .libvirt = "u" });
 }
 
-static void image_is_launch_mode_only(void)
+static void image_boots_a_vm_of_its_own(void)
 {
-	refused(&(struct vmc_run_args){ .qemu.image = "i", .libvirt = "u" }, IMAGE_LAUNCH);
+	accepted(&(struct vmc_run_args){ .qemu.image = "i", .libvirt = "u" });
+	refused(&(struct vmc_run_args){ .qemu.image = "i", .libvirt = "u", .domain = "d" },
+		IMAGE_LAUNCH);
 	refused(&(struct vmc_run_args){ .qemu.image = "i", .qmp = "/q", .agent = "v:/a" },
 		IMAGE_LAUNCH);
 	refused(&(struct vmc_run_args){ .qemu.image = "i", .hosts = "a" }, IMAGE_LAUNCH);
@@ -165,8 +169,13 @@ static void agent_transport_is_launch_mode_only(void)
 	refused(&(struct vmc_run_args){ .qemu.agent_ssh = true, .qmp = "/q", .agent = "v:/a" },
 		TRANSPORT_LAUNCH);
 	refused(&(struct vmc_run_args){ .qemu.agent_ssh = true, .hosts = "a" }, TRANSPORT_LAUNCH);
+	/* --image goes through libvirt; the SSH transport does not. */
 	refused(&(struct vmc_run_args){ .qemu = { .agent_ssh = true, .image = "i" },
 					.libvirt = "u" },
+		TRANSPORT_LAUNCH);
+	refused(&(struct vmc_run_args){ .qemu = { .agent_ssh = true, .image = "i" },
+					.qmp = "/q",
+					.agent = "v:/a" },
 		IMAGE_LAUNCH);
 }
 
@@ -219,6 +228,6 @@ VMC_SUITE(cmd_run, NULL, NULL, VMC_TEST(launch_mode_takes_its_own_options),
 	  VMC_TEST(libvirt_agent_needs_a_domain), VMC_TEST(libvirt_channel_alone_needs_no_domain),
 	  VMC_TEST(domain_and_network_need_libvirt_or_hosts),
 	  VMC_TEST(hosts_excludes_libvirt_qmp_and_agent), VMC_TEST(bigmem_is_launch_mode_only),
-	  VMC_TEST(image_is_launch_mode_only), VMC_TEST(agent_transport_is_launch_mode_only),
+	  VMC_TEST(image_boots_a_vm_of_its_own), VMC_TEST(agent_transport_is_launch_mode_only),
 	  VMC_TEST(arch_and_the_qemu_binary_agree), VMC_TEST(an_attached_vm_says_its_own_arch),
 	  VMC_TEST(validating_changes_nothing))

@@ -237,6 +237,68 @@ static void x86_domain_xml_as_before(void)
 }
 
 /*
+ * --image: the root disk on pcie.0 at its fixed slot, before the crash
+ * disk (whose target moves to vdb); it takes none of the hotplug ports.
+ * Its overlay volume names the backing file and format.
+ */
+static void image_domain_xml(void)
+{
+	struct vmc_libvirt_xml_domain d = { .name = "vm",
+					    .type = "qemu",
+					    .kernel = "/k/vmlinuz",
+					    .initrd = "/k/initrd.img",
+					    .append = "console=ttyS0",
+					    .console_log = "/w/console.log",
+					    .mem_mb = 512,
+					    .maxmem_mb = 4096,
+					    .slots = 4,
+					    .cpus = 1,
+					    .maxcpus = 2,
+					    .ports = 2,
+					    .crash_disk = "/p/crash-disk.img",
+					    .root_disk = "/p/root.qcow2" };
+	static const char root[] =
+		"    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+		"<source file='/p/root.qcow2'/><target dev='vda' bus='virtio'/>"
+		"<serial>vmcheck-root</serial><alias name='ua-root-disk'/><address type='pci' "
+		"domain='0x0000' bus='0x00' slot='0x10' function='0x0'/></disk>\n";
+	struct vmc_error err = VMC_ERROR_INIT;
+	const char *cut = strstr(x86_xml, X86_BEFORE_CRASH);
+	struct vmc_libvirt_xml *x = NULL;
+	struct vmc_hv_slot *slots = NULL;
+	char *xml = NULL, *want = NULL, *crash = strdup(x86_crash), *vol = NULL;
+	char *vda;
+	size_t n = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(crash);
+	vda = strstr(crash, "dev='vda'");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vda);
+	vda[strlen("dev='vd")] = 'b';
+	cut += strlen(X86_BEFORE_CRASH);
+	CU_ASSERT_FATAL(
+		asprintf(&want, "%.*s%s%s%s", (int)(cut - x86_xml), x86_xml, root, crash, cut) > 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_domain(&d, &xml, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_xml_parse(xml, &x, &err), 0);
+	fx_str_is(xml, want, "x86_64 domain XML with a root disk");
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_free_slots(x, &slots, &n, &err), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	vmc_hv_slots_free(slots, n);
+	vmc_libvirt_xml_free(x);
+	free(want);
+	free(crash);
+
+	CU_ASSERT_EQUAL(vmc_libvirt_xml_overlay("root.qcow2", 2147483648ULL, "/i/a'b.img", "raw",
+						&vol),
+			0);
+	fx_str_is(vol,
+		  "<volume><name>root.qcow2</name><capacity unit='bytes'>2147483648</capacity>"
+		  "<target><format type='qcow2'/></target><backingStore><path>/i/a&apos;b.img"
+		  "</path><format type='raw'/></backingStore></volume>",
+		  "overlay volume XML");
+}
+
+/*
  * A daemon on another host: the kit is booted from volumes of the run's
  * pool and the serial console is a pty (libvirt streams it to this host);
  * nothing else of the domain changes.
@@ -936,4 +998,5 @@ VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(test_driver_errors), VMC_TEST(test_driver_ops_and_events),
 	  VMC_TEST(test_driver_views_without_a_monitor), VMC_TEST(test_driver_ended),
 	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool),
-	  VMC_TEST(remote_domain_xml), VMC_TEST(test_driver_kit_upload_refused));
+	  VMC_TEST(remote_domain_xml), VMC_TEST(test_driver_kit_upload_refused),
+	  VMC_TEST(image_domain_xml));
