@@ -554,6 +554,12 @@ static int open_reports(const struct vmc_run_args *a, const struct vmc_hosts *ho
 	} else {
 		r = vmc_report_text_new_hosts(stdout, a->opts.verbose, labels, n_labels,
 					      &reps[(*n)++], &err);
+		/* The text report cuts long evidence lines: say where they are whole. */
+		if (!r && (a->json || a->junit) &&
+		    vmc_report_text_whole_at(reps[0], "the %s report %s keeps the evidence whole",
+					     a->json ? "JSON" : "JUnit",
+					     a->json ? a->json : a->junit) < 0)
+			r = vmc_error_set(&err, -ENOMEM, "text report: out of memory");
 		if (!r && a->junit)
 			r = vmc_report_junit_new_hosts(a->junit, labels, n_labels, &reps[(*n)++],
 						       &err);

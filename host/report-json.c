@@ -17,6 +17,7 @@
 
 #include <json-c/json.h>
 
+#include "escape.h"
 #include "report.h"
 
 struct json_report {
@@ -43,17 +44,17 @@ static uint64_t *time_of(struct vmc_step_record *rec, size_t i)
 	return (uint64_t *)((char *)rec + timeline[i].off);
 }
 
-/* @s cleaned for JSON, or null. Sets *@ok false on ENOMEM. */
+/*
+ * @s as a JSON string, or null. Sets *@ok false on ENOMEM. Kept as it is:
+ * the line is made valid UTF-8 as it is written (vmc_esc_json()).
+ */
 static struct json_object *jstr(const char *s, bool *ok)
 {
 	struct json_object *o;
-	char *c;
 
 	if (!s)
 		return NULL;
-	c = vmc_report_clean(s);
-	o = c ? json_object_new_string(c) : NULL;
-	free(c);
+	o = json_object_new_string(s);
 	if (!o)
 		*ok = false;
 	return o;
@@ -111,11 +112,14 @@ static int json_step(struct vmc_report *r, const struct vmc_step_record *rec)
 		put(o, "notes", jstr(rec->notes, &ok), &ok);
 		put(o, "evidence", jstr(rec->evidence, &ok), &ok);
 	}
-	if (ok &&
-	    fprintf(j->fp, "%s\n",
-		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							      JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
-		ret = -EIO;
+	if (ok) {
+		vmc_esc_json(j->fp,
+			     json_object_to_json_string_ext(o,
+							    JSON_C_TO_STRING_PLAIN |
+								    JSON_C_TO_STRING_NOSLASHESCAPE));
+		if (fputc('\n', j->fp) == EOF || ferror(j->fp))
+			ret = -EIO;
+	}
 	if (!ok)
 		ret = -ENOMEM;
 	json_object_put(o);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "report.h"
 
 struct jcase {
@@ -28,53 +29,22 @@ struct junit_report {
 	uint64_t t_zero, t_end;
 };
 
-void vmc_report_xml_escaped(FILE *fp, const char *s, bool attr)
-{
-	char *clean = vmc_report_clean(s);
-
-	for (const char *p = clean ? clean : ""; *p; p++) {
-		switch (*p) {
-		case '&':
-			fputs("&amp;", fp);
-			break;
-		case '<':
-			fputs("&lt;", fp);
-			break;
-		case '>':
-			fputs("&gt;", fp);
-			break;
-		case '"':
-			fputs(attr ? "&quot;" : "\"", fp);
-			break;
-		case '\n':
-			fputs(attr ? "&#10;" : "\n", fp);
-			break;
-		case '\t':
-			fputs(attr ? "&#9;" : "\t", fp);
-			break;
-		default:
-			fputc(*p, fp);
-		}
-	}
-	free(clean);
-}
-
 static void write_case(FILE *fp, const struct jcase *c)
 {
 	/* Within a host's testsuite the check is the class; alone, it is vmcheck's. */
 	fputs(c->host ? "    <testcase classname=\"" : "    <testcase classname=\"vmcheck.", fp);
-	vmc_report_xml_escaped(fp, c->check, true);
+	vmc_esc_xml(fp, c->check, true);
 	fputs("\" name=\"", fp);
-	vmc_report_xml_escaped(fp, c->name, true);
+	vmc_esc_xml(fp, c->name, true);
 	fprintf(fp, "\" time=\"%.6f\">\n", (double)c->ns / 1e9);
 	if (c->status != VMC_STEP_PASSED) {
 		bool failed = c->status == VMC_STEP_FAILED;
 
 		fprintf(fp, "      <%s message=\"", failed ? "failure" : "skipped");
-		vmc_report_xml_escaped(fp, c->message ? c->message : "", true);
+		vmc_esc_xml(fp, c->message ? c->message : "", true);
 		if (failed) {
 			fputs("\" type=\"failure\">", fp);
-			vmc_report_xml_escaped(fp, c->message ? c->message : "", false);
+			vmc_esc_xml(fp, c->message ? c->message : "", false);
 			fputs("</failure>\n", fp);
 		} else {
 			fputs("\"/>\n", fp);
@@ -82,7 +52,7 @@ static void write_case(FILE *fp, const struct jcase *c)
 	}
 	if (c->out && *c->out) {
 		fputs("      <system-out>", fp);
-		vmc_report_xml_escaped(fp, c->out, false);
+		vmc_esc_xml(fp, c->out, false);
 		fputs("</system-out>\n", fp);
 	}
 	fputs("    </testcase>\n", fp);
@@ -117,7 +87,7 @@ static void write_suite(FILE *fp, const struct junit_report *j, const char *name
 			ns += j->cases[k].ns;
 		}
 	fputs("  <testsuite name=\"", fp);
-	vmc_report_xml_escaped(fp, name, true);
+	vmc_esc_xml(fp, name, true);
 	fprintf(fp,
 		"\" tests=\"%u\" failures=\"%u\" errors=\"0\" skipped=\"%u\" "
 		"time=\"%.6f\">\n",

@@ -5,10 +5,19 @@
  * operation). Also the helpers every report shares.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "report.h"
+
+/*
+ * An evidence line in the text report is cut after this many columns: a
+ * QMP reply (query-pci) can be kilobytes on one line. The JSON and JUnit
+ * reports keep the evidence whole.
+ */
+#define EVIDENCE_COLUMNS 200
 
 const char *vmc_step_status_short(enum vmc_step_status st)
 {
@@ -24,62 +33,6 @@ void vmc_report_free(struct vmc_report *r)
 {
 	if (r)
 		r->ops->free(r);
-}
-
-/* Length of the valid UTF-8 sequence at @s, 0 if there is none. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates, beyond Unicode. */
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-char *vmc_report_clean(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	char *out, *o;
-
-	if (!s)
-		return NULL;
-	out = o = malloc(strlen(s) + 1);
-	if (!out)
-		return NULL;
-	while (*p) {
-		size_t n = utf8_len(p);
-
-		if (n == 0) {
-			*o++ = '?';
-			p++;
-		} else if (n == 1 && (*p < 0x20 || *p == 0x7f) && *p != '\t' && *p != '\n') {
-			p++;
-		} else {
-			memcpy(o, p, n);
-			o += n;
-			p += n;
-		}
-	}
-	*o = '\0';
-	return out;
 }
 
 /* --------------------------------------------------------------- report */
@@ -112,6 +65,7 @@ struct text_report {
 	struct group *groups; /* in first-seen order */
 	size_t n_groups;
 	uint64_t t_zero, t_end;
+	char *whole; /* where the whole evidence is, or NULL */
 };
 
 static void fmt_ms(char *buf, size_t size, int64_t ns)
@@ -127,23 +81,38 @@ static void fmt_ms(char *buf, size_t size, int64_t ns)
 }
 
 /*
- * Each line of @text on @fp, indented; cleaned as vmc_report_clean() does:
- * step messages, notes and evidence carry guest strings, and a terminal
- * must not be handed the guest's control sequences.
+ * Each line of @raw on @fp, indented. Step messages, notes and evidence
+ * carry guest strings, so each passes the terminal escaping (escape.h) as
+ * the last thing before the output: text quoted already is left as it is,
+ * and whatever was not still cannot reach the terminal raw. With @cut, a
+ * line longer than that many columns is cut, and says how much is left.
+ * Returns the number of lines cut.
  */
-static void indented(FILE *fp, const char *raw)
+static unsigned indented(FILE *fp, const char *raw, size_t cut)
 {
-	char *clean = vmc_report_clean(raw);
+	char *clean = vmc_esc_str(raw, VMC_ESC_LINES);
 	const char *text = clean;
+	unsigned n_cut = 0;
 
+	if (raw && !clean)
+		fputs("        (out of memory)\n", fp);
 	while (text && *text) {
 		const char *nl = strchr(text, '\n');
-		int len = nl ? (int)(nl - text) : (int)strlen(text);
+		size_t len = nl ? (size_t)(nl - text) : strlen(text), at = 0, cols = 0;
 
-		fprintf(fp, "        %.*s\n", len, text);
+		/* A column per character: UTF-8 continuation bytes take none. */
+		while (cut && at < len && (cols < cut || ((unsigned char)text[at] & 0xc0) == 0x80))
+			cols += ((unsigned char)text[at++] & 0xc0) != 0x80;
+		if (cut && at < len) {
+			fprintf(fp, "        %.*s ... (%zu more bytes)\n", (int)at, text, len - at);
+			n_cut++;
+		} else {
+			fprintf(fp, "        %.*s\n", (int)len, text);
+		}
 		text = nl ? nl + 1 : NULL;
 	}
 	free(clean);
+	return n_cut;
 }
 
 static struct group *group_of(struct text_report *t, const char *host)
@@ -242,16 +211,17 @@ static int text_step(struct vmc_report *r, const struct vmc_step_record *rec)
 	if (rec->host)
 		fprintf(t->fp, "[%s] ", rec->host);
 	/* A step's name can hold a guest's interface or disk name. */
-	name = vmc_report_clean(rec->name);
+	name = vmc_esc_str(rec->name, 0);
 	fprintf(t->fp, "%s%-10s %-50s %-4s %8s\n", rec->host ? "" : "  ", rec->check,
 		name ? name : "?", vmc_step_status_short(rec->status), lat);
 	free(name);
 	if (rec->message && rec->status != VMC_STEP_PASSED)
-		indented(t->fp, rec->message);
+		indented(t->fp, rec->message, 0);
 	if (t->verbose || rec->status == VMC_STEP_FAILED)
-		indented(t->fp, rec->notes);
-	if (rec->status == VMC_STEP_FAILED)
-		indented(t->fp, rec->evidence);
+		indented(t->fp, rec->notes, 0);
+	if (rec->status == VMC_STEP_FAILED && indented(t->fp, rec->evidence, EVIDENCE_COLUMNS))
+		fprintf(t->fp, "        (lines cut at %d columns; %s)\n", EVIDENCE_COLUMNS,
+			t->whole ? t->whole : "--json FILE keeps the evidence whole");
 	return fflush(t->fp) == EOF ? -errno : 0;
 }
 
@@ -342,6 +312,7 @@ static void text_free(struct vmc_report *r)
 		free(g->host);
 	}
 	free(t->groups);
+	free(t->whole);
 	free(t);
 }
 
@@ -373,5 +344,22 @@ int vmc_report_text_new_hosts(FILE *fp, bool verbose, const char *const *hosts, 
 			return vmc_error_set(err, -ENOMEM, "text report: out of memory");
 		}
 	*out = &t->base;
+	return 0;
+}
+
+int vmc_report_text_whole_at(struct vmc_report *r, const char *fmt, ...)
+{
+	struct text_report *t = (struct text_report *)r;
+	char *s = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	free(t->whole);
+	t->whole = s;
 	return 0;
 }

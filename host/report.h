@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "macro.h"
 
 enum vmc_step_status {
 	VMC_STEP_PASSED,
@@ -91,6 +92,14 @@ int vmc_report_junit_new(const char *path, struct vmc_report **out, struct vmc_e
 int vmc_report_junit_new_hosts(const char *path, const char *const *hosts, size_t n,
 			       struct vmc_report **out, struct vmc_error *err);
 
+/*
+ * vmc_report_text_whole_at - what the text report says where the whole
+ * evidence is, after a failed step's evidence with lines it cut ("the JSON
+ * report r.json keeps it whole"): printf @fmt. @r is a text report.
+ * Returns 0 or -ENOMEM.
+ */
+int vmc_report_text_whole_at(struct vmc_report *r, const char *fmt, ...) _printf_(2, 3);
+
 /* vmc_report_json_new - one JSON object per step, a line each, in @path (truncated). */
 int vmc_report_json_new(const char *path, struct vmc_report **out, struct vmc_error *err);
 
@@ -124,20 +133,6 @@ void vmc_report_json_step_free(struct vmc_report_json_step *s);
 
 /* NULL is a no-op. */
 void vmc_report_free(struct vmc_report *r);
-
-/*
- * vmc_report_xml_escaped - write @s (NULL: nothing) cleaned as
- * vmc_report_clean() does and XML-escaped; with @attr, for an attribute
- * value: quotes, tabs and line breaks escaped too.
- */
-void vmc_report_xml_escaped(FILE *fp, const char *s, bool attr);
-
-/*
- * vmc_report_clean - a copy of @s fit for XML and JSON: invalid UTF-8 bytes
- * become '?', control characters other than tab and newline are dropped
- * (guest strings end up in reports). NULL for a NULL @s or on ENOMEM.
- */
-char *vmc_report_clean(const char *s);
 
 /* "ok", "FAIL", "skip" / "passed", "failed", "skipped". */
 const char *vmc_step_status_short(enum vmc_step_status st);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "harness.h"
 #include "report.h"
 
@@ -201,9 +202,9 @@ static void write_junit(const char *path)
 		failures);
 	for (size_t i = 0; i < n_results; i++) {
 		fprintf(fp, "  <testcase classname=\"");
-		vmc_report_xml_escaped(fp, results[i].suite, true);
+		vmc_esc_xml(fp, results[i].suite, true);
 		fprintf(fp, "\" name=\"");
-		vmc_report_xml_escaped(fp, results[i].test, true);
+		vmc_esc_xml(fp, results[i].test, true);
 		fprintf(fp, "\" time=\"%.6f\"", results[i].secs);
 		bool any = false;
 		for (fr = CU_get_failure_list(); fr; fr = fr->pNext) {
@@ -214,9 +215,9 @@ static void write_junit(const char *path)
 				fprintf(fp, ">\n");
 			any = true;
 			fprintf(fp, "    <failure message=\"");
-			vmc_report_xml_escaped(fp, fr->strCondition, true);
+			vmc_esc_xml(fp, fr->strCondition, true);
 			fprintf(fp, "\">");
-			vmc_report_xml_escaped(fp, fr->strFileName, false);
+			vmc_esc_xml(fp, fr->strFileName, false);
 			fprintf(fp, ":%u</failure>\n", fr->uiLineNumber);
 		}
 		fprintf(fp, any ? "  </testcase>\n" : "/>\n");

@@ -9,6 +9,7 @@
 
 #include <json-c/json.h>
 
+#include "escape.h"
 #include "harness.h"
 #include "report.h"
 
@@ -74,10 +75,13 @@ static size_t entity(const char *p)
 	return n > 2 && p[n] == ';' ? n + 1 : 0;
 }
 
-/* Character data: no raw '<', every '&' an entity, no control characters, valid UTF-8. */
+/*
+ * Character data: no raw '<', every '&' an entity, no control characters
+ * but tab and newline, valid UTF-8 (the escaping leaves such text as it is).
+ */
 static bool text_ok(const char *p, const char *end)
 {
-	char *copy = strndup(p, (size_t)(end - p)), *clean = vmc_report_clean(copy);
+	char *copy = strndup(p, (size_t)(end - p)), *clean = vmc_esc_str(copy, VMC_ESC_LINES);
 	bool ok = clean && !strcmp(copy, clean);
 
 	for (; ok && p < end; p++) {
@@ -235,9 +239,9 @@ static void junit_well_formed_after_every_step(void)
 		strstr(doc, "<testsuite name=\"lifecycle\" tests=\"2\" failures=\"0\""));
 	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "<testsuite name=\"nic\" tests=\"2\" failures=\"1\""));
 	CU_ASSERT(strstr(doc, "name=\"lifecycle\"") < strstr(doc, "name=\"nic\""));
-	/* Escaped, cleaned, and the evidence (with its own markup) in system-out. */
-	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "vdb &lt;size&gt; &amp; &quot;serial&quot; 'x'[0m ?? "
-					   "caf\xc3\xa9 ??"));
+	/* Escaped, controls and broken UTF-8 visible, the evidence (with its markup) in system-out. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(doc, "vdb &lt;size&gt; &amp; &quot;serial&quot; "
+					   "'x'\\x01\\e[0m \\xff\\xfe caf\xc3\xa9 \\xe2\\x82"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(doc,
 				      "<system-out>timeline: action, reply +2.0 ms\nladder:\n"
 				      "  pci MISSING &lt;- stopped here\n]]&gt; &lt;/system-out&gt;"
@@ -304,7 +308,9 @@ static void json_one_object_per_step(void)
 			CU_ASSERT(json_object_object_get_ex(tl, "confirm", &v) && !v);
 			CU_ASSERT_STRING_EQUAL(json_object_get_string(
 						       json_object_object_get(o, "step")),
-					       "vdb <size> & \"serial\" 'x'[0m ?? caf\xc3\xa9 ??");
+					       "vdb <size> & \"serial\" 'x'\x01\x1b[0m "
+					       "\xef\xbf\xbd\xef\xbf\xbd caf\xc3\xa9 "
+					       "\xef\xbf\xbd\xef\xbf\xbd");
 			CU_ASSERT_PTR_NOT_NULL(
 				strstr(json_object_get_string(json_object_object_get(o, "evidence")),
 				       "stopped here"));
@@ -356,8 +362,8 @@ static void text_progress_and_summary(void)
 	free(out);
 }
 
-/* Guest strings in a step reach the terminal without control sequences. */
-static void text_drops_control_sequences(void)
+/* Guest strings in a step reach the terminal with their control sequences escaped. */
+static void text_escapes_control_sequences(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_step_record r;
@@ -376,10 +382,53 @@ static void text_drops_control_sequences(void)
 	CU_ASSERT_PTR_NULL(memchr(out, '\x1b', len));
 	CU_ASSERT_PTR_NULL(memchr(out, '\x07', len));
 	CU_ASSERT_PTR_NULL(memchr(out, '\r', len));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the agent: [2Jcleared\n"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "kernel: [31mred[0m\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "use nic1 (eth\\e]0;pwned\\x07)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "the agent: \\e[2Jcleared\\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "kernel: \\e[31mred\\e[0m\n"));
 	vmc_report_free(rep);
 	free(out);
+}
+
+/* A QMP reply of kilobytes on one line: cut in the text report, which says where it is whole. */
+static void text_cuts_long_evidence_lines(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step_record r;
+	struct vmc_report *rep;
+	char *out = NULL, *ev, *line, want[300];
+	size_t len = 0;
+	FILE *fp = open_memstream(&out, &len);
+
+	ev = malloc(9100);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+	/* 9000 bytes of reply, the "ж" at the cut kept whole, then a short line. */
+	strcpy(ev, "hypervisor transcript since the step began:\n1.000000 <- ");
+	len = strlen(ev);
+	memset(ev + len, 'q', 9000);
+	memcpy(ev + len + 199 - 14, "\xd0\xb6", 2);
+	strcpy(ev + len + 9000, "\n1.5 -> {\"execute\":\"query-pci\"}\n");
+	len = 0;
+	CU_ASSERT_EQUAL_FATAL(vmc_report_text_new(fp, false, &rep, &err), 0);
+	CU_ASSERT_EQUAL(vmc_report_text_whole_at(rep, "the JSON report %s keeps it whole",
+						 "r.json"),
+			0);
+	rec_init(&r, "nic", "plug nic1", VMC_STEP_FAILED, -1);
+	r.evidence = ev;
+	rep->ops->step(rep, &r);
+	fclose(fp);
+	line = strstr(out, "        1.000000 <- ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+	/* 200 columns: "1.000000 <- " (12), 185 q, the two-byte letter, 2 more q. */
+	snprintf(want, sizeof(want), "        1.000000 <- %.*s\xd0\xb6qq ... (8811 more bytes)\n",
+		 185, ev + strlen("hypervisor transcript since the step began:\n1.000000 <- "));
+	CU_ASSERT(!strncmp(line, want, strlen(want)));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "        1.5 -> {\"execute\":\"query-pci\"}\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "        (lines cut at 200 columns; the JSON report "
+					   "r.json keeps it whole)\n"));
+	vmc_report_free(rep);
+	free(out);
+	free(ev);
 }
 
 /* ---- --hosts: the parser next to the JSON writer, reports with a host */
@@ -634,6 +683,7 @@ static void text_with_hosts(void)
 VMC_SUITE(report, NULL, NULL, VMC_TEST(xml_checker_rejects_broken_documents),
 	  VMC_TEST(junit_well_formed_after_every_step), VMC_TEST(junit_bad_path_fails_early),
 	  VMC_TEST(json_one_object_per_step), VMC_TEST(text_progress_and_summary),
-	  VMC_TEST(text_drops_control_sequences), VMC_TEST(json_record_round_trip),
+	  VMC_TEST(text_escapes_control_sequences), VMC_TEST(json_record_round_trip),
 	  VMC_TEST(json_parse_rejects_what_the_writer_never_writes),
-	  VMC_TEST(junit_one_testsuite_per_host), VMC_TEST(text_with_hosts))
+	  VMC_TEST(junit_one_testsuite_per_host), VMC_TEST(text_with_hosts),
+	  VMC_TEST(text_cuts_long_evidence_lines))
