@@ -9,11 +9,19 @@
 #include <sys/signalfd.h>
 
 #include "cmd.h"
+#include "escape.h"
 #include "parse.h"
 
 int vmc_cmd_fail(struct vmc_error *err, int code)
 {
-	fprintf(stderr, "vmcheck: %s\n", err->msg ? err->msg : strerror(-err->code));
+	/*
+	 * A message may quote the guest (an agent's Error, a link name): the
+	 * last pass of the terminal escaping, which leaves text quoted already
+	 * as it is (escape.h).
+	 */
+	fputs("vmcheck: ", stderr);
+	vmc_esc_fputs(stderr, err->msg ? err->msg : strerror(-err->code), 0);
+	fputc('\n', stderr);
 	vmc_error_clear(err);
 	return code;
 }

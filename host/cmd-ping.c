@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "escape.h"
 #include "print.h"
 
 static const char usage[] =
@@ -70,14 +71,17 @@ static void print_json(const struct ping_result *r)
 	json_object_object_add(o, "p99_us", json_decimal(r->p99 / 1e3));
 	json_object_object_add(o, "max_us", json_decimal(r->max / 1e3));
 	json_object_object_add(o, "requests_per_s", json_decimal(r->n / (r->total / 1e9)));
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	vmc_esc_json(stdout,
+		     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	putchar('\n');
 	json_object_put(o);
 }
 
 static void print_text(const struct ping_result *r)
 {
-	printf("PING %s (agent %s over %s)\n", r->spec, r->agent_version, r->transport);
+	/* The version and transport are the agent's words. */
+	vmc_esc_line(stdout, "PING %s (agent %s over %s)", r->spec, r->agent_version, r->transport);
 	printf("%zu round trips in %.1f ms, %.0f requests/s\n", r->n, r->total / 1e6,
 	       r->n / (r->total / 1e9));
 	printf("rtt min/p50/p99/max = %.1f/%.1f/%.1f/%.1f us\n", r->min / 1e3, r->p50 / 1e3,

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "escape.h"
 
 /* A step with its evidence fits many times over; a stderr line is a message. */
 #define JSON_LINE_MAX (16u << 20)
@@ -223,7 +224,10 @@ static void err_line(struct run *m, struct child *c, const char *line)
 {
 	char *copy = strdup(line);
 
-	fprintf(m->job->log, "[%s] %s\n", c->label, line);
+	/* The child escaped its stderr already; this pass only stops what it did not. */
+	fprintf(m->job->log, "[%s] ", c->label);
+	vmc_esc_fputs(m->job->log, line, 0);
+	fputc('\n', m->job->log);
 	fflush(m->job->log);
 	if (copy) {
 		free(c->last);

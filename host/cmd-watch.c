@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "cmd.h"
+#include "escape.h"
 #include "print.h"
 
 /* Unsubscribing on the way out is a courtesy: do not hang on it. */
@@ -107,8 +108,8 @@ static bool handle(struct watch *w, Vmcheck__V1__Response *rsp)
 	if (rsp->kind_case == VMCHECK__V1__RESPONSE__KIND_ERROR) {
 		if (w->json)
 			vmc_json_print(stdout, &rsp->base);
-		fprintf(stderr, "vmcheck: %s: agent error: %s\n", vmc_agent_spec(w->c),
-			rsp->error->message);
+		vmc_esc_line(stderr, "vmcheck: %s: agent error: %s", vmc_agent_spec(w->c),
+			     rsp->error->message ? rsp->error->message : "");
 		vmc_agent_response_free(w->c, rsp);
 		return false;
 	}

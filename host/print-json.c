@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "escape.h"
 #include "print.h"
 
 static struct json_object *json_hex(const ProtobufCBinaryData *b)
@@ -189,11 +190,10 @@ int vmc_json_print(FILE *fp, const ProtobufCMessage *m)
 
 	if (!o)
 		return -ENOMEM;
-	if (fprintf(fp, "%s\n",
-		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							      JSON_C_TO_STRING_NOSLASHESCAPE)) <
-		    0 ||
-	    fflush(fp) == EOF)
+	/* Agent strings are the guest's: made valid UTF-8 and printable on the way out. */
+	vmc_esc_json(fp, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (fputc('\n', fp) == EOF || ferror(fp) || fflush(fp) == EOF)
 		r = -EIO;
 	json_object_put(o);
 	return r;

@@ -2,7 +2,9 @@
 /*
  * Text output shaped like the tools the users already read: ip -br link,
  * lsblk, lsmem, lscpu. Every printer takes whatever the agent sent: a
- * section may be missing, a string NULL, an array empty.
+ * section may be missing, a string NULL, an array empty, a string full of
+ * control sequences (escaped, escape.h: every cell, value and line that
+ * holds a guest string).
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "escape.h"
 #include "macro.h"
 #include "print.h"
 #include "state-diff.h"
@@ -58,7 +61,9 @@ static void _printf_(2, 3) cell(struct table *t, const char *fmt, ...)
 	if (vasprintf(&s, fmt, ap) < 0)
 		s = NULL;
 	va_end(ap);
-	t->cells[t->n++] = s;
+	/* NULL (out of memory) prints as "?". */
+	t->cells[t->n++] = vmc_esc_str(s, VMC_ESC_QUOTE);
+	free(s);
 }
 
 /* Columns on screen: UTF-8 continuation bytes take none ("└─"). */
@@ -127,15 +132,23 @@ static void table_flush(FILE *fp, struct table *t)
 /* -------------------------------------------------------------- system */
 
 static void kv(FILE *fp, const char *key, const char *fmt, ...) _printf_(3, 4);
+/* "key:   value": the value escaped, it may hold the guest's strings. */
 static void kv(FILE *fp, const char *key, const char *fmt, ...)
 {
+	char *s = NULL;
 	va_list ap;
+	int n;
 
 	fprintf(fp, "%-22s ", key);
 	va_start(ap, fmt);
-	vfprintf(fp, fmt, ap);
+	n = vasprintf(&s, fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		fputs("(out of memory)", fp);
+	else
+		vmc_esc_write(fp, s, (size_t)n, VMC_ESC_QUOTE);
 	fputc('\n', fp);
+	free(s);
 }
 
 static void print_duration_ms(FILE *fp, uint64_t ms)
@@ -534,9 +547,10 @@ static void print_crash(FILE *fp, const Vmcheck__V1__Crash *c)
 
 		if (!d)
 			continue;
-		fprintf(fp, "\n%s: %s%s, %zu dump%s\n", vmc_text_dash(d->path),
-			d->exists ? "exists" : "missing", d->writable ? ", writable" : "",
-			d->n_dumps, d->n_dumps == 1 ? "" : "s");
+		fputc('\n', fp);
+		vmc_esc_line(fp, "%s: %s%s, %zu dump%s", vmc_text_dash(d->path),
+			     d->exists ? "exists" : "missing", d->writable ? ", writable" : "",
+			     d->n_dumps, d->n_dumps == 1 ? "" : "s");
 		if (!d->n_dumps)
 			continue;
 		table_init(&t, head, ARRAY_SIZE(head), 1u << 2 | 1u << 4);
@@ -610,7 +624,7 @@ void vmc_print_section_errors(FILE *fp, const Vmcheck__V1__State *st)
 		name = vmc_section_name(e->section);
 		/* The agent's message already names the section ("reading links: ..."). */
 		if (e->message && *e->message)
-			fprintf(fp, "vmcheck: agent: %s\n", e->message);
+			vmc_esc_line(fp, "vmcheck: agent: %s", e->message);
 		else
 			fprintf(fp, "vmcheck: section %s: %s\n", name ? name : "?",
 				e->errno_value > 0 ? strerror(e->errno_value) : "failed");
@@ -653,27 +667,29 @@ void vmc_print_summary(FILE *fp, const Vmcheck__V1__State *st)
 {
 	char names[256], a[16], b[16];
 
-	fprintf(fp, "generation %llu, boot_id %s, read in %llu us\n",
-		(unsigned long long)st->generation, vmc_text_dash(st->boot_id),
-		(unsigned long long)(st->read_ns / 1000));
+	vmc_esc_line(fp, "generation %llu, boot_id %s, read in %llu us",
+		     (unsigned long long)st->generation, vmc_text_dash(st->boot_id),
+		     (unsigned long long)(st->read_ns / 1000));
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_SYSTEM) && st->system)
-		fprintf(fp, "  system: %s, kernel %s, up %llu s\n",
-			vmc_text_dash(st->system->hostname),
-			vmc_text_dash(st->system->kernel_release),
-			(unsigned long long)(st->system->uptime_ms / 1000));
+		vmc_esc_line(fp, "  system: %s, kernel %s, up %llu s",
+			     vmc_text_dash(st->system->hostname),
+			     vmc_text_dash(st->system->kernel_release),
+			     (unsigned long long)(st->system->uptime_ms / 1000));
 	if (st->sections & VMCHECK__V1__SECTION__SECTION_LINKS)
-		fprintf(fp, "  links: %zu (%s)\n", st->n_links,
-			some_names(names, sizeof(names), st->n_links, link_name_at, st->links));
+		vmc_esc_line(fp, "  links: %zu (%s)", st->n_links,
+			     some_names(names, sizeof(names), st->n_links, link_name_at,
+					st->links));
 	if (st->sections & VMCHECK__V1__SECTION__SECTION_BLOCKS)
-		fprintf(fp, "  blocks: %zu (%s)\n", st->n_blocks,
-			some_names(names, sizeof(names), st->n_blocks, block_name_at, st->blocks));
+		vmc_esc_line(fp, "  blocks: %zu (%s)", st->n_blocks,
+			     some_names(names, sizeof(names), st->n_blocks, block_name_at,
+					st->blocks));
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_MEMORY) && st->memory)
 		fprintf(fp, "  memory: %s online, %s offline, %zu blocks\n",
 			vmc_human_size(st->memory->online_bytes, a),
 			vmc_human_size(st->memory->offline_bytes, b), st->memory->n_blocks);
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_CPUS) && st->cpus)
-		fprintf(fp, "  cpus: online %s, present %s\n", vmc_text_dash(st->cpus->online),
-			vmc_text_dash(st->cpus->present));
+		vmc_esc_line(fp, "  cpus: online %s, present %s", vmc_text_dash(st->cpus->online),
+			     vmc_text_dash(st->cpus->present));
 	if ((st->sections & VMCHECK__V1__SECTION__SECTION_PCI) && st->pci)
 		fprintf(fp, "  pci: %zu functions, %zu slots\n", st->pci->n_functions,
 			st->pci->n_slots);
@@ -736,9 +752,9 @@ void vmc_print_event(FILE *fp, const Vmcheck__V1__Event *ev, const Vmcheck__V1__
 		const Vmcheck__V1__Cause *c = ev->causes[i];
 
 		if (c)
-			fprintf(fp, "  cause: %s %s %s %s\n", cause_source(c->source),
-				vmc_text_dash(c->action), vmc_text_dash(c->subsystem),
-				vmc_text_dash(c->name));
+			vmc_esc_line(fp, "  cause: %s %s %s %s", cause_source(c->source),
+				     vmc_text_dash(c->action), vmc_text_dash(c->subsystem),
+				     vmc_text_dash(c->name));
 	}
 	if (prev && !vmc_state_diff_write(fp, prev, st))
 		fprintf(fp, "  (no change)\n");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "macro.h"
 #include "state-diff.h"
 #include "text.h"
@@ -460,22 +461,23 @@ unsigned vmc_state_diff(const Vmcheck__V1__State *a, const Vmcheck__V1__State *b
 
 /* ------------------------------------------------------------ as lines */
 
+/* Labels and changes quote the guest's strings: each line is escaped (escape.h). */
 static void line_added(void *fp, const char *what, const char *label)
 {
-	fprintf(fp, "  + %s %s\n", what, label);
+	vmc_esc_line(fp, "  + %s %s", what, label);
 }
 
 static void line_removed(void *fp, const char *what, const char *label)
 {
-	fprintf(fp, "  - %s %s\n", what, label);
+	vmc_esc_line(fp, "  - %s %s", what, label);
 }
 
 static void line_changed(void *fp, const char *what, const char *label, const char *changes)
 {
 	if (label)
-		fprintf(fp, "  ~ %s %s: %s\n", what, label, changes);
+		vmc_esc_line(fp, "  ~ %s %s: %s", what, label, changes);
 	else
-		fprintf(fp, "  ~ %s: %s\n", what, changes);
+		vmc_esc_line(fp, "  ~ %s: %s", what, changes);
 }
 
 static void line_failed(void *fp, const char *what, int err)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "print.h"
 #include "state-diff.h"
 #include "suite-int.h"
@@ -159,6 +160,7 @@ static void evidence_kmsg(struct vmc_step *st, FILE *fp)
 		for (size_t i = 0; i < k->n_records; i++) {
 			const Vmcheck__V1__KmsgRecord *rec = k->records[i];
 			size_t slot = (first + n) % KMSG_MAX_LINES;
+			char *msg;
 
 			if (!rec || rec->ts_us < from_us)
 				continue;
@@ -167,11 +169,13 @@ static void evidence_kmsg(struct vmc_step *st, FILE *fp)
 				first = (first + 1) % KMSG_MAX_LINES;
 				n--;
 			}
-			if (asprintf(&lines[slot], "  [%5llu.%06llu] %s",
-				     (unsigned long long)(rec->ts_us / 1000000),
-				     (unsigned long long)(rec->ts_us % 1000000),
-				     rec->message ? rec->message : "") < 0)
+			/* The record is the guest's: quoted, a newline in it included. */
+			msg = vmc_esc_str(rec->message ? rec->message : "", VMC_ESC_QUOTE);
+			if (!msg || asprintf(&lines[slot], "  [%5llu.%06llu] %s",
+					     (unsigned long long)(rec->ts_us / 1000000),
+					     (unsigned long long)(rec->ts_us % 1000000), msg) < 0)
 				lines[slot] = NULL;
+			free(msg);
 			n++;
 		}
 		bool more = k->n_records && k->next_seq > since;
@@ -183,8 +187,8 @@ static void evidence_kmsg(struct vmc_step *st, FILE *fp)
 	}
 	s->kmsg_seq = since;
 	if (!s->no_kmsg && new_boot)
-		fprintf(fp, "guest kernel log of the new boot %s (its last %zu records):\n",
-			s->boot_id, n);
+		vmc_esc_line(fp, "guest kernel log of the new boot %s (its last %zu records):",
+			     s->boot_id, n);
 	else if (!s->no_kmsg)
 		fprintf(fp, "guest kernel log since the action (%zu records):\n", n);
 	for (size_t i = 0; i < n; i++) {
@@ -206,8 +210,8 @@ static void evidence_section_errors(FILE *fp, const Vmcheck__V1__State *now)
 		const Vmcheck__V1__SectionError *e = now->errors[i];
 		const char *name = vmc_section_name(e->section);
 
-		fprintf(fp, "  %s: %s\n", name ? name : "?",
-			e->message && *e->message ? e->message : strerror(e->errno_value));
+		vmc_esc_line(fp, "  %s: %s", name ? name : "?",
+			     e->message && *e->message ? e->message : strerror(e->errno_value));
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "escape.h"
 #include "suite.h"
 
 enum rung_state {
@@ -391,18 +392,20 @@ int vmc_ladder_write(FILE *fp, struct vmc_hv *hv, const Vmcheck__V1__State *st, 
 		    : usable    ? "used"
 				: "not usable");
 
-	fprintf(fp, "detection ladder (%s) for %s, %s%s%s:\n",
-		gone ? "removal: guest first, host last" : "appearance: host first", hv_id,
-		kobj ? kobj : "?", pci && *pci ? ", pci " : "", pci && *pci ? pci : "");
+	/* Details quote the guest's names and drivers: lines escaped (escape.h). */
+	vmc_esc_line(fp, "detection ladder (%s) for %s, %s%s%s:",
+		     gone ? "removal: guest first, host last" : "appearance: host first", hv_id,
+		     kobj ? kobj : "?", pci && *pci ? ", pci " : "", pci && *pci ? pci : "");
 	for (size_t i = 0; i < n; i++) {
 		const struct rung *g = &r[order[i]];
 		bool stop = stopped < 0 && g->state == (gone ? R_PRESENT : R_ABSENT);
 
 		if (stop)
 			stopped = order[i];
-		fprintf(fp, "  %-7s %-8s %s%s\n", g->name, state_word(g, gone), g->detail,
-			stop ? (gone ? "   <- stopped here (still present)" : "   <- stopped here")
-			     : "");
+		vmc_esc_line(fp, "  %-7s %-8s %s%s", g->name, state_word(g, gone), g->detail,
+			     stop ? (gone ? "   <- stopped here (still present)"
+					  : "   <- stopped here")
+				  : "");
 	}
 	return stopped;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "harness.h"
 #include "print.h"
 #include "state-diff.h"
@@ -612,10 +613,145 @@ static void event_shows_times_causes_and_changes(void)
 	cap_free(&c);
 }
 
+/* No byte of @t is a control other than newline, and what is not ASCII is valid UTF-8. */
+static bool terminal_safe(const char *t)
+{
+	char *again = vmc_esc_str(t, VMC_ESC_LINES);
+	bool ok = again && !strcmp(again, t) && !strchr(t, '\t');
+
+	free(again);
+	return ok;
+}
+
+/*
+ * A guest that puts control sequences and broken UTF-8 in every string:
+ * tables, summary, section errors, diff and event lines print them as
+ * text, and the JSON line stays valid UTF-8.
+ */
+static void text_and_json_escape_hostile_strings(void)
+{
+	static const char title[] = "\x1b]0;pwned\x07\x1b[2J";
+	Vmcheck__V1__State a = VMCHECK__V1__STATE__INIT, b = VMCHECK__V1__STATE__INIT;
+	Vmcheck__V1__System sys = VMCHECK__V1__SYSTEM__INIT, sys2 = VMCHECK__V1__SYSTEM__INIT;
+	Vmcheck__V1__Link link = VMCHECK__V1__LINK__INIT, link2 = VMCHECK__V1__LINK__INIT;
+	Vmcheck__V1__Block blk = VMCHECK__V1__BLOCK__INIT;
+	Vmcheck__V1__Crash crash = VMCHECK__V1__CRASH__INIT;
+	Vmcheck__V1__CrashDir dir = VMCHECK__V1__CRASH_DIR__INIT;
+	Vmcheck__V1__CrashDump dump = VMCHECK__V1__CRASH_DUMP__INIT;
+	Vmcheck__V1__SectionError se = VMCHECK__V1__SECTION_ERROR__INIT;
+	Vmcheck__V1__Event ev = VMCHECK__V1__EVENT__INIT;
+	Vmcheck__V1__Cause cause = VMCHECK__V1__CAUSE__INIT;
+	Vmcheck__V1__Link *links_a[] = { &link }, *links_b[] = { &link2 };
+	Vmcheck__V1__Block *blocks[] = { &blk };
+	Vmcheck__V1__CrashDir *dirs[] = { &dir };
+	Vmcheck__V1__CrashDump *dumps[] = { &dump };
+	Vmcheck__V1__SectionError *errs[] = { &se };
+	Vmcheck__V1__Cause *causes[] = { &cause };
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o;
+	struct capture c;
+	const char *t;
+
+	a.sections = b.sections =
+		VMCHECK__V1__SECTION__SECTION_SYSTEM | VMCHECK__V1__SECTION__SECTION_LINKS |
+		VMCHECK__V1__SECTION__SECTION_BLOCKS | VMCHECK__V1__SECTION__SECTION_CRASH;
+	a.system = &sys;
+	sys.hostname = (char *)title;
+	sys.kernel_release = "6.1\x9b"
+			     "2J";
+	sys.os_pretty_name = "\xd0\x94\xd0\xb5\xd0\xb1\xd0\xb8\xd0\xb0\xd0\xbd \xc2\x9b"
+			     "31m";
+	sys.boot_id = a.boot_id = "b\\e";
+	b.system = &sys2;
+	sys2.hostname = "\xd1\x85\xd0\xbe\xd1\x81\xd1\x82";
+	a.links = links_a;
+	a.n_links = 1;
+	b.links = links_b;
+	b.n_links = 1;
+	link.name = link2.name = "eth\xff\x1b[8m";
+	link.ifindex = link2.ifindex = 2;
+	link.operstate = "up\x1b[1A";
+	link2.operstate = "down\n  ok fake line";
+	link.driver = link2.driver = "virtio\xe2\x80\xae"
+				     "net";
+	link.mac = link2.mac = "52:54\x07";
+	a.blocks = b.blocks = blocks;
+	a.n_blocks = b.n_blocks = 1;
+	blk.name = "vd\x1b"
+		   "a";
+	blk.serial = "ser\xed\xa0\x80";
+	blk.type = "disk";
+	a.crash = b.crash = &crash;
+	crash.dirs = dirs;
+	crash.n_dirs = 1;
+	dir.path = "/var/crash\x1b[2J";
+	dir.dumps = dumps;
+	dir.n_dumps = 1;
+	dump.name = "127.0.0.1-\x1b]0;x\x07";
+	a.errors = errs;
+	a.n_errors = 1;
+	se.section = VMCHECK__V1__SECTION__SECTION_PCI;
+	se.message = "reading pci: \x1b[2J\r";
+	ev.state = &b;
+	ev.causes = causes;
+	ev.n_causes = 1;
+	cause.action = "add\x1b[K";
+	cause.subsystem = "net";
+	cause.name = "eth\x1b";
+
+	cap_open(&c);
+	vmc_print_state(c.fp, &a);
+	vmc_print_summary(c.fp, &a);
+	vmc_print_section_errors(c.fp, &a);
+	vmc_print_event(c.fp, &ev, &a, 0);
+	t = cap_text(&c);
+	CU_ASSERT(terminal_safe(t));
+	ASSERT_HAS(t, "\\e]0;pwned\\x07\\e[2J");
+	ASSERT_HAS(t, "6.1\\x9b2J");
+	/* Printable UTF-8 stays; C1 from UTF-8 and a bidi override do not. */
+	ASSERT_HAS(t, "\xd0\x94\xd0\xb5\xd0\xb1\xd0\xb8\xd0\xb0\xd0\xbd \\u009b31m");
+	ASSERT_HAS(t, "virtio\\u202enet");
+	ASSERT_HAS(t, "eth\\xff\\e[8m");
+	ASSERT_HAS(t, "UP\\e[1A");
+	ASSERT_HAS(t, "vd\\ea");
+	ASSERT_HAS(t, "ser\\xed\\xa0\\x80");
+	ASSERT_HAS(t, "/var/crash\\e[2J: missing, 1 dump\n");
+	ASSERT_HAS(t, "127.0.0.1-\\e]0;x\\x07");
+	ASSERT_HAS(t, "boot_id b\\\\e, read");
+	ASSERT_HAS(t, "vmcheck: agent: reading pci: \\e[2J\\r\n");
+	ASSERT_HAS(t, "  cause: unknown add\\e[K net eth\\e\n");
+	/* A newline in a guest string cannot forge a line of its own. */
+	ASSERT_HAS(t, "operstate up\\e[1A -> down\\n  ok fake line");
+	ASSERT_HAS(t, "hostname \\e]0;pwned\\x07\\e[2J -> \xd1\x85\xd0\xbe\xd1\x81\xd1\x82");
+	cap_free(&c);
+
+	cap_open(&c);
+	CU_ASSERT_EQUAL(vmc_json_print(c.fp, &a.base), 0);
+	t = cap_text(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, t, (int)strlen(t) - 1);
+	CU_ASSERT_PTR_NOT_NULL(o);
+	CU_ASSERT_PTR_NULL(memchr(t, 0x1b, strlen(t)));
+	if (o) {
+		struct json_object *s = get(o, "system");
+
+		/* The hostname keeps its value; the kernel's stray byte is U+FFFD. */
+		CU_ASSERT_STRING_EQUAL(json_object_get_string(get(s, "hostname")), title);
+		CU_ASSERT_STRING_EQUAL(json_object_get_string(get(s, "kernel_release")),
+				       "6.1\xef\xbf\xbd"
+				       "2J");
+		json_object_put(o);
+	}
+	json_tokener_free(tok);
+	cap_free(&c);
+}
+
 VMC_SUITE(print, NULL, NULL, VMC_TEST(json_has_every_field_with_proto_names),
 	  VMC_TEST(json_line_is_plain_and_unescaped),
 	  VMC_TEST(json_bytes_are_hex_and_unknown_enums_numbers), VMC_TEST(human_sizes_match_lsblk),
 	  VMC_TEST(text_survives_empty_and_partial_states),
 	  VMC_TEST(text_tables_look_like_the_tools), VMC_TEST(diff_matches_by_identity),
 	  VMC_TEST(diff_tells_each_item_through_callbacks),
-	  VMC_TEST(event_shows_times_causes_and_changes))
+	  VMC_TEST(event_shows_times_causes_and_changes),
+	  VMC_TEST(text_and_json_escape_hostile_strings))
