@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <json-c/json.h>
+#include <libxml/parser.h>
 
 #include "escape.h"
 #include "harness.h"
@@ -431,6 +432,44 @@ static void text_cuts_long_evidence_lines(void)
 	free(ev);
 }
 
+/* Every byte but NUL in every place a step's strings go: libxml2's strict parser takes the file. */
+static void junit_parses_with_every_byte(void)
+{
+	char dir[] = "/tmp/vmc-junit-XXXXXX", path[64], all[300];
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step_record r;
+	struct vmc_report *rep;
+	xmlDocPtr doc;
+	size_t n = 0;
+
+	for (unsigned b = 1; b < 256; b++)
+		all[n++] = (char)b;
+	strcpy(all + n, "]]>\xed\xa0\x80\xef\xbf\xbf\xc2\x9b");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/junit.xml", dir);
+	CU_ASSERT_EQUAL_FATAL(vmc_report_junit_new(path, &rep, &err), 0);
+	rec_init(&r, all, all, VMC_STEP_FAILED, -1);
+	r.message = r.notes = r.evidence = r.operation = all;
+	CU_ASSERT_EQUAL(rep->ops->step(rep, &r), 0);
+	rec_init(&r, "nic", all, VMC_STEP_SKIPPED, -1);
+	r.message = all;
+	CU_ASSERT_EQUAL(rep->ops->step(rep, &r), 0);
+	vmc_report_free(rep);
+	doc = xmlReadFile(path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	CU_ASSERT_PTR_NOT_NULL(doc);
+	if (doc) {
+		xmlChar *t = xmlNodeGetContent(xmlDocGetRootElement(doc));
+
+		/* The escapes are there, as text. */
+		CU_ASSERT(t && strstr((const char *)t, "\\x1a\\e\\x1c") &&
+			  strstr((const char *)t, "\\xed\\xa0\\x80\\uffff\\u009b"));
+		xmlFree(t);
+		xmlFreeDoc(doc);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
 /* ---- --hosts: the parser next to the JSON writer, reports with a host */
 
 static bool same_str(const char *a, const char *b)
@@ -686,4 +725,4 @@ VMC_SUITE(report, NULL, NULL, VMC_TEST(xml_checker_rejects_broken_documents),
 	  VMC_TEST(text_escapes_control_sequences), VMC_TEST(json_record_round_trip),
 	  VMC_TEST(json_parse_rejects_what_the_writer_never_writes),
 	  VMC_TEST(junit_one_testsuite_per_host), VMC_TEST(text_with_hosts),
-	  VMC_TEST(text_cuts_long_evidence_lines))
+	  VMC_TEST(text_cuts_long_evidence_lines), VMC_TEST(junit_parses_with_every_byte))
