@@ -7,9 +7,13 @@
 #include "hv-qmp.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "clock.h"
+#include "ledger.h"
 
 #define CMD_TIMEOUT_MS 10000
 #define EXIT_WAIT_MS 1000 /* for the exit status of a QEMU that closed QMP */
@@ -27,6 +31,7 @@ struct hv_qmp {
 	const struct vmc_arch *arch;
 	struct nic_netdev *nics;
 	size_t n_nics;
+	struct vmc_ledger ledger; /* what we added and have not removed */
 };
 
 #define H(hv) ((struct hv_qmp *)(hv))
@@ -86,6 +91,7 @@ static void on_event(const struct vmc_qmp_event *ev, void *ctx)
 
 	if (strcmp(ev->name, VMC_EV_DEVICE_DELETED) || !event_device(ev->data, id, sizeof(id)))
 		return;
+	vmc_ledger_drop(&h->ledger, VMC_LEDGER_DEVICE, id);
 	for (size_t i = 0; i < h->n_nics; i++)
 		if (!strcmp(h->nics[i].id, id))
 			h->nics[i].deleted = true;
@@ -115,8 +121,9 @@ static void release_netdevs(struct hv_qmp *h)
 			continue;
 		}
 		snprintf(netdev, sizeof(netdev), "%s-net", h->nics[i].id);
-		vmc_qmp_command(h->q, "netdev_del", args_of("id", netdev), CMD_TIMEOUT_MS, NULL,
-				NULL);
+		if (vmc_qmp_command(h->q, "netdev_del", args_of("id", netdev), CMD_TIMEOUT_MS, NULL,
+				    NULL) == 0)
+			vmc_ledger_drop(&h->ledger, VMC_LEDGER_NETDEV, netdev);
 		free(h->nics[i].id);
 		h->nics[i] = h->nics[--h->n_nics];
 	}
@@ -166,6 +173,28 @@ static int _printf_(6, 7) run(struct hv_qmp *h, const char *cmd, json_object *ar
 		vmc_error_set(err, r, "%s: %s", what, e.msg);
 	vmc_error_clear(&e);
 	return r;
+}
+
+/*
+ * Record @id of @kind (used by @device) as ours. Out of memory the object
+ * is still there, only not cleaned up after an interruption: say so in the
+ * transcript's stead, on stderr.
+ */
+static void added(struct hv_qmp *h, enum vmc_ledger_kind kind, const char *id, const char *device)
+{
+	if (vmc_ledger_add(&h->ledger, kind, id, device) < 0)
+		fprintf(stderr,
+			"vmcheck: out of memory recording %s %s: an interrupted run "
+			"will not remove it\n",
+			vmc_ledger_kind_name(kind), id);
+}
+
+/* Undo a backend object whose device_add failed; forget it if QEMU let it go. */
+static void undo(struct hv_qmp *h, const char *cmd, const char *key, const char *id,
+		 enum vmc_ledger_kind kind)
+{
+	if (vmc_qmp_command(h->q, cmd, args_of(key, id), CMD_TIMEOUT_MS, NULL, NULL) == 0)
+		vmc_ledger_drop(&h->ledger, kind, id);
 }
 
 static void add_str(json_object *o, const char *key, const char *value)
@@ -305,6 +334,7 @@ static int qmp_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct v
 	r = run(h, "netdev_add", args, NULL, err, "netdev_add %s", netdev);
 	if (r < 0)
 		return r;
+	added(h, VMC_LEDGER_NETDEV, netdev, nic->id);
 	args = args_of("driver", "virtio-net-pci");
 	add_str(args, "id", nic->id);
 	add_str(args, "netdev", netdev);
@@ -313,10 +343,10 @@ static int qmp_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct v
 	add_str(args, "addr", "0");
 	r = run(h, "device_add", args, NULL, err, "device_add %s on %s", nic->id, nic->slot);
 	if (r < 0) {
-		vmc_qmp_command(h->q, "netdev_del", args_of("id", netdev), CMD_TIMEOUT_MS, NULL,
-				NULL);
+		undo(h, "netdev_del", "id", netdev, VMC_LEDGER_NETDEV);
 		return r;
 	}
+	added(h, VMC_LEDGER_DEVICE, nic->id, NULL);
 	h->nics[h->n_nics].id = TAKE_PTR(id);
 	h->nics[h->n_nics++].deleted = false;
 	return 0;
@@ -340,6 +370,7 @@ static int qmp_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct v
 		d->path);
 	if (r < 0)
 		return r;
+	added(h, VMC_LEDGER_BLOCKDEV, node, d->id);
 	args = args_of("driver", "virtio-blk-pci");
 	add_str(args, "id", d->id);
 	add_str(args, "drive", node);
@@ -348,18 +379,23 @@ static int qmp_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct v
 	add_str(args, "addr", "0");
 	r = run(h, "device_add", args, NULL, err, "device_add %s on %s", d->id, d->slot);
 	if (r < 0)
-		vmc_qmp_command(h->q, "blockdev-del", args_of("node-name", node), CMD_TIMEOUT_MS,
-				NULL, NULL);
+		undo(h, "blockdev-del", "node-name", node, VMC_LEDGER_BLOCKDEV);
+	else
+		added(h, VMC_LEDGER_DEVICE, d->id, NULL);
 	return r;
 }
 
 static int qmp_disk_release(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 {
 	char node[300];
+	int r;
 
 	snprintf(node, sizeof(node), "%s-blk", id);
-	return run(H(hv), "blockdev-del", args_of("node-name", node), NULL, err, "blockdev-del %s",
-		   node);
+	r = run(H(hv), "blockdev-del", args_of("node-name", node), NULL, err, "blockdev-del %s",
+		node);
+	if (r == 0)
+		vmc_ledger_drop(&H(hv)->ledger, VMC_LEDGER_BLOCKDEV, node);
+	return r;
 }
 
 static int qmp_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc_error *err)
@@ -378,27 +414,35 @@ static int qmp_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vm
 		(unsigned long long)m->size);
 	if (r < 0)
 		return r;
+	added(h, VMC_LEDGER_OBJECT, mem, m->id);
 	args = args_of("driver", "pc-dimm");
 	add_str(args, "id", m->id);
 	add_str(args, "memdev", mem);
 	r = run(h, "device_add", args, NULL, err, "device_add %s", m->id);
 	if (r < 0)
-		vmc_qmp_command(h->q, "object-del", args_of("id", mem), CMD_TIMEOUT_MS, NULL, NULL);
+		undo(h, "object-del", "id", mem, VMC_LEDGER_OBJECT);
+	else
+		added(h, VMC_LEDGER_DEVICE, m->id, NULL);
 	return r;
 }
 
 static int qmp_mem_release(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 {
 	char mem[300];
+	int r;
 
 	snprintf(mem, sizeof(mem), "%s-mem", id);
-	return run(H(hv), "object-del", args_of("id", mem), NULL, err, "object-del %s", mem);
+	r = run(H(hv), "object-del", args_of("id", mem), NULL, err, "object-del %s", mem);
+	if (r == 0)
+		vmc_ledger_drop(&H(hv)->ledger, VMC_LEDGER_OBJECT, mem);
+	return r;
 }
 
 static int qmp_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc_error *err)
 {
 	const struct vmc_hv_cpu *w = c->where;
 	json_object *args = args_of("driver", w->type);
+	int r;
 
 	add_str(args, "id", c->id);
 	if (w->socket_id >= 0)
@@ -409,9 +453,12 @@ static int qmp_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vm
 		add_int(args, "core-id", w->core_id);
 	if (w->thread_id >= 0)
 		add_int(args, "thread-id", w->thread_id);
-	return run(H(hv), "device_add", args, NULL, err,
-		   "device_add %s (%s socket %d die %d core %d thread %d)", c->id, w->type,
-		   w->socket_id, w->die_id, w->core_id, w->thread_id);
+	r = run(H(hv), "device_add", args, NULL, err,
+		"device_add %s (%s socket %d die %d core %d thread %d)", c->id, w->type,
+		w->socket_id, w->die_id, w->core_id, w->thread_id);
+	if (r == 0)
+		added(H(hv), VMC_LEDGER_DEVICE, c->id, NULL);
+	return r;
 }
 
 /*
@@ -421,6 +468,7 @@ static int qmp_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vm
 static int qmp_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vmc_error *err)
 {
 	json_object *args;
+	int r;
 
 	if (v->managed)
 		return vmc_error_set(err, -ENOTSUP,
@@ -432,8 +480,11 @@ static int qmp_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct v
 	add_str(args, "host", v->host);
 	add_str(args, "bus", v->slot);
 	add_str(args, "addr", "0");
-	return run(H(hv), "device_add", args, NULL, err, "device_add %s (vfio-pci host=%s) on %s",
-		   v->id, v->host, v->slot);
+	r = run(H(hv), "device_add", args, NULL, err, "device_add %s (vfio-pci host=%s) on %s",
+		v->id, v->host, v->slot);
+	if (r == 0)
+		added(H(hv), VMC_LEDGER_DEVICE, v->id, NULL);
+	return r;
 }
 
 /* ---- discovery */
@@ -958,6 +1009,223 @@ static const struct vmc_arch *qmp_arch(struct vmc_hv *hv)
 	return H(hv)->arch;
 }
 
+/* ---- cleanup of an attached VM */
+
+enum {
+	PENDING,
+	DELETING,
+	GONE,
+	LEFT
+};
+
+struct item {
+	enum vmc_ledger_kind kind;
+	char id[80], device[80];
+	int state;
+};
+
+static size_t qmp_added(struct vmc_hv *hv)
+{
+	struct hv_qmp *h = H(hv);
+
+	release_netdevs(h);
+	return h->ledger.n;
+}
+
+/* How @it ends: removed or left, with how or why not. */
+static void _printf_(4, 5)
+	settle(struct item *it, struct vmc_hv_cleaned *c, int state, const char *fmt, ...)
+{
+	va_list ap;
+
+	it->state = state;
+	c->removed = state == GONE;
+	va_start(ap, fmt);
+	vsnprintf(c->how, sizeof(c->how), fmt, ap);
+	va_end(ap);
+}
+
+/* Is @fd readable now (a second signal on the signalfd)? */
+static bool stop_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+/* The words QEMU refused @cmd with, or how the connection failed. */
+static const char *refusal(struct hv_qmp *h, int r, struct vmc_error *e)
+{
+	if (r == VMC_QMP_ECOMMAND)
+		return vmc_qmp_error_desc(h->q);
+	return e->msg ? e->msg : strerror(-r);
+}
+
+/* device_del every device of @it; those QEMU no longer has count as gone. */
+static void request_removals(struct hv_qmp *h, struct item *it, struct vmc_hv_cleaned *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct vmc_error e = VMC_ERROR_INIT;
+		int r;
+
+		if (it[i].kind != VMC_LEDGER_DEVICE || it[i].state != PENDING)
+			continue;
+		r = vmc_qmp_command(h->q, "device_del", args_of("id", it[i].id), CMD_TIMEOUT_MS,
+				    NULL, &e);
+		if (r == 0 || (r == VMC_QMP_ECOMMAND &&
+			       strstr(vmc_qmp_error_desc(h->q), "in the process of unplug")))
+			it[i].state = DELETING;
+		else if (r == VMC_QMP_ECOMMAND && strstr(vmc_qmp_error_desc(h->q), "not found"))
+			settle(&it[i], &c[i], GONE, "already gone (device_del: %s)",
+			       vmc_qmp_error_desc(h->q));
+		else
+			settle(&it[i], &c[i], LEFT, "device_del: %s", refusal(h, r, &e));
+		vmc_error_clear(&e);
+	}
+}
+
+/*
+ * Wait for the DEVICE_DELETED of every device being removed, until
+ * @deadline or @stop_fd. Returns false when @stop_fd cut the wait short.
+ */
+static bool await_removals(struct hv_qmp *h, struct item *it, struct vmc_hv_cleaned *c, size_t n,
+			   uint64_t t0, uint64_t deadline, int stop_fd)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = vmc_qmp_fd(h->q), .events = POLLIN },
+				       { .fd = stop_fd, .events = POLLIN } };
+		bool waiting = false;
+		uint64_t now = vmc_mono_ns();
+
+		for (size_t i = 0; i < n; i++) {
+			if (it[i].state != DELETING)
+				continue;
+			if (!vmc_ledger_find(&h->ledger, VMC_LEDGER_DEVICE, it[i].id))
+				settle(&it[i], &c[i], GONE,
+				       "device_del, DEVICE_DELETED after %llu ms",
+				       (unsigned long long)((now - t0) / 1000000));
+			else
+				waiting = true;
+		}
+		if (!waiting)
+			return true;
+		if (now >= deadline)
+			return true;
+		if (poll(p, stop_fd >= 0 ? 2 : 1, (int)((deadline - now) / 1000000 + 1)) < 0 &&
+		    errno != EINTR)
+			return true;
+		if (p[1].revents && stop_fd >= 0)
+			return false;
+		if (vmc_qmp_pump(h->q, NULL) < 0)
+			return true; /* QEMU went away: what is left says so below */
+	}
+}
+
+/* The backend object of @it, once its device is gone. */
+static void remove_backend(struct hv_qmp *h, struct item *all, size_t n, struct item *it,
+			   struct vmc_hv_cleaned *c)
+{
+	static const struct {
+		const char *cmd, *key;
+	} how[] = {
+		[VMC_LEDGER_NETDEV] = { "netdev_del", "id" },
+		[VMC_LEDGER_BLOCKDEV] = { "blockdev-del", "node-name" },
+		[VMC_LEDGER_OBJECT] = { "object-del", "id" },
+		[VMC_LEDGER_CHARDEV] = { "chardev-remove", "id" },
+	};
+	struct vmc_error e = VMC_ERROR_INIT;
+	int r;
+
+	for (size_t i = 0; *it->device && i < n; i++)
+		if (all[i].kind == VMC_LEDGER_DEVICE && !strcmp(all[i].id, it->device) &&
+		    all[i].state != GONE) {
+			settle(it, c, LEFT, "its device %s is still there", it->device);
+			return;
+		}
+	/* A NIC's netdev goes as soon as its DEVICE_DELETED is seen (release_netdevs()). */
+	if (!vmc_ledger_find(&h->ledger, it->kind, it->id)) {
+		settle(it, c, GONE, "%s", how[it->kind].cmd);
+		return;
+	}
+	r = vmc_qmp_command(h->q, how[it->kind].cmd, args_of(how[it->kind].key, it->id),
+			    CMD_TIMEOUT_MS, NULL, &e);
+	if (r == 0) {
+		vmc_ledger_drop(&h->ledger, it->kind, it->id);
+		settle(it, c, GONE, "%s", how[it->kind].cmd);
+	} else {
+		settle(it, c, LEFT, "%s: %s", how[it->kind].cmd, refusal(h, r, &e));
+	}
+	vmc_error_clear(&e);
+}
+
+static int qmp_cleanup(struct vmc_hv *hv, int stop_fd, unsigned ms, struct vmc_hv_cleaned **out,
+		       size_t *n, bool *cut)
+{
+	struct hv_qmp *h = H(hv);
+	const struct vmc_ledger_entry **plan;
+	struct vmc_hv_cleaned *c;
+	struct item *it;
+	size_t total = qmp_added(hv);
+	uint64_t t0 = vmc_mono_ns();
+	int r = 0;
+
+	*out = NULL;
+	*n = 0;
+	*cut = false;
+	if (!total)
+		return 0;
+	plan = calloc(total, sizeof(*plan));
+	it = calloc(total, sizeof(*it));
+	c = calloc(total, sizeof(*c));
+	if (!plan || !it || !c) {
+		free(plan);
+		free(it);
+		free(c);
+		return -ENOMEM;
+	}
+	/* Copied: the ledger changes as things go. */
+	vmc_ledger_plan(&h->ledger, plan, total);
+	for (size_t i = 0; i < total; i++) {
+		it[i].kind = plan[i]->kind;
+		snprintf(it[i].id, sizeof(it[i].id), "%s", plan[i]->id);
+		snprintf(it[i].device, sizeof(it[i].device), "%s",
+			 plan[i]->device ? plan[i]->device : "");
+		snprintf(c[i].what, sizeof(c[i].what), "%s %s", vmc_ledger_kind_name(it[i].kind),
+			 it[i].id);
+	}
+	free(plan);
+	*cut = stop_now(stop_fd);
+	if (!*cut) {
+		request_removals(h, it, c, total);
+		*cut = !await_removals(h, it, c, total, t0, t0 + ms * 1000000ull, stop_fd);
+	}
+	release_netdevs(h);
+	for (size_t i = 0; i < total; i++) {
+		if (it[i].state == DELETING)
+			settle(&it[i], &c[i], LEFT,
+			       *cut ? "device_del sent, no DEVICE_DELETED yet"
+				    : "device_del sent, no DEVICE_DELETED within %u ms (the guest "
+				      "did not let it go)",
+			       ms);
+		if (it[i].state != PENDING)
+			continue;
+		if (*cut || stop_now(stop_fd))
+			*cut = true;
+		if (*cut)
+			settle(&it[i], &c[i], LEFT,
+			       "not tried: a second signal cut the cleanup short");
+		else
+			remove_backend(h, it, total, &it[i], &c[i]);
+	}
+	for (size_t i = 0; i < total; i++)
+		if (!c[i].removed)
+			r = -EBUSY;
+	free(it);
+	*out = c;
+	*n = total;
+	return r;
+}
+
 static void qmp_free(struct vmc_hv *hv)
 {
 	struct hv_qmp *h = H(hv);
@@ -969,6 +1237,7 @@ static void qmp_free(struct vmc_hv *hv)
 	for (size_t i = 0; i < h->n_nics; i++)
 		free(h->nics[i].id);
 	free(h->nics);
+	vmc_ledger_clear(&h->ledger);
 	free(h->agent_spec);
 	free(h);
 }
@@ -1014,6 +1283,8 @@ static const struct vmc_hv_ops hv_qmp_ops = {
 	.agent_spec = qmp_agent_spec,
 	.process = qmp_process,
 	.arch = qmp_arch,
+	.added = qmp_added,
+	.cleanup = qmp_cleanup,
 	.free = qmp_free,
 };
 

@@ -153,6 +153,13 @@ struct vmc_hv_process {
 	uint64_t started_ns; /* host CLOCK_MONOTONIC when it was started; 0: not known */
 };
 
+/* What a cleanup did with one thing the backend had added to the VM. */
+struct vmc_hv_cleaned {
+	char what[96]; /* "device disk2", "block node disk2-blk" */
+	bool removed;  /* false: it is still on the VM */
+	char how[256]; /* how it went ("device_del, DEVICE_DELETED after 312 ms"), or why not */
+};
+
 struct vmc_hv_ops {
 	const char *name; /* "qmp", "libvirt" */
 
@@ -310,6 +317,25 @@ struct vmc_hv_ops {
 	 * x86_64. Callers go through vmc_hv_arch().
 	 */
 	const struct vmc_arch *(*arch)(struct vmc_hv *hv);
+
+	/*
+	 * added - how many things this backend added to the VM (devices and
+	 * the backend objects behind them) and has not removed; NULL: the
+	 * backend keeps no such count.
+	 */
+	size_t (*added)(struct vmc_hv *hv);
+	/*
+	 * cleanup - remove what added() counts from a VM that outlives the run
+	 * (one the user started): every device (device_del, then its
+	 * DEVICE_DELETED, waited for at most @ms), then the backend objects no
+	 * device uses any more. Stops early, marking the rest left, when
+	 * @stop_fd (-1: none) becomes readable, and sets *@cut. *@out
+	 * (malloc'd, *@n entries; free() it) says what became of each thing.
+	 * Returns 0 when everything went, -EBUSY when something is left.
+	 * NULL: nothing to remove that the backend's free() does not.
+	 */
+	int (*cleanup)(struct vmc_hv *hv, int stop_fd, unsigned ms, struct vmc_hv_cleaned **out,
+		       size_t *n, bool *cut);
 
 	/* Tear down: a launched VM is killed and reaped, sockets removed. */
 	void (*free)(struct vmc_hv *hv);
