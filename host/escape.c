@@ -210,3 +210,24 @@ void vmc_esc_json(FILE *fp, const char *json)
 	if (len)
 		fwrite(s + run, 1, len - run, fp);
 }
+
+char *vmc_esc_json_str(const char *json)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (!m)
+		return NULL;
+	vmc_esc_json(m, json ? json : "");
+	if (ferror(m)) {
+		fclose(m);
+		free(buf);
+		return NULL;
+	}
+	if (fclose(m) == EOF) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

@@ -79,4 +79,7 @@ void vmc_esc_xml(FILE *fp, const char *s, bool attr);
  */
 void vmc_esc_json(FILE *fp, const char *json);
 
+/* vmc_esc_json_str - vmc_esc_json() into a new string (free() it); NULL on ENOMEM. */
+char *vmc_esc_json_str(const char *json);
+
 #endif

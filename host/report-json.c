@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -23,7 +24,43 @@
 struct json_report {
 	struct vmc_report base;
 	FILE *fp;
+	char *path; /* NULL: a fd */
 };
+
+/*
+ * Append @line and a newline, whole or not at all: on a full file system
+ * the part that went is cut off again, so every line in the file stays a
+ * whole object (a pipe cannot be cut: its reader sees the line end short).
+ */
+static int write_line(struct json_report *j, const char *line)
+{
+	int fd = fileno(j->fp);
+	off_t at = lseek(fd, 0, SEEK_END);
+	size_t len = strlen(line), done = 0;
+	struct iovec v[2] = { { (void *)line, len }, { "\n", 1 } };
+	int e;
+
+	while (done < len + 1) {
+		ssize_t n;
+
+		if (done < len) {
+			v[0] = (struct iovec){ (char *)line + done, len - done };
+			n = writev(fd, v, 2);
+		} else {
+			n = write(fd, "\n", 1);
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = n < 0 ? errno : EIO;
+			if (at >= 0 && ftruncate(fd, at) == 0)
+				lseek(fd, at, SEEK_SET);
+			return -e;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
 
 /* The timeline's members and the record's times they hold: one table for writer and parser. */
 static const struct {
@@ -113,27 +150,22 @@ static int json_step(struct vmc_report *r, const struct vmc_step_record *rec)
 		put(o, "evidence", jstr(rec->evidence, &ok), &ok);
 	}
 	if (ok) {
-		vmc_esc_json(j->fp,
-			     json_object_to_json_string_ext(o,
-							    JSON_C_TO_STRING_PLAIN |
-								    JSON_C_TO_STRING_NOSLASHESCAPE));
-		if (fputc('\n', j->fp) == EOF || ferror(j->fp))
-			ret = -EIO;
-	}
-	if (!ok)
+		_cleanup_free_ char *line = vmc_esc_json_str(
+			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+
+		ret = line ? write_line(j, line) : -ENOMEM;
+	} else
 		ret = -ENOMEM;
 	json_object_put(o);
 	json_object_put(tl);
-	if (fflush(j->fp) == EOF && !ret)
-		ret = -errno;
 	return ret;
 }
 
+/* Each line went out whole with write_line(): nothing is buffered. */
 static int json_finish(struct vmc_report *r)
 {
-	struct json_report *j = (struct json_report *)r;
-
-	return fflush(j->fp) == EOF ? -errno : 0;
+	return 0;
 }
 
 static void json_free(struct vmc_report *r)
@@ -141,6 +173,7 @@ static void json_free(struct vmc_report *r)
 	struct json_report *j = (struct json_report *)r;
 
 	fclose(j->fp);
+	free(j->path);
 	free(j);
 }
 
@@ -161,6 +194,7 @@ static int json_on(FILE *fp, struct vmc_report **out, struct vmc_error *err)
 	}
 	j->fp = fp;
 	j->base.ops = &json_ops;
+	j->base.name = "the JSON lines pipe";
 	*out = &j->base;
 	return 0;
 }
@@ -170,9 +204,20 @@ int vmc_report_json_new(const char *path, struct vmc_report **out, struct vmc_er
 	FILE *fp = fopen(path, "we");
 	int e = errno;
 
+	char *copy;
+	int r;
+
 	if (!fp)
 		return vmc_error_set(err, -e, "json report %s: %s", path, strerror(e));
-	return json_on(fp, out, err);
+	copy = strdup(path);
+	r = json_on(fp, out, err);
+	if (r == 0) {
+		((struct json_report *)*out)->path = copy;
+		(*out)->name = copy ? copy : "the JSON lines file";
+	} else {
+		free(copy);
+	}
+	return r;
 }
 
 int vmc_report_json_new_fd(int fd, struct vmc_report **out, struct vmc_error *err)

@@ -253,6 +253,7 @@ int vmc_report_junit_new_hosts(const char *path, const char *const *hosts, size_
 		return vmc_error_set(err, -ENOMEM, "junit report: out of memory");
 	}
 	j->base.ops = &junit_ops;
+	j->base.name = j->path;
 	j->hosts = n ? calloc(n, sizeof(*j->hosts)) : NULL;
 	for (j->n_hosts = 0; j->hosts && j->n_hosts < n; j->n_hosts++)
 		if (!(j->hosts[j->n_hosts] = strdup(hosts[j->n_hosts])))

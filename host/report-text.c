@@ -217,7 +217,8 @@ static int text_step(struct vmc_report *r, const struct vmc_step_record *rec)
 	free(name);
 	if (rec->message && rec->status != VMC_STEP_PASSED)
 		indented(t->fp, rec->message, 0);
-	if (t->verbose || rec->status == VMC_STEP_FAILED)
+	/* What a cleanup removed is said always: it was done to the user's VM. */
+	if (t->verbose || rec->status == VMC_STEP_FAILED || !strcmp(rec->check, "cleanup"))
 		indented(t->fp, rec->notes, 0);
 	if (rec->status == VMC_STEP_FAILED && indented(t->fp, rec->evidence, EVIDENCE_COLUMNS))
 		fprintf(t->fp, "        (lines cut at %d columns; %s)\n", EVIDENCE_COLUMNS,
@@ -335,6 +336,7 @@ int vmc_report_text_new_hosts(FILE *fp, bool verbose, const char *const *hosts, 
 	if (!t)
 		return vmc_error_set(err, -ENOMEM, "text report: out of memory");
 	t->base.ops = &text_ops;
+	t->base.name = fp == stdout ? "standard output" : "the text report";
 	t->fp = fp;
 	t->verbose = verbose;
 	/* The summary's blocks in the order the hosts were given. */

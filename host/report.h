@@ -57,6 +57,13 @@ struct vmc_report_ops {
 
 struct vmc_report {
 	const struct vmc_report_ops *ops;
+	/* What it writes to, for messages: a file's path, "standard output". */
+	const char *name;
+	/*
+	 * A write failed (a full or read-only file system): the suite writes
+	 * no more to it, so that it keeps what it had whole.
+	 */
+	bool broken;
 };
 
 /*
