@@ -8,7 +8,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +34,8 @@
 #define IMAGE_DEADLINE_MS 20000
 /* The first agent answer comes after a whole boot (and a KVM probe's). */
 #define CONNECT_DEADLINE_MS 60000
+/* The cleanup of an attached VM waits for its devices as long as a vCPU unplug may take. */
+#define CLEANUP_DEADLINE_FACTOR 3
 
 static const char usage[] =
 	"usage: vmcheck run [OPTIONS]\n"
@@ -728,21 +730,13 @@ static int fresh_vm(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv *
 	return 0;
 }
 
-/* Did SIGINT or SIGTERM come? (They stay pending on the signalfd.) */
-static bool interrupted(int sfd)
-{
-	struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-
-	return sfd >= 0 && poll(&pfd, 1, 0) == 1;
-}
-
 /*
  * --bigmem's VM is the one launched first (vmc_cmd_run() shaped it), so
  * the setup step's wait was its boot: run bigmem on it, then give the
  * other checks (@checks, @n, @last) the usual VM; without one they are
  * reported not run.
  */
-static void run_bigmem(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv, int sfd,
+static void run_bigmem(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv,
 		       const struct vmc_check *big, const struct vmc_check *checks, size_t *n,
 		       struct vmc_check *last)
 {
@@ -757,7 +751,7 @@ static void run_bigmem(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_h
 	a->qemu.ram_bytes = 0;
 	a->qemu.phys_bits = 0;
 	why = "a VM of the usual size for the other checks: the large-memory one is done";
-	stop = interrupted(sfd);
+	stop = vmc_suite_poll_stop(s) != 0;
 	if (!stop && fresh_vm(a, s, hv, why, why_not, sizeof(why_not)) == 0)
 		return;
 	/* Interrupted, the user stopped them; otherwise they failed for want of a VM. */
@@ -781,12 +775,12 @@ static void run_bigmem(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_h
  * one every check before ran on, in the state the suite followed, and a boot
  * is saved; if that VM is gone, powerdown is not run, as any check after it.
  */
-static void run_powerdown(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv, int sfd,
+static void run_powerdown(struct vmc_run_args *a, struct vmc_suite *s, struct vmc_hv **hv,
 			  const struct vmc_check *last)
 {
 	const char *tainted = vmc_suite_tainted(s);
 	char why[512], why_not[512] = "";
-	bool stop = interrupted(sfd);
+	bool stop = vmc_suite_poll_stop(s) != 0;
 
 	if (!stop && !tainted) {
 		vmc_suite_run(s, last, 1);
@@ -814,6 +808,8 @@ static int run_suite(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_repo
 	struct vmc_suite *s;
 	unsigned counts[3];
 	size_t n = 0;
+	bool whole;
+	int signo;
 
 	for (size_t i = 0; i < ARRAY_SIZE(suite_order); i++) {
 		const struct entry *e = &suite_order[i];
@@ -843,14 +839,25 @@ static int run_suite(struct vmc_run_args *a, struct vmc_hv **hv, struct vmc_repo
 	/* Without an agent the checks are reported as not run, with the reason. */
 	vmc_suite_connect(s, connect_ms(a));
 	if (big.run)
-		run_bigmem(a, s, hv, sfd, &big, checks, &n, &last);
+		run_bigmem(a, s, hv, &big, checks, &n, &last);
 	vmc_suite_run(s, checks, n);
 	if (last.run)
-		run_powerdown(a, s, hv, sfd, &last);
+		run_powerdown(a, s, hv, &last);
+	/*
+	 * A VM the user started keeps nothing of ours, also when a check
+	 * failed or a signal stopped the run (doc/design.md, "Interruption
+	 * and cleanup"); a VM started here goes whole.
+	 */
+	if (attached)
+		vmc_suite_cleanup(s, CLEANUP_DEADLINE_FACTOR * a->opts.deadline_ms);
 	vmc_suite_finish(s);
 	vmc_suite_counts(s, counts);
+	signo = vmc_suite_poll_stop(s);
+	whole = vmc_suite_reports_whole(s);
 	vmc_suite_free(s);
-	return counts[VMC_STEP_FAILED] ? VMC_EXIT_FAIL : VMC_EXIT_OK;
+	if (signo)
+		return VMC_EXIT_SIGNAL + (signo > 0 ? signo : SIGINT);
+	return counts[VMC_STEP_FAILED] || !whole ? VMC_EXIT_FAIL : VMC_EXIT_OK;
 }
 
 /* One VM; a child of --hosts has @json_fd for its report. */
@@ -864,6 +871,15 @@ static int run_one(struct vmc_run_args *a, int json_fd)
 	size_t n_reps = 0;
 	int code, sfd;
 
+	/*
+	 * First of all: threads started later (libvirt's event loop) inherit
+	 * the blocked signals, so SIGINT and SIGTERM reach only this fd and
+	 * the run ends through its cleanup, never by the default action.
+	 */
+	sfd = vmc_cmd_signals_fd();
+	if (sfd < 0)
+		fprintf(stderr, "vmcheck: run: signalfd: %s (Ctrl-C ends the run abruptly)\n",
+			strerror(errno));
 	code = open_reports(a, NULL, json_fd, reps, &n_reps);
 	if (code == VMC_EXIT_OK && start_vm(a, &hv, &err) < 0)
 		code = vmc_cmd_fail(&err, VMC_EXIT_USAGE);
@@ -883,14 +899,8 @@ static int run_one(struct vmc_run_args *a, int json_fd)
 		if (a->libvirt)
 			chmod(scratch, 0711);
 	}
-	/* A fd the suite polls: the run stops cleanly, its reports complete. */
-	sfd = vmc_cmd_signals_fd();
-	if (sfd < 0)
-		fprintf(stderr, "vmcheck: run: signalfd: %s (Ctrl-C ends the run abruptly)\n",
-			strerror(errno));
+	/* The suite polls the fd: the run stops cleanly, its reports complete. */
 	code = run_suite(a, &hv, reps, n_reps, sfd);
-	if (sfd >= 0)
-		close(sfd);
 out:
 	if (hv)
 		hv->ops->free(hv);
@@ -898,6 +908,8 @@ out:
 		nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	for (size_t i = 0; i < n_reps; i++)
 		vmc_report_free(reps[i]);
+	if (sfd >= 0)
+		close(sfd);
 	return code;
 }
 

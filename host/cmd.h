@@ -15,6 +15,8 @@ enum {
 	VMC_EXIT_OK = 0,
 	VMC_EXIT_FAIL = 1,  /* a check failed, or the agent did */
 	VMC_EXIT_USAGE = 2, /* bad usage, or no connection to the agent */
+	/* vmcheck run stopped by signal N (SIGINT, SIGTERM): 128 + N, as a shell says */
+	VMC_EXIT_SIGNAL = 128,
 };
 
 /* How long one request may take before the agent counts as unresponsive. */

@@ -37,6 +37,7 @@ struct vmc_suite {
 	size_t n_reports;
 	struct vmc_ctx ctx;
 	int stop_fd;
+	int stop_signo; /* the signal that stopped the run (0: none yet) */
 
 	struct vmc_agent_conn *conn; /* NULL while there is none */
 	char *agent_err;             /* why the connection ended */
@@ -93,6 +94,20 @@ struct vmc_step {
 /* Replace *@dst with a copy of @src (NULL: none); on ENOMEM *@dst becomes NULL. */
 void vmc_suite_set_str(char **dst, const char *src);
 
+/*
+ * vmc_suite_take_stop - @stop_fd is readable: take the signal off it (so
+ * that a second one makes it readable again) and stop the run: every later
+ * step is skipped as interrupted. Returns the signal's number.
+ */
+int vmc_suite_take_stop(struct vmc_suite *s);
+
+/*
+ * vmc_suite_report_broken - writing report @rep failed with @r at step
+ * @rec (NULL: its end): say so on stderr, naming the file and the error,
+ * once, and write no more to it. The run goes on.
+ */
+void vmc_suite_report_broken(struct vmc_report *rep, int r, const struct vmc_step_record *rec);
+
 /* ------------------------------------------------------- suite-session.c */
 
 /*
@@ -136,6 +151,15 @@ int vmc_session_clock_offset(struct vmc_suite *s, int64_t *offset);
 
 /* The VM died during @st: fail it with how (@err, cleared), once. Returns -ESRCH. */
 int vmc_step_died(struct vmc_step *st, struct vmc_error *err);
+
+/*
+ * vmc_step_record_done - report a step that was run outside a check's
+ * begin/end (the cleanup at the end of a run, which runs after an
+ * interruption too): @check, @name, passed or failed with @message, @notes
+ * (may be NULL), begun at @t_begin.
+ */
+void vmc_step_record_done(struct vmc_suite *s, const char *check, const char *name, bool passed,
+			  const char *message, const char *notes, uint64_t t_begin);
 
 /* ------------------------------------------------------- suite-wait.c */
 

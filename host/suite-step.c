@@ -63,10 +63,11 @@ static void record(struct vmc_suite *s, const struct vmc_step_record *rec)
 {
 	s->counts[rec->status]++;
 	for (size_t i = 0; i < s->n_reports; i++) {
-		int r = s->reports[i]->ops->step(s->reports[i], rec);
+		struct vmc_report *rep = s->reports[i];
+		int r = rep->broken ? 0 : rep->ops->step(rep, rec);
 
 		if (r < 0)
-			fprintf(stderr, "vmcheck: writing a report: %s\n", strerror(-r));
+			vmc_suite_report_broken(rep, r, rec);
 	}
 }
 
@@ -368,6 +369,27 @@ static void not_run(struct vmc_ctx *c, const char *check, const char *name, bool
 	rec.latency_ns = -1;
 	record(c->suite, &rec);
 	free(m);
+	free(op);
+}
+
+void vmc_step_record_done(struct vmc_suite *s, const char *check, const char *name, bool passed,
+			  const char *message, const char *notes, uint64_t t_begin)
+{
+	struct vmc_step_record rec = { 0 };
+	char *op = operation_of(check, name);
+
+	rec.check = check;
+	rec.name = name;
+	rec.operation = op ? op : check;
+	rec.status = passed ? VMC_STEP_PASSED : VMC_STEP_FAILED;
+	rec.message = passed ? NULL : message;
+	rec.notes = notes;
+	rec.t_zero = s->t_zero;
+	rec.t_begin = rec.t_action = t_begin;
+	rec.t_end = rec.t_confirm = vmc_mono_ns();
+	rec.latency_ns = passed ? (int64_t)(rec.t_end - t_begin) : -1;
+	record(s, &rec);
+	s->t_last_end = rec.t_end;
 	free(op);
 }
 

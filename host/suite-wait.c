@@ -331,9 +331,13 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (s->stop_fd >= 0 && n && pfd[n - 1].fd == s->stop_fd && pfd[n - 1].revents) {
-			vmc_suite_set_str(&s->gone, "not run: the run was interrupted");
-			s->gone_failed = false;
-			vmc_step_fail(st, -EINTR, "interrupted by a signal");
+			int sig = vmc_suite_take_stop(s);
+
+			if (sig > 0 && sigabbrev_np(sig))
+				vmc_step_fail(st, -EINTR, "interrupted by SIG%s",
+					      sigabbrev_np(sig));
+			else
+				vmc_step_fail(st, -EINTR, "interrupted by a signal");
 			st->interrupted = true;
 			return -EINTR;
 		}

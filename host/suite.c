@@ -9,7 +9,12 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "suite-int.h"
 
@@ -96,6 +101,110 @@ void vmc_suite_set_stop_fd(struct vmc_suite *s, int fd)
 	s->stop_fd = fd;
 }
 
+void vmc_suite_report_broken(struct vmc_report *rep, int r, const struct vmc_step_record *rec)
+{
+	rep->broken = true;
+	if (rec)
+		fprintf(stderr,
+			"vmcheck: report %s: %s; it ends before step \"%s %s\" (the run goes on, "
+			"every step is on standard output)\n",
+			rep->name ? rep->name : "?", strerror(-r), rec->check, rec->name);
+	else
+		fprintf(stderr, "vmcheck: report %s: %s at the end of the run\n",
+			rep->name ? rep->name : "?", strerror(-r));
+}
+
+bool vmc_suite_reports_whole(const struct vmc_suite *s)
+{
+	for (size_t i = 0; i < s->n_reports; i++)
+		if (s->reports[i]->broken)
+			return false;
+	return true;
+}
+
+int vmc_suite_take_stop(struct vmc_suite *s)
+{
+	struct signalfd_siginfo si;
+	ssize_t n = TEMP_FAILURE_RETRY(read(s->stop_fd, &si, sizeof(si)));
+
+	/* A stop fd that is not a signalfd (a test's pipe) stops the run all the same. */
+	if (!s->stop_signo)
+		s->stop_signo = n == (ssize_t)sizeof(si) ? (int)si.ssi_signo : -1;
+	vmc_suite_set_str(&s->gone, "not run: the run was interrupted");
+	s->gone_failed = false;
+	return s->stop_signo;
+}
+
+int vmc_suite_poll_stop(struct vmc_suite *s)
+{
+	struct pollfd p = { .fd = s->stop_fd, .events = POLLIN };
+
+	if (!s->stop_signo && s->stop_fd >= 0 && poll(&p, 1, 0) == 1)
+		vmc_suite_take_stop(s);
+	return s->stop_signo;
+}
+
+/* "device disk2, block node disk2-blk" of the things @c says are @removed, into @buf. */
+static void list_of(const struct vmc_hv_cleaned *c, size_t n, bool removed, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < size; i++)
+		if (c[i].removed == removed)
+			len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
+						c[i].what);
+}
+
+int vmc_suite_cleanup(struct vmc_suite *s, unsigned ms)
+{
+	struct vmc_hv *hv = s->hv;
+	struct vmc_hv_cleaned *c = NULL;
+	struct vmc_error err = VMC_ERROR_INIT;
+	uint64_t t0 = vmc_mono_ns();
+	char *notes = NULL, *msg = NULL, left[1024], name[96];
+	size_t n = 0, len = 0, total;
+	bool cut = false;
+	FILE *fp;
+	int r;
+
+	if (!hv->ops->added || !hv->ops->cleanup || !(total = hv->ops->added(hv)))
+		return 0;
+	snprintf(name, sizeof(name), "remove what the run added to the VM (%zu)", total);
+	/* A VM that is gone took everything with it: nothing to remove, nothing to say. */
+	if (vmc_session_vm_check(s, 0, &err) == -ESRCH) {
+		vmc_error_clear(&err);
+		return 0;
+	}
+	r = hv->ops->cleanup(hv, s->stop_fd, ms, &c, &n, &cut);
+	fp = open_memstream(&notes, &len);
+	for (size_t i = 0; fp && i < n; i++)
+		fprintf(fp, "%s %s: %s\n", c[i].removed ? "removed" : "LEFT", c[i].what, c[i].how);
+	if (fp)
+		fclose(fp);
+	list_of(c, n, false, left, sizeof(left));
+	if (r == -ENOMEM)
+		msg = strdup("out of memory: nothing removed");
+	else if (r < 0 && asprintf(&msg, "%sleft on the VM: %s",
+				   cut ? "second interrupt: cleanup "
+					 "cut short; "
+				       : "",
+				   left) < 0)
+		msg = NULL;
+	vmc_step_record_done(s, "cleanup", name, r == 0, msg ? msg : "something is left on the VM",
+			     notes, t0);
+	if (cut)
+		fprintf(stderr, "vmcheck: second interrupt: cleanup cut short; left: %s\n",
+			*left ? left : "nothing");
+	else if (r < 0)
+		fprintf(stderr, "vmcheck: cleanup: %s\n",
+			msg ? msg : "something is left on the VM");
+	free(msg);
+	free(notes);
+	free(c);
+	return r;
+}
+
 void vmc_suite_attach(struct vmc_suite *s, struct vmc_hv *hv, const char *why)
 {
 	vmc_agent_close(s->conn);
@@ -155,6 +264,8 @@ int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
 int vmc_suite_run(struct vmc_suite *s, const struct vmc_check *checks, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		/* A signal that came while no step waited stops the run here. */
+		vmc_suite_poll_stop(s);
 		if (s->gone) {
 			vmc_step_not_run(&s->ctx, checks[i].name, "not run", s->gone_failed, "%s",
 					 s->gone);
@@ -170,10 +281,11 @@ int vmc_suite_run(struct vmc_suite *s, const struct vmc_check *checks, size_t n)
 void vmc_suite_finish(struct vmc_suite *s)
 {
 	for (size_t i = 0; i < s->n_reports; i++) {
-		int r = s->reports[i]->ops->finish(s->reports[i]);
+		struct vmc_report *rep = s->reports[i];
+		int r = rep->broken ? 0 : rep->ops->finish(rep);
 
 		if (r < 0)
-			fprintf(stderr, "vmcheck: finishing a report: %s\n", strerror(-r));
+			vmc_suite_report_broken(rep, r, NULL);
 	}
 }
 

@@ -63,6 +63,26 @@ const char *vmc_suite_tainted(const struct vmc_suite *s);
  */
 int vmc_suite_run(struct vmc_suite *s, const struct vmc_check *checks, size_t n);
 
+/*
+ * vmc_suite_poll_stop - has a signal stopped the run? Takes a pending one
+ * off the stop fd (then later steps are skipped as interrupted). Returns
+ * its number, -1 for a stop fd that is not a signalfd, 0 when none came.
+ */
+int vmc_suite_poll_stop(struct vmc_suite *s);
+
+/*
+ * vmc_suite_cleanup - remove what the run added to a VM that outlives it
+ * (attach mode), waiting at most @ms for the guest to let the devices go;
+ * a second signal on the stop fd cuts it short. Reported as a step of its
+ * own, "cleanup", whose notes list what was removed and what is left and
+ * why; no step when nothing was left to remove or the VM is gone. Returns
+ * 0, or -EBUSY when something is left (also said on stderr).
+ */
+int vmc_suite_cleanup(struct vmc_suite *s, unsigned ms);
+
+/* Did every report take every step? False when one could not be written. */
+bool vmc_suite_reports_whole(const struct vmc_suite *s);
+
 /* Tell every report the run is over (the text report prints its summary). */
 void vmc_suite_finish(struct vmc_suite *s);
 
