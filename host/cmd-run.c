@@ -145,8 +145,17 @@ static const char usage[] =
 	"     its reason\n"
 	"  1  a step failed, or could not run because something failed before it\n"
 	"     (the VM died, no agent answered, no VM after --bigmem's, no fresh VM\n"
-	"     for powerdown), or the run was interrupted\n"
-	"  2  usage error, or the VM could not be launched or attached\n";
+	"     for powerdown), or a report file could not be written to the end\n"
+	"     (stderr names it and the error; every step is still on stdout)\n"
+	"  2  usage error, a report file that cannot be created, or the VM could\n"
+	"     not be launched or attached\n"
+	"  130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM: the step under way fails\n"
+	"     as interrupted, the rest are skipped, the reports are completed. A VM\n"
+	"     started here goes with its workdir (a libvirt domain with its pool);\n"
+	"     on an attached VM every device and backend object the run added is\n"
+	"     removed first (waiting up to 3x --deadline-ms for the guest), listed\n"
+	"     in the \"cleanup\" step. A second signal cuts that short and says what\n"
+	"     it left\n";
 
 struct entry {
 	const char *only; /* the --only name selecting it */
