@@ -454,6 +454,7 @@ image: $(IMAGE_DEB)
 
 test-image: all
 	B=$(B) tests/integration/test-image
+	B=$(B) tests/integration/test-remote image
 
 FORCE:
 
