@@ -19,8 +19,10 @@ static void *budget_alloc(void *data, size_t size)
 	struct vmc_pb_budget *b = data;
 	struct budget_hdr *h;
 
-	if (size > b->limit || b->used > b->limit - size)
+	if (size > b->limit || b->used > b->limit - size) {
+		b->over = true;
 		return NULL;
+	}
 	h = malloc(sizeof(*h) + size);
 	if (!h)
 		return NULL;

@@ -4,6 +4,7 @@
 #define VMC_PB_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ struct vmc_pb_budget {
 	size_t used;
 	size_t limit;
 	size_t peak;
+	bool over; /* an allocation was refused for the limit */
 };
 
 void vmc_pb_budget_init(struct vmc_pb_budget *b, size_t limit);

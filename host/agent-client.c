@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The agent connection: requests framed over any transport, replies matched by id,
- * pushes queued meanwhile within bounds, an agent that floods cut off.
+ * pushes queued meanwhile within bounds (host/bounds.h), an agent over a bound cut off.
  */
 #include "agent-client.h"
 
@@ -13,22 +13,9 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include "bounds.h"
 #include "clock.h"
 #include "frame.h"
-
-/*
- * What one reply may cost once unpacked. protobuf-c turns a 2-byte empty
- * repeated element into a struct of ~100 bytes, so the budget is a multiple
- * of the largest frame rather than its size.
- */
-#define REPLY_BUDGET (16 * (size_t)VMC_FRAME_MAX_DEFAULT)
-/*
- * Pushes queued while a reply is awaited: a guest cannot make the host
- * hold more. A sane agent pushes a few per kernel burst; one over either
- * bound is flooding, and the connection is cut off with that said.
- */
-#define QUEUE_MAX_PUSHES 4096
-#define QUEUE_MAX_BYTES (256u << 20)
 
 /* A decoded Response with the budget its memory was counted against. */
 struct reply {
@@ -270,11 +257,33 @@ static int fill(struct vmc_agent_conn *c, uint64_t deadline)
 }
 
 /*
+ * The agent broke a bound while @what was awaited: forget what it queued and
+ * take nothing more from it, so that no guest can make the host hold ever
+ * more. @why says which bound; every later call says it again.
+ */
+static int cut_off(struct vmc_agent_conn *c, int code, const char *why, const char *what,
+		   struct vmc_error *err)
+{
+	free(c->cut_off);
+	if (asprintf(&c->cut_off, "%s while waiting for %s: connection cut off", why, what) < 0)
+		c->cut_off = NULL;
+	c->eof = true;
+	reply_list_free(c->events);
+	c->events = NULL;
+	c->events_end = &c->events;
+	c->n_events = c->events_bytes = 0;
+	if (!c->cut_off)
+		return vmc_error_set(err, code, "%s: %s", c->spec, why);
+	return vmc_error_set(err, code, "%s: %s", c->spec, c->cut_off);
+}
+
+/*
  * Decode the next complete frame buffered. Returns 1 with *@out, 0 when no
  * complete frame is buffered, -EPROTO for a frame that does not decode (it
- * is skipped), -ENOMEM.
+ * is skipped), -EMSGSIZE for one over a bound (@why says which), -ENOMEM.
  */
-static int next_buffered(struct vmc_agent_conn *c, struct reply **out, size_t *bad_len)
+static int next_buffered(struct vmc_agent_conn *c, struct reply **out, size_t *bad_len, char *why,
+			 size_t why_size)
 {
 	const uint8_t *p;
 	struct reply *rep;
@@ -289,36 +298,41 @@ static int next_buffered(struct vmc_agent_conn *c, struct reply **out, size_t *b
 	rep = calloc(1, sizeof(*rep));
 	if (!rep)
 		return -ENOMEM;
-	vmc_pb_budget_init(&rep->budget, REPLY_BUDGET);
+	vmc_pb_budget_init(&rep->budget, VMC_BOUND_DECODED);
 	rep->msg = vmc_pb_response_unpack(&rep->budget, p, n);
+	if (!rep->msg && rep->budget.over) {
+		free(rep);
+		snprintf(why, why_size,
+			 "the agent sent a frame of %zu bytes that decodes to more than %zu MiB, "
+			 "over the bound of one reply",
+			 n, VMC_BOUND_DECODED >> 20);
+		return -EMSGSIZE;
+	}
 	if (!rep->msg) {
 		free(rep);
 		vmc_frame_reject(&c->rd);
 		*bad_len = n;
 		return -EPROTO;
 	}
+	r = vmc_bounds_check(rep->msg, why, why_size);
+	if (r < 0) {
+		reply_free(rep);
+		return r;
+	}
 	*out = rep;
 	return 1;
 }
 
-/*
- * The agent pushed more than the queue may hold while @what was awaited:
- * cut it off, so that no guest can make the host hold ever more.
- */
+/* The agent pushed more than the queue may hold while @what was awaited. */
 static int flooded(struct vmc_agent_conn *c, const char *what, struct vmc_error *err)
 {
-	if (asprintf(&c->cut_off,
-		     "the agent flooded the host with pushes: %zu (%zu bytes decoded) queued while "
-		     "waiting for %s, over the bound of %d pushes or %u MiB: connection cut off",
-		     c->n_events, c->events_bytes, what, QUEUE_MAX_PUSHES,
-		     QUEUE_MAX_BYTES >> 20) < 0)
-		c->cut_off = NULL;
-	c->eof = true;
-	reply_list_free(c->events);
-	c->events = NULL;
-	c->events_end = &c->events;
-	c->n_events = c->events_bytes = 0;
-	return gone(c, NULL, err);
+	char why[256];
+
+	snprintf(why, sizeof(why),
+		 "the agent flooded the host with pushes: %zu (%zu bytes decoded) queued, over "
+		 "the bound of %d pushes or %zu MiB",
+		 c->n_events, c->events_bytes, VMC_BOUND_QUEUE_PUSHES, VMC_BOUND_QUEUE_BYTES >> 20);
+	return cut_off(c, -EPIPE, why, what, err);
 }
 
 /*
@@ -330,14 +344,15 @@ static int flooded(struct vmc_agent_conn *c, const char *what, struct vmc_error 
 static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uint64_t deadline,
 		    int timeout_ms, struct reply **out, struct vmc_error *err)
 {
-	char what[80] = "an event", skipped[96] = "";
+	char what[80] = "an event", skipped[96] = "", stale_note[64] = "", why[384];
+	unsigned stale = 0;
 
 	if (kind)
 		snprintf(what, sizeof(what), "the reply to %s", kind);
 	for (;;) {
 		struct reply *rep = NULL;
 		size_t bad_len = 0;
-		int r = next_buffered(c, &rep, &bad_len);
+		int r = next_buffered(c, &rep, &bad_len, why, sizeof(why));
 
 		if (r == 1) {
 			if (rep->msg->id == id) {
@@ -349,14 +364,23 @@ static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uin
 				c->events_end = &rep->next;
 				c->n_events++;
 				c->events_bytes += rep->budget.used;
-				if (c->n_events > QUEUE_MAX_PUSHES ||
-				    c->events_bytes > QUEUE_MAX_BYTES)
+				if (c->n_events > VMC_BOUND_QUEUE_PUSHES ||
+				    c->events_bytes > VMC_BOUND_QUEUE_BYTES)
 					return flooded(c, what, err);
 			} else {
 				reply_free(rep);
+				if (++stale > VMC_BOUND_STALE_REPLIES) {
+					snprintf(why, sizeof(why),
+						 "the agent sent %u replies to no request (wrong "
+						 "ids), over the bound of %d",
+						 stale, VMC_BOUND_STALE_REPLIES);
+					return cut_off(c, -EPROTO, why, what, err);
+				}
 			}
 			continue;
 		}
+		if (r == -EMSGSIZE)
+			return cut_off(c, r, why, what, err);
 		if (r == -EPROTO)
 			return vmc_error_set(err, r,
 					     "%s: undecodable frame (%zu bytes) while waiting for %s",
@@ -370,13 +394,17 @@ static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uin
 			return gone(c, kind, err);
 		case -ETIMEDOUT:
 			/* An agent sending frames over our limit looks silent: say so. */
+			if (stale)
+				snprintf(stale_note, sizeof(stale_note),
+					 " (%u replies with another id dropped)", stale);
 			if (c->rd.oversize)
 				snprintf(skipped, sizeof(skipped),
 					 " (%llu frame headers over the %zu-byte limit skipped)",
 					 (unsigned long long)c->rd.oversize, c->rd.max);
 			if (kind)
-				return vmc_error_set(err, r, "%s: no reply to %s within %d ms%s",
-						     c->spec, kind, timeout_ms, skipped);
+				return vmc_error_set(err, r, "%s: no reply to %s within %d ms%s%s",
+						     c->spec, kind, timeout_ms, stale_note,
+						     skipped);
 			return vmc_error_set(err, r, "%s: no event within %d ms%s", c->spec,
 					     timeout_ms, skipped);
 		case -EINTR:

@@ -4,6 +4,7 @@
  * for State fields it shares with the text tables.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -461,28 +462,56 @@ unsigned vmc_state_diff(const Vmcheck__V1__State *a, const Vmcheck__V1__State *b
 
 /* ------------------------------------------------------------ as lines */
 
-/* Labels and changes quote the guest's strings: each line is escaped (escape.h). */
-static void line_added(void *fp, const char *what, const char *label)
+/*
+ * Where lines go: at most @max of them, the rest only counted. Labels and
+ * changes quote the guest's strings: each line is escaped (escape.h).
+ */
+struct lines {
+	FILE *fp;
+	unsigned max, n;
+};
+
+/* Whether one more line may be written (counted either way). */
+static bool line_room(struct lines *l)
 {
-	vmc_esc_line(fp, "  + %s %s", what, label);
+	return l->n++ < l->max;
 }
 
-static void line_removed(void *fp, const char *what, const char *label)
+static void line_added(void *arg, const char *what, const char *label)
 {
-	vmc_esc_line(fp, "  - %s %s", what, label);
+	struct lines *l = arg;
+
+	if (line_room(l))
+		vmc_esc_line(l->fp, "  + %s %s", what, label);
 }
 
-static void line_changed(void *fp, const char *what, const char *label, const char *changes)
+static void line_removed(void *arg, const char *what, const char *label)
 {
+	struct lines *l = arg;
+
+	if (line_room(l))
+		vmc_esc_line(l->fp, "  - %s %s", what, label);
+}
+
+static void line_changed(void *arg, const char *what, const char *label, const char *changes)
+{
+	struct lines *l = arg;
+
+	if (!line_room(l))
+		return;
 	if (label)
-		vmc_esc_line(fp, "  ~ %s %s: %s", what, label, changes);
+		vmc_esc_line(l->fp, "  ~ %s %s: %s", what, label, changes);
 	else
-		vmc_esc_line(fp, "  ~ %s: %s", what, changes);
+		vmc_esc_line(l->fp, "  ~ %s: %s", what, changes);
 }
 
-static void line_failed(void *fp, const char *what, int err)
+static void line_failed(void *arg, const char *what, int err)
 {
-	fprintf(fp, "  (%s diff: %s)\n", what, err == -ENOMEM ? "out of memory" : strerror(-err));
+	struct lines *l = arg;
+
+	if (line_room(l))
+		fprintf(l->fp, "  (%s diff: %s)\n", what,
+			err == -ENOMEM ? "out of memory" : strerror(-err));
 }
 
 static const struct vmc_state_diff_ops line_ops = {
@@ -494,5 +523,17 @@ static const struct vmc_state_diff_ops line_ops = {
 
 unsigned vmc_state_diff_write(FILE *fp, const Vmcheck__V1__State *a, const Vmcheck__V1__State *b)
 {
-	return vmc_state_diff(a, b, &line_ops, fp);
+	return vmc_state_diff_write_max(fp, a, b, UINT_MAX);
+}
+
+unsigned vmc_state_diff_write_max(FILE *fp, const Vmcheck__V1__State *a,
+				  const Vmcheck__V1__State *b, unsigned max)
+{
+	struct lines l = { .fp = fp, .max = max, .n = 0 };
+	unsigned n = vmc_state_diff(a, b, &line_ops, &l);
+
+	if (n > max)
+		fprintf(fp, "  ... and %u more changes, not shown (at most %u lines are kept)\n",
+			n - max, max);
+	return n;
 }

@@ -50,6 +50,13 @@ unsigned vmc_state_diff(const Vmcheck__V1__State *a, const Vmcheck__V1__State *b
  */
 unsigned vmc_state_diff_write(FILE *fp, const Vmcheck__V1__State *a, const Vmcheck__V1__State *b);
 
+/*
+ * vmc_state_diff_write_max - the same, writing at most @max lines and then
+ * one saying how many more there were. Returns the number of changes.
+ */
+unsigned vmc_state_diff_write_max(FILE *fp, const Vmcheck__V1__State *a,
+				  const Vmcheck__V1__State *b, unsigned max);
+
 /* Words the diff shares with the text tables. */
 
 /* @bytes the way lsblk and lsmem print sizes: "0B", "512K", "1G", "2.9G". */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
 #include "escape.h"
 #include "print.h"
 #include "state-diff.h"
@@ -160,7 +161,9 @@ static void evidence_kmsg(struct vmc_step *st, FILE *fp)
 		for (size_t i = 0; i < k->n_records; i++) {
 			const Vmcheck__V1__KmsgRecord *rec = k->records[i];
 			size_t slot = (first + n) % KMSG_MAX_LINES;
+			const char *raw;
 			char *msg;
+			size_t len;
 
 			if (!rec || rec->ts_us < from_us)
 				continue;
@@ -169,11 +172,23 @@ static void evidence_kmsg(struct vmc_step *st, FILE *fp)
 				first = (first + 1) % KMSG_MAX_LINES;
 				n--;
 			}
-			/* The record is the guest's: quoted, a newline in it included. */
-			msg = vmc_esc_str(rec->message ? rec->message : "", VMC_ESC_QUOTE);
-			if (!msg || asprintf(&lines[slot], "  [%5llu.%06llu] %s",
-					     (unsigned long long)(rec->ts_us / 1000000),
-					     (unsigned long long)(rec->ts_us % 1000000), msg) < 0)
+			raw = rec->message ? rec->message : "";
+			len = strlen(raw);
+			/* Cut, and said so (the kernel's own records are shorter), then
+			 * quoted: the record is the guest's, a newline in it included. */
+			msg = strndup(raw, len > VMC_BOUND_KMSG_LINE ? VMC_BOUND_KMSG_LINE : len);
+			if (msg) {
+				char *q = vmc_esc_str(msg, VMC_ESC_QUOTE);
+
+				free(msg);
+				msg = q;
+			}
+			if (!msg ||
+			    asprintf(&lines[slot], "  [%5llu.%06llu] %s%s",
+				     (unsigned long long)(rec->ts_us / 1000000),
+				     (unsigned long long)(rec->ts_us % 1000000), msg,
+				     len > VMC_BOUND_KMSG_LINE ? " [cut: the record is longer]"
+							       : "") < 0)
 				lines[slot] = NULL;
 			free(msg);
 			n++;
@@ -285,7 +300,8 @@ void vmc_evidence_gather(struct vmc_step *st)
 	} else if (st->baseline) {
 		evidence_section_errors(fp, now);
 		fputs("guest changes since the step began (baseline -> now):\n", fp);
-		if (!vmc_state_diff_write(fp, vmc_view_state(st->baseline), now))
+		if (!vmc_state_diff_write_max(fp, vmc_view_state(st->baseline), now,
+					      VMC_BOUND_DIFF_LINES))
 			fputs("  (none)\n", fp);
 		/* Interrupted, the user wants out: no more waiting on the guest. */
 		if (!st->interrupted)

@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "bounds.h"
 
 #define NSECTIONS 7 /* bits 0..6 of Section */
 
-/* What one copied State may cost once unpacked (as the agent client allows a reply). */
-#define COPY_BUDGET (16 * (size_t)VMC_FRAME_MAX_DEFAULT)
+/* What one copied State may cost once unpacked: as much as a reply (host/bounds.h). */
+#define COPY_BUDGET VMC_BOUND_DECODED
 
 /* One merged State, shared by every view that shows one of its sections. */
 struct node {

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "agent-client.h"
+#include "bounds.h"
 #include "clock.h"
 #include "frame.h"
 #include "harness.h"
@@ -25,12 +26,18 @@ enum fake_mode {
 	FAKE_GARBAGE_FIRST,   /* junk, a bogus oversize header, then the reply */
 	FAKE_UNDECODABLE,     /* a frame that is no Response */
 	FAKE_FLOOD,           /* pushes without end, never the reply */
+	FAKE_LINKS,           /* a State of links_n links */
+	FAKE_LONG_HOSTNAME,   /* a State whose hostname is one byte over the bound */
+	FAKE_BLOAT,           /* a State of empty links that decodes over the budget */
+	FAKE_WRONG_IDS,       /* wrong_n replies with ids never asked for, then silence */
 };
 
 struct fake {
 	int fd;
 	enum fake_mode mode;
 	unsigned requests; /* how many to read (and answer, by the mode) */
+	size_t links_n;    /* FAKE_LINKS */
+	unsigned wrong_n;  /* FAKE_WRONG_IDS */
 	pthread_t thread;
 };
 
@@ -88,6 +95,73 @@ static void fake_send_push(int fd, uint64_t sub)
 	fake_send_frame(fd, &r, 0);
 }
 
+/* A State reply to @id: @n_links links named l0, l1, ..., a hostname of @host_len 'h's. */
+static void fake_send_state(int fd, uint64_t id, size_t n_links, size_t host_len)
+{
+	Vmcheck__V1__Response r = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__State st = VMCHECK__V1__STATE__INIT;
+	Vmcheck__V1__System sys = VMCHECK__V1__SYSTEM__INIT;
+	Vmcheck__V1__Link *links = calloc(n_links ? n_links : 1, sizeof(*links));
+	Vmcheck__V1__Link **lp = calloc(n_links ? n_links : 1, sizeof(*lp));
+	char *host = malloc(host_len + 1);
+
+	if (!links || !lp || !host)
+		goto out;
+	memset(host, 'h', host_len);
+	host[host_len] = '\0';
+	for (size_t i = 0; i < n_links; i++) {
+		vmcheck__v1__link__init(&links[i]);
+		links[i].ifindex = (uint32_t)i + 1;
+		lp[i] = &links[i];
+	}
+	sys.hostname = host;
+	st.system = &sys;
+	st.links = lp;
+	st.n_links = n_links;
+	st.sections = VMCHECK__V1__SECTION__SECTION_SYSTEM | VMCHECK__V1__SECTION__SECTION_LINKS;
+	r.id = id;
+	r.kind_case = VMCHECK__V1__RESPONSE__KIND_STATE;
+	r.state = &st;
+	fake_send_frame(fd, &r, 0);
+out:
+	free(links);
+	free(lp);
+	free(host);
+}
+
+/*
+ * A State of @n empty links, written by hand: 2 bytes each on the wire, a
+ * struct of ~100 bytes each once decoded.
+ */
+static void fake_send_bloat(int fd, uint64_t id, size_t n)
+{
+	size_t inner = 2 * n, len = 0;
+	uint8_t *buf = malloc(inner + 32), hdr[VMC_FRAME_HDR];
+
+	if (!buf)
+		return;
+	buf[len++] = 0x08; /* id */
+	for (uint64_t v = id;; v >>= 7) {
+		buf[len++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+		if (v < 0x80)
+			break;
+	}
+	buf[len++] = 0x5a; /* Response.state, field 11 */
+	for (size_t v = inner;; v >>= 7) {
+		buf[len++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+		if (v < 0x80)
+			break;
+	}
+	for (size_t i = 0; i < n; i++) {
+		buf[len++] = 0x5a; /* State.links, field 11, empty */
+		buf[len++] = 0x00;
+	}
+	vmc_frame_header(hdr, (uint32_t)len);
+	vmc_write_all(fd, hdr, sizeof(hdr), VMC_WRITE_TIMEOUT_MS, NULL);
+	vmc_write_all(fd, buf, len, VMC_WRITE_TIMEOUT_MS, NULL);
+	free(buf);
+}
+
 static void *fake_run(void *arg)
 {
 	struct fake *f = arg;
@@ -122,6 +196,19 @@ static void *fake_run(void *arg)
 			break;
 		case FAKE_UNDECODABLE:
 			vmc_write_all(f->fd, bad, sizeof(bad), VMC_WRITE_TIMEOUT_MS, NULL);
+			break;
+		case FAKE_LINKS:
+			fake_send_state(f->fd, id, f->links_n, 8);
+			break;
+		case FAKE_LONG_HOSTNAME:
+			fake_send_state(f->fd, id, 1, VMC_BOUND_STRING + 1);
+			break;
+		case FAKE_BLOAT:
+			fake_send_bloat(f->fd, id, (VMC_BOUND_FRAME - 64) / 2);
+			break;
+		case FAKE_WRONG_IDS:
+			for (unsigned n = 0; n < f->wrong_n; n++)
+				fake_send_hello(f->fd, id + 1 + n, "wrong id", 0);
 			break;
 		case FAKE_FLOOD:
 			/* Until the host hangs up: a write that fails ends it. */
@@ -246,6 +333,118 @@ static void a_flood_of_pushes_is_cut_off(void)
 	/* Cut off for good: the next call says the same at once. */
 	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 5000, &rsp, &err), -EPIPE);
 	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "flooded"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+/* A GetState call on @c: its return, and the error message in @err. */
+static int get_state(struct vmc_agent_conn *c, struct vmc_error *err)
+{
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	int r;
+
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+	req.get_state = &get;
+	r = vmc_agent_call(c, &req, 20000, &rsp, err);
+	if (r == 0) {
+		CU_ASSERT_EQUAL(rsp->kind_case, VMCHECK__V1__RESPONSE__KIND_STATE);
+		vmc_agent_response_free(c, rsp);
+	}
+	return r;
+}
+
+/*
+ * Entries per section: as many links as the bound allows pass, one more
+ * cuts the agent off with the bound named, now and for every later call.
+ */
+static void links_over_the_bound_cut_the_agent_off(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_LINKS, 1, &c);
+	f.links_n = VMC_BOUND_LINKS;
+	CU_ASSERT_EQUAL(get_state(c, &err), 0);
+	fake_stop(&f, c);
+
+	fake_start(&f, FAKE_LINKS, 1, &c);
+	f.links_n = VMC_BOUND_LINKS + 1;
+	CU_ASSERT_EQUAL(get_state(c, &err), -EMSGSIZE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg,
+				      "fake:agent: the agent sent 65537 links (state.links), "
+				      "over the bound of 65536 while waiting for the reply "
+				      "to get_state: connection cut off"));
+	CU_ASSERT_PTR_NULL(strchr(err.msg, '\n'));
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(get_state(c, &err), -EPIPE);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "65537 links"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+/* Bytes per string: the field is named by its path. */
+static void a_string_over_the_bound_cuts_the_agent_off(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_LONG_HOSTNAME, 1, &c);
+	CU_ASSERT_EQUAL(get_state(c, &err), -EMSGSIZE);
+	CU_ASSERT_PTR_NOT_NULL(err.msg &&
+			       strstr(err.msg, "a string of 65537 bytes (state.system.hostname), "
+					       "over the bound of 65536 bytes"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+/* A frame that would decode to more than the budget is refused while decoding. */
+static void a_frame_decoding_over_the_budget_cuts_the_agent_off(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_BLOAT, 1, &c);
+	CU_ASSERT_EQUAL(get_state(c, &err), -EMSGSIZE);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "decodes to more than 64 MiB, over the "
+							  "bound of one reply"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+/*
+ * Replies with ids no request has: a few are dropped and counted in the
+ * timeout's message; more than the bound cut the agent off.
+ */
+static void replies_to_nothing_are_bounded(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Response *rsp = NULL;
+	Vmcheck__V1__Request req;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	struct fake f;
+
+	fake_start(&f, FAKE_WRONG_IDS, 1, &c);
+	f.wrong_n = 3;
+	hello_request(&req, &h);
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 300, &rsp, &err), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "no reply to hello within 300 ms "
+							  "(3 replies with another id dropped)"));
+	vmc_error_clear(&err);
+	fake_stop(&f, c);
+
+	fake_start(&f, FAKE_WRONG_IDS, 1, &c);
+	f.wrong_n = VMC_BOUND_STALE_REPLIES + 1;
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 20000, &rsp, &err), -EPROTO);
+	CU_ASSERT_PTR_NOT_NULL(err.msg && strstr(err.msg, "the agent sent 4097 replies to no "
+							  "request (wrong ids), over the bound of "
+							  "4096"));
 	vmc_error_clear(&err);
 	fake_stop(&f, c);
 }
@@ -605,7 +804,10 @@ static void exec_child_ignoring_eof_is_terminated(void)
 }
 
 VMC_SUITE(agent_client, NULL, NULL, VMC_TEST(reply_matched_by_id_and_push_queued),
-	  VMC_TEST(a_flood_of_pushes_is_cut_off),
+	  VMC_TEST(a_flood_of_pushes_is_cut_off), VMC_TEST(links_over_the_bound_cut_the_agent_off),
+	  VMC_TEST(a_string_over_the_bound_cuts_the_agent_off),
+	  VMC_TEST(a_frame_decoding_over_the_budget_cuts_the_agent_off),
+	  VMC_TEST(replies_to_nothing_are_bounded),
 	  VMC_TEST(a_request_cut_by_the_write_timeout_leaves_the_connection_unusable),
 	  VMC_TEST(a_request_not_started_by_the_deadline_leaves_the_connection_usable),
 	  VMC_TEST(silent_agent_times_out), VMC_TEST(agent_closing_mid_reply_is_epipe),

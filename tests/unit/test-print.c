@@ -470,6 +470,15 @@ static void diff_matches_by_identity(void)
 	CU_ASSERT_EQUAL(vmc_state_diff_write(c.fp, &a, &b), 4);
 	cap_text(&c);
 	cap_free(&c);
+
+	/* Bounded, as evidence is: the first lines, then how many more there were. */
+	cap_open(&c);
+	CU_ASSERT_EQUAL(vmc_state_diff_write_max(c.fp, &a, &b, 2), 4);
+	text = cap_text(&c);
+	ASSERT_HAS(text, "  ~ link eth0 (ifindex 2): mtu 1500 -> 9000\n");
+	ASSERT_HAS(text, "  ... and 2 more changes, not shown (at most 2 lines are kept)\n");
+	CU_ASSERT_PTR_NULL(strstr(text, "cpu 1"));
+	cap_free(&c);
 }
 
 /* What the diff told, one line per callback: "+ link vmct0 (...)". */
