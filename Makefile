@@ -10,6 +10,7 @@
 #   make guest      the embedded test guest in build/guest (GUEST_ARGS=...);
 #                   ARCH=aarch64: the arm64 guest in build/guest-aarch64
 #   make liar       build/vmcheck-agent-liar, the agent with one lie (tests only)
+#   make hostile    build/vmcheck-hostile, a fake agent attacking the host (tests only)
 #   make bench      vmcheck-agent against qemu-ga, one table; a 512 GiB guest's boot
 #   make bench-backends  the suite through QMP and libvirt, latencies side by side
 #   make fuzz       the frame/request fuzzer for FUZZ_SECONDS (default 30)
@@ -72,7 +73,7 @@ Q :=
 endif
 
 .PHONY: all native test unit integration run bench bench-backends fuzz deps clean format \
-	check-format guest liar test-arm test-all
+	check-format guest liar hostile test-arm test-all
 all: native $(B)/aarch64/vmcheck-agent
 
 # What the packages build: the programs of this machine's architecture, no
@@ -176,6 +177,14 @@ $(B)/vmcheck-agent-liar: $(LIAR_OBJ)
 
 liar: $(B)/vmcheck-agent-liar
 
+# A fake agent attacking the host through the protocol (tests/hostile), for
+# tests of the host's bounds: built for this machine, never part of all.
+HOSTILE_OBJ := $(call obj,host,common/frame.c common/pb.c $(GEN))
+$(B)/vmcheck-hostile: tests/hostile/hostile.c $(HOSTILE_OBJ)
+	$(CC) $(CSTD) $(WARN) $(OPT) $(INC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
+
+hostile: $(B)/vmcheck-hostile
+
 $(B)/host/%.o: %.c $(GEN_H)
 	@mkdir -p $(B)/host
 	@echo "  CC      $@"
@@ -232,7 +241,7 @@ guest: $(ARCH_AGENT) arch-ok
 	packaging/guest/build-guest --arch $(DEB_ARCH) --agent $(ARCH_AGENT) --out $(KIT_OUT) \
 		$(GUEST_ARGS)
 
-integration: all guest $(B)/hv-smoke $(B)/lv-smoke $(B)/vmcheck-agent-liar
+integration: all guest $(B)/hv-smoke $(B)/lv-smoke $(B)/vmcheck-agent-liar $(B)/vmcheck-hostile
 	tests/integration/run-all
 
 # Longer than make test's 30 minutes allow: the aarch64 guest (launched,
@@ -251,7 +260,7 @@ deps:
 test: deps
 	$(MAKE) check-format
 	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke $(B)/lv-smoke \
-		$(B)/vmcheck-agent-liar
+		$(B)/vmcheck-agent-liar $(B)/vmcheck-hostile
 	$(MAKE) unit
 	$(MAKE) fuzz
 	$(MAKE) integration
@@ -462,7 +471,7 @@ FORCE:
 # versions place some breaks differently.
 CLANG_FORMAT ?= clang-format-14
 FORMAT_SRC = $(sort $(wildcard common/*.[ch] guest/*.[ch] host/*.[ch] tests/unit/*.[ch] \
-	     tests/liar/*.[ch] tests/fuzz/*.c tests/integration/*.c tests/bench/*.c))
+	     tests/liar/*.[ch] tests/hostile/*.c tests/fuzz/*.c tests/integration/*.c tests/bench/*.c))
 
 format:
 	$(CLANG_FORMAT) -i $(FORMAT_SRC)

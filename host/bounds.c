@@ -124,8 +124,8 @@ static int walk_message(struct walk *w, const ProtobufCMessage *m)
 
 			if (n > max) {
 				snprintf(w->why, w->size,
-					 "the agent sent %zu %s (%s), over the bound of %zu", n,
-					 noun, w->path, max);
+					 "the agent sent %zu %s (%s), over the bound of %zu %s", n,
+					 noun, w->path, max, noun);
 				return -EMSGSIZE;
 			}
 		}

@@ -376,7 +376,7 @@ static void links_over_the_bound_cut_the_agent_off(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg,
 				      "fake:agent: the agent sent 65537 links (state.links), "
-				      "over the bound of 65536 while waiting for the reply "
+				      "over the bound of 65536 links while waiting for the reply "
 				      "to get_state: connection cut off"));
 	CU_ASSERT_PTR_NULL(strchr(err.msg, '\n'));
 	vmc_error_clear(&err);
