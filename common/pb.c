@@ -8,26 +8,40 @@
 
 #include "frame.h"
 
-/* Each block carries its size in front so free() can give it back. */
+/* Each block carries what it was charged in front so free() can give it back. */
 struct budget_hdr {
 	size_t size;
 	max_align_t align[];
 };
 
+/*
+ * What a block of @size really takes: our header, and malloc's own (glibc:
+ * a size word, 16-byte granules, 32 bytes at least). Counting only @size
+ * would let a message of a million 1-byte strings take 32 times its budget.
+ */
+static size_t charge(size_t size)
+{
+	size_t n = sizeof(struct budget_hdr) + size + 8;
+
+	return n < 32 ? 32 : (n + 15) & ~(size_t)15;
+}
+
 static void *budget_alloc(void *data, size_t size)
 {
 	struct vmc_pb_budget *b = data;
 	struct budget_hdr *h;
+	size_t cost;
 
-	if (size > b->limit || b->used > b->limit - size) {
+	if (size > b->limit || charge(size) > b->limit || b->used > b->limit - charge(size)) {
 		b->over = true;
 		return NULL;
 	}
+	cost = charge(size);
 	h = malloc(sizeof(*h) + size);
 	if (!h)
 		return NULL;
-	h->size = size;
-	b->used += size;
+	h->size = cost;
+	b->used += cost;
 	if (b->used > b->peak)
 		b->peak = b->used;
 	return h->align;

@@ -11,7 +11,8 @@
 #include "vmcheck.pb-c.h"
 
 /*
- * An allocator that refuses to hand out more than @limit bytes in total, so
+ * An allocator that refuses to hand out more than @limit bytes in total
+ * (each block counted with malloc's overhead, as it takes memory), so
  * a hostile message (huge repeated counts, deep nesting) cannot make an
  * unpack consume unbounded memory. One budget serves one unpack.
  */

@@ -329,8 +329,8 @@ static int flooded(struct vmc_agent_conn *c, const char *what, struct vmc_error 
 	char why[256];
 
 	snprintf(why, sizeof(why),
-		 "the agent flooded the host with pushes: %zu (%zu bytes decoded) queued, over "
-		 "the bound of %d pushes or %zu MiB",
+		 "the agent flooded the host with pushes: %zu (%zu bytes decoded), over the bound "
+		 "of %d pushes or %zu MiB queued",
 		 c->n_events, c->events_bytes, VMC_BOUND_QUEUE_PUSHES, VMC_BOUND_QUEUE_BYTES >> 20);
 	return cut_off(c, -EPIPE, why, what, err);
 }
@@ -360,13 +360,18 @@ static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uin
 				return 0;
 			}
 			if (rep->msg->id == 0) {
+				/* Counted before it is queued: the queue never holds more. */
+				if (c->n_events + 1 > VMC_BOUND_QUEUE_PUSHES ||
+				    c->events_bytes + rep->budget.used > VMC_BOUND_QUEUE_BYTES) {
+					c->n_events++;
+					c->events_bytes += rep->budget.used;
+					reply_free(rep);
+					return flooded(c, what, err);
+				}
 				*c->events_end = rep;
 				c->events_end = &rep->next;
 				c->n_events++;
 				c->events_bytes += rep->budget.used;
-				if (c->n_events > VMC_BOUND_QUEUE_PUSHES ||
-				    c->events_bytes > VMC_BOUND_QUEUE_BYTES)
-					return flooded(c, what, err);
 			} else {
 				reply_free(rep);
 				if (++stale > VMC_BOUND_STALE_REPLIES) {
