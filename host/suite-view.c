@@ -51,17 +51,40 @@ static struct node *node_get(struct node *n)
 	return n;
 }
 
-/* A deep copy of @st by packing and unpacking: protobuf-c has no copy. */
+/*
+ * A deep copy of @st by packing and unpacking (protobuf-c has no copy), of
+ * the sections its bits say it carries only: data a State sends for a
+ * section it does not claim is never shown, so it is not kept either.
+ */
 static struct node *node_copy(const Vmcheck__V1__State *st, int *err)
 {
-	size_t len = vmcheck__v1__state__get_packed_size(st);
-	uint8_t *buf = malloc(len ? len : 1);
+	Vmcheck__V1__State only = *st;
+	size_t len;
+	uint8_t *buf;
 	struct node *n = calloc(1, sizeof(*n));
 
+	if (!(st->sections & VMCHECK__V1__SECTION__SECTION_SYSTEM))
+		only.system = NULL;
+	if (!(st->sections & VMCHECK__V1__SECTION__SECTION_LINKS))
+		only.links = NULL, only.n_links = 0;
+	if (!(st->sections & VMCHECK__V1__SECTION__SECTION_BLOCKS))
+		only.blocks = NULL, only.n_blocks = 0;
+	if (!(st->sections & VMCHECK__V1__SECTION__SECTION_MEMORY))
+		only.memory = NULL;
+	if (!(st->sections & VMCHECK__V1__SECTION__SECTION_CPUS))
+		only.cpus = NULL;
+	if (!(st->sections & VMCHECK__V1__SECTION__SECTION_PCI))
+		only.pci = NULL;
+	if (!(st->sections & VMCHECK__V1__SECTION__SECTION_CRASH))
+		only.crash = NULL;
+	only.base.n_unknown_fields = 0;
+	only.base.unknown_fields = NULL;
+	len = vmcheck__v1__state__get_packed_size(&only);
+	buf = malloc(len ? len : 1);
 	*err = -ENOMEM;
 	if (!buf || !n)
 		goto fail;
-	vmcheck__v1__state__pack(st, buf);
+	vmcheck__v1__state__pack(&only, buf);
 	vmc_pb_budget_init(&n->budget, COPY_BUDGET);
 	n->st = vmcheck__v1__state__unpack(&n->budget.alloc, len, buf);
 	if (!n->st) {
