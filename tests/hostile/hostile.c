@@ -28,6 +28,7 @@ enum mode {
 	M_ESCAPES,     /* terminal escape sequences in every string */
 	M_UTF8,        /* invalid UTF-8 in every string */
 	M_FLOOD,       /* after the first request past Hello, pushes at full speed, forever */
+	M_FLOOD_BIG,   /* the same, each push (and reply) the largest frame the host accepts */
 	M_WRONG_IDS,   /* every reply with an id nobody asked for */
 	M_UNSOLICITED, /* after Hello, replies to no request, at full speed, forever */
 	M_FUTURE,      /* a Hello claiming protocol 2 */
@@ -36,7 +37,7 @@ enum mode {
 };
 
 static const char *const mode_names[] = {
-	"links",     "hostname",    "escapes", "utf8",      "flood",
+	"links",     "hostname",    "escapes", "utf8",      "flood",    "flood-big",
 	"wrong-ids", "unsolicited", "future",  "max-frame", "over-max",
 };
 
@@ -224,7 +225,7 @@ static void send_response(Vmcheck__V1__Response *r)
 	uint8_t *frame;
 	size_t len;
 
-	if (mode == M_MAX_FRAME) {
+	if (mode == M_MAX_FRAME || mode == M_FLOOD_BIG) {
 		/*
 		 * protobuf-c keeps an unknown field's bytes after its tag:
 		 * the length varint, then the payload. Tag 1000 takes 2 bytes.
@@ -251,7 +252,7 @@ static void send_response(Vmcheck__V1__Response *r)
 	if (vmc_pb_frame(&r->base, VMC_FRAME_MAX_DEFAULT, &frame, &len) < 0)
 		die("a reply over the frame limit: %zu bytes",
 		    protobuf_c_message_get_packed_size(&r->base));
-	if (mode == M_MAX_FRAME && len != VMC_FRAME_HDR + VMC_FRAME_MAX_DEFAULT)
+	if (pad.data && len != VMC_FRAME_HDR + VMC_FRAME_MAX_DEFAULT)
 		die("max-frame: a frame of %zu bytes", len);
 	r->base.n_unknown_fields = 0;
 	r->base.unknown_fields = NULL;
@@ -415,13 +416,13 @@ static void answer(const Vmcheck__V1__Request *req, bool *said_hello)
 		*said_hello = true;
 		break;
 	case VMCHECK__V1__REQUEST__KIND_GET_STATE:
-		if (mode == M_FLOOD)
+		if (mode == M_FLOOD || mode == M_FLOOD_BIG)
 			repeat(send_event_arg, 0);
 		send_state(id);
 		break;
 	case VMCHECK__V1__REQUEST__KIND_SUBSCRIBE:
 		send_subscribed(id);
-		if (mode == M_FLOOD)
+		if (mode == M_FLOOD || mode == M_FLOOD_BIG)
 			repeat(send_event_arg, 0);
 		send_event();
 		break;
