@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "harness.h"
+#include "bounds.h"
 #include "check-util.h"
 #include "hv-qmp-client.h"
 #include "suite.h"
@@ -79,7 +80,8 @@ struct fguest {
 	unsigned suspends;  /* Act suspend requests answered */
 	char mem_sleep[32]; /* System.mem_sleep; "" not said */
 	struct fdev links[4], blocks[4];
-	bool cpus; /* shows a Cpus section: cpu0, which never changes */
+	bool cpus;    /* shows a Cpus section: cpu0, which never changes */
+	char *driver; /* links[0]'s driver when not NULL (one over the string bound) */
 	struct change changes[MAX_CHANGES];
 	size_t n_changes;
 	unsigned requests; /* answered so far */
@@ -169,7 +171,7 @@ static void build(struct fguest *g, uint32_t sections, struct built *b)
 			b->links[i].name = g->links[i].name;
 			b->links[i].mac = g->links[i].key;
 			b->links[i].pci_address = g->links[i].pci;
-			b->links[i].driver = "virtio_net";
+			b->links[i].driver = i == 0 && g->driver ? g->driver : "virtio_net";
 			b->lp[b->st.n_links++] = &b->links[i];
 		}
 	}
@@ -1095,6 +1097,32 @@ static void device_appears_with_timeline(void)
 }
 
 /*
+ * A guest over a bound (a link's driver one byte over the string bound)
+ * fails the step with the bound named, and the results so far stand.
+ */
+static void a_guest_over_a_bound_fails_the_step_naming_it(void)
+{
+	char *driver = malloc(VMC_BOUND_STRING + 2);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(driver);
+	memset(driver, 'd', VMC_BOUND_STRING + 1);
+	driver[VMC_BOUND_STRING + 1] = '\0';
+	start();
+	pthread_mutex_lock(&T.g.mu);
+	T.g.driver = driver;
+	pthread_mutex_unlock(&T.g.mu);
+	CU_ASSERT_NOT_EQUAL(plug_nic(30, 2000), 0);
+	CU_ASSERT_EQUAL(T.cap.n, 2);
+	CU_ASSERT_EQUAL(T.cap.r[0].status, VMC_STEP_PASSED);
+	CU_ASSERT_EQUAL(last()->status, VMC_STEP_FAILED);
+	CU_ASSERT(has(last()->message,
+		      "the agent sent a string of 65537 bytes "
+		      "(event.state.links[0].driver), over the bound of 65536 bytes"));
+	stop();
+	free(driver);
+}
+
+/*
  * The guest's kernel time is its word: one from before the host's clock
  * began (this guest's clock runs 5 s ahead) is not recorded, where the
  * unsigned subtraction wrapped to a time 584 years after the action.
@@ -1895,6 +1923,7 @@ static void a_section_error_stays_next_to_the_stale_section(void)
 }
 
 VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_appears_with_timeline),
+	  VMC_TEST(a_guest_over_a_bound_fails_the_step_naming_it),
 	  VMC_TEST(kernel_time_before_the_host_clock_is_dropped), VMC_TEST(wrong_size_says_why),
 	  VMC_TEST(disappears_late), VMC_TEST(agent_restarts_mid_step), VMC_TEST(hv_dies_mid_step),
 	  VMC_TEST(hv_reports_the_vm_gone), VMC_TEST(lifecycle_against_fake),
