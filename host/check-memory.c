@@ -33,6 +33,9 @@ struct dimm {
 	bool added;
 };
 
+/* MemoryProbe.timeout_ms's maximum in the protocol (proto/vmcheck.proto). */
+#define MEMORY_PROBE_MAX_MS 60000u
+
 static void ladder(struct vmc_step *s, const struct dimm *m, bool gone)
 {
 	char kobj[64];
@@ -216,7 +219,9 @@ static int use(struct vmc_ctx *c, struct dimm *m)
 	mp.size = m->want.size;
 	mp.want_bytes = m->want.size < (uint64_t)USE_WANT_MB << 20 ? m->want.size
 								   : (uint64_t)USE_WANT_MB << 20;
-	mp.timeout_ms = c->opts->deadline_ms;
+	/* The protocol caps a memory probe at 60 s. */
+	mp.timeout_ms = c->opts->deadline_ms < MEMORY_PROBE_MAX_MS ? c->opts->deadline_ms
+								   : MEMORY_PROBE_MAX_MS;
 	pr.kind_case = VMCHECK__V1__PROBE__KIND_MEMORY;
 	pr.memory = &mp;
 	req.kind_case = VMCHECK__V1__REQUEST__KIND_PROBE;

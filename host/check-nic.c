@@ -35,6 +35,9 @@ struct nic {
 	bool added; /* the hypervisor has it: unplug it whatever the guest saw */
 };
 
+/* NetProbe.timeout_ms's maximum in the protocol (proto/vmcheck.proto). */
+#define NET_PROBE_MAX_MS 30000u
+
 static void ladder(struct vmc_step *s, const struct nic *n, bool gone)
 {
 	const char *pci = *n->want.pci ? n->want.pci : n->want.port;
@@ -282,7 +285,8 @@ static int use(struct vmc_ctx *c, struct nic *n)
 	np.port = (uint32_t)port;
 	np.token.data = (uint8_t *)token;
 	np.token.len = strlen(token);
-	np.timeout_ms = dl;
+	/* The protocol caps a traffic probe at 30 s; a longer --deadline-ms waits on here. */
+	np.timeout_ms = dl < NET_PROBE_MAX_MS ? dl : NET_PROBE_MAX_MS;
 	pr.kind_case = VMCHECK__V1__PROBE__KIND_NET;
 	pr.net = &np;
 	req.kind_case = VMCHECK__V1__REQUEST__KIND_PROBE;
