@@ -11,9 +11,13 @@
 #                   ARCH=aarch64: the arm64 guest in build/guest-aarch64
 #   make liar       build/vmcheck-agent-liar, the agent with one lie (tests only)
 #   make hostile    build/vmcheck-hostile, a fake agent attacking the host (tests only)
-#   make bench      vmcheck-agent against qemu-ga, one table; a 512 GiB guest's boot
+#   make bench      vmcheck-agent against qemu-ga, one table; a 512 GiB guest's boot,
+#                   then make fuzz-long
 #   make bench-backends  the suite through QMP and libvirt, latencies side by side
-#   make fuzz       the frame/request fuzzer for FUZZ_SECONDS (default 30)
+#   make fuzz       every libFuzzer harness (tests/fuzz) for FUZZ_SECONDS each
+#                   (default 30), then executions and coverage per harness
+#   make fuzz-long  every harness to FUZZ_RUNS executions (10 million; make
+#                   bench runs it)
 #   make format     clang-format 14 over the C sources; check-format only checks
 #   make install    DESTDIR, PREFIX (/usr/local), BINDIR, SBINDIR, MANDIR, ...; uninstall
 #   make deb        vmcheck and vmcheck-agent .debs in build/deb, then lintian;
@@ -32,6 +36,8 @@ PROTOC_C  ?= protoc-c
 MUSL_CC   ?= musl-gcc
 CLANG     ?= clang
 FUZZ_SECONDS ?= 30
+# make test runs each fuzzer this long (three: a minute in all).
+FUZZ_TEST_SECONDS ?= 20
 # The guest architecture of make guest and make deb: x86_64 or aarch64.
 ARCH      ?= x86_64
 
@@ -65,15 +71,15 @@ HOST_OBJ  := $(call obj,host,$(COMMON_SRC) $(HOST_LIB) host/main.c)
 UNIT_OBJ  := $(call obj,unit,$(COMMON_SRC) $(GUEST_LIB) $(HOST_LIB) $(UNIT_SRC) tests/liar/liar.c)
 LIAR_OBJ  := $(call obj,agent,$(COMMON_SRC) $(GUEST_LIB) $(LIAR_SRC))
 
-vpath %.c common guest host tests/unit tests/liar $(B)/gen
+vpath %.c common guest host tests/unit tests/liar tests/fuzz $(B)/gen
 
 Q := @
 ifeq ($(V),1)
 Q :=
 endif
 
-.PHONY: all native test unit integration run bench bench-backends fuzz deps clean format \
-	check-format guest liar hostile test-arm test-all
+.PHONY: all native test unit integration run bench bench-backends fuzz fuzz-long \
+	deps clean format check-format guest liar hostile test-arm test-all
 all: native $(B)/aarch64/vmcheck-agent
 
 # What the packages build: the programs of this machine's architecture, no
@@ -208,15 +214,39 @@ unit: $(B)/unit-tests
 		LSAN_OPTIONS=suppressions=tests/unit/lsan.supp,print_suppressions=0 \
 		$(B)/unit-tests --junit $(B)/junit-unit.xml --fixtures tests/fixtures
 
-$(B)/fuzz-frame: tests/fuzz/fuzz-frame.c $(COMMON_SRC) $(GUEST_LIB) $(GEN_H)
-	$(CLANG) $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined $(INC) $(HOST_CFLAGS) \
-		-o $@ tests/fuzz/fuzz-frame.c $(COMMON_SRC) $(GUEST_LIB) $(HOST_LIBS)
+# libFuzzer harnesses (tests/fuzz/fuzz-NAME.c, seeds in tests/fuzz/corpus-NAME):
+# frame, the agent's request decoding; agent-client, the host's reading of
+# an agent's stream; state, the host's merge and diff of guest States. Each
+# links what it calls from the archives of guest and host objects, built by
+# clang with ASan and UBSan.
+FUZZERS   := frame agent-client state
+FUZZ_BINS := $(addprefix $(B)/fuzz-,$(FUZZERS))
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+$(B)/fuzz/%.o: %.c $(GEN_H)
+	@mkdir -p $(B)/fuzz
+	@echo "  CC      $@"
+	$(Q)$(CLANG) $(CSTD) -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(INC) $(HOST_CFLAGS) \
+		-MMD -c -o $@ $<
 
-fuzz: $(B)/fuzz-frame
-	@mkdir -p $(B)/fuzz-corpus
-	$(B)/fuzz-frame -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
-		-print_final_stats=1 -artifact_prefix=$(B)/ $(B)/fuzz-corpus tests/fuzz/corpus
+$(B)/fuzz/libguest.a: $(call obj,fuzz,$(COMMON_SRC) $(GUEST_LIB))
+	rm -f $@ && ar rcs $@ $^
+$(B)/fuzz/libhost.a: $(call obj,fuzz,$(COMMON_SRC) $(HOST_LIB))
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/fuzz-frame: $(B)/fuzz/fuzz-frame.o $(B)/fuzz/libguest.a
+$(B)/fuzz-agent-client $(B)/fuzz-state: $(B)/fuzz-%: $(B)/fuzz/fuzz-%.o $(B)/fuzz/libhost.a
+$(FUZZ_BINS):
+	$(CLANG) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(HOST_LIBS)
+
+# Every harness for FUZZ_SECONDS, one after the other, on the seeds and what
+# earlier runs found ($(B)/fuzz-corpus/NAME); a table of executions and
+# coverage at the end. fuzz-long: each to FUZZ_RUNS executions instead.
+FUZZ_RUNS ?= 10000000
+fuzz: $(FUZZ_BINS)
+	tests/fuzz/run --seconds $(FUZZ_SECONDS) $(B) $(FUZZERS)
+
+fuzz-long: $(FUZZ_BINS)
+	tests/fuzz/run --runs $(FUZZ_RUNS) $(B) $(FUZZERS)
 
 # The QEMU launcher and QMP backend against a real QEMU (tests/integration/test-launcher).
 HV_SMOKE_OBJ := $(call obj,host,$(COMMON_SRC) host/error.c host/hv.c host/arch.c host/ledger.c host/hv-qmp.c host/qemu.c \
@@ -259,10 +289,10 @@ deps:
 
 test: deps
 	$(MAKE) check-format
-	$(MAKE) all guest $(B)/unit-tests $(B)/fuzz-frame $(B)/hv-smoke $(B)/lv-smoke \
+	$(MAKE) all guest $(B)/unit-tests $(FUZZ_BINS) $(B)/hv-smoke $(B)/lv-smoke \
 		$(B)/vmcheck-agent-liar $(B)/vmcheck-hostile
 	$(MAKE) unit
-	$(MAKE) fuzz
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 	$(MAKE) integration
 
 # The main job: the whole sanity suite on the embedded guest, with reports.
@@ -280,6 +310,7 @@ bench: deps
 	$(MAKE) all $(B)/bench-agent
 	tests/bench/run $(B)
 	tests/bench/bigmem $(B) 512G
+	$(MAKE) fuzz-long
 
 # REPEAT: hotplug cycles per check in each backend's run (default 10).
 bench-backends: deps
