@@ -18,6 +18,8 @@
 #                   (default 30), then executions and coverage per harness
 #   make fuzz-long  every harness to FUZZ_RUNS executions (10 million; make
 #                   bench runs it)
+#   make test-asan  vmcheck built with ASan and UBSan through the integration
+#                   tests in ASAN_TESTS (test-suite test-faults): no report allowed
 #   make format     clang-format 14 over the C sources; check-format only checks
 #   make install    DESTDIR, PREFIX (/usr/local), BINDIR, SBINDIR, MANDIR, ...; uninstall
 #   make deb        vmcheck and vmcheck-agent .debs in build/deb, then lintian;
@@ -78,7 +80,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-.PHONY: all native test unit integration run bench bench-backends fuzz fuzz-long \
+.PHONY: all native test unit integration run bench bench-backends fuzz fuzz-long test-asan \
 	deps clean format check-format guest liar hostile test-arm test-all
 all: native $(B)/aarch64/vmcheck-agent
 
@@ -284,16 +286,32 @@ test-all: test
 	$(MAKE) test-arm
 	$(MAKE) test-image
 
+# The host controller built with ASan and UBSan ($(B)/asan/vmcheck, from the
+# unit tests' objects: the same sources and flags) running integration
+# tests (tests/integration/run-asan): any sanitizer report fails the run.
+# ASAN_TESTS: the tests it runs; one not in the tree is skipped.
+# ASAN_SUITE_PARTS: the parts of test-suite it runs (empty: all): the whole
+# suite and QEMU killed mid-check, the others left out for time.
+ASAN_TESTS ?= test-suite test-faults
+ASAN_SUITE_PARTS ?= full killed
+$(B)/asan/vmcheck: $(call obj,unit,$(COMMON_SRC) $(HOST_LIB) host/main.c)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS)
+
+test-asan: native guest $(B)/asan/vmcheck
+	VMC_SUITE_PARTS="$(ASAN_SUITE_PARTS)" tests/integration/run-asan $(B) $(ASAN_TESTS)
+
 deps:
 	packaging/install-deps
 
 test: deps
 	$(MAKE) check-format
 	$(MAKE) all guest $(B)/unit-tests $(FUZZ_BINS) $(B)/hv-smoke $(B)/lv-smoke \
-		$(B)/vmcheck-agent-liar $(B)/vmcheck-hostile
+		$(B)/vmcheck-agent-liar $(B)/vmcheck-hostile $(B)/asan/vmcheck
 	$(MAKE) unit
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 	$(MAKE) integration
+	$(MAKE) test-asan
 
 # The main job: the whole sanity suite on the embedded guest, with reports.
 RUN_ARGS ?=

@@ -13,7 +13,8 @@ import tempfile
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.environ.get("B", "build")
-VMCHECK = os.path.join(B, "vmcheck")
+# make test-asan runs tests with the sanitized build of vmcheck instead.
+VMCHECK = os.environ.get("VMCHECK") or os.path.join(B, "vmcheck")
 AGENT = os.path.join(B, "vmcheck-agent")
 AGENT_SPEC = "exec:%s --stdio" % AGENT
 
