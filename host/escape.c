@@ -60,40 +60,55 @@ static bool unsafe_cp(uint32_t c)
 	       c == 0xffff;
 }
 
+/*
+ * The escape for the character at @s + @i (@len bytes in all) under
+ * @flags, or NULL when it passes as it is; its length in bytes in *@n.
+ * @esc (16 bytes) holds an escape made on the spot.
+ */
+static const char *esc_one(const unsigned char *s, size_t len, size_t i, unsigned flags, size_t *n,
+			   char esc[16])
+{
+	uint32_t c = 0;
+
+	*n = utf8_seq(s + i, len - i, &c);
+	if (*n == 0) {
+		*n = 1;
+		snprintf(esc, 16, "\\x%02x", s[i]);
+		return esc;
+	}
+	if (c == '\\')
+		return flags & VMC_ESC_QUOTE ? "\\\\" : NULL;
+	if ((c == '\n' || c == '\t') && (flags & VMC_ESC_LINES))
+		return NULL;
+	if (c == '\n')
+		return "\\n";
+	if (c == '\t')
+		return "\\t";
+	if (c == '\r')
+		return "\\r";
+	if (c == 0x1b)
+		return "\\e";
+	if (c < 0x20 || c == 0x7f) {
+		snprintf(esc, 16, "\\x%02x", (unsigned)c);
+		return esc;
+	}
+	if (unsafe_cp(c)) {
+		snprintf(esc, 16, "\\u%04x", (unsigned)c);
+		return esc;
+	}
+	return NULL;
+}
+
 void vmc_esc_write(FILE *fp, const char *str, size_t len, unsigned flags)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, run = 0; /* bytes from @run on pass unchanged so far */
 
 	while (i < len) {
-		uint32_t c = 0;
-		size_t n = utf8_seq(s + i, len - i, &c);
 		char esc[16];
-		const char *e = NULL;
+		size_t n;
+		const char *e = esc_one(s, len, i, flags, &n, esc);
 
-		if (n == 0) {
-			snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
-			e = esc;
-			n = 1;
-		} else if (c == '\\') {
-			e = flags & VMC_ESC_QUOTE ? "\\\\" : NULL;
-		} else if ((c == '\n' || c == '\t') && (flags & VMC_ESC_LINES)) {
-			e = NULL;
-		} else if (c == '\n') {
-			e = "\\n";
-		} else if (c == '\t') {
-			e = "\\t";
-		} else if (c == '\r') {
-			e = "\\r";
-		} else if (c == 0x1b) {
-			e = "\\e";
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned)c);
-			e = esc;
-		} else if (unsafe_cp(c)) {
-			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)c);
-			e = esc;
-		}
 		if (e) {
 			fwrite(s + run, 1, i - run, fp);
 			fputs(e, fp);
@@ -102,6 +117,35 @@ void vmc_esc_write(FILE *fp, const char *str, size_t len, unsigned flags)
 		i += n;
 	}
 	fwrite(s + run, 1, len - run, fp);
+}
+
+const char *vmc_esc_buf(char *buf, size_t size, const char *str, unsigned flags)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t len, i = 0, at = 0, keep = 0; /* @keep: where "..." goes if cut */
+
+	if (!str)
+		return "(null)";
+	len = strlen(str);
+	while (i < len) {
+		char esc[16];
+		size_t n;
+		const char *e = esc_one(s, len, i, flags, &n, esc);
+		size_t w = e ? strlen(e) : n;
+
+		if (at + w >= size) {
+			memcpy(buf + keep, "...", 3);
+			at = keep + 3;
+			break;
+		}
+		memcpy(buf + at, e ? e : (const char *)s + i, w);
+		at += w;
+		i += n;
+		if (at + 3 < size)
+			keep = at;
+	}
+	buf[at] = '\0';
+	return buf;
 }
 
 void vmc_esc_fputs(FILE *fp, const char *s, unsigned flags)

@@ -52,6 +52,24 @@ void vmc_esc_fputs(FILE *fp, const char *s, unsigned flags);
 char *vmc_esc_str(const char *s, unsigned flags);
 
 /*
+ * vmc_esc_buf - @s escaped with @flags into @buf (@size >= 4 bytes),
+ * returned. A string whose escaped form does not fit is cut after a whole
+ * character or escape and ends in "...". A NULL @s is "(null)", as printf
+ * would say.
+ */
+const char *vmc_esc_buf(char *buf, size_t size, const char *s, unsigned flags);
+
+/*
+ * VMC_Q - a guest string quoted for a message the host builds (a step's
+ * failure text, a note, an error): VMC_ESC_QUOTE into a buffer that lives
+ * until the end of the enclosing block, so it goes straight into a printf
+ * argument list. At most VMC_Q_SIZE - 1 bytes: a guest name is never that
+ * long, and one that is (a 1 MiB hostname) does not make the message so.
+ */
+#define VMC_Q_SIZE 256
+#define VMC_Q(s) vmc_esc_buf((char[VMC_Q_SIZE]){ 0 }, VMC_Q_SIZE, (s), VMC_ESC_QUOTE)
+
+/*
  * vmc_esc_line - printf @fmt on @fp as one line: the formatted text escaped
  * with VMC_ESC_QUOTE, then a newline. For lines that quote guest strings;
  * @fmt itself holds no newline.

@@ -392,8 +392,49 @@ static void json_valid_utf8_for_every_byte(void)
 	free(buf);
 }
 
+/*
+ * VMC_Q quotes a guest string for a message: the same text as
+ * vmc_esc_str(VMC_ESC_QUOTE), one line, and a string too long is cut after
+ * a whole escape or character with "..." so the message stays bounded.
+ */
+static void quoted_into_a_buffer(void)
+{
+	static const char *const ins[] = { "eth0", "a\\e\n  disk  plug disk1 ... ok\x1b[2J",
+					   "\xd1\x85\xc2\x9b\xfe", "" };
+	char small[8], *big;
+	const char *q;
+
+	for (size_t i = 0; i < sizeof(ins) / sizeof(ins[0]); i++) {
+		char *want = vmc_esc_str(ins[i], VMC_ESC_QUOTE);
+
+		CU_ASSERT_STRING_EQUAL(VMC_Q(ins[i]), want);
+		free(want);
+	}
+	CU_ASSERT_STRING_EQUAL(VMC_Q("x\ny\x1b[2J"), "x\\ny\\e[2J");
+	CU_ASSERT_STRING_EQUAL(VMC_Q(NULL), "(null)");
+	/* Cut after whole escapes: never half of "\e" or of a UTF-8 character. */
+	CU_ASSERT_STRING_EQUAL(vmc_esc_buf(small, sizeof(small),
+					   "ab\x1b\x1b"
+					   "cd",
+					   0),
+			       "ab\\e...");
+	CU_ASSERT_STRING_EQUAL(vmc_esc_buf(small, sizeof(small), "abcd\xd1\x85zz", 0), "abcd...");
+	CU_ASSERT_STRING_EQUAL(vmc_esc_buf(small, sizeof(small), "abcdefg", 0), "abcdefg");
+	CU_ASSERT_STRING_EQUAL(vmc_esc_buf(small, sizeof(small), "abcdefgh", 0), "abcd...");
+	/* A mebibyte of hostname is VMC_Q_SIZE - 1 bytes of message. */
+	big = malloc(1 << 20);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, '\n', (1 << 20) - 1);
+	big[(1 << 20) - 1] = '\0';
+	q = VMC_Q(big);
+	CU_ASSERT_EQUAL(strlen(q), VMC_Q_SIZE - 1);
+	CU_ASSERT_PTR_NULL(strchr(q, '\n'));
+	CU_ASSERT_STRING_EQUAL(q + strlen(q) - 5, "\\n...");
+	free(big);
+}
+
 VMC_SUITE(escape, NULL, NULL, VMC_TEST(every_byte_alone), VMC_TEST(control_sequences_print_as_text),
 	  VMC_TEST(valid_utf8_passes_unsafe_code_points_do_not),
 	  VMC_TEST(invalid_utf8_byte_by_byte), VMC_TEST(a_mebibyte_of_random_bytes),
 	  VMC_TEST(a_line_is_escaped_whole), VMC_TEST(xml_well_formed_for_every_byte),
-	  VMC_TEST(json_valid_utf8_for_every_byte))
+	  VMC_TEST(json_valid_utf8_for_every_byte), VMC_TEST(quoted_into_a_buffer))
