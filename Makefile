@@ -252,7 +252,7 @@ fuzz-long: $(FUZZ_BINS)
 
 # The QEMU launcher and QMP backend against a real QEMU (tests/integration/test-launcher).
 HV_SMOKE_OBJ := $(call obj,host,$(COMMON_SRC) host/error.c host/hv.c host/arch.c host/ledger.c host/hv-qmp.c host/qemu.c \
-		host/qemu-proc.c host/accel.c host/hv-qmp-client.c host/agent-client.c host/bounds.c \
+		host/qemu-proc.c host/accel.c host/hv-qmp-client.c host/agent-client.c host/bounds.c host/escape.c \
 		host/agent-unix.c host/agent-exec.c host/agent-ssh.c host/agent-libvirt.c \
 		host/libvirt-shared.c)
 $(B)/hv-smoke: tests/integration/hv-smoke.c $(HV_SMOKE_OBJ)
@@ -261,7 +261,7 @@ $(B)/hv-smoke: tests/integration/hv-smoke.c $(HV_SMOKE_OBJ)
 # The libvirt backend against a real libvirtd (tests/integration/test-libvirt).
 LV_SMOKE_OBJ := $(call obj,host,$(COMMON_SRC) host/error.c host/hv.c host/arch.c host/hv-libvirt.c host/hv-qmp.c host/ledger.c \
 		host/hv-libvirt-xml.c host/libvirt-shared.c host/qemu.c host/qemu-proc.c host/accel.c host/hv-qmp-client.c \
-		host/agent-client.c host/bounds.c host/agent-unix.c host/agent-exec.c host/agent-ssh.c \
+		host/agent-client.c host/bounds.c host/escape.c host/agent-unix.c host/agent-exec.c host/agent-ssh.c \
 		host/agent-libvirt.c)
 $(B)/lv-smoke: tests/integration/lv-smoke.c $(LV_SMOKE_OBJ)
 	$(CC) $(CSTD) $(WARN) $(OPT) $(INC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)

@@ -15,6 +15,7 @@
 
 #include "bounds.h"
 #include "clock.h"
+#include "escape.h"
 #include "frame.h"
 
 /* A decoded Response with the budget its memory was counted against. */
@@ -513,10 +514,10 @@ int vmc_agent_expect(const struct vmc_agent_conn *c, const Vmcheck__V1__Response
 
 		if (e->errno_value > 0)
 			return vmc_error_set(err, -EREMOTEIO, "%s: %s: agent error %s: %s (%s)",
-					     c->spec, what, error_code_name(e), e->message,
+					     c->spec, what, error_code_name(e), VMC_Q(e->message),
 					     strerror(e->errno_value));
 		return vmc_error_set(err, -EREMOTEIO, "%s: %s: agent error %s: %s", c->spec, what,
-				     error_code_name(e), e->message);
+				     error_code_name(e), VMC_Q(e->message));
 	}
 	f = protobuf_c_message_descriptor_get_field(&vmcheck__v1__response__descriptor,
 						    resp->kind_case);

@@ -665,6 +665,37 @@ static void agent_error_reply_is_reported(void)
 	close(sv[1]);
 }
 
+/*
+ * The agent chooses its error text: quoted into the host's error, a
+ * newline cannot start a line of the text report (a forged "disk plug ...
+ * ok"), an escape sequence cannot reach the terminal, and a backslash is
+ * doubled so the text says what the agent sent.
+ */
+static void agent_error_text_is_quoted(void)
+{
+	Vmcheck__V1__Response rsp = VMCHECK__V1__RESPONSE__INIT;
+	Vmcheck__V1__Error e = VMCHECK__V1__ERROR__INIT;
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_agent_conn *c;
+	int sv[2];
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_connect_fd(sv[0], "fake:agent", &c, NULL), 0);
+	e.code = VMCHECK__V1__ERROR__CODE__INTERNAL;
+	e.message = "a\\e\n  disk       plug disk1 (serial x) on port1   ok\x1b[2J";
+	rsp.kind_case = VMCHECK__V1__RESPONSE__KIND_ERROR;
+	rsp.error = &e;
+	CU_ASSERT_EQUAL(vmc_agent_expect(c, &rsp, VMCHECK__V1__RESPONSE__KIND_STATE, "get_state",
+					 &err),
+			-EREMOTEIO);
+	CU_ASSERT_STRING_EQUAL(err.msg,
+			       "fake:agent: get_state: agent error INTERNAL: a\\\\e\\n  disk  "
+			       "     plug disk1 (serial x) on port1   ok\\e[2J");
+	vmc_error_clear(&err);
+	vmc_agent_close(c);
+	close(sv[1]);
+}
+
 static void bad_specs_and_missing_sockets(void)
 {
 	struct vmc_error err = VMC_ERROR_INIT;
@@ -812,6 +843,7 @@ VMC_SUITE(agent_client, NULL, NULL, VMC_TEST(reply_matched_by_id_and_push_queued
 	  VMC_TEST(a_request_not_started_by_the_deadline_leaves_the_connection_usable),
 	  VMC_TEST(silent_agent_times_out), VMC_TEST(agent_closing_mid_reply_is_epipe),
 	  VMC_TEST(garbage_before_a_reply_is_skipped), VMC_TEST(undecodable_frame_is_eproto),
-	  VMC_TEST(agent_error_reply_is_reported), VMC_TEST(bad_specs_and_missing_sockets),
-	  VMC_TEST(unix_transport_round_trip), VMC_TEST(exec_agent_exit_status_is_reported),
-	  VMC_TEST(exec_round_trip_and_reap), VMC_TEST(exec_child_ignoring_eof_is_terminated))
+	  VMC_TEST(agent_error_reply_is_reported), VMC_TEST(agent_error_text_is_quoted),
+	  VMC_TEST(bad_specs_and_missing_sockets), VMC_TEST(unix_transport_round_trip),
+	  VMC_TEST(exec_agent_exit_status_is_reported), VMC_TEST(exec_round_trip_and_reap),
+	  VMC_TEST(exec_child_ignoring_eof_is_terminated))
