@@ -23,6 +23,7 @@
 
 #include "check-util.h"
 #include "clock.h"
+#include "escape.h"
 #include "sha256.h"
 
 #define CHECK "disk"
@@ -205,7 +206,8 @@ static int plug(struct vmc_ctx *c, struct disk *d)
 	if (r == -ETIMEDOUT)
 		ladder(s, d, false);
 	else if (r == 0)
-		vmc_step_note(s, "%s at %s behind %s", d->want.name, d->want.pci, d->slot->address);
+		vmc_step_note(s, "%s at %s behind %s", VMC_Q(d->want.name), VMC_Q(d->want.pci),
+			      d->slot->address);
 	vmc_step_note(s, "image %s%s", d->path,
 		      d->pooled ? " (a volume in the hypervisor's storage pool)" : "");
 	return vmc_step_end(s, r, NULL);
@@ -238,8 +240,8 @@ static int judge_probe(const struct disk *d, const Vmcheck__V1__ProbeResult *p, 
 
 	vmc_sha256_hex(d->pattern, sizeof(d->pattern), want);
 	if (p->n_regions != N_OFFSETS) {
-		snprintf(msg, size, "probe on %s: %zu regions reported, want %d", d->want.name,
-			 p->n_regions, N_OFFSETS);
+		snprintf(msg, size, "probe on %s: %zu regions reported, want %d",
+			 VMC_Q(d->want.name), p->n_regions, N_OFFSETS);
 		return -EPROTO;
 	}
 	for (size_t i = 0; i < N_OFFSETS; i++) {
@@ -249,14 +251,16 @@ static int judge_probe(const struct disk *d, const Vmcheck__V1__ProbeResult *p, 
 			snprintf(msg, size,
 				 "probe on %s: region %zu is %u bytes at %" PRIu64
 				 ", want %u at %" PRIu64,
-				 d->want.name, i, g->length, g->offset, PATTERN_LEN, d->offsets[i]);
+				 VMC_Q(d->want.name), i, g->length, g->offset, PATTERN_LEN,
+				 d->offsets[i]);
 			return -EPROTO;
 		}
 		if (strcmp(g->written_sha256, want) || strcmp(g->read_sha256, want)) {
 			snprintf(msg, size,
 				 "probe on %s at offset %" PRIu64
 				 ": sha256 written %s, read back %s, want %s",
-				 d->want.name, g->offset, g->written_sha256, g->read_sha256, want);
+				 VMC_Q(d->want.name), g->offset, VMC_Q(g->written_sha256),
+				 VMC_Q(g->read_sha256), want);
 			return -EIO;
 		}
 	}
@@ -270,10 +274,10 @@ static int probe(struct vmc_ctx *c, struct disk *d)
 	Vmcheck__V1__DiskProbe dp = VMCHECK__V1__DISK_PROBE__INIT;
 	Vmcheck__V1__Response *resp = NULL;
 	struct vmc_step *s;
-	char msg[512] = "";
+	char msg[1024] = "";
 	int r;
 
-	s = vmc_step_begin(c, CHECK, "use %s (%s)", d->id, d->want.name);
+	s = vmc_step_begin(c, CHECK, "use %s (%s)", d->id, VMC_Q(d->want.name));
 	r = fill_pattern(d);
 	if (r < 0)
 		return vmc_step_end(s, r, "getrandom: %s", strerror(-r));

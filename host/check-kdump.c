@@ -36,6 +36,7 @@
 #include "agent-client.h"
 #include "check-util.h"
 #include "clock.h"
+#include "escape.h"
 
 #define CHECK "kdump"
 #define MS 1000000ull
@@ -113,9 +114,12 @@ static void crashkernel_of(const char *cmdline, char *buf, size_t n)
 {
 	const char *p = strstr(str(cmdline), "crashkernel=");
 
-	if (p && (p == cmdline || p[-1] == ' '))
-		snprintf(buf, n, "%.*s", (int)strcspn(p, " \n"), p);
-	else
+	if (p && (p == cmdline || p[-1] == ' ')) {
+		char word[VMC_Q_SIZE];
+
+		snprintf(word, sizeof(word), "%.*s", (int)strcspn(p, " \n"), p);
+		vmc_esc_buf(buf, n, word, VMC_ESC_QUOTE);
+	} else
 		snprintf(buf, n, "no crashkernel= on the command line");
 }
 
@@ -149,10 +153,11 @@ static bool fs_known(const Vmcheck__V1__CrashDir *d)
 static void where_of(const Vmcheck__V1__CrashDir *d, char *buf, size_t n)
 {
 	if (!fs_known(d))
-		snprintf(buf, n, "%s", str(d->path));
+		vmc_esc_buf(buf, n, str(d->path), VMC_ESC_QUOTE);
 	else
-		snprintf(buf, n, "%s, on %s (%s) mounted on %s", str(d->path), str(d->mount_source),
-			 d->fs_type, str(d->mount_point));
+		snprintf(buf, n, "%s, on %s (%s) mounted on %s", VMC_Q(str(d->path)),
+			 VMC_Q(str(d->mount_source)), VMC_Q(d->fs_type),
+			 VMC_Q(str(d->mount_point)));
 }
 
 bool vmc_kdump_ready(const Vmcheck__V1__Crash *c, struct vmc_kdump_ready *r, struct vmc_why *why)
@@ -283,18 +288,19 @@ enum vmc_kdump_progress vmc_kdump_track(struct vmc_kdump_track *t, const Vmcheck
 		if (now_ns - t->grew_ns >= t->stall_ns) {
 			vmc_why_set(why,
 				    "%s: the incomplete vmcore has stayed at %llu bytes for %.1f s",
-				    str(d->name), (unsigned long long)t->size,
+				    VMC_Q(str(d->name)), (unsigned long long)t->size,
 				    (double)(now_ns - t->grew_ns) / 1e9);
 			return VMC_KDUMP_STALLED;
 		}
-		vmc_why_set(why, "%s: vmcore being written, %llu bytes after %.1f s", str(d->name),
-			    (unsigned long long)t->size, secs);
+		vmc_why_set(why, "%s: vmcore being written, %llu bytes after %.1f s",
+			    VMC_Q(str(d->name)), (unsigned long long)t->size, secs);
 		return VMC_KDUMP_WRITING;
 	}
 	if (now_ns < t->deadline_ns)
 		return VMC_KDUMP_WAITING;
 	if (d)
-		vmc_why_set(why, "%s: no vmcore written in it within %.1f s", str(d->name), secs);
+		vmc_why_set(why, "%s: no vmcore written in it within %.1f s", VMC_Q(str(d->name)),
+			    secs);
 	else
 		vmc_why_set(why, "no new dump directory within %.1f s", secs);
 	return VMC_KDUMP_LATE;
@@ -316,8 +322,9 @@ static const char *format_name(Vmcheck__V1__CrashDump__Format f)
 
 bool vmc_kdump_dump_ok(const Vmcheck__V1__CrashDump *d, struct vmc_why *why)
 {
-	const char *name = str(d->name);
+	char name[VMC_Q_SIZE];
 
+	vmc_esc_buf(name, sizeof(name), str(d->name), VMC_ESC_QUOTE);
 	if (!d->has_vmcore) {
 		vmc_why_set(why, "%s: no vmcore in it (%zu files)", name, d->n_files);
 		return false;
@@ -384,7 +391,7 @@ static int read_crash(struct vmc_step *s, uint32_t more, unsigned ms, Vmcheck__V
 
 		vmc_step_note(s, "the agent's section errors: %zu", st->n_errors);
 		for (size_t i = 0; i < st->n_errors; i++)
-			vmc_step_note(s, "  %s", str(st->errors[i]->message));
+			vmc_step_note(s, "  %s", VMC_Q(str(st->errors[i]->message)));
 		vmc_agent_response_free(vmc_step_conn(s), *rsp);
 		*rsp = NULL;
 		return -EIO;
@@ -427,7 +434,7 @@ static int armed(struct vmc_ctx *c, struct kdump_run *k)
 		vmc_step_note(s, "the crash kernel was loaded %.1f s after the check began",
 			      (double)(vmc_mono_ns() - t0) / 1e9);
 	if (!ok) {
-		vmc_step_note(s, "command line: %s", str(rsp->state->crash->cmdline));
+		vmc_step_note(s, "command line: %s", VMC_Q(str(rsp->state->crash->cmdline)));
 		if (arming(rsp->state->crash))
 			vmc_step_note(s,
 				      "memory was reserved; no crash kernel was loaded within %u ms",
@@ -539,7 +546,8 @@ static int crash(struct vmc_ctx *c, struct kdump_run *k)
 	if (k->capture_seen) {
 		snprintf(k->capture_boot, sizeof(k->capture_boot), "%s", str(st->boot_id));
 		vmc_step_note(s, "capture kernel's agent after %.1f s; its command line: %s",
-			      (double)(vmc_mono_ns() - k->t_crash) / 1e9, str(st->crash->cmdline));
+			      (double)(vmc_mono_ns() - k->t_crash) / 1e9,
+			      VMC_Q(str(st->crash->cmdline)));
 		return vmc_step_end(s, 0, NULL);
 	}
 	/* Back in a normal boot already: the capture kernel's reset must have come. */
@@ -578,12 +586,14 @@ static bool dump_settled(const Vmcheck__V1__State *st, void *arg, struct vmc_why
 	f->looks++;
 	f->p = vmc_kdump_track(&f->t, d, now, why);
 	if (f->p == VMC_KDUMP_WAITING)
-		vmc_why_set(why, "%s%s after %.1f s", d ? str(d->name) : "no new dump directory",
+		vmc_why_set(why, "%s%s after %.1f s",
+			    d ? VMC_Q(str(d->name)) : "no new dump directory",
 			    d ? ": no vmcore in it yet" : " yet",
 			    (double)(now - f->t.start_ns) / 1e9);
 	if (d) {
-		snprintf(f->dir, sizeof(f->dir), "%s", dir);
-		snprintf(f->name, sizeof(f->name), "%s", str(d->name));
+		/* For notes only: quoted as they are kept. */
+		vmc_esc_buf(f->dir, sizeof(f->dir), dir, VMC_ESC_QUOTE);
+		vmc_esc_buf(f->name, sizeof(f->name), str(d->name), VMC_ESC_QUOTE);
 		f->size = d->vmcore_size;
 	}
 	if (f->p == VMC_KDUMP_WRITING && !f->writing)
@@ -698,7 +708,7 @@ static int found(struct vmc_ctx *c, struct kdump_run *k)
 		vmc_why_set(&why, "no new dump in any crash dir (%zu there before the crash)",
 			    k->ready.n_before);
 	if (ok) {
-		vmc_step_note(s, "%s/%s", dir, why.text);
+		vmc_step_note(s, "%s/%s", VMC_Q(dir), why.text);
 		vmc_step_note(s, "crash -> dump found after the reboot: %.1f s%s",
 			      (double)(vmc_mono_ns() - k->t_crash) / 1e9,
 			      !k->capture_seen ? " (the capture boot was not seen)"

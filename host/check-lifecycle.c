@@ -20,6 +20,7 @@
 #include "agent-client.h"
 #include "check-util.h"
 #include "clock.h"
+#include "escape.h"
 
 #define CHECK "lifecycle"
 
@@ -130,7 +131,7 @@ static int judge_clock(struct vmc_step *s, const struct clock_sample *a,
 		return vmc_step_end(s, -ECONNRESET,
 				    "the guest rebooted while it was stopped or resumed: boot_id %s "
 				    "before stop, %s after cont",
-				    a->boot_id, b->boot_id);
+				    VMC_Q(a->boot_id), VMC_Q(b->boot_id));
 	/* A monotonic clock never goes back: if it did, the guest lost its state. */
 	if (guest < 0)
 		return vmc_step_end(
@@ -259,21 +260,24 @@ static bool lists(const char *list, const char *word)
 void vmc_lifecycle_s3_guest(const Vmcheck__V1__System *sys, struct vmc_lifecycle_s3 *out)
 {
 	const char *states = sys ? sys->power_states : NULL, *ms = sys ? sys->mem_sleep : NULL;
+	char cut[65]; /* the guest's word, cut short, then quoted */
 
 	out->offered = -1;
 	if (!sys) {
 		snprintf(out->says, sizeof(out->says), "the guest does not say: no system section");
 	} else if (states && *states && !lists(states, "mem")) {
 		out->offered = 0;
+		snprintf(cut, sizeof(cut), "%s", states);
 		snprintf(out->says, sizeof(out->says),
-			 "the guest: /sys/power/state is \"%.64s\", no mem", states);
+			 "the guest: /sys/power/state is \"%s\", no mem", VMC_Q(cut));
 	} else if (!ms || !*ms) {
 		snprintf(out->says, sizeof(out->says),
 			 "the guest does not say: its system section has no /sys/power/mem_sleep");
 	} else {
 		out->offered = lists(ms, "deep");
+		snprintf(cut, sizeof(cut), "%s", ms);
 		snprintf(out->says, sizeof(out->says),
-			 "the guest: /sys/power/mem_sleep is \"%.64s\"%s", ms,
+			 "the guest: /sys/power/mem_sleep is \"%s\"%s", VMC_Q(cut),
 			 out->offered ? "" : ", no deep (S3)");
 	}
 }

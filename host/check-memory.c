@@ -18,6 +18,7 @@
 
 #include "check-util.h"
 #include "clock.h"
+#include "escape.h"
 
 #define CHECK "memory"
 /* What the usage probe must verify of each DIMM, at most (MiB). */
@@ -74,7 +75,7 @@ static void note_zones(struct vmc_step *s, const struct dimm *m, const Vmcheck__
 				      "memory block %" PRIu64
 				      " online in zone \"%s\", not Movable (the guest onlines "
 				      "\"%s\"): the guest will not be able to unplug it",
-				      i, b->valid_zones, auto_online(st));
+				      i, VMC_Q(b->valid_zones), VMC_Q(auto_online(st)));
 			return;
 		}
 	}
@@ -318,7 +319,7 @@ static int explain_refusal(struct vmc_ctx *c, struct vmc_step *s, const struct d
 			if (len < sizeof(blocks))
 				len += (size_t)snprintf(blocks + len, sizeof(blocks) - len,
 							"%s%" PRIu64 " [%s]", len ? ", " : "", i,
-							b->valid_zones);
+							VMC_Q(b->valid_zones));
 		}
 	}
 	vmc_step_note(s, "%s: %s", VMC_EV_ACPI_DEVICE_OST, detail ? detail : "");

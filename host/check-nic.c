@@ -23,6 +23,7 @@
 
 #include "check-util.h"
 #include "clock.h"
+#include "escape.h"
 
 #define CHECK "nic"
 #define TOKEN_LEN 32 /* hex characters */
@@ -201,15 +202,15 @@ static int judge_traffic(struct vmc_step *s, const struct nic *n, const struct l
 			 const char *token, const struct vmc_hv_netpath *p, unsigned port,
 			 const Vmcheck__V1__ProbeResult *pr, const char *agent_err)
 {
-	char route[256];
+	char route[VMC_Q_SIZE + 128];
 
 	snprintf(route, sizeof(route), "%s/%u on %s -> %s:%u, the host's listener %s:%u", p->guest,
-		 p->prefixlen, n->want.name, p->peer, port, p->listen, port);
+		 p->prefixlen, VMC_Q(n->want.name), p->peer, port, p->listen, port);
 	if (!l->t_accept) {
 		vmc_step_usable(s, false, "no connection reached the host (%s)", route);
 		return vmc_step_fail(s, -EIO,
 				     "no connection over %s reached the host's listener (%s)%s%s",
-				     n->want.name, route, agent_err ? "; the agent: " : "",
+				     VMC_Q(n->want.name), route, agent_err ? "; the agent: " : "",
 				     agent_err ? agent_err
 					       : "; yet the agent reported success: it did not "
 						 "send the token");
@@ -229,7 +230,7 @@ static int judge_traffic(struct vmc_step *s, const struct nic *n, const struct l
 	vmc_step_note(s,
 		      "token from %s over %s (%s): agent connect %.2f ms, round trip %.2f ms; "
 		      "%s",
-		      l->peer, pr->link, route, (double)pr->connect_ns / 1e6,
+		      l->peer, VMC_Q(pr->link), route, (double)pr->connect_ns / 1e6,
 		      (double)pr->rtt_ns / 1e6,
 		      pr->link_was_up ? "the link was up already"
 				      : "the link is down again, as before");
@@ -250,12 +251,12 @@ static int use(struct vmc_ctx *c, struct nic *n)
 	struct vmc_error err = VMC_ERROR_INIT;
 	struct vmc_hv_netpath path = { .guest = "" };
 	struct listener l;
-	char name[64], token[TOKEN_LEN + 1];
+	char name[VMC_Q_SIZE + 32], token[TOKEN_LEN + 1];
 	struct vmc_step *s;
 	unsigned dl = c->opts->deadline_ms;
 	int r, port;
 
-	snprintf(name, sizeof(name), "use %s (%s)", n->id, n->want.name);
+	snprintf(name, sizeof(name), "use %s (%s)", n->id, VMC_Q(n->want.name));
 	if (vmc_agent_minor(c) < 1) {
 		vmc_step_skip(c, CHECK, name,
 			      "the agent speaks protocol minor %u: it has no traffic probe (minor 1)",
@@ -329,7 +330,8 @@ static int plug(struct vmc_ctx *c, struct nic *n)
 	if (r == -ETIMEDOUT)
 		ladder(s, n, false);
 	else if (r == 0)
-		vmc_step_note(s, "%s at %s behind %s", n->want.name, n->want.pci, n->slot->address);
+		vmc_step_note(s, "%s at %s behind %s", VMC_Q(n->want.name), VMC_Q(n->want.pci),
+			      n->slot->address);
 	return vmc_step_end(s, r, NULL);
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "escape.h"
 #include "parse.h"
 
 unsigned vmc_chk_run_tag(void)
@@ -57,7 +58,7 @@ bool vmc_chk_section(const Vmcheck__V1__State *st, uint32_t bit, struct vmc_why 
 
 	if (e) {
 		vmc_why_set(why, "the agent could not read the %s section: %s", name ? name : "?",
-			    e->message && *e->message ? e->message
+			    e->message && *e->message ? VMC_Q(e->message)
 			    : e->errno_value > 0      ? strerror(e->errno_value)
 						      : "no reason given");
 		return false;
@@ -159,12 +160,12 @@ static bool behind_port(const Vmcheck__V1__State *st, const char *what, const ch
 	}
 	f = vmc_chk_pci_function(st, addr);
 	if (!f) {
-		vmc_why_set(why, "%s: PCI function %s not in the PCI section", what, addr);
+		vmc_why_set(why, "%s: PCI function %s not in the PCI section", what, VMC_Q(addr));
 		return false;
 	}
 	if (!vmc_chk_addr_eq(f->parent, port)) {
 		vmc_why_set(why, "%s: PCI function %s sits behind %s, want root port %s", what,
-			    addr, *f->parent ? f->parent : "the root bus", port);
+			    VMC_Q(addr), *f->parent ? VMC_Q(f->parent) : "the root bus", port);
 		return false;
 	}
 	return true;
@@ -175,7 +176,7 @@ bool vmc_chk_nic_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why
 	struct vmc_chk_nic *n = arg;
 	const Vmcheck__V1__PciFunction *f = vmc_chk_pci_behind(st, n->port);
 	const Vmcheck__V1__Link *l = vmc_chk_link_by_mac(st, n->mac);
-	char what[64];
+	char what[VMC_Q_SIZE + 32];
 
 	if (!vmc_chk_section(st, SEC(LINKS), why) || !vmc_chk_section(st, SEC(PCI), why))
 		return false;
@@ -186,11 +187,11 @@ bool vmc_chk_nic_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why
 		return false;
 	}
 	copy_name(n->name, sizeof(n->name), l->name);
-	snprintf(what, sizeof(what), "link %s (%s)", l->name, n->mac);
+	snprintf(what, sizeof(what), "link %s (%s)", VMC_Q(l->name), n->mac);
 	if (!behind_port(st, what, l->pci_address, n->port, n->pci, why))
 		return false;
 	if (strcmp(l->driver, "virtio_net")) {
-		vmc_why_set(why, "%s: driver \"%s\", want virtio_net", what, l->driver);
+		vmc_why_set(why, "%s: driver \"%s\", want virtio_net", what, VMC_Q(l->driver));
 		return false;
 	}
 	return true;
@@ -205,7 +206,7 @@ bool vmc_chk_nic_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *w
 	if (!vmc_chk_section(st, SEC(LINKS), why))
 		return false;
 	if (l) {
-		vmc_why_set(why, "link %s with MAC %s still there", l->name, n->mac);
+		vmc_why_set(why, "link %s with MAC %s still there", VMC_Q(l->name), n->mac);
 		return false;
 	}
 	return true;
@@ -216,7 +217,7 @@ bool vmc_chk_disk_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *wh
 	struct vmc_chk_disk *d = arg;
 	const Vmcheck__V1__PciFunction *f = vmc_chk_pci_behind(st, d->port);
 	const Vmcheck__V1__Block *b = vmc_chk_block_by_serial(st, d->serial);
-	char what[64];
+	char what[VMC_Q_SIZE + 32];
 
 	if (!vmc_chk_section(st, SEC(BLOCKS), why) || !vmc_chk_section(st, SEC(PCI), why))
 		return false;
@@ -227,9 +228,9 @@ bool vmc_chk_disk_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *wh
 		return false;
 	}
 	copy_name(d->name, sizeof(d->name), b->name);
-	snprintf(what, sizeof(what), "%s (serial %s)", b->name, d->serial);
+	snprintf(what, sizeof(what), "%s (serial %s)", VMC_Q(b->name), d->serial);
 	if (strcmp(b->type, "disk")) {
-		vmc_why_set(why, "%s: type \"%s\", want disk", what, b->type);
+		vmc_why_set(why, "%s: type \"%s\", want disk", what, VMC_Q(b->type));
 		return false;
 	}
 	/* A virtio-blk disk shows size 0 until its capacity is read: wait. */
@@ -249,7 +250,8 @@ bool vmc_chk_disk_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *
 	if (!vmc_chk_section(st, SEC(BLOCKS), why))
 		return false;
 	if (b) {
-		vmc_why_set(why, "block device %s with serial %s still there", b->name, d->serial);
+		vmc_why_set(why, "block device %s with serial %s still there", VMC_Q(b->name),
+			    d->serial);
 		return false;
 	}
 	return true;
@@ -410,7 +412,7 @@ bool vmc_chk_dimm_online(const Vmcheck__V1__State *st, void *arg, struct vmc_why
 			vmc_why_final(why,
 				      "memory block %llu is online in zone \"%s\", not Movable: the "
 				      "guest will not be able to unplug it",
-				      (unsigned long long)i, b->valid_zones);
+				      (unsigned long long)i, VMC_Q(b->valid_zones));
 			return false;
 		}
 	}
@@ -496,12 +498,12 @@ bool vmc_chk_cpu_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *why
 	}
 	if (n == 0) {
 		vmc_why_set(why, "no new CPU (present %s, before the plug %s)",
-			    st->cpus ? st->cpus->present : "?", c->base_present);
+			    st->cpus ? VMC_Q(st->cpus->present) : "?", VMC_Q(c->base_present));
 		return false;
 	}
 	if (n > 1) {
 		vmc_why_final(why, "%zu new CPUs for one vCPU:%s (present before the plug %s)", n,
-			      news, c->base_present);
+			      news, VMC_Q(c->base_present));
 		return false;
 	}
 	c->id = id;
@@ -581,7 +583,8 @@ bool vmc_chk_cpu_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why *w
 	if (!vmc_chk_section(st, SEC(CPUS), why))
 		return false;
 	if (in_cpulist(st->cpus->present, (unsigned)c->id)) {
-		vmc_why_set(why, "cpu%d still present (present %s)", c->id, st->cpus->present);
+		vmc_why_set(why, "cpu%d still present (present %s)", c->id,
+			    VMC_Q(st->cpus->present));
 		return false;
 	}
 	return true;

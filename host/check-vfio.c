@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check-vfio-host.h"
+#include "escape.h"
 #include "sysroot.h"
 
 #define CHECK "vfio"
@@ -58,23 +59,25 @@ bool vmc_vfio_guest_up(const Vmcheck__V1__State *st, void *arg, struct vmc_why *
 	}
 	copy(w->pci, sizeof(w->pci), f->address);
 	if (f->vendor != w->vendor || f->device != w->device) {
-		vmc_why_set(why, "%s behind %s is %04x:%04x, want the VF's %04x:%04x", f->address,
-			    w->port, f->vendor, f->device, w->vendor, w->device);
+		vmc_why_set(why, "%s behind %s is %04x:%04x, want the VF's %04x:%04x",
+			    VMC_Q(f->address), w->port, f->vendor, f->device, w->vendor, w->device);
 		return false;
 	}
 	if (!f->driver || !*f->driver) {
-		vmc_why_set(why, "%s (%04x:%04x): no driver bound%s%s%s", f->address, f->vendor,
-			    f->device, w->driver ? " (want " : "", w->driver ? w->driver : "",
-			    w->driver ? ": is it in the guest?)" : "");
+		vmc_why_set(why, "%s (%04x:%04x): no driver bound%s%s%s", VMC_Q(f->address),
+			    f->vendor, f->device, w->driver ? " (want " : "",
+			    w->driver ? w->driver : "", w->driver ? ": is it in the guest?)" : "");
 		return false;
 	}
 	if (w->driver && strcmp(f->driver, w->driver)) {
-		vmc_why_set(why, "%s: driver %s, want %s", f->address, f->driver, w->driver);
+		vmc_why_set(why, "%s: driver %s, want %s", VMC_Q(f->address), VMC_Q(f->driver),
+			    w->driver);
 		return false;
 	}
 	l = link_on(st, f->address);
 	if (!l) {
-		vmc_why_set(why, "%s bound to %s, no network link on it", f->address, f->driver);
+		vmc_why_set(why, "%s bound to %s, no network link on it", VMC_Q(f->address),
+			    VMC_Q(f->driver));
 		return false;
 	}
 	copy(w->link, sizeof(w->link), l->name);
@@ -93,12 +96,12 @@ bool vmc_vfio_guest_gone(const Vmcheck__V1__State *st, void *arg, struct vmc_why
 	    !vmc_chk_section(st, VMCHECK__V1__SECTION__SECTION_LINKS, why))
 		return false;
 	if (f && f->vendor == w->vendor && f->device == w->device) {
-		vmc_why_set(why, "%s (%04x:%04x) still behind %s", f->address, f->vendor, f->device,
-			    w->port);
+		vmc_why_set(why, "%s (%04x:%04x) still behind %s", VMC_Q(f->address), f->vendor,
+			    f->device, w->port);
 		return false;
 	}
 	if (l) {
-		vmc_why_set(why, "link %s still on %s", l->name, w->pci);
+		vmc_why_set(why, "link %s still on %s", VMC_Q(l->name), VMC_Q(w->pci));
 		return false;
 	}
 	return true;
@@ -239,8 +242,8 @@ static int plug(struct vmc_ctx *c, struct vf *v)
 	if (r == -ETIMEDOUT) {
 		ladder(s, c, v, false);
 	} else if (r == 0) {
-		vmc_step_note(s, "%s at %s behind %s, driver %s", v->want.link, v->want.pci,
-			      v->slot->address, v->want.got_driver);
+		vmc_step_note(s, "%s at %s behind %s, driver %s", VMC_Q(v->want.link),
+			      VMC_Q(v->want.pci), v->slot->address, VMC_Q(v->want.got_driver));
 		if (!v->want.driver)
 			vmc_step_note(s, "no VF driver known for PF driver \"%s\" to compare with",
 				      v->host.pf_driver);

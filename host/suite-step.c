@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "suite-int.h"
+#include "escape.h"
 
 /* Fail the step's message with @fmt, keeping the first failure's words after it. */
 static void _printf_(2, 0) step_vfail(struct vmc_step *st, const char *fmt, va_list ap)
@@ -177,8 +178,9 @@ static void between_steps(struct vmc_suite *s, const char *check)
 		vmc_step_wait_new_boot(g, 3 * s->opts->deadline_ms);
 	vmc_step_fail(g, -ECONNRESET,
 		      "the guest %s between steps and no step asked for it (boot_id %s -> %s%s%s)",
-		      g->rebooted ? "rebooted" : "went down", g->old_boot ? g->old_boot : "?",
-		      s->boot_id ? s->boot_id : "?", *events ? "; " : "", events);
+		      g->rebooted ? "rebooted" : "went down",
+		      g->old_boot ? VMC_Q(g->old_boot) : "?", s->boot_id ? VMC_Q(s->boot_id) : "?",
+		      *events ? "; " : "", events);
 	g->reboot_unasked = true;
 	vmc_step_end(g, -ECONNRESET, NULL);
 }
@@ -302,7 +304,7 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 			rc = -ECONNRESET;
 			vmc_step_fail(st, rc,
 				      "the guest rebooted during the step (boot_id %s -> %s)",
-				      st->old_boot ? st->old_boot : "?", s->boot_id);
+				      st->old_boot ? VMC_Q(st->old_boot) : "?", VMC_Q(s->boot_id));
 		}
 	}
 	if (rc < 0 && fmt && !st->skipped) {

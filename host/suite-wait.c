@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "suite-int.h"
+#include "escape.h"
 
 #define PUMP_BATCH 1024 /* pushes taken per look at the agent */
 
@@ -173,7 +174,7 @@ static int agent_pump(struct vmc_step *st, struct wait *w)
 			}
 			break;
 		case VMCHECK__V1__RESPONSE__KIND_ERROR:
-			vmc_step_note(st, "agent error: %s", rsp->error->message);
+			vmc_step_note(st, "agent error: %s", VMC_Q(rsp->error->message));
 			break;
 		default:
 			break;
@@ -280,7 +281,8 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		if (r == -ECONNRESET)
 			return vmc_step_fail(st, r,
 					     "the guest rebooted during the step (boot_id %s -> %s)",
-					     st->old_boot ? st->old_boot : "?", s->boot_id);
+					     st->old_boot ? VMC_Q(st->old_boot) : "?",
+					     VMC_Q(s->boot_id));
 		if (r < 0 && r != -EPIPE)
 			return r;
 		if (r == -EPIPE) {
@@ -396,7 +398,8 @@ int vmc_step_expect(struct vmc_step *st, vmc_expect_fn fn, void *arg, unsigned d
 	if (r == 0 && st->rebooted && !st->boot_expected)
 		return vmc_step_fail(st, -ECONNRESET,
 				     "the guest rebooted during the step (boot_id %s -> %s)",
-				     st->old_boot ? st->old_boot : "?", st->suite->boot_id);
+				     st->old_boot ? VMC_Q(st->old_boot) : "?",
+				     VMC_Q(st->suite->boot_id));
 	if (holds(st->suite, &w)) {
 		uint64_t t = st->suite->view_ns;
 
@@ -523,7 +526,7 @@ int vmc_step_wait_new_boot(struct vmc_step *st, unsigned deadline_ms)
 	r = wait_for(st, &w);
 	if (r == -ETIMEDOUT)
 		vmc_step_fail(st, r, "no agent of a new boot (boot_id other than %s) within %u ms",
-			      st->old_boot ? st->old_boot : "?", deadline_ms);
+			      st->old_boot ? VMC_Q(st->old_boot) : "?", deadline_ms);
 	return r;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "suite-int.h"
+#include "escape.h"
 
 unsigned vmc_agent_minor(struct vmc_ctx *c)
 {
@@ -253,7 +254,7 @@ int vmc_suite_connect(struct vmc_suite *s, unsigned deadline_ms)
 		s->gone_failed = true;
 	} else {
 		st->t_confirm = vmc_mono_ns();
-		vmc_step_note(st, "agent of boot %s", s->boot_id);
+		vmc_step_note(st, "agent of boot %s", VMC_Q(s->boot_id));
 	}
 	/* This step's "baseline" is the first view: nothing to diff. */
 	vmc_view_free(st->baseline);

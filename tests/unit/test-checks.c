@@ -9,6 +9,7 @@
 
 #include "check-util.h"
 #include "harness.h"
+#include "report.h"
 
 #define PORT "0000:00:02.2"
 #define SEC(x) VMCHECK__V1__SECTION__SECTION_##x
@@ -682,6 +683,98 @@ static void unplug_deadline_is_the_guest_archs(void)
 	CU_ASSERT_EQUAL(vmc_chk_unplug_ms(&c), 5300);
 }
 
+/*
+ * A guest's names, quoted into a reason: what a hostile guest would use to
+ * forge a line of the text report ("  disk  plug disk1 ... ok") or to drive
+ * the user's terminal.
+ */
+#define FORGED "\n  disk       plug disk1 (serial vmcd1) on port1                  ok"
+#define FORGED_Q "\\n  disk       plug disk1 (serial vmcd1) on port1                  ok"
+
+/* @text quotes the guest: one line, no ESC, the backslash doubled. */
+static void one_quoted_line(const char *text)
+{
+	CU_ASSERT_PTR_NULL(strchr(text, '\n'));
+	CU_ASSERT_PTR_NULL(strchr(text, '\x1b'));
+	if (!strstr(text, FORGED_Q))
+		fprintf(stderr, "\nnot quoted: %s\n", text);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, FORGED_Q));
+}
+
+static void guest_names_are_quoted_in_reasons(void)
+{
+	struct disk_guest d;
+	struct nic_guest g;
+	struct vmc_chk_nic n = { .mac = "52:54:00:76:ab:07", .port = PORT };
+	struct vmc_chk_disk w = { .serial = "vmcd12ab1", .port = PORT, .size = 64 << 20 };
+
+	nic_guest_init(&g);
+	g.hot.name = "eth1" FORGED "\x1b[2J";
+	g.hot.driver = "e1000\\x1b";
+	CU_ASSERT_FALSE(vmc_chk_nic_up(&g.st, &n, &why));
+	one_quoted_line(why.text);
+	why_has("link eth1" FORGED_Q "\\e[2J (52:54:00:76:ab:07): driver \"e1000\\\\x1b\"");
+	CU_ASSERT_FALSE(vmc_chk_nic_gone(&g.st, &n, &why));
+	one_quoted_line(why.text);
+
+	disk_guest_init(&d);
+	d.vdb.name = "vdb" FORGED "\x1b[2J";
+	d.vdb.size_bytes = 0;
+	CU_ASSERT_FALSE(vmc_chk_disk_up(&d.g.st, &w, &why));
+	one_quoted_line(why.text);
+	why_has("vdb" FORGED_Q "\\e[2J (serial vmcd12ab1): size 0");
+	CU_ASSERT_FALSE(vmc_chk_disk_gone(&d.g.st, &w, &why));
+	one_quoted_line(why.text);
+
+	/* The agent's own error text for a section it could not read. */
+	disk_guest_init(&d);
+	make_stale(&d.g.st, SEC(BLOCKS), "reading /sys/block" FORGED "\x1b[2J");
+	CU_ASSERT_FALSE(vmc_chk_disk_up(&d.g.st, &w, &why));
+	one_quoted_line(why.text);
+}
+
+/* The reason of a failed step reaches the text report as one line: no forged step row. */
+static void a_guest_cannot_forge_a_report_line(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_step_record r = { 0 };
+	struct vmc_report *rep;
+	struct disk_guest d;
+	struct vmc_chk_disk w = { .serial = "vmcd12ab1", .port = PORT, .size = 64 << 20 };
+	char *out = NULL, msg[600];
+	size_t len = 0;
+	FILE *fp = open_memstream(&out, &len);
+
+	disk_guest_init(&d);
+	d.vdb.name = "vdb" FORGED "\x1b[2J";
+	d.vdb.size_bytes = 0;
+	CU_ASSERT_FALSE(vmc_chk_disk_up(&d.g.st, &w, &why));
+	snprintf(msg, sizeof(msg), "not within 10000 ms: %s", why.text);
+	CU_ASSERT_EQUAL_FATAL(vmc_report_text_new(fp, false, &rep, &err), 0);
+	r.check = "disk";
+	r.name = "plug disk1 (serial vmcd12ab1) on port1";
+	r.operation = "disk plug";
+	r.status = VMC_STEP_FAILED;
+	r.latency_ns = -1;
+	r.message = msg;
+	rep->ops->step(rep, &r);
+	rep->ops->finish(rep);
+	fclose(fp);
+	/* The forged row is inside the message's line, never at the start of one. */
+	for (const char *p = strstr(out, "disk       plug disk1 (serial vmcd1)"); p;
+	     p = strstr(p + 1, "disk       plug disk1 (serial vmcd1)")) {
+		const char *q = p;
+
+		while (q > out && q[-1] == ' ')
+			q--;
+		CU_ASSERT(q > out && q[-1] != '\n');
+	}
+	CU_ASSERT_PTR_NULL(memchr(out, '\x1b', len));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "        not within 10000 ms: vdb" FORGED_Q "\\e[2J"));
+	vmc_report_free(rep);
+	free(out);
+}
+
 VMC_SUITE(checks, NULL, NULL, VMC_TEST(mac_is_local_unicast_and_unique),
 	  VMC_TEST(addresses_compare_without_case), VMC_TEST(nic_found_by_mac_and_port),
 	  VMC_TEST(nic_on_another_port_is_not_ours),
@@ -689,6 +782,7 @@ VMC_SUITE(checks, NULL, NULL, VMC_TEST(mac_is_local_unicast_and_unique),
 	  VMC_TEST(disk_found_by_serial_size_and_port),
 	  VMC_TEST(disk_with_wrong_size_type_or_port_is_not_ours),
 	  VMC_TEST(disk_gone_when_no_whole_disk_has_the_serial),
+	  VMC_TEST(guest_names_are_quoted_in_reasons), VMC_TEST(a_guest_cannot_forge_a_report_line),
 	  VMC_TEST(nothing_is_gone_from_a_missing_or_stale_section),
 	  VMC_TEST(dimm_is_the_blocks_at_its_address),
 	  VMC_TEST(dimm_blocks_elsewhere_are_not_the_dimm),
