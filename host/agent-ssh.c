@@ -29,6 +29,7 @@
 
 #include "agent-client.h"
 #include "clock.h"
+#include "escape.h"
 
 #define DEFAULT_AGENT "vmcheck-agent"
 /* Connect, key exchange and every blocking libssh call until the pump runs. */
@@ -580,10 +581,12 @@ static void last_line(struct ssh_link *l, char *buf, size_t size)
 static void ssh_describe_eof(struct vmc_agent_transport *t, char *buf, size_t size)
 {
 	struct ssh_link *l = t->priv;
-	char line[128];
+	char raw[128], line[VMC_Q_SIZE];
 
 	join(l);
-	last_line(l, line, sizeof(line));
+	/* The guest wrote it: quoted, so it cannot break the message it goes into. */
+	last_line(l, raw, sizeof(raw));
+	vmc_esc_buf(line, sizeof(line), raw, VMC_ESC_QUOTE);
 	if (l->end == END_LOST)
 		snprintf(buf, size, "the SSH connection was lost (%s)", l->lost);
 	else if (l->exit_status == 127)
