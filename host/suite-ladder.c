@@ -84,6 +84,30 @@ static void _printf_(3, 4) set(struct rung *r, enum rung_state st, const char *f
 	va_end(ap);
 }
 
+/*
+ * One line of the ladder on @fp: the rungs quote guest strings as they are
+ * built (VMC_Q), and the usable rung is a message the check built, quoted
+ * already; this last pass (escape.h) leaves that as it is and still stops
+ * anything raw.
+ */
+static void _printf_(2, 3) line(FILE *fp, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		fputs("(out of memory)\n", fp);
+		return;
+	}
+	vmc_esc_write(fp, s, (size_t)n, 0);
+	fputc('\n', fp);
+	free(s);
+}
+
 static const Vmcheck__V1__PciFunction *pci_function(const Vmcheck__V1__State *st, const char *addr)
 {
 	for (size_t i = 0; st->pci && i < st->pci->n_functions; i++) {
@@ -206,20 +230,21 @@ static void driver_rung(struct rung *rd, const Vmcheck__V1__PciFunction *f)
 {
 	if (f->virtio_device && *f->virtio_device) {
 		if (f->virtio_driver && *f->virtio_driver)
-			set(rd, R_PRESENT, "%s on %s (type %s; PCI transport %s)", f->virtio_driver,
-			    f->virtio_device, virtio_type_name(f->virtio_type),
-			    *f->driver ? f->driver : "unbound");
+			set(rd, R_PRESENT, "%s on %s (type %s; PCI transport %s)",
+			    VMC_Q(f->virtio_driver), VMC_Q(f->virtio_device),
+			    virtio_type_name(f->virtio_type),
+			    *f->driver ? VMC_Q(f->driver) : "unbound");
 		else
 			set(rd, R_ABSENT,
 			    "virtio device %s (type %s) has no driver (PCI transport %s)",
-			    f->virtio_device, virtio_type_name(f->virtio_type),
-			    *f->driver ? f->driver : "unbound");
+			    VMC_Q(f->virtio_device), virtio_type_name(f->virtio_type),
+			    *f->driver ? VMC_Q(f->driver) : "unbound");
 		return;
 	}
 	if (f->driver && *f->driver)
-		set(rd, R_PRESENT, "%s", f->driver);
+		set(rd, R_PRESENT, "%s", VMC_Q(f->driver));
 	else
-		set(rd, R_ABSENT, "no driver bound to %s", f->address);
+		set(rd, R_ABSENT, "no driver bound to %s", VMC_Q(f->address));
 }
 
 static void pci_rungs(struct rung *rp, struct rung *rd, const Vmcheck__V1__State *st,
@@ -228,7 +253,7 @@ static void pci_rungs(struct rung *rp, struct rung *rd, const Vmcheck__V1__State
 	const Vmcheck__V1__PciFunction *f = NULL;
 	const Vmcheck__V1__PciSlot *slot;
 	const char *known = kobj_pci(st, k);
-	char slot_text[128] = "";
+	char slot_text[VMC_Q_SIZE + 64] = "";
 
 	if ((!pci || !*pci) && (!known || !*known)) {
 		if (k->kind == K_MEMORY || k->kind == K_CPU) {
@@ -251,7 +276,7 @@ static void pci_rungs(struct rung *rp, struct rung *rd, const Vmcheck__V1__State
 		if (f && (f->class_code >> 8) == 0x0604) {
 			f = pci_child(st, pci);
 			if (!f) {
-				set(rp, R_ABSENT, "no function behind the port at %s", pci);
+				set(rp, R_ABSENT, "no function behind the port at %s", VMC_Q(pci));
 				set(rd, R_ABSENT, "no function to bind");
 				return;
 			}
@@ -260,16 +285,16 @@ static void pci_rungs(struct rung *rp, struct rung *rd, const Vmcheck__V1__State
 	if (!f && known && *known)
 		f = pci_function(st, known);
 	if (!f) {
-		set(rp, R_ABSENT, "no function at %s", pci && *pci ? pci : known);
+		set(rp, R_ABSENT, "no function at %s", VMC_Q(pci && *pci ? pci : known));
 		set(rd, R_ABSENT, "no function to bind");
 		return;
 	}
 	slot = pci_slot(st, f->slot);
 	if (slot)
 		snprintf(slot_text, sizeof(slot_text), ", slot %s: power %s, adapter %s",
-			 slot->name, tri(slot->power, "off", "on"),
+			 VMC_Q(slot->name), tri(slot->power, "off", "on"),
 			 tri(slot->presence, "empty", "present"));
-	set(rp, R_PRESENT, "%s [%04x:%04x]%s", f->address, f->vendor, f->device, slot_text);
+	set(rp, R_PRESENT, "%s [%04x:%04x]%s", VMC_Q(f->address), f->vendor, f->device, slot_text);
 	driver_rung(rd, f);
 }
 
@@ -313,8 +338,8 @@ static void kernel_rungs(struct rung *rk, struct rung *ro, const Vmcheck__V1__St
 			set(ro, R_NA, "links are not brought up by the check");
 			break;
 		}
-		set(rk, R_PRESENT, "%s (ifindex %u)", l->name, l->ifindex);
-		set(ro, R_NA, "operstate %s", l->operstate ? l->operstate : "?");
+		set(rk, R_PRESENT, "%s (ifindex %u)", VMC_Q(l->name), l->ifindex);
+		set(ro, R_NA, "operstate %s", l->operstate ? VMC_Q(l->operstate) : "?");
 		break;
 	case K_BLOCK:
 		b = find_block(st, k->key);
@@ -323,7 +348,7 @@ static void kernel_rungs(struct rung *rk, struct rung *ro, const Vmcheck__V1__St
 			set(ro, R_ABSENT, "no block device");
 			break;
 		}
-		set(rk, R_PRESENT, "%s", b->name);
+		set(rk, R_PRESENT, "%s", VMC_Q(b->name));
 		set(ro, b->size_bytes ? R_PRESENT : R_ABSENT, "size %llu bytes",
 		    (unsigned long long)b->size_bytes);
 		break;
@@ -335,7 +360,7 @@ static void kernel_rungs(struct rung *rk, struct rung *ro, const Vmcheck__V1__St
 		if (!c || !c->present) {
 			set(rk, R_ABSENT, "cpu%llu not present (present: %s)",
 			    (unsigned long long)k->lo,
-			    st->cpus && st->cpus->present ? st->cpus->present : "?");
+			    st->cpus && st->cpus->present ? VMC_Q(st->cpus->present) : "?");
 			set(ro, R_ABSENT, "not present");
 			break;
 		}
@@ -392,20 +417,19 @@ int vmc_ladder_write(FILE *fp, struct vmc_hv *hv, const Vmcheck__V1__State *st, 
 		    : usable    ? "used"
 				: "not usable");
 
-	/* Details quote the guest's names and drivers: lines escaped (escape.h). */
-	vmc_esc_line(fp, "detection ladder (%s) for %s, %s%s%s:",
-		     gone ? "removal: guest first, host last" : "appearance: host first", hv_id,
-		     kobj ? kobj : "?", pci && *pci ? ", pci " : "", pci && *pci ? pci : "");
+	/* Details quote the guest's names as they are built; lines take the last pass. */
+	line(fp, "detection ladder (%s) for %s, %s%s%s:",
+	     gone ? "removal: guest first, host last" : "appearance: host first", hv_id,
+	     kobj ? kobj : "?", pci && *pci ? ", pci " : "", pci && *pci ? VMC_Q(pci) : "");
 	for (size_t i = 0; i < n; i++) {
 		const struct rung *g = &r[order[i]];
 		bool stop = stopped < 0 && g->state == (gone ? R_PRESENT : R_ABSENT);
 
 		if (stop)
 			stopped = order[i];
-		vmc_esc_line(fp, "  %-7s %-8s %s%s", g->name, state_word(g, gone), g->detail,
-			     stop ? (gone ? "   <- stopped here (still present)"
-					  : "   <- stopped here")
-				  : "");
+		line(fp, "  %-7s %-8s %s%s", g->name, state_word(g, gone), g->detail,
+		     stop ? (gone ? "   <- stopped here (still present)" : "   <- stopped here")
+			  : "");
 	}
 	return stopped;
 }

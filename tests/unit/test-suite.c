@@ -1814,6 +1814,21 @@ static void ladder_names_the_virtio_driver(void)
 	CU_ASSERT(
 		has(out, "kernel  MISSING  no link with MAC 52:54:00:76:00:01   <- stopped here"));
 	free(out);
+	/*
+	 * A guest's driver name quoted once, on its line; the usable text is the
+	 * check's message, quoted already (VMC_Q), and is not quoted again.
+	 */
+	fn.virtio_driver = "virtio\\net\n  usable  ok       used\x1b[2J";
+	fp = open_memstream(&out, &len);
+	vmc_ladder_write(fp, &T.h.hv, &st, "nic1", "0000:00:02.0", "link 52:54:00:76:00:01", false,
+			 0, "probe on vd\\\\a: region 0 differs");
+	fclose(fp);
+	CU_ASSERT(has(out, "driver  ok       virtio\\\\net\\n  usable  ok       used\\e[2J on "
+			   "virtio3"));
+	CU_ASSERT(has(out, "usable  MISSING  probe on vd\\\\a: region 0 differs\n"));
+	CU_ASSERT(!has(out, "\n  usable  ok"));
+	CU_ASSERT_PTR_NULL(memchr(out, '\x1b', len));
+	free(out);
 	stop();
 }
 
