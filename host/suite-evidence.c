@@ -236,8 +236,9 @@ static void evidence_section_errors(FILE *fp, const Vmcheck__V1__State *now)
 /*
  * The end of the serial console's log, after a reboot nobody asked for:
  * the kernel's last words before it are there, and the agent of the new
- * boot cannot tell them. The console is the guest's: every byte that is
- * not printable ASCII is shown as \xNN.
+ * boot cannot tell them. The console is the guest's: each line is quoted
+ * as every guest string is (escape.h), the carriage returns that end a
+ * serial line dropped.
  */
 static void evidence_console(struct vmc_step *st, FILE *fp)
 {
@@ -271,19 +272,20 @@ static void evidence_console(struct vmc_step *st, FILE *fp)
 	}
 	for (start = n; start > 0 && lines <= CONSOLE_TAIL_LINES; start--)
 		lines += buf[start - 1] == '\n';
-	fprintf(fp, "serial console, its last lines (%s):\n  ", path);
-	for (size_t i = start; i < n; i++) {
-		unsigned char ch = (unsigned char)buf[i];
+	if (lines > CONSOLE_TAIL_LINES)
+		start++; /* the newline before the first line kept */
+	fprintf(fp, "serial console, its last lines (%s):\n", path);
+	while (start < n) {
+		const char *nl = memchr(buf + start, '\n', n - start);
+		size_t end = nl ? (size_t)(nl - buf) : n, len = end - start;
 
-		if (ch == '\n')
-			fputs(i + 1 < n ? "\n  " : "\n", fp);
-		else if (ch == '\t' || (ch >= 0x20 && ch < 0x7f))
-			fputc(ch, fp);
-		else if (ch != '\r')
-			fprintf(fp, "\\x%02x", ch);
-	}
-	if (buf[n - 1] != '\n')
+		while (len && buf[start + len - 1] == '\r')
+			len--;
+		fputs("  ", fp);
+		vmc_esc_write(fp, buf + start, len, VMC_ESC_QUOTE);
 		fputc('\n', fp);
+		start = end + 1;
+	}
 }
 
 void vmc_evidence_gather(struct vmc_step *st)

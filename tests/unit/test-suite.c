@@ -865,8 +865,17 @@ static const char *f_agent_spec(struct vmc_hv *hv)
 	return FH(hv)->spec;
 }
 
+/* The serial console's log, when a test keeps one ("": none). */
+static char fake_console[PATH_MAX];
+
+static const char *f_console_log(struct vmc_hv *hv)
+{
+	return *fake_console ? fake_console : NULL;
+}
+
 static const struct vmc_hv_ops fake_ops = {
 	.name = "fake",
+	.console_log = f_console_log,
 	.reboot = f_reboot,
 	.reset = f_reset,
 	.stop = f_stop,
@@ -1328,6 +1337,40 @@ static void clock_running_while_stopped_fails(void)
 	CU_ASSERT_EQUAL(T.cap.r[4].status, VMC_STEP_PASSED);
 	CU_ASSERT(has(T.cap.r[5].name, "reset"));
 	CU_ASSERT_EQUAL(T.cap.r[5].status, VMC_STEP_PASSED);
+	stop();
+}
+
+/*
+ * The console's last lines in the evidence of an unasked reboot are the
+ * guest's: quoted, a carriage return at a line's end dropped, no ESC.
+ */
+static void console_tail_is_quoted(void)
+{
+	static const char text[] = "[    1.0] booting\r\n"
+				   "kernel: a\\b \x1b[2J caf\xc3\xa9 \xff\r\n"
+				   "ok\tdone\r\n";
+	FILE *f;
+
+	start();
+	snprintf(fake_console, sizeof(fake_console), "%s/console.log", T.dir);
+	f = fopen(fake_console, "we");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(text, f);
+	fclose(f);
+	CU_ASSERT_EQUAL(plug_nic(20, 2000), 0);
+	schedule(&T.g, CH_REBOOT, 0, 10);
+	usleep(150 * 1000);
+	CU_ASSERT_EQUAL(unplug_nic2(30, 2000), 0);
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 4);
+	CU_ASSERT_STRING_EQUAL(T.cap.r[2].name, "unexpected reboot");
+	CU_ASSERT(has(T.cap.r[2].evidence, "serial console, its last lines"));
+	CU_ASSERT(has(T.cap.r[2].evidence, "\n  [    1.0] booting\n"
+					   "  kernel: a\\\\b \\e[2J caf\xc3\xa9 \\xff\n"
+					   "  ok\\tdone\n"));
+	CU_ASSERT(!has(T.cap.r[2].evidence, "\r"));
+	CU_ASSERT(!has(T.cap.r[2].evidence, "\x1b"));
+	unlink(fake_console);
+	*fake_console = '\0';
 	stop();
 }
 
@@ -1943,9 +1986,10 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(disappears_late), VMC_TEST(agent_restarts_mid_step), VMC_TEST(hv_dies_mid_step),
 	  VMC_TEST(hv_reports_the_vm_gone), VMC_TEST(lifecycle_against_fake),
 	  VMC_TEST(a_section_error_stays_next_to_the_stale_section),
-	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(powerdown_is_clean_or_fails),
-	  VMC_TEST(clock_going_back_fails_cont), VMC_TEST(a_final_reason_ends_the_wait),
-	  VMC_TEST(no_agent_fails_what_follows), VMC_TEST(evidence_without_a_snapshot_gives_no_age),
+	  VMC_TEST(reboot_between_steps_fails), VMC_TEST(console_tail_is_quoted),
+	  VMC_TEST(powerdown_is_clean_or_fails), VMC_TEST(clock_going_back_fails_cont),
+	  VMC_TEST(a_final_reason_ends_the_wait), VMC_TEST(no_agent_fails_what_follows),
+	  VMC_TEST(evidence_without_a_snapshot_gives_no_age),
 	  VMC_TEST(a_removal_is_judged_in_every_layer), VMC_TEST(ladder_names_the_virtio_driver),
 	  VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried),
