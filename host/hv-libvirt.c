@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "hv-libvirt-xml.h"
 #include "hv-qmp-client.h"
+#include "ledger.h"
 #include "libvirt-shared.h"
 #include "qemu.h"
 
@@ -106,6 +107,15 @@ struct hv_lv {
 	const struct vmc_arch *arch; /* the guest's: the config's, or the live XML's */
 	char *last_monitor;          /* the last passthrough command and answer in the transcript */
 	unsigned same_monitor;       /* how many times since it came again, unwritten */
+	/*
+	 * What we attached to the domain and have not removed: devices by id
+	 * (their alias without VMC_LIBVIRT_XML_ALIAS_PREFIX), vCPUs we enabled
+	 * (ids in @vcpus), volumes by path; and the live vCPU count before the
+	 * first vCPU we enabled (@vcpus_known).
+	 */
+	struct vmc_ledger ledger;
+	bool vcpus_known;
+	int vcpus_before;
 };
 
 #define H(hv) ((struct hv_lv *)(hv))
@@ -912,6 +922,32 @@ static int lv_destroy(struct vmc_hv *hv, struct vmc_error *err)
 
 /* ---- hotplug */
 
+/*
+ * Record @id of @kind (used by @device) as ours, to be removed from a
+ * user's domain by lv_cleanup(). Out of memory it is only not cleaned up
+ * after an interruption: say so on stderr.
+ */
+static void lv_record(struct hv_lv *h, enum vmc_ledger_kind kind, const char *id,
+		      const char *device)
+{
+	if (vmc_ledger_add(&h->ledger, kind, id, device) < 0)
+		fprintf(stderr,
+			"vmcheck: out of memory recording %s %s: an interrupted run "
+			"will not remove it\n",
+			vmc_ledger_kind_name(kind), id);
+}
+
+/* Device @id was attached: ours; its disk's volume @path (NULL: none) is now in use by it. */
+static int lv_attached(struct hv_lv *h, int r, const char *id, const char *path)
+{
+	if (r < 0)
+		return r;
+	lv_record(h, VMC_LEDGER_DEVICE, id, NULL);
+	if (path && vmc_ledger_find(&h->ledger, VMC_LEDGER_VOLUME, path))
+		lv_record(h, VMC_LEDGER_VOLUME, path, id);
+	return r;
+}
+
 static int attach(struct hv_lv *h, const char *xml, struct vmc_error *err, const char *what)
 {
 	note(h->q, "%s: %s", what, xml);
@@ -948,7 +984,7 @@ static int lv_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vm
 	if (vmc_libvirt_xml_nic(nic, bus, h->network, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", nic->id);
 	snprintf(what, sizeof(what), "attach-device %s on %s", nic->id, nic->slot);
-	return attach(h, xml, err, what);
+	return lv_attached(h, attach(h, xml, err, what), nic->id, NULL);
 }
 
 static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err)
@@ -963,7 +999,7 @@ static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vm
 	if (vmc_libvirt_xml_disk(d, bus, dev, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", d->id);
 	snprintf(what, sizeof(what), "attach-device %s (%s) on %s", d->id, dev, d->slot);
-	return attach(h, xml, err, what);
+	return lv_attached(h, attach(h, xml, err, what), d->id, d->path);
 }
 
 static int lv_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc_error *err)
@@ -975,7 +1011,7 @@ static int lv_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", m->id);
 	snprintf(what, sizeof(what), "attach-device %s (%llu MiB)", m->id,
 		 (unsigned long long)(m->size >> 20));
-	return attach(H(hv), xml, err, what);
+	return lv_attached(H(hv), attach(H(hv), xml, err, what), m->id, NULL);
 }
 
 /*
@@ -1017,7 +1053,7 @@ static int lv_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vm
 	if (r < 0)
 		return lv_prefix(h, err, "attach-device %s (host %s): ", v->id, v->host);
 	snprintf(what, sizeof(what), "attach-device %s (host %s) on %s", v->id, v->host, v->slot);
-	return attach(h, xml, err, what);
+	return lv_attached(h, attach(h, xml, err, what), v->id, NULL);
 }
 
 /*
@@ -1206,8 +1242,10 @@ static int lv_image_create(struct vmc_hv *hv, const char *name, uint64_t bytes, 
 		r = lv_fail(h, err, "virStorageVolGetInfo");
 	else
 		*size = info.capacity;
-	if (r == 0)
+	if (r == 0) {
 		note(h->q, "%s: ok, %s", what, *path);
+		lv_record(h, VMC_LEDGER_VOLUME, *path, NULL);
+	}
 	virStorageVolFree(vol);
 	if (r < 0) {
 		free(*path);
@@ -1279,6 +1317,8 @@ static int lv_image_remove(struct vmc_hv *hv, const char *path, struct vmc_error
 		return lv_fail(h, err, what);
 	r = done(h, virStorageVolDelete(vol, 0), err, what);
 	virStorageVolFree(vol);
+	if (r == 0)
+		vmc_ledger_drop(&h->ledger, VMC_LEDGER_VOLUME, path);
 	return r;
 }
 
@@ -1540,6 +1580,23 @@ static int root_volume(struct hv_lv *h, const char *image, bool upload, char **b
 	return r;
 }
 
+/* Before the first vCPU we enable: the live count, which a cleanup gives back. */
+static void lv_vcpus_before(struct hv_lv *h)
+{
+	int n;
+
+	if (h->vcpus_known)
+		return;
+	n = virDomainGetVcpusFlags(h->dom, VIR_DOMAIN_VCPU_LIVE);
+	if (n < 0) {
+		virResetLastError();
+		return;
+	}
+	h->vcpus_before = n;
+	h->vcpus_known = true;
+	note(h->q, "virDomainGetVcpusFlags(LIVE) before the first vCPU plug: %d", n);
+}
+
 static struct vcpu_map *vcpu_find(struct hv_lv *h, const char *id)
 {
 	for (size_t i = 0; i < h->n_vcpus; i++)
@@ -1597,12 +1654,14 @@ static int lv_cpu_add(struct vmc_hv *hv, const struct vmc_hv_vcpu *c, struct vmc
 	if (!m->id)
 		return vmc_error_set(err, -ENOMEM, "setvcpu %s: out of memory", c->id);
 	m->vcpu = (unsigned)i;
+	lv_vcpus_before(h);
 	r = set_vcpu(h, c->id, m->vcpu, true, err);
 	if (r < 0) {
 		free(m->id);
 		return r;
 	}
 	h->n_vcpus++;
+	lv_record(h, VMC_LEDGER_DEVICE, c->id, NULL);
 	return 0;
 }
 
@@ -1610,9 +1669,14 @@ static int lv_cpu_del(struct vmc_hv *hv, const char *id, struct vmc_error *err)
 {
 	struct vcpu_map *m = vcpu_find(H(hv), id);
 
+	int r;
+
 	if (!m)
 		return vmc_error_set(err, -ENOENT, "setvcpu %s: not a vCPU vmcheck plugged", id);
-	return set_vcpu(H(hv), id, m->vcpu, false, err);
+	r = set_vcpu(H(hv), id, m->vcpu, false, err);
+	if (r == 0)
+		vmc_ledger_drop(&H(hv)->ledger, VMC_LEDGER_DEVICE, id);
+	return r;
 }
 
 /* ---- discovery */
@@ -2299,6 +2363,355 @@ static const struct vmc_arch *lv_arch(struct vmc_hv *hv)
 	return H(hv)->arch;
 }
 
+/* ---- cleanup of a user's domain */
+
+enum {
+	CL_PENDING,
+	CL_DELETING,
+	CL_GONE,
+	CL_LEFT
+};
+
+struct cl_item {
+	enum vmc_ledger_kind kind;
+	char id[PATH_MAX]; /* a device's id, a vCPU's id, a volume's path */
+	char device[80];   /* a volume's disk, "" none */
+	bool vcpu;
+	const char *via; /* how its removal was asked for */
+	int state;
+};
+
+/*
+ * In live XML @x: is device or vCPU @id still there? 1 yes, 0 no, -1 the
+ * XML does not say (a vCPU position it does not list).
+ */
+static int cl_there(struct hv_lv *h, const struct vmc_libvirt_xml *x, const char *id)
+{
+	struct vcpu_map *m = vcpu_find(h, id);
+	struct vmc_error e = VMC_ERROR_INIT;
+	struct vmc_hv_cpu *cpus = NULL;
+	size_t n = 0;
+	int r = -1;
+
+	if (!m)
+		return vmc_libvirt_xml_device(x, id, NULL, NULL);
+	if (vmc_libvirt_xml_cpus(x, &cpus, &n, &e) == 0 && m->vcpu < n)
+		r = cpus[m->vcpu].qom_path != NULL;
+	vmc_error_clear(&e);
+	vmc_hv_cpus_free(cpus, n);
+	return r;
+}
+
+/*
+ * What we attached and is still there: devices and vCPUs the live XML no
+ * longer has (their removal finished after the check stopped waiting:
+ * libvirt's DEVICE_REMOVED came late) are forgotten first.
+ */
+static size_t lv_added(struct vmc_hv *hv)
+{
+	struct hv_lv *h = H(hv);
+	struct vmc_libvirt_xml *x = NULL;
+	struct vmc_error e = VMC_ERROR_INIT;
+
+	if (h->ledger.n && live(h, &x, &e) == 0)
+		for (size_t i = h->ledger.n; i-- > 0;)
+			if (h->ledger.e[i].kind == VMC_LEDGER_DEVICE &&
+			    cl_there(h, x, h->ledger.e[i].id) == 0)
+				vmc_ledger_drop(&h->ledger, VMC_LEDGER_DEVICE, h->ledger.e[i].id);
+	vmc_libvirt_xml_free(x);
+	vmc_error_clear(&e);
+	return h->ledger.n;
+}
+
+/* How @it ends: removed or left, with how or why not. */
+static void _printf_(4, 5)
+	cl_settle(struct cl_item *it, struct vmc_hv_cleaned *c, int state, const char *fmt, ...)
+{
+	va_list ap;
+
+	it->state = state;
+	c->removed = state == CL_GONE;
+	va_start(ap, fmt);
+	vsnprintf(c->how, sizeof(c->how), fmt, ap);
+	va_end(ap);
+}
+
+/* Is @fd readable now (a second signal on the signalfd)? */
+static bool cl_stop_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+/*
+ * Ask libvirt to remove vCPU @it: virDomainSetVcpu off, which waits for
+ * QEMU (5 s at most, then libvirt's timeout error: the removal may still
+ * complete, the live XML says).
+ */
+static void cl_request_vcpu(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned *c)
+{
+	struct vmc_error e = VMC_ERROR_INIT;
+	int r = set_vcpu(h, it->id, vcpu_find(h, it->id)->vcpu, false, &e);
+
+	it->via = "virDomainSetVcpu disable";
+	if (r == 0 || r == -EINPROGRESS)
+		it->state = CL_DELETING;
+	else
+		cl_settle(it, c, CL_LEFT, "%s", e.msg ? e.msg : "virDomainSetVcpu failed");
+	vmc_error_clear(&e);
+}
+
+/*
+ * Ask libvirt to remove device @it: virDomainDetachDeviceAlias, which only
+ * sends the request (DEVICE_REMOVED says when it is done), so every device
+ * is asked for at once; a driver without it gets virDomainDetachDeviceFlags
+ * with the device's live XML (lv_detach()), which waits up to 5 s each.
+ */
+static void cl_request(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned *c)
+{
+	struct vmc_error e = VMC_ERROR_INIT;
+	char alias[128], what[160];
+	int code, r;
+
+	if (it->vcpu) {
+		cl_request_vcpu(h, it, c);
+		return;
+	}
+	snprintf(alias, sizeof(alias), VMC_LIBVIRT_XML_ALIAS_PREFIX "%.100s", it->id);
+	snprintf(what, sizeof(what), "virDomainDetachDeviceAlias %s", alias);
+	it->via = "virDomainDetachDeviceAlias";
+	if (virDomainDetachDeviceAlias(h->dom, alias, VIR_DOMAIN_AFFECT_LIVE) == 0) {
+		note(h->q, "%s: ok (cleanup)", what);
+		it->state = CL_DELETING;
+		return;
+	}
+	code = virGetLastErrorCode();
+	lv_fail(h, &e, what);
+	if (code == VIR_ERR_DEVICE_MISSING) {
+		cl_settle(it, c, CL_GONE, "already gone (%s)", e.msg);
+	} else if (code == VIR_ERR_NO_SUPPORT || code == VIR_ERR_OPERATION_UNSUPPORTED) {
+		vmc_error_clear(&e);
+		it->via = "virDomainDetachDeviceFlags";
+		r = lv_detach(&h->hv, it->id, &e);
+		if (r == 0 || r == -EINPROGRESS)
+			it->state = CL_DELETING;
+		else if (r == -ENOENT)
+			cl_settle(it, c, CL_GONE, "already gone (%s)", e.msg);
+		else
+			cl_settle(it, c, CL_LEFT, "%s", e.msg ? e.msg : "detach failed");
+	} else {
+		cl_settle(it, c, CL_LEFT, "%s", e.msg);
+	}
+	vmc_error_clear(&e);
+}
+
+#define CL_LOOK_MS 250 /* how often the live XML is read while waiting */
+
+/*
+ * Wait until every removal asked for is done: its DEVICE_REMOVED, or the
+ * live XML without it (a vCPU has no such event), until @deadline or
+ * @stop_fd. Returns false when @stop_fd cut the wait short.
+ */
+static bool cl_await(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned *c, size_t n,
+		     uint64_t t0, uint64_t deadline, int stop_fd)
+{
+	uint64_t next_look = 0;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = h->q->efd, .events = POLLIN },
+				       { .fd = stop_fd, .events = POLLIN } };
+		struct vmc_libvirt_xml *x = NULL;
+		struct vmc_error e = VMC_ERROR_INIT;
+		uint64_t now = vmc_mono_ns(), wake_at;
+		bool waiting = false, closed;
+
+		drain(h->q);
+		if (now >= next_look) {
+			if (live(h, &x, &e) < 0)
+				x = NULL;
+			vmc_error_clear(&e);
+			next_look = now + CL_LOOK_MS * 1000000ull;
+		}
+		for (size_t i = 0; i < n; i++) {
+			unsigned long long ms = (now - t0) / 1000000;
+			bool got;
+
+			if (it[i].state != CL_DELETING)
+				continue;
+			pthread_mutex_lock(&h->q->mu);
+			got = take_locked(h->q, VMC_EV_DEVICE_DELETED, it[i].id, NULL);
+			pthread_mutex_unlock(&h->q->mu);
+			if (got)
+				cl_settle(&it[i], &c[i], CL_GONE,
+					  "%s, DEVICE_REMOVED after %llu ms", it[i].via, ms);
+			else if (x && cl_there(h, x, it[i].id) == 0)
+				cl_settle(&it[i], &c[i], CL_GONE,
+					  "%s, gone from the live XML after %llu ms", it[i].via,
+					  ms);
+			else
+				waiting = true;
+			if (it[i].state == CL_GONE)
+				vmc_ledger_drop(&h->ledger, VMC_LEDGER_DEVICE, it[i].id);
+		}
+		vmc_libvirt_xml_free(x);
+		pthread_mutex_lock(&h->q->mu);
+		closed = h->q->closed;
+		pthread_mutex_unlock(&h->q->mu);
+		if (!waiting || now >= deadline || closed)
+			return true;
+		wake_at = next_look < deadline ? next_look : deadline;
+		if (poll(p, stop_fd >= 0 ? 2 : 1, (int)((wake_at - now) / 1000000 + 1)) < 0 &&
+		    errno != EINTR)
+			return true;
+		if (stop_fd >= 0 && p[1].revents)
+			return false;
+	}
+}
+
+/*
+ * After the vCPUs went: is the live count the one before the run's first
+ * vCPU plug? If not, virDomainSetVcpusFlags sets it back. Fills @c and
+ * returns true when there was something to say.
+ */
+static bool cl_vcpu_count(struct hv_lv *h, struct vmc_hv_cleaned *c)
+{
+	struct vmc_error e = VMC_ERROR_INIT;
+	char what[96];
+	int now = virDomainGetVcpusFlags(h->dom, VIR_DOMAIN_VCPU_LIVE);
+
+	if (now < 0) {
+		virResetLastError();
+		return false;
+	}
+	if (now == h->vcpus_before)
+		return false;
+	snprintf(c->what, sizeof(c->what), "vCPU count %d (%d before the run)", now,
+		 h->vcpus_before);
+	snprintf(what, sizeof(what), "virDomainSetVcpusFlags %d (LIVE)", h->vcpus_before);
+	if (virDomainSetVcpusFlags(h->dom, (unsigned)h->vcpus_before, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+		lv_fail(h, &e, what);
+		c->removed = false;
+		snprintf(c->how, sizeof(c->how), "%s", e.msg);
+	} else {
+		note(h->q, "%s: ok (cleanup)", what);
+		c->removed = true;
+		snprintf(c->how, sizeof(c->how), "%s: ok", what);
+	}
+	vmc_error_clear(&e);
+	return true;
+}
+
+/* Delete volume @it, once the disk that used it is gone. */
+static void cl_volume(struct hv_lv *h, struct cl_item *all, size_t n, struct cl_item *it,
+		      struct vmc_hv_cleaned *c)
+{
+	struct vmc_error e = VMC_ERROR_INIT;
+	virStorageVolPtr vol;
+
+	for (size_t i = 0; *it->device && i < n; i++)
+		if (all[i].kind == VMC_LEDGER_DEVICE && !strcmp(all[i].id, it->device) &&
+		    all[i].state != CL_GONE) {
+			cl_settle(it, c, CL_LEFT, "its disk %s is still attached", it->device);
+			return;
+		}
+	vol = virStorageVolLookupByPath(h->conn, it->id);
+	if (!vol && virGetLastErrorCode() == VIR_ERR_NO_STORAGE_VOL) {
+		lv_fail(h, &e, "virStorageVolLookupByPath");
+		vmc_ledger_drop(&h->ledger, VMC_LEDGER_VOLUME, it->id);
+		cl_settle(it, c, CL_GONE, "already gone (%s)", e.msg);
+	} else {
+		virResetLastError();
+		if (lv_image_remove(&h->hv, it->id, &e) == 0)
+			cl_settle(it, c, CL_GONE, "virStorageVolDelete");
+		else
+			cl_settle(it, c, CL_LEFT, "%s", e.msg);
+	}
+	if (vol)
+		virStorageVolFree(vol);
+	vmc_error_clear(&e);
+}
+
+/*
+ * Remove from a user's domain what we attached and is still there: every
+ * device and vCPU, newest first, asked for at once and waited for within
+ * @ms; the vCPU count back to what it was; then the volumes of the disks
+ * that went. The storage pool goes with lv_free().
+ */
+static int lv_cleanup(struct vmc_hv *hv, int stop_fd, unsigned ms, struct vmc_hv_cleaned **out,
+		      size_t *n, bool *cut)
+{
+	struct hv_lv *h = H(hv);
+	const struct vmc_ledger_entry **plan;
+	struct vmc_hv_cleaned *c;
+	struct cl_item *it;
+	size_t total = lv_added(hv), k;
+	uint64_t t0 = vmc_mono_ns();
+	bool vcpus = false;
+	int r = 0;
+
+	*out = NULL;
+	*n = 0;
+	*cut = false;
+	if (!total)
+		return 0;
+	plan = calloc(total, sizeof(*plan));
+	it = calloc(total, sizeof(*it));
+	c = calloc(total + 1, sizeof(*c)); /* + the vCPU count */
+	if (!plan || !it || !c) {
+		free(plan);
+		free(it);
+		free(c);
+		return -ENOMEM;
+	}
+	/* Copied: the ledger changes as things go. */
+	vmc_ledger_plan(&h->ledger, plan, total);
+	for (size_t i = 0; i < total; i++) {
+		it[i].kind = plan[i]->kind;
+		snprintf(it[i].id, sizeof(it[i].id), "%s", plan[i]->id);
+		snprintf(it[i].device, sizeof(it[i].device), "%s",
+			 plan[i]->device ? plan[i]->device : "");
+		it[i].vcpu = it[i].kind == VMC_LEDGER_DEVICE && vcpu_find(h, it[i].id);
+		vcpus |= it[i].vcpu;
+		snprintf(c[i].what, sizeof(c[i].what), "%s %s",
+			 it[i].vcpu ? "vCPU" : vmc_ledger_kind_name(it[i].kind), it[i].id);
+	}
+	free(plan);
+	*cut = cl_stop_now(stop_fd);
+	for (size_t i = 0; !*cut && i < total; i++)
+		if (it[i].kind == VMC_LEDGER_DEVICE)
+			cl_request(h, &it[i], &c[i]);
+	if (!*cut)
+		*cut = !cl_await(h, it, c, total, t0, t0 + ms * 1000000ull, stop_fd);
+	for (size_t i = 0; i < total; i++) {
+		if (it[i].state == CL_DELETING)
+			cl_settle(&it[i], &c[i], CL_LEFT,
+				  *cut ? "%s sent, no DEVICE_REMOVED yet"
+				       : "%s sent, still in the live XML after %u ms (the guest did "
+					 "not let it go)",
+				  it[i].via, ms);
+		if (it[i].state != CL_PENDING)
+			continue;
+		if (*cut || cl_stop_now(stop_fd))
+			*cut = true;
+		if (*cut)
+			cl_settle(&it[i], &c[i], CL_LEFT,
+				  "not tried: a second signal cut the cleanup short");
+		else
+			cl_volume(h, it, total, &it[i], &c[i]);
+	}
+	k = total;
+	if (vcpus && h->vcpus_known && !*cut && cl_vcpu_count(h, &c[k]))
+		k++;
+	for (size_t i = 0; i < k; i++)
+		if (!c[i].removed)
+			r = -EBUSY;
+	free(it);
+	*out = c;
+	*n = k;
+	return r;
+}
+
 static void lv_free(struct vmc_hv *hv)
 {
 	struct hv_lv *h = H(hv);
@@ -2350,6 +2763,7 @@ static void lv_free(struct vmc_hv *hv)
 	free(h->pool_xml);
 	free(h->pool_path);
 	free(h->last_monitor);
+	vmc_ledger_clear(&h->ledger);
 	if (h->q)
 		evq_unref(h->q);
 	free(h);
@@ -2400,6 +2814,8 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.transcript = lv_transcript,
 	.agent_spec = lv_agent_spec,
 	.arch = lv_arch,
+	.added = lv_added,
+	.cleanup = lv_cleanup,
 	.free = lv_free,
 };
 

@@ -94,6 +94,8 @@ const char *vmc_ledger_kind_name(enum vmc_ledger_kind kind)
 		return "memory backend";
 	case VMC_LEDGER_CHARDEV:
 		return "chardev";
+	case VMC_LEDGER_VOLUME:
+		return "volume";
 	}
 	return "object";
 }

@@ -18,6 +18,7 @@ enum vmc_ledger_kind {
 	VMC_LEDGER_BLOCKDEV, /* blockdev-add: blockdev-del */
 	VMC_LEDGER_OBJECT,   /* object-add (a memory backend): object-del */
 	VMC_LEDGER_CHARDEV,  /* chardev-add: chardev-remove */
+	VMC_LEDGER_VOLUME,   /* a disk image in a storage pool (by path): deleted */
 };
 
 struct vmc_ledger_entry {
@@ -57,7 +58,7 @@ const struct vmc_ledger_entry *vmc_ledger_find(const struct vmc_ledger *l,
  */
 size_t vmc_ledger_plan(const struct vmc_ledger *l, const struct vmc_ledger_entry **out, size_t max);
 
-/* "device", "netdev", "block node", "memory backend", "chardev". */
+/* "device", "netdev", "block node", "memory backend", "chardev", "volume". */
 const char *vmc_ledger_kind_name(enum vmc_ledger_kind kind);
 
 /* Forget everything (the VM is gone). The ledger stays usable. */

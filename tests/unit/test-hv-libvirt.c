@@ -958,6 +958,72 @@ static void test_driver_storage_pool(void)
 }
 
 /*
+ * What a run leaves in a user's domain's pool: every volume it made and did
+ * not delete is counted and deleted by the cleanup, reported with how; a
+ * readable stop fd leaves it, saying so; a vCPU libvirt did not enable is
+ * not counted.
+ */
+static void test_driver_cleanup_volumes(void)
+{
+	struct vmc_libvirt_config c = { .uri = "test:///default",
+					.domain = "test",
+					.agent = "vserial:/x" };
+	struct vmc_error err = VMC_ERROR_INIT;
+	struct vmc_hv_cpu where = { .socket_id = 0, .die_id = 0, .core_id = 0, .thread_id = 1 };
+	struct vmc_hv_vcpu cpu = { .id = "cpu1", .where = &where };
+	struct vmc_hv_cleaned *cl = NULL;
+	struct vmc_hv *hv = NULL;
+	uint64_t size = 0;
+	char *p1 = NULL, *p2 = NULL;
+	size_t n = 9;
+	bool cut = true;
+	int stop[2];
+
+	CU_ASSERT_EQUAL_FATAL(vmc_libvirt_open(&c, &hv, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->added(hv), 0);
+	CU_ASSERT_EQUAL(hv->ops->cleanup(hv, -1, 1000, &cl, &n, &cut), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_FALSE(cut);
+	CU_ASSERT_EQUAL_FATAL(hv->ops->image_create(hv, "c1.qcow2", 1 << 20, &p1, &size, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(hv->ops->image_create(hv, "c2.qcow2", 1 << 20, &p2, &size, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->added(hv), 2);
+	CU_ASSERT_EQUAL(hv->ops->image_remove(hv, p1, &err), 0);
+	CU_ASSERT_EQUAL(hv->ops->added(hv), 1);
+	/* The test driver cannot enable a vCPU: nothing to take back. */
+	CU_ASSERT(hv->ops->cpu_add(hv, &cpu, &err) < 0);
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL(hv->ops->added(hv), 1);
+	/* A second signal already there: nothing is tried, the volume is left, said so. */
+	CU_ASSERT_EQUAL_FATAL(pipe(stop), 0);
+	CU_ASSERT_EQUAL(write(stop[1], "x", 1), 1);
+	CU_ASSERT_EQUAL(hv->ops->cleanup(hv, stop[0], 1000, &cl, &n, &cut), -EBUSY);
+	CU_ASSERT_TRUE(cut);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_FALSE(cl[0].removed);
+	CU_ASSERT_PTR_NOT_NULL(strstr(cl[0].what, "volume /var/tmp/vmcheck-"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(cl[0].how, "second signal"));
+	free(cl);
+	CU_ASSERT_EQUAL(hv->ops->added(hv), 1);
+	/* Then as at the end of a run: deleted, and nothing more to do. */
+	CU_ASSERT_EQUAL(hv->ops->cleanup(hv, -1, 1000, &cl, &n, &cut), 0);
+	CU_ASSERT_FALSE(cut);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_TRUE(cl[0].removed);
+	CU_ASSERT_PTR_NOT_NULL(strstr(cl[0].what, "/c2.qcow2"));
+	CU_ASSERT_STRING_EQUAL(cl[0].how, "virStorageVolDelete");
+	free(cl);
+	CU_ASSERT_EQUAL(hv->ops->added(hv), 0);
+	CU_ASSERT(hv->ops->image_remove(hv, p2, &err) < 0); /* really gone */
+	vmc_error_clear(&err);
+	close(stop[0]);
+	close(stop[1]);
+	hv->ops->free(hv);
+	CU_ASSERT_EQUAL(our_pools(), 0);
+	free(p1);
+	free(p2);
+}
+
+/*
  * --libvirt with the kit uploaded (as for a remote daemon, forced here):
  * the test driver refuses virStorageVolUpload, which is the kit's error,
  * named, before anything else is uploaded or started; the pool goes.
@@ -997,6 +1063,6 @@ VMC_SUITE(hv_libvirt, NULL, NULL, VMC_TEST(live_xml_is_read),
 	  VMC_TEST(network_path_avoids_dhcp), VMC_TEST(lifecycle_events_map_to_qmp_names),
 	  VMC_TEST(test_driver_errors), VMC_TEST(test_driver_ops_and_events),
 	  VMC_TEST(test_driver_views_without_a_monitor), VMC_TEST(test_driver_ended),
-	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_storage_pool),
-	  VMC_TEST(remote_domain_xml), VMC_TEST(test_driver_kit_upload_refused),
-	  VMC_TEST(image_domain_xml));
+	  VMC_TEST(test_driver_nic_path), VMC_TEST(test_driver_cleanup_volumes),
+	  VMC_TEST(test_driver_storage_pool), VMC_TEST(remote_domain_xml),
+	  VMC_TEST(test_driver_kit_upload_refused), VMC_TEST(image_domain_xml));

@@ -86,6 +86,7 @@ static void an_id_added_again_is_newest(void)
 	CU_ASSERT_STRING_EQUAL(plan[0]->id, "nic1");
 	CU_ASSERT_STRING_EQUAL(vmc_ledger_kind_name(VMC_LEDGER_BLOCKDEV), "block node");
 	CU_ASSERT_STRING_EQUAL(vmc_ledger_kind_name(VMC_LEDGER_OBJECT), "memory backend");
+	CU_ASSERT_STRING_EQUAL(vmc_ledger_kind_name(VMC_LEDGER_VOLUME), "volume");
 	vmc_ledger_clear(&l);
 	/* Cleared, it is usable again. */
 	CU_ASSERT_EQUAL(vmc_ledger_add(&l, VMC_LEDGER_CHARDEV, "ch1", NULL), 0);
