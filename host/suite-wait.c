@@ -252,9 +252,32 @@ static int vm_ended(struct vmc_step *st, struct wait *w, struct vmc_error *err)
 	return vmc_step_died(st, err);
 }
 
+/* A signal stopped the run: @st fails saying which. */
+static int interrupted(struct vmc_step *st)
+{
+	int sig = vmc_suite_take_stop(st->suite);
+
+	if (sig > 0 && sigabbrev_np(sig))
+		vmc_step_fail(st, -EINTR, "interrupted by SIG%s", sigabbrev_np(sig));
+	else
+		vmc_step_fail(st, -EINTR, "interrupted by a signal");
+	st->interrupted = true;
+	return -EINTR;
+}
+
+/* Is a signal waiting on the stop fd? */
+static bool stop_pending(struct vmc_suite *s)
+{
+	struct pollfd p = { .fd = s->stop_fd, .events = POLLIN };
+
+	return s->stop_fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
 /*
  * The one wait loop. Returns 0 when @w is done, else a negative code with
- * the step's message set.
+ * the step's message set. A signal that came before the wait fails the
+ * step too: a synchronous hypervisor call (libvirt's attach) may have done
+ * what the step waits for before the loop first polls.
  */
 static int wait_for(struct vmc_step *st, struct wait *w)
 {
@@ -267,6 +290,8 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 
 	if (st->skipped)
 		return -ESRCH;
+	if (stop_pending(s))
+		return interrupted(st);
 	for (;;) {
 		struct pollfd pfd[3];
 		nfds_t n = 0;
@@ -332,17 +357,8 @@ static int wait_for(struct vmc_step *st, struct wait *w)
 		r = poll(pfd, n, timeout);
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (s->stop_fd >= 0 && n && pfd[n - 1].fd == s->stop_fd && pfd[n - 1].revents) {
-			int sig = vmc_suite_take_stop(s);
-
-			if (sig > 0 && sigabbrev_np(sig))
-				vmc_step_fail(st, -EINTR, "interrupted by SIG%s",
-					      sigabbrev_np(sig));
-			else
-				vmc_step_fail(st, -EINTR, "interrupted by a signal");
-			st->interrupted = true;
-			return -EINTR;
-		}
+		if (s->stop_fd >= 0 && n && pfd[n - 1].fd == s->stop_fd && pfd[n - 1].revents)
+			return interrupted(st);
 		if (r == 0 || vmc_mono_ns() - last_alive >= LIVENESS_MS * MS) {
 			last_alive = vmc_mono_ns();
 			if (vmc_session_vm_check(s, 0, &err) == -ESRCH)
