@@ -2539,8 +2539,10 @@ static bool cl_await(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned 
 
 			if (it[i].state != CL_DELETING)
 				continue;
+			/* libvirt's own vCPU aliases ("vcpu1") may look like our ids: not theirs. */
 			pthread_mutex_lock(&h->q->mu);
-			got = take_locked(h->q, VMC_EV_DEVICE_DELETED, it[i].id, NULL);
+			got = !it[i].vcpu &&
+			      take_locked(h->q, VMC_EV_DEVICE_DELETED, it[i].id, NULL);
 			pthread_mutex_unlock(&h->q->mu);
 			if (got)
 				cl_settle(&it[i], &c[i], CL_GONE,
