@@ -18,6 +18,15 @@
 #include "escape.h"
 #include "frame.h"
 
+/*
+ * A Hello pushed while a reply is awaited is a new agent announcing itself
+ * (restarted, or a new boot): the old one took the request with it. A new
+ * one that got the request's bytes answers well within this; after it the
+ * request counts as lost, and the caller hears so at once rather than at
+ * its own deadline.
+ */
+#define RESTART_GRACE_MS 1000
+
 /* A decoded Response with the budget its memory was counted against. */
 struct reply {
 	struct reply *next;
@@ -340,13 +349,16 @@ static int flooded(struct vmc_agent_conn *c, const char *what, struct vmc_error 
  * Read until the Response with @id, the reply to @kind, arrives (id 0, kind
  * NULL: the next push). Pushes met on the way are queued; replies with
  * another id are stale (a request given up on, or a previous host session
- * on the same port) and dropped. @timeout_ms led to @deadline (for messages).
+ * on the same port) and dropped. A Hello pushed while a reply is awaited
+ * leaves it RESTART_GRACE_MS at most, then -ECONNRESET. @timeout_ms led to
+ * @deadline (for messages).
  */
 static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uint64_t deadline,
 		    int timeout_ms, struct reply **out, struct vmc_error *err)
 {
 	char what[80] = "an event", skipped[96] = "", stale_note[64] = "", why[384];
 	unsigned stale = 0;
+	bool restarted = false; /* a new agent announced itself meanwhile */
 
 	if (kind)
 		snprintf(what, sizeof(what), "the reply to %s", kind);
@@ -368,6 +380,14 @@ static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uin
 					c->events_bytes += rep->budget.used;
 					reply_free(rep);
 					return flooded(c, what, err);
+				}
+				if (id && !restarted &&
+				    rep->msg->kind_case == VMCHECK__V1__RESPONSE__KIND_HELLO) {
+					uint64_t grace = vmc_clock_deadline(RESTART_GRACE_MS);
+
+					restarted = true;
+					if (deadline > grace)
+						deadline = grace;
 				}
 				*c->events_end = rep;
 				c->events_end = &rep->next;
@@ -407,6 +427,14 @@ static int wait_for(struct vmc_agent_conn *c, uint64_t id, const char *kind, uin
 				snprintf(skipped, sizeof(skipped),
 					 " (%llu frame headers over the %zu-byte limit skipped)",
 					 (unsigned long long)c->rd.oversize, c->rd.max);
+			if (restarted)
+				return vmc_error_set(
+					err, -ECONNRESET,
+					"%s: the agent restarted while waiting for the "
+					"reply to %s (it announced itself again), and no "
+					"reply came within %d ms after that: the request "
+					"was lost",
+					c->spec, kind ? kind : "a request", RESTART_GRACE_MS);
 			if (kind)
 				return vmc_error_set(err, r, "%s: no reply to %s within %d ms%s%s",
 						     c->spec, kind, timeout_ms, stale_note,

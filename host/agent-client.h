@@ -41,7 +41,9 @@ void vmc_agent_close(struct vmc_agent_conn *c);
  * @resp: the reply, free with vmc_agent_response_free(); an agent Error reply
  *        is a successful call (check resp->kind_case)
  * Returns 0, -ETIMEDOUT, -EPIPE (agent gone), -EPROTO (undecodable reply),
- * -EINTR (a signal interrupted the wait; a late reply is then discarded).
+ * -EINTR (a signal interrupted the wait; a late reply is then discarded),
+ * -ECONNRESET (a new agent announced itself meanwhile and no reply came
+ * within a second after that: the request went with the old one).
  * A request cut by a timeout while being sent leaves the connection
  * unusable: every later call fails with -EPIPE and says why.
  */

@@ -192,9 +192,10 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 					return 0;
 				}
 			}
+			/* -ECONNRESET: the agent restarted under our Hello: ask the new one. */
 			if (r == -EPIPE)
 				vmc_session_lost(s, err);
-			else if (r != -ETIMEDOUT)
+			else if (r != -ETIMEDOUT && r != -ECONNRESET)
 				return r;
 		}
 		if (vmc_session_vm_check(s, 0, err) == -ESRCH)

@@ -30,6 +30,8 @@ enum fake_mode {
 	FAKE_LONG_HOSTNAME,   /* a State whose hostname is one byte over the bound */
 	FAKE_BLOAT,           /* a State of empty links that decodes over the budget */
 	FAKE_WRONG_IDS,       /* wrong_n replies with ids never asked for, then silence */
+	FAKE_RESTARTED,       /* a new agent's announcement, never the reply */
+	FAKE_RESTARTED_REPLY, /* a new agent's announcement, then the reply */
 };
 
 struct fake {
@@ -185,6 +187,13 @@ static void *fake_run(void *arg)
 			fake_send_hello(f->fd, id, "fake 1.0", 0);
 			break;
 		case FAKE_SILENT:
+			break;
+		case FAKE_RESTARTED:
+			fake_send_hello(f->fd, 0, "fake 2.0", 0);
+			break;
+		case FAKE_RESTARTED_REPLY:
+			fake_send_hello(f->fd, 0, "fake 2.0", 0);
+			fake_send_hello(f->fd, id, "fake 2.0", 0);
 			break;
 		case FAKE_HALF_REPLY:
 			fake_send_hello(f->fd, id, "fake 1.0", 12);
@@ -471,6 +480,50 @@ static void silent_agent_times_out(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
 	CU_ASSERT_STRING_EQUAL(err.msg, "fake:agent: no reply to get_state within 100 ms");
 	vmc_error_clear(&err);
+	fake_stop(&f, c);
+}
+
+/*
+ * A Hello pushed while a reply is awaited is a new agent: the request went
+ * with the old one. The call ends a second later saying so, not at its own
+ * deadline; the announcement stays queued for the session to resync on. A
+ * new agent that did get the request still answers it.
+ */
+static void a_restarted_agent_ends_the_wait(void)
+{
+	struct vmc_error err = VMC_ERROR_INIT;
+	Vmcheck__V1__Request req = VMCHECK__V1__REQUEST__INIT;
+	Vmcheck__V1__GetState get = VMCHECK__V1__GET_STATE__INIT;
+	Vmcheck__V1__Response *rsp = NULL, *ev = NULL;
+	Vmcheck__V1__Hello h;
+	struct vmc_agent_conn *c;
+	struct fake f;
+	uint64_t t0, ms;
+
+	fake_start(&f, FAKE_RESTARTED, 1, &c);
+	req.kind_case = VMCHECK__V1__REQUEST__KIND_GET_STATE;
+	req.get_state = &get;
+	t0 = vmc_mono_ns();
+	CU_ASSERT_EQUAL(vmc_agent_call(c, &req, 30000, &rsp, &err), -ECONNRESET);
+	ms = (vmc_mono_ns() - t0) / 1000000;
+	CU_ASSERT(ms >= 900 && ms < 5000);
+	CU_ASSERT_PTR_NULL(rsp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err.msg);
+	CU_ASSERT_STRING_EQUAL(err.msg,
+			       "fake:agent: the agent restarted while waiting for the reply to "
+			       "get_state (it announced itself again), and no reply came within "
+			       "1000 ms after that: the request was lost");
+	vmc_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_next_event(c, 0, &ev, &err), 0);
+	CU_ASSERT_EQUAL(ev->kind_case, VMCHECK__V1__RESPONSE__KIND_HELLO);
+	vmc_agent_response_free(c, ev);
+	fake_stop(&f, c);
+
+	fake_start(&f, FAKE_RESTARTED_REPLY, 1, &c);
+	hello_request(&req, &h);
+	CU_ASSERT_EQUAL_FATAL(vmc_agent_call(c, &req, 30000, &rsp, &err), 0);
+	CU_ASSERT_STRING_EQUAL(rsp->hello->agent_version, "fake 2.0");
+	vmc_agent_response_free(c, rsp);
 	fake_stop(&f, c);
 }
 
@@ -841,9 +894,9 @@ VMC_SUITE(agent_client, NULL, NULL, VMC_TEST(reply_matched_by_id_and_push_queued
 	  VMC_TEST(replies_to_nothing_are_bounded),
 	  VMC_TEST(a_request_cut_by_the_write_timeout_leaves_the_connection_unusable),
 	  VMC_TEST(a_request_not_started_by_the_deadline_leaves_the_connection_usable),
-	  VMC_TEST(silent_agent_times_out), VMC_TEST(agent_closing_mid_reply_is_epipe),
-	  VMC_TEST(garbage_before_a_reply_is_skipped), VMC_TEST(undecodable_frame_is_eproto),
-	  VMC_TEST(agent_error_reply_is_reported), VMC_TEST(agent_error_text_is_quoted),
-	  VMC_TEST(bad_specs_and_missing_sockets), VMC_TEST(unix_transport_round_trip),
-	  VMC_TEST(exec_agent_exit_status_is_reported), VMC_TEST(exec_round_trip_and_reap),
-	  VMC_TEST(exec_child_ignoring_eof_is_terminated))
+	  VMC_TEST(silent_agent_times_out), VMC_TEST(a_restarted_agent_ends_the_wait),
+	  VMC_TEST(agent_closing_mid_reply_is_epipe), VMC_TEST(garbage_before_a_reply_is_skipped),
+	  VMC_TEST(undecodable_frame_is_eproto), VMC_TEST(agent_error_reply_is_reported),
+	  VMC_TEST(agent_error_text_is_quoted), VMC_TEST(bad_specs_and_missing_sockets),
+	  VMC_TEST(unix_transport_round_trip), VMC_TEST(exec_agent_exit_status_is_reported),
+	  VMC_TEST(exec_round_trip_and_reap), VMC_TEST(exec_child_ignoring_eof_is_terminated))
