@@ -82,9 +82,13 @@ struct hv_lv {
 	struct vmc_hv hv;
 	virConnectPtr conn;
 	virDomainPtr dom;
-	bool owned;  /* our transient domain: destroyed by free() */
-	bool local;  /* the daemon runs on this host (a URI without a host part) */
-	bool shared; /* in libvirt-shared's registry: the agent's stream may use conn */
+	bool owned;                          /* our transient domain: destroyed by free() */
+	unsigned char uuid[VIR_UUID_BUFLEN]; /* the domain's, to find it again: reconnect() */
+	char *dom_name;                      /* and its name */
+	bool local;   /* the daemon runs on this host (a URI without a host part) */
+	bool shared;  /* in libvirt-shared's registry: the agent's stream may use conn */
+	bool gave_up; /* the connection was lost and did not come back: not tried again mid-run */
+	char *notice; /* for the step in flight: the connection was lost (take_notice) */
 	char *uri;
 	/*
 	 * The serial console's log on this host: what QEMU writes for our
@@ -102,6 +106,7 @@ struct hv_lv {
 	struct vcpu_map *vcpus;
 	size_t n_vcpus;
 	virStoragePoolPtr pool; /* ours, for disk images; made on first use */
+	char *pool_name;
 	char *pool_xml;
 	char *pool_path;             /* its directory on the libvirt host */
 	const struct vmc_arch *arch; /* the guest's: the config's, or the live XML's */
@@ -1147,8 +1152,10 @@ static int pool_ensure(struct hv_lv *h, struct vmc_error *err)
 		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
 	}
 	free(h->pool_path);
+	free(h->pool_name);
 	h->pool_path = strdup(path);
-	if (!h->pool_path)
+	h->pool_name = strdup(name);
+	if (!h->pool_path || !h->pool_name)
 		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
 	if (vmc_libvirt_xml_pool(name, path, &h->pool_xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "storage pool: out of memory");
@@ -2190,9 +2197,205 @@ static bool lv_seen_event(struct vmc_hv *hv, const char *name, const char *devic
 	return seen;
 }
 
+/*
+ * How long the teardown keeps trying to reach a daemon whose connection
+ * died (libvirtd killed, restarted, or the link to its host cut), and how
+ * often: a daemon restarted by systemd or by hand answers within seconds.
+ */
+#define RECONNECT_MS 30000
+#define RECONNECT_EVERY_MS 500
+
+static bool conn_lost(struct hv_lv *h)
+{
+	bool closed;
+
+	pthread_mutex_lock(&h->q->mu);
+	closed = h->q->closed;
+	pthread_mutex_unlock(&h->q->mu);
+	if (closed || virConnectIsAlive(h->conn) != 1) {
+		virResetLastError();
+		return true;
+	}
+	return false;
+}
+
+/* Our transient domain on the new connection, by UUID (by name if it had none). */
+static virDomainPtr find_domain(struct hv_lv *h)
+{
+	static const unsigned char none[VIR_UUID_BUFLEN];
+	virDomainPtr d = memcmp(h->uuid, none, sizeof(none))
+				 ? virDomainLookupByUUID(h->conn, h->uuid)
+				 : virDomainLookupByName(h->conn, h->dom_name);
+
+	if (!d)
+		virResetLastError(); /* gone with the old daemon, or it stopped */
+	return d;
+}
+
+/*
+ * Our pool on the new connection. A daemon that lost it (a transient pool
+ * may not outlive the daemon) leaves its directory and volumes behind:
+ * define and start it again from its XML so that pool_teardown() removes
+ * them as usual.
+ */
+static virStoragePoolPtr find_pool(struct hv_lv *h)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(h->conn, h->pool_name);
+
+	if (p)
+		return p;
+	virResetLastError();
+	p = virStoragePoolDefineXML(h->conn, h->pool_xml, 0);
+	if (p && virStoragePoolCreate(p, 0) < 0) {
+		warn_fail(h, "virStoragePoolCreate (to remove the pool's volumes)");
+		virStoragePoolUndefine(p);
+		virStoragePoolFree(p);
+		p = NULL;
+	} else if (!p) {
+		warn_fail(h, "virStoragePoolDefineXML (to remove the pool's volumes)");
+	}
+	return p;
+}
+
+static int subscribe_all(struct hv_lv *h, struct vmc_error *err);
+
+/* What the step in flight will note (the first thing since it was taken stays). */
+static void _printf_(2, 3) set_notice(struct hv_lv *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (h->notice)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&h->notice, fmt, ap) < 0)
+		h->notice = NULL;
+	va_end(ap);
+}
+
+static char *lv_take_notice(struct vmc_hv *hv)
+{
+	return TAKE_PTR(H(hv)->notice);
+}
+
+/*
+ * The connection died (libvirtd killed or restarted, the link to its host
+ * cut). Drop what hung on it, connect again every RECONNECT_EVERY_MS for
+ * @ms at most, and find our domain (by UUID) and pool (by name) there; to
+ * @resume the run, the domain's events are subscribed again (those of the
+ * gap are lost) and the agent's channel transport gets the new connection. A console read
+ * through libvirt (a remote URI) ends with the old connection. Until a new
+ * connection is made the old one and its objects stay: calls over them
+ * fail saying the socket is closed. Says so on stderr and in the
+ * transcript. Returns 0, or negative with @err set.
+ */
+static int reconnect(struct hv_lv *h, unsigned ms, bool resume, struct vmc_error *err)
+{
+	uint64_t t0 = vmc_mono_ns(), until = t0 + ms * 1000000ull;
+	bool had_dom = h->dom_name;
+	virConnectPtr c;
+	double secs;
+	int r = 0;
+
+	if (h->shared)
+		vmc_libvirt_unshare(h->dom);
+	h->shared = false;
+	if (h->con)
+		note(h->q, "serial console: lost with the connection");
+	console_close(h->con);
+	h->con = NULL;
+	for (size_t i = 0; i < h->n_cb; i++)
+		virConnectDomainEventDeregisterAny(h->conn, h->cb[i]);
+	h->n_cb = 0;
+	virConnectUnregisterCloseCallback(h->conn, on_close);
+	virResetLastError();
+	while (!(c = virConnectOpen(h->uri))) {
+		if (vmc_mono_ns() >= until) {
+			struct vmc_error e = VMC_ERROR_INIT;
+
+			lv_fail(h, &e, "connecting again");
+			lv_prefix(h, &e,
+				  "the connection to libvirt was lost and %s did not answer again "
+				  "within %u s: ",
+				  h->uri, ms / 1000);
+			fprintf(stderr, "vmcheck: libvirt: %s\n", e.msg ? e.msg : "");
+			set_notice(h, "%s", e.msg ? e.msg : "");
+			vmc_error_set(err, -ECONNREFUSED, "%s", e.msg ? e.msg : "");
+			vmc_error_clear(&e);
+			return -ECONNREFUSED;
+		}
+		virResetLastError();
+		poll(NULL, 0, RECONNECT_EVERY_MS);
+	}
+	if (h->dom)
+		virDomainFree(h->dom);
+	h->dom = NULL;
+	if (h->pool)
+		virStoragePoolFree(h->pool);
+	h->pool = NULL;
+	virConnectClose(h->conn);
+	virResetLastError();
+	h->conn = c;
+	pthread_mutex_lock(&h->q->mu);
+	h->q->closed = false;
+	pthread_mutex_unlock(&h->q->mu);
+	if (had_dom)
+		h->dom = find_domain(h);
+	if (h->pool_name)
+		h->pool = find_pool(h);
+	secs = (double)(vmc_mono_ns() - t0) / 1e9;
+	note(h->q,
+	     "the connection to libvirt was lost; connected again after %.1f s (domain %s: %s)",
+	     secs, h->dom_name ? h->dom_name : "?", h->dom ? "found" : "gone");
+	set_notice(h, "the connection to %s was lost; connected again after %.1f s%s", h->uri, secs,
+		   h->dom || !had_dom ? "" : ", and the domain is gone there");
+	fprintf(stderr,
+		"vmcheck: libvirt: the connection to %s was lost; connected again after %.1f s "
+		"(the domain %s %s)\n",
+		h->uri, secs, h->dom_name ? h->dom_name : "?",
+		h->dom ? "is still there" : "is gone from libvirt");
+	if (!had_dom || !resume)
+		return 0;
+	if (!h->dom)
+		return vmc_error_set(err, -ESRCH,
+				     "connected to libvirt again after %.1f s, but the domain %s is "
+				     "gone there",
+				     secs, h->dom_name ? h->dom_name : "?");
+	r = subscribe_all(h, err);
+	if (r == 0 && vmc_libvirt_share(h->uri, h->conn, h->dom) < 0)
+		r = vmc_error_set(err, -ENOMEM, "libvirt: out of memory");
+	else if (r == 0)
+		h->shared = true;
+	return r;
+}
+
+/*
+ * Mid-run, a connection that closed is made again (bounded: RECONNECT_MS,
+ * and only once if that fails), so that the steps after the one it failed
+ * run as before. Returns 0 or -EPIPE/-ECONNREFUSED/-ESRCH with @err set.
+ */
+static int heal(struct hv_lv *h, struct vmc_error *err)
+{
+	bool closed;
+	int r;
+
+	pthread_mutex_lock(&h->q->mu);
+	closed = h->q->closed;
+	pthread_mutex_unlock(&h->q->mu);
+	if (!closed)
+		return 0;
+	if (h->gave_up)
+		return vmc_error_set(err, -EPIPE, "the connection to libvirt closed");
+	r = reconnect(h, RECONNECT_MS, true, err);
+	h->gave_up = r < 0;
+	return r;
+}
+
+/* A step begins: no event of before counts; a connection lost meanwhile is made again. */
 static void lv_flush_events(struct vmc_hv *hv)
 {
 	struct evq *q = H(hv)->q;
+
+	heal(H(hv), NULL);
 
 	pthread_mutex_lock(&q->mu);
 	while (q->head) {
@@ -2214,15 +2417,9 @@ static int lv_fd(struct vmc_hv *hv)
 static int lv_pump(struct vmc_hv *hv, struct vmc_error *err)
 {
 	struct evq *q = H(hv)->q;
-	bool closed;
 
 	drain(q);
-	pthread_mutex_lock(&q->mu);
-	closed = q->closed;
-	pthread_mutex_unlock(&q->mu);
-	if (closed)
-		return vmc_error_set(err, -EPIPE, "the connection to libvirt closed");
-	return 0;
+	return heal(H(hv), err);
 }
 
 static int lv_alive(struct vmc_hv *hv, struct vmc_error *err)
@@ -2230,6 +2427,10 @@ static int lv_alive(struct vmc_hv *hv, struct vmc_error *err)
 	struct hv_lv *h = H(hv);
 	int state, reason;
 
+	/* Connected again (reconnect()), the domain was not there any more. */
+	if (!h->dom && h->conn)
+		return vmc_error_set(err, -ESRCH, "the domain %s is gone from libvirt",
+				     h->dom_name ? h->dom_name : "?");
 	if (virDomainGetState(h->dom, &state, &reason, 0) < 0) {
 		int r = lv_fail(h, err, "virDomainGetState");
 
@@ -2722,7 +2923,22 @@ static void lv_free(struct vmc_hv *hv)
 		return;
 	if (h->shared)
 		vmc_libvirt_unshare(h->dom);
+	h->shared = false;
 	console_close(h->con);
+	h->con = NULL;
+	if (h->conn && ((h->owned && h->dom_name) || h->pool_name) && conn_lost(h)) {
+		struct vmc_error e = VMC_ERROR_INIT;
+
+		/* Our domain and pool are removed only through the daemon. */
+		if (reconnect(h, RECONNECT_MS, false, &e) < 0 && (h->owned || h->pool_name))
+			fprintf(stderr, "vmcheck: libvirt: left behind:%s%s%s%s%s%s\n",
+				h->owned ? " the transient domain " : "",
+				h->owned ? h->dom_name : "",
+				h->pool_name ? " the storage pool " : "",
+				h->pool_name ? h->pool_name : "", h->pool_name ? " at " : "",
+				h->pool_name ? h->pool_path : "");
+		vmc_error_clear(&e);
+	}
 	if (h->dom && h->owned && virDomainDestroy(h->dom) < 0)
 		virResetLastError(); /* already gone: a powerdown ended it */
 	pool_teardown(h);
@@ -2764,8 +2980,11 @@ static void lv_free(struct vmc_hv *hv)
 	free(h->network);
 	free(h->pool_xml);
 	free(h->pool_path);
+	free(h->pool_name);
+	free(h->dom_name);
 	free(h->last_monitor);
 	vmc_ledger_clear(&h->ledger);
+	free(h->notice);
 	if (h->q)
 		evq_unref(h->q);
 	free(h);
@@ -2814,6 +3033,7 @@ static const struct vmc_hv_ops hv_libvirt_ops = {
 	.ended = lv_ended,
 	.console_log = lv_console_log,
 	.transcript = lv_transcript,
+	.take_notice = lv_take_notice,
 	.agent_spec = lv_agent_spec,
 	.arch = lv_arch,
 	.added = lv_added,
@@ -2998,6 +3218,12 @@ static int create_domain(struct hv_lv *h, struct vmc_libvirt_xml_domain *d, cons
 	if (!h->dom)
 		return lv_fail(h, err, "virDomainCreateXML (transient domain of the guest kit)");
 	h->owned = true;
+	if (virDomainGetUUID(h->dom, h->uuid) < 0)
+		virResetLastError(); /* all zero: looked up by name instead */
+	free(h->dom_name);
+	h->dom_name = strdup(name);
+	if (!h->dom_name)
+		return vmc_error_set(err, -ENOMEM, "domain: out of memory");
 	snprintf(what, sizeof(what), "virDomainCreateXML %s (type %s%s)", name, type,
 		 console ? ", paused" : "");
 	r = done(h, 0, err, what);
@@ -3395,6 +3621,11 @@ int vmc_libvirt_open(const struct vmc_libvirt_config *cfg, struct vmc_hv **out,
 	if (cfg->domain) {
 		h->dom = virDomainLookupByName(h->conn, cfg->domain);
 		r = h->dom ? 0 : lv_fail(h, err, "looking up the domain");
+		/* To find it again on a new connection: reconnect(). */
+		if (r == 0 && virDomainGetUUID(h->dom, h->uuid) < 0)
+			virResetLastError();
+		if (r == 0 && !(h->dom_name = strdup(cfg->domain)))
+			r = vmc_error_set(err, -ENOMEM, "libvirt: out of memory");
 		if (r < 0 && h->local)
 			vmc_error_prefix(err, "%s domain %s: ", cfg->uri, cfg->domain);
 		else if (r < 0)

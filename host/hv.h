@@ -299,6 +299,14 @@ struct vmc_hv_ops {
 	/* Evidence: the command/event transcript from @since_ns on. */
 	void (*transcript)(struct vmc_hv *hv, uint64_t since_ns, FILE *out);
 
+	/*
+	 * take_notice - optional: what happened to the backend itself since it
+	 * was last asked, that the step in flight must say even when it passes
+	 * ("the connection to libvirt was lost; connected again after 2.1 s");
+	 * malloc'd, the caller frees it; NULL when nothing did.
+	 */
+	char *(*take_notice)(struct vmc_hv *hv);
+
 	/* Where the guest agent is reached ("vserial:/tmp/x/agent.sock"). */
 	const char *(*agent_spec)(struct vmc_hv *hv);
 

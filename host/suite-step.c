@@ -307,6 +307,13 @@ int vmc_step_end(struct vmc_step *st, int rc, const char *fmt, ...)
 				      st->old_boot ? VMC_Q(st->old_boot) : "?", VMC_Q(s->boot_id));
 		}
 	}
+	if (!st->skipped && s->hv && s->hv->ops->take_notice) {
+		char *notice = s->hv->ops->take_notice(s->hv);
+
+		if (notice)
+			vmc_step_note(st, "%s", notice);
+		free(notice);
+	}
 	if (rc < 0 && fmt && !st->skipped) {
 		va_start(ap, fmt);
 		step_vfail(st, fmt, ap);
