@@ -953,10 +953,36 @@ static int lv_attached(struct hv_lv *h, int r, const char *id, const char *path)
 	return r;
 }
 
-static int attach(struct hv_lv *h, const char *xml, struct vmc_error *err, const char *what)
+static bool conn_lost(struct hv_lv *h);
+static int heal(struct hv_lv *h, struct vmc_error *err);
+static void _printf_(2, 3) set_notice(struct hv_lv *h, const char *fmt, ...);
+
+/*
+ * Attach @xml, the device @id. A connection lost under the call leaves its
+ * outcome unknown (the daemon may have done it before dying): once
+ * connected again, the live XML says. A device that is there is attached,
+ * and the step in flight says how that was learned.
+ */
+static int attach(struct hv_lv *h, const char *id, const char *xml, struct vmc_error *err,
+		  const char *what)
 {
+	struct vmc_libvirt_xml *x = NULL;
+	int r, there;
+
 	note(h->q, "%s: %s", what, xml);
-	return done(h, virDomainAttachDeviceFlags(h->dom, xml, VIR_DOMAIN_AFFECT_LIVE), err, what);
+	r = done(h, virDomainAttachDeviceFlags(h->dom, xml, VIR_DOMAIN_AFFECT_LIVE), err, what);
+	if (r >= 0 || !conn_lost(h) || heal(h, NULL) < 0 || live(h, &x, NULL) < 0)
+		return r;
+	there = vmc_libvirt_xml_device(x, id, NULL, NULL);
+	vmc_libvirt_xml_free(x);
+	if (there <= 0)
+		return r;
+	note(h->q, "%s: done after all: the live XML has alias " VMC_LIBVIRT_XML_ALIAS_PREFIX "%s",
+	     what, id);
+	set_notice(h, "%s: its reply was lost with the connection (%s), but the live XML has it",
+		   what, err && err->msg ? err->msg : "");
+	vmc_error_clear(err);
+	return 0;
 }
 
 /*
@@ -989,7 +1015,7 @@ static int lv_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vm
 	if (vmc_libvirt_xml_nic(nic, bus, h->network, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", nic->id);
 	snprintf(what, sizeof(what), "attach-device %s on %s", nic->id, nic->slot);
-	return lv_attached(h, attach(h, xml, err, what), nic->id, NULL);
+	return lv_attached(h, attach(h, nic->id, xml, err, what), nic->id, NULL);
 }
 
 static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vmc_error *err)
@@ -1004,7 +1030,7 @@ static int lv_disk_add(struct vmc_hv *hv, const struct vmc_hv_disk *d, struct vm
 	if (vmc_libvirt_xml_disk(d, bus, dev, &xml) < 0)
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", d->id);
 	snprintf(what, sizeof(what), "attach-device %s (%s) on %s", d->id, dev, d->slot);
-	return lv_attached(h, attach(h, xml, err, what), d->id, d->path);
+	return lv_attached(h, attach(h, d->id, xml, err, what), d->id, d->path);
 }
 
 static int lv_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc_error *err)
@@ -1016,7 +1042,7 @@ static int lv_mem_add(struct vmc_hv *hv, const struct vmc_hv_dimm *m, struct vmc
 		return vmc_error_set(err, -ENOMEM, "attach-device %s: out of memory", m->id);
 	snprintf(what, sizeof(what), "attach-device %s (%llu MiB)", m->id,
 		 (unsigned long long)(m->size >> 20));
-	return lv_attached(H(hv), attach(H(hv), xml, err, what), m->id, NULL);
+	return lv_attached(H(hv), attach(H(hv), m->id, xml, err, what), m->id, NULL);
 }
 
 /*
@@ -1058,7 +1084,7 @@ static int lv_vfio_add(struct vmc_hv *hv, const struct vmc_hv_vfio *v, struct vm
 	if (r < 0)
 		return lv_prefix(h, err, "attach-device %s (host %s): ", v->id, v->host);
 	snprintf(what, sizeof(what), "attach-device %s (host %s) on %s", v->id, v->host, v->slot);
-	return lv_attached(h, attach(h, xml, err, what), v->id, NULL);
+	return lv_attached(h, attach(h, v->id, xml, err, what), v->id, NULL);
 }
 
 /*
@@ -2259,17 +2285,27 @@ static virStoragePoolPtr find_pool(struct hv_lv *h)
 
 static int subscribe_all(struct hv_lv *h, struct vmc_error *err);
 
-/* What the step in flight will note (the first thing since it was taken stays). */
+/* What the step in flight will note, after what it already will ("; "). */
 static void _printf_(2, 3) set_notice(struct hv_lv *h, const char *fmt, ...)
 {
+	char *add = NULL, *both = NULL;
 	va_list ap;
 
-	if (h->notice)
-		return;
 	va_start(ap, fmt);
-	if (vasprintf(&h->notice, fmt, ap) < 0)
-		h->notice = NULL;
+	if (vasprintf(&add, fmt, ap) < 0)
+		add = NULL;
 	va_end(ap);
+	if (!add)
+		return;
+	if (!h->notice) {
+		h->notice = add;
+		return;
+	}
+	if (asprintf(&both, "%s; %s", h->notice, add) >= 0) {
+		free(h->notice);
+		h->notice = both;
+	}
+	free(add);
 }
 
 static char *lv_take_notice(struct vmc_hv *hv)
