@@ -36,6 +36,13 @@ static void loop_setup(void)
 	pthread_t t;
 
 	virSetErrorFunc(NULL, quiet);
+	/*
+	 * libvirt's RPC client writes to the daemon's socket with write(): a
+	 * daemon killed mid-run raised SIGPIPE and killed vmcheck with its
+	 * domain and pool left behind. The error comes back as EPIPE instead.
+	 * (Children get SIGPIPE back before exec: qemu-proc.c, agent-exec.c.)
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
 		loop_result = -EIO;
 		return;
