@@ -2602,22 +2602,6 @@ static const struct vmc_arch *lv_arch(struct vmc_hv *hv)
 
 /* ---- cleanup of a user's domain */
 
-enum {
-	CL_PENDING,
-	CL_DELETING,
-	CL_GONE,
-	CL_LEFT
-};
-
-struct cl_item {
-	enum vmc_ledger_kind kind;
-	char id[PATH_MAX]; /* a device's id, a vCPU's id, a volume's path */
-	char device[80];   /* a volume's disk, "" none */
-	bool vcpu;
-	const char *via; /* how its removal was asked for */
-	int state;
-};
-
 /*
  * In live XML @x: is device or vCPU @id still there? 1 yes, 0 no, -1 the
  * XML does not say (a vCPU position it does not list).
@@ -2660,42 +2644,22 @@ static size_t lv_added(struct vmc_hv *hv)
 	return h->ledger.n;
 }
 
-/* How @it ends: removed or left, with how or why not. */
-static void _printf_(4, 5)
-	cl_settle(struct cl_item *it, struct vmc_hv_cleaned *c, int state, const char *fmt, ...)
-{
-	va_list ap;
-
-	it->state = state;
-	c->removed = state == CL_GONE;
-	va_start(ap, fmt);
-	vsnprintf(c->how, sizeof(c->how), fmt, ap);
-	va_end(ap);
-}
-
-/* Is @fd readable now (a second signal on the signalfd)? */
-static bool cl_stop_now(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return fd >= 0 && poll(&p, 1, 0) == 1;
-}
-
 /*
  * Ask libvirt to remove vCPU @it: virDomainSetVcpu off, which waits for
  * QEMU (5 s at most, then libvirt's timeout error: the removal may still
  * complete, the live XML says).
  */
-static void cl_request_vcpu(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned *c)
+static void cl_request_vcpu(struct hv_lv *h, struct vmc_ledger_item *it, struct vmc_hv_cleaned *c)
 {
 	struct vmc_error e = VMC_ERROR_INIT;
 	int r = set_vcpu(h, it->id, vcpu_find(h, it->id)->vcpu, false, &e);
 
 	it->via = "virDomainSetVcpu disable";
 	if (r == 0 || r == -EINPROGRESS)
-		it->state = CL_DELETING;
+		it->state = VMC_LEDGER_DELETING;
 	else
-		cl_settle(it, c, CL_LEFT, "%s", e.msg ? e.msg : "virDomainSetVcpu failed");
+		vmc_ledger_settle(it, c, VMC_LEDGER_LEFT, "%s",
+				  e.msg ? e.msg : "virDomainSetVcpu failed");
 	vmc_error_clear(&e);
 }
 
@@ -2705,7 +2669,7 @@ static void cl_request_vcpu(struct hv_lv *h, struct cl_item *it, struct vmc_hv_c
  * is asked for at once; a driver without it gets virDomainDetachDeviceFlags
  * with the device's live XML (lv_detach()), which waits up to 5 s each.
  */
-static void cl_request(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned *c)
+static void cl_request(struct hv_lv *h, struct vmc_ledger_item *it, struct vmc_hv_cleaned *c)
 {
 	struct vmc_error e = VMC_ERROR_INIT;
 	char alias[128], what[160];
@@ -2720,25 +2684,26 @@ static void cl_request(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleane
 	it->via = "virDomainDetachDeviceAlias";
 	if (virDomainDetachDeviceAlias(h->dom, alias, VIR_DOMAIN_AFFECT_LIVE) == 0) {
 		note(h->q, "%s: ok (cleanup)", what);
-		it->state = CL_DELETING;
+		it->state = VMC_LEDGER_DELETING;
 		return;
 	}
 	code = virGetLastErrorCode();
 	lv_fail(h, &e, what);
 	if (code == VIR_ERR_DEVICE_MISSING) {
-		cl_settle(it, c, CL_GONE, "already gone (%s)", e.msg);
+		vmc_ledger_settle(it, c, VMC_LEDGER_GONE, "already gone (%s)", e.msg);
 	} else if (code == VIR_ERR_NO_SUPPORT || code == VIR_ERR_OPERATION_UNSUPPORTED) {
 		vmc_error_clear(&e);
 		it->via = "virDomainDetachDeviceFlags";
 		r = lv_detach(&h->hv, it->id, &e);
 		if (r == 0 || r == -EINPROGRESS)
-			it->state = CL_DELETING;
+			it->state = VMC_LEDGER_DELETING;
 		else if (r == -ENOENT)
-			cl_settle(it, c, CL_GONE, "already gone (%s)", e.msg);
+			vmc_ledger_settle(it, c, VMC_LEDGER_GONE, "already gone (%s)", e.msg);
 		else
-			cl_settle(it, c, CL_LEFT, "%s", e.msg ? e.msg : "detach failed");
+			vmc_ledger_settle(it, c, VMC_LEDGER_LEFT, "%s",
+					  e.msg ? e.msg : "detach failed");
 	} else {
-		cl_settle(it, c, CL_LEFT, "%s", e.msg);
+		vmc_ledger_settle(it, c, VMC_LEDGER_LEFT, "%s", e.msg);
 	}
 	vmc_error_clear(&e);
 }
@@ -2750,8 +2715,8 @@ static void cl_request(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleane
  * live XML without it (a vCPU has no such event), until @deadline or
  * @stop_fd. Returns false when @stop_fd cut the wait short.
  */
-static bool cl_await(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned *c, size_t n,
-		     uint64_t t0, uint64_t deadline, int stop_fd)
+static bool cl_await(struct hv_lv *h, struct vmc_ledger_item *it, struct vmc_hv_cleaned *c,
+		     size_t n, uint64_t t0, uint64_t deadline, int stop_fd)
 {
 	uint64_t next_look = 0;
 
@@ -2774,7 +2739,7 @@ static bool cl_await(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned 
 			unsigned long long ms = (now - t0) / 1000000;
 			bool got;
 
-			if (it[i].state != CL_DELETING)
+			if (it[i].state != VMC_LEDGER_DELETING)
 				continue;
 			/* libvirt's own vCPU aliases ("vcpu1") may look like our ids: not theirs. */
 			pthread_mutex_lock(&h->q->mu);
@@ -2782,15 +2747,16 @@ static bool cl_await(struct hv_lv *h, struct cl_item *it, struct vmc_hv_cleaned 
 			      take_locked(h->q, VMC_EV_DEVICE_DELETED, it[i].id, NULL);
 			pthread_mutex_unlock(&h->q->mu);
 			if (got)
-				cl_settle(&it[i], &c[i], CL_GONE,
-					  "%s, DEVICE_REMOVED after %llu ms", it[i].via, ms);
+				vmc_ledger_settle(&it[i], &c[i], VMC_LEDGER_GONE,
+						  "%s, DEVICE_REMOVED after %llu ms", it[i].via,
+						  ms);
 			else if (x && cl_there(h, x, it[i].id) == 0)
-				cl_settle(&it[i], &c[i], CL_GONE,
-					  "%s, gone from the live XML after %llu ms", it[i].via,
-					  ms);
+				vmc_ledger_settle(&it[i], &c[i], VMC_LEDGER_GONE,
+						  "%s, gone from the live XML after %llu ms",
+						  it[i].via, ms);
 			else
 				waiting = true;
-			if (it[i].state == CL_GONE)
+			if (it[i].state == VMC_LEDGER_GONE)
 				vmc_ledger_drop(&h->ledger, VMC_LEDGER_DEVICE, it[i].id);
 		}
 		vmc_libvirt_xml_free(x);
@@ -2842,33 +2808,41 @@ static bool cl_vcpu_count(struct hv_lv *h, struct vmc_hv_cleaned *c)
 }
 
 /* Delete volume @it, once the disk that used it is gone. */
-static void cl_volume(struct hv_lv *h, struct cl_item *all, size_t n, struct cl_item *it,
-		      struct vmc_hv_cleaned *c)
+static void cl_volume(struct hv_lv *h, struct vmc_ledger_item *all, size_t n,
+		      struct vmc_ledger_item *it, struct vmc_hv_cleaned *c)
 {
 	struct vmc_error e = VMC_ERROR_INIT;
 	virStorageVolPtr vol;
 
 	for (size_t i = 0; *it->device && i < n; i++)
 		if (all[i].kind == VMC_LEDGER_DEVICE && !strcmp(all[i].id, it->device) &&
-		    all[i].state != CL_GONE) {
-			cl_settle(it, c, CL_LEFT, "its disk %s is still attached", it->device);
+		    all[i].state != VMC_LEDGER_GONE) {
+			vmc_ledger_settle(it, c, VMC_LEDGER_LEFT, "its disk %s is still attached",
+					  it->device);
 			return;
 		}
 	vol = virStorageVolLookupByPath(h->conn, it->id);
 	if (!vol && virGetLastErrorCode() == VIR_ERR_NO_STORAGE_VOL) {
 		lv_fail(h, &e, "virStorageVolLookupByPath");
 		vmc_ledger_drop(&h->ledger, VMC_LEDGER_VOLUME, it->id);
-		cl_settle(it, c, CL_GONE, "already gone (%s)", e.msg);
+		vmc_ledger_settle(it, c, VMC_LEDGER_GONE, "already gone (%s)", e.msg);
 	} else {
 		virResetLastError();
 		if (lv_image_remove(&h->hv, it->id, &e) == 0)
-			cl_settle(it, c, CL_GONE, "virStorageVolDelete");
+			vmc_ledger_settle(it, c, VMC_LEDGER_GONE, "virStorageVolDelete");
 		else
-			cl_settle(it, c, CL_LEFT, "%s", e.msg);
+			vmc_ledger_settle(it, c, VMC_LEDGER_LEFT, "%s", e.msg);
 	}
 	if (vol)
 		virStorageVolFree(vol);
 	vmc_error_clear(&e);
+}
+
+/* vmc_ledger_finish()'s rest: a volume once its disk is gone. */
+static void cl_rest(void *ctx, struct vmc_ledger_item *all, size_t n, struct vmc_ledger_item *it,
+		    struct vmc_hv_cleaned *c)
+{
+	cl_volume(ctx, all, n, it, c);
 }
 
 /*
@@ -2881,70 +2855,38 @@ static int lv_cleanup(struct vmc_hv *hv, int stop_fd, unsigned ms, struct vmc_hv
 		      size_t *n, bool *cut)
 {
 	struct hv_lv *h = H(hv);
-	const struct vmc_ledger_entry **plan;
+	struct vmc_ledger_item *it;
 	struct vmc_hv_cleaned *c;
-	struct cl_item *it;
-	size_t total = lv_added(hv), k;
 	uint64_t t0 = vmc_mono_ns();
 	bool vcpus = false;
-	int r = 0;
+	ssize_t total;
+	size_t k;
+	int r;
 
 	*out = NULL;
 	*n = 0;
 	*cut = false;
-	if (!total)
-		return 0;
-	plan = calloc(total, sizeof(*plan));
-	it = calloc(total, sizeof(*it));
-	c = calloc(total + 1, sizeof(*c)); /* + the vCPU count */
-	if (!plan || !it || !c) {
-		free(plan);
-		free(it);
-		free(c);
-		return -ENOMEM;
-	}
-	/* Copied: the ledger changes as things go. */
-	vmc_ledger_plan(&h->ledger, plan, total);
-	for (size_t i = 0; i < total; i++) {
-		it[i].kind = plan[i]->kind;
-		snprintf(it[i].id, sizeof(it[i].id), "%s", plan[i]->id);
-		snprintf(it[i].device, sizeof(it[i].device), "%s",
-			 plan[i]->device ? plan[i]->device : "");
+	lv_added(hv);
+	total = vmc_ledger_items(&h->ledger, 1, &it, &c); /* + the vCPU count */
+	if (total <= 0)
+		return (int)total;
+	for (ssize_t i = 0; i < total; i++) {
 		it[i].vcpu = it[i].kind == VMC_LEDGER_DEVICE && vcpu_find(h, it[i].id);
 		vcpus |= it[i].vcpu;
-		snprintf(c[i].what, sizeof(c[i].what), "%s %s",
-			 it[i].vcpu ? "vCPU" : vmc_ledger_kind_name(it[i].kind), it[i].id);
+		if (it[i].vcpu)
+			snprintf(c[i].what, sizeof(c[i].what), "vCPU %.80s", it[i].id);
 	}
-	free(plan);
-	*cut = cl_stop_now(stop_fd);
-	for (size_t i = 0; !*cut && i < total; i++)
+	*cut = vmc_ledger_stop_now(stop_fd);
+	for (ssize_t i = 0; !*cut && i < total; i++)
 		if (it[i].kind == VMC_LEDGER_DEVICE)
 			cl_request(h, &it[i], &c[i]);
 	if (!*cut)
-		*cut = !cl_await(h, it, c, total, t0, t0 + ms * 1000000ull, stop_fd);
-	for (size_t i = 0; i < total; i++) {
-		if (it[i].state == CL_DELETING)
-			cl_settle(&it[i], &c[i], CL_LEFT,
-				  *cut ? "%s sent, no DEVICE_REMOVED yet"
-				       : "%s sent, still in the live XML after %u ms (the guest did "
-					 "not let it go)",
-				  it[i].via, ms);
-		if (it[i].state != CL_PENDING)
-			continue;
-		if (*cut || cl_stop_now(stop_fd))
-			*cut = true;
-		if (*cut)
-			cl_settle(&it[i], &c[i], CL_LEFT,
-				  "not tried: a second signal cut the cleanup short");
-		else
-			cl_volume(h, it, total, &it[i], &c[i]);
-	}
-	k = total;
-	if (vcpus && h->vcpus_known && !*cut && cl_vcpu_count(h, &c[k]))
-		k++;
-	for (size_t i = 0; i < k; i++)
-		if (!c[i].removed)
-			r = -EBUSY;
+		*cut = !cl_await(h, it, c, (size_t)total, t0, t0 + ms * 1000000ull, stop_fd);
+	r = vmc_ledger_finish(it, (size_t)total, c, (size_t)total, stop_fd, cut, ms,
+			      "DEVICE_REMOVED", "still in the live XML after", cl_rest, h);
+	k = (size_t)total;
+	if (vcpus && h->vcpus_known && !*cut && cl_vcpu_count(h, &c[k]) && !c[k++].removed)
+		r = -EBUSY;
 	free(it);
 	*out = c;
 	*n = k;

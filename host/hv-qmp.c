@@ -1011,46 +1011,12 @@ static const struct vmc_arch *qmp_arch(struct vmc_hv *hv)
 
 /* ---- cleanup of an attached VM */
 
-enum {
-	PENDING,
-	DELETING,
-	GONE,
-	LEFT
-};
-
-struct item {
-	enum vmc_ledger_kind kind;
-	char id[80], device[80];
-	int state;
-};
-
 static size_t qmp_added(struct vmc_hv *hv)
 {
 	struct hv_qmp *h = H(hv);
 
 	release_netdevs(h);
 	return h->ledger.n;
-}
-
-/* How @it ends: removed or left, with how or why not. */
-static void _printf_(4, 5)
-	settle(struct item *it, struct vmc_hv_cleaned *c, int state, const char *fmt, ...)
-{
-	va_list ap;
-
-	it->state = state;
-	c->removed = state == GONE;
-	va_start(ap, fmt);
-	vsnprintf(c->how, sizeof(c->how), fmt, ap);
-	va_end(ap);
-}
-
-/* Is @fd readable now (a second signal on the signalfd)? */
-static bool stop_now(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return fd >= 0 && poll(&p, 1, 0) == 1;
 }
 
 /* The words QEMU refused @cmd with, or how the connection failed. */
@@ -1062,24 +1028,28 @@ static const char *refusal(struct hv_qmp *h, int r, struct vmc_error *e)
 }
 
 /* device_del every device of @it; those QEMU no longer has count as gone. */
-static void request_removals(struct hv_qmp *h, struct item *it, struct vmc_hv_cleaned *c, size_t n)
+static void request_removals(struct hv_qmp *h, struct vmc_ledger_item *it, struct vmc_hv_cleaned *c,
+			     size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct vmc_error e = VMC_ERROR_INIT;
 		int r;
 
-		if (it[i].kind != VMC_LEDGER_DEVICE || it[i].state != PENDING)
+		if (it[i].kind != VMC_LEDGER_DEVICE || it[i].state != VMC_LEDGER_PENDING)
 			continue;
+		it[i].via = "device_del";
 		r = vmc_qmp_command(h->q, "device_del", args_of("id", it[i].id), CMD_TIMEOUT_MS,
 				    NULL, &e);
 		if (r == 0 || (r == VMC_QMP_ECOMMAND &&
 			       strstr(vmc_qmp_error_desc(h->q), "in the process of unplug")))
-			it[i].state = DELETING;
+			it[i].state = VMC_LEDGER_DELETING;
 		else if (r == VMC_QMP_ECOMMAND && strstr(vmc_qmp_error_desc(h->q), "not found"))
-			settle(&it[i], &c[i], GONE, "already gone (device_del: %s)",
-			       vmc_qmp_error_desc(h->q));
+			vmc_ledger_settle(&it[i], &c[i], VMC_LEDGER_GONE,
+					  "already gone (device_del: %s)",
+					  vmc_qmp_error_desc(h->q));
 		else
-			settle(&it[i], &c[i], LEFT, "device_del: %s", refusal(h, r, &e));
+			vmc_ledger_settle(&it[i], &c[i], VMC_LEDGER_LEFT, "device_del: %s",
+					  refusal(h, r, &e));
 		vmc_error_clear(&e);
 	}
 }
@@ -1088,8 +1058,8 @@ static void request_removals(struct hv_qmp *h, struct item *it, struct vmc_hv_cl
  * Wait for the DEVICE_DELETED of every device being removed, until
  * @deadline or @stop_fd. Returns false when @stop_fd cut the wait short.
  */
-static bool await_removals(struct hv_qmp *h, struct item *it, struct vmc_hv_cleaned *c, size_t n,
-			   uint64_t t0, uint64_t deadline, int stop_fd)
+static bool await_removals(struct hv_qmp *h, struct vmc_ledger_item *it, struct vmc_hv_cleaned *c,
+			   size_t n, uint64_t t0, uint64_t deadline, int stop_fd)
 {
 	for (;;) {
 		struct pollfd p[2] = { { .fd = vmc_qmp_fd(h->q), .events = POLLIN },
@@ -1098,12 +1068,12 @@ static bool await_removals(struct hv_qmp *h, struct item *it, struct vmc_hv_clea
 		uint64_t now = vmc_mono_ns();
 
 		for (size_t i = 0; i < n; i++) {
-			if (it[i].state != DELETING)
+			if (it[i].state != VMC_LEDGER_DELETING)
 				continue;
 			if (!vmc_ledger_find(&h->ledger, VMC_LEDGER_DEVICE, it[i].id))
-				settle(&it[i], &c[i], GONE,
-				       "device_del, DEVICE_DELETED after %llu ms",
-				       (unsigned long long)((now - t0) / 1000000));
+				vmc_ledger_settle(&it[i], &c[i], VMC_LEDGER_GONE,
+						  "device_del, DEVICE_DELETED after %llu ms",
+						  (unsigned long long)((now - t0) / 1000000));
 			else
 				waiting = true;
 		}
@@ -1122,8 +1092,8 @@ static bool await_removals(struct hv_qmp *h, struct item *it, struct vmc_hv_clea
 }
 
 /* The backend object of @it, once its device is gone. */
-static void remove_backend(struct hv_qmp *h, struct item *all, size_t n, struct item *it,
-			   struct vmc_hv_cleaned *c)
+static void remove_backend(struct hv_qmp *h, struct vmc_ledger_item *all, size_t n,
+			   struct vmc_ledger_item *it, struct vmc_hv_cleaned *c)
 {
 	static const struct {
 		const char *cmd, *key;
@@ -1138,91 +1108,63 @@ static void remove_backend(struct hv_qmp *h, struct item *all, size_t n, struct 
 
 	for (size_t i = 0; *it->device && i < n; i++)
 		if (all[i].kind == VMC_LEDGER_DEVICE && !strcmp(all[i].id, it->device) &&
-		    all[i].state != GONE) {
-			settle(it, c, LEFT, "its device %s is still there", it->device);
+		    all[i].state != VMC_LEDGER_GONE) {
+			vmc_ledger_settle(it, c, VMC_LEDGER_LEFT, "its device %s is still there",
+					  it->device);
 			return;
 		}
 	/* A NIC's netdev goes as soon as its DEVICE_DELETED is seen (release_netdevs()). */
 	if (!vmc_ledger_find(&h->ledger, it->kind, it->id)) {
-		settle(it, c, GONE, "%s", how[it->kind].cmd);
+		vmc_ledger_settle(it, c, VMC_LEDGER_GONE, "%s", how[it->kind].cmd);
 		return;
 	}
 	r = vmc_qmp_command(h->q, how[it->kind].cmd, args_of(how[it->kind].key, it->id),
 			    CMD_TIMEOUT_MS, NULL, &e);
 	if (r == 0) {
 		vmc_ledger_drop(&h->ledger, it->kind, it->id);
-		settle(it, c, GONE, "%s", how[it->kind].cmd);
+		vmc_ledger_settle(it, c, VMC_LEDGER_GONE, "%s", how[it->kind].cmd);
 	} else {
-		settle(it, c, LEFT, "%s: %s", how[it->kind].cmd, refusal(h, r, &e));
+		vmc_ledger_settle(it, c, VMC_LEDGER_LEFT, "%s: %s", how[it->kind].cmd,
+				  refusal(h, r, &e));
 	}
 	vmc_error_clear(&e);
+}
+
+/* vmc_ledger_finish()'s rest: a backend object once its device is gone. */
+static void rest(void *ctx, struct vmc_ledger_item *all, size_t n, struct vmc_ledger_item *it,
+		 struct vmc_hv_cleaned *c)
+{
+	remove_backend(ctx, all, n, it, c);
 }
 
 static int qmp_cleanup(struct vmc_hv *hv, int stop_fd, unsigned ms, struct vmc_hv_cleaned **out,
 		       size_t *n, bool *cut)
 {
 	struct hv_qmp *h = H(hv);
-	const struct vmc_ledger_entry **plan;
+	struct vmc_ledger_item *it;
 	struct vmc_hv_cleaned *c;
-	struct item *it;
-	size_t total = qmp_added(hv);
 	uint64_t t0 = vmc_mono_ns();
-	int r = 0;
+	ssize_t total;
+	int r;
 
 	*out = NULL;
 	*n = 0;
 	*cut = false;
-	if (!total)
-		return 0;
-	plan = calloc(total, sizeof(*plan));
-	it = calloc(total, sizeof(*it));
-	c = calloc(total, sizeof(*c));
-	if (!plan || !it || !c) {
-		free(plan);
-		free(it);
-		free(c);
-		return -ENOMEM;
-	}
-	/* Copied: the ledger changes as things go. */
-	vmc_ledger_plan(&h->ledger, plan, total);
-	for (size_t i = 0; i < total; i++) {
-		it[i].kind = plan[i]->kind;
-		snprintf(it[i].id, sizeof(it[i].id), "%s", plan[i]->id);
-		snprintf(it[i].device, sizeof(it[i].device), "%s",
-			 plan[i]->device ? plan[i]->device : "");
-		snprintf(c[i].what, sizeof(c[i].what), "%s %s", vmc_ledger_kind_name(it[i].kind),
-			 it[i].id);
-	}
-	free(plan);
-	*cut = stop_now(stop_fd);
+	qmp_added(hv);
+	total = vmc_ledger_items(&h->ledger, 0, &it, &c);
+	if (total <= 0)
+		return (int)total;
+	*cut = vmc_ledger_stop_now(stop_fd);
 	if (!*cut) {
-		request_removals(h, it, c, total);
-		*cut = !await_removals(h, it, c, total, t0, t0 + ms * 1000000ull, stop_fd);
+		request_removals(h, it, c, (size_t)total);
+		*cut = !await_removals(h, it, c, (size_t)total, t0, t0 + ms * 1000000ull, stop_fd);
 	}
 	release_netdevs(h);
-	for (size_t i = 0; i < total; i++) {
-		if (it[i].state == DELETING)
-			settle(&it[i], &c[i], LEFT,
-			       *cut ? "device_del sent, no DEVICE_DELETED yet"
-				    : "device_del sent, no DEVICE_DELETED within %u ms (the guest "
-				      "did not let it go)",
-			       ms);
-		if (it[i].state != PENDING)
-			continue;
-		if (*cut || stop_now(stop_fd))
-			*cut = true;
-		if (*cut)
-			settle(&it[i], &c[i], LEFT,
-			       "not tried: a second signal cut the cleanup short");
-		else
-			remove_backend(h, it, total, &it[i], &c[i]);
-	}
-	for (size_t i = 0; i < total; i++)
-		if (!c[i].removed)
-			r = -EBUSY;
+	r = vmc_ledger_finish(it, (size_t)total, c, (size_t)total, stop_fd, cut, ms,
+			      "DEVICE_DELETED", "no DEVICE_DELETED within", rest, h);
 	free(it);
 	*out = c;
-	*n = total;
+	*n = (size_t)total;
 	return r;
 }
 

@@ -8,9 +8,13 @@
 #ifndef VMC_LEDGER_H
 #define VMC_LEDGER_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "hv.h"
+#include "macro.h"
 
 enum vmc_ledger_kind {
 	VMC_LEDGER_DEVICE,   /* device_add: removed with device_del, then DEVICE_DELETED */
@@ -63,5 +67,56 @@ const char *vmc_ledger_kind_name(enum vmc_ledger_kind kind);
 
 /* Forget everything (the VM is gone). The ledger stays usable. */
 void vmc_ledger_clear(struct vmc_ledger *l);
+
+/*
+ * A backend's cleanup, the part both backends share: what is to be
+ * removed, copied out of the ledger (which changes as things go), each
+ * with its report line (struct vmc_hv_cleaned) and how far it got.
+ */
+enum vmc_ledger_state {
+	VMC_LEDGER_PENDING,  /* not asked for yet */
+	VMC_LEDGER_DELETING, /* a device's removal asked for, not seen done */
+	VMC_LEDGER_GONE,
+	VMC_LEDGER_LEFT,
+};
+
+struct vmc_ledger_item {
+	enum vmc_ledger_kind kind;
+	char id[PATH_MAX]; /* a QOM id, a node name, a volume's path */
+	char device[80];   /* a backend object's device, "" none */
+	const char *via;   /* how a device's removal was asked for ("device_del") */
+	bool vcpu;         /* libvirt: a vCPU, not a device */
+	enum vmc_ledger_state state;
+};
+
+/*
+ * vmc_ledger_items - everything in @l in vmc_ledger_plan()'s order as items
+ * (*@it) and report lines (*@c, "KIND ID"), plus @extra blank report lines
+ * after them. Returns how many items (0: *@it and *@c NULL) or -ENOMEM.
+ */
+ssize_t vmc_ledger_items(const struct vmc_ledger *l, size_t extra, struct vmc_ledger_item **it,
+			 struct vmc_hv_cleaned **c);
+
+/* vmc_ledger_settle - how @it ends: @state (GONE or LEFT), how or why not in @c. */
+void vmc_ledger_settle(struct vmc_ledger_item *it, struct vmc_hv_cleaned *c,
+		       enum vmc_ledger_state state, const char *fmt, ...) _printf_(4, 5);
+
+/* vmc_ledger_stop_now - is @fd (the signalfd; -1: none) readable: a second signal? */
+bool vmc_ledger_stop_now(int fd);
+
+/*
+ * vmc_ledger_finish - after the wait for the devices (cut short by a
+ * second signal when *@cut): a device still being removed is LEFT ("VIA
+ * sent, no @event yet" when cut, else "VIA sent, @late @ms ms (the guest
+ * did not let it go)"); every item not tried yet is LEFT when a signal cut
+ * the cleanup short (*@cut is set if one comes now), else handed to @rest
+ * (backend objects, volumes), which settles it. Returns -EBUSY if a report
+ * line of @c[0..@n_c) says not removed, else 0.
+ */
+int vmc_ledger_finish(struct vmc_ledger_item *it, size_t n, struct vmc_hv_cleaned *c, size_t n_c,
+		      int stop_fd, bool *cut, unsigned ms, const char *event, const char *late,
+		      void (*rest)(void *ctx, struct vmc_ledger_item *all, size_t n,
+				   struct vmc_ledger_item *it, struct vmc_hv_cleaned *c),
+		      void *ctx);
 
 #endif

@@ -4,6 +4,8 @@
  * and the order a cleanup follows (devices before the objects they use,
  * the newest first).
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -95,5 +97,65 @@ static void an_id_added_again_is_newest(void)
 	vmc_ledger_clear(&l);
 }
 
+/* The rest of a cleanup: each item left for it, once. */
+static void rest_gone(void *ctx, struct vmc_ledger_item *all, size_t n, struct vmc_ledger_item *it,
+		      struct vmc_hv_cleaned *c)
+{
+	(*(int *)ctx)++;
+	vmc_ledger_settle(it, c, VMC_LEDGER_GONE, "%s", "netdev_del");
+}
+
+/*
+ * The shared end of a cleanup: items in the plan's order with their report
+ * lines; a device still being removed is left with the backend's words;
+ * the rest goes to the backend, or is left untried after a second signal.
+ */
+static void a_cleanup_ends_with_each_item_settled(void)
+{
+	struct vmc_ledger l = { 0 };
+	struct vmc_ledger_item *it = NULL;
+	struct vmc_hv_cleaned *c = NULL;
+	bool cut = false;
+	int rested = 0;
+
+	CU_ASSERT_EQUAL(vmc_ledger_items(&l, 1, &it, &c), 0);
+	CU_ASSERT_PTR_NULL(it);
+	vmc_ledger_add(&l, VMC_LEDGER_NETDEV, "nic1-net", "nic1");
+	vmc_ledger_add(&l, VMC_LEDGER_DEVICE, "nic1", NULL);
+	CU_ASSERT_EQUAL_FATAL(vmc_ledger_items(&l, 0, &it, &c), 2);
+	CU_ASSERT_STRING_EQUAL(it[0].id, "nic1");
+	CU_ASSERT_STRING_EQUAL(c[0].what, "device nic1");
+	CU_ASSERT_STRING_EQUAL(it[1].device, "nic1");
+	CU_ASSERT_STRING_EQUAL(c[1].what, "netdev nic1-net");
+	it[0].state = VMC_LEDGER_DELETING;
+	it[0].via = "device_del";
+	CU_ASSERT_EQUAL(vmc_ledger_finish(it, 2, c, 2, -1, &cut, 300, "DEVICE_DELETED",
+					  "no DEVICE_DELETED within", rest_gone, &rested),
+			-EBUSY);
+	CU_ASSERT_STRING_EQUAL(c[0].how, "device_del sent, no DEVICE_DELETED within 300 ms (the "
+					 "guest did not let it go)");
+	CU_ASSERT_FALSE(c[0].removed);
+	CU_ASSERT_EQUAL(rested, 1);
+	CU_ASSERT_TRUE(c[1].removed);
+	free(it);
+	free(c);
+
+	/* Cut short: the device waited for says so, the netdev is not tried. */
+	CU_ASSERT_EQUAL_FATAL(vmc_ledger_items(&l, 0, &it, &c), 2);
+	it[0].state = VMC_LEDGER_DELETING;
+	it[0].via = "device_del";
+	cut = true;
+	CU_ASSERT_EQUAL(vmc_ledger_finish(it, 2, c, 2, -1, &cut, 300, "DEVICE_DELETED",
+					  "no DEVICE_DELETED within", rest_gone, &rested),
+			-EBUSY);
+	CU_ASSERT_STRING_EQUAL(c[0].how, "device_del sent, no DEVICE_DELETED yet");
+	CU_ASSERT_STRING_EQUAL(c[1].how, "not tried: a second signal cut the cleanup short");
+	CU_ASSERT_EQUAL(rested, 1);
+	free(it);
+	free(c);
+	vmc_ledger_clear(&l);
+}
+
 VMC_SUITE(ledger, NULL, NULL, VMC_TEST(devices_go_first_newest_first),
-	  VMC_TEST(dropped_things_leave_the_plan), VMC_TEST(an_id_added_again_is_newest))
+	  VMC_TEST(dropped_things_leave_the_plan), VMC_TEST(an_id_added_again_is_newest),
+	  VMC_TEST(a_cleanup_ends_with_each_item_settled))
