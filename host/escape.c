@@ -154,6 +154,18 @@ void vmc_esc_fputs(FILE *fp, const char *s, unsigned flags)
 		vmc_esc_write(fp, s, strlen(s), flags);
 }
 
+/* The text written to memstream @m over *@buf: the string, or NULL (freed) on an error. */
+static char *memstream_done(FILE *m, char *const *buf)
+{
+	bool bad = ferror(m);
+
+	if (fclose(m) == EOF || bad) {
+		free(*buf);
+		return NULL;
+	}
+	return *buf;
+}
+
 char *vmc_esc_str(const char *s, unsigned flags)
 {
 	char *buf = NULL;
@@ -166,34 +178,30 @@ char *vmc_esc_str(const char *s, unsigned flags)
 	if (!m)
 		return NULL;
 	vmc_esc_fputs(m, s, flags);
-	if (ferror(m)) {
-		fclose(m);
-		free(buf);
-		return NULL;
-	}
-	if (fclose(m) == EOF) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	return memstream_done(m, &buf);
 }
 
-void vmc_esc_line(FILE *fp, const char *fmt, ...)
+void vmc_esc_vline(FILE *fp, unsigned flags, const char *fmt, va_list ap)
 {
 	char *s = NULL;
-	va_list ap;
-	int n;
+	int n = vasprintf(&s, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
 	if (n < 0) {
 		fputs("(out of memory)\n", fp);
 		return;
 	}
-	vmc_esc_write(fp, s, (size_t)n, VMC_ESC_QUOTE);
+	vmc_esc_write(fp, s, (size_t)n, flags);
 	fputc('\n', fp);
 	free(s);
+}
+
+void vmc_esc_line(FILE *fp, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmc_esc_vline(fp, VMC_ESC_QUOTE, fmt, ap);
+	va_end(ap);
 }
 
 void vmc_esc_xml(FILE *fp, const char *s, bool attr)
@@ -264,14 +272,5 @@ char *vmc_esc_json_str(const char *json)
 	if (!m)
 		return NULL;
 	vmc_esc_json(m, json ? json : "");
-	if (ferror(m)) {
-		fclose(m);
-		free(buf);
-		return NULL;
-	}
-	if (fclose(m) == EOF) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	return memstream_done(m, &buf);
 }

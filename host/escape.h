@@ -18,6 +18,7 @@
 #ifndef VMC_ESCAPE_H
 #define VMC_ESCAPE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -75,6 +76,9 @@ const char *vmc_esc_buf(char *buf, size_t size, const char *s, unsigned flags);
  * @fmt itself holds no newline.
  */
 void vmc_esc_line(FILE *fp, const char *fmt, ...) _printf_(2, 3);
+
+/* vmc_esc_vline - the same with a va_list and @flags (VMC_ESC_*) of its own. */
+void vmc_esc_vline(FILE *fp, unsigned flags, const char *fmt, va_list ap) _printf_(3, 0);
 
 /*
  * vmc_esc_xml - @s (NULL: nothing) for XML 1.0 character data, or with

@@ -92,20 +92,11 @@ static void _printf_(3, 4) set(struct rung *r, enum rung_state st, const char *f
  */
 static void _printf_(2, 3) line(FILE *fp, const char *fmt, ...)
 {
-	char *s = NULL;
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	vmc_esc_vline(fp, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		fputs("(out of memory)\n", fp);
-		return;
-	}
-	vmc_esc_write(fp, s, (size_t)n, 0);
-	fputc('\n', fp);
-	free(s);
 }
 
 static const Vmcheck__V1__PciFunction *pci_function(const Vmcheck__V1__State *st, const char *addr)
