@@ -313,7 +313,9 @@ int vmc_libvirt_xml_pool(const char *name, const char *path, char **out)
 	return finish(f, &buf, out);
 }
 
-int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, const char *format, char **out)
+/* A volume @name of @bytes in @format, over @backing in @backing_format unless NULL. */
+static int volume(const char *name, uint64_t bytes, const char *format, const char *backing,
+		  const char *backing_format, char **out)
 {
 	char *buf = NULL;
 	size_t len;
@@ -326,30 +328,27 @@ int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, const char *format,
 	fprintf(f, "</name><capacity unit='bytes'>%" PRIu64 "</capacity><target><format type='",
 		bytes);
 	put_esc(f, format);
-	fputs("'/></target></volume>", f);
+	fputs("'/></target>", f);
+	if (backing) {
+		fputs("<backingStore><path>", f);
+		put_esc(f, backing);
+		fputs("</path><format type='", f);
+		put_esc(f, backing_format);
+		fputs("'/></backingStore>", f);
+	}
+	fputs("</volume>", f);
 	return finish(f, &buf, out);
+}
+
+int vmc_libvirt_xml_volume(const char *name, uint64_t bytes, const char *format, char **out)
+{
+	return volume(name, bytes, format, NULL, NULL, out);
 }
 
 int vmc_libvirt_xml_overlay(const char *name, uint64_t bytes, const char *backing,
 			    const char *backing_format, char **out)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (!f)
-		return -ENOMEM;
-	fputs("<volume><name>", f);
-	put_esc(f, name);
-	fprintf(f,
-		"</name><capacity unit='bytes'>%" PRIu64 "</capacity>"
-		"<target><format type='qcow2'/></target><backingStore><path>",
-		bytes);
-	put_esc(f, backing);
-	fputs("</path><format type='", f);
-	put_esc(f, backing_format);
-	fputs("'/></backingStore></volume>", f);
-	return finish(f, &buf, out);
+	return volume(name, bytes, "qcow2", backing, backing_format, out);
 }
 
 int vmc_libvirt_xml_dimm(const struct vmc_hv_dimm *m, char **out)
