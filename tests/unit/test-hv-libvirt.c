@@ -202,20 +202,17 @@ static const char x86_crash[] =
 	"<serial>vmcheck-crash</serial><alias name='ua-crash-disk'/><address type='pci' "
 	"domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></disk>\n";
 
+/* The x86_64 domain x86_xml is made of; each test changes what it is about. */
+#define X86_DOMAIN                                                                               \
+	{                                                                                        \
+		.name = "vm", .type = "qemu", .kernel = "/k/vmlinuz", .initrd = "/k/initrd.img", \
+		.append = "console=ttyS0", .console_log = "/w/console.log", .mem_mb = 512,       \
+		.maxmem_mb = 4096, .slots = 4, .cpus = 1, .maxcpus = 2, .ports = 2               \
+	}
+
 static void x86_domain_xml_as_before(void)
 {
-	struct vmc_libvirt_xml_domain d = { .name = "vm",
-					    .type = "qemu",
-					    .kernel = "/k/vmlinuz",
-					    .initrd = "/k/initrd.img",
-					    .append = "console=ttyS0",
-					    .console_log = "/w/console.log",
-					    .mem_mb = 512,
-					    .maxmem_mb = 4096,
-					    .slots = 4,
-					    .cpus = 1,
-					    .maxcpus = 2,
-					    .ports = 2 };
+	struct vmc_libvirt_xml_domain d = X86_DOMAIN;
 	struct vmc_error err = VMC_ERROR_INIT;
 	const char *cut = strstr(x86_xml, X86_BEFORE_CRASH);
 	char *xml = NULL, *want = NULL;
@@ -243,20 +240,7 @@ static void x86_domain_xml_as_before(void)
  */
 static void image_domain_xml(void)
 {
-	struct vmc_libvirt_xml_domain d = { .name = "vm",
-					    .type = "qemu",
-					    .kernel = "/k/vmlinuz",
-					    .initrd = "/k/initrd.img",
-					    .append = "console=ttyS0",
-					    .console_log = "/w/console.log",
-					    .mem_mb = 512,
-					    .maxmem_mb = 4096,
-					    .slots = 4,
-					    .cpus = 1,
-					    .maxcpus = 2,
-					    .ports = 2,
-					    .crash_disk = "/p/crash-disk.img",
-					    .root_disk = "/p/root.qcow2" };
+	struct vmc_libvirt_xml_domain d = X86_DOMAIN;
 	static const char root[] =
 		"    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
 		"<source file='/p/root.qcow2'/><target dev='vda' bus='virtio'/>"
@@ -270,6 +254,8 @@ static void image_domain_xml(void)
 	char *vda;
 	size_t n = 0;
 
+	d.crash_disk = "/p/crash-disk.img";
+	d.root_disk = "/p/root.qcow2";
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cut);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(crash);
 	vda = strstr(crash, "dev='vda'");
@@ -305,17 +291,7 @@ static void image_domain_xml(void)
  */
 static void remote_domain_xml(void)
 {
-	struct vmc_libvirt_xml_domain d = { .name = "vm",
-					    .type = "qemu",
-					    .kernel = "/var/tmp/vmcheck-1-ab/vmlinuz",
-					    .initrd = "/var/tmp/vmcheck-1-ab/initrd.img",
-					    .append = "console=ttyS0",
-					    .mem_mb = 512,
-					    .maxmem_mb = 4096,
-					    .slots = 4,
-					    .cpus = 1,
-					    .maxcpus = 2,
-					    .ports = 2 };
+	struct vmc_libvirt_xml_domain d = X86_DOMAIN;
 	static const char *const swap[][2] = {
 		{ "<kernel>/k/vmlinuz</kernel>", "<kernel>/var/tmp/vmcheck-1-ab/vmlinuz</kernel>" },
 		{ "<initrd>/k/initrd.img</initrd>",
@@ -326,6 +302,9 @@ static void remote_domain_xml(void)
 	struct vmc_error err = VMC_ERROR_INIT;
 	char *want = strdup(x86_xml), *xml = NULL;
 
+	d.kernel = "/var/tmp/vmcheck-1-ab/vmlinuz";
+	d.initrd = "/var/tmp/vmcheck-1-ab/initrd.img";
+	d.console_log = NULL;
 	for (size_t i = 0; want && i < ARRAY_SIZE(swap); i++) {
 		const char *at = strstr(want, swap[i][0]);
 		char *next = NULL;
