@@ -314,10 +314,11 @@ static int unplug(struct vmc_ctx *c, struct disk *d)
 	struct vmc_error err = VMC_ERROR_INIT;
 	unsigned deadline = vmc_chk_unplug_ms(c);
 	struct vmc_step *s;
-	bool pending = false;
+	bool pending = false, shown;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (serial %s)", d->id, d->serial);
+	shown = vmc_chk_shown(c, vmc_chk_disk_gone, &d->want);
 	r = vmc_chk_del(s, hv->ops->disk_del(hv, d->id, &err), &err, &pending);
 	if (r == 0)
 		r = vmc_step_expect(s, vmc_chk_disk_gone, &d->want, deadline);
@@ -332,7 +333,7 @@ static int unplug(struct vmc_ctx *c, struct disk *d)
 	if (r < 0)
 		r = vmc_step_end(s, r, "%s", err.msg ? err.msg : "disk_release failed");
 	else
-		r = vmc_step_end(s, 0, NULL);
+		r = vmc_step_end(s, vmc_chk_seen_go(s, 0, shown, d->id), NULL);
 	vmc_error_clear(&err);
 	return r;
 }

@@ -343,12 +343,13 @@ static int unplug(struct vmc_ctx *c, struct dimm *m)
 	struct vmc_error err = VMC_ERROR_INIT;
 	unsigned deadline = c->opts->deadline_ms;
 	struct vmc_step *s;
-	bool pending = false;
+	bool pending = false, shown;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (blocks %" PRIu64 "-%" PRIu64 ")", m->id,
 			   m->want.first, m->want.first + m->want.count - 1);
 	vmc_chk_dimm_unplugging(&m->want, vmc_view(c));
+	shown = vmc_chk_shown(c, vmc_chk_dimm_gone, &m->want);
 	r = vmc_chk_del(s, hv->ops->mem_del(hv, m->id, &err), &err, &pending);
 	if (r == 0)
 		r = vmc_step_expect(s, vmc_chk_dimm_gone, &m->want, deadline);
@@ -364,7 +365,7 @@ static int unplug(struct vmc_ctx *c, struct dimm *m)
 	m->added = false;
 	r = hv->ops->mem_release(hv, m->id, &err);
 	r = r < 0 ? vmc_step_end(s, r, "%s", err.msg ? err.msg : "mem_release failed")
-		  : vmc_step_end(s, 0, NULL);
+		  : vmc_step_end(s, vmc_chk_seen_go(s, 0, shown, m->id), NULL);
 	vmc_error_clear(&err);
 	return r;
 }

@@ -345,10 +345,11 @@ static int unplug(struct vmc_ctx *c, struct nic *n)
 	struct vmc_error err = VMC_ERROR_INIT;
 	unsigned deadline = vmc_chk_unplug_ms(c);
 	struct vmc_step *s;
-	bool pending = false;
+	bool pending = false, shown;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (%s)", n->id, n->mac);
+	shown = vmc_chk_shown(c, vmc_chk_nic_gone, &n->want);
 	r = vmc_chk_del(s, hv->ops->nic_del(hv, n->id, &err), &err, &pending);
 	if (r == 0)
 		r = vmc_step_expect(s, vmc_chk_nic_gone, &n->want, deadline);
@@ -358,7 +359,7 @@ static int unplug(struct vmc_ctx *c, struct nic *n)
 		r = vmc_chk_removed(c, s, n->id, pending, deadline);
 	if (r == 0)
 		n->added = false;
-	return vmc_step_end(s, r, NULL);
+	return vmc_step_end(s, vmc_chk_seen_go(s, r, shown, n->id), NULL);
 }
 
 /*

@@ -619,6 +619,23 @@ unsigned vmc_chk_unplug_ms(const struct vmc_ctx *c)
 	return vmc_arch_unplug_ms(vmc_hv_arch(c->hv), c->opts->deadline_ms);
 }
 
+bool vmc_chk_shown(struct vmc_ctx *c, vmc_expect_fn gone, void *arg)
+{
+	struct vmc_why why = { .text = "" };
+
+	return !gone(vmc_view(c), arg, &why);
+}
+
+int vmc_chk_seen_go(struct vmc_step *s, int r, bool shown, const char *id)
+{
+	if (r < 0 || shown)
+		return r;
+	return vmc_step_fail(s, -ENOENT,
+			     "the guest never showed %s before its unplug, so it could not be "
+			     "seen to go (the hypervisor did remove it)",
+			     id);
+}
+
 #define VIEWS_EVERY_MS 500
 
 static const char *view_word(int v)

@@ -201,6 +201,22 @@ int vmc_chk_del(struct vmc_step *s, int rc, struct vmc_error *err, bool *pending
 unsigned vmc_chk_unplug_ms(const struct vmc_ctx *c);
 
 /*
+ * vmc_chk_shown - before an unplug: whether @c's guest shows the device,
+ * that is, whether its "gone" expectation @gone (with @arg) does not hold
+ * on the view yet. A device the guest never showed (its plug failed, or an
+ * agent that lies) cannot be seen to go: vmc_chk_seen_go() then fails the
+ * unplug instead of passing it on the guest's silence.
+ */
+bool vmc_chk_shown(struct vmc_ctx *c, vmc_expect_fn gone, void *arg);
+
+/*
+ * vmc_chk_seen_go - the end of unplug step @s of device @id: @r as it is,
+ * unless @r is 0 and the guest did not show the device before (@shown
+ * false): then the step fails saying so, the hypervisor's removal noted.
+ */
+int vmc_chk_seen_go(struct vmc_step *s, int r, bool shown, const char *id);
+
+/*
  * vmc_chk_removed - after the guest let go of device @id in step @s, the
  * hypervisor must have let go too. DEVICE_DELETED is awaited until
  * @deadline_ms after the action; then every layer is asked

@@ -180,10 +180,11 @@ static int unplug(struct vmc_ctx *c, struct vcpu *v, bool *deleted)
 	 */
 	unsigned deadline = 3 * c->opts->deadline_ms;
 	struct vmc_step *s;
-	bool pending = false;
+	bool pending = false, shown;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (cpu%d)", v->id, v->want.id);
+	shown = vmc_chk_shown(c, vmc_chk_cpu_gone, &v->want);
 	*deleted = true;
 	/* Whatever comes of the request, QEMU may abort on the VM's next ACPI event. */
 	vmc_suite_taint(c,
@@ -205,7 +206,7 @@ static int unplug(struct vmc_ctx *c, struct vcpu *v, bool *deleted)
 	if (r == 0)
 		v->added = false;
 	note_defect(s, r, *deleted);
-	return vmc_step_end(s, r, NULL);
+	return vmc_step_end(s, vmc_chk_seen_go(s, r, shown, v->id), NULL);
 }
 
 /* Plug, online (if the guest left it offline) and identify, use. */

@@ -261,10 +261,11 @@ static int unplug(struct vmc_ctx *c, struct vf *v)
 	struct vmc_error err = VMC_ERROR_INIT;
 	unsigned deadline = vmc_chk_unplug_ms(c);
 	struct vmc_step *s;
-	bool pending = false;
+	bool pending = false, shown;
 	int r;
 
 	s = vmc_step_begin(c, CHECK, "unplug %s (host %s)", v->id, v->addr);
+	shown = vmc_chk_shown(c, vmc_vfio_guest_gone, &v->want);
 	r = vmc_chk_del(s, hv->ops->vfio_del(hv, v->id, &err), &err, &pending);
 	if (r == 0)
 		r = vmc_step_expect(s, vmc_vfio_guest_gone, &v->want, deadline);
@@ -274,7 +275,7 @@ static int unplug(struct vmc_ctx *c, struct vf *v)
 		r = vmc_chk_removed(c, s, v->id, pending, deadline);
 	if (r == 0)
 		v->added = false;
-	return vmc_step_end(s, r, NULL);
+	return vmc_step_end(s, vmc_chk_seen_go(s, r, shown, v->id), NULL);
 }
 
 /* One plug/unplug cycle of every usable VF over free root ports found afresh. */

@@ -496,6 +496,7 @@ struct fake_hv {
 	const struct vmc_arch *arch; /* what arch() says (NULL: nothing, x86_64) */
 	bool plugs;                  /* nic_add and device_del drive links[0] themselves... */
 	unsigned unplug_ms;          /* ...the guest letting go this long after device_del */
+	bool unseen;                 /* ...except that the guest never shows the NIC */
 	enum {
 		S3_YES,
 		S3_NO,
@@ -650,7 +651,7 @@ static int f_nic_add(struct vmc_hv *hv, const struct vmc_hv_nic *nic, struct vmc
 
 	snprintf(what, sizeof(what), "device_add %s mac=%s bus=%s", nic->id, nic->mac, nic->slot);
 	set_present(FH(hv), nic->id, true);
-	if (FH(hv)->plugs) {
+	if (FH(hv)->plugs && !FH(hv)->unseen) {
 		pthread_mutex_lock(&FH(hv)->g->mu);
 		snprintf(FH(hv)->g->links[0].key, sizeof(FH(hv)->g->links[0].key), "%s", nic->mac);
 		pthread_mutex_unlock(&FH(hv)->g->mu);
@@ -1650,6 +1651,30 @@ static void nic_unplug_waits_as_the_arch_needs(void)
 }
 
 /*
+ * A NIC the guest never showed cannot pass its unplug on the guest's
+ * silence: its plug fails, and so does its unplug, saying so, though QEMU
+ * removed it (DEVICE_DELETED came).
+ */
+static void an_unplug_the_guest_never_saw_fails(void)
+{
+	const struct vmc_check checks[] = { { "nic", vmc_check_nic } };
+
+	start();
+	T.opts.nics = 1;
+	T.h.plugs = true;
+	T.h.unseen = true;
+	CU_ASSERT_EQUAL(vmc_suite_run(T.s, checks, 1), -1);
+	/* setup, plug (failed: no use), unplug */
+	CU_ASSERT_EQUAL_FATAL(T.cap.n, 3);
+	CU_ASSERT_EQUAL(T.cap.r[1].status, VMC_STEP_FAILED);
+	CU_ASSERT(has(T.cap.r[2].name, "unplug nic1"));
+	CU_ASSERT_EQUAL(T.cap.r[2].status, VMC_STEP_FAILED);
+	CU_ASSERT(has(T.cap.r[2].message, "the guest never showed nic1 before its unplug"));
+	CU_ASSERT(has(T.cap.r[2].message, "the hypervisor did remove it"));
+	stop();
+}
+
+/*
  * A machine without vCPU hotplug is a skip in the hypervisor's words; any
  * other failure to list the positions fails the check.
  */
@@ -1994,6 +2019,7 @@ VMC_SUITE(suite, NULL, NULL, VMC_TEST(device_never_appears), VMC_TEST(device_app
 	  VMC_TEST(clock_running_while_stopped_fails),
 	  VMC_TEST(view_merges_only_the_sections_carried),
 	  VMC_TEST(nic_unplug_waits_as_the_arch_needs),
+	  VMC_TEST(an_unplug_the_guest_never_saw_fails),
 	  VMC_TEST(vcpu_check_skips_only_what_is_not_offered),
 	  VMC_TEST(only_a_vcpu_unplug_taints_the_vm), VMC_TEST(s3_only_where_the_machine_offers_it),
 	  VMC_TEST(no_agent_says_why_and_a_bad_spec_fails_at_once))
