@@ -245,6 +245,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * that poll: -EINTR is the same "nothing came", the frame was sent.
 	 */
 	r = vmc_agent_hello(run.conn, 0, &rsp, &err);
+	if (r != -ETIMEDOUT && r != -EINTR)
+		fprintf(stderr, "fuzz-agent-client: the first hello gave %d (%s)\n", r,
+			err.msg ? err.msg : "no message");
 	check(r == -ETIMEDOUT || r == -EINTR, "the first hello");
 	vmc_error_clear(&err);
 	run.next = drain(&run) + 1;
