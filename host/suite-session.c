@@ -193,20 +193,19 @@ int vmc_session_open(struct vmc_suite *s, uint64_t deadline, struct vmc_error *e
 				}
 			}
 			/* -ECONNRESET: the agent restarted under our Hello: ask the new one. */
+			if (r != -EPIPE && r != -ETIMEDOUT && r != -ECONNRESET)
+				return r;
+			/* Kept for the deadline's message: replies with wrong ids say so there. */
+			snprintf(last, sizeof(last), "%s", err->msg ? err->msg : "");
 			if (r == -EPIPE)
 				vmc_session_lost(s, err);
-			else if (r != -ETIMEDOUT && r != -ECONNRESET)
-				return r;
 		}
 		if (vmc_session_vm_check(s, 0, err) == -ESRCH)
 			return -ESRCH;
-		if (vmc_mono_ns() >= deadline) {
-			const char *why = err->msg ? err->msg : last;
-
+		if (vmc_mono_ns() >= deadline)
 			return vmc_error_set(err, -ETIMEDOUT,
 					     "the agent at %s did not answer within the deadline%s%s",
-					     spec, *why ? ": " : "", why);
-		}
+					     spec, *last ? ": " : "", last);
 		vmc_error_clear(err);
 		if (!s->conn)
 			poll(NULL, 0, 100); /* the socket is not there yet */

@@ -1508,13 +1508,16 @@ static void no_agent_fails_what_follows(void)
 }
 
 /*
- * The agent never answered: the failure says why the last connect failed
- * (it once said only "did not answer within the deadline"); a spec that
+ * The agent never answered: the failure says why the last connect or
+ * Hello failed (it once said only "did not answer within the deadline",
+ * also for an agent that answered with wrong ids); a spec that
  * can never connect fails at once instead of waiting out the deadline.
  */
 static void no_agent_says_why_and_a_bad_spec_fails_at_once(void)
 {
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	uint64_t t0;
+	int mute;
 
 	start();
 	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s/none.sock", T.dir);
@@ -1524,6 +1527,20 @@ static void no_agent_says_why_and_a_bad_spec_fails_at_once(void)
 		fprintf(stderr, "no agent: %s\n", last()->message);
 	CU_ASSERT(has(last()->message, "did not answer within the deadline"));
 	CU_ASSERT(has(last()->message, "No such file or directory"));
+	/* An agent that takes the connection and never answers: the last Hello says so. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/mute.sock", T.dir);
+	mute = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_EQUAL_FATAL(bind(mute, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CU_ASSERT_EQUAL_FATAL(listen(mute, 4), 0);
+	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s", sa.sun_path);
+	vmc_suite_attach(T.s, &T.h.hv, NULL);
+	CU_ASSERT(vmc_suite_connect(T.s, 300) < 0);
+	if (!has(last()->message, "no reply to hello within"))
+		fprintf(stderr, "mute agent: %s\n", last()->message);
+	CU_ASSERT(has(last()->message, "did not answer within the deadline: "));
+	CU_ASSERT(has(last()->message, "no reply to hello within"));
+	close(mute);
+	unlink(sa.sun_path);
 	snprintf(T.h.spec, sizeof(T.h.spec), "nosuch:%s", T.dir);
 	vmc_suite_attach(T.s, &T.h.hv, NULL);
 	t0 = vmc_mono_ns();
