@@ -6,10 +6,13 @@ non-zero if any check failed; run-all counts those lines.
 """
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.environ.get("B", "build")
@@ -146,3 +149,68 @@ class Veth:
 
     def __exit__(self, *exc):
         run(["ip", "link", "del", self.a])
+
+
+class Qmp:
+    """A second QMP monitor of the user's VM, to look at it as the user would."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(path)
+        self.f = self.s.makefile("rw")
+        self.f.readline()
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            r = json.loads(self.f.readline())
+            if "return" in r or "error" in r:
+                return r.get("return", r.get("error"))
+
+    def ours(self):
+        """What of vmcheck's (disk*, nic*, dimm*, vcpu*) the VM still has."""
+        names = set()
+        for b in self.cmd("query-named-block-nodes"):
+            names.add(b.get("node-name", ""))
+        for p in self.cmd("qom-list", path="/machine/peripheral"):
+            names.add(p["name"])
+        for bus in self.cmd("query-pci"):
+            names |= set(re.findall(r'"qdev_id": "([^"]*)"', json.dumps(bus)))
+        for m in self.cmd("query-memory-devices"):
+            names.add(m.get("data", {}).get("id", ""))
+        for o in self.cmd("qom-list", path="/objects"):
+            names.add(o["name"])
+        return sorted(n for n in names if re.match(r"(disk|nic|dimm|vcpu)\d", n))
+
+
+def attach_vm(d, guest, name):
+    """Start the embedded guest in @guest under QEMU as a user would, for attach
+    mode: QMP on d/qmp.sock, a second monitor on d/look.sock, the agent's
+    port on d/agent.sock, eight free root ports, the console in d/console.log."""
+    append = open(os.path.join(guest, "cmdline")).read().strip()
+    argv = ["qemu-system-x86_64", "-name", name, "-machine", "q35",
+            "-accel", "tcg", "-cpu", "qemu64", "-m", "512M,slots=4,maxmem=4096M",
+            "-smp", "1,maxcpus=4", "-nodefaults", "-no-user-config", "-display", "none",
+            "-kernel", os.path.join(guest, "vmlinuz"),
+            "-initrd", os.path.join(guest, "initrd.img"), "-append", append,
+            "-chardev", "file,id=console,path=%s/console.log" % d,
+            "-serial", "chardev:console"]
+    for m in ("qmp", "look"):
+        argv += ["-chardev", "socket,id=%s,path=%s/%s.sock,server=on,wait=off" % (m, d, m),
+                 "-mon", "chardev=%s,mode=control" % m]
+    for i in range(1, 9):
+        argv += ["-device", "pcie-root-port,id=pciroot%d,chassis=%d,slot=%d" % (i, i, i)]
+    argv += ["-device", "pcie-root-port,id=rp-agent,chassis=9,slot=9",
+             "-device", "virtio-serial-pci,id=agent-serial,bus=rp-agent",
+             "-chardev", "socket,id=agent,path=%s/agent.sock,server=on,wait=off" % d,
+             "-device", "virtserialport,id=agent-port,bus=agent-serial.0,chardev=agent,"
+             "name=org.vmcheck.agent.0"]
+    q = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                         stdout=open(os.path.join(d, "qemu.stderr"), "w"),
+                         stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(os.path.join(d, "look.sock")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return q
