@@ -15,7 +15,8 @@
 #                   then make fuzz-long
 #   make bench-backends  the suite through QMP and libvirt, latencies side by side
 #   make fuzz       every libFuzzer harness (tests/fuzz) for FUZZ_SECONDS each
-#                   (default 30), then executions and coverage per harness
+#                   (default 30), one per core at once, then executions and
+#                   coverage per harness
 #   make fuzz-long  every harness to FUZZ_RUNS executions (10 million; make
 #                   bench runs it)
 #   make test-asan  vmcheck built with ASan and UBSan through the integration
@@ -38,7 +39,7 @@ PROTOC_C  ?= protoc-c
 MUSL_CC   ?= musl-gcc
 CLANG     ?= clang
 FUZZ_SECONDS ?= 30
-# make test runs each fuzzer this long (three: a minute in all).
+# make test runs each fuzzer this long (three, two at once on two cores: 40 s).
 FUZZ_TEST_SECONDS ?= 20
 # The guest architecture of make guest and make deb: x86_64 or aarch64.
 ARCH      ?= x86_64
@@ -240,7 +241,7 @@ $(B)/fuzz-agent-client $(B)/fuzz-state: $(B)/fuzz-%: $(B)/fuzz/fuzz-%.o $(B)/fuz
 $(FUZZ_BINS):
 	$(CLANG) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(HOST_LIBS)
 
-# Every harness for FUZZ_SECONDS, one after the other, on the seeds and what
+# Every harness for FUZZ_SECONDS, one per core at once (FUZZ_JOBS), on the seeds and what
 # earlier runs found ($(B)/fuzz-corpus/NAME); a table of executions and
 # coverage at the end. fuzz-long: each to FUZZ_RUNS executions instead.
 FUZZ_RUNS ?= 10000000
