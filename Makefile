@@ -296,6 +296,9 @@ test-all: test
 # too). make test runs test-faults only here.
 ASAN_TESTS ?= test-suite test-faults
 ASAN_SUITE_PARTS ?= full
+# make test's plain integration run leaves test-suite's whole-suite part to
+# test-asan, which runs it with the sanitized build: once is enough.
+TEST_SUITE_PARTS ?= attach killed no_cpu no_s3
 $(B)/asan/vmcheck: $(call obj,unit,$(COMMON_SRC) $(HOST_LIB) host/main.c)
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS)
@@ -312,7 +315,7 @@ test: deps
 		$(B)/vmcheck-agent-liar $(B)/vmcheck-hostile $(B)/asan/vmcheck
 	$(MAKE) unit
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
-	$(MAKE) integration
+	VMC_SUITE_PARTS="$(TEST_SUITE_PARTS)" $(MAKE) integration
 	$(MAKE) test-asan
 
 # The main job: the whole sanity suite on the embedded guest, with reports.
