@@ -922,9 +922,20 @@ static struct fixture {
 /* The next fake guest's System.mem_sleep (start() takes it): "" not said. */
 static char next_mem_sleep[32];
 
-static void start(void)
+/* A unix socket listening at @path: the fake agent's, or one that never answers. */
+static int listen_at(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	CU_ASSERT_EQUAL_FATAL(listen(fd, 4), 0);
+	return fd;
+}
+
+static void start(void)
+{
 	struct vmc_error err = VMC_ERROR_INIT;
 
 	memset(&T, 0, sizeof(T));
@@ -941,10 +952,7 @@ static void start(void)
 	T.g.links[1] = (struct fdev){ true, "52:54:00:76:00:02", "eth2", "0000:02:00.0", 0 };
 	T.g.blocks[0] = (struct fdev){ false, "d1", "vdb", "0000:03:00.0", 0 };
 	snprintf(T.g.path, sizeof(T.g.path), "%s/agent.sock", T.dir);
-	strcpy(sa.sun_path, T.g.path);
-	T.g.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CU_ASSERT_EQUAL_FATAL(bind(T.g.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	CU_ASSERT_EQUAL_FATAL(listen(T.g.listen_fd, 4), 0);
+	T.g.listen_fd = listen_at(T.g.path);
 	CU_ASSERT_EQUAL_FATAL(pipe2(T.g.wake, O_CLOEXEC | O_NONBLOCK), 0);
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&T.g.thread, NULL, guest_run, &T.g), 0);
 
@@ -1515,7 +1523,7 @@ static void no_agent_fails_what_follows(void)
  */
 static void no_agent_says_why_and_a_bad_spec_fails_at_once(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[sizeof(T.dir) + 16];
 	uint64_t t0;
 	int mute;
 
@@ -1528,11 +1536,9 @@ static void no_agent_says_why_and_a_bad_spec_fails_at_once(void)
 	CU_ASSERT(has(last()->message, "did not answer within the deadline"));
 	CU_ASSERT(has(last()->message, "No such file or directory"));
 	/* An agent that takes the connection and never answers: the last Hello says so. */
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/mute.sock", T.dir);
-	mute = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CU_ASSERT_EQUAL_FATAL(bind(mute, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	CU_ASSERT_EQUAL_FATAL(listen(mute, 4), 0);
-	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s", sa.sun_path);
+	snprintf(path, sizeof(path), "%s/mute.sock", T.dir);
+	mute = listen_at(path);
+	snprintf(T.h.spec, sizeof(T.h.spec), "vserial:%s", path);
 	vmc_suite_attach(T.s, &T.h.hv, NULL);
 	CU_ASSERT(vmc_suite_connect(T.s, 300) < 0);
 	if (!has(last()->message, "no reply to hello within"))
@@ -1540,7 +1546,7 @@ static void no_agent_says_why_and_a_bad_spec_fails_at_once(void)
 	CU_ASSERT(has(last()->message, "did not answer within the deadline: "));
 	CU_ASSERT(has(last()->message, "no reply to hello within"));
 	close(mute);
-	unlink(sa.sun_path);
+	unlink(path);
 	snprintf(T.h.spec, sizeof(T.h.spec), "nosuch:%s", T.dir);
 	vmc_suite_attach(T.s, &T.h.hv, NULL);
 	t0 = vmc_mono_ns();
